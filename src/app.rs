@@ -1,0 +1,170 @@
+//! Wires ingest -> correlate -> publish, and owns shutdown:
+//! signal -> readiness false -> stop accepting -> drain connections -> apply queued events and
+//! publish every incident still waiting -> flush the producer within the grace period -> report.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::{Brokers, Config};
+use crate::correlate::Correlator;
+use crate::ingest::router::{Health, Limits, Router};
+use crate::ingest::server::{self, ServerLimits};
+use crate::publish::embedded::EmbeddedBroker;
+use crate::publish::kafka::{KafkaSetupError, KafkaSink};
+
+/// How often the Kafka connection is probed for readiness.
+const KAFKA_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    EmbeddedBroker(String),
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What was left undone at exit; all zero after a clean shutdown.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    pub connections_cut: usize,
+    pub messages_undelivered: i32,
+}
+
+/// A running gateway.
+pub struct Running {
+    addr: SocketAddr,
+    bootstrap: String,
+    health: Arc<Health>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<ShutdownReport>,
+}
+
+/// Starts sluice: the broker connection (or the embedded broker), topics, shards and the HTTP
+/// listener, in that order, so that a bound port means everything behind it is ready.
+pub async fn start(config: Config, clock: Clock) -> Result<Running, StartError> {
+    let metrics = crate::metrics::install();
+    let embedded = match &config.kafka.brokers {
+        Brokers::Embedded => {
+            let broker =
+                EmbeddedBroker::start(&config.kafka).map_err(StartError::EmbeddedBroker)?;
+            tracing::warn!(
+                bootstrap = broker.bootstrap_servers(),
+                "EMBEDDED BROKER: incidents go to an in-memory, in-process Kafka mock cluster that is \
+                 NOT DURABLE and vanishes at exit; for trying sluice out only. Set kafka.brokers \
+                 (or SLUICE_KAFKA_BROKERS) to a real cluster."
+            );
+            Some(broker)
+        }
+        Brokers::List(_) => None,
+    };
+    let bootstrap = match (&embedded, &config.kafka.brokers) {
+        (Some(b), _) => b.bootstrap_servers().to_string(),
+        (None, Brokers::List(list)) => list.clone(),
+        (None, Brokers::Embedded) => unreachable!("embedded brokers are started above"),
+    };
+    let sink = Arc::new(KafkaSink::connect(&config.kafka, &bootstrap, &config.instance).await?);
+    tracing::info!(
+        brokers = %bootstrap,
+        topic = %config.kafka.topic,
+        changes_topic = %config.kafka.changes_topic,
+        "kafka producer ready"
+    );
+    let (correlator, handle) = Correlator::spawn(&config.correlate, clock.clone(), sink.clone());
+    let health = Arc::new(Health::new(sink.connected()));
+    let router = Arc::new(Router::new(
+        handle,
+        clock,
+        Arc::clone(&health),
+        metrics,
+        Limits {
+            max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: config.server.body_read_timeout,
+        },
+    ));
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.server.listen,
+        source,
+    })?;
+    tracing::info!(%addr, "listening");
+
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(Arc::clone(&sink).watch_connection(KAFKA_PROBE_EVERY, stop_rx.clone()));
+    let grace = config.server.shutdown_grace;
+    let limits = ServerLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        drain: grace,
+    };
+    let task = tokio::spawn(async move {
+        let connections_cut = server::serve(listener, router, limits, stop_rx).await;
+        let started = Instant::now();
+        correlator.shutdown().await;
+        let left = grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let flush_sink = Arc::clone(&sink);
+        let messages_undelivered = tokio::task::spawn_blocking(move || flush_sink.flush(left))
+            .await
+            .unwrap_or(-1);
+        drop(sink);
+        drop(embedded);
+        ShutdownReport {
+            connections_cut,
+            messages_undelivered,
+        }
+    });
+    Ok(Running {
+        addr,
+        bootstrap,
+        health,
+        stop,
+        task,
+    })
+}
+
+impl Running {
+    /// The address the HTTP server is bound to (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Kafka bootstrap servers in use (the embedded broker's loopback address, if embedded).
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Starts the shutdown sequence; [`Running::wait`] reports how it went.
+    pub fn shutdown(&self) {
+        self.health.shutting_down.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for the shutdown sequence to finish.
+    pub async fn wait(self) -> ShutdownReport {
+        self.task.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "shutdown task failed");
+            ShutdownReport {
+                connections_cut: 0,
+                messages_undelivered: -1,
+            }
+        })
+    }
+}

@@ -1,0 +1,603 @@
+//! Configuration: TOML in, validated typed config out.
+//!
+//! Raw structs mirror the file (every key optional, unknown keys collected rather than fatal);
+//! [`Config::from_toml`] applies `SLUICE_*` environment overrides, checks everything and reports
+//! every problem at once, each naming its key. Defaults live in [`defaults`] and nowhere else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::event::GroupField;
+use crate::time::parse_duration;
+
+/// Every default, in one place.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// PagerDuty's request limit.
+    pub const MAX_BODY_BYTES: usize = 512 * 1024;
+    pub const MAX_CONNECTIONS: usize = 4096;
+    pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const BODY_READ_TIMEOUT: &str = "30s";
+    pub const SHUTDOWN_GRACE: &str = "30s";
+    pub const BROKERS: &str = "embedded";
+    pub const TOPIC: &str = "sluice.incidents";
+    pub const CHANGES_TOPIC: &str = "sluice.changes";
+    pub const PARTITIONS: i32 = 6;
+    pub const REPLICATION_FACTOR: i32 = 1;
+    pub const LINGER: &str = "5ms";
+    pub const MESSAGE_TIMEOUT: &str = "300s";
+    pub const QUEUE_MAX_MESSAGES: u32 = 100_000;
+    pub const QUEUE_CAPACITY: usize = 8192;
+    pub const MAX_ALERTS_PER_MESSAGE: usize = 100;
+    pub const WINDOW_DURATION: &str = "5m";
+    pub const MAX_DURATION: &str = "24h";
+    pub const GROUP_WAIT: &str = "30s";
+    pub const GROUP_INTERVAL: &str = "1m";
+    pub const LOG_LEVEL: &str = "info";
+    pub const INSTANCE: &str = "sluice";
+}
+
+/// Environment variables that override a config key; anything else named `SLUICE_*` is an
+/// error, so a typo in an override is caught rather than silently ignored.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("SLUICE_LISTEN", "server.listen"),
+    ("SLUICE_KAFKA_BROKERS", "kafka.brokers"),
+    ("SLUICE_KAFKA_TOPIC", "kafka.topic"),
+    ("SLUICE_KAFKA_CHANGES_TOPIC", "kafka.changes_topic"),
+    ("SLUICE_LOG_LEVEL", "log.level"),
+    ("SLUICE_LOG_FORMAT", "log.format"),
+    ("SLUICE_INSTANCE", "instance"),
+];
+/// Read by the CLI itself (the config path), not an override.
+pub const ENV_CONFIG_PATH: &str = "SLUICE_CONFIG";
+
+type Unknown = BTreeMap<String, toml::Value>;
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    instance: Option<String>,
+    server: Option<RawServer>,
+    kafka: Option<RawKafka>,
+    correlate: Option<RawCorrelate>,
+    log: Option<RawLog>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawServer {
+    listen: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawKafka {
+    brokers: Option<String>,
+    topic: Option<String>,
+    changes_topic: Option<String>,
+    create_topics: Option<bool>,
+    partitions: Option<i32>,
+    replication_factor: Option<i32>,
+    linger: Option<String>,
+    message_timeout: Option<String>,
+    queue_max_messages: Option<u32>,
+    properties: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawCorrelate {
+    shards: Option<usize>,
+    queue_capacity: Option<usize>,
+    max_alerts_per_message: Option<usize>,
+    rules: Option<Vec<RawRule>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawRule {
+    name: Option<String>,
+    group_by: Option<Vec<String>>,
+    window: Option<String>,
+    window_duration: Option<String>,
+    max_duration: Option<String>,
+    group_wait: Option<String>,
+    group_interval: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Names this gateway in the `ce_source` header of every message.
+    pub instance: String,
+    pub server: ServerConfig,
+    pub kafka: KafkaConfig,
+    pub correlate: CorrelateConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Brokers {
+    /// librdkafka's in-process mock cluster on a loopback port: in memory, not durable.
+    Embedded,
+    /// A real cluster's bootstrap list, `host:port[,host:port...]`.
+    List(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    pub brokers: Brokers,
+    pub topic: String,
+    pub changes_topic: String,
+    pub create_topics: bool,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub linger: Duration,
+    pub message_timeout: Duration,
+    pub queue_max_messages: u32,
+    /// Passed to librdkafka as they are (security, SASL, client.id, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CorrelateConfig {
+    pub shards: usize,
+    pub queue_capacity: usize,
+    pub max_alerts_per_message: usize,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Anchored at the incident's opening.
+    Fixed,
+    /// Extended by every new alert, up to `max_duration`.
+    Rolling,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuleConfig {
+    pub name: String,
+    pub group_by: Vec<GroupField>,
+    pub window: WindowKind,
+    pub window_duration: Duration,
+    pub max_duration: Duration,
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// Every problem found in a config, each naming its key.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} problem(s) in the configuration:",
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: &str, msg: impl fmt::Display) {
+        self.0.push(format!("{key}: {msg}"));
+    }
+
+    fn unknown(&mut self, section: &str, unknown: &Unknown) {
+        for k in unknown.keys() {
+            let key = if section.is_empty() {
+                k.clone()
+            } else {
+                format!("{section}.{k}")
+            };
+            self.0.push(format!("{key}: unknown key"));
+        }
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&str>, default: &str) -> Duration {
+        parse_duration(raw.unwrap_or(default)).unwrap_or_else(|e| {
+            self.add(key, e);
+            Duration::ZERO
+        })
+    }
+
+    fn positive<T: PartialOrd + Default + Copy>(&mut self, key: &str, v: T) -> T {
+        if v <= T::default() {
+            self.add(key, "must be greater than zero");
+        }
+        v
+    }
+}
+
+impl Config {
+    /// Parses and validates `text`, with overrides from `env` (pass `std::env::vars()`).
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![e.to_string().trim_end().to_string()],
+        })?;
+        let mut p = Problems(Vec::new());
+        raw.apply_env(env, &mut p);
+        let config = raw.validate(&mut p);
+        if p.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems: p.0 })
+        }
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(
+        path: &std::path::Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("{}: {e}", path.display())],
+        })?;
+        Config::from_toml(&text, env)
+    }
+}
+
+impl RawConfig {
+    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>, p: &mut Problems) {
+        for (name, value) in env {
+            if !name.starts_with("SLUICE_") || name == ENV_CONFIG_PATH {
+                continue;
+            }
+            let server = self.server.get_or_insert_with(Default::default);
+            let kafka = self.kafka.get_or_insert_with(Default::default);
+            let log = self.log.get_or_insert_with(Default::default);
+            let slot = match name.as_str() {
+                "SLUICE_LISTEN" => &mut server.listen,
+                "SLUICE_KAFKA_BROKERS" => &mut kafka.brokers,
+                "SLUICE_KAFKA_TOPIC" => &mut kafka.topic,
+                "SLUICE_KAFKA_CHANGES_TOPIC" => &mut kafka.changes_topic,
+                "SLUICE_LOG_LEVEL" => &mut log.level,
+                "SLUICE_LOG_FORMAT" => &mut log.format,
+                "SLUICE_INSTANCE" => &mut self.instance,
+                _ => {
+                    let known: Vec<_> = ENV_OVERRIDES.iter().map(|(n, _)| *n).collect();
+                    p.add(
+                        &name,
+                        format!("unknown environment override (known: {})", known.join(", ")),
+                    );
+                    continue;
+                }
+            };
+            *slot = Some(value);
+        }
+    }
+
+    fn validate(self, p: &mut Problems) -> Config {
+        p.unknown("", &self.unknown);
+        let instance = self.instance.unwrap_or_else(|| defaults::INSTANCE.into());
+        if instance.is_empty() {
+            p.add("instance", "must not be empty");
+        }
+        let config = Config {
+            instance,
+            server: self.server.unwrap_or_default().validate(p),
+            kafka: self.kafka.unwrap_or_default().validate(p),
+            correlate: self.correlate.unwrap_or_default().validate(p),
+            log: self.log.unwrap_or_default().validate(p),
+        };
+        config
+    }
+}
+
+impl RawServer {
+    fn validate(self, p: &mut Problems) -> ServerConfig {
+        p.unknown("server", &self.unknown);
+        let listen = self.listen.as_deref().unwrap_or(defaults::LISTEN);
+        let listen = listen.parse().unwrap_or_else(|_| {
+            p.add(
+                "server.listen",
+                format!("{listen:?} is not an address like 127.0.0.1:8080"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        ServerConfig {
+            listen,
+            max_body_bytes: p.positive(
+                "server.max_body_bytes",
+                self.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES),
+            ),
+            max_connections: p.positive(
+                "server.max_connections",
+                self.max_connections.unwrap_or(defaults::MAX_CONNECTIONS),
+            ),
+            header_read_timeout: p.duration(
+                "server.header_read_timeout",
+                self.header_read_timeout.as_deref(),
+                defaults::HEADER_READ_TIMEOUT,
+            ),
+            body_read_timeout: p.duration(
+                "server.body_read_timeout",
+                self.body_read_timeout.as_deref(),
+                defaults::BODY_READ_TIMEOUT,
+            ),
+            shutdown_grace: p.duration(
+                "server.shutdown_grace",
+                self.shutdown_grace.as_deref(),
+                defaults::SHUTDOWN_GRACE,
+            ),
+        }
+    }
+}
+
+impl RawKafka {
+    fn validate(self, p: &mut Problems) -> KafkaConfig {
+        p.unknown("kafka", &self.unknown);
+        let brokers = match self.brokers.as_deref().unwrap_or(defaults::BROKERS).trim() {
+            "embedded" => Brokers::Embedded,
+            "" => {
+                p.add(
+                    "kafka.brokers",
+                    "must be \"embedded\" or a list like \"kafka-1:9092,kafka-2:9092\"",
+                );
+                Brokers::Embedded
+            }
+            list => {
+                for b in list.split(',') {
+                    let b = b.trim();
+                    let port_ok = b
+                        .rsplit_once(':')
+                        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+                    if !port_ok {
+                        p.add("kafka.brokers", format!("{b:?} is not host:port"));
+                    }
+                }
+                Brokers::List(list.to_string())
+            }
+        };
+        let topic = self.topic.unwrap_or_else(|| defaults::TOPIC.into());
+        let changes_topic = self
+            .changes_topic
+            .unwrap_or_else(|| defaults::CHANGES_TOPIC.into());
+        for (key, t) in [
+            ("kafka.topic", &topic),
+            ("kafka.changes_topic", &changes_topic),
+        ] {
+            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if t.is_empty() || t.len() > 249 || !t.chars().all(legal) {
+                p.add(
+                    key,
+                    format!("{t:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+                );
+            }
+        }
+        if topic == changes_topic {
+            p.add("kafka.changes_topic", "must differ from kafka.topic");
+        }
+        let properties = self.properties.unwrap_or_default();
+        for managed in ["bootstrap.servers", "enable.idempotence", "acks"] {
+            if properties.contains_key(managed) {
+                p.add(
+                    &format!("kafka.properties.\"{managed}\""),
+                    "is set by sluice itself and cannot be overridden",
+                );
+            }
+        }
+        KafkaConfig {
+            brokers,
+            topic,
+            changes_topic,
+            create_topics: self.create_topics.unwrap_or(true),
+            partitions: p.positive(
+                "kafka.partitions",
+                self.partitions.unwrap_or(defaults::PARTITIONS),
+            ),
+            replication_factor: p.positive(
+                "kafka.replication_factor",
+                self.replication_factor
+                    .unwrap_or(defaults::REPLICATION_FACTOR),
+            ),
+            linger: p.duration("kafka.linger", self.linger.as_deref(), defaults::LINGER),
+            message_timeout: p.duration(
+                "kafka.message_timeout",
+                self.message_timeout.as_deref(),
+                defaults::MESSAGE_TIMEOUT,
+            ),
+            queue_max_messages: p.positive(
+                "kafka.queue_max_messages",
+                self.queue_max_messages
+                    .unwrap_or(defaults::QUEUE_MAX_MESSAGES),
+            ),
+            properties,
+        }
+    }
+}
+
+impl RawCorrelate {
+    fn validate(self, p: &mut Problems) -> CorrelateConfig {
+        p.unknown("correlate", &self.unknown);
+        let raw_rules = self.rules.unwrap_or_default();
+        let mut rules: Vec<RuleConfig> = raw_rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.validate(&format!("correlate.rules[{i}]"), p))
+            .collect();
+        if rules.is_empty() {
+            rules.push(RawRule::default().validate("correlate.rules[default]", p));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in rules.iter().enumerate() {
+            if !names.insert(r.name.as_str()) {
+                p.add(
+                    &format!("correlate.rules[{i}].name"),
+                    format!("{:?} is used twice", r.name),
+                );
+            }
+        }
+        CorrelateConfig {
+            shards: self.shards.unwrap_or(0),
+            queue_capacity: p.positive(
+                "correlate.queue_capacity",
+                self.queue_capacity.unwrap_or(defaults::QUEUE_CAPACITY),
+            ),
+            max_alerts_per_message: p.positive(
+                "correlate.max_alerts_per_message",
+                self.max_alerts_per_message
+                    .unwrap_or(defaults::MAX_ALERTS_PER_MESSAGE),
+            ),
+            rules,
+        }
+    }
+}
+
+impl RawRule {
+    fn validate(self, at: &str, p: &mut Problems) -> RuleConfig {
+        p.unknown(at, &self.unknown);
+        let group_by = self
+            .group_by
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| {
+                let parsed = GroupField::parse(f);
+                if parsed.is_none() {
+                    p.add(
+                        &format!("{at}.group_by"),
+                        format!("{f:?} is not a field (source, component, group, class, severity, summary, integration, dedup_key, labels.<name>)"),
+                    );
+                }
+                parsed
+            })
+            .collect();
+        let window = match self.window.as_deref().unwrap_or("rolling") {
+            "rolling" => WindowKind::Rolling,
+            "fixed" => WindowKind::Fixed,
+            other => {
+                p.add(
+                    &format!("{at}.window"),
+                    format!("{other:?} must be \"fixed\" or \"rolling\""),
+                );
+                WindowKind::Rolling
+            }
+        };
+        let rule = RuleConfig {
+            name: self.name.unwrap_or_else(|| "default".into()),
+            group_by,
+            window,
+            window_duration: p.duration(
+                &format!("{at}.window_duration"),
+                self.window_duration.as_deref(),
+                defaults::WINDOW_DURATION,
+            ),
+            max_duration: p.duration(
+                &format!("{at}.max_duration"),
+                self.max_duration.as_deref(),
+                defaults::MAX_DURATION,
+            ),
+            group_wait: p.duration(
+                &format!("{at}.group_wait"),
+                self.group_wait.as_deref(),
+                defaults::GROUP_WAIT,
+            ),
+            group_interval: p.duration(
+                &format!("{at}.group_interval"),
+                self.group_interval.as_deref(),
+                defaults::GROUP_INTERVAL,
+            ),
+        };
+        if rule.window_duration.is_zero() {
+            p.add(
+                &format!("{at}.window_duration"),
+                "must be greater than zero",
+            );
+        }
+        if rule.max_duration < rule.window_duration {
+            p.add(
+                &format!("{at}.max_duration"),
+                "must be at least window_duration",
+            );
+        }
+        rule
+    }
+}
+
+impl RawLog {
+    fn validate(self, p: &mut Problems) -> LogConfig {
+        p.unknown("log", &self.unknown);
+        let format = match self.format.as_deref().unwrap_or("pretty") {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                p.add(
+                    "log.format",
+                    format!("{other:?} must be \"pretty\" or \"json\""),
+                );
+                LogFormat::Pretty
+            }
+        };
+        let level = self.level.unwrap_or_else(|| defaults::LOG_LEVEL.into());
+        if tracing_subscriber::EnvFilter::builder()
+            .parse(&level)
+            .is_err()
+        {
+            p.add(
+                "log.level",
+                format!("{level:?} is not a level or filter like \"info,sluice=debug\""),
+            );
+        }
+        LogConfig { level, format }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+use super::*;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+#[test]
+fn example_config_parses_as_it_is() {
+    let text = include_str!("../../config/sluice.toml");
+    let config = Config::from_toml(text, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.kafka.brokers, Brokers::Embedded);
+    assert_eq!(config.kafka.topic, "sluice.incidents");
+    assert!(!config.correlate.rules.is_empty());
+}
+
+#[test]
+fn empty_config_takes_every_default() {
+    let config = Config::from_toml("", no_env()).unwrap();
+    assert_eq!(config.server.listen.to_string(), defaults::LISTEN);
+    assert_eq!(config.server.max_body_bytes, 524_288);
+    assert_eq!(config.kafka.topic, defaults::TOPIC);
+    let rule = &config.correlate.rules[0];
+    assert_eq!(rule.name, "default");
+    assert_eq!(rule.group_wait, Duration::from_secs(30));
+    assert_eq!(rule.group_interval, Duration::from_secs(60));
+    assert_eq!(rule.window, WindowKind::Rolling);
+}
+
+#[test]
+fn reports_every_problem_at_once_naming_each_key() {
+    let text = r#"
+        listne = "x"
+        [server]
+        listen = "nowhere"
+        max_conections = 5
+        [kafka]
+        brokers = "kafka-1"
+        topic = "bad topic"
+        linger = "5 parsecs"
+        [[correlate.rules]]
+        name = "a"
+        group_by = ["hostname"]
+        window = "sliding"
+        [[correlate.rules]]
+        name = "a"
+        [log]
+        format = "xml"
+    "#;
+    let err = Config::from_toml(text, no_env()).unwrap_err();
+    let all = err.problems.join("\n");
+    for needle in [
+        "listne: unknown key",
+        "server.listen:",
+        "server.max_conections: unknown key",
+        "kafka.brokers: \"kafka-1\" is not host:port",
+        "kafka.topic:",
+        "kafka.linger:",
+        "correlate.rules[0].group_by: \"hostname\"",
+        "correlate.rules[0].window:",
+        "correlate.rules[1].name: \"a\" is used twice",
+        "log.format:",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(err.problems.len(), 10, "{all}");
+}
+
+#[test]
+fn environment_overrides_win_and_typos_are_caught() {
+    let env = vec![
+        ("SLUICE_LISTEN".to_string(), "0.0.0.0:9999".to_string()),
+        (
+            "SLUICE_KAFKA_BROKERS".to_string(),
+            "k1:9092,k2:9092".to_string(),
+        ),
+        ("SLUICE_CONFIG".to_string(), "ignored.toml".to_string()),
+        ("HOME".to_string(), "/root".to_string()),
+    ];
+    let config = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"", env).unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9999");
+    assert_eq!(
+        config.kafka.brokers,
+        Brokers::List("k1:9092,k2:9092".into())
+    );
+
+    let err =
+        Config::from_toml("", vec![("SLUICE_KAFKA_BROKER".into(), "k:1".into())]).unwrap_err();
+    assert!(err.problems[0].starts_with("SLUICE_KAFKA_BROKER: unknown environment override"));
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let err = Config::from_toml("[server\nlisten=1", no_env()).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert!(err.problems[0].contains("line 1"), "{}", err.problems[0]);
+}
+
+#[test]
+fn managed_kafka_properties_are_refused() {
+    let err = Config::from_toml(
+        "[kafka.properties]\n\"enable.idempotence\" = \"false\"\n\"client.id\" = \"x\"",
+        no_env(),
+    )
+    .unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert!(err.problems[0].contains("enable.idempotence"));
+}

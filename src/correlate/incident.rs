@@ -1,0 +1,155 @@
+//! Alert and incident state, and how an incident is rendered into a message.
+
+use crate::event::{Details, Integration, Link, Severity};
+use crate::publish::encode::{
+    to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Status, Topic,
+    INCIDENT_SCHEMA,
+};
+use crate::time::UnixMillis;
+
+use super::rules::Rule;
+
+/// Links kept per incident (the union of its alerts' links, first come first kept).
+pub const MAX_LINKS: usize = 10;
+
+/// One deduplicated alert: every event with its `(routing_key, dedup_key)` while it is open.
+pub struct Alert {
+    pub dedup_key: Box<str>,
+    pub summary: Box<str>,
+    pub source: Box<str>,
+    pub details: Option<Details>,
+    pub severity: Severity,
+    pub status: Status,
+    pub integration: Integration,
+    pub event_count: u32,
+    pub first_seen: UnixMillis,
+    pub last_seen: UnixMillis,
+}
+
+/// A group of alerts, from its opening until all its alerts resolve.
+pub struct Incident {
+    pub id: String,
+    pub seq: u32,
+    pub routing_key: Box<str>,
+    pub rule: u16,
+    pub group_values: Box<[Box<str>]>,
+    pub group_hash: u64,
+    pub title: Box<str>,
+    pub opened_at: UnixMillis,
+    pub updated_at: UnixMillis,
+    /// New alerts join while `now < window_end`.
+    pub window_end: UnixMillis,
+    pub resolved_at: Option<UnixMillis>,
+    /// Every alert the incident has held, in arrival order; resolved ones stay for the record.
+    pub alerts: Vec<Alert>,
+    pub open_alerts: u32,
+    pub acked_alerts: u32,
+    /// Open alerts per severity, indexed by `Severity as usize`.
+    pub severity_counts: [u32; 4],
+    pub last_severity: Severity,
+    pub event_count: u64,
+    pub integrations: u64,
+    pub links: Vec<Link>,
+    pub published: bool,
+    pub published_severity: Severity,
+    pub published_status: Status,
+    pub last_published_at: UnixMillis,
+    /// A change not yet published (waiting for `group_interval`).
+    pub dirty: bool,
+    /// The token of the pending timer, 0 for none.
+    pub timer: u64,
+    /// Whether the group index still points here (false once the window closed).
+    pub in_group_index: bool,
+}
+
+impl Incident {
+    /// The highest severity among open alerts; once none is open, the last one it had.
+    pub fn severity(&self) -> Severity {
+        const BY_RANK: [Severity; 4] = [
+            Severity::Info,
+            Severity::Warning,
+            Severity::Error,
+            Severity::Critical,
+        ];
+        (0..4)
+            .rev()
+            .find(|&i| self.severity_counts[i] > 0)
+            .map_or(self.last_severity, |i| BY_RANK[i])
+    }
+
+    pub fn status(&self) -> Status {
+        if self.open_alerts == 0 {
+            Status::Resolved
+        } else if self.acked_alerts == self.open_alerts {
+            Status::Acknowledged
+        } else {
+            Status::Triggered
+        }
+    }
+
+    pub fn add_links(&mut self, links: Vec<Link>) {
+        for l in links {
+            if self.links.len() >= MAX_LINKS {
+                break;
+            }
+            if !self.links.iter().any(|have| have.href == l.href) {
+                self.links.push(l);
+            }
+        }
+    }
+
+    /// Renders the next message of this incident (the caller bumps `seq` first).
+    pub fn to_message(&self, kind: MessageKind, rule: &Rule, max_alerts: usize) -> OutboundMessage {
+        let shown = self.alerts.len().min(max_alerts);
+        let body = IncidentBody {
+            schema: INCIDENT_SCHEMA,
+            kind,
+            incident_id: &self.id,
+            seq: self.seq,
+            routing_key: &self.routing_key,
+            rule: &rule.name,
+            group_key: GroupKey {
+                fields: &rule.field_names,
+                values: &self.group_values,
+            },
+            title: &self.title,
+            severity: self.severity(),
+            status: self.status(),
+            opened_at: self.opened_at,
+            updated_at: self.updated_at,
+            resolved_at: self.resolved_at,
+            alert_count: self.alerts.len() as u32,
+            open_alert_count: self.open_alerts,
+            event_count: self.event_count,
+            alerts: self.alerts[..shown]
+                .iter()
+                .map(|a| AlertBody {
+                    dedup_key: &a.dedup_key,
+                    summary: &a.summary,
+                    severity: a.severity,
+                    status: a.status,
+                    event_count: a.event_count,
+                    first_seen: a.first_seen,
+                    last_seen: a.last_seen,
+                    source: &a.source,
+                    integration: a.integration.as_str(),
+                    details: a.details.as_ref().map(|d| &*d.0),
+                })
+                .collect(),
+            alerts_truncated: (self.alerts.len() - shown) as u32,
+            integrations: Integration::ALL
+                .iter()
+                .filter(|i| self.integrations & i.bit() != 0)
+                .map(|i| i.as_str())
+                .collect(),
+            links: &self.links,
+        };
+        OutboundMessage {
+            topic: Topic::Incidents,
+            kind,
+            key: self.id.clone(),
+            id: format!("{}.{}", self.id, self.seq),
+            body: to_json(&body),
+        }
+    }
+}

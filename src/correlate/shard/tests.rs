@@ -1,0 +1,456 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::*;
+use crate::config::{RuleConfig, WindowKind};
+use crate::event::{GroupField, Severity};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn rule(group_by: &[&str]) -> RuleConfig {
+    RuleConfig {
+        name: "test".into(),
+        group_by: group_by
+            .iter()
+            .map(|f| GroupField::parse(f).unwrap())
+            .collect(),
+        window: WindowKind::Rolling,
+        window_duration: Duration::from_secs(300),
+        max_duration: Duration::from_secs(3600),
+        group_wait: Duration::from_secs(30),
+        group_interval: Duration::from_secs(60),
+    }
+}
+
+struct Harness {
+    shard: Shard,
+    now: u64,
+    out: Vec<OutboundMessage>,
+}
+
+impl Harness {
+    fn new(rule: RuleConfig) -> Self {
+        Self::with_max_alerts(rule, 100)
+    }
+
+    fn with_max_alerts(rule: RuleConfig, max: usize) -> Self {
+        let rules: Arc<[Rule]> = vec![Rule::new(rule)].into();
+        Harness {
+            shard: Shard::new(rules, max),
+            now: T0,
+            out: Vec::new(),
+        }
+    }
+
+    fn at(&mut self, secs: u64) -> &mut Self {
+        self.now = T0 + secs * 1000;
+        self.shard.advance(UnixMillis(self.now), &mut self.out);
+        self
+    }
+
+    fn event(&mut self, action: Action, key: &str, source: &str, severity: Severity) -> &mut Self {
+        let mut e = Event::new(
+            Integration::PagerDuty,
+            action,
+            "rk".into(),
+            key.into(),
+            UnixMillis(self.now),
+        );
+        e.source = source.into();
+        e.summary = format!("{key} on {source}");
+        e.severity = severity;
+        self.shard.apply(e, UnixMillis(self.now), &mut self.out);
+        self
+    }
+
+    fn trigger(&mut self, key: &str, source: &str) -> &mut Self {
+        self.event(Action::Trigger, key, source, Severity::Warning)
+    }
+
+    fn ack(&mut self, key: &str) -> &mut Self {
+        self.event(Action::Acknowledge, key, "", Severity::Error)
+    }
+
+    fn resolve(&mut self, key: &str) -> &mut Self {
+        self.event(Action::Resolve, key, "", Severity::Error)
+    }
+
+    /// The messages published since the last call, as JSON.
+    fn take(&mut self) -> Vec<Value> {
+        self.out
+            .drain(..)
+            .map(|m| {
+                let v: Value = serde_json::from_slice(&m.body).unwrap();
+                assert_eq!(m.key, v["incident_id"].as_str().unwrap_or(&m.key));
+                assert_eq!(m.kind.as_str(), v["type"]);
+                v
+            })
+            .collect()
+    }
+}
+
+/// `(type, seq, alert_count, open_alert_count, event_count, status)` of each message.
+fn summary(msgs: &[Value]) -> Vec<(String, u64, u64, u64, u64, String)> {
+    msgs.iter()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap().to_string(),
+                m["seq"].as_u64().unwrap(),
+                m["alert_count"].as_u64().unwrap(),
+                m["open_alert_count"].as_u64().unwrap(),
+                m["event_count"].as_u64().unwrap(),
+                m["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn s(
+    t: &str,
+    seq: u64,
+    alerts: u64,
+    open: u64,
+    events: u64,
+    status: &str,
+) -> (String, u64, u64, u64, u64, String) {
+    (t.into(), seq, alerts, open, events, status.into())
+}
+
+#[test]
+fn group_wait_collects_the_storm_into_one_opened_message() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1")
+        .at(5)
+        .trigger("b", "db-1")
+        .trigger("a", "db-1")
+        .at(29);
+    assert!(h.take().is_empty(), "nothing before group_wait ends");
+    h.at(30);
+    let msgs = h.take();
+    assert_eq!(summary(&msgs), vec![s("opened", 1, 2, 2, 3, "triggered")]);
+    let m = &msgs[0];
+    assert_eq!(m["schema"], "sluice.incident.v1");
+    assert_eq!(m["group_key"], serde_json::json!({"source": "db-1"}));
+    assert_eq!(m["title"], "a on db-1");
+    assert_eq!(m["rule"], "test");
+    assert_eq!(m["opened_at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(m["alerts"][0]["dedup_key"], "a");
+    assert_eq!(m["alerts"][0]["event_count"], 2);
+    assert_eq!(m["alerts"][1]["dedup_key"], "b");
+    assert_eq!(m["integrations"], serde_json::json!(["pagerduty"]));
+    assert_eq!(m["resolved_at"], Value::Null);
+}
+
+#[test]
+fn duplicate_triggers_fold_into_one_alert_and_publish_nothing_new() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").at(30);
+    assert_eq!(h.take().len(), 1);
+    for i in 0..10 {
+        h.at(31 + i).trigger("a", "db-1");
+    }
+    h.at(200);
+    assert!(h.take().is_empty(), "repeats of an open alert are not news");
+    assert_eq!(h.shard.open_alerts(), 1);
+    h.resolve("a");
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("resolved", 2, 1, 0, 12, "resolved")]
+    );
+}
+
+#[test]
+fn distinct_group_values_open_distinct_incidents() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1")
+        .trigger("b", "db-2")
+        .trigger("c", "db-1")
+        .at(30);
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 2);
+    let counts: Vec<_> = msgs
+        .iter()
+        .map(|m| (m["group_key"]["source"].clone(), m["alert_count"].clone()))
+        .collect();
+    assert!(counts.contains(&(Value::from("db-1"), Value::from(2))));
+    assert!(counts.contains(&(Value::from("db-2"), Value::from(1))));
+    assert_ne!(msgs[0]["incident_id"], msgs[1]["incident_id"]);
+}
+
+#[test]
+fn empty_group_by_groups_per_routing_key_and_dedup_key_means_no_grouping() {
+    let mut h = Harness::new(rule(&[]));
+    h.trigger("a", "db-1").trigger("b", "db-2").at(30);
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("opened", 1, 2, 2, 2, "triggered")]
+    );
+
+    let mut h = Harness::new(rule(&["dedup_key"]));
+    h.trigger("a", "db-1").trigger("b", "db-1").at(30);
+    assert_eq!(h.take().len(), 2);
+}
+
+#[test]
+fn acknowledging_every_alert_publishes_at_once_and_resolving_all_closes() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").trigger("b", "db-1").at(30);
+    h.take();
+    h.at(31).ack("a");
+    assert!(
+        h.take().is_empty(),
+        "one of two acknowledged: status still triggered, coalesced"
+    );
+    h.at(32).ack("b");
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("updated", 2, 2, 2, 4, "acknowledged")]
+    );
+    h.at(33).resolve("a");
+    assert!(
+        h.take().is_empty(),
+        "partial resolve waits for group_interval"
+    );
+    h.at(34).resolve("b");
+    let msgs = h.take();
+    assert_eq!(summary(&msgs), vec![s("resolved", 3, 2, 0, 6, "resolved")]);
+    assert_eq!(msgs[0]["resolved_at"], "2023-11-14T22:13:54.000Z");
+    assert_eq!(msgs[0]["alerts"][0]["status"], "resolved");
+    assert_eq!(h.shard.open_incidents(), 0);
+    assert_eq!(h.shard.open_alerts(), 0);
+}
+
+#[test]
+fn group_interval_coalesces_changes_into_one_update() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").at(30);
+    h.take();
+    h.at(40)
+        .trigger("b", "db-1")
+        .at(50)
+        .trigger("c", "db-1")
+        .at(89);
+    assert!(h.take().is_empty());
+    h.at(90);
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("updated", 2, 3, 3, 3, "triggered")]
+    );
+    h.at(100).trigger("d", "db-1").at(149);
+    assert!(
+        h.take().is_empty(),
+        "next update no sooner than one interval after the last"
+    );
+    h.at(150);
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("updated", 3, 4, 4, 4, "triggered")]
+    );
+}
+
+#[test]
+fn a_severity_increase_publishes_at_once() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").at(30);
+    h.take();
+    h.at(35)
+        .event(Action::Trigger, "b", "db-1", Severity::Critical);
+    let msgs = h.take();
+    assert_eq!(summary(&msgs), vec![s("updated", 2, 2, 2, 2, "triggered")]);
+    assert_eq!(msgs[0]["severity"], "critical");
+    // A decrease is coalesced like any other change.
+    h.at(36).event(Action::Trigger, "b", "db-1", Severity::Info);
+    assert!(h.take().is_empty());
+    h.at(95);
+    let msgs = h.take();
+    assert_eq!(msgs[0]["severity"], "warning");
+}
+
+#[test]
+fn an_incident_resolved_within_group_wait_is_still_published() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").at(10).resolve("a");
+    let msgs = h.take();
+    assert_eq!(
+        summary(&msgs),
+        vec![
+            s("opened", 1, 1, 0, 2, "resolved"),
+            s("resolved", 2, 1, 0, 2, "resolved")
+        ]
+    );
+    h.at(60);
+    assert!(h.take().is_empty(), "its group_wait timer is gone with it");
+}
+
+#[test]
+fn trigger_after_resolve_opens_a_new_alert_and_incident() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").at(30).resolve("a");
+    let first = h.take();
+    h.at(31).trigger("a", "db-1").at(61);
+    let second = h.take();
+    assert_eq!(summary(&second), vec![s("opened", 1, 1, 1, 1, "triggered")]);
+    assert_ne!(first[0]["incident_id"], second[0]["incident_id"]);
+}
+
+#[test]
+fn retrigger_in_the_same_millisecond_still_gets_a_new_id() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1")
+        .resolve("a")
+        .trigger("a", "db-1")
+        .resolve("a");
+    let ids: Vec<_> = h.take().iter().map(|m| m["incident_id"].clone()).collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[2], ids[3]);
+    assert_ne!(ids[0], ids[2]);
+}
+
+#[test]
+fn acknowledge_and_resolve_of_unknown_alerts_change_nothing() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.ack("ghost").resolve("ghost").at(100);
+    assert!(h.take().is_empty());
+    assert_eq!(h.shard.open_incidents(), 0);
+    h.trigger("a", "db-1")
+        .at(130)
+        .resolve("a")
+        .resolve("a")
+        .ack("a");
+    assert_eq!(
+        summary(&h.take()),
+        vec![
+            s("opened", 1, 1, 1, 1, "triggered"),
+            s("resolved", 2, 1, 0, 2, "resolved")
+        ]
+    );
+}
+
+#[test]
+fn after_the_window_new_alerts_open_a_new_incident_while_the_old_one_lives_on() {
+    let mut r = rule(&["source"]);
+    r.window = WindowKind::Fixed;
+    let mut h = Harness::new(r);
+    h.trigger("a", "db-1").at(30);
+    let first = h.take();
+    h.at(299)
+        .trigger("b", "db-1")
+        .at(300)
+        .trigger("c", "db-1")
+        .at(400);
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 2);
+    let updated = msgs.iter().find(|m| m["type"] == "updated").unwrap();
+    let opened = msgs.iter().find(|m| m["type"] == "opened").unwrap();
+    assert_eq!(updated["incident_id"], first[0]["incident_id"]);
+    assert_eq!(
+        updated["alert_count"], 2,
+        "b joined inside the fixed window"
+    );
+    assert_eq!(opened["alert_count"], 1, "c came after it");
+    assert_ne!(opened["incident_id"], first[0]["incident_id"]);
+    h.at(401).resolve("a").resolve("b");
+    let msgs = h.take();
+    assert_eq!(msgs.last().unwrap()["type"], "resolved");
+    assert_eq!(h.shard.open_incidents(), 1);
+}
+
+#[test]
+fn a_rolling_window_is_extended_by_each_alert_up_to_max_duration() {
+    let mut r = rule(&["source"]);
+    r.window_duration = Duration::from_secs(100);
+    r.max_duration = Duration::from_secs(250);
+    let mut h = Harness::new(r);
+    h.trigger("k0", "db-1");
+    for (i, t) in [90u64, 180, 240].iter().enumerate() {
+        h.at(*t).trigger(&format!("k{}", i + 1), "db-1");
+    }
+    assert_eq!(
+        h.shard.open_incidents(),
+        1,
+        "each alert came within 100s of the last"
+    );
+    h.at(251).trigger("late", "db-1");
+    assert_eq!(
+        h.shard.open_incidents(),
+        2,
+        "max_duration caps the rolling window"
+    );
+}
+
+#[test]
+fn flush_publishes_every_waiting_incident_and_pending_update() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1")
+        .at(30)
+        .trigger("b", "db-1")
+        .trigger("c", "db-2");
+    h.take();
+    h.shard.flush(UnixMillis(T0 + 31_000), &mut h.out);
+    let mut kinds: Vec<_> = h
+        .take()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, vec!["opened", "updated"]);
+}
+
+#[test]
+fn ids_and_bodies_are_deterministic() {
+    let run = || {
+        let mut h = Harness::new(rule(&["source"]));
+        h.trigger("a", "db-1")
+            .trigger("b", "db-2")
+            .at(30)
+            .ack("a")
+            .at(40)
+            .resolve("a");
+        h.out
+            .iter()
+            .map(|m| (m.key.clone(), m.id.clone(), m.body.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn alerts_beyond_the_message_cap_are_counted_not_listed() {
+    let mut h = Harness::with_max_alerts(rule(&["source"]), 2);
+    h.trigger("a", "db-1")
+        .trigger("b", "db-1")
+        .trigger("c", "db-1")
+        .at(30);
+    let msgs = h.take();
+    assert_eq!(msgs[0]["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(msgs[0]["alerts_truncated"], 1);
+    assert_eq!(msgs[0]["alert_count"], 3);
+}
+
+#[test]
+fn change_events_become_change_messages() {
+    let mut h = Harness::new(rule(&["source"]));
+    let change = ChangeEvent {
+        routing_key: "rk".into(),
+        integration: Integration::PagerDuty,
+        summary: "deployed v2".into(),
+        source: Some("ci".into()),
+        custom_details: None,
+        timestamp: None,
+        received_at: UnixMillis(T0),
+        links: vec![],
+        images: vec![],
+    };
+    h.shard.apply_change(change, &mut h.out);
+    let m = h.out.pop().unwrap();
+    assert_eq!(m.topic, Topic::Changes);
+    assert_eq!(m.key, "rk");
+    let v: Value = serde_json::from_slice(&m.body).unwrap();
+    assert_eq!(v["type"], "change");
+    assert_eq!(v["schema"], "sluice.change.v1");
+    assert_eq!(v["summary"], "deployed v2");
+    assert_eq!(h.shard.open_incidents(), 0);
+}

@@ -1,0 +1,315 @@
+//! The one event model every integration parses into (DESIGN section 2).
+
+use std::fmt;
+
+use crate::time::UnixMillis;
+
+/// The longest dedup key any sender may use (PagerDuty's limit).
+pub const MAX_DEDUP_KEY_CHARS: usize = 255;
+/// The longest summary kept; longer ones are truncated at a character boundary and counted.
+pub const MAX_SUMMARY_CHARS: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "trigger" => Some(Action::Trigger),
+            "acknowledge" => Some(Action::Acknowledge),
+            "resolve" => Some(Action::Resolve),
+            _ => None,
+        }
+    }
+}
+
+/// Ordered from least to most severe, so `max` gives the worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub const NAMES: &'static str = "critical, error, warning, info";
+
+    /// Case-insensitive: `Critical` and `CRITICAL` are `critical`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ("critical", Severity::Critical),
+            ("error", Severity::Error),
+            ("warning", Severity::Warning),
+            ("info", Severity::Info),
+        ]
+        .into_iter()
+        .find_map(|(name, sev)| s.eq_ignore_ascii_case(name).then_some(sev))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which parser produced an event. The names are the `integration` label values and the
+/// strings in incident messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Integration {
+    PagerDuty,
+    PagerDutyV1,
+}
+
+impl Integration {
+    pub const ALL: [Integration; 2] = [Integration::PagerDuty, Integration::PagerDutyV1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integration::PagerDuty => "pagerduty",
+            Integration::PagerDutyV1 => "pagerduty_v1",
+        }
+    }
+
+    /// A bit per integration, for compact sets.
+    pub fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Link {
+    pub href: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Image {
+    pub src: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alt: Option<String>,
+}
+
+/// One alert event: a trigger, acknowledge or resolve of the alert `(routing_key, dedup_key)`.
+/// Acknowledge and resolve events carry only the key fields; the rest stay empty.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub routing_key: String,
+    pub integration: Integration,
+    pub action: Action,
+    pub dedup_key: String,
+    pub severity: Severity,
+    pub summary: String,
+    pub source: String,
+    pub component: Option<String>,
+    pub group: Option<String>,
+    pub class: Option<String>,
+    pub labels: Vec<(String, String)>,
+    /// The sender's free-form details, kept as compact JSON.
+    pub custom_details: Option<Details>,
+    pub timestamp: Option<UnixMillis>,
+    pub received_at: UnixMillis,
+    pub links: Vec<Link>,
+    pub images: Vec<Image>,
+}
+
+impl Event {
+    /// An event with only its identity set; parsers fill in the rest.
+    pub fn new(
+        integration: Integration,
+        action: Action,
+        routing_key: String,
+        dedup_key: String,
+        received_at: UnixMillis,
+    ) -> Self {
+        Event {
+            routing_key,
+            integration,
+            action,
+            dedup_key,
+            severity: Severity::Error,
+            summary: String::new(),
+            source: String::new(),
+            component: None,
+            group: None,
+            class: None,
+            labels: Vec::new(),
+            custom_details: None,
+            timestamp: None,
+            received_at,
+            links: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+
+    /// The value of a grouping field (`source`, `labels.team`, ...), empty when absent.
+    pub fn field(&self, field: &GroupField) -> &str {
+        match field {
+            GroupField::Source => &self.source,
+            GroupField::Component => self.component.as_deref().unwrap_or(""),
+            GroupField::Group => self.group.as_deref().unwrap_or(""),
+            GroupField::Class => self.class.as_deref().unwrap_or(""),
+            GroupField::Severity => self.severity.as_str(),
+            GroupField::Summary => &self.summary,
+            GroupField::Integration => self.integration.as_str(),
+            GroupField::DedupKey => &self.dedup_key,
+            GroupField::Label(name) => self
+                .labels
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or("", |(_, v)| v.as_str()),
+        }
+    }
+}
+
+/// A field an alert can be grouped by (DESIGN 3.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupField {
+    Source,
+    Component,
+    Group,
+    Class,
+    Severity,
+    Summary,
+    Integration,
+    DedupKey,
+    Label(String),
+}
+
+impl GroupField {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "source" => GroupField::Source,
+            "component" => GroupField::Component,
+            "group" => GroupField::Group,
+            "class" => GroupField::Class,
+            "severity" => GroupField::Severity,
+            "summary" => GroupField::Summary,
+            "integration" => GroupField::Integration,
+            "dedup_key" => GroupField::DedupKey,
+            _ => GroupField::Label(s.strip_prefix("labels.").filter(|l| !l.is_empty())?.into()),
+        })
+    }
+
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
+            GroupField::Source => "source",
+            GroupField::Component => "component",
+            GroupField::Group => "group",
+            GroupField::Class => "class",
+            GroupField::Severity => "severity",
+            GroupField::Summary => "summary",
+            GroupField::Integration => "integration",
+            GroupField::DedupKey => "dedup_key",
+            GroupField::Label(l) => return format!("labels.{l}").into(),
+        })
+    }
+}
+
+/// A PagerDuty change event: published as a `change` message, never grouped into incidents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeEvent {
+    pub routing_key: String,
+    pub integration: Integration,
+    pub summary: String,
+    pub source: Option<String>,
+    pub custom_details: Option<Details>,
+    pub timestamp: Option<UnixMillis>,
+    pub received_at: UnixMillis,
+    pub links: Vec<Link>,
+    pub images: Vec<Image>,
+}
+
+/// Free-form JSON from the sender (`custom_details`), validated once and kept as compact text.
+#[derive(Clone, Debug)]
+pub struct Details(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for Details {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+/// xxh3-128 over length-prefixed parts: stable across processes and versions, so a derived
+/// key or id comes out the same on every retry and every replay.
+pub fn fingerprint(parts: &[&[u8]]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.digest128()
+}
+
+/// Cuts `s` to at most `max` characters at a character boundary; true when it cut.
+pub fn truncate_chars(s: &mut String, max: usize) -> bool {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => {
+            s.truncate(at);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_orders_and_parses_case_insensitively() {
+        assert!(Severity::Critical > Severity::Error);
+        assert!(Severity::Warning > Severity::Info);
+        assert_eq!(Severity::parse("CRITICAL"), Some(Severity::Critical));
+        assert_eq!(Severity::parse("Warning"), Some(Severity::Warning));
+        assert_eq!(Severity::parse("page"), None);
+    }
+
+    #[test]
+    fn truncates_at_char_boundary() {
+        let mut s = "é".repeat(1030);
+        assert!(truncate_chars(&mut s, MAX_SUMMARY_CHARS));
+        assert_eq!(s.chars().count(), 1024);
+        assert_eq!(s.len(), 2048);
+        let mut short = String::from("disk full");
+        assert!(!truncate_chars(&mut short, MAX_SUMMARY_CHARS));
+        assert_eq!(short, "disk full");
+    }
+
+    #[test]
+    fn group_fields_round_trip_their_names() {
+        for name in [
+            "source",
+            "component",
+            "group",
+            "class",
+            "severity",
+            "summary",
+            "integration",
+            "dedup_key",
+            "labels.team",
+        ] {
+            assert_eq!(GroupField::parse(name).unwrap().name(), name);
+        }
+        assert_eq!(GroupField::parse("labels."), None);
+        assert_eq!(GroupField::parse("hostname"), None);
+    }
+}

@@ -1,0 +1,188 @@
+//! Reading fields out of a parsed JSON body while collecting every problem, each naming its
+//! field the way the sender wrote it (`payload.severity`, `links[2].href`).
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+
+use crate::event::{Details, Image, Link};
+use crate::time::{from_epoch_number, parse_timestamp, Parsed, UnixMillis};
+
+/// A JSON object being read, and every problem found so far.
+pub struct Reader<'v, 'p> {
+    pub value: Option<&'v BorrowedValue<'v>>,
+    pub path: &'p str,
+    pub errors: &'p mut Vec<String>,
+}
+
+pub fn path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+impl<'v> Reader<'v, '_> {
+    fn get(&self, name: &str) -> Option<&'v BorrowedValue<'v>> {
+        self.value?.get(name).filter(|v| !v.is_null())
+    }
+
+    /// A string field that may be absent (or null); any other type is a problem.
+    pub fn opt_str(&mut self, name: &str) -> Option<&'v str> {
+        let v = self.get(name)?;
+        match v.as_str() {
+            Some(s) => Some(s),
+            None => {
+                self.errors
+                    .push(format!("'{}' must be a string", path(self.path, name)));
+                None
+            }
+        }
+    }
+
+    /// A string field that must be present and not blank.
+    pub fn req_str(&mut self, name: &str) -> Option<&'v str> {
+        let problem = match self.get(name).map(|v| v.as_str()) {
+            Some(Some(s)) if !s.trim().is_empty() => return Some(s),
+            Some(None) => "must be a string",
+            _ => "is missing or blank",
+        };
+        self.errors
+            .push(format!("'{}' {problem}", path(self.path, name)));
+        None
+    }
+
+    /// A string field of at most `max` characters.
+    pub fn bounded(&mut self, value: Option<&'v str>, name: &str, max: usize) -> Option<&'v str> {
+        let s = value?;
+        if s.chars().nth(max).is_some() {
+            self.errors.push(format!(
+                "'{}' must be at most {max} characters",
+                path(self.path, name)
+            ));
+            return None;
+        }
+        Some(s)
+    }
+
+    /// A nested object, or `None` when absent; any other type is a problem.
+    pub fn object(&mut self, name: &str) -> Option<&'v BorrowedValue<'v>> {
+        let v = self.get(name)?;
+        if v.is_object() {
+            Some(v)
+        } else {
+            self.errors
+                .push(format!("'{}' must be an object", path(self.path, name)));
+            None
+        }
+    }
+
+    /// A nested object that must be present.
+    pub fn req_object(&mut self, name: &str) -> Option<&'v BorrowedValue<'v>> {
+        if self.get(name).is_none() {
+            self.errors
+                .push(format!("'{}' is missing", path(self.path, name)));
+            return None;
+        }
+        self.object(name)
+    }
+
+    /// A date-time in any format senders use; Go's zero time counts as absent.
+    pub fn timestamp(&mut self, name: &str) -> Option<UnixMillis> {
+        let v = self.get(name)?;
+        let parsed = match v.as_str() {
+            Some(s) => parse_timestamp(s),
+            None => v.cast_f64().and_then(from_epoch_number),
+        };
+        match parsed {
+            Some(Parsed::At(t)) => Some(t),
+            Some(Parsed::Unset) => None,
+            None => {
+                self.errors.push(format!(
+                    "'{}' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)",
+                    path(self.path, name)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Free-form JSON, kept as compact text.
+    pub fn details(&mut self, name: &str) -> Option<Details> {
+        let text = self.get(name)?.encode();
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(Details)
+    }
+
+    /// Each item of an array field as a reader, or nothing when absent.
+    pub fn array(&mut self, name: &str) -> Vec<(String, Option<&'v BorrowedValue<'v>>)> {
+        let Some(v) = self.get(name) else {
+            return Vec::new();
+        };
+        let Some(items) = v.as_array() else {
+            self.errors
+                .push(format!("'{}' must be an array", path(self.path, name)));
+            return Vec::new();
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = format!("{}[{i}]", path(self.path, name));
+                if item.is_object() {
+                    (at, Some(item))
+                } else {
+                    self.errors.push(format!("'{at}' must be an object"));
+                    (at, None)
+                }
+            })
+            .collect()
+    }
+
+    pub fn child<'p2>(
+        &'p2 mut self,
+        value: Option<&'v BorrowedValue<'v>>,
+        path: &'p2 str,
+    ) -> Reader<'v, 'p2> {
+        Reader {
+            value,
+            path,
+            errors: self.errors,
+        }
+    }
+
+    /// PagerDuty `links[]`: `{href, text?}`.
+    pub fn links(&mut self, name: &str) -> Vec<Link> {
+        let mut out = Vec::new();
+        for (at, item) in self.array(name) {
+            let Some(item) = item else { continue };
+            let mut r = self.child(Some(item), &at);
+            if let (Some(href), text) = (r.req_str("href"), r.opt_str("text")) {
+                out.push(Link {
+                    href: href.to_string(),
+                    text: text.map(str::to_string),
+                });
+            }
+        }
+        out
+    }
+
+    /// PagerDuty `images[]`: `{src, href?, alt?}`.
+    pub fn images(&mut self, name: &str) -> Vec<Image> {
+        let mut out = Vec::new();
+        for (at, item) in self.array(name) {
+            let Some(item) = item else { continue };
+            let mut r = self.child(Some(item), &at);
+            if let (Some(src), href, alt) = (r.req_str("src"), r.opt_str("href"), r.opt_str("alt"))
+            {
+                out.push(Image {
+                    src: src.to_string(),
+                    href: href.map(str::to_string),
+                    alt: alt.map(str::to_string),
+                });
+            }
+        }
+        out
+    }
+}

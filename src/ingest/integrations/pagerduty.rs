@@ -1,0 +1,345 @@
+//! PagerDuty Events API, emulated exactly, so an existing integration switches to sluice by
+//! changing one URL.
+//!
+//! - v2 alert events, `POST /v2/enqueue`: `trigger` / `acknowledge` / `resolve`. The dedup key is
+//!   the sender's `dedup_key`; a trigger without one gets a key derived from its identifying
+//!   fields (xxh3-128 over routing key, source, component, group, class and summary, 32 hex
+//!   digits), returned in the response, so a retried trigger deduplicates instead of opening a
+//!   second alert. Resolve is explicit (`event_action: resolve`).
+//! - v2 change events, `POST /v2/change/enqueue`: published as `change` messages, never grouped.
+//! - v1, `POST /generic/2010-04-15/create_event.json`: `service_key`, `event_type`,
+//!   `incident_key`, `description`, `details`, `contexts`; no severity field, so triggers take
+//!   the v1 default severity (`error`).
+//!
+//! One deliberate difference: a summary over 1024 characters is truncated at a character
+//! boundary and counted instead of rejected (PagerDuty's 400 loses pages).
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+
+use crate::event::{
+    fingerprint, truncate_chars, Action, ChangeEvent, Event, Integration, Link, Severity,
+    MAX_DEDUP_KEY_CHARS, MAX_SUMMARY_CHARS,
+};
+use crate::time::UnixMillis;
+
+use super::fields::Reader;
+
+/// Routing keys are bounded like dedup keys (PagerDuty's own are 32 characters).
+pub const MAX_ROUTING_KEY_CHARS: usize = 255;
+/// v1 events carry no severity.
+pub const V1_DEFAULT_SEVERITY: Severity = Severity::Error;
+
+/// Why a PagerDuty body was refused; each maps to PagerDuty's own 400 body.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PdError {
+    /// Not JSON, or JSON but not an object: `"status": "Unrecognized object"`.
+    #[error("event object format is unrecognized: {0}")]
+    Unrecognized(&'static str),
+    /// Every invalid field: `"status": "invalid event"`.
+    #[error("event object is invalid: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+/// A parsed event and whether its summary was cut.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub event: T,
+    pub summary_truncated: bool,
+}
+
+fn object(body: &mut [u8]) -> Result<BorrowedValue<'_>, PdError> {
+    let value = simd_json::to_borrowed_value(body)
+        .map_err(|_| PdError::Unrecognized("JSON parse error"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(PdError::Unrecognized("JSON is not an object"))
+    }
+}
+
+fn finish<T>(errors: Vec<String>, build: impl FnOnce() -> T) -> Result<T, PdError> {
+    if errors.is_empty() {
+        Ok(build())
+    } else {
+        Err(PdError::Invalid(errors))
+    }
+}
+
+/// The key a trigger without one gets: stable across retries of the same alert.
+pub fn derived_dedup_key(routing_key: &str, fields: [&str; 5]) -> String {
+    let [source, component, group, class, summary] = fields;
+    format!(
+        "{:032x}",
+        fingerprint(&[
+            routing_key.as_bytes(),
+            source.as_bytes(),
+            component.as_bytes(),
+            group.as_bytes(),
+            class.as_bytes(),
+            summary.as_bytes(),
+        ])
+    )
+}
+
+fn summary(raw: Option<&str>) -> (String, bool) {
+    let mut s = raw.unwrap_or_default().to_string();
+    let cut = truncate_chars(&mut s, MAX_SUMMARY_CHARS);
+    (s, cut)
+}
+
+fn client_link(client: Option<&str>, client_url: Option<&str>) -> Option<Link> {
+    client_url.map(|href| Link {
+        href: href.to_string(),
+        text: client.map(str::to_string),
+    })
+}
+
+/// Parses a v2 alert event (`/v2/enqueue`).
+pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdError> {
+    let root = object(body)?;
+    let mut errors = Vec::new();
+    let mut r = Reader {
+        value: Some(&root),
+        path: "",
+        errors: &mut errors,
+    };
+
+    let routing_key = r.req_str("routing_key");
+    let routing_key = r.bounded(routing_key, "routing_key", MAX_ROUTING_KEY_CHARS);
+    let action = match r.req_str("event_action") {
+        Some(a) => Action::parse(a).or_else(|| {
+            r.errors
+                .push("'event_action' must be one of trigger, acknowledge, resolve".into());
+            None
+        }),
+        None => None,
+    };
+    let before = r.errors.len();
+    let dedup_key = r.opt_str("dedup_key").filter(|k| !k.is_empty());
+    let dedup_key = r.bounded(dedup_key, "dedup_key", MAX_DEDUP_KEY_CHARS);
+    let dedup_key_said = r.errors.len() > before;
+    if matches!(action, Some(Action::Acknowledge | Action::Resolve))
+        && dedup_key.is_none()
+        && !dedup_key_said
+    {
+        r.errors
+            .push("'dedup_key' is required for acknowledge and resolve events".into());
+    }
+    let links = r.links("links");
+    let images = r.images("images");
+    let client = r.opt_str("client");
+    let client_url = r.opt_str("client_url");
+
+    let is_trigger = action == Some(Action::Trigger);
+    let payload = if is_trigger {
+        r.req_object("payload")
+    } else {
+        None
+    };
+    let mut p = r.child(payload, "payload");
+    let (summary_raw, source, severity_raw) = if payload.is_some() {
+        (
+            p.req_str("summary"),
+            p.req_str("source"),
+            p.req_str("severity"),
+        )
+    } else {
+        (None, None, None)
+    };
+    let severity = severity_raw.and_then(|s| {
+        Severity::parse(s).or_else(|| {
+            p.errors.push(format!(
+                "'payload.severity' must be one of {}",
+                Severity::NAMES
+            ));
+            None
+        })
+    });
+    let timestamp = p.timestamp("timestamp");
+    let component = p.opt_str("component");
+    let group = p.opt_str("group");
+    let class = p.opt_str("class");
+    let custom_details = p.details("custom_details");
+
+    finish(errors, || {
+        let routing_key = routing_key.expect("validated").to_string();
+        let action = action.expect("validated");
+        let (summary, summary_truncated) = summary(summary_raw);
+        let source = source.unwrap_or_default().to_string();
+        let dedup_key = match dedup_key {
+            Some(k) => k.to_string(),
+            None => derived_dedup_key(
+                &routing_key,
+                [
+                    &source,
+                    component.unwrap_or(""),
+                    group.unwrap_or(""),
+                    class.unwrap_or(""),
+                    &summary,
+                ],
+            ),
+        };
+        let mut event = Event::new(Integration::PagerDuty, action, routing_key, dedup_key, now);
+        if is_trigger {
+            event.summary = summary;
+            event.source = source;
+            event.severity = severity.expect("validated");
+            event.component = component.map(str::to_string);
+            event.group = group.map(str::to_string);
+            event.class = class.map(str::to_string);
+            event.custom_details = custom_details;
+            event.timestamp = timestamp;
+            event.links = links;
+            event.links.extend(client_link(client, client_url));
+            event.images = images;
+        }
+        Parsed {
+            event,
+            summary_truncated,
+        }
+    })
+}
+
+/// Parses a v2 change event (`/v2/change/enqueue`).
+pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<Parsed<ChangeEvent>, PdError> {
+    let root = object(body)?;
+    let mut errors = Vec::new();
+    let mut r = Reader {
+        value: Some(&root),
+        path: "",
+        errors: &mut errors,
+    };
+    let routing_key = r.req_str("routing_key");
+    let routing_key = r.bounded(routing_key, "routing_key", MAX_ROUTING_KEY_CHARS);
+    let links = r.links("links");
+    let images = r.images("images");
+    let payload = r.req_object("payload");
+    let mut p = r.child(payload, "payload");
+    let summary_raw = if payload.is_some() {
+        p.req_str("summary")
+    } else {
+        None
+    };
+    let source = p.opt_str("source");
+    let timestamp = p.timestamp("timestamp");
+    let custom_details = p.details("custom_details");
+    finish(errors, || {
+        let (summary, summary_truncated) = summary(summary_raw);
+        Parsed {
+            event: ChangeEvent {
+                routing_key: routing_key.expect("validated").to_string(),
+                integration: Integration::PagerDuty,
+                summary,
+                source: source.map(str::to_string),
+                custom_details,
+                timestamp,
+                received_at: now,
+                links,
+                images,
+            },
+            summary_truncated,
+        }
+    })
+}
+
+/// Parses a v1 event (`/generic/2010-04-15/create_event.json`).
+pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdError> {
+    let root = object(body)?;
+    let mut errors = Vec::new();
+    let mut r = Reader {
+        value: Some(&root),
+        path: "",
+        errors: &mut errors,
+    };
+    let routing_key = r.req_str("service_key");
+    let routing_key = r.bounded(routing_key, "service_key", MAX_ROUTING_KEY_CHARS);
+    let action = match r.req_str("event_type") {
+        Some(a) => Action::parse(a).or_else(|| {
+            r.errors
+                .push("'event_type' must be one of trigger, acknowledge, resolve".into());
+            None
+        }),
+        None => None,
+    };
+    let before = r.errors.len();
+    let incident_key = r.opt_str("incident_key").filter(|k| !k.is_empty());
+    let incident_key = r.bounded(incident_key, "incident_key", MAX_DEDUP_KEY_CHARS);
+    let incident_key_said = r.errors.len() > before;
+    if matches!(action, Some(Action::Acknowledge | Action::Resolve))
+        && incident_key.is_none()
+        && !incident_key_said
+    {
+        r.errors
+            .push("'incident_key' is required for acknowledge and resolve events".into());
+    }
+    let is_trigger = action == Some(Action::Trigger);
+    let description = if is_trigger {
+        r.req_str("description")
+    } else {
+        r.opt_str("description")
+    };
+    let custom_details = r.details("details");
+    let client = r.opt_str("client");
+    let client_url = r.opt_str("client_url");
+    let mut links = Vec::new();
+    let mut images = Vec::new();
+    for (at, item) in r.array("contexts") {
+        let Some(item) = item else { continue };
+        let mut c = r.child(Some(item), &at);
+        match c.req_str("type") {
+            Some("link") => {
+                if let (Some(href), text) = (c.req_str("href"), c.opt_str("text")) {
+                    links.push(Link {
+                        href: href.into(),
+                        text: text.map(Into::into),
+                    });
+                }
+            }
+            Some("image") => {
+                if let (Some(src), href, alt) =
+                    (c.req_str("src"), c.opt_str("href"), c.opt_str("alt"))
+                {
+                    images.push(crate::event::Image {
+                        src: src.into(),
+                        href: href.map(Into::into),
+                        alt: alt.map(Into::into),
+                    });
+                }
+            }
+            Some(_) => c.errors.push(format!("'{at}.type' must be link or image")),
+            None => {}
+        }
+    }
+    finish(errors, || {
+        let routing_key = routing_key.expect("validated").to_string();
+        let action = action.expect("validated");
+        let (summary, summary_truncated) = summary(description);
+        let dedup_key = match incident_key {
+            Some(k) => k.to_string(),
+            None => derived_dedup_key(&routing_key, ["", "", "", "", &summary]),
+        };
+        let mut event = Event::new(
+            Integration::PagerDutyV1,
+            action,
+            routing_key,
+            dedup_key,
+            now,
+        );
+        if is_trigger {
+            event.summary = summary;
+            event.severity = V1_DEFAULT_SEVERITY;
+            event.custom_details = custom_details;
+            event.links = links;
+            event.links.extend(client_link(client, client_url));
+            event.images = images;
+        }
+        Parsed {
+            event,
+            summary_truncated,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+//! The ingest stage: HTTP in, normalized events handed to the correlator, each sender answered
+//! the way it expects.
+
+pub mod integrations;
+pub mod response;
+pub mod router;
+pub mod server;

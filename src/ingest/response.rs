@@ -1,0 +1,147 @@
+//! Response bodies: PagerDuty's exact shapes for its endpoints, one JSON shape for the rest.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+pub type Body = Full<Bytes>;
+
+/// Seconds a refused sender should wait before retrying.
+pub const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedup_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [String]>,
+}
+
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).expect("response bodies serialize");
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+pub fn text(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// `202 {"status":"success","message":"Event processed","dedup_key":"..."}`.
+pub fn pd_accepted(dedup_key: &str) -> Response<Body> {
+    json(
+        StatusCode::ACCEPTED,
+        &Status {
+            status: "success",
+            message: "Event processed",
+            dedup_key: Some(dedup_key),
+            incident_key: None,
+            errors: None,
+        },
+    )
+}
+
+/// `202` for a change event.
+pub fn pd_change_accepted() -> Response<Body> {
+    json(
+        StatusCode::ACCEPTED,
+        &Status {
+            status: "success",
+            message: "Change event processed",
+            dedup_key: None,
+            incident_key: None,
+            errors: None,
+        },
+    )
+}
+
+/// v1: `200 {"status":"success","message":"Event processed","incident_key":"..."}`.
+pub fn pd_v1_accepted(incident_key: &str) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &Status {
+            status: "success",
+            message: "Event processed",
+            dedup_key: None,
+            incident_key: Some(incident_key),
+            errors: None,
+        },
+    )
+}
+
+/// `400 {"status":"invalid event","message":"Event object is invalid","errors":[...]}`.
+pub fn pd_invalid(errors: &[String]) -> Response<Body> {
+    json(
+        StatusCode::BAD_REQUEST,
+        &Status {
+            status: "invalid event",
+            message: "Event object is invalid",
+            dedup_key: None,
+            incident_key: None,
+            errors: Some(errors),
+        },
+    )
+}
+
+/// The body PagerDuty's spec gives for a body that is not a JSON object.
+pub fn pd_unrecognized(error: &str) -> Response<Body> {
+    json(
+        StatusCode::BAD_REQUEST,
+        &Status {
+            status: "Unrecognized object",
+            message: "Event object format is unrecognized",
+            dedup_key: None,
+            incident_key: None,
+            errors: Some(&[error.to_string()]),
+        },
+    )
+}
+
+/// A refusal outside the PagerDuty shapes: `{"status": ..., "message": ..., "errors": [...]}`.
+pub fn error(status: StatusCode, kind: &str, message: &str, errors: &[String]) -> Response<Body> {
+    json(
+        status,
+        &Status {
+            status: kind,
+            message,
+            dedup_key: None,
+            incident_key: None,
+            errors: Some(errors),
+        },
+    )
+}
+
+/// 413: the body is over the limit; the message names it.
+pub fn too_large(limit: usize) -> Response<Body> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid event",
+        "Request body is too large",
+        &[format!("'body' must be at most {limit} bytes")],
+    )
+}
+
+/// 503 with `Retry-After`: the pipeline is full or sluice is shutting down; retry elsewhere or later.
+pub fn unavailable(message: &str) -> Response<Body> {
+    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, &[]);
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    resp
+}

@@ -1,0 +1,336 @@
+//! Routes requests to integrations and turns their results into each sender's expected answer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+use http::header::{ALLOW, CONTENT_LENGTH};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use metrics::Histogram;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::clock::Clock;
+use crate::correlate::{CorrelatorHandle, Input};
+use crate::event::Integration;
+use crate::metrics::{self as m, IntegrationCounters};
+
+use super::integrations::pagerduty::{self, PdError};
+use super::response::{self, Body};
+
+/// Readiness: up, not shutting down, and Kafka reachable.
+#[derive(Default)]
+pub struct Health {
+    pub shutting_down: AtomicBool,
+    pub kafka_connected: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn new(kafka_connected: Arc<AtomicBool>) -> Self {
+        Health {
+            shutting_down: AtomicBool::new(false),
+            kafka_connected,
+        }
+    }
+
+    /// `None` when ready, else why not.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            Some("shutting down")
+        } else if !self.kafka_connected.load(Ordering::Relaxed) {
+            Some("kafka unreachable")
+        } else {
+            None
+        }
+    }
+}
+
+/// Request limits that belong to the router (connection limits live in the server).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    PagerDutyV2,
+    PagerDutyChange,
+    PagerDutyV1,
+    Healthz,
+    Readyz,
+    Metrics,
+}
+
+impl Route {
+    const TABLE: &'static [(&'static str, Method, Route)] = &[
+        ("/v2/enqueue", Method::POST, Route::PagerDutyV2),
+        ("/v2/change/enqueue", Method::POST, Route::PagerDutyChange),
+        (
+            "/generic/2010-04-15/create_event.json",
+            Method::POST,
+            Route::PagerDutyV1,
+        ),
+        ("/healthz", Method::GET, Route::Healthz),
+        ("/readyz", Method::GET, Route::Readyz),
+        ("/metrics", Method::GET, Route::Metrics),
+    ];
+
+    fn integration(self) -> Option<Integration> {
+        match self {
+            Route::PagerDutyV2 | Route::PagerDutyChange => Some(Integration::PagerDuty),
+            Route::PagerDutyV1 => Some(Integration::PagerDutyV1),
+            Route::Healthz | Route::Readyz | Route::Metrics => None,
+        }
+    }
+}
+
+struct PerIntegration {
+    counters: IntegrationCounters,
+    duration: Histogram,
+}
+
+pub struct Router {
+    correlator: CorrelatorHandle,
+    clock: Clock,
+    health: Arc<Health>,
+    metrics: PrometheusHandle,
+    limits: Limits,
+    per_integration: Vec<PerIntegration>,
+}
+
+/// What an accepted request is answered with.
+enum Reply {
+    Accepted(String),
+    V1Accepted(String),
+    ChangeAccepted,
+}
+
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Io,
+}
+
+impl Router {
+    pub fn new(
+        correlator: CorrelatorHandle,
+        clock: Clock,
+        health: Arc<Health>,
+        metrics: PrometheusHandle,
+        limits: Limits,
+    ) -> Self {
+        let per_integration = Integration::ALL
+            .iter()
+            .map(|&i| PerIntegration {
+                counters: IntegrationCounters::new(i),
+                duration: metrics::histogram!(m::REQUEST_DURATION, m::LABEL_INTEGRATION => i.as_str()),
+            })
+            .collect();
+        Router {
+            correlator,
+            clock,
+            health,
+            metrics,
+            limits,
+            per_integration,
+        }
+    }
+
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let path = req.uri().path();
+        let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
+        let Some((_, _, route)) = matches.iter().find(|(_, m, _)| m == req.method()) else {
+            if matches.is_empty() {
+                let msg = format!("no route for {} {path}", req.method());
+                return response::error(StatusCode::NOT_FOUND, "not found", &msg, &[]);
+            }
+            let allow: Vec<&str> = matches.iter().map(|(_, m, _)| m.as_str()).collect();
+            let msg = format!("{path} takes {}", allow.join(", "));
+            let mut resp = response::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                &msg,
+                &[],
+            );
+            resp.headers_mut().insert(
+                ALLOW,
+                HeaderValue::from_str(&allow.join(", ")).expect("method names are valid"),
+            );
+            return resp;
+        };
+        let route = *route;
+        match route.integration() {
+            Some(integration) => {
+                let started = Instant::now();
+                let resp = self.ingest(route, integration, req).await;
+                self.per_integration[integration as usize]
+                    .duration
+                    .record(started.elapsed().as_secs_f64());
+                resp
+            }
+            None => self.admin(route),
+        }
+    }
+
+    fn admin(&self, route: Route) -> Response<Body> {
+        match route {
+            Route::Healthz => response::text(StatusCode::OK, "ok\n", "text/plain"),
+            Route::Readyz => match self.health.not_ready() {
+                None => response::text(StatusCode::OK, "ready\n", "text/plain"),
+                Some(why) => response::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                    "text/plain",
+                ),
+            },
+            Route::Metrics => response::text(
+                StatusCode::OK,
+                self.metrics.render(),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            _ => unreachable!("ingest routes are handled by ingest"),
+        }
+    }
+
+    async fn read_body<B>(&self, req: Request<B>) -> Result<Vec<u8>, BodyError>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let limit = self.limits.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = req.into_body();
+        let mut buf = Vec::with_capacity(declared.unwrap_or(1024));
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|_| BodyError::Io)?;
+                if let Ok(mut data) = frame.into_data() {
+                    if buf.len() + data.remaining() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        buf.extend_from_slice(chunk);
+                        let n = chunk.len();
+                        data.advance(n);
+                    }
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.limits.body_read_timeout, read).await {
+            Ok(Ok(())) => Ok(buf),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(BodyError::TimedOut),
+        }
+    }
+
+    async fn ingest<B>(
+        &self,
+        route: Route,
+        integration: Integration,
+        req: Request<B>,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let name = integration.as_str();
+        let mut body = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                m::rejected(name, "too_large").increment(1);
+                return response::too_large(self.limits.max_body_bytes);
+            }
+            Err(BodyError::TimedOut) => {
+                m::rejected(name, "body_timeout").increment(1);
+                return response::error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "request body not received in time",
+                    &["'body' was not complete within server.body_read_timeout".into()],
+                );
+            }
+            Err(BodyError::Io) => {
+                m::rejected(name, "body_io").increment(1);
+                return response::error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid event",
+                    "request body could not be read",
+                    &[],
+                );
+            }
+        };
+        let now = self.clock.now();
+        let parsed = match route {
+            Route::PagerDutyV2 => pagerduty::parse_v2(&mut body, now).map(|p| {
+                (
+                    Reply::Accepted(p.event.dedup_key.clone()),
+                    Input::Event(p.event),
+                    p.summary_truncated,
+                )
+            }),
+            Route::PagerDutyV1 => pagerduty::parse_v1(&mut body, now).map(|p| {
+                (
+                    Reply::V1Accepted(p.event.dedup_key.clone()),
+                    Input::Event(p.event),
+                    p.summary_truncated,
+                )
+            }),
+            Route::PagerDutyChange => pagerduty::parse_change(&mut body, now).map(|p| {
+                (
+                    Reply::ChangeAccepted,
+                    Input::Change(p.event),
+                    p.summary_truncated,
+                )
+            }),
+            _ => unreachable!("admin routes are handled by admin"),
+        };
+        let (reply, input, truncated) = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.refuse(name, e),
+        };
+        if self.correlator.submit(vec![input]).is_err() {
+            m::rejected(name, "overloaded").increment(1);
+            return response::unavailable("sluice is at capacity; retry after the given seconds");
+        }
+        let counters = &self.per_integration[integration as usize].counters;
+        counters.received.increment(1);
+        if truncated {
+            counters.summaries_truncated.increment(1);
+        }
+        match reply {
+            Reply::Accepted(key) => response::pd_accepted(&key),
+            Reply::V1Accepted(key) => response::pd_v1_accepted(&key),
+            Reply::ChangeAccepted => {
+                counters.change_events.increment(1);
+                response::pd_change_accepted()
+            }
+        }
+    }
+
+    fn refuse(&self, integration: &'static str, err: PdError) -> Response<Body> {
+        match err {
+            PdError::Unrecognized(what) => {
+                m::rejected(integration, "malformed").increment(1);
+                response::pd_unrecognized(what)
+            }
+            PdError::Invalid(errors) => {
+                m::rejected(integration, "invalid").increment(1);
+                response::pd_invalid(&errors)
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! sluice: a high-throughput alert ingestion and correlation gateway.
+//!
+//! ```text
+//! HTTP (ingest) ──▶ normalize (ingest::integrations) ──▶ correlate (sharded) ──▶ publish (Kafka)
+//!   PagerDuty v2/v1,        one Event model              dedup -> alerts          incident messages,
+//!   change events                                        group -> incidents       key = incident_id
+//! ```
+//!
+//! Each stage has one module and data moves forward only: [`ingest`] knows nothing of Kafka,
+//! [`correlate`] nothing of HTTP, [`publish`] nothing of integrations. [`app`] wires them and
+//! owns shutdown; all time comes from one [`clock::Clock`].
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod correlate;
+pub mod event;
+pub mod ingest;
+pub mod metrics;
+pub mod publish;
+pub mod send;
+pub mod tail;
+pub mod time;

@@ -1,0 +1,274 @@
+//! The `sluice` command: serve, check-config, send, tail.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use sluice::clock::Clock;
+use sluice::config::{Config, LogConfig, LogFormat, ENV_CONFIG_PATH};
+use sluice::send::{pd_event, HttpClient};
+use sluice::tail::{Format, Start, TailOptions};
+use sluice::time::parse_duration;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Alert ingestion and correlation gateway: monitoring events in, incidents out to Kafka"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file (with SLUICE_* overrides applied) and report every problem.
+    CheckConfig {
+        #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// Post PagerDuty v2 test events to a running sluice.
+    Send {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value = "demo-service")]
+        routing_key: String,
+        /// Events to send.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Distinct dedup keys among them (event i uses key i % keys).
+        #[arg(long, default_value_t = 1)]
+        keys: u32,
+        /// Distinct sources among them (key k is on source k % sources).
+        #[arg(long, default_value_t = 1)]
+        sources: u32,
+        /// trigger, acknowledge or resolve.
+        #[arg(long, default_value = "trigger")]
+        action: String,
+        #[arg(long, default_value = "critical")]
+        severity: String,
+        /// Prefix of the dedup keys.
+        #[arg(long, default_value = "demo")]
+        key_prefix: String,
+    },
+    /// Follow a topic and print one message per line: key, headers, JSON body.
+    Tail {
+        #[arg(long, env = "SLUICE_KAFKA_BROKERS")]
+        brokers: String,
+        #[arg(long, default_value = "sluice.incidents")]
+        topic: String,
+        /// beginning, end, or an offset.
+        #[arg(long, default_value = "beginning")]
+        from: Start,
+        /// Exit after this long without a message, e.g. 3s (default: follow forever).
+        #[arg(long, value_parser = parse_duration)]
+        idle_exit: Option<Duration>,
+        /// Exit after this many messages.
+        #[arg(long)]
+        max: Option<u64>,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(&log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
+            Ok(c) => {
+                println!(
+                    "{}: ok (listen {}, brokers {:?}, topic {}, {} rule(s))",
+                    config.display(),
+                    c.server.listen,
+                    c.kafka.brokers,
+                    c.kafka.topic,
+                    c.correlate.rules.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Send {
+            url,
+            routing_key,
+            count,
+            keys,
+            sources,
+            action,
+            severity,
+            key_prefix,
+        } => runtime().block_on(send(
+            url,
+            routing_key,
+            count,
+            keys.max(1),
+            sources.max(1),
+            action,
+            severity,
+            key_prefix,
+        )),
+        Command::Tail {
+            brokers,
+            topic,
+            from,
+            idle_exit,
+            max,
+            format,
+        } => {
+            let opts = TailOptions {
+                brokers,
+                topic,
+                start: from,
+                idle_exit,
+                max_messages: max,
+                format,
+            };
+            match sluice::tail::tail(&opts, &mut std::io::stdout().lock()) {
+                Ok(n) => {
+                    eprintln!("{n} message(s) from {}", opts.topic);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tail {}: {e}", opts.topic);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log);
+    runtime().block_on(async move {
+        let running = match sluice::app::start(config, Clock::system()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "sluice could not start");
+                return ExitCode::FAILURE;
+            }
+        };
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "shutting down");
+        running.shutdown();
+        let report = running.wait().await;
+        if report.connections_cut > 0 || report.messages_undelivered != 0 {
+            tracing::error!(
+                connections_cut = report.connections_cut,
+                messages_undelivered = report.messages_undelivered,
+                "shutdown did not finish within server.shutdown_grace"
+            );
+            return ExitCode::FAILURE;
+        }
+        tracing::info!("shutdown complete: every accepted event's incident was delivered");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    url: String,
+    routing_key: String,
+    count: u32,
+    keys: u32,
+    sources: u32,
+    action: String,
+    severity: String,
+    key_prefix: String,
+) -> ExitCode {
+    let mut client = match HttpClient::connect(&url).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut by_status = std::collections::BTreeMap::new();
+    for i in 0..count {
+        let k = i % keys;
+        let dedup_key = format!("{key_prefix}-{k}");
+        let source = format!("host-{}", k % sources);
+        let summary = format!("{key_prefix} alert {k} on {source}");
+        let body = pd_event(
+            &routing_key,
+            &action,
+            &dedup_key,
+            &source,
+            &severity,
+            &summary,
+        );
+        match client.post("/v2/enqueue", body).await {
+            Ok(reply) => {
+                if !reply.status.is_success() {
+                    eprintln!("{} {}", reply.status, String::from_utf8_lossy(&reply.body));
+                }
+                *by_status.entry(reply.status.as_u16()).or_insert(0u32) += 1;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let summary: Vec<String> = by_status
+        .iter()
+        .map(|(s, n)| format!("{n} x {s}"))
+        .collect();
+    println!(
+        "sent {count} {action} event(s) to {url}: {}",
+        summary.join(", ")
+    );
+    if by_status.keys().all(|s| (200..300).contains(s)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

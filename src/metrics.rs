@@ -1,0 +1,133 @@
+//! Every metric name and label key, in one place, and the Prometheus exporter.
+//!
+//! Names carry the `sluice_` prefix and base units; labels take values only from small fixed
+//! sets (integration, reason, type, kind), never routing keys or dedup keys. The README's
+//! "Metrics" table lists each one; a test checks that table against [`ALL`].
+
+use std::sync::OnceLock;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::event::Integration;
+
+pub const EVENTS_RECEIVED: &str = "sluice_events_received_total";
+pub const EVENTS_REJECTED: &str = "sluice_events_rejected_total";
+pub const EVENTS_DEDUPLICATED: &str = "sluice_events_deduplicated_total";
+pub const EVENTS_DROPPED: &str = "sluice_events_dropped_total";
+pub const SUMMARIES_TRUNCATED: &str = "sluice_summaries_truncated_total";
+pub const CHANGE_EVENTS: &str = "sluice_change_events_total";
+pub const ALERTS_OPEN: &str = "sluice_alerts_open";
+pub const INCIDENTS_OPEN: &str = "sluice_incidents_open";
+pub const INCIDENTS_OPENED: &str = "sluice_incidents_opened_total";
+pub const INCIDENTS_RESOLVED: &str = "sluice_incidents_resolved_total";
+pub const MESSAGES_PUBLISHED: &str = "sluice_messages_published_total";
+pub const MESSAGES_FAILED: &str = "sluice_messages_failed_total";
+pub const PUBLISH_RETRIES: &str = "sluice_publish_queue_full_total";
+pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
+pub const KAFKA_CONNECTED: &str = "sluice_kafka_connected";
+
+/// Every metric, with its help text, for `describe` and the README check.
+pub const ALL: &[(&str, &str)] = &[
+    (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
+    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, too_large, overloaded)."),
+    (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
+    (EVENTS_DROPPED, "Accepted acknowledge/resolve events with no open alert to apply to, by reason."),
+    (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),
+    (CHANGE_EVENTS, "Change events accepted, by integration."),
+    (ALERTS_OPEN, "Alerts currently triggered or acknowledged."),
+    (INCIDENTS_OPEN, "Incidents currently open (published or waiting in group_wait)."),
+    (INCIDENTS_OPENED, "Incidents opened."),
+    (INCIDENTS_RESOLVED, "Incidents resolved (all their alerts resolved)."),
+    (MESSAGES_PUBLISHED, "Messages delivered to Kafka (acknowledged by the broker), by type."),
+    (MESSAGES_FAILED, "Messages Kafka failed to deliver, by kind of error."),
+    (PUBLISH_RETRIES, "Times a shard found the producer queue full and waited before retrying."),
+    (REQUEST_DURATION, "Time from request to response for ingest endpoints, by integration."),
+    (KAFKA_CONNECTED, "1 when the last metadata probe reached the Kafka cluster, else 0."),
+];
+
+pub const LABEL_INTEGRATION: &str = "integration";
+pub const LABEL_REASON: &str = "reason";
+pub const LABEL_TYPE: &str = "type";
+pub const LABEL_KIND: &str = "kind";
+
+/// Request-duration buckets, in seconds: sub-millisecond resolution where sluice lives.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle; later calls
+/// (several servers in one test process) get the same handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS)
+                .expect("static buckets are valid")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            for (name, help) in ALL {
+                match *name {
+                    ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED => describe_gauge!(*name, *help),
+                    REQUEST_DURATION => describe_histogram!(*name, Unit::Seconds, *help),
+                    _ => describe_counter!(*name, *help),
+                }
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Per-integration counter handles, looked up once.
+#[derive(Clone)]
+pub struct IntegrationCounters {
+    pub received: Counter,
+    pub deduplicated: Counter,
+    pub summaries_truncated: Counter,
+    pub change_events: Counter,
+}
+
+impl IntegrationCounters {
+    pub fn new(integration: Integration) -> Self {
+        let label = [(LABEL_INTEGRATION, integration.as_str())];
+        IntegrationCounters {
+            received: metrics::counter!(EVENTS_RECEIVED, &label),
+            deduplicated: metrics::counter!(EVENTS_DEDUPLICATED, &label),
+            summaries_truncated: metrics::counter!(SUMMARIES_TRUNCATED, &label),
+            change_events: metrics::counter!(CHANGE_EVENTS, &label),
+        }
+    }
+
+    pub fn for_each() -> Vec<(Integration, IntegrationCounters)> {
+        Integration::ALL
+            .iter()
+            .map(|&i| (i, IntegrationCounters::new(i)))
+            .collect()
+    }
+}
+
+pub fn rejected(integration: &'static str, reason: &'static str) -> Counter {
+    metrics::counter!(EVENTS_REJECTED, LABEL_INTEGRATION => integration, LABEL_REASON => reason)
+}
+
+pub fn dropped(reason: &'static str) -> Counter {
+    metrics::counter!(EVENTS_DROPPED, LABEL_REASON => reason)
+}
+
+pub fn published(kind: &'static str) -> Counter {
+    metrics::counter!(MESSAGES_PUBLISHED, LABEL_TYPE => kind)
+}
+
+pub fn failed(kind: &'static str) -> Counter {
+    metrics::counter!(MESSAGES_FAILED, LABEL_KIND => kind)
+}
+
+pub fn gauge(name: &'static str) -> Gauge {
+    metrics::gauge!(name)
+}
+
+pub fn counter(name: &'static str) -> Counter {
+    metrics::counter!(name)
+}

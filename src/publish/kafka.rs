@@ -1,0 +1,317 @@
+//! The Kafka sink: an idempotent librdkafka producer (`acks=all`), messages keyed by incident
+//! id with CloudEvents binary-mode headers, many deliveries in flight, every delivery counted
+//! from librdkafka's reports, and a bounded flush at shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::Counter;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use crate::config::KafkaConfig;
+use crate::metrics as m;
+
+use super::encode::{MessageKind, OutboundMessage, Topic, CE_SPECVERSION, CONTENT_TYPE};
+use super::{SendError, Sink};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(KafkaError),
+    #[error("cannot reach the Kafka cluster at {brokers}: {source}")]
+    Unreachable { brokers: String, source: KafkaError },
+    #[error("cannot create topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+}
+
+/// Counts librdkafka's delivery reports.
+pub struct DeliveryCounter {
+    published: Vec<Counter>,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    /// The message kind's index, so the report can be counted by type.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
+        match result {
+            Ok(_) => self.published[kind].increment(1),
+            Err((err, _)) => {
+                let kind_label = error_kind(err);
+                m::failed(kind_label).increment(1);
+                let message_type = MessageKind::from_index(kind).map_or("?", MessageKind::as_str);
+                tracing::error!(error = %err, kind = kind_label, message_type, "kafka delivery failed");
+            }
+        }
+    }
+}
+
+/// A small fixed set of failure kinds for the `kind` label.
+pub fn error_kind(err: &KafkaError) -> &'static str {
+    match err.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => "timed_out",
+        Some(RDKafkaErrorCode::QueueFull) => "queue_full",
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "message_too_large",
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed,
+        ) => "authorization",
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            "unknown_topic"
+        }
+        Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight) => "purged",
+        Some(RDKafkaErrorCode::Fatal) => "fatal",
+        _ => "other",
+    }
+}
+
+pub struct KafkaSink {
+    producer: ThreadedProducer<DeliveryCounter>,
+    incidents_topic: String,
+    changes_topic: String,
+    source: String,
+    connected: Arc<AtomicBool>,
+    brokers: String,
+}
+
+/// The client settings shared by the producer and the admin client.
+fn client_config(config: &KafkaConfig, bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in &config.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+impl KafkaSink {
+    /// Connects to `bootstrap`, creates the topics when asked and missing, and starts the
+    /// producer. `source` goes into every message's `ce_source`.
+    pub async fn connect(
+        config: &KafkaConfig,
+        bootstrap: &str,
+        source: &str,
+    ) -> Result<Self, KafkaSetupError> {
+        let mut pc = client_config(config, bootstrap);
+        pc.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", config.linger.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                config.message_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                config.queue_max_messages.to_string(),
+            )
+            // The Java client's partitioner, so other producers keying by incident id agree.
+            .set("partitioner", "murmur2_random");
+        let context = DeliveryCounter {
+            published: MessageKind::ALL
+                .iter()
+                .map(|k| m::published(k.as_str()))
+                .collect(),
+        };
+        let producer: ThreadedProducer<DeliveryCounter> = pc
+            .create_with_context(context)
+            .map_err(KafkaSetupError::Producer)?;
+
+        let probe = producer.clone();
+        let metadata =
+            tokio::task::spawn_blocking(move || topic_names(&probe, None, Duration::from_secs(10)))
+                .await
+                .expect("metadata probe does not panic")
+                .map_err(|source| KafkaSetupError::Unreachable {
+                    brokers: bootstrap.to_string(),
+                    source,
+                })?;
+        if config.create_topics {
+            let missing: Vec<&str> = [&config.topic, &config.changes_topic]
+                .into_iter()
+                .map(String::as_str)
+                .filter(|t| !metadata.iter().any(|have| have == t))
+                .collect();
+            if !missing.is_empty() {
+                create_topics(config, bootstrap, &missing).await?;
+            }
+        }
+        let sink = KafkaSink {
+            producer,
+            incidents_topic: config.topic.clone(),
+            changes_topic: config.changes_topic.clone(),
+            source: source.to_string(),
+            connected: Arc::new(AtomicBool::new(true)),
+            brokers: bootstrap.to_string(),
+        };
+        m::gauge(m::KAFKA_CONNECTED).set(1.0);
+        Ok(sink)
+    }
+
+    /// Whether the last metadata probe reached the cluster.
+    pub fn connected(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.connected)
+    }
+
+    /// Probes the cluster every `every` until `stop` fires, keeping [`KafkaSink::connected`]
+    /// and the `sluice_kafka_connected` gauge current.
+    pub async fn watch_connection(
+        self: Arc<Self>,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            let this = Arc::clone(&self);
+            let ok = tokio::task::spawn_blocking(move || {
+                topic_names(
+                    &this.producer,
+                    Some(&this.incidents_topic),
+                    Duration::from_secs(3),
+                )
+                .is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            if ok != self.connected.swap(ok, Ordering::Relaxed) {
+                if ok {
+                    tracing::info!(brokers = %self.brokers, "kafka cluster reachable again");
+                } else {
+                    tracing::warn!(brokers = %self.brokers, "kafka cluster unreachable");
+                }
+            }
+            m::gauge(m::KAFKA_CONNECTED).set(if ok { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Waits up to `timeout` for every queued message to be delivered; returns how many were
+    /// still in flight when it gave up (0 when all were delivered).
+    pub fn flush(&self, timeout: Duration) -> i32 {
+        match self.producer.flush(timeout) {
+            Ok(()) => 0,
+            Err(e) => {
+                let left = self.producer.in_flight_count();
+                tracing::error!(error = %e, in_flight = left, "kafka flush did not finish within the grace period");
+                left
+            }
+        }
+    }
+}
+
+/// Creates `topics`; "already exists" (a race with another instance) is success.
+async fn create_topics(
+    config: &KafkaConfig,
+    bootstrap: &str,
+    topics: &[&str],
+) -> Result<(), KafkaSetupError> {
+    let admin: AdminClient<_> = client_config(config, bootstrap)
+        .create()
+        .map_err(KafkaSetupError::Producer)?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                config.partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results =
+        admin
+            .create_topics(&new, &opts)
+            .await
+            .map_err(|e| KafkaSetupError::CreateTopic {
+                topic: topics.join(","),
+                reason: e.to_string(),
+            })?;
+    for r in results {
+        match r {
+            Ok(topic) => tracing::info!(
+                topic,
+                partitions = config.partitions,
+                replication_factor = config.replication_factor,
+                "created topic"
+            ),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaSetupError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of the topics the cluster reports: all of them, or just `topic` (a cheap probe).
+/// Blocking: call from `spawn_blocking`.
+fn topic_names(
+    producer: &ThreadedProducer<DeliveryCounter>,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<String>, KafkaError> {
+    let md = producer.client().fetch_metadata(topic, timeout)?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+impl Sink for KafkaSink {
+    fn send(&self, msg: &OutboundMessage) -> Result<(), SendError> {
+        let topic = match msg.topic {
+            Topic::Incidents => &self.incidents_topic,
+            Topic::Changes => &self.changes_topic,
+        };
+        let headers = OwnedHeaders::new_with_capacity(6)
+            .insert(Header {
+                key: "ce_specversion",
+                value: Some(CE_SPECVERSION),
+            })
+            .insert(Header {
+                key: "ce_type",
+                value: Some(msg.kind.ce_type()),
+            })
+            .insert(Header {
+                key: "ce_source",
+                value: Some(self.source.as_str()),
+            })
+            .insert(Header {
+                key: "ce_id",
+                value: Some(msg.id.as_str()),
+            })
+            .insert(Header {
+                key: "ce_subject",
+                value: Some(msg.key.as_str()),
+            })
+            .insert(Header {
+                key: "content-type",
+                value: Some(CONTENT_TYPE),
+            });
+        let record = BaseRecord::with_opaque_to(topic, msg.kind.index())
+            .key(msg.key.as_bytes())
+            .payload(msg.body.as_slice())
+            .headers(headers);
+        self.producer
+            .send(record)
+            .map_err(|(err, _)| match err.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::QueueFull) => SendError::QueueFull,
+                _ => SendError::Rejected(error_kind(&err)),
+            })
+    }
+}

@@ -1,0 +1,150 @@
+//! A small HTTP/1.1 client over one keep-alive connection: `sluice send` uses it to post test
+//! events, and the end-to-end tests use it to talk to a running sluice over a real socket.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("http: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("{0:?} is not a URL like http://127.0.0.1:8080")]
+    BadUrl(String),
+}
+
+pub struct HttpClient {
+    sender: SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+/// The `host:port` of an `http://host:port[/...]` URL (or of a bare `host:port`).
+pub fn authority(url: &str) -> Result<String, ClientError> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || url.starts_with("https://") {
+        return Err(ClientError::BadUrl(url.to_string()));
+    }
+    Ok(if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    })
+}
+
+/// A response: status and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl HttpClient {
+    pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        let authority = authority(url)?;
+        let stream =
+            TcpStream::connect(&authority)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    addr: authority.clone(),
+                    source,
+                })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(HttpClient { sender, authority })
+    }
+
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.into()))
+            .expect("request parts are valid");
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    pub async fn post(&mut self, path: &str, body: impl Into<Bytes>) -> Result<Reply, ClientError> {
+        self.request(Method::POST, path, body).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Reply, ClientError> {
+        self.request(Method::GET, path, Bytes::new()).await
+    }
+}
+
+/// A PagerDuty v2 event body, for demos and tests.
+pub fn pd_event(
+    routing_key: &str,
+    action: &str,
+    dedup_key: &str,
+    source: &str,
+    severity: &str,
+    summary: &str,
+) -> Vec<u8> {
+    let mut event = serde_json::json!({
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": dedup_key,
+    });
+    if action == "trigger" {
+        event["payload"] = serde_json::json!({
+            "summary": summary,
+            "source": source,
+            "severity": severity,
+        });
+    }
+    serde_json::to_vec(&event).expect("json serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_from_urls() {
+        assert_eq!(
+            authority("http://127.0.0.1:8080").unwrap(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            authority("http://localhost:9/v2/enqueue").unwrap(),
+            "localhost:9"
+        );
+        assert_eq!(authority("example.net").unwrap(), "example.net:80");
+        assert!(authority("https://x:1").is_err());
+        assert!(authority("http://").is_err());
+    }
+}
