@@ -115,29 +115,29 @@ impl<'v> Reader<'v, '_> {
             .map(Details)
     }
 
-    /// Each item of an array field as a reader, or nothing when absent.
-    pub fn array(&mut self, name: &str) -> Vec<(String, Option<&'v BorrowedValue<'v>>)> {
+    /// Calls `each` with a reader on every object of an array field, in order; absent is
+    /// empty, and anything that is not an array of objects is a problem.
+    pub fn for_each_object(&mut self, name: &str, mut each: impl FnMut(&mut Reader<'v, '_>)) {
         let Some(v) = self.get(name) else {
-            return Vec::new();
+            return;
         };
         let Some(items) = v.as_array() else {
             self.errors
                 .push(format!("'{}' must be an array", path(self.path, name)));
-            return Vec::new();
+            return;
         };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let at = format!("{}[{i}]", path(self.path, name));
-                if item.is_object() {
-                    (at, Some(item))
-                } else {
-                    self.errors.push(format!("'{at}' must be an object"));
-                    (at, None)
-                }
-            })
-            .collect()
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{}[{i}]", path(self.path, name));
+            if item.is_object() {
+                each(&mut Reader {
+                    value: Some(item),
+                    path: &at,
+                    errors: self.errors,
+                });
+            } else {
+                self.errors.push(format!("'{at}' must be an object"));
+            }
+        }
     }
 
     pub fn child<'p2>(
@@ -155,34 +155,35 @@ impl<'v> Reader<'v, '_> {
     /// PagerDuty `links[]`: `{href, text?}`.
     pub fn links(&mut self, name: &str) -> Vec<Link> {
         let mut out = Vec::new();
-        for (at, item) in self.array(name) {
-            let Some(item) = item else { continue };
-            let mut r = self.child(Some(item), &at);
+        self.for_each_object(name, |r| {
             if let (Some(href), text) = (r.req_str("href"), r.opt_str("text")) {
                 out.push(Link {
                     href: href.to_string(),
                     text: text.map(str::to_string),
                 });
             }
-        }
+        });
         out
     }
 
     /// PagerDuty `images[]`: `{src, href?, alt?}`.
     pub fn images(&mut self, name: &str) -> Vec<Image> {
         let mut out = Vec::new();
-        for (at, item) in self.array(name) {
-            let Some(item) = item else { continue };
-            let mut r = self.child(Some(item), &at);
-            if let (Some(src), href, alt) = (r.req_str("src"), r.opt_str("href"), r.opt_str("alt"))
-            {
-                out.push(Image {
-                    src: src.to_string(),
-                    href: href.map(str::to_string),
-                    alt: alt.map(str::to_string),
-                });
-            }
-        }
+        self.for_each_object(name, |r| out.extend(r.image()));
         out
+    }
+
+    /// One image object: `{src, href?, alt?}`.
+    pub fn image(&mut self) -> Option<Image> {
+        let (src, href, alt) = (
+            self.req_str("src"),
+            self.opt_str("href"),
+            self.opt_str("alt"),
+        );
+        Some(Image {
+            src: src?.to_string(),
+            href: href.map(str::to_string),
+            alt: alt.map(str::to_string),
+        })
     }
 }

@@ -284,33 +284,22 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
     let client_url = r.opt_str("client_url");
     let mut links = Vec::new();
     let mut images = Vec::new();
-    for (at, item) in r.array("contexts") {
-        let Some(item) = item else { continue };
-        let mut c = r.child(Some(item), &at);
-        match c.req_str("type") {
-            Some("link") => {
-                if let (Some(href), text) = (c.req_str("href"), c.opt_str("text")) {
-                    links.push(Link {
-                        href: href.into(),
-                        text: text.map(Into::into),
-                    });
-                }
+    r.for_each_object("contexts", |c| match c.req_str("type") {
+        Some("link") => {
+            if let (Some(href), text) = (c.req_str("href"), c.opt_str("text")) {
+                links.push(Link {
+                    href: href.into(),
+                    text: text.map(Into::into),
+                });
             }
-            Some("image") => {
-                if let (Some(src), href, alt) =
-                    (c.req_str("src"), c.opt_str("href"), c.opt_str("alt"))
-                {
-                    images.push(crate::event::Image {
-                        src: src.into(),
-                        href: href.map(Into::into),
-                        alt: alt.map(Into::into),
-                    });
-                }
-            }
-            Some(_) => c.errors.push(format!("'{at}.type' must be link or image")),
-            None => {}
         }
-    }
+        Some("image") => images.extend(c.image()),
+        Some(_) => {
+            let at = c.path;
+            c.errors.push(format!("'{at}.type' must be link or image"));
+        }
+        None => {}
+    });
     finish(errors, || {
         let routing_key = routing_key.expect("validated").to_string();
         let action = action.expect("validated");

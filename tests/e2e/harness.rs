@@ -1,0 +1,282 @@
+//! Real parts for end-to-end tests: a tansu broker in its own process on a loopback port, the
+//! real `sluice` binary, and a real Kafka consumer (rdkafka's `StreamConsumer`). Every wait is
+//! bounded, and every process is killed when its handle drops.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use serde_json::Value;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where the tansu binary is: `$SLUICE_TANSU`, `tansu` on the PATH, or cargo's bin folder.
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SLUICE_TANSU") {
+        return PathBuf::from(p);
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    candidates
+        .into_iter()
+        .chain(cargo_home.map(|c| c.join("bin/tansu")))
+        .find(|p| p.is_file())
+        .expect(
+            "the tansu broker is not installed: run scripts/install-tools.sh (or set SLUICE_TANSU)",
+        )
+}
+
+/// A tansu broker with in-memory storage, in its own process.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        wait_for_port(([127, 0, 0, 1], port).into(), &mut child, "tansu");
+        Broker {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real `sluice serve`, with a config written for the test.
+pub struct Sluice {
+    child: Option<Child>,
+    pub url: String,
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-e2e-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Sluice {
+    /// Starts sluice with `config` (TOML; `server.listen` and `kafka.brokers` are set here) and
+    /// waits until it answers `/readyz`.
+    pub fn start(tag: &str, brokers: &str, config: &str) -> Sluice {
+        let dir = TempDir::new(tag);
+        let path = dir.0.join("sluice.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.0.join("sluice.log");
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_KAFKA_BROKERS", brokers)
+            .env("SLUICE_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("sluice starts");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for_port(addr, &mut child, "sluice");
+        Sluice {
+            child: Some(child),
+            url: format!("http://{addr}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not exit within {WAIT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One message as a consumer saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: String,
+    pub partition: i32,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+fn decode(msg: &impl Message) -> Received {
+    Received {
+        key: String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned(),
+        partition: msg.partition(),
+        headers: msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        body: serde_json::from_slice(msg.payload().unwrap_or_default())
+            .expect("message body is JSON"),
+    }
+}
+
+/// A consumer-group member reading `topic` from the beginning.
+pub struct Reader {
+    consumer: StreamConsumer,
+    pub seen: Vec<Received>,
+}
+
+impl Reader {
+    pub fn new(brokers: &str, topic: &str) -> Reader {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set(
+                "group.id",
+                format!("e2e-{}-{}", std::process::id(), free_port()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        Reader {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until `done(&seen)` holds, or panics after [`WAIT`].
+    pub async fn until(&mut self, what: &str, done: impl Fn(&[Received]) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&self.seen) {
+            let msg = tokio::time::timeout_at(deadline, self.consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {:#?}", self.seen))
+                .expect("consumer error");
+            self.seen.push(decode(&msg));
+        }
+    }
+
+    /// Reads for `quiet` more and returns whatever else arrived (to prove nothing extra came).
+    pub async fn extra_within(&mut self, quiet: Duration) -> usize {
+        let before = self.seen.len();
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(msg) = tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+            self.seen.push(decode(&msg.expect("consumer error")));
+        }
+        self.seen.len() - before
+    }
+}
+
+/// The messages of each incident, in the order consumed.
+pub fn by_incident(seen: &[Received]) -> BTreeMap<String, Vec<Received>> {
+    let mut map: BTreeMap<String, Vec<Received>> = BTreeMap::new();
+    for m in seen {
+        map.entry(m.key.clone()).or_default().push(m.clone());
+    }
+    map
+}

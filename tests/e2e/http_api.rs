@@ -1,0 +1,169 @@
+//! The HTTP surface over real sockets: the server bound on port 0 in this process, publishing
+//! to the embedded broker. Every PagerDuty validation error, the size limit, routing and health.
+
+use serde_json::{json, Value};
+use sluice::app::Running;
+use sluice::clock::Clock;
+use sluice::config::Config;
+use sluice::send::HttpClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn start() -> (Running, HttpClient) {
+    let config = Config::from_toml(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1",
+        Vec::new(),
+    )
+    .unwrap();
+    let running = sluice::app::start(config, Clock::system()).await.unwrap();
+    let client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    (running, client)
+}
+
+fn invalid(errors: &[&str]) -> Value {
+    json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pagerduty_validation_error_is_answered_with_the_field() {
+    let (running, mut client) = start().await;
+    let long_key = "k".repeat(256);
+    let cases: Vec<(String, u16, Value)> = vec![
+        (
+            r#"{"event_action":"trigger","payload":{"summary":"s","source":"h","severity":"info"}}"#.into(),
+            400,
+            invalid(&["'routing_key' is missing or blank"]),
+        ),
+        (r#"{"routing_key":"rk","event_action":"fire","dedup_key":"k"}"#.into(), 400, invalid(&["'event_action' must be one of trigger, acknowledge, resolve"])),
+        (r#"{"routing_key":"rk","event_action":"trigger","payload":{"source":"h","severity":"info"}}"#.into(), 400, invalid(&["'payload.summary' is missing or blank"])),
+        (r#"{"routing_key":"rk","event_action":"trigger","payload":{"summary":"s","severity":"info"}}"#.into(), 400, invalid(&["'payload.source' is missing or blank"])),
+        (r#"{"routing_key":"rk","event_action":"trigger","payload":{"summary":"s","source":"h"}}"#.into(), 400, invalid(&["'payload.severity' is missing or blank"])),
+        (
+            r#"{"routing_key":"rk","event_action":"trigger","payload":{"summary":"s","source":"h","severity":"sev1"}}"#.into(),
+            400,
+            invalid(&["'payload.severity' must be one of critical, error, warning, info"]),
+        ),
+        (format!(r#"{{"routing_key":"rk","event_action":"resolve","dedup_key":"{long_key}"}}"#), 400, invalid(&["'dedup_key' must be at most 255 characters"])),
+        (r#"{"routing_key":"rk","event_action":"acknowledge"}"#.into(), 400, invalid(&["'dedup_key' is required for acknowledge and resolve events"])),
+        (r#"{"routing_key":"rk","event_action":"resolve"}"#.into(), 400, invalid(&["'dedup_key' is required for acknowledge and resolve events"])),
+        (
+            r#"{"routing_key":"rk","event_action":"trigger","payload":{}}"#.into(),
+            400,
+            invalid(&["'payload.summary' is missing or blank", "'payload.source' is missing or blank", "'payload.severity' is missing or blank"]),
+        ),
+        (
+            "{\"routing_key\": \"rk\", ".into(),
+            400,
+            json!({"status": "Unrecognized object", "message": "Event object format is unrecognized", "errors": ["JSON parse error"]}),
+        ),
+        (
+            "[{\"routing_key\": \"rk\"}]".into(),
+            400,
+            json!({"status": "Unrecognized object", "message": "Event object format is unrecognized", "errors": ["JSON is not an object"]}),
+        ),
+    ];
+    for (body, status, want) in cases {
+        let reply = client.post("/v2/enqueue", body.clone()).await.unwrap();
+        assert_eq!(reply.status.as_u16(), status, "{body}");
+        assert_eq!(reply.json(), want, "{body}");
+        assert_eq!(reply.headers["content-type"], "application/json");
+    }
+    running.shutdown();
+    running.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_512_kb_get_413_naming_the_limit() {
+    let (running, mut client) = start().await;
+    let filler = "x".repeat(512 * 1024);
+    let body = format!(
+        r#"{{"routing_key":"rk","event_action":"trigger","payload":{{"summary":"s","source":"h","severity":"info","custom_details":{{"f":"{filler}"}}}}}}"#
+    );
+    let reply = client.post("/v2/enqueue", body).await.unwrap();
+    assert_eq!(reply.status, 413);
+    assert_eq!(
+        reply.json(),
+        json!({"status": "invalid event", "message": "Request body is too large", "errors": ["'body' must be at most 524288 bytes"]})
+    );
+
+    // Chunked, so the size is only known while reading.
+    let mut raw = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    raw.write_all(b"POST /v2/enqueue HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..9 {
+        let head = format!("{:x}\r\n", chunk.len());
+        if raw.write_all(head.as_bytes()).await.is_err()
+            || raw.write_all(&chunk).await.is_err()
+            || raw.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = raw.write_all(b"0\r\n\r\n").await;
+    let mut resp = Vec::new();
+    let _ = raw.read_to_end(&mut resp).await;
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    running.shutdown();
+    running.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_summaries_are_accepted_truncated() {
+    let (running, mut client) = start().await;
+    let body = format!(
+        r#"{{"routing_key":"rk","event_action":"trigger","dedup_key":"long","payload":{{"summary":"{}","source":"h","severity":"info"}}}}"#,
+        "s".repeat(5000)
+    );
+    let reply = client.post("/v2/enqueue", body).await.unwrap();
+    assert_eq!(reply.status, 202);
+    assert_eq!(reply.json()["dedup_key"], "long");
+    running.shutdown();
+    running.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_events_routing_and_health() {
+    let (running, mut client) = start().await;
+    let reply = client
+        .post("/generic/2010-04-15/create_event.json", r#"{"service_key":"svc","event_type":"trigger","incident_key":"srv01/HTTP","description":"HTTP down"}"#)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"status": "success", "message": "Event processed", "incident_key": "srv01/HTTP"})
+    );
+
+    let reply = client.post("/v3/enqueue", "{}").await.unwrap();
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["message"], "no route for POST /v3/enqueue");
+    let reply = client.get("/v2/enqueue").await.unwrap();
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.headers["allow"], "POST");
+
+    assert_eq!(client.get("/healthz").await.unwrap().status, 200);
+    let ready = client.get("/readyz").await.unwrap();
+    assert_eq!(
+        (ready.status.as_u16(), &ready.body[..]),
+        (200, &b"ready\n"[..])
+    );
+    let metrics = client.get("/metrics").await.unwrap();
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("# HELP sluice_events_received_total"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_request_duration_seconds_bucket{integration=\"pagerduty_v1\""),
+        "{text}"
+    );
+
+    running.shutdown();
+    let report = running.wait().await;
+    assert_eq!(report, sluice::app::ShutdownReport::default());
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: one test binary (one link of rdkafka) for everything that crosses a
+//! process or socket boundary.
+
+mod harness;
+mod http_api;
+mod real_broker;
