@@ -330,14 +330,13 @@ impl RawConfig {
         if instance.is_empty() {
             p.add("instance", "must not be empty");
         }
-        let config = Config {
+        Config {
             instance,
             server: self.server.unwrap_or_default().validate(p),
             kafka: self.kafka.unwrap_or_default().validate(p),
             correlate: self.correlate.unwrap_or_default().validate(p),
             log: self.log.unwrap_or_default().validate(p),
-        };
-        config
+        }
     }
 }
 

@@ -131,3 +131,27 @@ pub fn gauge(name: &'static str) -> Gauge {
 pub fn counter(name: &'static str) -> Counter {
     metrics::counter!(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    /// The README's metrics table lists exactly the metrics defined here.
+    #[test]
+    fn readme_documents_every_metric() {
+        let readme = include_str!("../README.md");
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `sluice_"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let mut defined: Vec<String> = ALL
+            .iter()
+            .map(|(n, _)| n.trim_start_matches("sluice_").to_string())
+            .collect();
+        let mut documented: Vec<String> = documented.into_iter().map(str::to_string).collect();
+        defined.sort();
+        documented.sort();
+        assert_eq!(documented, defined);
+    }
+}

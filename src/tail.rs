@@ -51,6 +51,17 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// One line of `--format json`; the body is embedded as it was sent, field order and all.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    key: &'a str,
+    headers: std::collections::BTreeMap<&'a str, &'a str>,
+    value: &'a serde_json::value::RawValue,
+}
+
 pub struct TailOptions {
     pub brokers: String,
     pub topic: String,
@@ -131,17 +142,23 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
                 format!("{line} {body}")
             }
             Format::Json => {
-                let value: serde_json::Value = serde_json::from_str(&body)
-                    .unwrap_or(serde_json::Value::String(body.into_owned()));
-                serde_json::json!({
-                    "topic": msg.topic(),
-                    "partition": msg.partition(),
-                    "offset": msg.offset(),
-                    "key": key,
-                    "headers": headers.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect::<serde_json::Map<_, _>>(),
-                    "value": value,
-                })
-                .to_string()
+                let value = serde_json::value::RawValue::from_string(body.into_owned())
+                    .unwrap_or_else(|e| {
+                        serde_json::value::to_raw_value(&e.to_string())
+                            .expect("a string serializes")
+                    });
+                let line = JsonLine {
+                    topic: msg.topic(),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    key: &key,
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect(),
+                    value: &value,
+                };
+                serde_json::to_string(&line).expect("a tail line serializes")
             }
         };
         if writeln!(out, "{line}").is_err() {

@@ -94,7 +94,7 @@ pub fn from_epoch_number(n: f64) -> Option<Parsed> {
         return Some(Parsed::Unset);
     }
     let ms = if n >= 1e11 { n } else { n * 1000.0 };
-    (ms < 253_402_300_800_000.0).then(|| Parsed::At(UnixMillis(ms as u64)))
+    (ms < 253_402_300_800_000.0).then_some(Parsed::At(UnixMillis(ms as u64)))
 }
 
 fn parse_iso(s: &str) -> Option<Parsed> {
