@@ -58,7 +58,13 @@ fn rule() -> Rule {
 }
 
 fn trigger(key: u64) -> Event {
-    let mut e = Event::new(Integration::PagerDuty, Action::Trigger, "svc".into(), format!("alert-{key}"), UnixMillis(1));
+    let mut e = Event::new(
+        Integration::PagerDuty,
+        Action::Trigger,
+        "svc".into(),
+        format!("alert-{key}"),
+        UnixMillis(1),
+    );
     e.source = format!("host-{}", key % 1000);
     e.summary = format!("disk full on host-{}", key % 1000);
     e.severity = Severity::Warning;

@@ -3,4 +3,5 @@
 
 mod harness;
 mod http_api;
+mod kafka_faults;
 mod real_broker;

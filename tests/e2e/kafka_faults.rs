@@ -1,0 +1,162 @@
+//! Faults the real broker cannot be asked for, injected with librdkafka's mock cluster: a
+//! broker that goes away. Accepted events are never lost: a full producer queue holds the
+//! shards, ingest answers 503 with Retry-After, and everything flows once the broker is back.
+
+use std::time::Duration;
+
+use rdkafka::mocking::MockCluster;
+use sluice::clock::Clock;
+use sluice::config::Config;
+use sluice::send::{pd_event, HttpClient};
+
+use crate::harness::Reader;
+
+fn config(bootstrap: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = "{bootstrap}"
+partitions = 1
+{extra}
+[correlate]
+shards = 1
+queue_capacity = 2
+[[correlate.rules]]
+group_by = ["dedup_key"]
+group_wait = "0s"
+"#
+    );
+    Config::from_toml(&text, Vec::new()).unwrap()
+}
+
+/// A one-broker mock cluster with sluice's topics (it does not implement CreateTopics).
+fn mock_cluster() -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["sluice.incidents", "sluice.changes"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    (cluster, bootstrap)
+}
+
+fn metric(name_and_labels: &str) -> f64 {
+    sluice::metrics::install()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_producer_queue_turns_into_503_and_nothing_accepted_is_lost() {
+    let (cluster, bootstrap) = mock_cluster();
+    let running = sluice::app::start(
+        config(&bootstrap, "queue_max_messages = 1"),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
+    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    cluster.broker_down(1).unwrap();
+
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..50 {
+        let reply = client
+            .post(
+                "/v2/enqueue",
+                pd_event("svc", "trigger", &format!("k{i}"), "h", "error", "s"),
+            )
+            .await
+            .unwrap();
+        match reply.status.as_u16() {
+            202 => accepted += 1,
+            503 => {
+                refused += 1;
+                assert_eq!(reply.headers["retry-after"], "1");
+                assert_eq!(reply.json()["status"], "unavailable");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "a broker that is down must end in 503s, not unbounded queues"
+    );
+    assert!(accepted >= 1);
+    assert!(metric("sluice_publish_queue_full_total") >= 1.0);
+
+    cluster.broker_up(1).unwrap();
+    // Once the broker is back everything accepted is delivered, and new events are taken again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = client
+            .post(
+                "/v2/enqueue",
+                pd_event("svc", "trigger", "after", "h", "error", "s"),
+            )
+            .await
+            .unwrap();
+        if reply.status == 202 {
+            accepted += 1;
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sluice did not recover after the broker came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut reader = Reader::new(&bootstrap, "sluice.incidents");
+    reader
+        .until("one opened message per accepted trigger", |seen| {
+            seen.len() >= accepted
+        })
+        .await;
+    assert_eq!(reader.extra_within(Duration::from_secs(1)).await, 0);
+    assert!(reader.seen.iter().all(|m| m.body["type"] == "opened"));
+    running.shutdown();
+    assert_eq!(running.wait().await.messages_undelivered, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_failures_are_counted_by_kind() {
+    let (cluster, bootstrap) = mock_cluster();
+    let running = sluice::app::start(
+        config(&bootstrap, "message_timeout = \"1s\""),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
+    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    let before = metric("sluice_messages_failed_total{kind=\"timed_out\"}");
+    cluster.broker_down(1).unwrap();
+    let reply = client
+        .post(
+            "/v2/enqueue",
+            pd_event("svc", "trigger", "lost-broker", "h", "error", "s"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric("sluice_messages_failed_total{kind=\"timed_out\"}") < before + 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the timed-out delivery was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.broker_up(1).unwrap();
+    running.shutdown();
+    running.wait().await;
+}
