@@ -127,6 +127,9 @@ pub struct Event {
     pub custom_details: Option<Details>,
     pub timestamp: Option<UnixMillis>,
     pub received_at: UnixMillis,
+    /// For senders without explicit resolves (Alertmanager API `endsAt`, `resolve_timeout`):
+    /// the alert resolves at this time unless a later trigger moves it.
+    pub ends_at: Option<UnixMillis>,
     pub links: Vec<Link>,
     pub images: Vec<Image>,
 }
@@ -155,6 +158,7 @@ impl Event {
             custom_details: None,
             timestamp: None,
             received_at,
+            ends_at: None,
             links: Vec::new(),
             images: Vec::new(),
         }
