@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use sluice::config::{RuleConfig, WindowKind};
 use sluice::correlate::rules::Rule;
 use sluice::correlate::Shard;
-use sluice::event::{Action, Event, GroupField, Integration, Severity};
+use sluice::event::{Action, Event, Field, Integration, Severity};
 use sluice::ingest::integrations::pagerduty::parse_v2;
 use sluice::time::UnixMillis;
 
@@ -48,7 +48,7 @@ fn parse(c: &mut Criterion) {
 fn rule() -> Rule {
     Rule::new(RuleConfig {
         name: "bench".into(),
-        group_by: vec![GroupField::Source],
+        group_by: vec![Field::Source],
         window: WindowKind::Rolling,
         window_duration: Duration::from_secs(3600),
         max_duration: Duration::from_secs(86_400),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::event::GroupField;
+use crate::event::Field;
 use crate::time::parse_duration;
 
 /// Every default, in one place.
@@ -190,7 +190,7 @@ pub enum WindowKind {
 #[derive(Clone, Debug)]
 pub struct RuleConfig {
     pub name: String,
-    pub group_by: Vec<GroupField>,
+    pub group_by: Vec<Field>,
     pub window: WindowKind,
     pub window_duration: Duration,
     pub max_duration: Duration,
@@ -508,7 +508,7 @@ impl RawRule {
             .unwrap_or_default()
             .iter()
             .filter_map(|f| {
-                let parsed = GroupField::parse(f);
+                let parsed = Field::parse(f);
                 if parsed.is_none() {
                     p.add(
                         &format!("{at}.group_by"),

@@ -164,18 +164,19 @@ impl Event {
         }
     }
 
-    /// The value of a grouping field (`source`, `labels.team`, ...), empty when absent.
-    pub fn field(&self, field: &GroupField) -> &str {
+    /// The value of a field (`source`, `labels.team`, ...), empty when absent.
+    pub fn field(&self, field: &Field) -> &str {
         match field {
-            GroupField::Source => &self.source,
-            GroupField::Component => self.component.as_deref().unwrap_or(""),
-            GroupField::Group => self.group.as_deref().unwrap_or(""),
-            GroupField::Class => self.class.as_deref().unwrap_or(""),
-            GroupField::Severity => self.severity.as_str(),
-            GroupField::Summary => &self.summary,
-            GroupField::Integration => self.integration.as_str(),
-            GroupField::DedupKey => &self.dedup_key,
-            GroupField::Label(name) => self
+            Field::RoutingKey => &self.routing_key,
+            Field::Source => &self.source,
+            Field::Component => self.component.as_deref().unwrap_or(""),
+            Field::Group => self.group.as_deref().unwrap_or(""),
+            Field::Class => self.class.as_deref().unwrap_or(""),
+            Field::Severity => self.severity.as_str(),
+            Field::Summary => &self.summary,
+            Field::Integration => self.integration.as_str(),
+            Field::DedupKey => &self.dedup_key,
+            Field::Label(name) => self
                 .labels
                 .iter()
                 .find(|(k, _)| k == name)
@@ -184,9 +185,11 @@ impl Event {
     }
 }
 
-/// A field an alert can be grouped by (DESIGN 3.2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GroupField {
+/// A field of an event or alert, named as in config and the API: what `group_by` groups by and
+/// what matchers match on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    RoutingKey,
     Source,
     Component,
     Group,
@@ -198,32 +201,34 @@ pub enum GroupField {
     Label(String),
 }
 
-impl GroupField {
+impl Field {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "source" => GroupField::Source,
-            "component" => GroupField::Component,
-            "group" => GroupField::Group,
-            "class" => GroupField::Class,
-            "severity" => GroupField::Severity,
-            "summary" => GroupField::Summary,
-            "integration" => GroupField::Integration,
-            "dedup_key" => GroupField::DedupKey,
-            _ => GroupField::Label(s.strip_prefix("labels.").filter(|l| !l.is_empty())?.into()),
+            "routing_key" => Field::RoutingKey,
+            "source" => Field::Source,
+            "component" => Field::Component,
+            "group" => Field::Group,
+            "class" => Field::Class,
+            "severity" => Field::Severity,
+            "summary" => Field::Summary,
+            "integration" => Field::Integration,
+            "dedup_key" => Field::DedupKey,
+            _ => Field::Label(s.strip_prefix("labels.").filter(|l| !l.is_empty())?.into()),
         })
     }
 
     pub fn name(&self) -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed(match self {
-            GroupField::Source => "source",
-            GroupField::Component => "component",
-            GroupField::Group => "group",
-            GroupField::Class => "class",
-            GroupField::Severity => "severity",
-            GroupField::Summary => "summary",
-            GroupField::Integration => "integration",
-            GroupField::DedupKey => "dedup_key",
-            GroupField::Label(l) => return format!("labels.{l}").into(),
+            Field::RoutingKey => "routing_key",
+            Field::Source => "source",
+            Field::Component => "component",
+            Field::Group => "group",
+            Field::Class => "class",
+            Field::Severity => "severity",
+            Field::Summary => "summary",
+            Field::Integration => "integration",
+            Field::DedupKey => "dedup_key",
+            Field::Label(l) => return format!("labels.{l}").into(),
         })
     }
 }
@@ -301,6 +306,7 @@ mod tests {
     #[test]
     fn group_fields_round_trip_their_names() {
         for name in [
+            "routing_key",
             "source",
             "component",
             "group",
@@ -311,9 +317,9 @@ mod tests {
             "dedup_key",
             "labels.team",
         ] {
-            assert_eq!(GroupField::parse(name).unwrap().name(), name);
+            assert_eq!(Field::parse(name).unwrap().name(), name);
         }
-        assert_eq!(GroupField::parse("labels."), None);
-        assert_eq!(GroupField::parse("hostname"), None);
+        assert_eq!(Field::parse("labels."), None);
+        assert_eq!(Field::parse("hostname"), None);
     }
 }

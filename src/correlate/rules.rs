@@ -1,7 +1,7 @@
 //! Grouping rules, ready for the hot path: field names rendered once, first match wins.
 
 use crate::config::RuleConfig;
-use crate::event::{Event, GroupField};
+use crate::event::{Event, Field};
 
 pub struct Rule {
     pub name: String,
@@ -23,7 +23,7 @@ impl Rule {
         }
     }
 
-    pub fn group_by(&self) -> &[GroupField] {
+    pub fn group_by(&self) -> &[Field] {
         &self.config.group_by
     }
 }

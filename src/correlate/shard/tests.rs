@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::config::{RuleConfig, WindowKind};
-use crate::event::{GroupField, Severity};
+use crate::event::{Field, Severity};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -14,7 +14,7 @@ fn rule(group_by: &[&str]) -> RuleConfig {
         name: "test".into(),
         group_by: group_by
             .iter()
-            .map(|f| GroupField::parse(f).unwrap())
+            .map(|f| Field::parse(f).unwrap())
             .collect(),
         window: WindowKind::Rolling,
         window_duration: Duration::from_secs(300),
