@@ -7,6 +7,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use sluice::config::{RuleConfig, WindowKind};
 use sluice::correlate::rules::Rule;
+use sluice::correlate::shard::Limits;
 use sluice::correlate::Shard;
 use sluice::event::{Action, Event, Field, Integration, Severity};
 use sluice::ingest::integrations::pagerduty::parse_v2;
@@ -54,6 +55,7 @@ fn rule() -> Rule {
         max_duration: Duration::from_secs(86_400),
         group_wait: Duration::from_secs(30),
         group_interval: Duration::from_secs(60),
+        ..RuleConfig::default()
     })
 }
 
@@ -77,7 +79,7 @@ fn correlate(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for open in [1u64, 10_000, 1_000_000] {
         let rules: Arc<[Rule]> = vec![rule()].into();
-        let mut shard = Shard::new(rules, 100);
+        let mut shard = Shard::new(rules, Arc::from(Vec::new()), Limits::unbounded(100));
         let mut out = Vec::new();
         for k in 0..open {
             shard.apply(trigger(k), UnixMillis(1_000), &mut out);

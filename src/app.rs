@@ -81,7 +81,12 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running, StartError> 
         changes_topic = %config.kafka.changes_topic,
         "kafka producer ready"
     );
-    let (correlator, handle) = Correlator::spawn(&config.correlate, clock.clone(), sink.clone());
+    let (correlator, handle) = Correlator::spawn(
+        &config.correlate,
+        &config.event_rules,
+        clock.clone(),
+        sink.clone(),
+    );
     let health = Arc::new(Health::new(sink.connected()));
     let router = Arc::new(Router::new(
         handle,

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::event::Field;
+use crate::event::{Field, Severity};
+use crate::matchers::{parse_all, Matcher, RawMatcher};
 use crate::time::parse_duration;
+
+pub mod integrations;
 
 /// Every default, in one place.
 pub mod defaults {
@@ -37,6 +40,10 @@ pub mod defaults {
     pub const MAX_DURATION: &str = "24h";
     pub const GROUP_WAIT: &str = "30s";
     pub const GROUP_INTERVAL: &str = "1m";
+    pub const MAX_ALERTS: usize = 1_000_000;
+    pub const MAX_ALERTS_PER_ROUTING_KEY: usize = 100_000;
+    pub const MAX_INCIDENTS: usize = 100_000;
+    pub const MAX_INCIDENTS_PER_ROUTING_KEY: usize = 10_000;
     pub const LOG_LEVEL: &str = "info";
     pub const INSTANCE: &str = "sluice";
 }
@@ -63,7 +70,9 @@ struct RawConfig {
     server: Option<RawServer>,
     kafka: Option<RawKafka>,
     correlate: Option<RawCorrelate>,
+    event_rules: Option<Vec<RawEventRule>>,
     log: Option<RawLog>,
+    integrations: Option<integrations::RawIntegrations>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -101,7 +110,42 @@ struct RawCorrelate {
     shards: Option<usize>,
     queue_capacity: Option<usize>,
     max_alerts_per_message: Option<usize>,
+    max_alerts: Option<usize>,
+    max_alerts_per_routing_key: Option<usize>,
+    max_incidents: Option<usize>,
+    max_incidents_per_routing_key: Option<usize>,
     rules: Option<Vec<RawRule>>,
+    inhibit: Option<Vec<RawInhibit>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawInhibit {
+    source: Option<Vec<RawMatcher>>,
+    target: Option<Vec<RawMatcher>>,
+    equal: Option<Vec<String>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawFlap {
+    max_changes: Option<u32>,
+    within: Option<String>,
+    cooldown: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawEventRule {
+    name: Option<String>,
+    matchers: Option<Vec<RawMatcher>>,
+    drop: Option<bool>,
+    set_severity: Option<String>,
+    set_routing_key: Option<String>,
+    set_labels: Option<BTreeMap<String, String>>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -109,12 +153,16 @@ struct RawCorrelate {
 #[derive(Deserialize, Default)]
 struct RawRule {
     name: Option<String>,
+    matchers: Option<Vec<RawMatcher>>,
     group_by: Option<Vec<String>>,
     window: Option<String>,
     window_duration: Option<String>,
     max_duration: Option<String>,
     group_wait: Option<String>,
     group_interval: Option<String>,
+    pause_transient: Option<String>,
+    min_alerts: Option<u32>,
+    flap: Option<RawFlap>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -135,7 +183,11 @@ pub struct Config {
     pub server: ServerConfig,
     pub kafka: KafkaConfig,
     pub correlate: CorrelateConfig,
+    /// Applied in order to every event before dedup (see [`EventRule`]).
+    pub event_rules: Vec<EventRule>,
     pub log: LogConfig,
+    /// `[integrations.<kind>]`: per-integration settings.
+    pub integrations: integrations::IntegrationsConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -176,7 +228,43 @@ pub struct CorrelateConfig {
     pub shards: usize,
     pub queue_capacity: usize,
     pub max_alerts_per_message: usize,
+    /// Caps over all shards (split evenly between them) and per routing key; past a cap an
+    /// event still produces an incident message, untracked, and the cap is counted.
+    pub max_alerts: usize,
+    pub max_alerts_per_routing_key: usize,
+    pub max_incidents: usize,
+    pub max_incidents_per_routing_key: usize,
     pub rules: Vec<RuleConfig>,
+    pub inhibit: Vec<InhibitRule>,
+}
+
+/// While an open alert matches `source`, alerts of the same routing key that match `target`
+/// and have the same values of the `equal` fields are inhibited (Alertmanager's inhibition).
+#[derive(Clone, Debug)]
+pub struct InhibitRule {
+    pub source: Vec<Matcher>,
+    pub target: Vec<Matcher>,
+    pub equal: Vec<Field>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlapConfig {
+    /// More state changes than this within `within` mark an alert flapping.
+    pub max_changes: u32,
+    pub within: Duration,
+    /// A flapping incident holds its updates until no alert changed for this long.
+    pub cooldown: Duration,
+}
+
+/// Matchers and actions applied to each event at ingest, before dedup, in order; `drop` ends it.
+#[derive(Clone, Debug)]
+pub struct EventRule {
+    pub name: String,
+    pub matchers: Vec<Matcher>,
+    pub drop: bool,
+    pub set_severity: Option<Severity>,
+    pub set_routing_key: Option<String>,
+    pub set_labels: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,12 +278,26 @@ pub enum WindowKind {
 #[derive(Clone, Debug)]
 pub struct RuleConfig {
     pub name: String,
+    /// The events this rule applies to; empty matches everything. First matching rule wins.
+    pub matchers: Vec<Matcher>,
     pub group_by: Vec<Field>,
     pub window: WindowKind,
     pub window_duration: Duration,
     pub max_duration: Duration,
     pub group_wait: Duration,
     pub group_interval: Duration,
+    /// An incident whose alerts all resolve within this time of opening is never published.
+    pub pause_transient: Option<Duration>,
+    /// Alerts an incident must gather (within its window) before it is published.
+    pub min_alerts: u32,
+    pub flap: Option<FlapConfig>,
+}
+
+impl Default for RuleConfig {
+    /// The built-in rule: every default, grouping by nothing.
+    fn default() -> Self {
+        RawRule::default().validate("correlate.rules[default]", &mut Problems(Vec::new()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,7 +437,15 @@ impl RawConfig {
             server: self.server.unwrap_or_default().validate(p),
             kafka: self.kafka.unwrap_or_default().validate(p),
             correlate: self.correlate.unwrap_or_default().validate(p),
+            event_rules: self
+                .event_rules
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| r.validate(&format!("event_rules[{i}]"), p))
+                .collect(),
             log: self.log.unwrap_or_default().validate(p),
+            integrations: integrations::validate(self.integrations, p),
         }
     }
 }
@@ -484,7 +594,33 @@ impl RawCorrelate {
                 );
             }
         }
+        let inhibit = self
+            .inhibit
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.validate(&format!("correlate.inhibit[{i}]"), p))
+            .collect();
         CorrelateConfig {
+            max_alerts: p.positive(
+                "correlate.max_alerts",
+                self.max_alerts.unwrap_or(defaults::MAX_ALERTS),
+            ),
+            max_alerts_per_routing_key: p.positive(
+                "correlate.max_alerts_per_routing_key",
+                self.max_alerts_per_routing_key
+                    .unwrap_or(defaults::MAX_ALERTS_PER_ROUTING_KEY),
+            ),
+            max_incidents: p.positive(
+                "correlate.max_incidents",
+                self.max_incidents.unwrap_or(defaults::MAX_INCIDENTS),
+            ),
+            max_incidents_per_routing_key: p.positive(
+                "correlate.max_incidents_per_routing_key",
+                self.max_incidents_per_routing_key
+                    .unwrap_or(defaults::MAX_INCIDENTS_PER_ROUTING_KEY),
+            ),
+            inhibit,
             shards: self.shards.unwrap_or(0),
             queue_capacity: p.positive(
                 "correlate.queue_capacity",
@@ -529,8 +665,28 @@ impl RawRule {
                 WindowKind::Rolling
             }
         };
+        let flap = self.flap.map(|f| {
+            p.unknown(&format!("{at}.flap"), &f.unknown);
+            FlapConfig {
+                max_changes: p.positive(
+                    &format!("{at}.flap.max_changes"),
+                    f.max_changes.unwrap_or(4),
+                ),
+                within: p.duration(&format!("{at}.flap.within"), f.within.as_deref(), "10m"),
+                cooldown: p.duration(&format!("{at}.flap.cooldown"), f.cooldown.as_deref(), "15m"),
+            }
+        });
+        let pause_transient = self
+            .pause_transient
+            .as_deref()
+            .map(|d| p.duration(&format!("{at}.pause_transient"), Some(d), "0s"));
         let rule = RuleConfig {
             name: self.name.unwrap_or_else(|| "default".into()),
+            matchers: parse_all(
+                self.matchers.as_deref().unwrap_or_default(),
+                &format!("{at}.matchers"),
+                &mut p.0,
+            ),
             group_by,
             window,
             window_duration: p.duration(
@@ -553,6 +709,9 @@ impl RawRule {
                 self.group_interval.as_deref(),
                 defaults::GROUP_INTERVAL,
             ),
+            pause_transient,
+            min_alerts: p.positive(&format!("{at}.min_alerts"), self.min_alerts.unwrap_or(1)),
+            flap,
         };
         if rule.window_duration.is_zero() {
             p.add(
@@ -564,6 +723,88 @@ impl RawRule {
             p.add(
                 &format!("{at}.max_duration"),
                 "must be at least window_duration",
+            );
+        }
+        rule
+    }
+}
+
+impl RawInhibit {
+    fn validate(self, at: &str, p: &mut Problems) -> InhibitRule {
+        p.unknown(at, &self.unknown);
+        let source = parse_all(
+            self.source.as_deref().unwrap_or_default(),
+            &format!("{at}.source"),
+            &mut p.0,
+        );
+        let target = parse_all(
+            self.target.as_deref().unwrap_or_default(),
+            &format!("{at}.target"),
+            &mut p.0,
+        );
+        if source.is_empty() || target.is_empty() {
+            p.add(at, "needs at least one source and one target matcher");
+        }
+        let equal = self
+            .equal
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| {
+                let parsed = Field::parse(f);
+                if parsed.is_none() {
+                    p.add(&format!("{at}.equal"), format!("{f:?} is not a field"));
+                }
+                parsed
+            })
+            .collect();
+        InhibitRule {
+            source,
+            target,
+            equal,
+        }
+    }
+}
+
+impl RawEventRule {
+    fn validate(self, at: &str, p: &mut Problems) -> EventRule {
+        p.unknown(at, &self.unknown);
+        let set_severity = self.set_severity.as_deref().and_then(|s| {
+            let parsed = Severity::parse(s);
+            if parsed.is_none() {
+                p.add(
+                    &format!("{at}.set_severity"),
+                    format!("{s:?} must be one of {}", Severity::NAMES),
+                );
+            }
+            parsed
+        });
+        if self
+            .set_routing_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            p.add(&format!("{at}.set_routing_key"), "must not be blank");
+        }
+        let rule = EventRule {
+            name: self.name.unwrap_or_else(|| at.to_string()),
+            matchers: parse_all(
+                self.matchers.as_deref().unwrap_or_default(),
+                &format!("{at}.matchers"),
+                &mut p.0,
+            ),
+            drop: self.drop.unwrap_or(false),
+            set_severity,
+            set_routing_key: self.set_routing_key,
+            set_labels: self.set_labels.unwrap_or_default().into_iter().collect(),
+        };
+        if !rule.drop
+            && rule.set_severity.is_none()
+            && rule.set_routing_key.is_none()
+            && rule.set_labels.is_empty()
+        {
+            p.add(
+                at,
+                "has no action (drop, set_severity, set_routing_key, set_labels)",
             );
         }
         rule

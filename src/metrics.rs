@@ -26,6 +26,10 @@ pub const MESSAGES_FAILED: &str = "sluice_messages_failed_total";
 pub const PUBLISH_RETRIES: &str = "sluice_publish_queue_full_total";
 pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
 pub const KAFKA_CONNECTED: &str = "sluice_kafka_connected";
+pub const INCIDENTS_HELD: &str = "sluice_incidents_suppressed_total";
+pub const INCIDENTS_FLAPPING: &str = "sluice_incidents_flapping_total";
+pub const CAPS_REACHED: &str = "sluice_caps_reached_total";
+pub const SILENCES_ACTIVE: &str = "sluice_silences_active";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -44,6 +48,10 @@ pub const ALL: &[(&str, &str)] = &[
     (PUBLISH_RETRIES, "Times a shard found the producer queue full and waited before retrying."),
     (REQUEST_DURATION, "Time from request to response for ingest endpoints, by integration."),
     (KAFKA_CONNECTED, "1 when the last metadata probe reached the Kafka cluster, else 0."),
+    (INCIDENTS_HELD, "Incidents closed without ever being published, by reason (transient, threshold, suppressed)."),
+    (INCIDENTS_FLAPPING, "Flapping spells announced (one flapping message each)."),
+    (CAPS_REACHED, "Events past a cap, published untracked (fail open), by cap."),
+    (SILENCES_ACTIVE, "Silences in force (pending or active)."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -70,7 +78,9 @@ pub fn install() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed");
             for (name, help) in ALL {
                 match *name {
-                    ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED => describe_gauge!(*name, *help),
+                    ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED | SILENCES_ACTIVE => {
+                        describe_gauge!(*name, *help)
+                    }
                     REQUEST_DURATION => describe_histogram!(*name, Unit::Seconds, *help),
                     _ => describe_counter!(*name, *help),
                 }
@@ -122,6 +132,14 @@ pub fn published(kind: &'static str) -> Counter {
 
 pub fn failed(kind: &'static str) -> Counter {
     metrics::counter!(MESSAGES_FAILED, LABEL_KIND => kind)
+}
+
+pub fn incidents_held(reason: &'static str) -> Counter {
+    metrics::counter!(INCIDENTS_HELD, LABEL_REASON => reason)
+}
+
+pub fn cap_reached(cap: &'static str) -> Counter {
+    metrics::counter!(CAPS_REACHED, "cap" => cap)
 }
 
 pub fn gauge(name: &'static str) -> Gauge {

@@ -1,6 +1,7 @@
 //! Alert and incident state, and how an incident is rendered into a message.
 
-use crate::event::{Details, Integration, Link, Severity};
+use crate::event::{Details, Field, Integration, Link, Severity};
+use crate::matchers::Subject;
 use crate::publish::encode::{
     to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Status, Topic,
     INCIDENT_SCHEMA,
@@ -14,9 +15,15 @@ pub const MAX_LINKS: usize = 10;
 
 /// One deduplicated alert: every event with its `(routing_key, dedup_key)` while it is open.
 pub struct Alert {
+    /// xxh3 of `(routing_key, dedup_key)`: its place in the alert table and flap history.
+    pub hash: u64,
     pub dedup_key: Box<str>,
     pub summary: Box<str>,
     pub source: Box<str>,
+    pub component: Option<Box<str>>,
+    pub group: Option<Box<str>>,
+    pub class: Option<Box<str>>,
+    pub labels: Box<[(Box<str>, Box<str>)]>,
     pub details: Option<Details>,
     pub severity: Severity,
     pub status: Status,
@@ -24,6 +31,48 @@ pub struct Alert {
     pub event_count: u32,
     pub first_seen: UnixMillis,
     pub last_seen: UnixMillis,
+    /// Resolves by time at this instant unless a later trigger moves it.
+    pub ends_at: Option<UnixMillis>,
+    pub silenced: bool,
+    pub inhibited: bool,
+}
+
+impl Alert {
+    pub fn suppressed(&self) -> bool {
+        self.silenced || self.inhibited
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.status != Status::Resolved
+    }
+}
+
+/// An alert with its routing key, for matchers.
+pub struct AlertView<'a> {
+    pub routing_key: &'a str,
+    pub alert: &'a Alert,
+}
+
+impl Subject for AlertView<'_> {
+    fn get(&self, field: &Field) -> &str {
+        let a = self.alert;
+        match field {
+            Field::RoutingKey => self.routing_key,
+            Field::Source => &a.source,
+            Field::Component => a.component.as_deref().unwrap_or(""),
+            Field::Group => a.group.as_deref().unwrap_or(""),
+            Field::Class => a.class.as_deref().unwrap_or(""),
+            Field::Severity => a.severity.as_str(),
+            Field::Summary => &a.summary,
+            Field::Integration => a.integration.as_str(),
+            Field::DedupKey => &a.dedup_key,
+            Field::Label(name) => a
+                .labels
+                .iter()
+                .find(|(k, _)| **k == **name)
+                .map_or("", |(_, v)| v),
+        }
+    }
 }
 
 /// A group of alerts, from its opening until all its alerts resolve.
@@ -44,6 +93,16 @@ pub struct Incident {
     pub alerts: Vec<Alert>,
     pub open_alerts: u32,
     pub acked_alerts: u32,
+    /// Open alerts that are silenced or inhibited.
+    pub suppressed_open: u32,
+    /// Alerts that joined unsuppressed, or became so: what `min_alerts` counts.
+    pub gathered: u32,
+    /// Not published before this: the end of `group_wait` (and of `pause_transient`).
+    pub publish_at: UnixMillis,
+    /// Flapping until this instant (extended by every state change while flapping).
+    pub flapping_until: Option<UnixMillis>,
+    /// The `flapping` message of the current flapping spell went out.
+    pub flap_announced: bool,
     /// Open alerts per severity, indexed by `Severity as usize`.
     pub severity_counts: [u32; 4],
     pub last_severity: Severity,
@@ -56,13 +115,25 @@ pub struct Incident {
     pub last_published_at: UnixMillis,
     /// A change not yet published (waiting for `group_interval`).
     pub dirty: bool,
-    /// The token of the pending timer, 0 for none.
+    /// The token and deadline of the pending timer (token 0: none).
     pub timer: u64,
+    pub timer_at: UnixMillis,
+    /// Published past a cap: not tracked, so nothing follows its `opened`.
+    pub untracked: bool,
     /// Whether the group index still points here (false once the window closed).
     pub in_group_index: bool,
 }
 
 impl Incident {
+    /// Open alerts that are neither silenced nor inhibited.
+    pub fn visible(&self) -> u32 {
+        self.open_alerts - self.suppressed_open
+    }
+
+    pub fn flapping(&self, now: UnixMillis) -> bool {
+        self.flapping_until.is_some_and(|until| now < until)
+    }
+
     /// The highest severity among open alerts; once none is open, the last one it had.
     pub fn severity(&self) -> Severity {
         const BY_RANK: [Severity; 4] = [
@@ -133,6 +204,11 @@ impl Incident {
                     last_seen: a.last_seen,
                     source: &a.source,
                     integration: a.integration.as_str(),
+                    suppressed: match (a.silenced, a.inhibited) {
+                        (true, _) => Some("silenced"),
+                        (false, true) => Some("inhibited"),
+                        (false, false) => None,
+                    },
                     details: a.details.as_ref().map(|d| &*d.0),
                 })
                 .collect(),
@@ -143,6 +219,7 @@ impl Incident {
                 .map(|i| i.as_str())
                 .collect(),
             links: &self.links,
+            untracked: self.untracked,
         };
         OutboundMessage {
             topic: Topic::Incidents,

@@ -4,33 +4,46 @@
 //! of a routing key lives in one shard: grouping never crosses shards, an acknowledge or
 //! resolve that carries only a dedup key finds its alert, and no lock is shared. Each shard is
 //! owned by one task that reads a bounded channel; a full channel is the ingest tier's signal
-//! to answer 503.
+//! to answer 503. Event rules apply at the door, before sharding.
+//!
+//! The same shards also run inline, without tasks or channels, on a manual clock: that is how
+//! `sluice replay` reproduces a recorded stream deterministically.
 
+pub mod event_rules;
 pub mod incident;
 pub mod rules;
 pub mod shard;
+pub mod silence;
 pub mod timers;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metrics::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::config::CorrelateConfig;
+use crate::config::{CorrelateConfig, EventRule};
 use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
 use crate::publish::{SendError, Sink};
+use crate::time::UnixMillis;
 
-pub use shard::Shard;
+pub use shard::{Shard, Stats};
+use silence::Silence;
+
+/// Why an event rule ended an event (the `reason` of `sluice_events_dropped_total`).
+pub const DROP_EVENT_RULE: &str = "event_rule";
 
 /// What the ingest stage hands to a shard.
 #[derive(Debug)]
 pub enum Input {
     Event(Event),
     Change(ChangeEvent),
+    /// The silences now in force (sent to every shard).
+    Silences(Arc<[Silence]>),
 }
 
 impl Input {
@@ -38,6 +51,7 @@ impl Input {
         match self {
             Input::Event(e) => &e.routing_key,
             Input::Change(c) => &c.routing_key,
+            Input::Silences(_) => "",
         }
     }
 }
@@ -47,55 +61,127 @@ impl Input {
 #[error("correlator queues are full")]
 pub struct Overloaded;
 
-/// The ingest side's handle: cheap to clone, one bounded sender per shard.
+fn shard_index(routing_key: &str, shards: usize) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes()) % shards as u64) as usize
+}
+
+/// The shards a config asks for: rules compiled once, caps split evenly between shards.
+pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
+    let rules: Arc<[rules::Rule]> = rules::with_fallback(&config.rules).into();
+    let inhibit: Arc<[rules::Inhibit]> = config.inhibit.iter().map(rules::Inhibit::from).collect();
+    let share = |total: usize| total.div_ceil(n).max(1);
+    let limits = shard::Limits {
+        max_alerts: share(config.max_alerts),
+        max_alerts_per_routing_key: config.max_alerts_per_routing_key,
+        max_incidents: share(config.max_incidents),
+        max_incidents_per_routing_key: config.max_incidents_per_routing_key,
+        max_alerts_per_message: config.max_alerts_per_message,
+    };
+    (0..n)
+        .map(|_| Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), limits))
+        .collect()
+}
+
+#[derive(Clone)]
+enum Route {
+    Channels(Arc<[mpsc::Sender<Input>]>),
+    Inline(Arc<Mutex<Inline>>),
+}
+
+/// The ingest side's handle: cheap to clone.
 #[derive(Clone)]
 pub struct CorrelatorHandle {
-    senders: Arc<[mpsc::Sender<Input>]>,
+    route: Route,
+    event_rules: Arc<[EventRule]>,
+    dropped_by_rule: Counter,
 }
 
 impl CorrelatorHandle {
-    pub fn shard_of(&self, routing_key: &str) -> usize {
-        (xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes()) % self.senders.len() as u64) as usize
+    fn new(route: Route, event_rules: &[EventRule]) -> Self {
+        CorrelatorHandle {
+            route,
+            event_rules: event_rules.into(),
+            dropped_by_rule: m::dropped(DROP_EVENT_RULE),
+        }
     }
 
-    /// Hands over every input of one request, or none of them: room is reserved in each
-    /// shard queue first, so a 503 never leaves half a batch accepted.
-    pub fn submit(&self, inputs: Vec<Input>) -> Result<(), Overloaded> {
-        if let [single] = inputs.as_slice() {
-            let shard = self.shard_of(single.routing_key());
-            let permit = self.senders[shard].try_reserve().map_err(|_| Overloaded)?;
-            permit.send(inputs.into_iter().next().expect("one input"));
-            return Ok(());
-        }
-        let mut counts = vec![0usize; self.senders.len()];
-        let shards: Vec<usize> = inputs
-            .iter()
-            .map(|i| self.shard_of(i.routing_key()))
-            .collect();
-        for &s in &shards {
-            counts[s] += 1;
-        }
-        let mut permits: Vec<_> = Vec::with_capacity(self.senders.len());
-        for (s, &n) in counts.iter().enumerate() {
-            permits.push(if n == 0 {
-                None
-            } else {
-                Some(
-                    self.senders[s]
-                        .try_reserve_many(n)
-                        .map_err(|_| Overloaded)?,
-                )
+    /// Applies the event rules, then hands over every remaining input of one request, or none
+    /// of them: room is reserved in each shard queue first, so a 503 never leaves half a batch
+    /// accepted.
+    pub fn submit(&self, mut inputs: Vec<Input>) -> Result<(), Overloaded> {
+        if !self.event_rules.is_empty() {
+            let before = inputs.len();
+            inputs.retain_mut(|i| match i {
+                Input::Event(e) => event_rules::apply(&self.event_rules, e),
+                _ => true,
             });
+            self.dropped_by_rule
+                .increment((before - inputs.len()) as u64);
         }
-        for (input, s) in inputs.into_iter().zip(shards) {
-            let permit = permits[s]
-                .as_mut()
-                .and_then(Iterator::next)
-                .expect("reserved");
-            permit.send(input);
+        match &self.route {
+            Route::Channels(senders) => submit_to_channels(senders, inputs),
+            Route::Inline(inline) => {
+                inline
+                    .lock()
+                    .expect("inline correlator lock")
+                    .submit(inputs);
+                Ok(())
+            }
         }
-        Ok(())
     }
+
+    /// Sends the silences in force to every shard (waits for room: an admin action, not ingest).
+    pub async fn set_silences(&self, silences: Arc<[Silence]>) {
+        match &self.route {
+            Route::Channels(senders) => {
+                for s in senders.iter() {
+                    let _ = s.send(Input::Silences(Arc::clone(&silences))).await;
+                }
+            }
+            Route::Inline(inline) => inline
+                .lock()
+                .expect("inline correlator lock")
+                .broadcast_silences(silences),
+        }
+    }
+}
+
+fn submit_to_channels(
+    senders: &[mpsc::Sender<Input>],
+    inputs: Vec<Input>,
+) -> Result<(), Overloaded> {
+    let n = senders.len();
+    if let [single] = inputs.as_slice() {
+        let permit = senders[shard_index(single.routing_key(), n)]
+            .try_reserve()
+            .map_err(|_| Overloaded)?;
+        permit.send(inputs.into_iter().next().expect("one input"));
+        return Ok(());
+    }
+    let shards: Vec<usize> = inputs
+        .iter()
+        .map(|i| shard_index(i.routing_key(), n))
+        .collect();
+    let mut counts = vec![0usize; n];
+    for &s in &shards {
+        counts[s] += 1;
+    }
+    let mut permits = Vec::with_capacity(n);
+    for (s, &count) in counts.iter().enumerate() {
+        permits.push(if count == 0 {
+            None
+        } else {
+            Some(senders[s].try_reserve_many(count).map_err(|_| Overloaded)?)
+        });
+    }
+    for (input, s) in inputs.into_iter().zip(shards) {
+        permits[s]
+            .as_mut()
+            .and_then(Iterator::next)
+            .expect("reserved")
+            .send(input);
+    }
+    Ok(())
 }
 
 /// The running shards.
@@ -108,6 +194,7 @@ impl Correlator {
     /// Starts one task per shard (`config.shards`, or one per core when 0).
     pub fn spawn(
         config: &CorrelateConfig,
+        event_rules: &[EventRule],
         clock: Clock,
         sink: Arc<dyn Sink>,
     ) -> (Correlator, CorrelatorHandle) {
@@ -115,15 +202,12 @@ impl Correlator {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let rules: Arc<[rules::Rule]> =
-            config.rules.iter().cloned().map(rules::Rule::new).collect();
         let (stop, stop_rx) = watch::channel(false);
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
-        for _ in 0..n {
+        for shard in build_shards(config, n) {
             let (tx, rx) = mpsc::channel(config.queue_capacity);
             senders.push(tx);
-            let shard = Shard::new(Arc::clone(&rules), config.max_alerts_per_message);
             let worker = Worker {
                 shard,
                 rx,
@@ -133,9 +217,7 @@ impl Correlator {
             };
             tasks.push(tokio::spawn(worker.run()));
         }
-        let handle = CorrelatorHandle {
-            senders: senders.into(),
-        };
+        let handle = CorrelatorHandle::new(Route::Channels(senders.into()), event_rules);
         (Correlator { tasks, stop }, handle)
     }
 
@@ -167,10 +249,10 @@ impl Worker {
         let mut out = Vec::with_capacity(BATCH);
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let sleep = self.shard.next_deadline().map(|at| {
-                let wait = at.saturating_sub(self.clock.now());
-                tokio::time::sleep(wait)
-            });
+            let sleep = self
+                .shard
+                .next_deadline()
+                .map(|at| tokio::time::sleep(at.saturating_sub(self.clock.now())));
             tokio::select! {
                 biased;
                 n = self.rx.recv_many(&mut batch, BATCH) => {
@@ -223,5 +305,95 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The shards run synchronously on a manual clock, for `sluice replay` and tests: every input
+/// is applied the moment it is submitted, and time moves only through [`Inline::advance_to`].
+pub struct Inline {
+    shards: Vec<Shard>,
+    clock: Clock,
+    sink: Arc<dyn Sink>,
+    out: Vec<OutboundMessage>,
+}
+
+impl Inline {
+    /// A handle for the ingest router, and the inline correlator behind it.
+    pub fn new(
+        config: &CorrelateConfig,
+        event_rules: &[EventRule],
+        clock: Clock,
+        sink: Arc<dyn Sink>,
+    ) -> (Arc<Mutex<Inline>>, CorrelatorHandle) {
+        let n = config.shards.max(1);
+        let inline = Arc::new(Mutex::new(Inline {
+            shards: build_shards(config, n),
+            clock,
+            sink,
+            out: Vec::new(),
+        }));
+        let handle = CorrelatorHandle::new(Route::Inline(Arc::clone(&inline)), event_rules);
+        (inline, handle)
+    }
+
+    fn submit(&mut self, inputs: Vec<Input>) {
+        let now = self.clock.now();
+        let n = self.shards.len();
+        for input in inputs {
+            let s = shard_index(input.routing_key(), n);
+            self.shards[s].apply_input(input, now, &mut self.out);
+        }
+        self.drain();
+    }
+
+    fn broadcast_silences(&mut self, silences: Arc<[Silence]>) {
+        let now = self.clock.now();
+        for shard in &mut self.shards {
+            shard.set_silences(Arc::clone(&silences), now, &mut self.out);
+        }
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        for msg in self.out.drain(..) {
+            if let Err(e) = self.sink.send(&msg) {
+                tracing::error!(error = %e, key = %msg.key, "replay sink refused a message");
+            }
+        }
+    }
+
+    /// Fires every timer due up to `to`, in time order across shards, moving the clock to each
+    /// deadline as it goes, and leaves the clock at `to`.
+    pub fn advance_to(&mut self, to: UnixMillis) {
+        loop {
+            let next = self.shards.iter().filter_map(Shard::next_deadline).min();
+            match next {
+                Some(at) if at <= to => {
+                    self.clock.set(at);
+                    let now = self.clock.now();
+                    for shard in &mut self.shards {
+                        shard.advance(now, &mut self.out);
+                    }
+                    self.drain();
+                }
+                _ => break,
+            }
+        }
+        self.clock.set(to);
+    }
+
+    /// Runs every pending timer to the end, however far in the future.
+    pub fn finish(&mut self) {
+        while let Some(at) = self.shards.iter().filter_map(Shard::next_deadline).min() {
+            self.advance_to(at);
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in &self.shards {
+            total.add(&s.stats);
+        }
+        total
     }
 }

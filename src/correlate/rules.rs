@@ -1,7 +1,9 @@
-//! Grouping rules, ready for the hot path: field names rendered once, first match wins.
+//! Grouping and inhibition rules, ready for the hot path: matchers compiled, field names
+//! rendered once. Grouping rules are ordered and the first whose matchers an event meets wins.
 
-use crate::config::RuleConfig;
+use crate::config::{InhibitRule, RuleConfig};
 use crate::event::{Event, Field};
+use crate::matchers::{all_match, Matcher};
 
 pub struct Rule {
     pub name: String,
@@ -28,9 +30,41 @@ impl Rule {
     }
 }
 
-/// The rule an event falls under: the first whose matchers it meets. Rules carry no matchers
-/// yet, so that is always the first rule; the config guarantees there is one.
-pub fn select(rules: &[Rule], _event: &Event) -> usize {
-    debug_assert!(!rules.is_empty());
-    0
+/// The first rule whose matchers the event meets. The config always ends with a rule that
+/// matches everything when none of the listed ones does (see [`with_fallback`]).
+pub fn select(rules: &[Rule], event: &Event) -> usize {
+    rules
+        .iter()
+        .position(|r| all_match(&r.config.matchers, event))
+        .unwrap_or(rules.len() - 1)
+}
+
+/// The rules as configured, plus the built-in default rule at the end when the last listed
+/// rule has matchers, so every event falls under some rule.
+pub fn with_fallback(configs: &[RuleConfig]) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = configs.iter().cloned().map(Rule::new).collect();
+    if rules.last().is_none_or(|r| !r.config.matchers.is_empty()) {
+        rules.push(Rule::new(RuleConfig {
+            name: "default".into(),
+            ..RuleConfig::default()
+        }));
+    }
+    rules
+}
+
+/// An inhibition rule, as the shard applies it.
+pub struct Inhibit {
+    pub source: Vec<Matcher>,
+    pub target: Vec<Matcher>,
+    pub equal: Vec<Field>,
+}
+
+impl From<&InhibitRule> for Inhibit {
+    fn from(r: &InhibitRule) -> Self {
+        Inhibit {
+            source: r.source.clone(),
+            target: r.target.clone(),
+            equal: r.equal.clone(),
+        }
+    }
 }

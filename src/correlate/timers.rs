@@ -1,23 +1,41 @@
-//! Per-shard timers: a min-heap of deadlines. Rescheduling leaves the old entry behind; it is
-//! recognised as stale by its token when it comes due, so no entry is ever searched for.
+//! Per-shard timers: a min-heap of deadlines. A rescheduled timer leaves its old entry behind;
+//! the owner recognises it as stale when it comes due, so no entry is ever searched for. Entries
+//! due at the same instant fire in the order they were scheduled, so runs are deterministic.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::time::UnixMillis;
 
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// The incident in `slot`: publish, coalesced update, end of flapping. `token` tells the
+    /// incident's current timer from stale ones.
+    Incident { slot: u32, token: u64 },
+    /// The alert at `slot`/`index` resolves by time (`ends_at`) unless refreshed; `hash`
+    /// tells it from a later occupant of the same place.
+    AlertEnds { slot: u32, index: u32, hash: u64 },
+    /// A silence starts or ends: re-evaluate which alerts are silenced.
+    Silences,
+}
+
 #[derive(Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(UnixMillis, u32, u64)>>,
-    next_token: u64,
+    heap: BinaryHeap<Reverse<(UnixMillis, u64, Timer)>>,
+    seq: u64,
 }
 
 impl Timers {
-    /// Schedules `slot` at `at`; returns the token the owner keeps to recognise this timer.
-    pub fn schedule(&mut self, at: UnixMillis, slot: u32) -> u64 {
-        self.next_token += 1;
-        self.heap.push(Reverse((at, slot, self.next_token)));
-        self.next_token
+    pub fn schedule(&mut self, at: UnixMillis, timer: Timer) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, timer)));
+    }
+
+    /// A fresh token for an incident timer.
+    pub fn token(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     /// The earliest deadline, possibly of a stale entry (a spurious wake-up is harmless).
@@ -25,12 +43,11 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// The next entry due at or before `now`, as `(slot, token)`.
-    pub fn pop_due(&mut self, now: UnixMillis) -> Option<(u32, u64)> {
+    /// The next timer due at or before `now`, with its deadline.
+    pub fn pop_due(&mut self, now: UnixMillis) -> Option<(UnixMillis, Timer)> {
         match self.heap.peek() {
             Some(Reverse((at, _, _))) if *at <= now => {
-                let Reverse((_, slot, token)) = self.heap.pop()?;
-                Some((slot, token))
+                self.heap.pop().map(|Reverse((at, _, t))| (at, t))
             }
             _ => None,
         }
@@ -50,14 +67,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pops_in_deadline_order_only_when_due() {
+    fn pops_in_deadline_then_schedule_order_only_when_due() {
         let mut t = Timers::default();
-        let a = t.schedule(UnixMillis(30), 1);
-        let b = t.schedule(UnixMillis(10), 2);
+        t.schedule(UnixMillis(30), Timer::Silences);
+        t.schedule(UnixMillis(10), Timer::Incident { slot: 2, token: 9 });
+        t.schedule(UnixMillis(10), Timer::Incident { slot: 1, token: 9 });
         assert_eq!(t.next_deadline(), Some(UnixMillis(10)));
         assert_eq!(t.pop_due(UnixMillis(9)), None);
-        assert_eq!(t.pop_due(UnixMillis(30)), Some((2, b)));
-        assert_eq!(t.pop_due(UnixMillis(30)), Some((1, a)));
+        assert_eq!(
+            t.pop_due(UnixMillis(30)),
+            Some((UnixMillis(10), Timer::Incident { slot: 2, token: 9 }))
+        );
+        assert_eq!(
+            t.pop_due(UnixMillis(30)),
+            Some((UnixMillis(10), Timer::Incident { slot: 1, token: 9 }))
+        );
+        assert_eq!(
+            t.pop_due(UnixMillis(30)),
+            Some((UnixMillis(30), Timer::Silences))
+        );
         assert!(t.is_empty());
     }
 }

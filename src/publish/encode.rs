@@ -113,6 +113,13 @@ pub struct IncidentBody<'a> {
     pub alerts_truncated: u32,
     pub integrations: Vec<&'static str>,
     pub links: &'a [Link],
+    /// Set when a cap stopped sluice from tracking this incident: nothing will follow.
+    #[serde(skip_serializing_if = "is_false")]
+    pub untracked: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// `{"source": "db-1"}`: the grouping fields and this incident's values.
@@ -143,6 +150,9 @@ pub struct AlertBody<'a> {
     pub last_seen: UnixMillis,
     pub source: &'a str,
     pub integration: &'static str,
+    /// `silenced` or `inhibited` while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<&'a RawValue>,
 }

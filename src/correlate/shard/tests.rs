@@ -12,15 +12,13 @@ const T0: u64 = 1_700_000_000_000;
 fn rule(group_by: &[&str]) -> RuleConfig {
     RuleConfig {
         name: "test".into(),
-        group_by: group_by
-            .iter()
-            .map(|f| Field::parse(f).unwrap())
-            .collect(),
+        group_by: group_by.iter().map(|f| Field::parse(f).unwrap()).collect(),
         window: WindowKind::Rolling,
         window_duration: Duration::from_secs(300),
         max_duration: Duration::from_secs(3600),
         group_wait: Duration::from_secs(30),
         group_interval: Duration::from_secs(60),
+        ..RuleConfig::default()
     }
 }
 
@@ -36,9 +34,18 @@ impl Harness {
     }
 
     fn with_max_alerts(rule: RuleConfig, max: usize) -> Self {
-        let rules: Arc<[Rule]> = vec![Rule::new(rule)].into();
+        Self::build(vec![rule], &[], Limits::unbounded(max))
+    }
+
+    fn build(
+        rules: Vec<RuleConfig>,
+        inhibit: &[crate::config::InhibitRule],
+        limits: Limits,
+    ) -> Self {
+        let rules: Arc<[Rule]> = rules::with_fallback(&rules).into();
+        let inhibit: Arc<[Inhibit]> = inhibit.iter().map(Inhibit::from).collect();
         Harness {
-            shard: Shard::new(rules, max),
+            shard: Shard::new(rules, inhibit, limits),
             now: T0,
             out: Vec::new(),
         }

@@ -1,0 +1,258 @@
+//! `POST /integrations/<kind>/<routing_key>` through the real [`Router`], without sockets:
+//! where the routing key comes from, refusals before parsing, and the all-or-nothing
+//! hand-over to the correlator (its shards publish into a [`MemorySink`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+use crate::clock::Clock;
+use crate::config::integrations::{IntegrationSettings, IntegrationsConfig};
+use crate::config::Config;
+use crate::correlate::Correlator;
+use crate::event::Integration;
+use crate::ingest::router::{Health, Limits, Router};
+use crate::publish::MemorySink;
+use crate::time::UnixMillis;
+
+use super::golden::body_bytes;
+
+struct Rig {
+    router: Router,
+    correlator: Correlator,
+    sink: Arc<MemorySink>,
+}
+
+fn rig(queue_capacity: usize, integrations: IntegrationsConfig) -> Rig {
+    let mut config = Config::from_toml("", Vec::new()).unwrap();
+    config.correlate.shards = 2;
+    config.correlate.queue_capacity = queue_capacity;
+    let sink = Arc::new(MemorySink::default());
+    let clock = Clock::manual(UnixMillis(1_714_641_300_000));
+    let (correlator, handle) = Correlator::spawn(
+        &config.correlate,
+        &config.event_rules,
+        clock.clone(),
+        sink.clone(),
+    );
+    let router = Router::new(
+        handle,
+        clock,
+        Arc::new(Health::default()),
+        crate::metrics::install(),
+        Limits {
+            max_body_bytes: 64 * 1024,
+            body_read_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .with_integrations(integrations);
+    Rig {
+        router,
+        correlator,
+        sink,
+    }
+}
+
+impl Rig {
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> (StatusCode, Value, http::HeaderMap) {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .router
+            .handle(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = serde_json::from_slice(&body_bytes(resp)).unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+
+    async fn post(&self, uri: &str, headers: &[(&str, &str)], body: String) -> (StatusCode, Value) {
+        let (status, body, _) = self.send(Method::POST, uri, headers, body).await;
+        (status, body)
+    }
+
+    /// Stops the correlator (publishing every waiting incident) and returns, per message,
+    /// its routing key and the dedup keys of its alerts.
+    async fn published(self) -> Vec<(String, Vec<String>)> {
+        drop(self.router);
+        self.correlator.shutdown().await;
+        let mut out: Vec<(String, Vec<String>)> = self
+            .sink
+            .take()
+            .iter()
+            .map(|m| {
+                let body: Value = serde_json::from_slice(&m.body).unwrap();
+                let keys = body["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["dedup_key"].as_str().unwrap().to_string())
+                    .collect();
+                (body["routing_key"].as_str().unwrap().to_string(), keys)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// A webhook payload with one firing alert per fingerprint.
+fn batch(fingerprints: &[&str]) -> String {
+    let alerts: Vec<Value> = fingerprints
+        .iter()
+        .map(|f| json!({"status": "firing", "labels": {"alertname": "A", "instance": f}, "fingerprint": f}))
+        .collect();
+    json!({"version": "4", "groupKey": "{}:{}", "alerts": alerts}).to_string()
+}
+
+const AM: &str = "/integrations/alertmanager_webhook";
+
+#[tokio::test]
+async fn the_routing_key_comes_from_path_header_query_or_config_in_that_order() {
+    let mut integrations = IntegrationsConfig::default();
+    integrations.set(
+        Integration::AlertmanagerWebhook,
+        IntegrationSettings {
+            routing_key: Some("from-config".into()),
+            ..IntegrationSettings::default()
+        },
+    );
+    let rig = rig(64, integrations);
+    let header = [("X-Routing-Key", "from-header")];
+    for (uri, headers, fp) in [
+        (format!("{AM}/from%2Fpath"), &header[..], "f1"),
+        (AM.to_string(), &header[..], "f2"),
+        (format!("{AM}/?routing_key=from+query&x=1"), &[][..], "f3"),
+        (format!("{AM}?routing_key=from%20query"), &[][..], "f4"),
+        (AM.to_string(), &[][..], "f5"),
+    ] {
+        let (status, body) = rig.post(&uri, headers, batch(&[fp])).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_eq!(
+            body,
+            json!({"status": "success", "message": "1 accepted", "accepted": 1, "rejected": []})
+        );
+    }
+    assert_eq!(
+        rig.published().await,
+        [
+            (
+                "from query".to_string(),
+                vec!["f3".to_string(), "f4".to_string()]
+            ),
+            ("from-config".to_string(), vec!["f5".to_string()]),
+            ("from-header".to_string(), vec!["f2".to_string()]),
+            ("from/path".to_string(), vec!["f1".to_string()]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn refusals_before_parsing_say_what_to_do() {
+    let rig = rig(64, IntegrationsConfig::default());
+    let (status, body) = rig.post(AM, &[], batch(&["f"])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let msg = body["message"].as_str().unwrap();
+    for place in [
+        "/integrations/alertmanager_webhook/<routing_key>",
+        "X-Routing-Key header",
+        "routing_key query parameter",
+        "[integrations.alertmanager_webhook] routing_key",
+    ] {
+        assert!(msg.contains(place), "{msg}");
+    }
+    let (status, body) = rig.post(&format!("{AM}/%20"), &[], batch(&["f"])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "the routing key in the path is blank");
+    let long = "k".repeat(256);
+    let (status, body) = rig
+        .post(AM, &[("x-routing-key", long.as_str())], batch(&["f"]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["message"],
+        "'X-Routing-Key' must be at most 255 characters"
+    );
+
+    let (status, body) = rig
+        .post("/integrations/alertmanager/rk", &[], "{}".into())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["message"],
+        "no integration \"alertmanager\" at /integrations/<kind>/<routing_key> (kinds: alertmanager_webhook)"
+    );
+    let (status, body) = rig
+        .post("/integrations/pagerduty/rk", &[], "{}".into())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["message"],
+        "pagerduty is served at POST /v2/enqueue, not under /integrations/"
+    );
+    let (status, _) = rig.post(&format!("{AM}/a/b"), &[], "{}".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, headers) = rig
+        .send(Method::GET, &format!("{AM}/rk"), &[], String::new())
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "POST");
+    assert_eq!(rig.published().await, [], "nothing reached the correlator");
+}
+
+#[tokio::test]
+async fn a_partly_bad_batch_is_accepted_minus_the_bad_items() {
+    let rig = rig(64, IntegrationsConfig::default());
+    let body = r#"{"alerts":[{"labels":{"alertname":"A"},"fingerprint":"good"},{"status":"gone","labels":{}}]}"#;
+    let (status, body) = rig.post(&format!("{AM}/rk"), &[], body.into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"status": "success", "message": "1 accepted, 1 rejected", "accepted": 1,
+               "rejected": [{"item": "alerts[1]", "errors": [
+                   "alertmanager_webhook: 'alerts[1].status' must be firing or resolved",
+                   "alertmanager_webhook: 'alerts[1].labels' is empty (an alert needs labels or a fingerprint)"]}]})
+    );
+    let (status, body) = rig
+        .post(&format!("{AM}/rk"), &[], "{\"alerts\":{}}".into())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"status": "invalid event", "message": "alertmanager_webhook: 'alerts' must be an array",
+               "errors": ["alertmanager_webhook: 'alerts' must be an array"]})
+    );
+    assert_eq!(
+        rig.published().await,
+        [("rk".to_string(), vec!["good".to_string()])]
+    );
+}
+
+/// The correlator takes all of a request or none of it: a batch larger than the room left
+/// is answered 503 with Retry-After (never 429: webhook senders retry only 5xx).
+#[tokio::test]
+async fn a_batch_that_does_not_fit_is_refused_whole_with_503() {
+    let rig = rig(1, IntegrationsConfig::default());
+    let (status, body, headers) = rig
+        .send(Method::POST, &format!("{AM}/rk"), &[], batch(&["a1", "a2"]))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    let (status, _) = rig.post(&format!("{AM}/rk"), &[], batch(&["b1"])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        rig.published().await,
+        [("rk".to_string(), vec!["b1".to_string()])]
+    );
+}
