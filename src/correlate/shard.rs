@@ -870,6 +870,11 @@ impl Shard {
             inc.flap_announced = false;
         }
         let flapping = inc.flapping_until;
+        if flapping.is_some() && inc.published && !inc.flap_announced {
+            inc.flap_announced = true;
+            self.emit(slot, MessageKind::Flapping, now, out);
+        }
+        let inc = self.incident(slot);
         if inc.open_alerts == 0 {
             if let Some(until) = flapping {
                 self.wake_at(slot, until);
@@ -919,10 +924,6 @@ impl Shard {
             return;
         }
         if let Some(until) = flapping {
-            if !inc.flap_announced {
-                inc.flap_announced = true;
-                self.emit(slot, MessageKind::Flapping, now, out);
-            }
             self.wake_at(slot, until);
             return;
         }

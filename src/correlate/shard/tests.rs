@@ -461,3 +461,366 @@ fn change_events_become_change_messages() {
     assert_eq!(v["summary"], "deployed v2");
     assert_eq!(h.shard.open_incidents(), 0);
 }
+
+// ---- Rules, suppression and time-based resolution ----
+
+use crate::config::{FlapConfig, InhibitRule};
+use crate::matchers::Matcher;
+
+fn m(name: &str, op: &str, value: &str) -> Matcher {
+    Matcher::new(name, op, value).unwrap()
+}
+
+impl Harness {
+    fn with(&mut self, action: Action, key: &str, edit: impl FnOnce(&mut Event)) -> &mut Self {
+        let mut e = Event::new(
+            Integration::PagerDuty,
+            action,
+            "rk".into(),
+            key.into(),
+            UnixMillis(self.now),
+        );
+        e.summary = format!("{key} summary");
+        e.severity = Severity::Warning;
+        edit(&mut e);
+        self.shard.apply(e, UnixMillis(self.now), &mut self.out);
+        self
+    }
+
+    fn types(&mut self) -> Vec<String> {
+        self.take()
+            .iter()
+            .map(|m| format!("{}:{}", m["type"].as_str().unwrap(), m["seq"]))
+            .collect()
+    }
+}
+
+#[test]
+fn the_first_rule_whose_matchers_match_decides_the_grouping() {
+    let db = RuleConfig {
+        name: "db".into(),
+        matchers: vec![m("source", "=~", "db-.*")],
+        ..rule(&[])
+    };
+    let mut h = Harness::build(vec![db, rule(&["dedup_key"])], &[], Limits::unbounded(100));
+    h.trigger("a", "db-1")
+        .trigger("b", "db-2")
+        .trigger("c", "web-1")
+        .trigger("d", "web-1")
+        .at(30);
+    let msgs = h.take();
+    let mut seen: Vec<(String, u64)> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m["rule"].as_str().unwrap().to_string(),
+                m["alert_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("db".into(), 2), ("test".into(), 1), ("test".into(), 1)]
+    );
+}
+
+#[test]
+fn rules_that_all_have_matchers_fall_back_to_the_default_rule() {
+    let only_db = RuleConfig {
+        name: "db".into(),
+        matchers: vec![m("source", "=", "db-1")],
+        ..rule(&["source"])
+    };
+    let mut h = Harness::build(vec![only_db], &[], Limits::unbounded(100));
+    h.trigger("a", "web-1").at(30);
+    assert_eq!(h.take()[0]["rule"], "default");
+}
+
+#[test]
+fn pause_transient_suppresses_incidents_that_resolve_within_it() {
+    let r = RuleConfig {
+        pause_transient: Some(Duration::from_secs(120)),
+        ..rule(&["source"])
+    };
+    let mut h = Harness::new(r);
+    h.trigger("blip", "db-1").at(60).resolve("blip").at(300);
+    assert!(
+        h.take().is_empty(),
+        "resolved within the pause: never published"
+    );
+    assert_eq!(h.shard.stats.transient, 2);
+    h.trigger("real", "db-2").at(119);
+    assert!(
+        h.take().is_empty(),
+        "held for the pause, longer than group_wait"
+    );
+    h.at(420);
+    assert_eq!(h.types(), ["opened:1"]);
+}
+
+#[test]
+fn min_alerts_holds_an_incident_until_enough_alerts_gather() {
+    let r = RuleConfig {
+        min_alerts: 3,
+        ..rule(&["source"])
+    };
+    let mut h = Harness::new(r);
+    h.trigger("a", "db-1").trigger("b", "db-1").at(100);
+    assert!(h.take().is_empty(), "two of three");
+    h.trigger("c", "db-1");
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("opened", 1, 3, 3, 3, "triggered")]
+    );
+
+    h.trigger("x", "db-9").at(200).resolve("x");
+    assert!(
+        h.take().is_empty(),
+        "never reached the threshold: nothing, not even resolved"
+    );
+    assert_eq!(h.shard.stats.threshold, 2);
+    assert_eq!(h.shard.open_incidents(), 1);
+}
+
+#[test]
+fn a_flapping_alert_publishes_one_flapping_message_then_holds_until_stable() {
+    let flap = FlapConfig {
+        max_changes: 3,
+        within: Duration::from_secs(600),
+        cooldown: Duration::from_secs(300),
+    };
+    let r = RuleConfig {
+        flap: Some(flap),
+        group_wait: Duration::ZERO,
+        ..rule(&["source"])
+    };
+    let mut h = Harness::new(r);
+    h.trigger("f", "db-1");
+    assert_eq!(h.types(), ["opened:1"]);
+    h.at(10).resolve("f");
+    assert_eq!(h.types(), ["resolved:2"], "one resolve is not flapping");
+    // Changes 3, 4 (> 3 within 10 minutes): flapping from the fourth.
+    h.at(20).trigger("f", "db-1").at(30).resolve("f");
+    assert_eq!(h.types(), ["opened:1", "flapping:2"]);
+    // While flapping, nothing more goes out, and the incident stays open across resolves.
+    h.at(40)
+        .trigger("f", "db-1")
+        .at(50)
+        .resolve("f")
+        .at(60)
+        .trigger("f", "db-1")
+        .at(70)
+        .resolve("f");
+    assert!(h.take().is_empty());
+    assert_eq!(h.shard.open_incidents(), 1);
+    // Stable for the cooldown after the last change (t=70): the held resolve goes out.
+    h.at(369);
+    assert!(h.take().is_empty());
+    h.at(370);
+    assert_eq!(h.types(), ["resolved:3"]);
+    assert_eq!(h.shard.open_incidents(), 0);
+}
+
+fn inhibit_rule() -> InhibitRule {
+    InhibitRule {
+        source: vec![m("labels.alertname", "=", "NodeDown")],
+        target: vec![m("severity", "!=", "critical")],
+        equal: vec![crate::event::Field::Label("node".into())],
+    }
+}
+
+fn labelled(name: &'static str, node: &'static str, sev: Severity) -> impl FnOnce(&mut Event) {
+    move |e: &mut Event| {
+        e.source = format!("{name}-{node}");
+        e.severity = sev;
+        e.labels = vec![
+            ("alertname".into(), name.into()),
+            ("node".into(), node.into()),
+        ];
+    }
+}
+
+#[test]
+fn an_open_source_alert_inhibits_matching_targets_with_equal_labels() {
+    let mut h = Harness::build(
+        vec![rule(&["source"])],
+        &[inhibit_rule()],
+        Limits::unbounded(100),
+    );
+    h.with(
+        Action::Trigger,
+        "down",
+        labelled("NodeDown", "n1", Severity::Critical),
+    );
+    h.with(
+        Action::Trigger,
+        "disk",
+        labelled("DiskFull", "n1", Severity::Warning),
+    );
+    h.with(
+        Action::Trigger,
+        "disk2",
+        labelled("DiskFull", "n2", Severity::Warning),
+    );
+    h.at(30);
+    let msgs = h.take();
+    let sources: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["group_key"]["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["NodeDown-n1", "DiskFull-n2"],
+        "DiskFull on n1 is inhibited; on n2 it is not"
+    );
+    assert!(h.shard.stats.inhibit >= 1);
+    // The inhibitor resolves: the held incident is published, its alert no longer marked.
+    h.at(40).resolve("down");
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 2);
+    let released = msgs
+        .iter()
+        .find(|m| m["group_key"]["source"] == "DiskFull-n1")
+        .unwrap();
+    assert_eq!(released["type"], "opened");
+    assert_eq!(released["alerts"][0].get("suppressed"), None);
+}
+
+#[test]
+fn an_alert_does_not_inhibit_itself() {
+    let rule_both = InhibitRule {
+        source: vec![m("labels.alertname", "=", "X")],
+        target: vec![m("labels.alertname", "=", "X")],
+        equal: vec![],
+    };
+    let mut h = Harness::build(
+        vec![rule(&["source"])],
+        &[rule_both],
+        Limits::unbounded(100),
+    );
+    h.with(Action::Trigger, "x", labelled("X", "n1", Severity::Warning))
+        .at(30);
+    assert_eq!(h.types(), ["opened:1"]);
+}
+
+fn silence(
+    matchers: Vec<Matcher>,
+    from: u64,
+    to: u64,
+) -> Arc<[crate::correlate::silence::Silence]> {
+    Arc::from(vec![crate::correlate::silence::Silence {
+        id: "sil_1".into(),
+        matchers,
+        starts_at: UnixMillis(T0 + from * 1000),
+        ends_at: UnixMillis(T0 + to * 1000),
+        created_by: "ops".into(),
+        comment: "maintenance".into(),
+        created_at: UnixMillis(T0),
+    }])
+}
+
+#[test]
+fn silenced_alerts_are_tracked_but_not_published_until_the_silence_ends() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.shard.set_silences(
+        silence(vec![m("source", "=", "db-1")], 0, 100),
+        UnixMillis(T0),
+        &mut h.out,
+    );
+    h.trigger("a", "db-1")
+        .trigger("a", "db-1")
+        .trigger("b", "db-2")
+        .at(30);
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["group_key"]["source"], "db-2");
+    assert_eq!(
+        h.shard.open_alerts(),
+        2,
+        "the silenced alert is still tracked"
+    );
+    h.at(100);
+    let msgs = h.take();
+    assert_eq!(
+        summary(&msgs),
+        vec![s("opened", 1, 1, 1, 2, "triggered")],
+        "published when the silence ends, with its count"
+    );
+}
+
+#[test]
+fn resolves_always_flow_even_when_silenced_after_publication() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").at(30);
+    assert_eq!(h.types(), ["opened:1"]);
+    h.shard.set_silences(
+        silence(vec![m("source", "=", "db-1")], 31, 3600),
+        UnixMillis(T0 + 31_000),
+        &mut h.out,
+    );
+    h.at(40).ack("a");
+    assert!(
+        h.take().is_empty(),
+        "updates of an all-silenced incident are held"
+    );
+    h.at(50).resolve("a");
+    assert_eq!(h.types(), ["resolved:2"]);
+}
+
+#[test]
+fn an_incident_silenced_throughout_closes_unpublished() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.shard.set_silences(
+        silence(vec![m("source", "=", "db-1")], 0, 3600),
+        UnixMillis(T0),
+        &mut h.out,
+    );
+    h.trigger("a", "db-1").at(60).resolve("a");
+    assert!(h.take().is_empty());
+    assert_eq!(h.shard.open_incidents(), 0);
+}
+
+#[test]
+fn alerts_with_ends_at_resolve_by_time_unless_refreshed() {
+    let mut h = Harness::new(rule(&["source"]));
+    let ends = |secs: u64| {
+        move |e: &mut Event| {
+            e.source = "db-1".into();
+            e.ends_at = Some(UnixMillis(T0 + secs * 1000));
+        }
+    };
+    h.with(Action::Trigger, "a", ends(100)).at(30);
+    assert_eq!(h.types(), ["opened:1"]);
+    h.at(90).with(Action::Trigger, "a", ends(200)).at(150);
+    assert!(h.take().is_empty(), "the re-send moved its end to 200");
+    h.at(200);
+    let msgs = h.take();
+    assert_eq!(summary(&msgs), vec![s("resolved", 2, 1, 0, 3, "resolved")]);
+    assert_eq!(msgs[0]["resolved_at"], "2023-11-14T22:16:40.000Z");
+}
+
+#[test]
+fn past_a_cap_events_still_produce_an_untracked_incident() {
+    let limits = Limits {
+        max_alerts: 2,
+        ..Limits::unbounded(100)
+    };
+    let mut h = Harness::build(vec![rule(&["source"])], &[], limits);
+    h.trigger("a", "db-1").trigger("b", "db-1");
+    h.trigger("c", "db-1");
+    let msgs = h.take();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "the third alert is over the cap: published at once, untracked"
+    );
+    assert_eq!(msgs[0]["untracked"], true);
+    assert_eq!(msgs[0]["alerts"][0]["dedup_key"], "c");
+    assert_eq!(h.shard.stats.caps_reached, 1);
+    assert_eq!(h.shard.open_alerts(), 2);
+    h.at(30);
+    let msgs = h.take();
+    assert_eq!(msgs[0]["alert_count"], 2);
+    assert_eq!(msgs[0].get("untracked"), None);
+}
