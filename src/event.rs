@@ -68,24 +68,43 @@ impl fmt::Display for Severity {
     }
 }
 
-/// Which parser produced an event. The names are the `integration` label values and the
-/// strings in incident messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Integration {
-    PagerDuty,
-    PagerDutyV1,
+/// Generates [`Integration`] from the registry list in `ingest/integrations/mod.rs`.
+macro_rules! integration_enum {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $format:path; )*) => {
+        /// Which parser produced an event. One variant per line of the integrations registry
+        /// (`ingest/integrations/mod.rs`); the names are the `integration` label values, the
+        /// strings in incident messages, the `[integrations.<name>]` config tables, the
+        /// `/integrations/<name>/...` paths and the fixture folders.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Integration {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Integration {
+            pub const ALL: [Integration; [$($name),*].len()] = [$(Integration::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Integration::$variant => $name, )*
+                }
+            }
+
+            /// The integration named `name` (exactly, as [`Integration::as_str`] spells it).
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $( $name => Some(Integration::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
+crate::ingest::integrations::registry!(integration_enum);
+
+/// Sets of integrations are `u64` bit masks.
+const _: () = assert!(Integration::ALL.len() <= 64);
 
 impl Integration {
-    pub const ALL: [Integration; 2] = [Integration::PagerDuty, Integration::PagerDutyV1];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Integration::PagerDuty => "pagerduty",
-            Integration::PagerDutyV1 => "pagerduty_v1",
-        }
-    }
-
     /// A bit per integration, for compact sets.
     pub fn bit(self) -> u64 {
         1 << (self as u32)

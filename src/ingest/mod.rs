@@ -5,3 +5,4 @@ pub mod integrations;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod silences;

@@ -12,11 +12,12 @@ use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
+use crate::config::integrations::IntegrationsConfig;
 use crate::correlate::{CorrelatorHandle, Input};
 use crate::event::Integration;
 use crate::metrics::{self as m, IntegrationCounters};
 
-use super::integrations::pagerduty::{self, PdError};
+use super::integrations::{self, endpoint, pagerduty, IngestRequest};
 use super::response::{self, Body};
 
 /// Readiness: up, not shutting down, and Kafka reachable.
@@ -98,13 +99,8 @@ pub struct Router {
     metrics: PrometheusHandle,
     limits: Limits,
     per_integration: Vec<PerIntegration>,
-}
-
-/// What an accepted request is answered with.
-enum Reply {
-    Accepted(String),
-    V1Accepted(String),
-    ChangeAccepted,
+    integrations: IntegrationsConfig,
+    silences: super::silences::SilenceStore,
 }
 
 enum BodyError {
@@ -135,7 +131,15 @@ impl Router {
             metrics,
             limits,
             per_integration,
+            integrations: IntegrationsConfig::default(),
+            silences: Default::default(),
         }
+    }
+
+    /// Per-integration settings (`[integrations.<kind>]`); every default until this is called.
+    pub fn with_integrations(mut self, integrations: IntegrationsConfig) -> Self {
+        self.integrations = integrations;
+        self
     }
 
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
@@ -144,6 +148,29 @@ impl Router {
         B::Data: Buf,
     {
         let path = req.uri().path();
+        if let Some(rest) = path.strip_prefix(super::silences::PREFIX) {
+            return self.silences_api(rest.to_string(), req).await;
+        }
+        if let Some(rest) = path.strip_prefix(endpoint::PREFIX) {
+            let target = endpoint::target(
+                rest,
+                req.method(),
+                req.headers(),
+                req.uri().query(),
+                &self.integrations,
+            );
+            return match target {
+                Ok(t) => {
+                    let started = Instant::now();
+                    let resp = self.ingest_format(t.kind, &t.routing_key, req).await;
+                    self.per_integration[t.kind as usize]
+                        .duration
+                        .record(started.elapsed().as_secs_f64());
+                    resp
+                }
+                Err(refusal) => refusal.response(),
+            };
+        }
         let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
         let Some((_, _, route)) = matches.iter().find(|(_, m, _)| m == req.method()) else {
             if matches.is_empty() {
@@ -178,6 +205,26 @@ impl Router {
         }
     }
 
+    async fn silences_api<B>(&self, rest: String, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let method = req.method().clone();
+        let body = if method == Method::POST {
+            let (parts, body) = req.into_parts();
+            match self.read_body(&parts.headers, body).await {
+                Ok(b) => Some(b),
+                Err(_) => return response::too_large(self.limits.max_body_bytes),
+            }
+        } else {
+            None
+        };
+        self.silences
+            .handle(&rest, &method, body, self.clock.now(), &self.correlator)
+            .await
+    }
+
     fn admin(&self, route: Route) -> Response<Body> {
         match route {
             Route::Healthz => response::text(StatusCode::OK, "ok\n", "text/plain"),
@@ -198,20 +245,22 @@ impl Router {
         }
     }
 
-    async fn read_body<B>(&self, req: Request<B>) -> Result<Vec<u8>, BodyError>
+    async fn read_body<B>(
+        &self,
+        headers: &http::HeaderMap,
+        mut body: B,
+    ) -> Result<Vec<u8>, BodyError>
     where
         B: http_body::Body + Unpin,
         B::Data: Buf,
     {
         let limit = self.limits.max_body_bytes;
-        let declared = req
-            .headers()
+        let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Err(BodyError::TooLarge);
         }
-        let mut body = req.into_body();
         let mut buf = Vec::with_capacity(declared.unwrap_or(1024));
         let read = async {
             while let Some(frame) = body.frame().await {
@@ -247,90 +296,150 @@ impl Router {
         B: http_body::Body + Unpin,
         B::Data: Buf,
     {
-        let name = integration.as_str();
-        let mut body = match self.read_body(req).await {
-            Ok(b) => b,
+        match route {
+            Route::PagerDutyChange => self.ingest_change(req).await,
+            // PagerDuty's events carry their routing key in the body.
+            Route::PagerDutyV2 | Route::PagerDutyV1 => {
+                self.ingest_format(integration, "", req).await
+            }
+            _ => unreachable!("admin routes are handled by admin"),
+        }
+    }
+
+    /// Reads the body, or answers the request (413, 408, 400) and counts the refusal.
+    async fn body_or_refusal<B>(
+        &self,
+        name: &'static str,
+        req: Request<B>,
+    ) -> Result<(http::request::Parts, Vec<u8>), Response<Body>>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let (parts, body) = req.into_parts();
+        match self.read_body(&parts.headers, body).await {
+            Ok(b) => Ok((parts, b)),
             Err(BodyError::TooLarge) => {
                 m::rejected(name, "too_large").increment(1);
-                return response::too_large(self.limits.max_body_bytes);
+                Err(response::too_large(self.limits.max_body_bytes))
             }
             Err(BodyError::TimedOut) => {
                 m::rejected(name, "body_timeout").increment(1);
-                return response::error(
+                Err(response::error(
                     StatusCode::REQUEST_TIMEOUT,
                     "timeout",
                     "request body not received in time",
                     &["'body' was not complete within server.body_read_timeout".into()],
-                );
+                ))
             }
             Err(BodyError::Io) => {
                 m::rejected(name, "body_io").increment(1);
-                return response::error(
+                Err(response::error(
                     StatusCode::BAD_REQUEST,
                     "invalid event",
                     "request body could not be read",
                     &[],
-                );
-            }
-        };
-        let now = self.clock.now();
-        let parsed = match route {
-            Route::PagerDutyV2 => pagerduty::parse_v2(&mut body, now).map(|p| {
-                (
-                    Reply::Accepted(p.event.dedup_key.clone()),
-                    Input::Event(p.event),
-                    p.summary_truncated,
-                )
-            }),
-            Route::PagerDutyV1 => pagerduty::parse_v1(&mut body, now).map(|p| {
-                (
-                    Reply::V1Accepted(p.event.dedup_key.clone()),
-                    Input::Event(p.event),
-                    p.summary_truncated,
-                )
-            }),
-            Route::PagerDutyChange => pagerduty::parse_change(&mut body, now).map(|p| {
-                (
-                    Reply::ChangeAccepted,
-                    Input::Change(p.event),
-                    p.summary_truncated,
-                )
-            }),
-            _ => unreachable!("admin routes are handled by admin"),
-        };
-        let (reply, input, truncated) = match parsed {
-            Ok(p) => p,
-            Err(e) => return self.refuse(name, e),
-        };
-        if self.correlator.submit(vec![input]).is_err() {
-            m::rejected(name, "overloaded").increment(1);
-            return response::unavailable("sluice is at capacity; retry after the given seconds");
-        }
-        let counters = &self.per_integration[integration as usize].counters;
-        counters.received.increment(1);
-        if truncated {
-            counters.summaries_truncated.increment(1);
-        }
-        match reply {
-            Reply::Accepted(key) => response::pd_accepted(&key),
-            Reply::V1Accepted(key) => response::pd_v1_accepted(&key),
-            Reply::ChangeAccepted => {
-                counters.change_events.increment(1);
-                response::pd_change_accepted()
+                ))
             }
         }
     }
 
-    fn refuse(&self, integration: &'static str, err: PdError) -> Response<Body> {
-        match err {
-            PdError::Unrecognized(what) => {
-                m::rejected(integration, "malformed").increment(1);
-                response::pd_unrecognized(what)
+    /// One request of a registered format: parse, queue every event in one all-or-nothing
+    /// hand-over, answer as the format's sender expects.
+    async fn ingest_format<B>(
+        &self,
+        kind: Integration,
+        routing_key: &str,
+        req: Request<B>,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let name = kind.as_str();
+        let (parts, mut body) = match self.body_or_refusal(name, req).await {
+            Ok(read) => read,
+            Err(refusal) => return refusal,
+        };
+        let request = IngestRequest {
+            routing_key,
+            headers: &parts.headers,
+            query: parts.uri.query(),
+            now: self.clock.now(),
+            settings: self.integrations.get(kind),
+        };
+        let mut parsed = match integrations::parse(kind, &request, &mut body) {
+            Ok(p) => p,
+            Err(e) => {
+                m::rejected(name, e.reason()).increment(e.events_refused());
+                return integrations::refused(&e);
             }
-            PdError::Invalid(errors) => {
-                m::rejected(integration, "invalid").increment(1);
-                response::pd_invalid(&errors)
-            }
+        };
+        let reply = integrations::accepted(kind, &parsed);
+        let events = std::mem::take(&mut parsed.events);
+        let accepted = events.len() as u64;
+        if !events.is_empty()
+            && self
+                .correlator
+                .submit(events.into_iter().map(Input::Event).collect())
+                .is_err()
+        {
+            m::rejected(name, "overloaded").increment(accepted);
+            return response::unavailable("sluice is at capacity; retry after the given seconds");
         }
+        let counters = &self.per_integration[kind as usize].counters;
+        counters.received.increment(accepted);
+        if parsed.summaries_truncated > 0 {
+            counters
+                .summaries_truncated
+                .increment(parsed.summaries_truncated);
+        }
+        if !parsed.rejected.is_empty() {
+            tracing::debug!(
+                integration = name,
+                accepted,
+                rejected = parsed.rejected.len(),
+                "batch items rejected"
+            );
+            m::rejected(name, "invalid").increment(parsed.rejected.len() as u64);
+        }
+        reply
+    }
+
+    /// PagerDuty change events: published as `change` messages, never grouped.
+    async fn ingest_change<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        let kind = Integration::PagerDuty;
+        let name = kind.as_str();
+        let (_, mut body) = match self.body_or_refusal(name, req).await {
+            Ok(read) => read,
+            Err(refusal) => return refusal,
+        };
+        let parsed = match pagerduty::parse_change(&mut body, self.clock.now()) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = e.into_integration_error(kind);
+                m::rejected(name, e.reason()).increment(e.events_refused());
+                return integrations::refused(&e);
+            }
+        };
+        if self
+            .correlator
+            .submit(vec![Input::Change(parsed.event)])
+            .is_err()
+        {
+            m::rejected(name, "overloaded").increment(1);
+            return response::unavailable("sluice is at capacity; retry after the given seconds");
+        }
+        let counters = &self.per_integration[kind as usize].counters;
+        counters.received.increment(1);
+        counters.change_events.increment(1);
+        if parsed.summary_truncated {
+            counters.summaries_truncated.increment(1);
+        }
+        response::pd_change_accepted()
     }
 }

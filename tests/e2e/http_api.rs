@@ -167,3 +167,95 @@ async fn v1_events_routing_and_health() {
     let report = running.wait().await;
     assert_eq!(report, sluice::app::ShutdownReport::default());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_hold_incidents_until_deleted() {
+    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"";
+    let running = sluice::app::start(
+        Config::from_toml(toml, Vec::new()).unwrap(),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
+    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+
+    let created = client
+        .post(
+            "/api/v1/silences",
+            r#"{"matchers":[{"name":"source","op":"=","value":"db-1"}],"ends_at":"2999-01-01T00:00:00Z","created_by":"ana","comment":"disk swap"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let silence = created.json();
+    let id = silence["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sil_"));
+    assert_eq!(silence["status"], "active");
+    assert_eq!(
+        silence["matchers"],
+        json!([{"name": "source", "op": "=", "value": "db-1"}])
+    );
+    let listed = client.get("/api/v1/silences").await.unwrap().json();
+    assert_eq!(listed[0]["id"], id.as_str());
+    let bad = client
+        .post("/api/v1/silences", r#"{"matchers":[]}"#)
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.json()["errors"][0],
+        "'matchers' must be a non-empty array"
+    );
+
+    for source in ["db-1", "db-2"] {
+        let body = sluice::send::pd_event(
+            "svc",
+            "trigger",
+            &format!("{source}/disk"),
+            source,
+            "critical",
+            "disk failing",
+        );
+        assert_eq!(client.post("/v2/enqueue", body).await.unwrap().status, 202);
+    }
+    let mut reader = crate::harness::Reader::new(running.bootstrap_servers(), "sluice.incidents");
+    reader
+        .until("the unsilenced incident", |seen| !seen.is_empty())
+        .await;
+    assert_eq!(
+        reader.extra_within(std::time::Duration::from_secs(1)).await,
+        0,
+        "db-1 is silenced"
+    );
+    assert_eq!(reader.seen[0].body["group_key"]["source"], "db-2");
+
+    let deleted = client
+        .request(http::Method::DELETE, &format!("/api/v1/silences/{id}"), "")
+        .await
+        .unwrap();
+    assert_eq!(deleted.status, 200);
+    assert_eq!(deleted.json()["status"], "expired");
+    reader
+        .until("db-1 once its silence is gone", |seen| seen.len() >= 2)
+        .await;
+    assert_eq!(reader.seen[1].body["group_key"]["source"], "db-1");
+    assert_eq!(reader.seen[1].body["type"], "opened");
+    assert_eq!(
+        client
+            .request(http::Method::DELETE, "/api/v1/silences/sil_nope", "")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+
+    running.shutdown();
+    running.wait().await;
+}

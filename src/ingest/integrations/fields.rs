@@ -65,6 +65,49 @@ impl<'v> Reader<'v, '_> {
         Some(s)
     }
 
+    /// An array field that must be present (a batch's items).
+    pub fn req_array(&mut self, name: &str) -> Option<&'v [BorrowedValue<'v>]> {
+        let problem = match self.get(name) {
+            Some(v) => match v.as_array() {
+                Some(items) => return Some(items.as_slice()),
+                None => "must be an array",
+            },
+            None => "is missing",
+        };
+        self.errors
+            .push(format!("'{}' {problem}", path(self.path, name)));
+        None
+    }
+
+    /// A flat map of strings (labels, annotations, tags), sorted by name; `None` when absent.
+    /// Numbers and booleans are kept as their JSON text and null values are skipped; an
+    /// object or array value, or a field that is not an object, is a problem.
+    pub fn string_map(&mut self, name: &str) -> Option<Vec<(String, String)>> {
+        let v = self.get(name)?;
+        let Some(map) = v.as_object() else {
+            self.errors
+                .push(format!("'{}' must be an object", path(self.path, name)));
+            return None;
+        };
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map.iter() {
+            let value = if let Some(s) = v.as_str() {
+                s.to_string()
+            } else if v.is_number() || v.is_bool() {
+                v.encode()
+            } else if v.is_null() {
+                continue;
+            } else {
+                self.errors
+                    .push(format!("'{}.{k}' must be a string", path(self.path, name)));
+                continue;
+            };
+            out.push((k.to_string(), value));
+        }
+        out.sort_unstable();
+        Some(out)
+    }
+
     /// A nested object, or `None` when absent; any other type is a problem.
     pub fn object(&mut self, name: &str) -> Option<&'v BorrowedValue<'v>> {
         let v = self.get(name)?;

@@ -85,8 +85,10 @@ impl Rig {
     /// Stops the correlator (publishing every waiting incident) and returns, per message,
     /// its routing key and the dedup keys of its alerts.
     async fn published(self) -> Vec<(String, Vec<String>)> {
-        drop(self.router);
+        // The router (and its correlator handle) stays alive: shards flush on the stop
+        // signal, not when their channels close.
         self.correlator.shutdown().await;
+        drop(self.router);
         let mut out: Vec<(String, Vec<String>)> = self
             .sink
             .take()

@@ -9,7 +9,7 @@
 //! - v2 change events, `POST /v2/change/enqueue`: published as `change` messages, never grouped.
 //! - v1, `POST /generic/2010-04-15/create_event.json`: `service_key`, `event_type`,
 //!   `incident_key`, `description`, `details`, `contexts`; no severity field, so triggers take
-//!   the v1 default severity (`error`).
+//!   the v1 default severity (`error`, or `[integrations.pagerduty_v1] default_severity`).
 //!
 //! One deliberate difference: a summary over 1024 characters is truncated at a character
 //! boundary and counted instead of rejected (PagerDuty's 400 loses pages).
@@ -21,13 +21,15 @@ use crate::event::{
     fingerprint, truncate_chars, Action, ChangeEvent, Event, Integration, Link, Severity,
     MAX_DEDUP_KEY_CHARS, MAX_SUMMARY_CHARS,
 };
+use crate::ingest::response::{self, Body};
 use crate::time::UnixMillis;
 
 use super::fields::Reader;
+use super::{Format, IngestRequest, IntegrationError};
 
 /// Routing keys are bounded like dedup keys (PagerDuty's own are 32 characters).
 pub const MAX_ROUTING_KEY_CHARS: usize = 255;
-/// v1 events carry no severity.
+/// v1 events carry no severity; [`V1`] replaces it with the configured default.
 pub const V1_DEFAULT_SEVERITY: Severity = Severity::Error;
 
 /// Why a PagerDuty body was refused; each maps to PagerDuty's own 400 body.
@@ -328,6 +330,89 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
             summary_truncated,
         }
     })
+}
+
+/// Events API v2 alert events in the integrations registry (`POST /v2/enqueue`).
+pub struct V2;
+
+/// Events API v1 in the integrations registry (`POST /generic/2010-04-15/create_event.json`).
+/// Triggers take `[integrations.pagerduty_v1] default_severity` (`error` unless configured).
+pub struct V1;
+
+impl PdError {
+    /// The registry's view of this error, for `kind`.
+    pub fn into_integration_error(self, kind: Integration) -> IntegrationError {
+        match self {
+            PdError::Unrecognized(what) => IntegrationError::Malformed { kind, what },
+            PdError::Invalid(problems) => IntegrationError::Invalid { kind, problems },
+        }
+    }
+}
+
+fn one(
+    kind: Integration,
+    parsed: Result<Parsed<Event>, PdError>,
+) -> Result<super::Parsed, IntegrationError> {
+    let p = parsed.map_err(|e| e.into_integration_error(kind))?;
+    Ok(super::Parsed {
+        events: vec![p.event],
+        rejected: Vec::new(),
+        summaries_truncated: u64::from(p.summary_truncated),
+    })
+}
+
+fn dedup_key(parsed: &super::Parsed) -> &str {
+    parsed.events.first().map_or("", |e| e.dedup_key.as_str())
+}
+
+/// PagerDuty's own refusal bodies: `Unrecognized object` or `invalid event` with `errors`.
+pub fn refused(err: &IntegrationError) -> http::Response<Body> {
+    match err {
+        IntegrationError::Malformed { what, .. } => response::pd_unrecognized(what),
+        IntegrationError::Invalid { problems, .. } => response::pd_invalid(problems),
+        IntegrationError::AllRejected { items, .. } => {
+            let errors: Vec<String> = items.iter().flat_map(|r| r.errors.clone()).collect();
+            response::pd_invalid(&errors)
+        }
+    }
+}
+
+impl Format for V2 {
+    const OWN_ENDPOINT: Option<&'static str> = Some("/v2/enqueue");
+
+    fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<super::Parsed, IntegrationError> {
+        one(Integration::PagerDuty, parse_v2(body, req.now))
+    }
+
+    fn accepted(parsed: &super::Parsed, _: Integration) -> http::Response<Body> {
+        response::pd_accepted(dedup_key(parsed))
+    }
+
+    fn refused(err: &IntegrationError) -> http::Response<Body> {
+        refused(err)
+    }
+}
+
+impl Format for V1 {
+    const OWN_ENDPOINT: Option<&'static str> = Some("/generic/2010-04-15/create_event.json");
+
+    fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<super::Parsed, IntegrationError> {
+        let mut parsed = one(Integration::PagerDutyV1, parse_v1(body, req.now))?;
+        for e in &mut parsed.events {
+            if e.action == Action::Trigger {
+                e.severity = req.settings.default_severity;
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn accepted(parsed: &super::Parsed, _: Integration) -> http::Response<Body> {
+        response::pd_v1_accepted(dedup_key(parsed))
+    }
+
+    fn refused(err: &IntegrationError) -> http::Response<Body> {
+        refused(err)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,489 @@
+//! Prometheus Alertmanager webhook receiver (`webhook_configs`), payload `"version": "4"`, the
+//! only version Alertmanager has sent; `version` is not checked, so a later one that keeps the
+//! shape is still read rather than refused (Alertmanager does not retry a 4xx: the alerts
+//! would be lost). Served at `POST /integrations/alertmanager_webhook/<routing_key>`.
+//!
+//! - **Batched**: one event per item of `alerts[]`. An item that cannot be read is rejected
+//!   and reported in the `200` body while the others are accepted; a request is refused
+//!   (`400`) only when it is not a webhook payload at all or every item was rejected.
+//! - **Resolve**: per alert, `status: "resolved"`. Without `status`, an alert whose `endsAt`
+//!   has passed is resolved and any other is firing. A firing alert with a future `endsAt`
+//!   (only custom senders set one: Alertmanager hides it while firing) carries it as
+//!   `ends_at`, so it resolves then unless refreshed; `resolve_timeout` covers the rest.
+//! - **Dedup key**: the alert's `fingerprint` (Alertmanager's hash of the labels, the same on
+//!   every replica of an HA pair); without one, 32 hex digits of xxh3-128 over the labels
+//!   sorted by name, each name and value length-prefixed, so a retry deduplicates.
+//! - **Severity**: `labels.severity`, case-insensitively: `critical`, `error`, `warning`,
+//!   `info`, and the conventions `page` -> critical, `warn` -> warning, `none` -> info (the
+//!   Watchdog alert); missing or anything else -> the integration's `default_severity`.
+//! - **Fields**: summary = `annotations.summary`, else `annotations.description`, else
+//!   `labels.alertname`, else the dedup key; source = `labels.instance`, else `labels.job`;
+//!   component = `labels.service`, else `labels.job`; class = `labels.alertname`;
+//!   labels = the alert's labels; custom_details = its annotations; links = `generatorURL`
+//!   ("Source"), `annotations.runbook_url` ("Runbook") and the payload's `externalURL`
+//!   ("Alertmanager"); timestamp = `startsAt` (trigger) or `endsAt` (resolve), with Go's zero
+//!   time read as unset. Resolves carry the same fields as triggers (Alertmanager sends them
+//!   all), so event rules and matchers on labels treat both alike.
+//! - **group = the payload's `groupKey`** (`{}/{team="payments"}:{alertname="HighErrorRate"}`),
+//!   as sent: it names the notification group Alertmanager built from its `group_by`, so a
+//!   sluice rule with `group_by = ["group"]` keeps Alertmanager's own grouping (Grafana OnCall
+//!   does the same). It changes when the Alertmanager route changes; rules that should outlive
+//!   route edits group by labels instead (`labels.alertname`, `labels.team`, ...).
+//! - **Answer**: `200 {"status":"success","message":"2 accepted","accepted":2,"rejected":[]}`;
+//!   Alertmanager only looks at the status (2xx done, 5xx retried, other codes dropped).
+//! - Tolerant wire model: unknown fields and nulls are ignored (`receiver`, `status`,
+//!   `groupLabels`, `commonLabels`, `commonAnnotations`, `truncatedAlerts`, ...).
+
+use http::{Response, StatusCode};
+
+use crate::event::{
+    fingerprint, Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
+};
+
+use super::fields::Reader;
+use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
+use crate::ingest::response::Body;
+
+const KIND: Integration = Integration::AlertmanagerWebhook;
+
+/// The Alertmanager webhook format in the integrations registry.
+pub struct Webhook;
+
+impl Format for Webhook {
+    fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
+        let root = json_object(KIND, body)?;
+        let mut errors = Vec::new();
+        let mut r = Reader {
+            value: Some(&root),
+            path: "",
+            errors: &mut errors,
+        };
+        let group_key = r.opt_str("groupKey").filter(|g| !g.is_empty());
+        let external_url = r.opt_str("externalURL").filter(|u| !u.is_empty());
+        let alerts = r.req_array("alerts");
+        let Some(alerts) = alerts.filter(|_| errors.is_empty()) else {
+            return Err(IntegrationError::Invalid {
+                kind: KIND,
+                problems: errors,
+            });
+        };
+        let top = Top {
+            group_key,
+            external_url,
+        };
+        let mut batch = Batch::new(KIND, alerts.len());
+        for (i, alert) in alerts.iter().enumerate() {
+            batch.item(format!("alerts[{i}]"), alert, |r| read_alert(r, req, &top));
+        }
+        batch.finish()
+    }
+
+    /// Alertmanager checks only for a 2xx; 200 is what its own receivers answer.
+    fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
+        reply::accepted(StatusCode::OK, kind, parsed)
+    }
+}
+
+/// What every alert of a payload shares.
+struct Top<'v> {
+    group_key: Option<&'v str>,
+    external_url: Option<&'v str>,
+}
+
+fn lookup<'a>(map: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    map.binary_search_by(|(k, _)| k.as_str().cmp(name))
+        .ok()
+        .map(|i| map[i].1.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// `labels.severity` as sluice knows it; `None` for a value it does not.
+pub fn severity(value: &str) -> Option<Severity> {
+    Severity::parse(value).or_else(|| {
+        [
+            ("page", Severity::Critical),
+            ("warn", Severity::Warning),
+            ("none", Severity::Info),
+        ]
+        .into_iter()
+        .find_map(|(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
+    })
+}
+
+/// The key of an alert that came without a fingerprint: xxh3-128 over its labels, sorted by
+/// name, each name and value length-prefixed.
+pub fn labels_fingerprint(sorted_labels: &[(String, String)]) -> String {
+    let parts: Vec<&[u8]> = sorted_labels
+        .iter()
+        .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
+        .collect();
+    format!("{:032x}", fingerprint(&parts))
+}
+
+fn read_alert<'v>(
+    r: &mut Reader<'v, '_>,
+    req: &IngestRequest<'_>,
+    top: &Top<'v>,
+) -> Option<(Event, bool)> {
+    let status = r.opt_str("status");
+    let before = r.errors.len();
+    let labels = r.string_map("labels");
+    let labels_read = r.errors.len() == before;
+    let annotations = r.string_map("annotations");
+    let starts_at = r.timestamp("startsAt");
+    let ends_at = r.timestamp("endsAt");
+    let generator_url = r.opt_str("generatorURL").filter(|u| !u.is_empty());
+    let fingerprint = r.opt_str("fingerprint").filter(|f| !f.is_empty());
+    let fingerprint = r.bounded(fingerprint, "fingerprint", MAX_DEDUP_KEY_CHARS);
+
+    let resolved = match status {
+        Some("firing") => false,
+        Some("resolved") => true,
+        Some(_) => {
+            let at = r.path;
+            r.errors
+                .push(format!("'{at}.status' must be firing or resolved"));
+            false
+        }
+        None => ends_at.is_some_and(|t| t <= req.now),
+    };
+    if fingerprint.is_none() && labels_read {
+        let problem = match &labels {
+            None => Some("is missing"),
+            Some(l) if l.is_empty() => Some("is empty"),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            let at = r.path;
+            r.errors.push(format!(
+                "'{at}.labels' {problem} (an alert needs labels or a fingerprint)"
+            ));
+        }
+    }
+    if !r.errors.is_empty() {
+        return None;
+    }
+
+    let labels = labels.unwrap_or_default();
+    let annotations = annotations.unwrap_or_default();
+    let dedup_key = match fingerprint {
+        Some(f) => f.to_string(),
+        None => labels_fingerprint(&labels),
+    };
+    let action = if resolved {
+        Action::Resolve
+    } else {
+        Action::Trigger
+    };
+    let mut event = Event::new(
+        KIND,
+        action,
+        req.routing_key.to_string(),
+        dedup_key,
+        req.now,
+    );
+    let alertname = lookup(&labels, "alertname");
+    let (summary, truncated) = summary(
+        lookup(&annotations, "summary")
+            .or_else(|| lookup(&annotations, "description"))
+            .or(alertname)
+            .unwrap_or(&event.dedup_key),
+    );
+    event.summary = summary;
+    event.severity = lookup(&labels, "severity")
+        .and_then(severity)
+        .unwrap_or(req.settings.default_severity);
+    event.source = lookup(&labels, "instance")
+        .or_else(|| lookup(&labels, "job"))
+        .unwrap_or_default()
+        .to_string();
+    event.component = lookup(&labels, "service")
+        .or_else(|| lookup(&labels, "job"))
+        .map(str::to_string);
+    event.class = alertname.map(str::to_string);
+    event.group = top.group_key.map(str::to_string);
+    if resolved {
+        event.timestamp = ends_at.or(starts_at);
+    } else {
+        event.timestamp = starts_at;
+        event.ends_at = ends_at.filter(|t| *t > req.now);
+    }
+    event.links = links(generator_url, lookup(&annotations, "runbook_url"), top);
+    event.custom_details = details(&annotations);
+    event.labels = labels;
+    Some((event, truncated))
+}
+
+fn links(generator: Option<&str>, runbook: Option<&str>, top: &Top<'_>) -> Vec<Link> {
+    [
+        (generator, "Source"),
+        (runbook, "Runbook"),
+        (top.external_url, "Alertmanager"),
+    ]
+    .into_iter()
+    .filter_map(|(href, text)| {
+        href.map(|href| Link {
+            href: href.to_string(),
+            text: Some(text.to_string()),
+        })
+    })
+    .collect()
+}
+
+/// The annotations as a JSON object, in name order; `None` when there are none.
+fn details(annotations: &[(String, String)]) -> Option<Details> {
+    if annotations.is_empty() {
+        return None;
+    }
+    let map: serde_json::Map<String, serde_json::Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let text = serde_json::to_string(&map).ok()?;
+    serde_json::value::RawValue::from_string(text)
+        .ok()
+        .map(Details)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::config::integrations::IntegrationSettings;
+    use crate::time::UnixMillis;
+
+    const NOW: UnixMillis = UnixMillis(1_714_641_300_000); // 2024-05-02T09:15:00Z
+
+    fn parse_with(body: &str, settings: &IntegrationSettings) -> Result<Parsed, IntegrationError> {
+        let headers = HeaderMap::new();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings,
+        };
+        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
+    }
+
+    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
+        parse_with(body, &IntegrationSettings::default())
+    }
+
+    fn one(alert: &str) -> Event {
+        let mut p = parse(&format!(r#"{{"version":"4","alerts":[{alert}]}}"#)).unwrap();
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        p.events.remove(0)
+    }
+
+    #[test]
+    fn severity_maps_conventions_case_insensitively() {
+        for (label, want) in [
+            ("critical", Some(Severity::Critical)),
+            ("PAGE", Some(Severity::Critical)),
+            ("Warn", Some(Severity::Warning)),
+            ("warning", Some(Severity::Warning)),
+            ("none", Some(Severity::Info)),
+            ("sev1", None),
+        ] {
+            assert_eq!(severity(label), want, "{label}");
+        }
+        let e = one(r#"{"status":"firing","labels":{"alertname":"A","severity":"sev1"}}"#);
+        assert_eq!(
+            e.severity,
+            Severity::Error,
+            "unknown -> the integration default"
+        );
+        let settings = IntegrationSettings {
+            default_severity: Severity::Warning,
+            ..IntegrationSettings::default()
+        };
+        let p = parse_with(
+            r#"{"alerts":[{"status":"firing","labels":{"alertname":"A"}}]}"#,
+            &settings,
+        )
+        .unwrap();
+        assert_eq!(p.events[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn the_derived_key_depends_on_labels_not_their_order() {
+        let a = one(r#"{"labels":{"alertname":"A","instance":"h:1","job":"x"}}"#);
+        let b = one(
+            r#"{"labels":{"job":"x","instance":"h:1","alertname":"A"},"annotations":{"summary":"other"}}"#,
+        );
+        let c = one(r#"{"labels":{"alertname":"A","instance":"h:2","job":"x"}}"#);
+        assert_eq!(a.dedup_key, b.dedup_key);
+        assert_ne!(a.dedup_key, c.dedup_key);
+        assert_eq!(a.dedup_key.len(), 32);
+        // Length prefixes keep ("ab","c") and ("a","bc") apart.
+        let d = one(r#"{"labels":{"ab":"c"}}"#);
+        let e = one(r#"{"labels":{"a":"bc"}}"#);
+        assert_ne!(d.dedup_key, e.dedup_key);
+    }
+
+    #[test]
+    fn summary_falls_back_in_order() {
+        let e =
+            one(r#"{"labels":{"alertname":"A"},"annotations":{"description":"d","summary":"s"}}"#);
+        assert_eq!(e.summary, "s");
+        let e =
+            one(r#"{"labels":{"alertname":"A"},"annotations":{"description":"d","summary":""}}"#);
+        assert_eq!(e.summary, "d");
+        let e = one(r#"{"labels":{"alertname":"A"}}"#);
+        assert_eq!(e.summary, "A");
+        let e = one(r#"{"labels":{"x":"1"},"fingerprint":"00ff"}"#);
+        assert_eq!(e.summary, "00ff");
+    }
+
+    #[test]
+    fn end_times_resolve_or_schedule() {
+        // No status: a past endsAt resolves, a future one schedules the resolve.
+        let e = one(r#"{"labels":{"a":"1"},"endsAt":"2024-05-02T09:00:00Z"}"#);
+        assert_eq!(e.action, Action::Resolve);
+        let e = one(r#"{"labels":{"a":"1"},"endsAt":"2024-05-02T10:00:00Z"}"#);
+        assert_eq!(e.action, Action::Trigger);
+        assert_eq!(e.ends_at, Some(UnixMillis(1_714_644_000_000)));
+        // Firing with Go's zero time: no end; a past end on a firing alert is ignored.
+        let e = one(r#"{"status":"firing","labels":{"a":"1"},"endsAt":"0001-01-01T00:00:00Z"}"#);
+        assert_eq!(e.ends_at, None);
+        let e = one(r#"{"status":"firing","labels":{"a":"1"},"endsAt":"2024-05-02T09:00:00Z"}"#);
+        assert_eq!((e.action, e.ends_at), (Action::Trigger, None));
+        // resolve_timeout fills in an end only where the sender gave none.
+        let settings = IntegrationSettings {
+            resolve_timeout: Some(std::time::Duration::from_secs(600)),
+            ..IntegrationSettings::default()
+        };
+        let p = parse_with(
+            r#"{"alerts":[{"labels":{"a":"1"}},{"labels":{"a":"2"},"endsAt":"2024-05-02T10:00:00Z"},{"status":"resolved","labels":{"a":"3"}}]}"#,
+            &settings,
+        )
+        .unwrap();
+        let ends: Vec<_> = p.events.iter().map(|e| e.ends_at).collect();
+        assert_eq!(
+            ends,
+            [
+                Some(UnixMillis(NOW.0 + 600_000)),
+                Some(UnixMillis(1_714_644_000_000)),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn nulls_and_unknown_fields_are_ignored_and_values_stringified() {
+        let e = one(
+            r#"{"status":"firing","labels":{"alertname":"A","port":9090,"up":false,"gone":null},
+                "annotations":null,"generatorURL":null,"fingerprint":null,"newField":{"x":1}}"#,
+        );
+        assert_eq!(
+            e.labels,
+            [
+                ("alertname".to_string(), "A".to_string()),
+                ("port".to_string(), "9090".to_string()),
+                ("up".to_string(), "false".to_string()),
+            ]
+        );
+        assert!(e.links.is_empty());
+        assert_eq!(e.custom_details, None);
+    }
+
+    #[test]
+    fn bad_items_are_rejected_alone_and_named() {
+        let p = parse(
+            r#"{"alerts":[
+                {"status":"firing","labels":{"alertname":"ok"}},
+                {"status":"pending","labels":"x"},
+                7,
+                {"status":"firing"},
+                {"labels":{"a":{"nested":1}},"startsAt":"yesterday"}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.events.len(), 1);
+        let rejected: Vec<(&str, Vec<&str>)> = p
+            .rejected
+            .iter()
+            .map(|r| {
+                (
+                    r.item.as_str(),
+                    r.errors.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (
+                    "alerts[1]",
+                    vec![
+                        "'alerts[1].labels' must be an object",
+                        "'alerts[1].status' must be firing or resolved"
+                    ]
+                ),
+                ("alerts[2]", vec!["'alerts[2]' must be an object"]),
+                (
+                    "alerts[3]",
+                    vec!["'alerts[3].labels' is missing (an alert needs labels or a fingerprint)"]
+                ),
+                (
+                    "alerts[4]",
+                    vec![
+                        "'alerts[4].labels.a' must be a string",
+                        "'alerts[4].startsAt' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)"
+                    ]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_request_refusals_name_the_format_and_field() {
+        for (body, want) in [
+            ("{\"alerts\": [", "alertmanager_webhook: body is not valid JSON"),
+            ("[]", "alertmanager_webhook: body is not a JSON object"),
+            ("{\"version\":\"4\"}", "alertmanager_webhook: 'alerts' is missing"),
+            (
+                "{\"alerts\":{},\"groupKey\":5}",
+                "alertmanager_webhook: 'groupKey' must be a string; 'alerts' must be an array",
+            ),
+            (
+                "{\"alerts\":[{\"status\":\"x\",\"labels\":{\"a\":\"1\"}}]}",
+                "alertmanager_webhook: every item was rejected: 'alerts[0].status' must be firing or resolved",
+            ),
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.to_string(), want, "{body}");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        }
+        assert_eq!(
+            parse("{\"alerts\":[]}").unwrap().events.len(),
+            0,
+            "empty is fine"
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"\xff\xfe",
+            b"{\"alerts\":[{\"labels\":{\"\xff\":\"x\"}}]}",
+            b"{\"alerts\":[null,[],\"s\",{\"fingerprint\":5}]}",
+            b"{\"alerts\":[{\"labels\":{},\"endsAt\":1e308,\"startsAt\":-1}]}",
+        ];
+        let settings = IntegrationSettings::default();
+        let headers = HeaderMap::new();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings: &settings,
+        };
+        for s in samples {
+            let _ = Webhook::parse(&req, &mut s.to_vec());
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `POST /integrations/<kind>/<routing_key>`: which integration a request is for, and whose
+//! routing key it carries. The key is taken from the first of: the path segment
+//! (percent-decoded), the `X-Routing-Key` header, the `routing_key` query parameter, and
+//! `[integrations.<kind>] routing_key` in the config.
+
+use http::header::ALLOW;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+
+use crate::config::integrations::IntegrationsConfig;
+use crate::event::Integration;
+use crate::ingest::response::{self, Body};
+
+use super::pagerduty::MAX_ROUTING_KEY_CHARS;
+use super::{generic_kinds, own_endpoint};
+
+pub const PREFIX: &str = "/integrations/";
+pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
+pub const ROUTING_KEY_PARAM: &str = "routing_key";
+
+/// A request's integration and routing key.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    pub kind: Integration,
+    pub routing_key: String,
+}
+
+/// Why a request never reached its parser; [`Refusal::response`] answers it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn not_found(message: String) -> Self {
+        Refusal {
+            status: StatusCode::NOT_FOUND,
+            message,
+        }
+    }
+
+    fn bad_request(message: String) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        match self.status {
+            StatusCode::BAD_REQUEST => response::error(
+                self.status,
+                "invalid event",
+                &self.message,
+                std::slice::from_ref(&self.message),
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                let mut resp =
+                    response::error(self.status, "method not allowed", &self.message, &[]);
+                resp.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("POST"));
+                resp
+            }
+            _ => response::error(self.status, "not found", &self.message, &[]),
+        }
+    }
+}
+
+/// Resolves `rest` (the path after [`PREFIX`]) and the routing key, or refuses the request:
+/// `404` naming the kinds, `405` for a method other than POST, `400` naming where a missing
+/// or invalid routing key can go.
+pub fn target(
+    rest: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    config: &IntegrationsConfig,
+) -> Result<Target, Refusal> {
+    let (name, key) = match rest.split_once('/') {
+        Some((name, key)) => (name, Some(key)),
+        None => (rest, None),
+    };
+    let Some(kind) = Integration::parse(name) else {
+        return Err(Refusal::not_found(format!(
+            "no integration {name:?} at {PREFIX}<kind>/<routing_key> (kinds: {})",
+            generic_kinds()
+        )));
+    };
+    if let Some(path) = own_endpoint(kind) {
+        return Err(Refusal::not_found(format!(
+            "{name} is served at POST {path}, not under {PREFIX}"
+        )));
+    }
+    if key.is_some_and(|k| k.contains('/')) {
+        return Err(Refusal::not_found(format!(
+            "no route for {PREFIX}{rest}: the routing key is one path segment (write a '/' in it as %2F)"
+        )));
+    }
+    if method != Method::POST {
+        return Err(Refusal {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("{PREFIX}{name}/<routing_key> takes POST"),
+        });
+    }
+    let routing_key = routing_key(kind, key, headers, query, config)?;
+    Ok(Target { kind, routing_key })
+}
+
+fn routing_key(
+    kind: Integration,
+    path: Option<&str>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    config: &IntegrationsConfig,
+) -> Result<String, Refusal> {
+    if let Some(raw) = path.filter(|k| !k.is_empty()) {
+        let key = percent_decode(raw, false).ok_or_else(|| {
+            Refusal::bad_request(
+                "the routing key in the path is not valid percent-encoded UTF-8".into(),
+            )
+        })?;
+        return checked(key, "the routing key in the path");
+    }
+    if let Some(value) = headers.get(ROUTING_KEY_HEADER) {
+        let key = value
+            .to_str()
+            .map_err(|_| Refusal::bad_request("'X-Routing-Key' must be visible ASCII".into()))?;
+        return checked(key.to_string(), "'X-Routing-Key'");
+    }
+    let param = query.and_then(|q| {
+        q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == ROUTING_KEY_PARAM).then_some(v)
+        })
+    });
+    if let Some(raw) = param {
+        let key = percent_decode(raw, true).ok_or_else(|| {
+            Refusal::bad_request(
+                "the 'routing_key' query parameter is not valid percent-encoded UTF-8".into(),
+            )
+        })?;
+        return checked(key, "the 'routing_key' query parameter");
+    }
+    if let Some(key) = &config.get(kind).routing_key {
+        return Ok(key.clone());
+    }
+    let name = kind.as_str();
+    Err(Refusal::bad_request(format!(
+        "routing key missing: put it in the path ({PREFIX}{name}/<routing_key>), the \
+         X-Routing-Key header, the routing_key query parameter, or [integrations.{name}] \
+         routing_key in the config"
+    )))
+}
+
+fn checked(key: String, source: &str) -> Result<String, Refusal> {
+    if key.trim().is_empty() {
+        Err(Refusal::bad_request(format!("{source} is blank")))
+    } else if key.chars().nth(MAX_ROUTING_KEY_CHARS).is_some() {
+        Err(Refusal::bad_request(format!(
+            "{source} must be at most {MAX_ROUTING_KEY_CHARS} characters"
+        )))
+    } else {
+        Ok(key)
+    }
+}
+
+/// `%XX` escapes (and `+` as a space in query strings); `None` for a broken escape or bytes
+/// that are not UTF-8.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        return Some(s.to_string());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let digit = |c: u8| (c as char).to_digit(16);
+                out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb", false).as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("a+b%20c", true).as_deref(), Some("a b c"));
+        assert_eq!(percent_decode("caf%C3%A9", false).as_deref(), Some("café"));
+        for bad in ["%", "%4", "%zz", "%+1", "%ff"] {
+            assert_eq!(percent_decode(bad, false), None, "{bad}");
+        }
+    }
+}

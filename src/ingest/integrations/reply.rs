@@ -1,0 +1,70 @@
+//! The generic answers, for formats whose senders only look at the status (Alertmanager,
+//! Grafana and most webhooks): a small JSON body a person can read in the sender's log.
+//!
+//! - accepted: `{"status":"success","message":"2 accepted, 1 rejected","accepted":2,
+//!   "rejected":[{"item":"alerts[1]","errors":["alertmanager_webhook: 'alerts[1].status' must be firing or resolved"]}]}`
+//! - refused: `{"status":"invalid event","message":"alertmanager_webhook: 'alerts' is missing",
+//!   "errors":["alertmanager_webhook: 'alerts' is missing"]}` (`"status":"malformed"` when the
+//!   body is not the format at all).
+
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::event::Integration;
+use crate::ingest::response::{self, Body};
+
+use super::{IntegrationError, Parsed};
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    status: &'static str,
+    message: String,
+    accepted: usize,
+    rejected: Vec<RejectedItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct RejectedItem<'a> {
+    item: &'a str,
+    errors: Vec<String>,
+}
+
+/// `status` with the generic accepted body.
+pub fn accepted(status: StatusCode, kind: Integration, parsed: &Parsed) -> Response<Body> {
+    let name = kind.as_str();
+    let rejected: Vec<RejectedItem<'_>> = parsed
+        .rejected
+        .iter()
+        .map(|r| RejectedItem {
+            item: &r.item,
+            errors: r.errors.iter().map(|e| format!("{name}: {e}")).collect(),
+        })
+        .collect();
+    let message = if rejected.is_empty() {
+        format!("{} accepted", parsed.events.len())
+    } else {
+        format!(
+            "{} accepted, {} rejected",
+            parsed.events.len(),
+            rejected.len()
+        )
+    };
+    response::json(
+        status,
+        &Accepted {
+            status: "success",
+            message,
+            accepted: parsed.events.len(),
+            rejected,
+        },
+    )
+}
+
+/// The generic refusal: the error's status, its message and every problem.
+pub fn refused(err: &IntegrationError) -> Response<Body> {
+    let kind = match err {
+        IntegrationError::Malformed { .. } => "malformed",
+        IntegrationError::Invalid { .. } | IntegrationError::AllRejected { .. } => "invalid event",
+    };
+    response::error(err.status(), kind, &err.to_string(), &err.messages())
+}
