@@ -3,5 +3,6 @@
 
 mod harness;
 mod http_api;
+mod integrations;
 mod kafka_faults;
 mod real_broker;
