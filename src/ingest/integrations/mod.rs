@@ -337,3 +337,77 @@ impl Batch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_snake_case_name_that_parses_back() {
+        for kind in Integration::ALL {
+            let name = kind.as_str();
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(Integration::parse(name), Some(kind));
+            assert_eq!(kind.bit().count_ones(), 1);
+        }
+        assert_eq!(Integration::parse("PagerDuty"), None);
+        let bits = Integration::ALL.iter().fold(0u64, |acc, k| acc | k.bit());
+        assert_eq!(bits.count_ones() as usize, Integration::ALL.len());
+    }
+
+    #[test]
+    fn pagerduty_keeps_its_own_endpoints() {
+        assert_eq!(own_endpoint(Integration::PagerDuty), Some("/v2/enqueue"));
+        assert_eq!(
+            own_endpoint(Integration::PagerDutyV1),
+            Some("/generic/2010-04-15/create_event.json")
+        );
+        assert_eq!(own_endpoint(Integration::AlertmanagerWebhook), None);
+        assert_eq!(generic_kinds(), "alertmanager_webhook");
+    }
+
+    #[test]
+    fn refusals_map_to_status_reason_and_prefixed_messages() {
+        let kind = Integration::AlertmanagerWebhook;
+        let items = vec![
+            Rejected {
+                item: "alerts[0]".into(),
+                errors: vec!["'alerts[0].status' must be firing or resolved".into()],
+            },
+            Rejected {
+                item: "alerts[1]".into(),
+                errors: vec!["'alerts[1]' must be an object".into()],
+            },
+        ];
+        let all = IntegrationError::AllRejected { kind, items };
+        assert_eq!(
+            (all.status(), all.reason(), all.events_refused()),
+            (StatusCode::BAD_REQUEST, "invalid", 2)
+        );
+        assert_eq!(
+            all.messages(),
+            [
+                "alertmanager_webhook: 'alerts[0].status' must be firing or resolved",
+                "alertmanager_webhook: 'alerts[1]' must be an object"
+            ]
+        );
+        let malformed = IntegrationError::Malformed {
+            kind,
+            what: "body is not valid JSON",
+        };
+        assert_eq!(
+            (malformed.reason(), malformed.events_refused()),
+            ("malformed", 1)
+        );
+        assert_eq!(
+            malformed.to_string(),
+            "alertmanager_webhook: body is not valid JSON"
+        );
+    }
+}
