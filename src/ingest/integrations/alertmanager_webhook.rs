@@ -34,6 +34,8 @@
 //! - Tolerant wire model: unknown fields and nulls are ignored (`receiver`, `status`,
 //!   `groupLabels`, `commonLabels`, `commonAnnotations`, `truncatedAlerts`, ...).
 
+use std::fmt::Write as _;
+
 use http::{Response, StatusCode};
 
 use crate::event::{
@@ -72,8 +74,11 @@ impl Format for Webhook {
             external_url,
         };
         let mut batch = Batch::new(KIND, alerts.len());
+        let mut at = String::with_capacity(16);
         for (i, alert) in alerts.iter().enumerate() {
-            batch.item(format!("alerts[{i}]"), alert, |r| read_alert(r, req, &top));
+            at.clear();
+            let _ = write!(at, "alerts[{i}]");
+            batch.item(&at, alert, |r| read_alert(r, req, &top));
         }
         batch.finish()
     }
@@ -484,6 +489,41 @@ mod tests {
         };
         for s in samples {
             let _ = Webhook::parse(&req, &mut s.to_vec());
+        }
+    }
+
+    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
+        let settings = IntegrationSettings::default();
+        let headers = HeaderMap::new();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings: &settings,
+        };
+        Webhook::parse(&req, &mut body.to_vec())
+    }
+
+    const SAMPLE: &[u8] = include_bytes!(
+        "../../../tests/fixtures/integrations/alertmanager_webhook/firing_batch.request.json"
+    );
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse_bytes(&body);
+        }
+
+        /// One byte of a real payload changed: an error or events, never a panic, and every
+        /// refusal names the format.
+        #[test]
+        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
+            let mut body = SAMPLE.to_vec();
+            body[at] = byte;
+            if let Err(e) = parse_bytes(&body) {
+                proptest::prop_assert!(e.to_string().starts_with("alertmanager_webhook: "));
+            }
         }
     }
 }

@@ -292,11 +292,12 @@ impl Batch {
         }
     }
 
-    /// Reads one item at `at` (`alerts[2]`) with `read`, which returns the event and whether
-    /// its summary was cut; any problem it records rejects the item alone.
+    /// Reads one item at `at` (`alerts[2]`; a buffer the caller reuses) with `read`, which
+    /// returns the event and whether its summary was cut; any problem it records rejects the
+    /// item alone.
     pub fn item<'v>(
         &mut self,
-        at: String,
+        at: &str,
         value: &'v BorrowedValue<'v>,
         read: impl FnOnce(&mut fields::Reader<'v, '_>) -> Option<(Event, bool)>,
     ) {
@@ -304,7 +305,7 @@ impl Batch {
         let result = if value.is_object() {
             read(&mut fields::Reader {
                 value: Some(value),
-                path: &at,
+                path: at,
                 errors: &mut errors,
             })
         } else {
@@ -320,7 +321,10 @@ impl Batch {
                 if errors.is_empty() {
                     errors.push(format!("'{at}' could not be read"));
                 }
-                self.parsed.rejected.push(Rejected { item: at, errors });
+                self.parsed.rejected.push(Rejected {
+                    item: at.to_string(),
+                    errors,
+                });
             }
         }
     }
