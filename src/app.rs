@@ -88,16 +88,19 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running, StartError> 
         sink.clone(),
     );
     let health = Arc::new(Health::new(sink.connected()));
-    let router = Arc::new(Router::new(
-        handle,
-        clock,
-        Arc::clone(&health),
-        metrics,
-        Limits {
-            max_body_bytes: config.server.max_body_bytes,
-            body_read_timeout: config.server.body_read_timeout,
-        },
-    ));
+    let router = Arc::new(
+        Router::new(
+            handle,
+            clock,
+            Arc::clone(&health),
+            metrics,
+            Limits {
+                max_body_bytes: config.server.max_body_bytes,
+                body_read_timeout: config.server.body_read_timeout,
+            },
+        )
+        .with_integrations(config.integrations.clone()),
+    );
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod matchers;
 pub mod metrics;
 pub mod publish;
+pub mod replay;
 pub mod send;
 pub mod tail;
 pub mod time;

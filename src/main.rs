@@ -59,6 +59,17 @@ enum Command {
         #[arg(long, default_value = "demo")]
         key_prefix: String,
     },
+    /// Run a recorded request stream (JSON lines) through ingest and correlation on a simulated
+    /// clock, without Kafka: every message to stdout, a summary to stderr.
+    Replay {
+        #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// max, or a factor of real time (1 = as recorded).
+        #[arg(long, default_value = "max")]
+        speed: sluice::replay::Speed,
+        /// The recorded requests, one JSON object per line, in arrival order.
+        file: PathBuf,
+    },
     /// Follow a topic and print one message per line: key, headers, JSON body.
     Tail {
         #[arg(long, env = "SLUICE_KAFKA_BROKERS")]
@@ -134,6 +145,11 @@ fn main() -> ExitCode {
             severity,
             key_prefix,
         )),
+        Command::Replay {
+            config,
+            speed,
+            file,
+        } => replay(config, speed, file),
         Command::Tail {
             brokers,
             topic,
@@ -160,6 +176,41 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn replay(config_path: PathBuf, speed: sluice::replay::Speed, file: PathBuf) -> ExitCode {
+    let config = match Config::load(&config_path, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", config_path.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&LogConfig {
+        level: "warn".into(),
+        format: LogFormat::Pretty,
+    });
+    let input = match std::fs::File::open(&file) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = runtime().block_on(sluice::replay::run(&config, input, speed, &mut out));
+    let _ = std::io::Write::flush(&mut out);
+    match result {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::FAILURE
         }
     }
 }

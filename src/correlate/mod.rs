@@ -257,6 +257,8 @@ impl Worker {
                 biased;
                 n = self.rx.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
+                        // Every sender is gone (the server has shut down): finish as on stop.
+                        self.finish(&mut out).await;
                         break;
                     }
                     let now = self.clock.now();
@@ -269,17 +271,22 @@ impl Worker {
                     self.shard.advance(self.clock.now(), &mut out);
                 }
                 _ = self.stop.changed() => {
-                    self.rx.close();
-                    while let Some(input) = self.rx.recv().await {
-                        self.shard.apply_input(input, self.clock.now(), &mut out);
-                    }
-                    self.shard.flush(self.clock.now(), &mut out);
-                    self.publish(&mut out).await;
+                    self.finish(&mut out).await;
                     break;
                 }
             }
             self.publish(&mut out).await;
         }
+    }
+
+    /// Refuses new input, applies what is queued, publishes what is waiting.
+    async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
+        self.rx.close();
+        while let Some(input) = self.rx.recv().await {
+            self.shard.apply_input(input, self.clock.now(), out);
+        }
+        self.shard.flush(self.clock.now(), out);
+        self.publish(out).await;
     }
 
     /// Hands every message to the sink in order. A full producer queue holds this shard (its

@@ -126,6 +126,11 @@ struct AlertRef {
     index: u32,
 }
 
+/// An inhibition rule and the hash of an alert's `equal` values under it.
+type InhibitKey = (u16, u64);
+/// An alert's place and hash (`slot`, `index`, `hash`), checked before use since it may be stale.
+type AlertLoc = (u32, u32, u64);
+
 /// The current incident of a group.
 struct GroupRef {
     hash: u64,
@@ -189,9 +194,9 @@ pub struct Shard {
     per_routing_key: HashMap<Box<str>, PerRoutingKey>,
     silences: Arc<[Silence]>,
     /// Open alerts matching each inhibition rule's source, by (rule, equal values).
-    inhibitors: HashMap<(u16, u64), u32>,
+    inhibitors: HashMap<InhibitKey, u32>,
     /// Alerts matching each inhibition rule's target, by (rule, equal values); pruned lazily.
-    inhibit_targets: HashMap<(u16, u64), Vec<(u32, u32, u64)>>,
+    inhibit_targets: HashMap<InhibitKey, Vec<AlertLoc>>,
     /// Recent state changes per alert key, for flap detection.
     flap_history: HashMap<u64, VecDeque<UnixMillis>>,
     /// Base ids of incidents opened in the current millisecond, to keep ids unique when the
@@ -916,10 +921,10 @@ impl Shard {
                 return;
             }
             self.emit(slot, MessageKind::Opened, now, out);
-            if flapping.is_some() {
+            if let Some(until) = flapping {
                 self.emit(slot, MessageKind::Flapping, now, out);
                 self.incident(slot).flap_announced = true;
-                self.wake_at(slot, flapping.expect("checked"));
+                self.wake_at(slot, until);
             }
             return;
         }

@@ -1,0 +1,296 @@
+//! `sluice replay`: runs a recorded request stream through the same ingest router and
+//! correlator, on a simulated clock and without Kafka, and prints every message exactly as it
+//! would go to Kafka (one JSON body per line), with a summary of what correlation did.
+//!
+//! One input line is one recorded request, in arrival order:
+//! `{"at": "<RFC 3339>", "path": "/v2/enqueue", "headers": {...optional}, "body": <JSON>}`
+//! (`"body_b64"` instead of `"body"` for bodies that are not JSON). `sluice serve --record`
+//! writes this format. The run ends by advancing the clock past every pending timer, so every
+//! incident says what it would have said.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use serde::Deserialize;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::correlate::{Inline, Stats};
+use crate::ingest::router::{Health, Limits, Router};
+use crate::publish::encode::MessageKind;
+use crate::publish::MemorySink;
+use crate::time::{parse_timestamp, Parsed, UnixMillis};
+
+/// One recorded request.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recorded {
+    pub at: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_b64: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("reading input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How fast simulated time runs against the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// As fast as possible.
+    Max,
+    /// `n` times real time (1 = as recorded).
+    Times(f64),
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "max" => Ok(Speed::Max),
+            n => match n.parse::<f64>() {
+                Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Times(f)),
+                _ => Err(format!("{s:?}: expected max or a positive factor like 10")),
+            },
+        }
+    }
+}
+
+/// What the run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub requests: u64,
+    pub rejected_requests: u64,
+    pub stats: Stats,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        let incidents = s.messages[MessageKind::Opened.index()];
+        writeln!(
+            f,
+            "requests: {} ({} rejected)",
+            self.requests, self.rejected_requests
+        )?;
+        writeln!(f, "events: {} (+{} change events)", s.events, s.changes)?;
+        writeln!(f, "alerts: {}", s.alerts_opened)?;
+        writeln!(
+            f,
+            "incidents opened: {} ({} published)",
+            s.incidents_opened, incidents
+        )?;
+        let by_type: Vec<String> = MessageKind::ALL
+            .iter()
+            .map(|k| format!("{} {}", k.as_str(), s.messages[k.index()]))
+            .collect();
+        writeln!(f, "messages: {}", by_type.join(", "))?;
+        writeln!(
+            f,
+            "events suppressed: dedup {}, silence {}, inhibit {}, transient {}, threshold {}, flap {}",
+            s.dedup, s.silence, s.inhibit, s.transient, s.threshold, s.flap
+        )?;
+        writeln!(
+            f,
+            "dropped (ack/resolve with no open alert): {}; past a cap: {}",
+            s.dropped, s.caps_reached
+        )?;
+        let compression = if s.events == 0 {
+            0.0
+        } else {
+            1.0 - incidents as f64 / s.events as f64
+        };
+        write!(f, "compression: {:.4} (1 - incidents/events)", compression)
+    }
+}
+
+/// Replays `input`, writing each message body as a line to `out`.
+pub async fn run(
+    config: &Config,
+    input: impl BufRead,
+    speed: Speed,
+    out: &mut impl Write,
+) -> Result<Summary, ReplayError> {
+    let mut lines = input.lines().enumerate().peekable();
+    let start = match lines.peek() {
+        Some((_, Ok(first))) => serde_json::from_str::<Recorded>(first)
+            .ok()
+            .and_then(|r| at(&r.at))
+            .unwrap_or(UnixMillis(0)),
+        _ => UnixMillis(0),
+    };
+    let clock = Clock::manual(start);
+    let sink = Arc::new(MemorySink::default());
+    let (inline, handle) = Inline::new(
+        &config.correlate,
+        &config.event_rules,
+        clock.clone(),
+        sink.clone(),
+    );
+    let health = Arc::new(Health::new(Arc::new(AtomicBool::new(true))));
+    let router = Router::new(
+        handle,
+        clock.clone(),
+        health,
+        crate::metrics::install(),
+        Limits {
+            max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: config.server.body_read_timeout,
+        },
+    )
+    .with_integrations(config.integrations.clone());
+
+    let mut summary = Summary::default();
+    let mut last = start;
+    let write = |out: &mut dyn Write| -> Result<(), std::io::Error> {
+        for msg in sink.take() {
+            out.write_all(&msg.body)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    };
+    for (i, line) in lines {
+        let line_no = i + 1;
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: String| ReplayError::Line {
+            line: line_no,
+            message,
+        };
+        let rec: Recorded =
+            serde_json::from_str(&line).map_err(|e| bad(format!("not a recorded request: {e}")))?;
+        let now = at(&rec.at)
+            .ok_or_else(|| bad(format!("'at' {:?} is not an RFC 3339 date-time", rec.at)))?;
+        if now < last {
+            return Err(bad(format!(
+                "'at' {} is before the previous line's {last}: lines must be in arrival order",
+                rec.at
+            )));
+        }
+        if let Speed::Times(factor) = speed {
+            tokio::time::sleep(Duration::from_secs_f64(
+                now.saturating_sub(last).as_secs_f64() / factor,
+            ))
+            .await;
+        }
+        last = now;
+        let body = match (rec.body, rec.body_b64) {
+            (Some(json), None) => Bytes::from(json.get().to_string()),
+            (None, Some(b64)) => Bytes::from(
+                decode_base64(&b64).ok_or_else(|| bad("'body_b64' is not base64".into()))?,
+            ),
+            (None, None) => Bytes::new(),
+            (Some(_), Some(_)) => return Err(bad("has both 'body' and 'body_b64'".into())),
+        };
+        inline
+            .lock()
+            .expect("inline correlator lock")
+            .advance_to(now);
+        let mut req = Request::post(rec.path.as_str());
+        for (k, v) in rec.headers.iter().flatten() {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| bad(format!("not a request: {e}")))?;
+        let resp = router.handle(req).await;
+        summary.requests += 1;
+        if !resp.status().is_success() {
+            summary.rejected_requests += 1;
+            tracing::warn!(line = line_no, status = resp.status().as_u16(), path = %rec.path, "request refused");
+        }
+        write(out)?;
+    }
+    let mut inline = inline.lock().expect("inline correlator lock");
+    inline.finish();
+    summary.stats = inline.stats();
+    drop(inline);
+    write(out)?;
+    Ok(summary)
+}
+
+fn at(s: &str) -> Option<UnixMillis> {
+    match parse_timestamp(s)? {
+        Parsed::At(t) => Some(t),
+        Parsed::Unset => None,
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (what `--record` writes).
+pub fn encode_base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = B64.iter().position(|&b| b == c)? as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"\x00\xff\x10form=1&x=2",
+        ] {
+            let enc = encode_base64(data);
+            assert_eq!(decode_base64(&enc).unwrap(), data, "{enc}");
+        }
+        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(encode_base64(b"fo"), "Zm8=");
+        assert_eq!(decode_base64("not base64!"), None);
+    }
+}
