@@ -615,12 +615,9 @@ impl Shard {
         inc.updated_at = now;
         inc.add_links(event.links);
         inc.dirty = true;
-        let silenced = alert.silenced;
-        if silenced {
+        if alert.silenced {
             inc.suppressed_open += 1;
             self.stats.silence += 1;
-        } else {
-            inc.gathered += 1;
         }
         inc.alerts.push(alert);
         self.alerts
@@ -636,6 +633,10 @@ impl Shard {
                 .schedule(at, Timer::AlertEnds { slot, index, hash });
         }
         self.inhibit_on_open(slot, index, now, out);
+        let inc = self.incident(slot);
+        if !inc.alerts[index as usize].suppressed() {
+            inc.gathered += 1;
+        }
         self.record_state_change(slot, hash, now);
         self.review(slot, now, out);
     }

@@ -6,3 +6,4 @@ mod http_api;
 mod integrations;
 mod kafka_faults;
 mod real_broker;
+mod replay;

@@ -824,3 +824,29 @@ fn past_a_cap_events_still_produce_an_untracked_incident() {
     assert_eq!(msgs[0]["alert_count"], 2);
     assert_eq!(msgs[0].get("untracked"), None);
 }
+
+#[test]
+fn an_alert_inhibited_until_it_resolves_is_never_published() {
+    let mut h = Harness::build(
+        vec![rule(&["source"])],
+        &[inhibit_rule()],
+        Limits::unbounded(100),
+    );
+    h.with(
+        Action::Trigger,
+        "down",
+        labelled("NodeDown", "n1", Severity::Critical),
+    );
+    h.with(
+        Action::Trigger,
+        "disk",
+        labelled("DiskFull", "n1", Severity::Warning),
+    );
+    h.at(30);
+    assert_eq!(h.take().len(), 1, "only NodeDown");
+    h.at(40).resolve("disk").at(50).resolve("down");
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["group_key"]["source"], "NodeDown-n1");
+    assert_eq!(msgs[0]["type"], "resolved");
+}
