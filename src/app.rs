@@ -28,6 +28,11 @@ pub enum StartError {
     EmbeddedBroker(String),
     #[error(transparent)]
     Kafka(#[from] KafkaSetupError),
+    #[error("cannot open the recording {path}: {source}")]
+    Record {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -54,6 +59,26 @@ pub struct Running {
 /// Starts sluice: the broker connection (or the embedded broker), topics, shards and the HTTP
 /// listener, in that order, so that a bound port means everything behind it is ready.
 pub async fn start(config: Config, clock: Clock) -> Result<Running, StartError> {
+    start_recording(config, clock, None).await
+}
+
+/// [`start`], also writing every ingest request to `record` (`sluice serve --record`).
+pub async fn start_recording(
+    config: Config,
+    clock: Clock,
+    record: Option<&std::path::Path>,
+) -> Result<Running, StartError> {
+    let recorder = match record {
+        Some(path) => Some(
+            crate::ingest::record::Recorder::open(path, clock.clone()).map_err(|source| {
+                StartError::Record {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?,
+        ),
+        None => None,
+    };
     let metrics = crate::metrics::install();
     let embedded = match &config.kafka.brokers {
         Brokers::Embedded => {
@@ -88,19 +113,21 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running, StartError> 
         sink.clone(),
     );
     let health = Arc::new(Health::new(sink.connected()));
-    let router = Arc::new(
-        Router::new(
-            handle,
-            clock,
-            Arc::clone(&health),
-            metrics,
-            Limits {
-                max_body_bytes: config.server.max_body_bytes,
-                body_read_timeout: config.server.body_read_timeout,
-            },
-        )
-        .with_integrations(config.integrations.clone()),
-    );
+    let router = Router::new(
+        handle,
+        clock,
+        Arc::clone(&health),
+        metrics,
+        Limits {
+            max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: config.server.body_read_timeout,
+        },
+    )
+    .with_integrations(config.integrations.clone());
+    let router = Arc::new(match recorder {
+        Some(r) => router.with_recorder(r),
+        None => router,
+    });
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -29,6 +29,9 @@ enum Command {
     Serve {
         #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
         config: PathBuf,
+        /// Also write every ingest request to this file, in the format `sluice replay` reads.
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Validate a config file (with SLUICE_* overrides applied) and report every problem.
     CheckConfig {
@@ -108,7 +111,7 @@ fn init_logging(log: &LogConfig) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, record } => serve(config, record),
         Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
             Ok(c) => {
                 println!(
@@ -222,7 +225,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime starts")
 }
 
-fn serve(path: PathBuf) -> ExitCode {
+fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
     let config = match Config::load(&path, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -232,13 +235,14 @@ fn serve(path: PathBuf) -> ExitCode {
     };
     init_logging(&config.log);
     runtime().block_on(async move {
-        let running = match sluice::app::start(config, Clock::system()).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "sluice could not start");
-                return ExitCode::FAILURE;
-            }
-        };
+        let running =
+            match sluice::app::start_recording(config, Clock::system(), record.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "sluice could not start");
+                    return ExitCode::FAILURE;
+                }
+            };
         let signal = wait_for_signal().await;
         tracing::info!(signal, "shutting down");
         running.shutdown();

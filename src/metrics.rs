@@ -30,6 +30,7 @@ pub const INCIDENTS_HELD: &str = "sluice_incidents_suppressed_total";
 pub const INCIDENTS_FLAPPING: &str = "sluice_incidents_flapping_total";
 pub const CAPS_REACHED: &str = "sluice_caps_reached_total";
 pub const SILENCES_ACTIVE: &str = "sluice_silences_active";
+pub const RECORD_DROPPED: &str = "sluice_record_dropped_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -52,6 +53,7 @@ pub const ALL: &[(&str, &str)] = &[
     (INCIDENTS_FLAPPING, "Flapping spells announced (one flapping message each)."),
     (CAPS_REACHED, "Events past a cap, published untracked (fail open), by cap."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
+    (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";

@@ -2,6 +2,7 @@
 //! the way it expects.
 
 pub mod integrations;
+pub mod record;
 pub mod response;
 pub mod router;
 pub mod server;

@@ -101,6 +101,7 @@ pub struct Router {
     per_integration: Vec<PerIntegration>,
     integrations: IntegrationsConfig,
     silences: super::silences::SilenceStore,
+    recorder: Option<super::record::Recorder>,
 }
 
 enum BodyError {
@@ -133,6 +134,23 @@ impl Router {
             per_integration,
             integrations: IntegrationsConfig::default(),
             silences: Default::default(),
+            recorder: None,
+        }
+    }
+
+    /// Writes every ingest request to a `--record` file.
+    pub fn with_recorder(mut self, recorder: super::record::Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    fn record(&self, parts: &http::request::Parts, body: &[u8]) {
+        if let Some(r) = &self.recorder {
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or(parts.uri.path(), |p| p.as_str());
+            r.record(path, &parts.headers, body);
         }
     }
 
@@ -214,7 +232,10 @@ impl Router {
         let body = if method == Method::POST {
             let (parts, body) = req.into_parts();
             match self.read_body(&parts.headers, body).await {
-                Ok(b) => Some(b),
+                Ok(b) => {
+                    self.record(&parts, &b);
+                    Some(b)
+                }
                 Err(_) => return response::too_large(self.limits.max_body_bytes),
             }
         } else {
@@ -318,7 +339,10 @@ impl Router {
     {
         let (parts, body) = req.into_parts();
         match self.read_body(&parts.headers, body).await {
-            Ok(b) => Ok((parts, b)),
+            Ok(b) => {
+                self.record(&parts, &b);
+                Ok((parts, b))
+            }
             Err(BodyError::TooLarge) => {
                 m::rejected(name, "too_large").increment(1);
                 Err(response::too_large(self.limits.max_body_bytes))
