@@ -14,10 +14,13 @@
 //! `POST /integrations/<kind>/<routing_key>` (`endpoint.rs`).
 
 pub mod alertmanager_webhook;
+pub mod elastic;
 pub mod endpoint;
 pub mod fields;
 pub mod pagerduty;
 pub mod reply;
+pub mod sentry;
+pub mod splunk;
 
 #[cfg(test)]
 mod golden;
@@ -46,6 +49,12 @@ macro_rules! registry {
             PagerDutyV1 => "pagerduty_v1", pagerduty::V1;
             /// Prometheus Alertmanager webhook receiver, payload version 4 (batched).
             AlertmanagerWebhook => "alertmanager_webhook", alertmanager_webhook::Webhook;
+            /// Sentry integration platform webhooks: issue alerts, metric alerts, issue resolves.
+            Sentry => "sentry", sentry::Webhook;
+            /// Elastic / Kibana alerting through the Webhook connector, with the body sluice documents.
+            Elastic => "elastic", elastic::Webhook;
+            /// Splunk Enterprise / Cloud webhook alert action (triggers only: `resolve_timeout`).
+            Splunk => "splunk", splunk::Webhook;
         }
     };
 }
