@@ -2,6 +2,7 @@
 //! process or socket boundary.
 
 mod harness;
+mod helper_b;
 mod http_api;
 mod integrations;
 mod kafka_faults;

@@ -14,13 +14,21 @@
 //! `POST /integrations/<kind>/<routing_key>` (`endpoint.rs`).
 
 pub mod alertmanager_webhook;
+pub mod azure_monitor;
+pub mod cloudwatch_sns;
+pub mod datadog;
 pub mod elastic;
 pub mod endpoint;
 pub mod fields;
+pub mod gcp_monitoring;
+pub mod nagios;
+pub mod newrelic_legacy;
+pub mod newrelic_workflow;
 pub mod pagerduty;
 pub mod reply;
 pub mod sentry;
 pub mod splunk;
+pub mod zabbix;
 
 #[cfg(test)]
 mod golden;
@@ -49,6 +57,22 @@ macro_rules! registry {
             PagerDutyV1 => "pagerduty_v1", pagerduty::V1;
             /// Prometheus Alertmanager webhook receiver, payload version 4 (batched).
             AlertmanagerWebhook => "alertmanager_webhook", alertmanager_webhook::Webhook;
+            /// Datadog webhook, sluice's documented payload template (and Datadog's default).
+            Datadog => "datadog", datadog::Webhook;
+            /// New Relic workflow webhook, default template.
+            NewrelicWorkflow => "newrelic_workflow", newrelic_workflow::Webhook;
+            /// New Relic legacy alert-policy webhook channel (deprecated by New Relic).
+            NewrelicLegacy => "newrelic_legacy", newrelic_legacy::Webhook;
+            /// AWS CloudWatch alarms via an SNS HTTP/S subscription (JSON posted as text/plain).
+            CloudwatchSns => "cloudwatch_sns", cloudwatch_sns::Sns;
+            /// Azure Monitor action group webhook, common alert schema.
+            AzureMonitor => "azure_monitor", azure_monitor::CommonAlert;
+            /// Google Cloud Monitoring webhook notification channel, version 1.2.
+            GcpMonitoring => "gcp_monitoring", gcp_monitoring::Webhook;
+            /// Zabbix webhook media type posting its macros as JSON.
+            Zabbix => "zabbix", zabbix::MediaType;
+            /// Nagios / Icinga: PagerDuty's Nagios plugin form fields, macros as JSON, Icinga 2 JSON.
+            Nagios => "nagios", nagios::Notification;
             /// Sentry integration platform webhooks: issue alerts, metric alerts, issue resolves.
             Sentry => "sentry", sentry::Webhook;
             /// Elastic / Kibana alerting through the Webhook connector, with the body sluice documents.
