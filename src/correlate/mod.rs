@@ -262,10 +262,10 @@ impl Worker {
                         break;
                     }
                     let now = self.clock.now();
+                    self.shard.advance(now, &mut out);
                     for input in batch.drain(..) {
                         self.shard.apply_input(input, now, &mut out);
                     }
-                    self.shard.advance(now, &mut out);
                 }
                 _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
                     self.shard.advance(self.clock.now(), &mut out);
@@ -346,6 +346,9 @@ impl Inline {
     fn submit(&mut self, inputs: Vec<Input>) {
         let now = self.clock.now();
         let n = self.shards.len();
+        for shard in &mut self.shards {
+            shard.advance(now, &mut self.out);
+        }
         for input in inputs {
             let s = shard_index(input.routing_key(), n);
             self.shards[s].apply_input(input, now, &mut self.out);

@@ -345,7 +345,9 @@ impl Shard {
         });
     }
 
-    /// Fires every timer due at `now`.
+    /// Fires every timer due at or before `now`, each at its own deadline and in deadline
+    /// order, so a late call decides exactly what a punctual one would have. Call it before
+    /// applying events that arrived at `now`.
     pub fn advance(&mut self, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
@@ -361,7 +363,7 @@ impl Shard {
                         continue;
                     }
                     inc.timer = 0;
-                    self.review(slot, now, out);
+                    self.review(slot, at, out);
                 }
                 Timer::AlertEnds { slot, index, hash } => {
                     let due = self
@@ -371,10 +373,10 @@ impl Shard {
                         .and_then(|inc| inc.alerts.get(index as usize))
                         .is_some_and(|a| a.hash == hash && a.is_open() && a.ends_at == Some(at));
                     if due {
-                        self.resolve(slot, index, now, out);
+                        self.resolve(slot, index, at, out);
                     }
                 }
-                Timer::Silences => self.reevaluate_silences(now, out),
+                Timer::Silences => self.reevaluate_silences(at, out),
             }
         }
     }
@@ -818,7 +820,6 @@ impl Shard {
             entry.remove();
         }
         self.metrics.alerts_open.decrement(1.0);
-        self.inhibit_on_resolve(slot, index, now, out);
         let inc = self.incident(slot);
         inc.event_count += 1;
         let alert = &mut inc.alerts[index as usize];
@@ -846,6 +847,7 @@ impl Shard {
         ) {
             c.alerts -= 1;
         }
+        self.inhibit_on_resolve(slot, index, now, out);
         self.record_state_change(slot, hash, now);
         self.review(slot, now, out);
     }
@@ -1220,3 +1222,6 @@ impl Shard {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod model;

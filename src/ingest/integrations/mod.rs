@@ -13,21 +13,27 @@
 //! sender expects. Formats without their own endpoint are served at
 //! `POST /integrations/<kind>/<routing_key>` (`endpoint.rs`).
 
+pub mod alertmanager_api;
 pub mod alertmanager_webhook;
 pub mod azure_monitor;
+pub mod checkmk;
 pub mod cloudwatch_sns;
 pub mod datadog;
+pub mod dynatrace;
 pub mod elastic;
 pub mod endpoint;
 pub mod fields;
 pub mod gcp_monitoring;
+pub mod grafana;
 pub mod nagios;
 pub mod newrelic_legacy;
 pub mod newrelic_workflow;
 pub mod pagerduty;
+pub mod pingdom;
 pub mod reply;
 pub mod sentry;
 pub mod splunk;
+pub mod uptime_kuma;
 pub mod zabbix;
 
 #[cfg(test)]
@@ -57,6 +63,10 @@ macro_rules! registry {
             PagerDutyV1 => "pagerduty_v1", pagerduty::V1;
             /// Prometheus Alertmanager webhook receiver, payload version 4 (batched).
             AlertmanagerWebhook => "alertmanager_webhook", alertmanager_webhook::Webhook;
+            /// Prometheus Alertmanager API v2 `POST /api/v2/alerts` (batched; resolves by `endsAt`).
+            AlertmanagerApi => "alertmanager_api", alertmanager_api::Api;
+            /// Grafana unified alerting webhook contact point, payload version 1 (batched).
+            Grafana => "grafana", grafana::Webhook;
             /// Datadog webhook, sluice's documented payload template (and Datadog's default).
             Datadog => "datadog", datadog::Webhook;
             /// New Relic workflow webhook, default template.
@@ -79,6 +89,14 @@ macro_rules! registry {
             Elastic => "elastic", elastic::Webhook;
             /// Splunk Enterprise / Cloud webhook alert action (triggers only: `resolve_timeout`).
             Splunk => "splunk", splunk::Webhook;
+            /// Dynatrace problem notifications (custom integration webhook, documented template).
+            Dynatrace => "dynatrace", dynatrace::Webhook;
+            /// Checkmk notifications posted by a notification script as JSON (`NOTIFY_*`).
+            Checkmk => "checkmk", checkmk::Webhook;
+            /// Uptime Kuma webhook notifications (JSON preset).
+            UptimeKuma => "uptime_kuma", uptime_kuma::Webhook;
+            /// Pingdom webhook state changes (uptime and transaction checks).
+            Pingdom => "pingdom", pingdom::Webhook;
         }
     };
 }
@@ -205,6 +223,17 @@ pub trait Format {
     /// at `POST /integrations/<kind>/<routing_key>`.
     const OWN_ENDPOINT: Option<&'static str> = None;
 
+    /// Whether the routing key comes from the request (the path under `/integrations/<kind>/`,
+    /// `X-Routing-Key`, `?routing_key=`, [`Self::AUTH_KEY_SCHEME`], the config) rather than
+    /// from the body (PagerDuty's). A format with an own endpoint that takes it from the
+    /// request is also served at `/integrations/<kind>/<routing_key>`, followed or not by its
+    /// own path (`/integrations/alertmanager_api/<key>/api/v2/alerts`: a sender's base URL).
+    const KEY_FROM_REQUEST: bool = Self::OWN_ENDPOINT.is_none();
+
+    /// The `Authorization` scheme whose credentials are the routing key, for senders that
+    /// can only send their vendor's key (`GenieKey <key>`); `None` for most formats.
+    const AUTH_KEY_SCHEME: Option<&'static str> = None;
+
     /// Parses one request body (the parser may reuse the buffer: simd-json parses in place).
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError>;
 
@@ -256,6 +285,20 @@ macro_rules! dispatch {
                 $( Integration::$variant => <$format as Format>::OWN_ENDPOINT, )*
             }
         }
+
+        /// Whether `kind` takes its routing key from the request rather than the body.
+        pub fn key_from_request(kind: Integration) -> bool {
+            match kind {
+                $( Integration::$variant => <$format as Format>::KEY_FROM_REQUEST, )*
+            }
+        }
+
+        /// The `Authorization` scheme whose credentials are `kind`'s routing key, if any.
+        pub fn auth_key_scheme(kind: Integration) -> Option<&'static str> {
+            match kind {
+                $( Integration::$variant => <$format as Format>::AUTH_KEY_SCHEME, )*
+            }
+        }
     };
 }
 registry!(dispatch);
@@ -276,7 +319,7 @@ fn apply_settings(req: &IngestRequest<'_>, parsed: &mut Parsed) {
 pub fn generic_kinds() -> String {
     Integration::ALL
         .iter()
-        .filter(|k| own_endpoint(**k).is_none())
+        .filter(|k| key_from_request(**k))
         .map(|k| k.as_str())
         .collect::<Vec<_>>()
         .join(", ")
@@ -406,7 +449,11 @@ mod tests {
             Some("/generic/2010-04-15/create_event.json")
         );
         assert_eq!(own_endpoint(Integration::AlertmanagerWebhook), None);
-        assert_eq!(generic_kinds(), "alertmanager_webhook");
+        let generic = generic_kinds();
+        assert!(generic.starts_with("alertmanager_webhook"), "{generic}");
+        assert!(!generic.contains("pagerduty"), "{generic}");
+        assert!(!key_from_request(Integration::PagerDuty));
+        assert!(key_from_request(Integration::AlertmanagerWebhook));
     }
 
     #[test]
