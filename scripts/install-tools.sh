@@ -2,6 +2,9 @@
 # Installs what the tests and the real-broker demo need, skipping whatever is already there:
 #   - tansu, an Apache Kafka-compatible broker (crates.io), built with its in-memory storage.
 #     Its first build takes about 30 minutes on 2 cores; later runs find the binary and skip it.
+#   - Prometheus Alertmanager (Debian's prometheus-alertmanager), for the test that fires alerts
+#     through a real Alertmanager into sluice's webhook endpoint. Installed with apt-get, as
+#     root or through sudo; `apt-get update` runs only when the package is not yet known.
 # Idempotent: safe to run before every test run.
 set -euo pipefail
 
@@ -19,4 +22,28 @@ if have_tansu; then
 else
   echo "install-tools: installing tansu $TANSU_VERSION (first build takes ~30 minutes on 2 cores)"
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
+fi
+
+have_alertmanager() {
+  command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1
+}
+
+if have_alertmanager; then
+  echo "install-tools: Alertmanager already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  if ! apt-cache show prometheus-alertmanager >/dev/null 2>&1; then
+    echo "install-tools: apt-get update (prometheus-alertmanager is not in the package lists yet)"
+    $sudo apt-get update
+  fi
+  echo "install-tools: installing prometheus-alertmanager with apt-get"
+  # Only the binary is needed: the tests start their own instance, never the system service.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    prometheus-alertmanager
+else
+  echo "install-tools: no apt-get here; install Prometheus Alertmanager yourself and put" \
+    "'alertmanager' (or set SLUICE_ALERTMANAGER) on the PATH for the Alertmanager test" >&2
 fi

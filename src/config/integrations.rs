@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::event::{Integration, Severity};
 use crate::ingest::integrations::pagerduty::MAX_ROUTING_KEY_CHARS;
-use crate::ingest::integrations::{generic_kinds, own_endpoint};
+use crate::ingest::integrations::{generic_kinds, key_from_request, own_endpoint};
 
 use super::{Problems, Unknown};
 
@@ -48,7 +48,8 @@ pub struct IntegrationSettings {
     /// Triggers without their own end time resolve this long after arrival unless refreshed;
     /// `None` (`"0s"`) leaves resolving to the sender.
     pub resolve_timeout: Option<Duration>,
-    /// The routing key for requests to `/integrations/<kind>` that name none.
+    /// The routing key for requests that name none (`/integrations/<kind>`, or the format's
+    /// own endpoint when it takes its key from the request: `/api/v2/alerts`).
     pub routing_key: Option<String>,
 }
 
@@ -119,7 +120,8 @@ pub(super) fn validate(raw: Option<RawIntegrations>, p: &mut Problems) -> Integr
         settings.resolve_timeout = (!timeout.is_zero()).then_some(timeout);
         if let Some(key) = raw.routing_key {
             let key_at = format!("{at}.routing_key");
-            if let Some(path) = own_endpoint(kind) {
+            if !key_from_request(kind) {
+                let path = own_endpoint(kind).unwrap_or_default();
                 p.add(
                     &key_at,
                     format!(

@@ -2,6 +2,7 @@
 //! process or socket boundary.
 
 mod harness;
+mod helper_a;
 mod helper_b;
 mod http_api;
 mod integrations;

@@ -11,8 +11,10 @@
 //!   (only custom senders set one: Alertmanager hides it while firing) carries it as
 //!   `ends_at`, so it resolves then unless refreshed; `resolve_timeout` covers the rest.
 //! - **Dedup key**: the alert's `fingerprint` (Alertmanager's hash of the labels, the same on
-//!   every replica of an HA pair); without one, 32 hex digits of xxh3-128 over the labels
-//!   sorted by name, each name and value length-prefixed, so a retry deduplicates.
+//!   every replica of an HA pair); without one, the same fingerprint computed from the labels
+//!   ([`labels_fingerprint`]: Prometheus' FNV-1a-64, 16 hex digits), so a retry deduplicates
+//!   and a hand-written sender's alert meets the same alert sent straight by Prometheus to
+//!   `alertmanager_api` (which has no fingerprint field and uses the same function).
 //! - **Severity**: `labels.severity`, case-insensitively: `critical`, `error`, `warning`,
 //!   `info`, and the conventions `page` -> critical, `warn` -> warning, `none` -> info (the
 //!   Watchdog alert); missing or anything else -> the integration's `default_severity`.
@@ -38,9 +40,7 @@ use std::fmt::Write as _;
 
 use http::{Response, StatusCode};
 
-use crate::event::{
-    fingerprint, Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 
 use super::fields::Reader;
 use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
@@ -95,7 +95,7 @@ struct Top<'v> {
     external_url: Option<&'v str>,
 }
 
-fn lookup<'a>(map: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn lookup<'a>(map: &'a [(String, String)], name: &str) -> Option<&'a str> {
     map.binary_search_by(|(k, _)| k.as_str().cmp(name))
         .ok()
         .map(|i| map[i].1.as_str())
@@ -115,14 +115,25 @@ pub fn severity(value: &str) -> Option<Severity> {
     })
 }
 
-/// The key of an alert that came without a fingerprint: xxh3-128 over its labels, sorted by
-/// name, each name and value length-prefixed.
+/// Prometheus' fingerprint of a label set, as Alertmanager computes and sends it: FNV-1a-64
+/// over the labels sorted by name (byte order), each name and each value followed by the
+/// byte `0xFF` (which no UTF-8 text contains, so `("ab","c")` and `("a","bc")` differ), as
+/// 16 lowercase hex digits (prometheus/common `model/signature.go`, `labelSetToFingerprint`).
 pub fn labels_fingerprint(sorted_labels: &[(String, String)]) -> String {
-    let parts: Vec<&[u8]> = sorted_labels
-        .iter()
-        .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
-        .collect();
-    format!("{:032x}", fingerprint(&parts))
+    const OFFSET: u64 = 14_695_981_039_346_656_037;
+    const PRIME: u64 = 1_099_511_628_211;
+    let mut h = OFFSET;
+    let mut add = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(&[0xFF]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    for (name, value) in sorted_labels {
+        add(name.as_bytes());
+        add(value.as_bytes());
+    }
+    format!("{h:016x}")
 }
 
 fn read_alert<'v>(
@@ -236,7 +247,7 @@ fn links(generator: Option<&str>, runbook: Option<&str>, top: &Top<'_>) -> Vec<L
 }
 
 /// The annotations as a JSON object, in name order; `None` when there are none.
-fn details(annotations: &[(String, String)]) -> Option<Details> {
+pub(super) fn details(annotations: &[(String, String)]) -> Option<Details> {
     if annotations.is_empty() {
         return None;
     }
@@ -321,11 +332,37 @@ mod tests {
         let c = one(r#"{"labels":{"alertname":"A","instance":"h:2","job":"x"}}"#);
         assert_eq!(a.dedup_key, b.dedup_key);
         assert_ne!(a.dedup_key, c.dedup_key);
-        assert_eq!(a.dedup_key.len(), 32);
-        // Length prefixes keep ("ab","c") and ("a","bc") apart.
+        assert_eq!(a.dedup_key.len(), 16);
+        // Separators keep ("ab","c") and ("a","bc") apart.
         let d = one(r#"{"labels":{"ab":"c"}}"#);
         let e = one(r#"{"labels":{"a":"bc"}}"#);
         assert_ne!(d.dedup_key, e.dedup_key);
+    }
+
+    /// The values of prometheus/common's own tests (`TestMetricToFingerprint`).
+    #[test]
+    fn the_derived_key_is_prometheus_fingerprint() {
+        let labels = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            let mut v: Vec<_> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(
+            labels_fingerprint(&[]),
+            format!("{:016x}", 14_695_981_039_346_656_037u64)
+        );
+        assert_eq!(
+            labels_fingerprint(&labels(&[
+                ("name", "garland, briggs"),
+                ("fear", "love is not enough")
+            ])),
+            format!("{:016x}", 5_799_056_148_416_392_346u64)
+        );
+        let e = one(r#"{"labels":{"name":"garland, briggs","fear":"love is not enough"}}"#);
+        assert_eq!(e.dedup_key, "507a62d79ee76c9a");
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! `POST /integrations/<kind>/<routing_key>`: which integration a request is for, and whose
 //! routing key it carries. The key is taken from the first of: the path segment
-//! (percent-decoded), the `X-Routing-Key` header, the `routing_key` query parameter, and
-//! `[integrations.<kind>] routing_key` in the config.
+//! (percent-decoded), the `X-Routing-Key` header, the `routing_key` query parameter, the
+//! `Authorization` credentials of formats whose senders authenticate with their key
+//! (`GenieKey <key>`), and `[integrations.<kind>] routing_key` in the config.
+//!
+//! A format with its own endpoint (`/api/v2/alerts`) that takes its key from the request is
+//! served there too ([`own_target`]), and under this prefix followed or not by that path, so
+//! a sender configured with a base URL (Prometheus' `path_prefix`) can name its key in it:
+//! `/integrations/alertmanager_api/<routing_key>/api/v2/alerts`.
 
-use http::header::ALLOW;
+use http::header::{ALLOW, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use crate::config::integrations::IntegrationsConfig;
@@ -11,7 +17,7 @@ use crate::event::Integration;
 use crate::ingest::response::{self, Body};
 
 use super::pagerduty::MAX_ROUTING_KEY_CHARS;
-use super::{generic_kinds, own_endpoint};
+use super::{auth_key_scheme, generic_kinds, key_from_request, own_endpoint};
 
 pub const PREFIX: &str = "/integrations/";
 pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
@@ -86,11 +92,16 @@ pub fn target(
             generic_kinds()
         )));
     };
-    if let Some(path) = own_endpoint(kind) {
+    if !key_from_request(kind) {
+        let path = own_endpoint(kind).unwrap_or_default();
         return Err(Refusal::not_found(format!(
             "{name} is served at POST {path}, not under {PREFIX}"
         )));
     }
+    let key = match (key, own_endpoint(kind)) {
+        (Some(k), Some(own)) => Some(without_own_path(k, own)),
+        _ => key,
+    };
     if key.is_some_and(|k| k.contains('/')) {
         return Err(Refusal::not_found(format!(
             "no route for {PREFIX}{rest}: the routing key is one path segment (write a '/' in it as %2F)"
@@ -104,6 +115,30 @@ pub fn target(
     }
     let routing_key = routing_key(kind, key, headers, query, config)?;
     Ok(Target { kind, routing_key })
+}
+
+/// The routing key of a request to `kind`'s own endpoint (`POST /api/v2/alerts`): from
+/// `X-Routing-Key`, `?routing_key=`, the format's `Authorization` scheme or the config.
+pub fn own_target(
+    kind: Integration,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    config: &IntegrationsConfig,
+) -> Result<Target, Refusal> {
+    let routing_key = routing_key(kind, None, headers, query, config)?;
+    Ok(Target { kind, routing_key })
+}
+
+/// The routing key segment of `<key><own path>` (a sender's base URL with its own path
+/// appended); empty for the own path alone.
+fn without_own_path<'a>(key: &'a str, own: &str) -> &'a str {
+    if let Some(k) = key.strip_suffix(own) {
+        k
+    } else if key == own.trim_start_matches('/') {
+        ""
+    } else {
+        key
+    }
 }
 
 fn routing_key(
@@ -141,14 +176,27 @@ fn routing_key(
         })?;
         return checked(key, "the 'routing_key' query parameter");
     }
+    if let Some(scheme) = auth_key_scheme(kind) {
+        let credentials = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(s, _)| s.eq_ignore_ascii_case(scheme));
+        if let Some((_, key)) = credentials {
+            return checked(key.trim().to_string(), "the 'Authorization' key");
+        }
+    }
     if let Some(key) = &config.get(kind).routing_key {
         return Ok(key.clone());
     }
     let name = kind.as_str();
+    let auth = auth_key_scheme(kind)
+        .map(|s| format!(", the Authorization header ({s} <routing_key>)"))
+        .unwrap_or_default();
     Err(Refusal::bad_request(format!(
         "routing key missing: put it in the path ({PREFIX}{name}/<routing_key>), the \
-         X-Routing-Key header, the routing_key query parameter, or [integrations.{name}] \
-         routing_key in the config"
+         X-Routing-Key header, the routing_key query parameter{auth}, or \
+         [integrations.{name}] routing_key in the config"
     )))
 }
 

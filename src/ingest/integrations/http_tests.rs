@@ -191,9 +191,12 @@ async fn refusals_before_parsing_say_what_to_do() {
         .post("/integrations/alertmanager/rk", &[], "{}".into())
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        body["message"],
-        "no integration \"alertmanager\" at /integrations/<kind>/<routing_key> (kinds: alertmanager_webhook)"
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "no integration \"alertmanager\" at /integrations/<kind>/<routing_key> (kinds: alertmanager_webhook"
+        ) && !msg.contains("pagerduty"),
+        "{msg}"
     );
     let (status, body) = rig
         .post("/integrations/pagerduty/rk", &[], "{}".into())

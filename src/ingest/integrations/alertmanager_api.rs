@@ -1,0 +1,509 @@
+//! The Prometheus Alertmanager API, `POST /api/v2/alerts` (API v2, `postableAlerts` in
+//! Alertmanager's `api/v2/openapi.yaml`), so Prometheus can send its alerts straight to
+//! sluice: point an `alerting.alertmanagers` entry at sluice. Prometheus posts a JSON array of
+//! at most 256 alerts (`User-Agent: Prometheus/<ver>`), re-sends every active alert on each
+//! evaluation past `resend_delay`, and drops a batch answered with anything but 2xx (no retry).
+//!
+//! - **Endpoint and routing key**: `POST /api/v2/alerts` with the key in `X-Routing-Key`,
+//!   `?routing_key=` or `[integrations.alertmanager_api] routing_key`; or
+//!   `POST /integrations/alertmanager_api/<routing_key>/api/v2/alerts`, which is what
+//!   Prometheus posts to with `path_prefix: /integrations/alertmanager_api/<routing_key>`
+//!   (one key per Prometheus, no header needed).
+//! - **Batched**: one event per array item. Items are `{labels, annotations, startsAt, endsAt,
+//!   generatorURL}`; there is no status and no fingerprint.
+//! - **Resolve by `endsAt`**, as Alertmanager does: `endsAt` at or before now resolves the
+//!   alert; a later `endsAt` (Prometheus sends `now + 4 × max(evaluation_interval,
+//!   resend_delay)` for firing alerts) triggers it with that `ends_at`, and the correlator
+//!   resolves it then unless a re-send moves it; no `endsAt` (or Go's zero time) triggers it
+//!   with `ends_at = now + resolve_timeout`, Alertmanager's `resolve_timeout`, which is 5m
+//!   here when `[integrations.alertmanager_api] resolve_timeout` is unset or `"0s"` (an API
+//!   alert always ends, as in Alertmanager).
+//! - **Dedup key**: Prometheus' fingerprint of the labels, as Alertmanager computes it
+//!   ([`super::alertmanager_webhook::labels_fingerprint`]: FNV-1a-64, 16 hex digits), so an
+//!   alert sent here by Prometheus and the same alert relayed by an Alertmanager webhook
+//!   (which carries that fingerprint) are one alert for a routing key. Empty-valued labels
+//!   are dropped first, as Alertmanager does (Prometheus treats them as absent).
+//! - **Severity**: `labels.severity` as for the webhook (`critical`, `error`, `warning`,
+//!   `info`, `page`, `warn`, `none`, case-insensitively), else `default_severity`.
+//! - **Fields**: as the Alertmanager webhook: summary = `annotations.summary`, else
+//!   `annotations.description`, else `labels.alertname`, else the key; source =
+//!   `labels.instance`, else `labels.job`; component = `labels.service`, else `labels.job`;
+//!   class = `labels.alertname`; labels = the labels; custom_details = the annotations; links =
+//!   `generatorURL` ("Source") and `annotations.runbook_url` ("Runbook"); timestamp =
+//!   `startsAt` (trigger) or `endsAt` (resolve). There is no group key.
+//! - **Validation**, Alertmanager's: at least one label pair, no empty label name, `endsAt` not
+//!   before `startsAt`. As Alertmanager does, the valid alerts of a batch are accepted even
+//!   when some are not, and then the answer is `400` with a JSON string naming every refused
+//!   item and field (`"alertmanager_api: 2 accepted, 1 rejected: 'alerts[1].labels' is
+//!   empty ..."`), so Prometheus counts and logs the error while the good alerts still page.
+//! - **Answer**: `200` with an empty body, as Alertmanager; refusals are `400` with a JSON
+//!   string, as Alertmanager's API answers them.
+//! - Tolerant wire model: unknown fields and nulls are ignored; label values that are numbers
+//!   or booleans are kept as their JSON text.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use simd_json::prelude::*;
+
+use crate::event::{Action, Event, Integration, Link};
+use crate::ingest::response::{self, Body};
+
+use super::alertmanager_webhook::{details, labels_fingerprint, lookup, severity};
+use super::fields::Reader;
+use super::{summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
+
+const KIND: Integration = Integration::AlertmanagerApi;
+
+/// Alertmanager's default `resolve_timeout`: an alert without `endsAt` resolves this long
+/// after its last arrival.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The Alertmanager API format in the integrations registry.
+pub struct Api;
+
+impl Format for Api {
+    const OWN_ENDPOINT: Option<&'static str> = Some("/api/v2/alerts");
+    const KEY_FROM_REQUEST: bool = true;
+
+    fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
+        let root = simd_json::to_borrowed_value(body).map_err(|_| IntegrationError::Malformed {
+            kind: KIND,
+            what: "body is not valid JSON",
+        })?;
+        let Some(alerts) = root.as_array() else {
+            return Err(IntegrationError::Malformed {
+                kind: KIND,
+                what: "body is not a JSON array of alerts",
+            });
+        };
+        let timeout = req
+            .settings
+            .resolve_timeout
+            .unwrap_or(DEFAULT_RESOLVE_TIMEOUT);
+        let mut batch = Batch::new(KIND, alerts.len());
+        let mut at = String::with_capacity(16);
+        for (i, alert) in alerts.iter().enumerate() {
+            at.clear();
+            let _ = write!(at, "alerts[{i}]");
+            batch.item(&at, alert, |r| read_alert(r, req, timeout));
+        }
+        batch.finish()
+    }
+
+    /// `200` with an empty body, as Alertmanager; when some items were refused, Alertmanager's
+    /// `400` with a JSON string naming them (the others are queued all the same).
+    fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
+        if parsed.rejected.is_empty() {
+            return response::text(StatusCode::OK, Bytes::new(), "application/json");
+        }
+        let problems: Vec<&str> = parsed
+            .rejected
+            .iter()
+            .flat_map(|r| r.errors.iter().map(String::as_str))
+            .collect();
+        let message = format!(
+            "{}: {} accepted, {} rejected: {}",
+            kind.as_str(),
+            parsed.events.len(),
+            parsed.rejected.len(),
+            problems.join("; ")
+        );
+        response::json(StatusCode::BAD_REQUEST, &message)
+    }
+
+    /// Alertmanager's API answers a refusal with the error as a JSON string.
+    fn refused(err: &IntegrationError) -> Response<Body> {
+        response::json(err.status(), &err.to_string())
+    }
+}
+
+fn read_alert<'v>(
+    r: &mut Reader<'v, '_>,
+    req: &IngestRequest<'_>,
+    resolve_timeout: Duration,
+) -> Option<(Event, bool)> {
+    let before = r.errors.len();
+    let labels = r.string_map("labels");
+    let labels_read = r.errors.len() == before;
+    let annotations = r.string_map("annotations");
+    let starts_at = r.timestamp("startsAt");
+    let ends_at = r.timestamp("endsAt");
+    let generator_url = r.opt_str("generatorURL").filter(|u| !u.is_empty());
+
+    let mut labels = labels.unwrap_or_default();
+    labels.retain(|(_, v)| !v.is_empty());
+    let at = r.path;
+    if labels_read && labels.is_empty() {
+        r.errors.push(format!(
+            "'{at}.labels' has no label pair (at least one label pair required)"
+        ));
+    }
+    if labels.iter().any(|(name, _)| name.is_empty()) {
+        r.errors
+            .push(format!("'{at}.labels' has an empty label name"));
+    }
+    if let (Some(start), Some(end)) = (starts_at, ends_at) {
+        if end < start {
+            r.errors.push(format!(
+                "'{at}.endsAt' is before '{at}.startsAt' (start time must be before end time)"
+            ));
+        }
+    }
+    if !r.errors.is_empty() {
+        return None;
+    }
+
+    let annotations = annotations.unwrap_or_default();
+    let resolved = ends_at.is_some_and(|t| t <= req.now);
+    let action = if resolved {
+        Action::Resolve
+    } else {
+        Action::Trigger
+    };
+    let mut event = Event::new(
+        KIND,
+        action,
+        req.routing_key.to_string(),
+        labels_fingerprint(&labels),
+        req.now,
+    );
+    let alertname = lookup(&labels, "alertname");
+    let (summary, truncated) = summary(
+        lookup(&annotations, "summary")
+            .or_else(|| lookup(&annotations, "description"))
+            .or(alertname)
+            .unwrap_or(&event.dedup_key),
+    );
+    event.summary = summary;
+    event.severity = lookup(&labels, "severity")
+        .and_then(severity)
+        .unwrap_or(req.settings.default_severity);
+    event.source = lookup(&labels, "instance")
+        .or_else(|| lookup(&labels, "job"))
+        .unwrap_or_default()
+        .to_string();
+    event.component = lookup(&labels, "service")
+        .or_else(|| lookup(&labels, "job"))
+        .map(str::to_string);
+    event.class = alertname.map(str::to_string);
+    if resolved {
+        event.timestamp = ends_at;
+    } else {
+        event.timestamp = starts_at;
+        event.ends_at = Some(ends_at.unwrap_or_else(|| req.now.saturating_add(resolve_timeout)));
+    }
+    event.links = [
+        (generator_url, "Source"),
+        (lookup(&annotations, "runbook_url"), "Runbook"),
+    ]
+    .into_iter()
+    .filter_map(|(href, text)| {
+        href.map(|href| Link {
+            href: href.to_string(),
+            text: Some(text.to_string()),
+        })
+    })
+    .collect();
+    event.custom_details = details(&annotations);
+    event.labels = labels;
+    Some((event, truncated))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::config::integrations::IntegrationSettings;
+    use crate::event::Severity;
+    use crate::ingest::integrations::golden::body_bytes;
+    use crate::time::UnixMillis;
+
+    const NOW: UnixMillis = UnixMillis(1_714_641_300_000); // 2024-05-02T09:15:00Z
+
+    fn parse_with(body: &[u8], settings: &IntegrationSettings) -> Result<Parsed, IntegrationError> {
+        let headers = HeaderMap::new();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings,
+        };
+        super::super::parse(KIND, &req, &mut body.to_vec())
+    }
+
+    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
+        parse_with(body.as_bytes(), &IntegrationSettings::default())
+    }
+
+    fn one(alert: &str) -> Event {
+        let mut p = parse(&format!("[{alert}]")).unwrap();
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        p.events.remove(0)
+    }
+
+    #[test]
+    fn the_key_is_the_fingerprint_alertmanager_sends_in_its_webhook() {
+        // prometheus/common's test vector, and the same alert through the webhook parser.
+        let e = one(r#"{"labels":{"name":"garland, briggs","fear":"love is not enough"}}"#);
+        assert_eq!(e.dedup_key, "507a62d79ee76c9a");
+        let headers = HeaderMap::new();
+        let settings = IntegrationSettings::default();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings: &settings,
+        };
+        let mut webhook = br#"{"alerts":[{"status":"firing","labels":{"fear":"love is not enough","name":"garland, briggs"}}]}"#.to_vec();
+        let via_webhook =
+            super::super::parse(Integration::AlertmanagerWebhook, &req, &mut webhook).unwrap();
+        assert_eq!(via_webhook.events[0].dedup_key, e.dedup_key);
+        // Empty values are dropped before hashing, as Alertmanager does.
+        let f = one(
+            r#"{"labels":{"name":"garland, briggs","fear":"love is not enough","x":""},"annotations":{"summary":"other"}}"#,
+        );
+        assert_eq!(f.dedup_key, e.dedup_key);
+        assert!(f.labels.iter().all(|(k, _)| k != "x"));
+    }
+
+    #[test]
+    fn ends_at_decides_between_resolve_trigger_and_resolve_timeout() {
+        // Past (or now): resolve, timestamped at its end.
+        let e = one(
+            r#"{"labels":{"a":"1"},"startsAt":"2024-05-02T09:00:00Z","endsAt":"2024-05-02T09:15:00Z"}"#,
+        );
+        assert_eq!(e.action, Action::Resolve);
+        assert_eq!((e.timestamp, e.ends_at), (Some(NOW), None));
+        // Future: trigger that ends then unless re-sent.
+        let e = one(r#"{"labels":{"a":"1"},"endsAt":"2024-05-02T09:19:00Z"}"#);
+        assert_eq!(e.action, Action::Trigger);
+        assert_eq!(e.ends_at, Some(UnixMillis(NOW.0 + 240_000)));
+        // Absent or Go's zero time: Alertmanager's resolve_timeout, 5m by default.
+        for alert in [
+            r#"{"labels":{"a":"1"}}"#,
+            r#"{"labels":{"a":"1"},"endsAt":"0001-01-01T00:00:00Z","startsAt":null}"#,
+        ] {
+            let e = one(alert);
+            assert_eq!(
+                (e.action, e.ends_at),
+                (Action::Trigger, Some(UnixMillis(NOW.0 + 300_000)))
+            );
+        }
+        let settings = IntegrationSettings {
+            resolve_timeout: Some(Duration::from_secs(60)),
+            ..IntegrationSettings::default()
+        };
+        let p = parse_with(br#"[{"labels":{"a":"1"}}]"#, &settings).unwrap();
+        assert_eq!(p.events[0].ends_at, Some(UnixMillis(NOW.0 + 60_000)));
+    }
+
+    #[test]
+    fn fields_follow_the_webhook_mapping() {
+        let e = one(
+            r#"{"labels":{"alertname":"DiskWillFillIn4h","instance":"node-7:9100","job":"node","severity":"WARNING"},
+                "annotations":{"summary":"/var fills in 3h","runbook_url":"https://rb.example.net/disk"},
+                "startsAt":"2024-05-02T09:00:00Z","generatorURL":"https://prom.example.net/graph"}"#,
+        );
+        assert_eq!(e.summary, "/var fills in 3h");
+        assert_eq!(e.severity, Severity::Warning);
+        assert_eq!(e.source, "node-7:9100");
+        assert_eq!(e.component.as_deref(), Some("node"));
+        assert_eq!(e.class.as_deref(), Some("DiskWillFillIn4h"));
+        assert_eq!(e.group, None);
+        assert_eq!(e.timestamp, Some(UnixMillis(1_714_640_400_000)));
+        let links: Vec<_> = e
+            .links
+            .iter()
+            .map(|l| (l.href.as_str(), l.text.as_deref()))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("https://prom.example.net/graph", Some("Source")),
+                ("https://rb.example.net/disk", Some("Runbook"))
+            ]
+        );
+        let e = one(r#"{"labels":{"alertname":"A","severity":"sev9"}}"#);
+        assert_eq!((e.summary.as_str(), e.severity), ("A", Severity::Error));
+    }
+
+    #[test]
+    fn bad_items_are_named_and_the_good_ones_kept_with_a_400() {
+        let p = parse(
+            r#"[
+                {"labels":{"alertname":"ok"}},
+                {"labels":{}},
+                {"labels":{"a":""}},
+                {"labels":{"a":"1"},"startsAt":"2024-05-02T09:10:00Z","endsAt":"2024-05-02T09:00:00Z"},
+                {"annotations":{"summary":"no labels"}},
+                "x",
+                {"labels":{"":"v"},"endsAt":"soon"}
+            ]"#,
+        )
+        .unwrap();
+        assert_eq!(p.events.len(), 1);
+        let rejected: Vec<(&str, Vec<&str>)> = p
+            .rejected
+            .iter()
+            .map(|r| {
+                (
+                    r.item.as_str(),
+                    r.errors.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                ("alerts[1]", vec!["'alerts[1].labels' has no label pair (at least one label pair required)"]),
+                ("alerts[2]", vec!["'alerts[2].labels' has no label pair (at least one label pair required)"]),
+                ("alerts[3]", vec!["'alerts[3].endsAt' is before 'alerts[3].startsAt' (start time must be before end time)"]),
+                ("alerts[4]", vec!["'alerts[4].labels' has no label pair (at least one label pair required)"]),
+                ("alerts[5]", vec!["'alerts[5]' must be an object"]),
+                ("alerts[6]", vec![
+                    "'alerts[6].endsAt' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)",
+                    "'alerts[6].labels' has an empty label name",
+                ]),
+            ]
+        );
+        let resp = Api::accepted(&p, KIND);
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: String = serde_json::from_slice(&body_bytes(resp)).unwrap();
+        assert!(
+            body.starts_with(
+                "alertmanager_api: 1 accepted, 6 rejected: 'alerts[1].labels' has no label pair"
+            ),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_clean_batch_gets_an_empty_200_and_refusals_a_json_string() {
+        let p = parse(r#"[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]"#).unwrap();
+        let resp = Api::accepted(&p, KIND);
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(body_bytes(resp).is_empty());
+        assert_eq!(parse("[]").unwrap().events.len(), 0);
+        for (body, want) in [
+            ("[", "alertmanager_api: body is not valid JSON"),
+            (
+                r#"{"alerts":[]}"#,
+                "alertmanager_api: body is not a JSON array of alerts",
+            ),
+            (
+                r#"[{"labels":"x"}]"#,
+                "alertmanager_api: every item was rejected: 'alerts[0].labels' must be an object",
+            ),
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.to_string(), want, "{body}");
+            let resp = Api::refused(&err);
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            let text: String = serde_json::from_slice(&body_bytes(resp)).unwrap();
+            assert_eq!(text, want);
+        }
+    }
+
+    /// Prometheus' `path_prefix` puts the key before `/api/v2/alerts`; the own endpoint takes
+    /// it from the header, the query or the config.
+    #[test]
+    fn routing_keys_for_the_own_endpoint_and_the_path_prefix() {
+        use crate::config::integrations::IntegrationsConfig;
+        use crate::ingest::integrations::endpoint::{own_target, target};
+        use http::Method;
+
+        let mut config = IntegrationsConfig::default();
+        let none = HeaderMap::new();
+        let key = |r: Result<super::super::endpoint::Target, _>| r.map(|t| t.routing_key);
+        let post = Method::POST;
+        for (rest, want) in [
+            ("alertmanager_api/payments/api/v2/alerts", "payments"),
+            ("alertmanager_api/payments", "payments"),
+            ("alertmanager_api/team%2Fa/api/v2/alerts", "team/a"),
+        ] {
+            assert_eq!(
+                key(target(rest, &post, &none, None, &config)).as_deref(),
+                Ok(want),
+                "{rest}"
+            );
+        }
+        // The own path alone: the key comes from elsewhere.
+        let refused = target(
+            "alertmanager_api/api/v2/alerts",
+            &post,
+            &none,
+            None,
+            &config,
+        )
+        .unwrap_err();
+        assert!(
+            refused.message.starts_with("routing key missing"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(
+            key(target(
+                "alertmanager_api/api/v2/alerts",
+                &post,
+                &none,
+                Some("routing_key=q"),
+                &config
+            ))
+            .as_deref(),
+            Ok("q")
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-routing-key", "h".parse().unwrap());
+        assert_eq!(
+            key(own_target(KIND, &headers, None, &config)).as_deref(),
+            Ok("h")
+        );
+        assert!(own_target(KIND, &none, None, &config).is_err());
+        config.set(
+            KIND,
+            IntegrationSettings {
+                routing_key: Some("from-config".into()),
+                ..IntegrationSettings::default()
+            },
+        );
+        assert_eq!(
+            key(own_target(KIND, &none, None, &config)).as_deref(),
+            Ok("from-config")
+        );
+        // PagerDuty keeps its key in the body: never under /integrations/.
+        assert_eq!(
+            target("pagerduty/rk", &post, &none, None, &config)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    const SAMPLE: &[u8] = include_bytes!(
+        "../../../tests/fixtures/integrations/alertmanager_api/prometheus_batch.request.json"
+    );
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse_with(&body, &IntegrationSettings::default());
+        }
+
+        /// One byte of a real payload changed: an error or events, never a panic, and every
+        /// refusal names the format.
+        #[test]
+        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
+            let mut body = SAMPLE.to_vec();
+            body[at] = byte;
+            if let Err(e) = parse_with(&body, &IntegrationSettings::default()) {
+                proptest::prop_assert!(e.to_string().starts_with("alertmanager_api: "));
+            }
+        }
+    }
+}
