@@ -1,0 +1,269 @@
+//! Pingdom (SolarWinds) webhook alerting integration, the state-change payload of uptime and
+//! transaction checks. Served at `POST /integrations/pingdom/<routing_key>`; one state change
+//! per request.
+//!
+//! - **Body**: `check_id` (integer), `check_name`, `check_type` (`HTTP`, `SMTP`, `PING`,
+//!   `TRANSACTION`, ...), `check_params {hostname, full_url, ...}`, `tags[]`,
+//!   `previous_state` / `current_state`, `importance_level`, `state_changed_timestamp` (epoch
+//!   seconds), `state_changed_utc_time` (ISO without a zone: UTC), `description`,
+//!   `long_description`, `first_probe` / `second_probe`.
+//! - **Resolve**: `current_state` `UP` (transaction checks: `SUCCESS`) resolves; `DOWN`
+//!   (`FAILING`) triggers; case is ignored; anything else is refused, naming it.
+//! - **Dedup key**: `check_id`, as text (a check is one alert at a time).
+//! - **Severity**: `importance_level` `HIGH` -> critical, `LOW` -> warning; else
+//!   `default_severity`.
+//! - **Fields**: summary = `<check_name> is <current_state>: <description>`; source =
+//!   `check_params.hostname`, else `check_params.full_url`; component = `check_name`; class =
+//!   `check_type`; labels = `tags` (each tag a label with an empty value); custom_details =
+//!   description, long description, states and probes; timestamp = `state_changed_timestamp`,
+//!   else `state_changed_utc_time`; link = `check_params.full_url` ("Checked URL").
+//! - **Answer**: `202` and the generic body; Pingdom only looks for a 2xx.
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+
+use crate::event::{Action, Details, Event, Integration, Link, Severity};
+
+use super::fields::Reader;
+use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
+
+const KIND: Integration = Integration::Pingdom;
+
+/// The Pingdom webhook in the integrations registry.
+pub struct Webhook;
+
+/// `importance_level` as a severity.
+pub fn severity(level: &str) -> Option<Severity> {
+    if level.eq_ignore_ascii_case("HIGH") {
+        Some(Severity::Critical)
+    } else if level.eq_ignore_ascii_case("LOW") {
+        Some(Severity::Warning)
+    } else {
+        None
+    }
+}
+
+fn copy(v: &BorrowedValue<'_>) -> Option<serde_json::Value> {
+    serde_json::from_str(&v.encode()).ok()
+}
+
+impl Format for Webhook {
+    fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
+        let root = json_object(KIND, body)?;
+        let mut errors = Vec::new();
+        let mut r = Reader {
+            value: Some(&root),
+            path: "",
+            errors: &mut errors,
+        };
+        let check_id = match root.get("check_id").filter(|v| !v.is_null()) {
+            None => {
+                r.errors.push("'check_id' is missing".to_string());
+                None
+            }
+            Some(v) => match v.as_u64().map(|n| n.to_string()).or_else(|| {
+                v.as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && s.len() < 256)
+                    .map(str::to_string)
+            }) {
+                Some(id) => Some(id),
+                None => {
+                    r.errors
+                        .push("'check_id' must be an integer (or its text)".to_string());
+                    None
+                }
+            },
+        };
+        let name = r.opt_str("check_name").filter(|s| !s.trim().is_empty());
+        let check_type = r.opt_str("check_type").filter(|s| !s.is_empty());
+        let state = r.req_str("current_state").map(str::trim);
+        let importance = r.opt_str("importance_level");
+        let description = r.opt_str("description").filter(|s| !s.trim().is_empty());
+        let mut timestamp = r.timestamp("state_changed_timestamp");
+        if timestamp.is_none() {
+            timestamp = r.timestamp("state_changed_utc_time");
+        }
+        let params = r.object("check_params");
+        let mut p = r.child(params, "check_params");
+        let hostname = p.opt_str("hostname").filter(|s| !s.trim().is_empty());
+        let full_url = p.opt_str("full_url").filter(|s| !s.trim().is_empty());
+        let action = match state {
+            Some(s) if s.eq_ignore_ascii_case("DOWN") || s.eq_ignore_ascii_case("FAILING") => {
+                Some(Action::Trigger)
+            }
+            Some(s) if s.eq_ignore_ascii_case("UP") || s.eq_ignore_ascii_case("SUCCESS") => {
+                Some(Action::Resolve)
+            }
+            Some(s) => {
+                r.errors.push(format!(
+                    "'current_state' must be DOWN, UP, FAILING or SUCCESS (got {s:?})"
+                ));
+                None
+            }
+            None => None,
+        };
+        let (Some(key), Some(action), true) = (check_id, action, errors.is_empty()) else {
+            return Err(IntegrationError::Invalid {
+                kind: KIND,
+                problems: errors,
+            });
+        };
+        let state = state.unwrap_or_default();
+        let mut event = Event::new(KIND, action, req.routing_key.to_string(), key, req.now);
+        let head = format!("{} is {state}", name.unwrap_or(&event.dedup_key));
+        let (s, truncated) = summary(&match description {
+            Some(d) => format!("{head}: {d}"),
+            None => head,
+        });
+        event.summary = s;
+        event.severity = importance
+            .and_then(severity)
+            .unwrap_or(req.settings.default_severity);
+        event.source = hostname.or(full_url).unwrap_or_default().to_string();
+        event.component = name.map(str::to_string);
+        event.class = check_type.map(str::to_string);
+        event.timestamp = timestamp;
+        let mut labels: Vec<(String, String)> = root
+            .get("tags")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str())
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| (t.trim().to_string(), String::new()))
+            .collect();
+        labels.sort();
+        labels.dedup();
+        event.labels = labels;
+        event.links = full_url
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .map(|href| Link {
+                href: href.to_string(),
+                text: Some("Checked URL".into()),
+            })
+            .into_iter()
+            .collect();
+        let mut map = serde_json::Map::new();
+        for name in [
+            "description",
+            "long_description",
+            "previous_state",
+            "current_state",
+            "importance_level",
+            "first_probe",
+            "second_probe",
+        ] {
+            if let Some(v) = root.get(name).filter(|v| !v.is_null()).and_then(copy) {
+                map.insert(name.to_string(), v);
+            }
+        }
+        event.custom_details = serde_json::to_string(&map)
+            .ok()
+            .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
+            .map(Details);
+        Ok(Parsed {
+            events: vec![event],
+            rejected: Vec::new(),
+            summaries_truncated: u64::from(truncated),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::config::integrations::IntegrationSettings;
+    use crate::time::UnixMillis;
+
+    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
+
+    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
+        let settings = IntegrationSettings::default();
+        let headers = HeaderMap::new();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings: &settings,
+        };
+        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn states_decide_and_the_key_is_the_check_id() {
+        for (state, want) in [
+            ("DOWN", Action::Trigger),
+            ("failing", Action::Trigger),
+            ("UP", Action::Resolve),
+            ("SUCCESS", Action::Resolve),
+        ] {
+            let p = parse(&format!(
+                r#"{{"check_id":1234,"check_name":"Shop","current_state":"{state}","state_changed_timestamp":1714641290}}"#
+            ))
+            .unwrap();
+            let e = &p.events[0];
+            assert_eq!((e.action, e.dedup_key.as_str()), (want, "1234"), "{state}");
+            assert_eq!(e.timestamp, Some(UnixMillis(1_714_641_290_000)));
+        }
+        let e = parse(r#"{"check_id":"77","current_state":"DOWN","importance_level":"HIGH","state_changed_utc_time":"2024-05-02T09:14:50"}"#)
+            .unwrap()
+            .events
+            .remove(0);
+        assert_eq!(
+            (e.dedup_key.as_str(), e.severity),
+            ("77", Severity::Critical)
+        );
+        assert_eq!(e.summary, "77 is DOWN");
+        assert_eq!(e.timestamp, Some(UnixMillis(1_714_641_290_000)));
+    }
+
+    #[test]
+    fn refusals_name_the_fields() {
+        for (body, want) in [
+            ("{", "pingdom: body is not valid JSON"),
+            ("{}", "pingdom: 'check_id' is missing; 'current_state' is missing or blank"),
+            (
+                r#"{"check_id":-3,"current_state":"PAUSED"}"#,
+                "pingdom: 'check_id' must be an integer (or its text); 'current_state' must be DOWN, UP, FAILING or SUCCESS (got \"PAUSED\")",
+            ),
+        ] {
+            assert_eq!(parse(body).unwrap_err().to_string(), want, "{body}");
+        }
+    }
+
+    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
+        let settings = IntegrationSettings::default();
+        let headers = HeaderMap::new();
+        let req = IngestRequest {
+            routing_key: "rk",
+            headers: &headers,
+            query: None,
+            now: NOW,
+            settings: &settings,
+        };
+        Webhook::parse(&req, &mut body.to_vec())
+    }
+
+    const SAMPLE: &[u8] =
+        include_bytes!("../../../tests/fixtures/integrations/pingdom/down.request.json");
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse_bytes(&body);
+        }
+
+        #[test]
+        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
+            let mut body = SAMPLE.to_vec();
+            body[at] = byte;
+            if let Err(e) = parse_bytes(&body) {
+                proptest::prop_assert!(e.to_string().starts_with("pingdom: "));
+            }
+        }
+    }
+}
