@@ -145,7 +145,7 @@ struct RawEventRule {
     drop: Option<bool>,
     set_severity: Option<String>,
     set_routing_key: Option<String>,
-    set_labels: Option<BTreeMap<String, String>>,
+    set_label: Option<BTreeMap<String, String>>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -264,7 +264,7 @@ pub struct EventRule {
     pub drop: bool,
     pub set_severity: Option<Severity>,
     pub set_routing_key: Option<String>,
-    pub set_labels: Vec<(String, String)>,
+    pub set_label: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -795,16 +795,16 @@ impl RawEventRule {
             drop: self.drop.unwrap_or(false),
             set_severity,
             set_routing_key: self.set_routing_key,
-            set_labels: self.set_labels.unwrap_or_default().into_iter().collect(),
+            set_label: self.set_label.unwrap_or_default().into_iter().collect(),
         };
         if !rule.drop
             && rule.set_severity.is_none()
             && rule.set_routing_key.is_none()
-            && rule.set_labels.is_empty()
+            && rule.set_label.is_empty()
         {
             p.add(
                 at,
-                "has no action (drop, set_severity, set_routing_key, set_labels)",
+                "has no action (drop, set_severity, set_routing_key, set_label)",
             );
         }
         rule

@@ -21,7 +21,7 @@ pub fn apply(rules: &[EventRule], event: &mut Event) -> bool {
         if let Some(rk) = &rule.set_routing_key {
             event.routing_key.clone_from(rk);
         }
-        for (k, v) in &rule.set_labels {
+        for (k, v) in &rule.set_label {
             match event.labels.iter_mut().find(|(have, _)| have == k) {
                 Some((_, value)) => value.clone_from(v),
                 None => event.labels.push((k.clone(), v.clone())),
@@ -64,10 +64,10 @@ mod tests {
             matchers = [{ name = "source", op = "=~", value = "db-.*" }]
             set_severity = "critical"
             set_routing_key = "dba"
-            set_labels = { team = "dba" }
+            set_label = { team = "dba" }
             [[event_rules]]
             matchers = [{ name = "routing_key", op = "=", value = "dba" }]
-            set_labels = { team = "database", paged = "yes" }
+            set_label = { team = "database", paged = "yes" }
             [[event_rules]]
             matchers = [{ name = "source", op = "=~", value = "test-.*" }]
             drop = true
@@ -98,7 +98,7 @@ mod tests {
         let err = Config::from_toml("[[event_rules]]\nname = \"noop\"", Vec::new()).unwrap_err();
         assert_eq!(
             err.problems,
-            vec!["event_rules[0]: has no action (drop, set_severity, set_routing_key, set_labels)"]
+            vec!["event_rules[0]: has no action (drop, set_severity, set_routing_key, set_label)"]
         );
     }
 }
