@@ -1,6 +1,6 @@
-//! The batched Prometheus and Grafana formats end to end: batches posted over a real socket to
-//! the real binary, incidents read back from a real Kafka-protocol broker (tansu) by a real
-//! consumer; and a real Prometheus Alertmanager (Debian's `prometheus-alertmanager`, installed
+//! The batched Prometheus and Grafana formats (and an Opsgenie create) end to end: requests
+//! posted over a real socket to the real binary, incidents read back from a real
+//! Kafka-protocol broker (tansu) by a real consumer; and a real Prometheus Alertmanager (Debian's `prometheus-alertmanager`, installed
 //! by `scripts/install-tools.sh`) whose webhook receiver points at sluice.
 
 use std::path::PathBuf;
@@ -539,5 +539,59 @@ async fn a_real_alertmanager_pages_through_sluice() {
             ),
             ("c88ef18c92903b12".to_string(), w, "resolved".to_string()),
         ]
+    );
+}
+
+/// An Opsgenie create through a base URL (`/integrations/opsgenie/<key>` + `/v2/alerts`): the
+/// answer Opsgenie clients read, and the alias as the alert's key on Kafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opsgenie_create_opens_an_incident_keyed_by_alias() {
+    let broker = Broker::start();
+    let sluice = Sluice::start("opsgenie", &broker.bootstrap, &config(r#""component""#));
+    let mut client = HttpClient::connect(&sluice.url).await.unwrap();
+    let create = json!({
+        "message": "Kafka consumer lag > 100k on orders-consumer",
+        "alias": "kafka-lag/orders-consumer", "priority": "P1", "entity": "orders-consumer",
+        "tags": ["kafka"], "details": {"cluster": "kafka-eu1"}, "source": "lag-exporter",
+    });
+    let reply = client
+        .post(
+            "/integrations/opsgenie/svc-streaming/v2/alerts",
+            create.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let answer = reply.json();
+    assert_eq!(answer["result"], "Request will be processed");
+    assert_eq!(answer["took"], 0.0);
+    assert_eq!(answer["requestId"].as_str().map(str::len), Some(36));
+
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader
+        .until("the opened message", |seen| !seen.is_empty())
+        .await;
+    let (kinds, msgs) = one_incident(&reader.seen);
+    assert_eq!(kinds, [("opened".to_string(), 1)]);
+    let opened = &msgs[0];
+    assert_eq!(opened["routing_key"], "svc-streaming");
+    assert_eq!(opened["group_key"], json!({"component": "orders-consumer"}));
+    assert_eq!(
+        opened["title"],
+        "Kafka consumer lag > 100k on orders-consumer"
+    );
+    assert_eq!(opened["severity"], "critical");
+    assert_eq!(
+        alerts(opened),
+        [(
+            "kafka-lag/orders-consumer".to_string(),
+            "opsgenie".to_string(),
+            "triggered".to_string()
+        )]
     );
 }

@@ -28,6 +28,7 @@ pub mod grafana;
 pub mod nagios;
 pub mod newrelic_legacy;
 pub mod newrelic_workflow;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod pingdom;
 pub mod reply;
@@ -67,6 +68,8 @@ macro_rules! registry {
             AlertmanagerApi => "alertmanager_api", alertmanager_api::Api;
             /// Grafana unified alerting webhook contact point, payload version 1 (batched).
             Grafana => "grafana", grafana::Webhook;
+            /// Opsgenie Alert API v2 (`POST /v2/alerts`, `/v2/alerts/<alias>/close`), emulated.
+            Opsgenie => "opsgenie", opsgenie::AlertApi;
             /// Datadog webhook, sluice's documented payload template (and Datadog's default).
             Datadog => "datadog", datadog::Webhook;
             /// New Relic workflow webhook, default template.
