@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::event::{Integration, Severity};
+use crate::ingest::integrations::generic::{self, Mappers};
 use crate::ingest::integrations::pagerduty::MAX_ROUTING_KEY_CHARS;
 use crate::ingest::integrations::{generic_kinds, key_from_request, own_endpoint};
 
@@ -51,6 +52,8 @@ pub struct IntegrationSettings {
     /// The routing key for requests that name none (`/integrations/<kind>`, or the format's
     /// own endpoint when it takes its key from the request: `/api/v2/alerts`).
     pub routing_key: Option<String>,
+    /// `generic` only: the mappers of `[integrations.generic.<name>]`.
+    pub mappers: Mappers,
 }
 
 impl Default for IntegrationSettings {
@@ -60,6 +63,7 @@ impl Default for IntegrationSettings {
                 .expect("the default severity is a severity"),
             resolve_timeout: None,
             routing_key: None,
+            mappers: Mappers::default(),
         }
     }
 }
@@ -101,8 +105,12 @@ pub(super) fn validate(raw: Option<RawIntegrations>, p: &mut Problems) -> Integr
             );
             continue;
         };
-        p.unknown(&at, &raw.unknown);
         let mut settings = IntegrationSettings::default();
+        let mut unknown = raw.unknown;
+        if kind == Integration::Generic {
+            settings.mappers = generic_mappers(&at, &mut unknown, p);
+        }
+        p.unknown(&at, &unknown);
         if let Some(s) = raw.default_severity {
             match Severity::parse(&s) {
                 Some(sev) => settings.default_severity = sev,
@@ -144,6 +152,34 @@ pub(super) fn validate(raw: Option<RawIntegrations>, p: &mut Problems) -> Integr
         config.set(kind, settings);
     }
     config
+}
+
+/// `[integrations.generic.<name>]`: every table under `generic` is a mapper (taken out of
+/// `unknown`); its problems are reported under `integrations.generic.<name>.<key>`.
+fn generic_mappers(at: &str, unknown: &mut Unknown, p: &mut Problems) -> Mappers {
+    let names: Vec<String> = unknown
+        .iter()
+        .filter(|(_, v)| v.is_table())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut mappers = Vec::new();
+    for name in names {
+        let table = unknown.remove(&name).expect("listed above");
+        match generic::build(&name, table) {
+            Ok(m) => mappers.push(m),
+            Err(problems) => {
+                for (key, msg) in problems {
+                    let key = if key.is_empty() {
+                        format!("{at}.{name}")
+                    } else {
+                        format!("{at}.{name}.{key}")
+                    };
+                    p.add(&key, msg);
+                }
+            }
+        }
+    }
+    Mappers(mappers)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod harness;
 mod helper_a;
 mod helper_b;
+mod helper_c;
 mod http_api;
 mod integrations;
 mod kafka_faults;

@@ -6,7 +6,8 @@
 //! plus a `README.md` saying where the samples' shape comes from. An optional
 //! `<case>.context.json` sets what the request carries besides its body:
 //! `{"routing_key": "...", "headers": {"name": "value"}, "query": "a=b", "now": "<RFC 3339>",
-//! "settings": {"default_severity": "warning", "resolve_timeout": "10m"}}`.
+//! "settings": {"default_severity": "warning", "resolve_timeout": "10m"}}`, or instead of
+//! `settings` a whole config file as `"config": "<TOML>"` (the generic mapper's mappers).
 //!
 //! After a deliberate change, `SLUICE_BLESS=1 cargo test --lib golden` rewrites every
 //! expected file; review the diff before committing it.
@@ -99,6 +100,8 @@ struct CaseContext {
     query: Option<String>,
     now: UnixMillis,
     settings: IntegrationSettings,
+    /// `"config"`: a config file's `[integrations.*]`, used instead of `settings`.
+    config: Option<crate::config::integrations::IntegrationsConfig>,
 }
 
 fn context(path: &Path) -> Result<CaseContext, String> {
@@ -108,6 +111,7 @@ fn context(path: &Path) -> Result<CaseContext, String> {
         query: None,
         now: NOW,
         settings: IntegrationSettings::default(),
+        config: None,
     };
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(ctx);
@@ -133,6 +137,12 @@ fn context(path: &Path) -> Result<CaseContext, String> {
                         .ok_or_else(|| bad("header values must be strings"))?;
                     ctx.headers.append(name, value);
                 }
+            }
+            ("config", Value::String(toml)) => {
+                // A whole config file; the case takes its kind's settings from it.
+                let config = crate::config::Config::from_toml(toml, Vec::new())
+                    .map_err(|e| bad(&e.problems.join("; ")))?;
+                ctx.config = Some(config.integrations);
             }
             ("settings", Value::Object(s)) => {
                 for (name, value) in s {
@@ -167,7 +177,7 @@ fn outcome(kind: Integration, dir: &Path, case: &str) -> Result<Value, String> {
         headers: &ctx.headers,
         query: ctx.query.as_deref(),
         now: ctx.now,
-        settings: &ctx.settings,
+        settings: ctx.config.as_ref().map_or(&ctx.settings, |c| c.get(kind)),
     };
     Ok(match parse(kind, &req, &mut body) {
         Ok(parsed) => {

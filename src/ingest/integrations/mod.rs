@@ -24,6 +24,7 @@ pub mod elastic;
 pub mod endpoint;
 pub mod fields;
 pub mod gcp_monitoring;
+pub mod generic;
 pub mod grafana;
 pub mod nagios;
 pub mod newrelic_legacy;
@@ -100,6 +101,8 @@ macro_rules! registry {
             UptimeKuma => "uptime_kuma", uptime_kuma::Webhook;
             /// Pingdom webhook state changes (uptime and transaction checks).
             Pingdom => "pingdom", pingdom::Webhook;
+            /// The generic mapper: any JSON webhook mapped in `[integrations.generic.<name>]`.
+            Generic => "generic", generic::Mapped;
         }
     };
 }

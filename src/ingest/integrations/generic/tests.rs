@@ -1,0 +1,300 @@
+use http::{HeaderMap, HeaderValue};
+use simd_json::BorrowedValue;
+
+use super::*;
+use crate::config::integrations::IntegrationSettings;
+use crate::config::Config;
+use crate::time::UnixMillis;
+
+const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
+
+fn load(toml: &str) -> Result<IntegrationSettings, Vec<String>> {
+    Config::from_toml(toml, Vec::new())
+        .map(|c| c.integrations.get(KIND).clone())
+        .map_err(|e| e.problems)
+}
+
+fn run(
+    settings: &IntegrationSettings,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<Parsed, IntegrationError> {
+    let req = IngestRequest {
+        routing_key: "rk",
+        headers,
+        query,
+        now: NOW,
+        settings,
+    };
+    super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
+}
+
+#[test]
+fn pointers_follow_rfc_6901() {
+    // The examples of RFC 6901 section 5.
+    let mut doc = br#"{"foo": ["bar", "baz"], "": 0, "a/b": 1, "c%d": 2, "e^f": 3, "g|h": 4, "i\\j": 5, "k\"l": 6, " ": 7, "m~n": 8}"#.to_vec();
+    let root: BorrowedValue<'_> = simd_json::to_borrowed_value(&mut doc).unwrap();
+    let at = |p: &str| Pointer::parse(p).unwrap().get(&root).map(|v| v.encode());
+    assert!(at("").unwrap().starts_with("{\"foo\":"), "\"\" is the whole document");
+    assert_eq!(at("/foo").as_deref(), Some(r#"["bar","baz"]"#));
+    assert_eq!(at("/foo/0").as_deref(), Some(r#""bar""#));
+    for (p, want) in [
+        ("/", "0"),
+        ("/a~1b", "1"),
+        ("/c%d", "2"),
+        ("/e^f", "3"),
+        ("/g|h", "4"),
+        ("/i\\j", "5"),
+        ("/k\"l", "6"),
+        ("/ ", "7"),
+        ("/m~0n", "8"),
+    ] {
+        assert_eq!(at(p).as_deref(), Some(want), "{p}");
+    }
+    assert_eq!(at("/foo/01"), None, "no leading zeros");
+    assert_eq!(at("/foo/2"), None);
+    assert_eq!(at("/foo/-"), None);
+    assert_eq!(at("/nope/x"), None);
+    for bad in ["foo", "/a~2", "/a~"] {
+        assert!(Pointer::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn templates_need_pointer_placeholders() {
+    assert!(Template::parse("{/host}/{/check/name}").is_ok());
+    for (bad, want) in [
+        ("{/host", "without its '}'"),
+        ("host}", "without its '{'"),
+        ("{host}", "each placeholder is a JSON pointer"),
+        ("plain", "has no {/pointer} placeholder"),
+        ("{/a~9}", "'~' must be followed by 0 or 1"),
+    ] {
+        let err = Template::parse(bad).unwrap_err();
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn config_problems_are_named_at_once() {
+    let problems = load(
+        r#"
+        [integrations.generic]
+        default_severity = "warning"
+        colour = "blue"
+        [integrations.generic.shop]
+        summary = "title"
+        severity_map = { P1 = "urgent" }
+        action_map = { down = "fire", up = "resolve" }
+        labels = { team = "/owner~" }
+        resolve_when = { pointer = "/ok", equals = [], also = 1 }
+        dedup_key_template = "{host}"
+        sumary = "/x"
+        [integrations.generic.ok]
+        dedup_key = "/id"
+        "#,
+    )
+    .unwrap_err();
+    let all = problems.join("\n");
+    for needle in [
+        "integrations.generic.colour: unknown key",
+        "integrations.generic.shop.summary: \"title\" is not a JSON pointer (RFC 6901)",
+        "integrations.generic.shop.severity_map.P1: \"urgent\" must be one of critical, error, warning, info",
+        "integrations.generic.shop.action_map.down: \"fire\" must be one of trigger, acknowledge, resolve",
+        "integrations.generic.shop.labels.team: \"/owner~\" is not a JSON pointer",
+        "integrations.generic.shop.resolve_when.also: unknown key",
+        "integrations.generic.shop.resolve_when.equals: must name at least one value",
+        "integrations.generic.shop.dedup_key_template: \"{host}\": each placeholder is a JSON pointer",
+        "integrations.generic.shop.sumary: unknown key",
+        "integrations.generic.shop.action_map: needs action_pointer",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(problems.len(), 10, "{all}");
+    let problems = load("[integrations.generic.x]\nsummary = \"/s\"").unwrap_err();
+    assert_eq!(
+        problems,
+        ["integrations.generic.x.dedup_key: a mapper needs dedup_key (a pointer) or dedup_key_template"]
+    );
+    let problems = load("[integrations.datadog.x]\ndedup_key = \"/id\"").unwrap_err();
+    assert_eq!(problems, ["integrations.datadog.x: unknown key"]);
+}
+
+#[test]
+fn the_request_names_its_mapper_unless_there_is_one() {
+    let one = load("[integrations.generic.a]\ndedup_key = \"/id\"").unwrap();
+    let none = HeaderMap::new();
+    let p = run(&one, None, &none, r#"{"id": 7}"#).unwrap();
+    assert_eq!(p.events[0].dedup_key, "7");
+    let two = load("[integrations.generic.a]\ndedup_key = \"/id\"\n[integrations.generic.b]\ndedup_key = \"/key\"").unwrap();
+    let err = run(&two, None, &none, r#"{"id": 7}"#).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "generic: name the mapper with ?mapper=<name> or an X-Sluice-Mapper header (mappers: a, b)"
+    );
+    let p = run(
+        &two,
+        Some("routing_key=rk&mapper=b"),
+        &none,
+        r#"{"key": "k1"}"#,
+    )
+    .unwrap();
+    assert_eq!(p.events[0].dedup_key, "k1");
+    let mut headers = HeaderMap::new();
+    headers.insert(MAPPER_HEADER, HeaderValue::from_static("a"));
+    assert_eq!(
+        run(&two, None, &headers, r#"{"id": 8}"#).unwrap().events[0].dedup_key,
+        "8"
+    );
+    let err = run(&two, Some("mapper=c"), &none, "{}").unwrap_err();
+    assert_eq!(err.to_string(), "generic: no mapper \"c\" (mappers: a, b)");
+    let err = run(&IntegrationSettings::default(), None, &none, "{}").unwrap_err();
+    assert!(err.to_string().contains("no mapper is configured"), "{err}");
+}
+
+#[test]
+fn actions_resolve_conditions_and_refusals() {
+    let s = load(
+        r#"[integrations.generic.m]
+        dedup_key = "/id"
+        action_pointer = "/state"
+        action_map = { down = "trigger", ACK = "acknowledge", up = "resolve" }
+        resolve_when = { pointer = "/healthy", equals = ["true", "1"] }
+        severity = "/sev"
+        timestamp = "/at"
+        "#,
+    )
+    .unwrap();
+    let h = HeaderMap::new();
+    let action = |body: &str| run(&s, None, &h, body).unwrap().events[0].action;
+    assert_eq!(action(r#"{"id":1,"state":"down"}"#), Action::Trigger);
+    assert_eq!(
+        action(r#"{"id":1,"state":"ack"}"#),
+        Action::Acknowledge,
+        "case is ignored"
+    );
+    assert_eq!(action(r#"{"id":1,"state":"up"}"#), Action::Resolve);
+    assert_eq!(action(r#"{"id":1}"#), Action::Trigger);
+    assert_eq!(
+        action(r#"{"id":1,"state":"down","healthy":true}"#),
+        Action::Resolve
+    );
+    assert_eq!(
+        action(r#"{"id":1,"state":"down","healthy":1}"#),
+        Action::Resolve
+    );
+    assert_eq!(
+        action(r#"{"id":1,"state":"down","healthy":false}"#),
+        Action::Trigger
+    );
+    let e = run(
+        &s,
+        None,
+        &h,
+        r#"{"id":1,"sev":"WARNING","at":"2024-05-02T09:00:00Z"}"#,
+    )
+    .unwrap()
+    .events
+    .remove(0);
+    assert_eq!(
+        (e.severity, e.timestamp),
+        (Severity::Warning, Some(UnixMillis(1_714_640_400_000)))
+    );
+    let err = run(
+        &s,
+        None,
+        &h,
+        r#"{"id":{"x":1},"state":"flapping","at":"soon"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "generic: mapper m: '/id' (dedup_key) must be a string, number or boolean; \
+         mapper m: '/state' (action_pointer) is \"flapping\", which action_map does not have (ACK, down, up); \
+         mapper m: '/at' (timestamp) is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)"
+    );
+    let err = run(&s, None, &h, "[1,").unwrap_err();
+    assert_eq!(err.to_string(), "generic: body is not valid JSON");
+}
+
+/// The README's worked example, run as written there.
+#[test]
+fn the_readme_worked_example_runs() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("**Generic mapper, worked example**")
+        .expect("the README has the worked example");
+    let block = |from: usize, fence: &str| -> (String, usize) {
+        let open = readme[from..].find(fence).expect("a fenced block") + from + fence.len();
+        let close = readme[open..].find("```").unwrap() + open;
+        (readme[open..close].to_string(), close + 3)
+    };
+    let (payload, next) = block(start, "```json\n");
+    let (toml, next) = block(next, "```toml\n");
+    let (event, _) = block(next, "```json\n");
+    let settings = load(&toml).unwrap();
+    let p = run(
+        &settings,
+        Some("mapper=shopmon"),
+        &HeaderMap::new(),
+        &payload,
+    )
+    .unwrap();
+    let e = &p.events[0];
+    let got = serde_json::json!({
+        "action": format!("{:?}", e.action).to_lowercase(),
+        "dedup_key": e.dedup_key, "summary": e.summary, "severity": e.severity.as_str(),
+        "source": e.source, "component": e.component, "group": e.group, "class": e.class,
+        "labels": e.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "timestamp": e.timestamp.map(|t| t.to_string()),
+        "custom_details": serde_json::from_str::<serde_json::Value>(e.custom_details.as_ref().unwrap().0.get()).unwrap(),
+    });
+    let want: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(got, want);
+}
+
+fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
+    let settings = load(
+        r#"[integrations.generic.m]
+        dedup_key = "/check/id"
+        dedup_key_template = "{/host}/{/check/name}"
+        summary = "/check/output"
+        labels = { team = "/owner/team" }
+        action_pointer = "/check/state"
+        action_map = { failing = "trigger", passing = "resolve" }
+        timestamp = "/check/changed_at"
+        details = ""
+        "#,
+    )
+    .unwrap();
+    let headers = HeaderMap::new();
+    let req = IngestRequest {
+        routing_key: "rk",
+        headers: &headers,
+        query: None,
+        now: NOW,
+        settings: &settings,
+    };
+    Mapped::parse(&req, &mut body.to_vec())
+}
+
+const SAMPLE: &[u8] =
+    include_bytes!("../../../../tests/fixtures/integrations/generic/failing.request.json");
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+        let _ = parse_bytes(&body);
+    }
+
+    #[test]
+    fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
+        let mut body = SAMPLE.to_vec();
+        body[at] = byte;
+        if let Err(e) = parse_bytes(&body) {
+            proptest::prop_assert!(e.to_string().starts_with("generic: "));
+        }
+    }
+}
