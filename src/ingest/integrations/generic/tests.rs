@@ -36,7 +36,10 @@ fn pointers_follow_rfc_6901() {
     let mut doc = br#"{"foo": ["bar", "baz"], "": 0, "a/b": 1, "c%d": 2, "e^f": 3, "g|h": 4, "i\\j": 5, "k\"l": 6, " ": 7, "m~n": 8}"#.to_vec();
     let root: BorrowedValue<'_> = simd_json::to_borrowed_value(&mut doc).unwrap();
     let at = |p: &str| Pointer::parse(p).unwrap().get(&root).map(|v| v.encode());
-    assert!(at("").unwrap().starts_with("{\"foo\":"), "\"\" is the whole document");
+    assert!(
+        at("").unwrap().starts_with("{\"foo\":"),
+        "\"\" is the whole document"
+    );
     assert_eq!(at("/foo").as_deref(), Some(r#"["bar","baz"]"#));
     assert_eq!(at("/foo/0").as_deref(), Some(r#""bar""#));
     for (p, want) in [
