@@ -104,6 +104,9 @@ pub struct Router {
     recorder: Option<super::record::Recorder>,
 }
 
+/// Where Prometheus posts alerts (`alerting.alertmanagers` pointing at sluice).
+const ALERTMANAGER_API: &str = "/api/v2/alerts";
+
 enum BodyError {
     TooLarge,
     TimedOut,
@@ -177,17 +180,17 @@ impl Router {
                 req.uri().query(),
                 &self.integrations,
             );
-            return match target {
-                Ok(t) => {
-                    let started = Instant::now();
-                    let resp = self.ingest_format(t.kind, &t.routing_key, req).await;
-                    self.per_integration[t.kind as usize]
-                        .duration
-                        .record(started.elapsed().as_secs_f64());
-                    resp
-                }
-                Err(refusal) => refusal.response(),
-            };
+            return self.ingest_target(target, req).await;
+        }
+        // The Alertmanager API, so Prometheus can send alerts straight to sluice.
+        if path == ALERTMANAGER_API && req.method() == Method::POST {
+            let target = endpoint::own_target(
+                Integration::AlertmanagerApi,
+                req.headers(),
+                req.uri().query(),
+                &self.integrations,
+            );
+            return self.ingest_target(target, req).await;
         }
         let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
         let Some((_, _, route)) = matches.iter().find(|(_, m, _)| m == req.method()) else {
@@ -220,6 +223,28 @@ impl Router {
                 resp
             }
             None => self.admin(route),
+        }
+    }
+
+    async fn ingest_target<B>(
+        &self,
+        target: Result<endpoint::Target, endpoint::Refusal>,
+        req: Request<B>,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Unpin,
+        B::Data: Buf,
+    {
+        match target {
+            Ok(t) => {
+                let started = Instant::now();
+                let resp = self.ingest_format(t.kind, &t.routing_key, req).await;
+                self.per_integration[t.kind as usize]
+                    .duration
+                    .record(started.elapsed().as_secs_f64());
+                resp
+            }
+            Err(refusal) => refusal.response(),
         }
     }
 

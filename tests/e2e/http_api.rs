@@ -259,3 +259,37 @@ async fn silences_hold_incidents_until_deleted() {
     running.shutdown();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_posts_to_the_alertmanager_api_path() {
+    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n[[correlate.rules]]\ngroup_by = [\"labels.alertname\"]\ngroup_wait = \"0s\"\n[integrations.alertmanager_api]\nrouting_key = \"prometheus-eu1\"";
+    let running = sluice::app::start(
+        Config::from_toml(toml, Vec::new()).unwrap(),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
+    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    let batch = r#"[{"labels":{"alertname":"HighLatency","instance":"api-1:9090","severity":"warning"},"annotations":{"summary":"p99 over 2s"},"startsAt":"2026-11-21T10:00:00Z","generatorURL":"http://prometheus/graph"}]"#;
+    let reply = client.post("/api/v2/alerts", batch).await.unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let mut reader = crate::harness::Reader::new(running.bootstrap_servers(), "sluice.incidents");
+    reader.until("the incident", |seen| !seen.is_empty()).await;
+    let m = &reader.seen[0].body;
+    assert_eq!(
+        m["routing_key"], "prometheus-eu1",
+        "the configured key for this kind"
+    );
+    assert_eq!(m["group_key"]["labels.alertname"], "HighLatency");
+    assert_eq!(m["integrations"], json!(["alertmanager_api"]));
+    assert_eq!(client.get("/api/v2/alerts").await.unwrap().status, 404);
+    running.shutdown();
+    running.wait().await;
+}
