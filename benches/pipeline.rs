@@ -73,6 +73,17 @@ fn trigger(key: u64) -> Event {
     e
 }
 
+/// Resident memory of this process, from /proc (0 where there is none).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// A repeat trigger of one of `open` open alerts: the dedup path every storm takes.
 fn correlate(c: &mut Criterion) {
     let mut g = c.benchmark_group("correlate_repeat_trigger");
@@ -81,9 +92,18 @@ fn correlate(c: &mut Criterion) {
         let rules: Arc<[Rule]> = vec![rule()].into();
         let mut shard = Shard::new(rules, Arc::from(Vec::new()), Limits::unbounded(100));
         let mut out = Vec::new();
+        let before = rss_bytes();
         for k in 0..open {
             shard.apply(trigger(k), UnixMillis(1_000), &mut out);
         }
+        if open >= 100_000 {
+            let per_alert = rss_bytes().saturating_sub(before) / open;
+            eprintln!(
+                "memory: {per_alert} bytes of RSS per open alert ({open} alerts in {} incidents)",
+                shard.open_incidents()
+            );
+        }
+        out.clear();
         let mut next = 0u64;
         g.bench_with_input(BenchmarkId::from_parameter(open), &open, |b, &open| {
             b.iter_batched(
