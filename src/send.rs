@@ -78,11 +78,31 @@ impl HttpClient {
         path: &str,
         body: impl Into<Bytes>,
     ) -> Result<Reply, ClientError> {
-        let req = Request::builder()
+        self.request_with(method, path, &[], body).await
+    }
+
+    /// A request with extra headers; `Content-Type` is `application/json` unless one is given.
+    pub async fn request_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::HOST, &self.authority)
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::HOST, &self.authority);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
             .body(Full::new(body.into()))
             .expect("request parts are valid");
         self.sender.ready().await?;

@@ -104,8 +104,36 @@ pub struct Router {
     recorder: Option<super::record::Recorder>,
 }
 
-/// Where Prometheus posts alerts (`alerting.alertmanagers` pointing at sluice).
-const ALERTMANAGER_API: &str = "/api/v2/alerts";
+/// Vendor endpoints served at their own paths: the Alertmanager API (Prometheus points
+/// `alerting.alertmanagers` at sluice), the Opsgenie Alert API (`/v2/alerts` and
+/// `/v2/alerts/<alias>/<action>`), PagerDuty's Nagios form endpoint.
+/// Each: the path, the format, whether a tail may follow (`/v2/alerts/<alias>/close`), and
+/// whether the routing key is in the body (PagerDuty's Nagios plugin sends `CONTACTPAGER`).
+const OWN_PATHS: &[(&str, Integration, bool, bool)] = &[
+    ("/api/v2/alerts", Integration::AlertmanagerApi, false, false),
+    ("/v2/alerts", Integration::Opsgenie, true, false),
+    (
+        super::integrations::nagios::PAGERDUTY_PATH,
+        Integration::Nagios,
+        false,
+        true,
+    ),
+];
+
+/// The format served at `path`, what follows its path, and whether its key is in the body.
+fn own_path(path: &str) -> Option<(Integration, &str, bool)> {
+    OWN_PATHS
+        .iter()
+        .find_map(
+            |&(own, kind, takes_tail, key_in_body)| match path.strip_prefix(own) {
+                Some("") => Some((kind, "", key_in_body)),
+                Some(tail) if takes_tail && tail.starts_with('/') => {
+                    Some((kind, tail, key_in_body))
+                }
+                _ => None,
+            },
+        )
+}
 
 enum BodyError {
     TooLarge,
@@ -182,14 +210,36 @@ impl Router {
             );
             return self.ingest_target(target, req).await;
         }
-        // The Alertmanager API, so Prometheus can send alerts straight to sluice.
-        if path == ALERTMANAGER_API && req.method() == Method::POST {
-            let target = endpoint::own_target(
-                Integration::AlertmanagerApi,
-                req.headers(),
-                req.uri().query(),
-                &self.integrations,
-            );
+        // Vendor APIs emulated at their own paths, so senders only change a base URL.
+        if let Some((kind, tail, key_in_body)) = own_path(path) {
+            if req.method() != Method::POST {
+                let msg = format!("{path} takes POST");
+                let mut resp = response::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed",
+                    &msg,
+                    &[],
+                );
+                resp.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("POST"));
+                return resp;
+            }
+            let tail = tail.to_string();
+            let target = if key_in_body {
+                Ok(endpoint::Target {
+                    kind,
+                    routing_key: String::new(),
+                    path: tail,
+                })
+            } else {
+                endpoint::own_target(
+                    kind,
+                    &tail,
+                    req.headers(),
+                    req.uri().query(),
+                    &self.integrations,
+                )
+            };
             return self.ingest_target(target, req).await;
         }
         let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
@@ -238,7 +288,9 @@ impl Router {
         match target {
             Ok(t) => {
                 let started = Instant::now();
-                let resp = self.ingest_format(t.kind, &t.routing_key, req).await;
+                let resp = self
+                    .ingest_format(t.kind, &t.routing_key, &t.path, req)
+                    .await;
                 self.per_integration[t.kind as usize]
                     .duration
                     .record(started.elapsed().as_secs_f64());
@@ -346,7 +398,7 @@ impl Router {
             Route::PagerDutyChange => self.ingest_change(req).await,
             // PagerDuty's events carry their routing key in the body.
             Route::PagerDutyV2 | Route::PagerDutyV1 => {
-                self.ingest_format(integration, "", req).await
+                self.ingest_format(integration, "", "", req).await
             }
             _ => unreachable!("admin routes are handled by admin"),
         }
@@ -399,6 +451,7 @@ impl Router {
         &self,
         kind: Integration,
         routing_key: &str,
+        format_path: &str,
         req: Request<B>,
     ) -> Response<Body>
     where
@@ -414,6 +467,7 @@ impl Router {
             routing_key,
             headers: &parts.headers,
             query: parts.uri.query(),
+            path: format_path,
             now: self.clock.now(),
             settings: self.integrations.get(kind),
         };

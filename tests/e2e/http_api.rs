@@ -293,3 +293,130 @@ async fn prometheus_posts_to_the_alertmanager_api_path() {
     running.shutdown();
     running.wait().await;
 }
+
+/// Vendor APIs at their own paths: Opsgenie's `/v2/alerts` (create, then close by alias, keyed
+/// by the GenieKey), PagerDuty's Nagios form endpoint, and a generic mapper named in the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_paths_and_named_mappers_reach_their_formats() {
+    let toml = r#"
+[server]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = "embedded"
+partitions = 1
+[[correlate.rules]]
+group_by = ["dedup_key"]
+group_wait = "0s"
+[integrations.generic.shopmon]
+dedup_key = "/check/id"
+summary = "/check/output"
+source = "/host"
+action_pointer = "/check/state"
+action_map = { failing = "trigger", passing = "resolve" }
+[integrations.generic.other]
+dedup_key = "/id"
+"#;
+    let running = sluice::app::start(
+        Config::from_toml(toml, Vec::new()).unwrap(),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
+    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    let genie = [("authorization", "GenieKey ops-team")];
+    let created = client
+        .request_with(
+            http::Method::POST,
+            "/v2/alerts",
+            &genie,
+            r#"{"message":"db-1 down","alias":"db-1-down","priority":"P1","source":"zabbix"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert_eq!(created.json()["result"], "Request will be processed");
+    let closed = client
+        .request_with(
+            http::Method::POST,
+            "/v2/alerts/db-1-down/close?identifierType=alias",
+            &genie,
+            r#"{"note":"fixed"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        closed.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&closed.body)
+    );
+
+    let form = "CONTACTPAGER=nagios-key&NOTIFICATIONTYPE=PROBLEM&HOSTNAME=mail-2&SERVICEDESC=SMTP&SERVICESTATE=CRITICAL&SERVICEOUTPUT=connect+timeout&pd_nagios_object=service";
+    let nagios = client
+        .request_with(
+            http::Method::POST,
+            "/nagios/2010-04-15/create_event",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        nagios.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&nagios.body)
+    );
+
+    let mapped = client
+        .post("/integrations/generic/shopmon/shop-team", r#"{"host":"shop-3","check":{"id":"chk-9","state":"failing","output":"checkout 500s"}}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        mapped.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&mapped.body)
+    );
+
+    let mut reader = crate::harness::Reader::new(running.bootstrap_servers(), "sluice.incidents");
+    reader.until("four messages", |seen| seen.len() >= 4).await;
+    let by_key = |rk: &str| -> Vec<(String, String)> {
+        reader
+            .seen
+            .iter()
+            .filter(|m| m.body["routing_key"] == rk)
+            .map(|m| {
+                (
+                    m.body["type"].as_str().unwrap().to_string(),
+                    m.body["alerts"][0]["dedup_key"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        by_key("ops-team"),
+        [
+            ("opened".into(), "db-1-down".into()),
+            ("resolved".into(), "db-1-down".into())
+        ]
+    );
+    assert_eq!(
+        by_key("nagios-key"),
+        [("opened".into(), "mail-2/SMTP".into())]
+    );
+    assert_eq!(by_key("shop-team"), [("opened".into(), "chk-9".into())]);
+    assert_eq!(client.get("/v2/alerts").await.unwrap().status, 405);
+    running.shutdown();
+    running.wait().await;
+}

@@ -230,6 +230,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings,
         };
@@ -257,6 +258,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -461,10 +463,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-routing-key", "h".parse().unwrap());
         assert_eq!(
-            key(own_target(KIND, &headers, None, &config)).as_deref(),
+            key(own_target(KIND, "", &headers, None, &config)).as_deref(),
             Ok("h")
         );
-        assert!(own_target(KIND, &none, None, &config).is_err());
+        assert!(own_target(KIND, "", &none, None, &config).is_err());
         config.set(
             KIND,
             IntegrationSettings {
@@ -473,7 +475,7 @@ mod tests {
             },
         );
         assert_eq!(
-            key(own_target(KIND, &none, None, &config)).as_deref(),
+            key(own_target(KIND, "", &none, None, &config)).as_deref(),
             Ok("from-config")
         );
         // PagerDuty keeps its key in the body: never under /integrations/.

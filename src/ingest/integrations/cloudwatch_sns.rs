@@ -376,6 +376,7 @@ mod tests {
             routing_key: "rk",
             headers,
             query: None,
+            path: "",
             now: UnixMillis(1_714_641_300_000),
             settings: &settings,
         };

@@ -191,6 +191,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -264,6 +265,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };

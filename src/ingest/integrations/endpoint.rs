@@ -23,11 +23,13 @@ pub const PREFIX: &str = "/integrations/";
 pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
 pub const ROUTING_KEY_PARAM: &str = "routing_key";
 
-/// A request's integration and routing key.
+/// A request's integration, routing key, and the part of the path that belongs to the format
+/// (see [`super::IngestRequest::path`]).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target {
     pub kind: Integration,
     pub routing_key: String,
+    pub path: String,
 }
 
 /// Why a request never reached its parser; [`Refusal::response`] answers it.
@@ -98,9 +100,14 @@ pub fn target(
             "{name} is served at POST {path}, not under {PREFIX}"
         )));
     }
-    let key = match (key, own_endpoint(kind)) {
-        (Some(k), Some(own)) => Some(without_own_path(k, own)),
-        _ => key,
+    // `<key><own path><tail>` (a sender's base URL), and `generic/<mapper>/<key>`.
+    let (key, path) = match (key, own_endpoint(kind)) {
+        (Some(k), Some(own)) => split_own_path(k, own),
+        (Some(k), None) if kind == Integration::Generic => match k.split_once('/') {
+            Some((mapper, key)) => (Some(key), mapper),
+            None => (Some(k), ""),
+        },
+        _ => (key, ""),
     };
     if key.is_some_and(|k| k.contains('/')) {
         return Err(Refusal::not_found(format!(
@@ -114,30 +121,46 @@ pub fn target(
         });
     }
     let routing_key = routing_key(kind, key, headers, query, config)?;
-    Ok(Target { kind, routing_key })
+    let path = percent_decode(path, false).ok_or_else(|| {
+        Refusal::bad_request("the path is not valid percent-encoded UTF-8".into())
+    })?;
+    Ok(Target {
+        kind,
+        routing_key,
+        path,
+    })
 }
 
 /// The routing key of a request to `kind`'s own endpoint (`POST /api/v2/alerts`): from
 /// `X-Routing-Key`, `?routing_key=`, the format's `Authorization` scheme or the config.
 pub fn own_target(
     kind: Integration,
+    tail: &str,
     headers: &HeaderMap,
     query: Option<&str>,
     config: &IntegrationsConfig,
 ) -> Result<Target, Refusal> {
     let routing_key = routing_key(kind, None, headers, query, config)?;
-    Ok(Target { kind, routing_key })
+    let path = percent_decode(tail, false).ok_or_else(|| {
+        Refusal::bad_request("the path is not valid percent-encoded UTF-8".into())
+    })?;
+    Ok(Target {
+        kind,
+        routing_key,
+        path,
+    })
 }
 
-/// The routing key segment of `<key><own path>` (a sender's base URL with its own path
-/// appended); empty for the own path alone.
-fn without_own_path<'a>(key: &'a str, own: &str) -> &'a str {
-    if let Some(k) = key.strip_suffix(own) {
-        k
-    } else if key == own.trim_start_matches('/') {
-        ""
-    } else {
-        key
+/// Splits `<key><own path><tail>` (a sender's base URL with its own path appended): the
+/// routing key segment (empty for the own path alone) and what follows the own path.
+fn split_own_path<'a>(rest: &'a str, own: &str) -> (Option<&'a str>, &'a str) {
+    let own_rel = own.trim_start_matches('/');
+    if let Some(tail) = rest.strip_prefix(own_rel) {
+        return (Some(""), tail);
+    }
+    match rest.find(own) {
+        Some(i) => (Some(&rest[..i]), &rest[i + own.len()..]),
+        None => (Some(rest), ""),
     }
 }
 

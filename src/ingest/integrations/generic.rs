@@ -610,13 +610,17 @@ impl Mapper {
     }
 }
 
-/// The mapper a request names (`?mapper=`, `X-Sluice-Mapper`), or the only one configured.
+/// The mapper a request names (`/integrations/generic/<name>/<key>`, `?mapper=`,
+/// `X-Sluice-Mapper`), or the only one configured.
 fn select<'m>(req: &IngestRequest<'_>, mappers: &'m Mappers) -> Result<&'m Mapper, String> {
-    let from_query = req.query.and_then(|q| {
-        q.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == MAPPER_PARAM)
-                .then(|| super::endpoint::percent_decode(v, true).unwrap_or_default())
+    let from_path = (!req.path.is_empty()).then(|| req.path.to_string());
+    let from_query = from_path.or_else(|| {
+        req.query.and_then(|q| {
+            q.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (k == MAPPER_PARAM)
+                    .then(|| super::endpoint::percent_decode(v, true).unwrap_or_default())
+            })
         })
     });
     let named = from_query.or_else(|| {

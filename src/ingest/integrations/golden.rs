@@ -176,6 +176,7 @@ fn outcome(kind: Integration, dir: &Path, case: &str) -> Result<Value, String> {
         routing_key: &ctx.routing_key,
         headers: &ctx.headers,
         query: ctx.query.as_deref(),
+        path: "",
         now: ctx.now,
         settings: ctx.config.as_ref().map_or(&ctx.settings, |c| c.get(kind)),
     };

@@ -296,6 +296,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };

@@ -117,6 +117,9 @@ pub struct IngestRequest<'a> {
     pub headers: &'a HeaderMap,
     /// The raw query string, if any.
     pub query: Option<&'a str>,
+    /// The part of the path that belongs to the format, empty for most: the action of an
+    /// Opsgenie call (`/<alias>/close`), the mapper of a generic request (`<name>`).
+    pub path: &'a str,
     /// The gateway's clock at arrival: every event's `received_at`.
     pub now: UnixMillis,
     pub settings: &'a IntegrationSettings,

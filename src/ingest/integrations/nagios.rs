@@ -449,6 +449,7 @@ mod tests {
             routing_key,
             headers: &headers,
             query: None,
+            path: "",
             now: UnixMillis(1_714_641_300_000),
             settings: &settings,
         };

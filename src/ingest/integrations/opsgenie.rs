@@ -80,7 +80,7 @@ impl Format for AlertApi {
 
     /// `POST /v2/alerts`: create.
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        parse_at("", req, body)
+        parse_at(req.path, req, body)
     }
 
     fn accepted(parsed: &Parsed, _kind: Integration) -> Response<Body> {
@@ -395,6 +395,7 @@ mod tests {
             routing_key: "genie-key",
             headers: &headers,
             query,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -541,7 +542,7 @@ mod tests {
         let post = Method::POST;
         let key = |r: Result<super::super::endpoint::Target, _>| r.map(|t| t.routing_key);
         assert_eq!(
-            key(own_target(KIND, &headers, None, &config)).as_deref(),
+            key(own_target(KIND, "", &headers, None, &config)).as_deref(),
             Ok("k-123")
         );
         assert_eq!(
@@ -561,7 +562,7 @@ mod tests {
             "the path's key first"
         );
         headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
-        let refused = own_target(KIND, &headers, None, &config).unwrap_err();
+        let refused = own_target(KIND, "", &headers, None, &config).unwrap_err();
         assert!(
             refused
                 .message

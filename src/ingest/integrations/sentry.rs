@@ -390,6 +390,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -484,6 +485,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };

@@ -212,6 +212,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -248,6 +249,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -286,6 +288,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: Some("dedup_fields=host"),
+            path: "",
             now: NOW,
             settings: &settings,
         };

@@ -175,6 +175,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };
@@ -225,6 +226,7 @@ mod tests {
             routing_key: "rk",
             headers: &headers,
             query: None,
+            path: "",
             now: NOW,
             settings: &settings,
         };

@@ -24,6 +24,7 @@ fn run(
         routing_key: "rk",
         headers,
         query,
+        path: "",
         now: NOW,
         settings,
     };
@@ -277,6 +278,7 @@ fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
         routing_key: "rk",
         headers: &headers,
         query: None,
+        path: "",
         now: NOW,
         settings: &settings,
     };
