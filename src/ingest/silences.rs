@@ -70,9 +70,7 @@ impl SilenceStore {
                         serde_json::to_vec(&silence.view(now)).expect("a silence serializes")
                     };
                     self.publish(now, correlator).await;
-                    let mut resp = response::text(StatusCode::CREATED, view, "application/json");
-                    *resp.status_mut() = StatusCode::CREATED;
-                    resp
+                    response::text(StatusCode::CREATED, view, "application/json")
                 }
                 Err(errors) => response::error(
                     StatusCode::BAD_REQUEST,
