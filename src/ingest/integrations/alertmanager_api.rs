@@ -220,29 +220,11 @@ mod tests {
     use crate::config::integrations::IntegrationSettings;
     use crate::event::Severity;
     use crate::ingest::integrations::golden::body_bytes;
+    use crate::ingest::integrations::testing::{parse, Request, NOW};
     use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000); // 2024-05-02T09:15:00Z
-
-    fn parse_with(body: &[u8], settings: &IntegrationSettings) -> Result<Parsed, IntegrationError> {
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
-
-    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        parse_with(body.as_bytes(), &IntegrationSettings::default())
-    }
-
     fn one(alert: &str) -> Event {
-        let mut p = parse(&format!("[{alert}]")).unwrap();
+        let mut p = parse(KIND, format!("[{alert}]")).unwrap();
         assert!(p.rejected.is_empty(), "{:?}", p.rejected);
         p.events.remove(0)
     }
@@ -252,19 +234,8 @@ mod tests {
         // prometheus/common's test vector, and the same alert through the webhook parser.
         let e = one(r#"{"labels":{"name":"garland, briggs","fear":"love is not enough"}}"#);
         assert_eq!(e.dedup_key, "507a62d79ee76c9a");
-        let headers = HeaderMap::new();
-        let settings = IntegrationSettings::default();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        let mut webhook = br#"{"alerts":[{"status":"firing","labels":{"fear":"love is not enough","name":"garland, briggs"}}]}"#.to_vec();
-        let via_webhook =
-            super::super::parse(Integration::AlertmanagerWebhook, &req, &mut webhook).unwrap();
+        let webhook = br#"{"alerts":[{"status":"firing","labels":{"fear":"love is not enough","name":"garland, briggs"}}]}"#;
+        let via_webhook = parse(Integration::AlertmanagerWebhook, webhook).unwrap();
         assert_eq!(via_webhook.events[0].dedup_key, e.dedup_key);
         // Empty values are dropped before hashing, as Alertmanager does.
         let f = one(
@@ -301,7 +272,10 @@ mod tests {
             resolve_timeout: Some(Duration::from_secs(60)),
             ..IntegrationSettings::default()
         };
-        let p = parse_with(br#"[{"labels":{"a":"1"}}]"#, &settings).unwrap();
+        let p = Request::default()
+            .settings(&settings)
+            .parse(KIND, br#"[{"labels":{"a":"1"}}]"#)
+            .unwrap();
         assert_eq!(p.events[0].ends_at, Some(UnixMillis(NOW.0 + 60_000)));
     }
 
@@ -337,7 +311,7 @@ mod tests {
 
     #[test]
     fn bad_items_are_named_and_the_good_ones_kept_with_a_400() {
-        let p = parse(
+        let p = parse(KIND,
             r#"[
                 {"labels":{"alertname":"ok"}},
                 {"labels":{}},
@@ -387,11 +361,11 @@ mod tests {
 
     #[test]
     fn a_clean_batch_gets_an_empty_200_and_refusals_a_json_string() {
-        let p = parse(r#"[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]"#).unwrap();
+        let p = parse(KIND, r#"[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]"#).unwrap();
         let resp = Api::accepted(&p, KIND);
         assert_eq!(resp.status(), StatusCode::OK);
         assert!(body_bytes(resp).is_empty());
-        assert_eq!(parse("[]").unwrap().events.len(), 0);
+        assert_eq!(parse(KIND, "[]").unwrap().events.len(), 0);
         for (body, want) in [
             ("[", "alertmanager_api: body is not valid JSON"),
             (
@@ -403,7 +377,7 @@ mod tests {
                 "alertmanager_api: every item was rejected: 'alerts[0].labels' must be an object",
             ),
         ] {
-            let err = parse(body).unwrap_err();
+            let err = parse(KIND, body).unwrap_err();
             assert_eq!(err.to_string(), want, "{body}");
             let resp = Api::refused(&err);
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
@@ -485,27 +459,5 @@ mod tests {
                 .status,
             StatusCode::NOT_FOUND
         );
-    }
-
-    const SAMPLE: &[u8] = include_bytes!(
-        "../../../tests/fixtures/integrations/alertmanager_api/prometheus_batch.request.json"
-    );
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_with(&body, &IntegrationSettings::default());
-        }
-
-        /// One byte of a real payload changed: an error or events, never a panic, and every
-        /// refusal names the format.
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_with(&body, &IntegrationSettings::default()) {
-                proptest::prop_assert!(e.to_string().starts_with("alertmanager_api: "));
-            }
-        }
     }
 }

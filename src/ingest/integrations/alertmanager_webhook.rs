@@ -263,29 +263,18 @@ pub(super) fn details(annotations: &[(String, String)]) -> Option<Details> {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
     use crate::config::integrations::IntegrationSettings;
+    use crate::ingest::integrations::testing::{self, Request, NOW};
     use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000); // 2024-05-02T09:15:00Z
-
     fn parse_with(body: &str, settings: &IntegrationSettings) -> Result<Parsed, IntegrationError> {
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
+        Request::default().settings(settings).parse(KIND, body)
     }
 
     fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        parse_with(body, &IntegrationSettings::default())
+        testing::parse(KIND, body)
     }
 
     fn one(alert: &str) -> Event {
@@ -516,54 +505,9 @@ mod tests {
             b"{\"alerts\":[null,[],\"s\",{\"fingerprint\":5}]}",
             b"{\"alerts\":[{\"labels\":{},\"endsAt\":1e308,\"startsAt\":-1}]}",
         ];
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
+        let req = Request::default();
         for s in samples {
-            let _ = Webhook::parse(&req, &mut s.to_vec());
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] = include_bytes!(
-        "../../../tests/fixtures/integrations/alertmanager_webhook/firing_batch.request.json"
-    );
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        /// One byte of a real payload changed: an error or events, never a panic, and every
-        /// refusal names the format.
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("alertmanager_webhook: "));
-            }
+            let _ = Webhook::parse(&req.get(), &mut s.to_vec());
         }
     }
 }

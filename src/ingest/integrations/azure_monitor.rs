@@ -262,25 +262,12 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, StatusCode};
+    use http::StatusCode;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
-    use crate::time::UnixMillis;
 
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: UnixMillis(1_714_641_300_000),
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
+    use crate::ingest::integrations::testing::parse;
+    use crate::time::UnixMillis;
 
     fn essentials(fields: &str) -> String {
         format!(
@@ -311,8 +298,8 @@ mod tests {
         let resolved = essentials(
             r#""alertId":"/subscriptions/s/alerts/1","monitorCondition":"Resolved","firedDateTime":"2024-05-02T09:40:11.2837461Z","resolvedDateTime":"2024-05-02T09:55:00.0000000Z""#,
         );
-        let a = parse_bytes(fired.as_bytes()).unwrap().events.remove(0);
-        let b = parse_bytes(resolved.as_bytes()).unwrap().events.remove(0);
+        let a = parse(KIND, fired.as_bytes()).unwrap().events.remove(0);
+        let b = parse(KIND, resolved.as_bytes()).unwrap().events.remove(0);
         assert_eq!((a.action, b.action), (Action::Trigger, Action::Resolve));
         assert_eq!(a.dedup_key, b.dedup_key);
         assert_eq!(a.timestamp, Some(UnixMillis(1_714_642_811_283)));
@@ -334,28 +321,9 @@ mod tests {
                 "azure_monitor: 'data.essentials.alertId' is missing or blank; 'data.essentials.monitorCondition' must be Fired or Resolved",
             ),
         ] {
-            let err = parse_bytes(body.as_bytes()).unwrap_err();
+            let err = parse(KIND, body.as_bytes()).unwrap_err();
             assert_eq!(err.to_string(), want, "{body}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        }
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/azure_monitor/fired.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("azure_monitor: "));
-            }
         }
     }
 }

@@ -269,52 +269,36 @@ fn details(c: &mut Context<'_>, is_service: bool) -> Option<Details> {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
-
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
-    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
-    }
 
     #[test]
     fn host_and_service_keys_and_actions() {
-        let p = parse(r#"{"NOTIFY_WHAT":"SERVICE","NOTIFY_NOTIFICATIONTYPE":"PROBLEM","NOTIFY_HOSTNAME":"db-1","NOTIFY_SERVICEDESC":"Filesystem /","NOTIFY_SERVICESTATE":"WARNING","NOTIFY_SERVICEOUTPUT":"91% used"}"#).unwrap();
+        let p = parse(KIND, r#"{"NOTIFY_WHAT":"SERVICE","NOTIFY_NOTIFICATIONTYPE":"PROBLEM","NOTIFY_HOSTNAME":"db-1","NOTIFY_SERVICEDESC":"Filesystem /","NOTIFY_SERVICESTATE":"WARNING","NOTIFY_SERVICEOUTPUT":"91% used"}"#).unwrap();
         let e = &p.events[0];
         assert_eq!(
             (e.dedup_key.as_str(), e.action, e.severity),
             ("db-1/Filesystem /", Action::Trigger, Severity::Warning)
         );
         assert_eq!(e.summary, "db-1/Filesystem / WARNING: 91% used");
-        let p = parse(r#"{"WHAT":"HOST","NOTIFICATIONTYPE":"RECOVERY","HOSTNAME":"db-1","HOSTSTATE":"UP","SERVICEDESC":"ignored"}"#).unwrap();
+        let p = parse(KIND, r#"{"WHAT":"HOST","NOTIFICATIONTYPE":"RECOVERY","HOSTNAME":"db-1","HOSTSTATE":"UP","SERVICEDESC":"ignored"}"#).unwrap();
         let e = &p.events[0];
         assert_eq!(
             (e.dedup_key.as_str(), e.action, e.component.as_deref()),
             ("db-1", Action::Resolve, None)
         );
-        let p = parse(r#"{"NOTIFY_WHAT":"HOST","NOTIFY_NOTIFICATIONTYPE":"ACKNOWLEDGEMENT","NOTIFY_HOSTNAME":"db-1"}"#).unwrap();
+        let p = parse(KIND, r#"{"NOTIFY_WHAT":"HOST","NOTIFY_NOTIFICATIONTYPE":"ACKNOWLEDGEMENT","NOTIFY_HOSTNAME":"db-1"}"#).unwrap();
         assert_eq!(p.events[0].action, Action::Acknowledge);
-        let p = parse(r#"{"NOTIFY_WHAT":"HOST","NOTIFY_NOTIFICATIONTYPE":"FLAPPINGSTART","NOTIFY_HOSTNAME":"db-1"}"#).unwrap();
+        let p = parse(KIND, r#"{"NOTIFY_WHAT":"HOST","NOTIFY_NOTIFICATIONTYPE":"FLAPPINGSTART","NOTIFY_HOSTNAME":"db-1"}"#).unwrap();
         assert!(p.events.is_empty());
     }
 
     #[test]
     fn labels_and_microtime() {
-        let p = parse(r#"{"NOTIFY_WHAT":"SERVICE","NOTIFY_NOTIFICATIONTYPE":"PROBLEM","NOTIFY_HOSTNAME":"h","NOTIFY_SERVICEDESC":"s",
+        let p = parse(KIND, r#"{"NOTIFY_WHAT":"SERVICE","NOTIFY_NOTIFICATIONTYPE":"PROBLEM","NOTIFY_HOSTNAME":"h","NOTIFY_SERVICEDESC":"s",
             "NOTIFY_HOSTLABEL_team":"db","NOTIFY_HOSTLABEL_env":"prod","NOTIFY_SERVICELABEL_team":"storage","NOTIFY_MICROTIME":"1714641290123456"}"#).unwrap();
         let e = &p.events[0];
         assert_eq!(
@@ -337,40 +321,7 @@ mod tests {
                 "checkmk: 'NOTIFY_HOSTNAME' must be a string; 'NOTIFY_HOSTNAME' is missing or blank; 'NOTIFY_SERVICEDESC' is missing or blank (a service notification); 'NOTIFY_MICROTIME' must be epoch microseconds",
             ),
         ] {
-            assert_eq!(parse(body).unwrap_err().to_string(), want, "{body}");
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/checkmk/service_problem.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("checkmk: "));
-            }
+            assert_eq!(parse(KIND, body).unwrap_err().to_string(), want, "{body}");
         }
     }
 }

@@ -364,28 +364,10 @@ fn alarm(
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, HeaderValue};
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
-    use crate::time::UnixMillis;
 
-    fn parse_with(body: &[u8], headers: &HeaderMap) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers,
-            query: None,
-            path: "",
-            now: UnixMillis(1_714_641_300_000),
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        parse_with(body, &HeaderMap::new())
-    }
+    use crate::ingest::integrations::testing::{parse, Request};
 
     fn notification(alarm: &str) -> String {
         serde_json::json!({"Type": "Notification", "MessageId": "m-1",
@@ -404,13 +386,13 @@ mod tests {
             let body = notification(&format!(
                 r#"{{"AlarmName":"a","AWSAccountId":"111122223333","NewStateValue":"{state}"}}"#
             ));
-            let p = parse_bytes(body.as_bytes()).unwrap();
+            let p = parse(KIND, body.as_bytes()).unwrap();
             assert_eq!(p.events.first().map(|e| e.action), want, "{state}");
             assert!(p.rejected.is_empty());
         }
         let body = notification(r#"{"AlarmName":"a","AWSAccountId":"1","NewStateValue":"BROKEN"}"#);
         assert_eq!(
-            parse_bytes(body.as_bytes()).unwrap_err().to_string(),
+            parse(KIND, body.as_bytes()).unwrap_err().to_string(),
             "cloudwatch_sns: 'Message.NewStateValue' must be ALARM, OK or INSUFFICIENT_DATA"
         );
     }
@@ -424,8 +406,8 @@ mod tests {
         let without = notification(
             r#"{"AlarmName":"orders-5xx","AWSAccountId":"111122223333","NewStateValue":"OK"}"#,
         );
-        let a = parse_bytes(with.as_bytes()).unwrap().events.remove(0);
-        let b = parse_bytes(without.as_bytes()).unwrap().events.remove(0);
+        let a = parse(KIND, with.as_bytes()).unwrap().events.remove(0);
+        let b = parse(KIND, without.as_bytes()).unwrap().events.remove(0);
         assert_eq!(a.dedup_key, b.dedup_key);
         assert_eq!(
             a.dedup_key,
@@ -434,7 +416,7 @@ mod tests {
         // Raw message delivery: no envelope, no topic.
         let raw =
             br#"{"AlarmName":"orders-5xx","AWSAccountId":"111122223333","NewStateValue":"ALARM"}"#;
-        let e = parse_bytes(raw).unwrap().events.remove(0);
+        let e = parse(KIND, raw).unwrap().events.remove(0);
         assert_eq!(e.dedup_key, "111122223333:orders-5xx");
     }
 
@@ -463,7 +445,7 @@ mod tests {
                 "TopicArn": "arn:aws:sns:eu-west-1:111122223333:ops", "Token": "t",
                 "SubscribeURL": url, "Message": "You have chosen to subscribe"})
             .to_string();
-            parse_bytes(body.as_bytes()).unwrap()
+            parse(KIND, body.as_bytes()).unwrap()
         };
         let ok = confirm("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription");
         assert!(ok.events.is_empty() && ok.rejected.is_empty());
@@ -475,41 +457,18 @@ mod tests {
 
     #[test]
     fn the_header_stands_in_for_a_missing_type() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            MESSAGE_TYPE_HEADER,
-            HeaderValue::from_static("Notification"),
-        );
         let body = br#"{"Message":"{\"AlarmName\":\"a\",\"AWSAccountId\":\"1\",\"NewStateValue\":\"ALARM\"}"}"#;
-        assert_eq!(parse_with(body, &headers).unwrap().events.len(), 1);
+        let req = Request::default().header(MESSAGE_TYPE_HEADER, "Notification");
+        assert_eq!(req.parse(KIND, body).unwrap().events.len(), 1);
         assert_eq!(
-            parse_bytes(br#"{"Message":"x"}"#).unwrap_err().to_string(),
+            parse(KIND, br#"{"Message":"x"}"#).unwrap_err().to_string(),
             "cloudwatch_sns: 'Type' is missing (and no x-amz-sns-message-type header): not an SNS message"
         );
         assert_eq!(
-            parse_bytes(br#"{"Type":"Notification","Message":"not json"}"#)
+            parse(KIND, br#"{"Type":"Notification","Message":"not json"}"#)
                 .unwrap_err()
                 .to_string(),
             "cloudwatch_sns: 'Message' is not a CloudWatch alarm (a JSON object in a string)"
         );
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/cloudwatch_sns/alarm.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("cloudwatch_sns: "));
-            }
-        }
     }
 }

@@ -419,30 +419,15 @@ fn details(fields: &[(&str, &Option<Cow<'_, str>>)]) -> Option<Details> {
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, StatusCode};
+    use http::StatusCode;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
-
     fn one(body: &str) -> Event {
-        let mut p = parse_bytes(body.as_bytes()).unwrap();
+        let mut p = parse(KIND, body.as_bytes()).unwrap();
         assert_eq!(p.events.len(), 1);
         p.events.remove(0)
     }
@@ -559,28 +544,9 @@ mod tests {
                 "datadog: 'alert_id' must be a string (a template variable); no alert identity: one of 'aggreg_key' ($AGGREG_KEY), 'alert_id' ($ALERT_ID), 'alert_cycle_key' ($ALERT_CYCLE_KEY) or 'title' is needed",
             ),
         ] {
-            let err = parse_bytes(body.as_bytes()).unwrap_err();
+            let err = parse(KIND, body.as_bytes()).unwrap_err();
             assert_eq!(err.to_string(), want, "{body}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        }
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/datadog/triggered.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("datadog: "));
-            }
         }
     }
 }

@@ -209,26 +209,10 @@ fn details(root: &BorrowedValue<'_>) -> Option<Details> {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
-    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
-    }
+    use crate::ingest::integrations::testing::parse;
 
     #[test]
     fn states_decide_and_the_key_is_the_problem_id() {
@@ -238,14 +222,15 @@ mod tests {
             ("CLOSED", Action::Resolve),
             ("MERGED", Action::Resolve),
         ] {
-            let p = parse(&format!(
-                r#"{{"ProblemID":"P-12","PID":"-99","State":"{state}"}}"#
-            ))
+            let p = parse(
+                KIND,
+                format!(r#"{{"ProblemID":"P-12","PID":"-99","State":"{state}"}}"#),
+            )
             .unwrap();
             assert_eq!(p.events[0].action, want, "{state}");
             assert_eq!(p.events[0].dedup_key, "P-12");
         }
-        let p = parse(r#"{"PID":-4411,"State":"OPEN"}"#).unwrap();
+        let p = parse(KIND, r#"{"PID":-4411,"State":"OPEN"}"#).unwrap();
         assert_eq!(p.events[0].dedup_key, "-4411");
     }
 
@@ -280,40 +265,7 @@ mod tests {
                 "dynatrace: 'ProblemTitle' must be a string; 'State' must be OPEN, RESOLVED, CLOSED or MERGED (got \"ACKED\")",
             ),
         ] {
-            assert_eq!(parse(body).unwrap_err().to_string(), want, "{body}");
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/dynatrace/open.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("dynatrace: "));
-            }
+            assert_eq!(parse(KIND, body).unwrap_err().to_string(), want, "{body}");
         }
     }
 }

@@ -176,33 +176,17 @@ impl Format for Webhook {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
-    use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
-    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
-    }
+    use crate::ingest::integrations::testing::parse;
 
     #[test]
     fn the_key_is_the_uuid_else_a_fingerprint_of_rule_and_alert() {
-        let a = parse(r#"{"rule":{"id":"r1"},"alert":{"id":"query matched","uuid":"","action_group":"query matched"}}"#).unwrap();
-        let b = parse(r#"{"rule":{"id":"r2"},"alert":{"id":"query matched","uuid":"","action_group":"query matched"}}"#).unwrap();
+        let a = parse(KIND, r#"{"rule":{"id":"r1"},"alert":{"id":"query matched","uuid":"","action_group":"query matched"}}"#).unwrap();
+        let b = parse(KIND, r#"{"rule":{"id":"r2"},"alert":{"id":"query matched","uuid":"","action_group":"query matched"}}"#).unwrap();
         let c = parse(
+            KIND,
             r#"{"rule":{"id":"r1"},"alert":{"id":"query matched","action_group":"recovered"}}"#,
         )
         .unwrap();
@@ -213,13 +197,17 @@ mod tests {
             (a.events[0].action, c.events[0].action),
             (Action::Trigger, Action::Resolve)
         );
-        let d = parse(r#"{"alert":{"uuid":"u-1","action_group":"threshold met"}}"#).unwrap();
+        let d = parse(
+            KIND,
+            r#"{"alert":{"uuid":"u-1","action_group":"threshold met"}}"#,
+        )
+        .unwrap();
         assert_eq!(d.events[0].dedup_key, "u-1");
     }
 
     #[test]
     fn severity_from_the_body_else_the_action_group_else_the_default() {
-        let sev = |body: &str| parse(body).unwrap().events[0].severity;
+        let sev = |body: &str| parse(KIND, body).unwrap().events[0].severity;
         assert_eq!(
             sev(r#"{"severity":"WARNING","alert":{"uuid":"u","action_group":"x"}}"#),
             Severity::Warning
@@ -232,8 +220,11 @@ mod tests {
             sev(r#"{"severity":"","alert":{"uuid":"u","action_group":"metrics.threshold.fired"}}"#),
             Severity::Error
         );
-        let err =
-            parse(r#"{"severity":"sev1","alert":{"uuid":"u","action_group":"x"}}"#).unwrap_err();
+        let err = parse(
+            KIND,
+            r#"{"severity":"sev1","alert":{"uuid":"u","action_group":"x"}}"#,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "elastic: 'severity' must be one of critical, error, warning, info (got \"sev1\")"
@@ -254,40 +245,7 @@ mod tests {
                 "elastic: 'date' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds); 'alert.action_group' must be a string; 'alert.action_group' is missing or blank",
             ),
         ] {
-            assert_eq!(parse(body).unwrap_err().to_string(), want, "{body}");
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/elastic/active.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("elastic: "));
-            }
+            assert_eq!(parse(KIND, body).unwrap_err().to_string(), want, "{body}");
         }
     }
 }

@@ -232,31 +232,21 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, StatusCode};
+    use http::StatusCode;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
 
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: UnixMillis(1_714_641_300_000),
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
-
     fn one(incident: &str) -> Event {
-        parse_bytes(format!(r#"{{"version":"1.2","incident":{incident}}}"#).as_bytes())
-            .unwrap()
-            .events
-            .remove(0)
+        parse(
+            KIND,
+            format!(r#"{{"version":"1.2","incident":{incident}}}"#).as_bytes(),
+        )
+        .unwrap()
+        .events
+        .remove(0)
     }
 
     #[test]
@@ -309,28 +299,9 @@ mod tests {
                 "gcp_monitoring: 'incident.incident_id' is missing or blank; 'incident.started_at' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds); 'incident.documentation' must be an object or a string; 'incident.state' must be open or closed",
             ),
         ] {
-            let err = parse_bytes(body.as_bytes()).unwrap_err();
+            let err = parse(KIND, body.as_bytes()).unwrap_err();
             assert_eq!(err.to_string(), want, "{body}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        }
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/gcp_monitoring/open.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("gcp_monitoring: "));
-            }
         }
     }
 }

@@ -94,7 +94,7 @@ fn event_json(e: &Event) -> Value {
 }
 
 /// What a request carries besides its body.
-struct CaseContext {
+pub(super) struct CaseContext {
     routing_key: String,
     headers: HeaderMap,
     query: Option<String>,
@@ -104,7 +104,21 @@ struct CaseContext {
     config: Option<crate::config::integrations::IntegrationsConfig>,
 }
 
-fn context(path: &Path) -> Result<CaseContext, String> {
+impl CaseContext {
+    /// The request this context describes, for `kind`, with the format's part of the path.
+    pub(super) fn request<'a>(&'a self, kind: Integration, path: &'a str) -> IngestRequest<'a> {
+        IngestRequest {
+            routing_key: &self.routing_key,
+            headers: &self.headers,
+            query: self.query.as_deref(),
+            path,
+            now: self.now,
+            settings: self.config.as_ref().map_or(&self.settings, |c| c.get(kind)),
+        }
+    }
+}
+
+pub(super) fn context(path: &Path) -> Result<CaseContext, String> {
     let mut ctx = CaseContext {
         routing_key: ROUTING_KEY.into(),
         headers: HeaderMap::new(),
@@ -172,15 +186,7 @@ fn outcome(kind: Integration, dir: &Path, case: &str) -> Result<Value, String> {
     let request = dir.join(format!("{case}.request.json"));
     let mut body = std::fs::read(&request).map_err(|e| format!("{}: {e}", request.display()))?;
     let ctx = context(&dir.join(format!("{case}.context.json")))?;
-    let req = IngestRequest {
-        routing_key: &ctx.routing_key,
-        headers: &ctx.headers,
-        query: ctx.query.as_deref(),
-        path: "",
-        now: ctx.now,
-        settings: ctx.config.as_ref().map_or(&ctx.settings, |c| c.get(kind)),
-    };
-    Ok(match parse(kind, &req, &mut body) {
+    Ok(match parse(kind, &ctx.request(kind, ""), &mut body) {
         Ok(parsed) => {
             let rejected: Vec<Value> = parsed
                 .rejected
@@ -202,7 +208,7 @@ fn outcome(kind: Integration, dir: &Path, case: &str) -> Result<Value, String> {
 }
 
 /// The case names in a fixture folder; any file that is not part of a case is an error.
-fn cases(dir: &Path) -> Result<Vec<String>, String> {
+pub(super) fn cases(dir: &Path) -> Result<Vec<String>, String> {
     let mut cases = Vec::new();
     let mut others = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
@@ -270,7 +276,7 @@ fn bless() -> bool {
     std::env::var(BLESS).is_ok_and(|v| v == "1")
 }
 
-fn folder(kind: Integration) -> PathBuf {
+pub(super) fn folder(kind: Integration) -> PathBuf {
     Path::new(ROOT).join(kind.as_str())
 }
 

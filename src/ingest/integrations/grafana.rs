@@ -280,32 +280,21 @@ fn details(
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
     use crate::event::Severity;
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
 
     const NOW: UnixMillis = UnixMillis(1_714_641_300_000); // 2024-05-02T09:15:00Z
 
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
-
     fn one(alert: &str) -> Event {
-        let mut p =
-            parse_bytes(format!(r#"{{"version":"1","alerts":[{alert}]}}"#).as_bytes()).unwrap();
+        let mut p = parse(
+            KIND,
+            format!(r#"{{"version":"1","alerts":[{alert}]}}"#).as_bytes(),
+        )
+        .unwrap();
         assert!(p.rejected.is_empty(), "{:?}", p.rejected);
         p.events.remove(0)
     }
@@ -367,7 +356,8 @@ mod tests {
 
     #[test]
     fn refusals_name_the_format_and_field() {
-        let p = parse_bytes(
+        let p = parse(
+            KIND,
             br#"{"alerts":[{"status":"firing","fingerprint":"ok","labels":{"alertname":"A"}},
                 {"status":"pending","fingerprint":"f"},{"status":"firing"},
                 {"status":"firing","fingerprint":"g","values":[1]}]}"#,
@@ -395,30 +385,9 @@ mod tests {
                 "grafana: 'alerts' is missing: this is a legacy (pre-8) Grafana alert webhook; use a unified alerting webhook contact point",
             ),
         ] {
-            let err = parse_bytes(body).unwrap_err();
+            let err = parse(KIND, body).unwrap_err();
             assert_eq!(err.to_string(), want);
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        }
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/grafana/firing_batch.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        /// One byte of a real payload changed: an error or events, never a panic, and every
-        /// refusal names the format.
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("grafana: "));
-            }
         }
     }
 }

@@ -42,6 +42,10 @@ pub mod zabbix;
 mod golden;
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod no_panic;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use http::{HeaderMap, Response, StatusCode};
 use simd_json::prelude::*;

@@ -227,28 +227,15 @@ fn details(fields: &[(&str, Option<String>)]) -> Option<Details> {
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, StatusCode};
+    use http::StatusCode;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
 
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: UnixMillis(1_714_641_300_000),
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.to_vec())
-    }
-
     fn one(body: &str) -> Event {
-        parse_bytes(body.as_bytes()).unwrap().events.remove(0)
+        parse(KIND, body.as_bytes()).unwrap().events.remove(0)
     }
 
     #[test]
@@ -326,29 +313,9 @@ mod tests {
                 "newrelic_workflow: 'impactedEntities[0]' must be a string; 'updatedAt' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)",
             ),
         ] {
-            let err = parse_bytes(body.as_bytes()).unwrap_err();
+            let err = parse(KIND, body.as_bytes()).unwrap_err();
             assert_eq!(err.to_string(), want, "{body}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        }
-    }
-
-    const SAMPLE: &[u8] = include_bytes!(
-        "../../../tests/fixtures/integrations/newrelic_workflow/activated.request.json"
-    );
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("newrelic_workflow: "));
-            }
         }
     }
 }

@@ -382,24 +382,16 @@ mod tests {
     use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
-    use crate::ingest::integrations::golden::body_bytes;
-    use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000); // 2024-05-02T09:15:00Z
+    use crate::ingest::integrations::golden::body_bytes;
+    use crate::ingest::integrations::testing::Request;
 
     fn at(tail: &str, query: Option<&str>, body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "genie-key",
-            headers: &headers,
-            query,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        parse_at(tail, &req, &mut body.to_vec())
+        Request::default()
+            .routing_key("genie-key")
+            .query(query)
+            .path(tail)
+            .parse(KIND, body)
     }
 
     fn create(body: &str) -> Result<Parsed, IntegrationError> {
@@ -570,30 +562,5 @@ mod tests {
             "{}",
             refused.message
         );
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/opsgenie/create.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(
-            body in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
-            tail in "(/[a-z%0-9]{0,6}){0,3}",
-        ) {
-            let _ = at("", None, &body);
-            let _ = at(&tail, Some("identifierType=alias"), &body);
-        }
-
-        /// One byte of a real payload changed: an error or an event, never a panic, and every
-        /// refusal names the format.
-        #[test]
-        fn damaged_payloads_never_panic(at_byte in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at_byte] = byte;
-            if let Err(e) = at("", None, &body) {
-                proptest::prop_assert!(e.to_string().starts_with("opsgenie: "));
-            }
-        }
     }
 }

@@ -172,27 +172,11 @@ impl Format for Webhook {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
-
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
-    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
-    }
 
     #[test]
     fn states_decide_and_the_key_is_the_check_id() {
@@ -202,7 +186,7 @@ mod tests {
             ("UP", Action::Resolve),
             ("SUCCESS", Action::Resolve),
         ] {
-            let p = parse(&format!(
+            let p = parse(KIND, format!(
                 r#"{{"check_id":1234,"check_name":"Shop","current_state":"{state}","state_changed_timestamp":1714641290}}"#
             ))
             .unwrap();
@@ -210,7 +194,7 @@ mod tests {
             assert_eq!((e.action, e.dedup_key.as_str()), (want, "1234"), "{state}");
             assert_eq!(e.timestamp, Some(UnixMillis(1_714_641_290_000)));
         }
-        let e = parse(r#"{"check_id":"77","current_state":"DOWN","importance_level":"HIGH","state_changed_utc_time":"2024-05-02T09:14:50"}"#)
+        let e = parse(KIND, r#"{"check_id":"77","current_state":"DOWN","importance_level":"HIGH","state_changed_utc_time":"2024-05-02T09:14:50"}"#)
             .unwrap()
             .events
             .remove(0);
@@ -232,40 +216,7 @@ mod tests {
                 "pingdom: 'check_id' must be an integer (or its text); 'current_state' must be DOWN, UP, FAILING or SUCCESS (got \"PAUSED\")",
             ),
         ] {
-            assert_eq!(parse(body).unwrap_err().to_string(), want, "{body}");
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/pingdom/down.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("pingdom: "));
-            }
+            assert_eq!(parse(KIND, body).unwrap_err().to_string(), want, "{body}");
         }
     }
 }

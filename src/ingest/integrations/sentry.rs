@@ -372,29 +372,18 @@ fn issue(
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, HeaderValue};
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
-    use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
+    use crate::ingest::integrations::testing::{self, Request};
 
     fn parse(resource: Option<&str>, body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let mut headers = HeaderMap::new();
-        if let Some(r) = resource {
-            headers.insert(RESOURCE_HEADER, HeaderValue::from_str(r).unwrap());
+        match resource {
+            Some(r) => Request::default()
+                .header(RESOURCE_HEADER, r)
+                .parse(KIND, body),
+            None => testing::parse(KIND, body),
         }
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
     }
 
     #[test]
@@ -475,39 +464,6 @@ mod tests {
             ),
         ] {
             assert_eq!(parse(Some(resource), body).unwrap_err().to_string(), want);
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/sentry/issue_alert.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("sentry: "));
-            }
         }
     }
 }

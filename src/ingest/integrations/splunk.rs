@@ -197,26 +197,14 @@ impl Format for Webhook {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
     use crate::config::integrations::IntegrationSettings;
+    use crate::ingest::integrations::testing::{Request, NOW};
     use crate::time::UnixMillis;
 
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
     fn parse(query: Option<&str>, body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
+        Request::default().query(query).parse(KIND, body)
     }
 
     fn key(query: Option<&str>, body: &str) -> String {
@@ -244,19 +232,13 @@ mod tests {
             resolve_timeout: Some(std::time::Duration::from_secs(3600)),
             ..IntegrationSettings::default()
         };
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        let mut body =
-            br#"{"search_name":"Errors","result":{"severity":"HIGH","_time":"1714641290"}}"#
-                .to_vec();
-        let p = super::super::parse(KIND, &req, &mut body).unwrap();
+        let p = Request::default()
+            .settings(&settings)
+            .parse(
+                KIND,
+                br#"{"search_name":"Errors","result":{"severity":"HIGH","_time":"1714641290"}}"#,
+            )
+            .unwrap();
         let e = &p.events[0];
         assert_eq!(e.action, Action::Trigger);
         assert_eq!(e.ends_at, Some(UnixMillis(NOW.0 + 3_600_000)));
@@ -278,39 +260,6 @@ mod tests {
             ),
         ] {
             assert_eq!(parse(None, body).unwrap_err().to_string(), want, "{body}");
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: Some("dedup_fields=host"),
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/splunk/saved_search.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("splunk: "));
-            }
         }
     }
 }

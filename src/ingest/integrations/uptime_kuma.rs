@@ -160,27 +160,11 @@ impl Format for Webhook {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+
+    use crate::ingest::integrations::testing::parse;
     use crate::time::UnixMillis;
-
-    const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-
-    fn parse(body: &str) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
-    }
 
     #[test]
     fn statuses_decide_and_tests_are_ignored() {
@@ -189,16 +173,23 @@ mod tests {
                 r#"{{"heartbeat":{{"monitorID":7,"status":{status},"msg":"x","time":"2024-05-02 09:14:58.120"}},"monitor":{{"id":7,"name":"Shop"}},"msg":"m"}}"#
             )
         };
-        let p = parse(&body("0")).unwrap();
+        let p = parse(KIND, body("0")).unwrap();
         assert_eq!(
             (p.events[0].action, p.events[0].dedup_key.as_str()),
             (Action::Trigger, "7")
         );
         assert_eq!(p.events[0].timestamp, Some(UnixMillis(1_714_641_298_120)));
-        assert_eq!(parse(&body("1")).unwrap().events[0].action, Action::Resolve);
-        assert!(parse(&body("2")).unwrap().events.is_empty());
-        assert!(parse(&body("3")).unwrap().events.is_empty());
-        let p = parse(r#"{"heartbeat":null,"monitor":null,"msg":"Uptime Kuma test"}"#).unwrap();
+        assert_eq!(
+            parse(KIND, body("1")).unwrap().events[0].action,
+            Action::Resolve
+        );
+        assert!(parse(KIND, body("2")).unwrap().events.is_empty());
+        assert!(parse(KIND, body("3")).unwrap().events.is_empty());
+        let p = parse(
+            KIND,
+            r#"{"heartbeat":null,"monitor":null,"msg":"Uptime Kuma test"}"#,
+        )
+        .unwrap();
         assert!(p.events.is_empty());
     }
 
@@ -215,40 +206,7 @@ mod tests {
                 "uptime_kuma: 'heartbeat.status' must be 0 (down), 1 (up), 2 (pending) or 3 (maintenance); 'monitor.id' is missing (and so is 'heartbeat.monitorID')",
             ),
         ] {
-            assert_eq!(parse(body).unwrap_err().to_string(), want, "{body}");
-        }
-    }
-
-    fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-        let settings = IntegrationSettings::default();
-        let headers = HeaderMap::new();
-        let req = IngestRequest {
-            routing_key: "rk",
-            headers: &headers,
-            query: None,
-            path: "",
-            now: NOW,
-            settings: &settings,
-        };
-        Webhook::parse(&req, &mut body.to_vec())
-    }
-
-    const SAMPLE: &[u8] =
-        include_bytes!("../../../tests/fixtures/integrations/uptime_kuma/down.request.json");
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = parse_bytes(&body);
-        }
-
-        #[test]
-        fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-            let mut body = SAMPLE.to_vec();
-            body[at] = byte;
-            if let Err(e) = parse_bytes(&body) {
-                proptest::prop_assert!(e.to_string().starts_with("uptime_kuma: "));
-            }
+            assert_eq!(parse(KIND, body).unwrap_err().to_string(), want, "{body}");
         }
     }
 }

@@ -4,9 +4,8 @@ use simd_json::BorrowedValue;
 use super::*;
 use crate::config::integrations::IntegrationSettings;
 use crate::config::Config;
+use crate::ingest::integrations::testing::Request;
 use crate::time::UnixMillis;
-
-const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
 
 fn load(toml: &str) -> Result<IntegrationSettings, Vec<String>> {
     Config::from_toml(toml, Vec::new())
@@ -20,15 +19,11 @@ fn run(
     headers: &HeaderMap,
     body: &str,
 ) -> Result<Parsed, IntegrationError> {
-    let req = IngestRequest {
-        routing_key: "rk",
-        headers,
-        query,
-        path: "",
-        now: NOW,
-        settings,
-    };
-    super::super::parse(KIND, &req, &mut body.as_bytes().to_vec())
+    Request::default()
+        .settings(settings)
+        .query(query)
+        .headers(headers)
+        .parse(KIND, body)
 }
 
 #[test]
@@ -257,49 +252,4 @@ fn the_readme_worked_example_runs() {
     });
     let want: serde_json::Value = serde_json::from_str(&event).unwrap();
     assert_eq!(got, want);
-}
-
-fn parse_bytes(body: &[u8]) -> Result<Parsed, IntegrationError> {
-    let settings = load(
-        r#"[integrations.generic.m]
-        dedup_key = "/check/id"
-        dedup_key_template = "{/host}/{/check/name}"
-        summary = "/check/output"
-        labels = { team = "/owner/team" }
-        action_pointer = "/check/state"
-        action_map = { failing = "trigger", passing = "resolve" }
-        timestamp = "/check/changed_at"
-        details = ""
-        "#,
-    )
-    .unwrap();
-    let headers = HeaderMap::new();
-    let req = IngestRequest {
-        routing_key: "rk",
-        headers: &headers,
-        query: None,
-        path: "",
-        now: NOW,
-        settings: &settings,
-    };
-    Mapped::parse(&req, &mut body.to_vec())
-}
-
-const SAMPLE: &[u8] =
-    include_bytes!("../../../../tests/fixtures/integrations/generic/failing.request.json");
-
-proptest::proptest! {
-    #[test]
-    fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-        let _ = parse_bytes(&body);
-    }
-
-    #[test]
-    fn damaged_payloads_never_panic(at in 0..SAMPLE.len(), byte in proptest::num::u8::ANY) {
-        let mut body = SAMPLE.to_vec();
-        body[at] = byte;
-        if let Err(e) = parse_bytes(&body) {
-            proptest::prop_assert!(e.to_string().starts_with("generic: "));
-        }
-    }
 }
