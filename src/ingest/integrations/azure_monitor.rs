@@ -35,7 +35,7 @@ use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDU
 use crate::ingest::response::{self, Body};
 
 use super::fields::Reader;
-use super::{json_object, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::AzureMonitor;
 
@@ -47,25 +47,7 @@ pub struct CommonAlert;
 
 impl Format for CommonAlert {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let event = read(&mut r, req);
-        match event {
-            Some((event, truncated)) if errors.is_empty() => Ok(Parsed {
-                events: vec![event],
-                rejected: Vec::new(),
-                summaries_truncated: u64::from(truncated),
-            }),
-            _ => Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            }),
-        }
+        one_alert(KIND, body, |r| read(r, req))
     }
 
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {

@@ -201,11 +201,7 @@ impl Format for Webhook {
             errors: Vec::new(),
         };
         event.custom_details = details(&mut c, is_service);
-        Ok(Parsed {
-            events: vec![event],
-            rejected: Vec::new(),
-            summaries_truncated: u64::from(truncated),
-        })
+        Ok(Parsed::one(event, truncated))
     }
 }
 

@@ -355,11 +355,7 @@ fn alarm(
         .ok()
         .and_then(|text| serde_json::value::RawValue::from_string(text).ok())
         .map(Details);
-    Ok(Parsed {
-        events: vec![event],
-        rejected: Vec::new(),
-        summaries_truncated: u64::from(truncated),
-    })
+    Ok(Parsed::one(event, truncated))
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ use crate::event::{
 };
 use crate::ingest::response::{self, Body};
 
-use super::{json_object, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Datadog;
 
@@ -64,20 +64,7 @@ pub struct Webhook;
 
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let event = read(&root, req, &mut errors);
-        match event {
-            Some((event, truncated)) if errors.is_empty() => Ok(Parsed {
-                events: vec![event],
-                rejected: Vec::new(),
-                summaries_truncated: u64::from(truncated),
-            }),
-            _ => Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            }),
-        }
+        one_alert(KIND, body, |r| read(r.value?, req, r.errors))
     }
 
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {

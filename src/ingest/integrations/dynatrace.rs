@@ -34,8 +34,7 @@ use simd_json::BorrowedValue;
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::time::{from_epoch_number, Parsed as Time, UnixMillis};
 
-use super::fields::Reader;
-use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Dynatrace;
 
@@ -96,94 +95,84 @@ fn epoch_ms(v: Option<&BorrowedValue<'_>>) -> Option<UnixMillis> {
 
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let state = r.opt_str("State").map(str::trim);
-        let title = r.opt_str("ProblemTitle").filter(|s| !s.trim().is_empty());
-        let sev_name = r.opt_str("ProblemSeverity").filter(|s| !s.is_empty());
-        let impact = r.opt_str("ProblemImpact").filter(|s| !s.is_empty());
-        let url = r.opt_str("ProblemURL").filter(|s| !s.is_empty());
-        let entity = r.opt_str("ImpactedEntity").filter(|s| !s.trim().is_empty());
-        let tag_text = r.opt_str("Tags").unwrap_or_default();
-        let problem_details = r.object("ProblemDetailsJSON");
-        let key = text_or_number(root.get("ProblemID")).or_else(|| text_or_number(root.get("PID")));
-        let action = match state {
-            Some(s) if s.eq_ignore_ascii_case("OPEN") => Action::Trigger,
-            Some(s)
-                if ["RESOLVED", "CLOSED", "MERGED"]
-                    .iter()
-                    .any(|n| s.eq_ignore_ascii_case(n)) =>
-            {
-                Action::Resolve
+        one_alert(KIND, body, |r| {
+            let root = r.value?;
+            let state = r.opt_str("State").map(str::trim);
+            let title = r.opt_str("ProblemTitle").filter(|s| !s.trim().is_empty());
+            let sev_name = r.opt_str("ProblemSeverity").filter(|s| !s.is_empty());
+            let impact = r.opt_str("ProblemImpact").filter(|s| !s.is_empty());
+            let url = r.opt_str("ProblemURL").filter(|s| !s.is_empty());
+            let entity = r.opt_str("ImpactedEntity").filter(|s| !s.trim().is_empty());
+            let tag_text = r.opt_str("Tags").unwrap_or_default();
+            let problem_details = r.object("ProblemDetailsJSON");
+            let key =
+                text_or_number(root.get("ProblemID")).or_else(|| text_or_number(root.get("PID")));
+            let action = match state {
+                Some(s) if s.eq_ignore_ascii_case("OPEN") => Action::Trigger,
+                Some(s)
+                    if ["RESOLVED", "CLOSED", "MERGED"]
+                        .iter()
+                        .any(|n| s.eq_ignore_ascii_case(n)) =>
+                {
+                    Action::Resolve
+                }
+                Some(s) => {
+                    r.errors.push(format!(
+                        "'State' must be OPEN, RESOLVED, CLOSED or MERGED (got {s:?})"
+                    ));
+                    Action::Trigger
+                }
+                None => {
+                    r.errors.push("'State' is missing".to_string());
+                    Action::Trigger
+                }
+            };
+            match &key {
+                None => r
+                    .errors
+                    .push("'ProblemID' is missing or blank (and so is 'PID')".to_string()),
+                Some(k) if k.chars().nth(MAX_DEDUP_KEY_CHARS).is_some() => r
+                    .errors
+                    .push("'ProblemID' must be at most 255 characters".to_string()),
+                Some(_) => {}
             }
-            Some(s) => {
-                r.errors.push(format!(
-                    "'State' must be OPEN, RESOLVED, CLOSED or MERGED (got {s:?})"
-                ));
-                Action::Trigger
-            }
-            None => {
-                r.errors.push("'State' is missing".to_string());
-                Action::Trigger
-            }
-        };
-        match &key {
-            None => r
-                .errors
-                .push("'ProblemID' is missing or blank (and so is 'PID')".to_string()),
-            Some(k) if k.chars().nth(MAX_DEDUP_KEY_CHARS).is_some() => r
-                .errors
-                .push("'ProblemID' must be at most 255 characters".to_string()),
-            Some(_) => {}
-        }
-        let (Some(key), true) = (key, errors.is_empty()) else {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            });
-        };
-        let entities = root.get("ImpactedEntities").and_then(|v| v.as_array());
-        let mut event = Event::new(KIND, action, req.routing_key.to_string(), key, req.now);
-        let (s, truncated) = summary(title.unwrap_or(&event.dedup_key));
-        event.summary = s;
-        event.severity = sev_name
-            .and_then(severity)
-            .unwrap_or(req.settings.default_severity);
-        event.source = entity
-            .map(str::to_string)
-            .or_else(|| {
-                entities
-                    .and_then(|e| e.first())
-                    .and_then(|e| e.get("name"))
-                    .and_then(|n| n.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        event.component = impact.map(str::to_string);
-        event.class = sev_name.map(str::to_string);
-        event.labels = tags(tag_text);
-        let time = |name: &str| epoch_ms(problem_details.and_then(|d| d.get(name)));
-        event.timestamp = match action {
-            Action::Resolve => time("endTime").or_else(|| time("startTime")),
-            _ => time("startTime"),
-        };
-        event.links = url
-            .map(|href| Link {
-                href: href.to_string(),
-                text: Some("Dynatrace problem".into()),
-            })
-            .into_iter()
-            .collect();
-        event.custom_details = details(&root);
-        Ok(Parsed {
-            events: vec![event],
-            rejected: Vec::new(),
-            summaries_truncated: u64::from(truncated),
+            let (Some(key), true) = (key, r.errors.is_empty()) else {
+                return None;
+            };
+            let entities = root.get("ImpactedEntities").and_then(|v| v.as_array());
+            let mut event = Event::new(KIND, action, req.routing_key.to_string(), key, req.now);
+            let (s, truncated) = summary(title.unwrap_or(&event.dedup_key));
+            event.summary = s;
+            event.severity = sev_name
+                .and_then(severity)
+                .unwrap_or(req.settings.default_severity);
+            event.source = entity
+                .map(str::to_string)
+                .or_else(|| {
+                    entities
+                        .and_then(|e| e.first())
+                        .and_then(|e| e.get("name"))
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            event.component = impact.map(str::to_string);
+            event.class = sev_name.map(str::to_string);
+            event.labels = tags(tag_text);
+            let time = |name: &str| epoch_ms(problem_details.and_then(|d| d.get(name)));
+            event.timestamp = match action {
+                Action::Resolve => time("endTime").or_else(|| time("startTime")),
+                _ => time("startTime"),
+            };
+            event.links = url
+                .map(|href| Link {
+                    href: href.to_string(),
+                    text: Some("Dynatrace problem".into()),
+                })
+                .into_iter()
+                .collect();
+            event.custom_details = details(root);
+            Some((event, truncated))
         })
     }
 }

@@ -37,7 +37,7 @@
 use crate::event::{fingerprint, Action, Event, Integration, Link, Severity};
 
 use super::fields::Reader;
-use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Elastic;
 
@@ -51,125 +51,115 @@ fn filled<'v>(r: &mut Reader<'v, '_>, name: &str) -> Option<&'v str> {
 
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let date = r.timestamp("date");
-        let severity_name = filled(&mut r, "severity");
-        let rule = r.object("rule");
-        let alert = r.req_object("alert");
-        let context = r.object("context");
-        let context_details = r.details("context");
+        one_alert(KIND, body, |r| {
+            let date = r.timestamp("date");
+            let severity_name = filled(r, "severity");
+            let rule = r.object("rule");
+            let alert = r.req_object("alert");
+            let context = r.object("context");
+            let context_details = r.details("context");
 
-        let mut ru = r.child(rule, "rule");
-        let rule_id = filled(&mut ru, "id");
-        let rule_name = filled(&mut ru, "name");
-        let rule_url = filled(&mut ru, "url");
-        let tags = filled(&mut ru, "tags");
+            let mut ru = r.child(rule, "rule");
+            let rule_id = filled(&mut ru, "id");
+            let rule_name = filled(&mut ru, "name");
+            let rule_url = filled(&mut ru, "url");
+            let tags = filled(&mut ru, "tags");
 
-        let mut al = r.child(alert, "alert");
-        let alert_id = filled(&mut al, "id");
-        let uuid = filled(&mut al, "uuid");
-        let group = filled(&mut al, "action_group");
+            let mut al = r.child(alert, "alert");
+            let alert_id = filled(&mut al, "id");
+            let uuid = filled(&mut al, "uuid");
+            let group = filled(&mut al, "action_group");
 
-        let mut cx = r.child(context, "context");
-        let reason = filled(&mut cx, "reason");
-        let message = filled(&mut cx, "message");
+            let mut cx = r.child(context, "context");
+            let reason = filled(&mut cx, "reason");
+            let message = filled(&mut cx, "message");
 
-        if alert.is_some() {
-            if group.is_none() {
-                r.errors
-                    .push("'alert.action_group' is missing or blank".to_string());
-            }
-            if uuid.is_none() {
-                if alert_id.is_none() {
-                    r.errors.push(
-                        "'alert.id' is missing or blank (and there is no 'alert.uuid')".to_string(),
-                    );
+            if alert.is_some() {
+                if group.is_none() {
+                    r.errors
+                        .push("'alert.action_group' is missing or blank".to_string());
                 }
-                if rule_id.is_none() {
-                    r.errors.push(
-                        "'rule.id' is missing or blank (and there is no 'alert.uuid')".to_string(),
-                    );
+                if uuid.is_none() {
+                    if alert_id.is_none() {
+                        r.errors.push(
+                            "'alert.id' is missing or blank (and there is no 'alert.uuid')"
+                                .to_string(),
+                        );
+                    }
+                    if rule_id.is_none() {
+                        r.errors.push(
+                            "'rule.id' is missing or blank (and there is no 'alert.uuid')"
+                                .to_string(),
+                        );
+                    }
                 }
             }
-        }
-        let severity = match severity_name {
-            Some(s) => Severity::parse(s).or_else(|| {
-                r.errors.push(format!(
-                    "'severity' must be one of {} (got {s:?})",
-                    Severity::NAMES
-                ));
-                None
-            }),
-            None => None,
-        };
-        if !errors.is_empty() {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            });
-        }
-        let group = group.unwrap_or_default();
-        let dedup_key = match uuid {
-            Some(u) if u.chars().count() <= crate::event::MAX_DEDUP_KEY_CHARS => u.to_string(),
-            _ => {
-                let (rid, aid) = (rule_id.unwrap_or_default(), alert_id.unwrap_or_default());
-                format!("{:032x}", fingerprint(&[rid.as_bytes(), aid.as_bytes()]))
+            let severity = match severity_name {
+                Some(s) => Severity::parse(s).or_else(|| {
+                    r.errors.push(format!(
+                        "'severity' must be one of {} (got {s:?})",
+                        Severity::NAMES
+                    ));
+                    None
+                }),
+                None => None,
+            };
+            if !r.errors.is_empty() {
+                return None;
             }
-        };
-        let action = if group.eq_ignore_ascii_case("recovered") {
-            Action::Resolve
-        } else {
-            Action::Trigger
-        };
-        let mut event = Event::new(
-            KIND,
-            action,
-            req.routing_key.to_string(),
-            dedup_key,
-            req.now,
-        );
-        let fallback = match (rule_name, alert_id) {
-            (Some(n), Some(a)) => format!("{n}: {a}"),
-            (Some(n), None) => n.to_string(),
-            (None, Some(a)) => a.to_string(),
-            (None, None) => event.dedup_key.clone(),
-        };
-        let (s, truncated) = summary(reason.or(message).unwrap_or(&fallback));
-        event.summary = s;
-        event.severity = severity.unwrap_or_else(|| {
-            if group.to_ascii_lowercase().contains("warning") {
-                Severity::Warning
+            let group = group.unwrap_or_default();
+            let dedup_key = match uuid {
+                Some(u) if u.chars().count() <= crate::event::MAX_DEDUP_KEY_CHARS => u.to_string(),
+                _ => {
+                    let (rid, aid) = (rule_id.unwrap_or_default(), alert_id.unwrap_or_default());
+                    format!("{:032x}", fingerprint(&[rid.as_bytes(), aid.as_bytes()]))
+                }
+            };
+            let action = if group.eq_ignore_ascii_case("recovered") {
+                Action::Resolve
             } else {
-                req.settings.default_severity
+                Action::Trigger
+            };
+            let mut event = Event::new(
+                KIND,
+                action,
+                req.routing_key.to_string(),
+                dedup_key,
+                req.now,
+            );
+            let fallback = match (rule_name, alert_id) {
+                (Some(n), Some(a)) => format!("{n}: {a}"),
+                (Some(n), None) => n.to_string(),
+                (None, Some(a)) => a.to_string(),
+                (None, None) => event.dedup_key.clone(),
+            };
+            let (s, truncated) = summary(reason.or(message).unwrap_or(&fallback));
+            event.summary = s;
+            event.severity = severity.unwrap_or_else(|| {
+                if group.to_ascii_lowercase().contains("warning") {
+                    Severity::Warning
+                } else {
+                    req.settings.default_severity
+                }
+            });
+            event.source = alert_id.unwrap_or_default().to_string();
+            event.class = rule_name.map(str::to_string);
+            event.group = rule_id.map(str::to_string);
+            event.timestamp = date;
+            let mut labels = vec![("action_group".to_string(), group.to_string())];
+            if let Some(t) = tags {
+                labels.push(("tags".to_string(), t.to_string()));
             }
-        });
-        event.source = alert_id.unwrap_or_default().to_string();
-        event.class = rule_name.map(str::to_string);
-        event.group = rule_id.map(str::to_string);
-        event.timestamp = date;
-        let mut labels = vec![("action_group".to_string(), group.to_string())];
-        if let Some(t) = tags {
-            labels.push(("tags".to_string(), t.to_string()));
-        }
-        event.labels = labels;
-        event.custom_details = context_details;
-        event.links = rule_url
-            .map(|href| Link {
-                href: href.to_string(),
-                text: Some("Kibana rule".into()),
-            })
-            .into_iter()
-            .collect();
-        Ok(Parsed {
-            events: vec![event],
-            rejected: Vec::new(),
-            summaries_truncated: u64::from(truncated),
+            event.labels = labels;
+            event.custom_details = context_details;
+            event.links = rule_url
+                .map(|href| Link {
+                    href: href.to_string(),
+                    text: Some("Kibana rule".into()),
+                })
+                .into_iter()
+                .collect();
+            Some((event, truncated))
         })
     }
 }

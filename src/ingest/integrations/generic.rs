@@ -652,11 +652,7 @@ impl Format for Mapped {
             what: "body is not valid JSON",
         })?;
         match mapper.apply(&root, req) {
-            Ok((event, truncated)) => Ok(Parsed {
-                events: vec![event],
-                rejected: Vec::new(),
-                summaries_truncated: u64::from(truncated),
-            }),
+            Ok((event, truncated)) => Ok(Parsed::one(event, truncated)),
             Err(problems) => Err(IntegrationError::Invalid {
                 kind: KIND,
                 problems: problems

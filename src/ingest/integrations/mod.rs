@@ -139,6 +139,17 @@ pub struct Parsed {
     pub summaries_truncated: u64,
 }
 
+impl Parsed {
+    /// A request's one event, and whether its summary was cut.
+    pub fn one(event: Event, truncated: bool) -> Self {
+        Parsed {
+            events: vec![event],
+            rejected: Vec::new(),
+            summaries_truncated: u64::from(truncated),
+        }
+    }
+}
+
 /// One refused item of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected {
@@ -354,6 +365,30 @@ pub fn json_object(
             kind,
             what: "body is not a JSON object",
         })
+    }
+}
+
+/// Parses a body that is one JSON object standing for one alert: `read` gets a reader on the
+/// object and returns the event and whether its summary was cut. Any problem it records, or
+/// no event, refuses the request with every problem.
+pub fn one_alert(
+    kind: Integration,
+    body: &mut [u8],
+    read: impl FnOnce(&mut fields::Reader<'_, '_>) -> Option<(Event, bool)>,
+) -> Result<Parsed, IntegrationError> {
+    let root = json_object(kind, body)?;
+    let mut errors = Vec::new();
+    let event = read(&mut fields::Reader {
+        value: Some(&root),
+        path: "",
+        errors: &mut errors,
+    });
+    match event {
+        Some((event, truncated)) if errors.is_empty() => Ok(Parsed::one(event, truncated)),
+        _ => Err(IntegrationError::Invalid {
+            kind,
+            problems: errors,
+        }),
     }
 }
 

@@ -342,11 +342,7 @@ fn create(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, Integratio
     }
     event.labels = labels;
     event.custom_details = custom_details(&root);
-    Ok(Parsed {
-        events: vec![event],
-        rejected: Vec::new(),
-        summaries_truncated: u64::from(truncated),
-    })
+    Ok(Parsed::one(event, truncated))
 }
 
 /// The create's free-form fields, each when sent, as one JSON object.

@@ -24,8 +24,7 @@ use simd_json::BorrowedValue;
 
 use crate::event::{Action, Details, Event, Integration, Link, Severity};
 
-use super::fields::Reader;
-use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Pingdom;
 
@@ -49,123 +48,112 @@ fn copy(v: &BorrowedValue<'_>) -> Option<serde_json::Value> {
 
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let check_id = match root.get("check_id").filter(|v| !v.is_null()) {
-            None => {
-                r.errors.push("'check_id' is missing".to_string());
-                None
-            }
-            Some(v) => match v.as_u64().map(|n| n.to_string()).or_else(|| {
-                v.as_str()
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty() && s.len() < 256)
-                    .map(str::to_string)
-            }) {
-                Some(id) => Some(id),
+        one_alert(KIND, body, |r| {
+            let root = r.value?;
+            let check_id = match root.get("check_id").filter(|v| !v.is_null()) {
                 None => {
-                    r.errors
-                        .push("'check_id' must be an integer (or its text)".to_string());
+                    r.errors.push("'check_id' is missing".to_string());
                     None
                 }
-            },
-        };
-        let name = r.opt_str("check_name").filter(|s| !s.trim().is_empty());
-        let check_type = r.opt_str("check_type").filter(|s| !s.is_empty());
-        let state = r.req_str("current_state").map(str::trim);
-        let importance = r.opt_str("importance_level");
-        let description = r.opt_str("description").filter(|s| !s.trim().is_empty());
-        let mut timestamp = r.timestamp("state_changed_timestamp");
-        if timestamp.is_none() {
-            timestamp = r.timestamp("state_changed_utc_time");
-        }
-        let params = r.object("check_params");
-        let mut p = r.child(params, "check_params");
-        let hostname = p.opt_str("hostname").filter(|s| !s.trim().is_empty());
-        let full_url = p.opt_str("full_url").filter(|s| !s.trim().is_empty());
-        let action = match state {
-            Some(s) if s.eq_ignore_ascii_case("DOWN") || s.eq_ignore_ascii_case("FAILING") => {
-                Some(Action::Trigger)
+                Some(v) => match v.as_u64().map(|n| n.to_string()).or_else(|| {
+                    v.as_str()
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty() && s.len() < 256)
+                        .map(str::to_string)
+                }) {
+                    Some(id) => Some(id),
+                    None => {
+                        r.errors
+                            .push("'check_id' must be an integer (or its text)".to_string());
+                        None
+                    }
+                },
+            };
+            let name = r.opt_str("check_name").filter(|s| !s.trim().is_empty());
+            let check_type = r.opt_str("check_type").filter(|s| !s.is_empty());
+            let state = r.req_str("current_state").map(str::trim);
+            let importance = r.opt_str("importance_level");
+            let description = r.opt_str("description").filter(|s| !s.trim().is_empty());
+            let mut timestamp = r.timestamp("state_changed_timestamp");
+            if timestamp.is_none() {
+                timestamp = r.timestamp("state_changed_utc_time");
             }
-            Some(s) if s.eq_ignore_ascii_case("UP") || s.eq_ignore_ascii_case("SUCCESS") => {
-                Some(Action::Resolve)
-            }
-            Some(s) => {
-                r.errors.push(format!(
-                    "'current_state' must be DOWN, UP, FAILING or SUCCESS (got {s:?})"
-                ));
-                None
-            }
-            None => None,
-        };
-        let (Some(key), Some(action), true) = (check_id, action, errors.is_empty()) else {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
+            let params = r.object("check_params");
+            let mut p = r.child(params, "check_params");
+            let hostname = p.opt_str("hostname").filter(|s| !s.trim().is_empty());
+            let full_url = p.opt_str("full_url").filter(|s| !s.trim().is_empty());
+            let action = match state {
+                Some(s) if s.eq_ignore_ascii_case("DOWN") || s.eq_ignore_ascii_case("FAILING") => {
+                    Some(Action::Trigger)
+                }
+                Some(s) if s.eq_ignore_ascii_case("UP") || s.eq_ignore_ascii_case("SUCCESS") => {
+                    Some(Action::Resolve)
+                }
+                Some(s) => {
+                    r.errors.push(format!(
+                        "'current_state' must be DOWN, UP, FAILING or SUCCESS (got {s:?})"
+                    ));
+                    None
+                }
+                None => None,
+            };
+            let (Some(key), Some(action), true) = (check_id, action, r.errors.is_empty()) else {
+                return None;
+            };
+            let state = state.unwrap_or_default();
+            let mut event = Event::new(KIND, action, req.routing_key.to_string(), key, req.now);
+            let head = format!("{} is {state}", name.unwrap_or(&event.dedup_key));
+            let (s, truncated) = summary(&match description {
+                Some(d) => format!("{head}: {d}"),
+                None => head,
             });
-        };
-        let state = state.unwrap_or_default();
-        let mut event = Event::new(KIND, action, req.routing_key.to_string(), key, req.now);
-        let head = format!("{} is {state}", name.unwrap_or(&event.dedup_key));
-        let (s, truncated) = summary(&match description {
-            Some(d) => format!("{head}: {d}"),
-            None => head,
-        });
-        event.summary = s;
-        event.severity = importance
-            .and_then(severity)
-            .unwrap_or(req.settings.default_severity);
-        event.source = hostname.or(full_url).unwrap_or_default().to_string();
-        event.component = name.map(str::to_string);
-        event.class = check_type.map(str::to_string);
-        event.timestamp = timestamp;
-        let mut labels: Vec<(String, String)> = root
-            .get("tags")
-            .and_then(|t| t.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str())
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| (t.trim().to_string(), String::new()))
-            .collect();
-        labels.sort();
-        labels.dedup();
-        event.labels = labels;
-        event.links = full_url
-            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            .map(|href| Link {
-                href: href.to_string(),
-                text: Some("Checked URL".into()),
-            })
-            .into_iter()
-            .collect();
-        let mut map = serde_json::Map::new();
-        for name in [
-            "description",
-            "long_description",
-            "previous_state",
-            "current_state",
-            "importance_level",
-            "first_probe",
-            "second_probe",
-        ] {
-            if let Some(v) = root.get(name).filter(|v| !v.is_null()).and_then(copy) {
-                map.insert(name.to_string(), v);
+            event.summary = s;
+            event.severity = importance
+                .and_then(severity)
+                .unwrap_or(req.settings.default_severity);
+            event.source = hostname.or(full_url).unwrap_or_default().to_string();
+            event.component = name.map(str::to_string);
+            event.class = check_type.map(str::to_string);
+            event.timestamp = timestamp;
+            let mut labels: Vec<(String, String)> = root
+                .get("tags")
+                .and_then(|t| t.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str())
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| (t.trim().to_string(), String::new()))
+                .collect();
+            labels.sort();
+            labels.dedup();
+            event.labels = labels;
+            event.links = full_url
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                .map(|href| Link {
+                    href: href.to_string(),
+                    text: Some("Checked URL".into()),
+                })
+                .into_iter()
+                .collect();
+            let mut map = serde_json::Map::new();
+            for name in [
+                "description",
+                "long_description",
+                "previous_state",
+                "current_state",
+                "importance_level",
+                "first_probe",
+                "second_probe",
+            ] {
+                if let Some(v) = root.get(name).filter(|v| !v.is_null()).and_then(copy) {
+                    map.insert(name.to_string(), v);
+                }
             }
-        }
-        event.custom_details = serde_json::to_string(&map)
-            .ok()
-            .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
-            .map(Details);
-        Ok(Parsed {
-            events: vec![event],
-            rejected: Vec::new(),
-            summaries_truncated: u64::from(truncated),
+            event.custom_details = serde_json::to_string(&map)
+                .ok()
+                .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
+                .map(Details);
+            Some((event, truncated))
         })
     }
 }

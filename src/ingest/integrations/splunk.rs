@@ -29,8 +29,7 @@ use crate::event::{fingerprint, Action, Event, Integration, Link, Severity};
 use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
 
 use super::endpoint::percent_decode;
-use super::fields::Reader;
-use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Splunk;
 const DEDUP_FIELDS_PARAM: &str = "dedup_fields";
@@ -70,127 +69,116 @@ fn dedup_fields(query: Option<&str>) -> Option<Vec<String>> {
 
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let search_name = r.opt_str("search_name").filter(|s| !s.trim().is_empty());
-        let app = r.opt_str("app").filter(|s| !s.is_empty());
-        let results_link = r.opt_str("results_link").filter(|s| !s.is_empty());
-        let _sid = r.opt_str("sid");
-        let result = r.object("result");
-        let details = r.details("result");
+        one_alert(KIND, body, |r| {
+            let search_name = r.opt_str("search_name").filter(|s| !s.trim().is_empty());
+            let app = r.opt_str("app").filter(|s| !s.is_empty());
+            let results_link = r.opt_str("results_link").filter(|s| !s.is_empty());
+            let _sid = r.opt_str("sid");
+            let result = r.object("result");
+            let details = r.details("result");
 
-        // The result's string fields (multivalue fields joined by commas), sorted by name.
-        let mut fields: Vec<(String, String)> = Vec::new();
-        if let Some(map) = result.and_then(|v| v.as_object()) {
-            for (k, v) in map.iter() {
-                let text = if let Some(s) = v.as_str() {
-                    s.to_string()
-                } else if let Some(items) = v.as_array() {
-                    let parts: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
-                    parts.join(",")
-                } else if v.is_number() || v.is_bool() {
-                    v.encode()
-                } else {
-                    continue;
-                };
-                fields.push((k.to_string(), text));
+            // The result's string fields (multivalue fields joined by commas), sorted by name.
+            let mut fields: Vec<(String, String)> = Vec::new();
+            if let Some(map) = result.and_then(|v| v.as_object()) {
+                for (k, v) in map.iter() {
+                    let text = if let Some(s) = v.as_str() {
+                        s.to_string()
+                    } else if let Some(items) = v.as_array() {
+                        let parts: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
+                        parts.join(",")
+                    } else if v.is_number() || v.is_bool() {
+                        v.encode()
+                    } else {
+                        continue;
+                    };
+                    fields.push((k.to_string(), text));
+                }
             }
-        }
-        fields.sort();
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, v)| k == name && !v.is_empty())
-                .map(|(_, v)| v.as_str())
-        };
-        let timestamp = match field("_time").map(|t| {
-            parse_timestamp(t).or_else(|| t.parse::<f64>().ok().and_then(from_epoch_number))
-        }) {
-            Some(Some(Time::At(t))) => Some(t),
-            Some(None) => {
-                r.errors.push(
+            fields.sort();
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, v)| k == name && !v.is_empty())
+                    .map(|(_, v)| v.as_str())
+            };
+            let timestamp = match field("_time").map(|t| {
+                parse_timestamp(t).or_else(|| t.parse::<f64>().ok().and_then(from_epoch_number))
+            }) {
+                Some(Some(Time::At(t))) => Some(t),
+                Some(None) => {
+                    r.errors.push(
                     "'result._time' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)"
                         .to_string(),
                 );
-                None
-            }
-            _ => None,
-        };
-        let labels: Vec<(String, String)> = fields
-            .iter()
-            .filter(|(k, _)| !k.starts_with('_'))
-            .cloned()
-            .collect();
-        let chosen = dedup_fields(req.query);
-        let key_parts: Option<Vec<&[u8]>> = match (search_name, &chosen) {
-            (Some(name), Some(names)) => {
-                let mut parts = vec![name.as_bytes()];
-                for n in names {
-                    parts.push(n.as_bytes());
-                    parts.push(field(n).unwrap_or_default().as_bytes());
+                    None
                 }
-                Some(parts)
-            }
-            (Some(name), None) => Some(vec![name.as_bytes()]),
-            (None, _) if !labels.is_empty() => Some(
-                labels
-                    .iter()
-                    .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
-                    .collect(),
-            ),
-            (None, _) => {
-                r.errors.push(
-                    "'search_name' is missing and 'result' has no fields to key the alert by"
-                        .to_string(),
-                );
-                None
-            }
-        };
-        let sev = field("severity").map(|s| severity(s).unwrap_or(req.settings.default_severity));
-        let (Some(parts), true) = (key_parts, errors.is_empty()) else {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            });
-        };
-        let dedup_key = format!("{:032x}", fingerprint(&parts));
-        let mut event = Event::new(
-            KIND,
-            Action::Trigger,
-            req.routing_key.to_string(),
-            dedup_key,
-            req.now,
-        );
-        let (s, truncated) = summary(
-            field("summary")
-                .or_else(|| field("message"))
-                .or(search_name)
-                .unwrap_or(&event.dedup_key),
-        );
-        event.summary = s;
-        event.severity = sev.unwrap_or(req.settings.default_severity);
-        event.source = field("host").unwrap_or_default().to_string();
-        event.component = app.map(str::to_string);
-        event.class = search_name.map(str::to_string);
-        event.timestamp = timestamp;
-        event.custom_details = details;
-        event.links = results_link
-            .map(|href| Link {
-                href: href.to_string(),
-                text: Some("Splunk results".into()),
-            })
-            .into_iter()
-            .collect();
-        event.labels = labels;
-        Ok(Parsed {
-            events: vec![event],
-            rejected: Vec::new(),
-            summaries_truncated: u64::from(truncated),
+                _ => None,
+            };
+            let labels: Vec<(String, String)> = fields
+                .iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .cloned()
+                .collect();
+            let chosen = dedup_fields(req.query);
+            let key_parts: Option<Vec<&[u8]>> = match (search_name, &chosen) {
+                (Some(name), Some(names)) => {
+                    let mut parts = vec![name.as_bytes()];
+                    for n in names {
+                        parts.push(n.as_bytes());
+                        parts.push(field(n).unwrap_or_default().as_bytes());
+                    }
+                    Some(parts)
+                }
+                (Some(name), None) => Some(vec![name.as_bytes()]),
+                (None, _) if !labels.is_empty() => Some(
+                    labels
+                        .iter()
+                        .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
+                        .collect(),
+                ),
+                (None, _) => {
+                    r.errors.push(
+                        "'search_name' is missing and 'result' has no fields to key the alert by"
+                            .to_string(),
+                    );
+                    None
+                }
+            };
+            let sev =
+                field("severity").map(|s| severity(s).unwrap_or(req.settings.default_severity));
+            let (Some(parts), true) = (key_parts, r.errors.is_empty()) else {
+                return None;
+            };
+            let dedup_key = format!("{:032x}", fingerprint(&parts));
+            let mut event = Event::new(
+                KIND,
+                Action::Trigger,
+                req.routing_key.to_string(),
+                dedup_key,
+                req.now,
+            );
+            let (s, truncated) = summary(
+                field("summary")
+                    .or_else(|| field("message"))
+                    .or(search_name)
+                    .unwrap_or(&event.dedup_key),
+            );
+            event.summary = s;
+            event.severity = sev.unwrap_or(req.settings.default_severity);
+            event.source = field("host").unwrap_or_default().to_string();
+            event.component = app.map(str::to_string);
+            event.class = search_name.map(str::to_string);
+            event.timestamp = timestamp;
+            event.custom_details = details;
+            event.links = results_link
+                .map(|href| Link {
+                    href: href.to_string(),
+                    text: Some("Splunk results".into()),
+                })
+                .into_iter()
+                .collect();
+            event.labels = labels;
+            Some((event, truncated))
         })
     }
 }

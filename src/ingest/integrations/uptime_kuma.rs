@@ -150,11 +150,7 @@ impl Format for Webhook {
             })
             .into_iter()
             .collect();
-        Ok(Parsed {
-            events: vec![event],
-            rejected: Vec::new(),
-            summaries_truncated: u64::from(truncated),
-        })
+        Ok(Parsed::one(event, truncated))
     }
 }
 

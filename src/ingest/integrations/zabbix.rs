@@ -45,7 +45,7 @@ use simd_json::BorrowedValue;
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 
-use super::{json_object, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Zabbix;
 
@@ -54,20 +54,7 @@ pub struct MediaType;
 
 impl Format for MediaType {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let event = read(&root, req, &mut errors);
-        match event {
-            Some((event, truncated)) if errors.is_empty() => Ok(Parsed {
-                events: vec![event],
-                rejected: Vec::new(),
-                summaries_truncated: u64::from(truncated),
-            }),
-            _ => Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            }),
-        }
+        one_alert(KIND, body, |r| read(r.value?, req, r.errors))
     }
 
     /// What Zabbix's PagerDuty media type checks: 202 and `"status":"success"`.
