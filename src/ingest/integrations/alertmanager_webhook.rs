@@ -42,7 +42,7 @@ use http::{Response, StatusCode};
 
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 
-use super::fields::Reader;
+use super::fields::{details_of, severity_named, Reader};
 use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
 use crate::ingest::response::Body;
 
@@ -105,13 +105,14 @@ pub(super) fn lookup<'a>(map: &'a [(String, String)], name: &str) -> Option<&'a 
 /// `labels.severity` as sluice knows it; `None` for a value it does not.
 pub fn severity(value: &str) -> Option<Severity> {
     Severity::parse(value).or_else(|| {
-        [
-            ("page", Severity::Critical),
-            ("warn", Severity::Warning),
-            ("none", Severity::Info),
-        ]
-        .into_iter()
-        .find_map(|(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
+        severity_named(
+            value,
+            &[
+                ("page", Severity::Critical),
+                ("warn", Severity::Warning),
+                ("none", Severity::Info),
+            ],
+        )
     })
 }
 
@@ -255,10 +256,7 @@ pub(super) fn details(annotations: &[(String, String)]) -> Option<Details> {
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

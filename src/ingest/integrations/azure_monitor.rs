@@ -31,10 +31,10 @@ use http::Response;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 
-use super::fields::Reader;
+use super::fields::{details_of, to_json, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::AzureMonitor;
@@ -229,15 +229,12 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
         details.insert("originAlertId".into(), origin.into());
     }
     if let Some(c) = context.and_then(|c| c.get("condition")) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&c.encode()) {
+        if let Some(v) = to_json(c) {
             details.insert("condition".into(), v);
         }
     }
     if !details.is_empty() {
-        event.custom_details = serde_json::to_string(&details)
-            .ok()
-            .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
-            .map(Details);
+        event.custom_details = details_of(&details);
     }
     Some((event, truncated))
 }

@@ -32,6 +32,8 @@ use crate::event::{
 };
 use crate::time::{from_epoch_number, Parsed as Time};
 
+use super::fields::details_of;
+use super::fields::severity_named;
 use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Checkmk;
@@ -66,15 +68,16 @@ impl<'v> Context<'v> {
 
 /// A state as sluice's severity; `None` for OK / UP and for states it does not know.
 pub fn severity(state: &str) -> Option<Severity> {
-    [
-        ("CRITICAL", Severity::Critical),
-        ("WARNING", Severity::Warning),
-        ("UNKNOWN", Severity::Error),
-        ("DOWN", Severity::Critical),
-        ("UNREACHABLE", Severity::Error),
-    ]
-    .into_iter()
-    .find_map(|(name, sev)| state.eq_ignore_ascii_case(name).then_some(sev))
+    severity_named(
+        state,
+        &[
+            ("CRITICAL", Severity::Critical),
+            ("WARNING", Severity::Warning),
+            ("UNKNOWN", Severity::Error),
+            ("DOWN", Severity::Critical),
+            ("UNREACHABLE", Severity::Error),
+        ],
+    )
 }
 
 impl Format for Webhook {
@@ -257,10 +260,7 @@ fn details(c: &mut Context<'_>, is_service: bool) -> Option<Details> {
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

@@ -45,10 +45,10 @@ use http::{Response, StatusCode};
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Details, Event, Integration, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Integration, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
 
-use super::fields::Reader;
+use super::fields::{details_of, to_json, Reader};
 use super::{
     json_object, reply, summary, Format, IngestRequest, IntegrationError, Parsed, Rejected,
 };
@@ -347,14 +347,11 @@ fn alarm(
         }
     }
     if let Some(t) = trigger {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t.encode()) {
+        if let Some(v) = to_json(t) {
             details.insert("Trigger".into(), v);
         }
     }
-    event.custom_details = serde_json::to_string(&details)
-        .ok()
-        .and_then(|text| serde_json::value::RawValue::from_string(text).ok())
-        .map(Details);
+    event.custom_details = details_of(&details);
     Ok(Parsed::one(event, truncated))
 }
 

@@ -55,6 +55,7 @@ use crate::event::{
 };
 use crate::ingest::response::{self, Body};
 
+use super::fields::details_of;
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Datadog;
@@ -398,10 +399,7 @@ fn details(fields: &[(&str, &Option<Cow<'_, str>>)]) -> Option<Details> {
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

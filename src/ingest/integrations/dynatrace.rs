@@ -34,6 +34,7 @@ use simd_json::BorrowedValue;
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::time::{from_epoch_number, Parsed as Time, UnixMillis};
 
+use super::fields::{details_of, severity_named, to_json};
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Dynatrace;
@@ -43,17 +44,18 @@ pub struct Webhook;
 
 /// `ProblemSeverity` as sluice knows it; `None` for a value it does not.
 pub fn severity(value: &str) -> Option<Severity> {
-    [
-        ("AVAILABILITY", Severity::Critical),
-        ("ERROR", Severity::Error),
-        ("PERFORMANCE", Severity::Warning),
-        ("RESOURCE_CONTENTION", Severity::Warning),
-        ("MONITORING_UNAVAILABLE", Severity::Warning),
-        ("CUSTOM_ALERT", Severity::Info),
-        ("INFO", Severity::Info),
-    ]
-    .into_iter()
-    .find_map(|(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
+    severity_named(
+        value,
+        &[
+            ("AVAILABILITY", Severity::Critical),
+            ("ERROR", Severity::Error),
+            ("PERFORMANCE", Severity::Warning),
+            ("RESOURCE_CONTENTION", Severity::Warning),
+            ("MONITORING_UNAVAILABLE", Severity::Warning),
+            ("CUSTOM_ALERT", Severity::Info),
+            ("INFO", Severity::Info),
+        ],
+    )
 }
 
 /// A string or integer field as trimmed text; blank is absent.
@@ -182,7 +184,7 @@ fn details(root: &BorrowedValue<'_>) -> Option<Details> {
     let mut map = serde_json::Map::new();
     for name in ["ImpactedEntities", "Tags", "ProblemDetailsJSON"] {
         if let Some(v) = root.get(name).filter(|v| !v.is_null()) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&v.encode()) {
+            if let Some(v) = to_json(v) {
                 map.insert(name.to_string(), v);
             }
         }
@@ -190,10 +192,7 @@ fn details(root: &BorrowedValue<'_>) -> Option<Details> {
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

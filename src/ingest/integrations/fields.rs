@@ -4,8 +4,35 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Details, Image, Link};
+use crate::event::{Details, Image, Link, Severity};
 use crate::time::{from_epoch_number, parse_timestamp, Parsed, UnixMillis};
+
+/// The severity a sender's name stands for in `table`, compared without case.
+pub fn severity_named(value: &str, table: &[(&str, Severity)]) -> Option<Severity> {
+    table
+        .iter()
+        .find_map(|&(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
+}
+
+/// A JSON object as `custom_details`.
+pub fn details_of(map: &serde_json::Map<String, serde_json::Value>) -> Option<Details> {
+    let text = serde_json::to_string(map).ok()?;
+    serde_json::value::RawValue::from_string(text)
+        .ok()
+        .map(Details)
+}
+
+/// Free-form JSON as `custom_details`, kept as compact text.
+pub fn raw_details(v: &BorrowedValue<'_>) -> Option<Details> {
+    serde_json::value::RawValue::from_string(v.encode())
+        .ok()
+        .map(Details)
+}
+
+/// A borrowed JSON value as an owned one, to put in `custom_details`.
+pub fn to_json(v: &BorrowedValue<'_>) -> Option<serde_json::Value> {
+    serde_json::from_str(&v.encode()).ok()
+}
 
 /// A JSON object being read, and every problem found so far.
 pub struct Reader<'v, 'p> {
@@ -152,10 +179,7 @@ impl<'v> Reader<'v, '_> {
 
     /// Free-form JSON, kept as compact text.
     pub fn details(&mut self, name: &str) -> Option<Details> {
-        let text = self.get(name)?.encode();
-        serde_json::value::RawValue::from_string(text)
-            .ok()
-            .map(Details)
+        raw_details(self.get(name)?)
     }
 
     /// Calls `each` with a reader on every object of an array field, in order; absent is

@@ -29,10 +29,10 @@
 use http::Response;
 use simd_json::prelude::*;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 
-use super::fields::Reader;
+use super::fields::{details_of, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::GcpMonitoring;
@@ -204,10 +204,7 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
         }
     }
     if !details.is_empty() {
-        event.custom_details = serde_json::to_string(&details)
-            .ok()
-            .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
-            .map(Details);
+        event.custom_details = details_of(&details);
     }
     Some((event, truncated))
 }

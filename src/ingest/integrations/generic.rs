@@ -52,11 +52,10 @@ use serde::Deserialize;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{
-    fingerprint, Action, Details, Event, Integration, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{fingerprint, Action, Event, Integration, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
 
+use super::fields::raw_details;
 use super::{summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Generic;
@@ -576,12 +575,10 @@ impl Mapper {
                 labels.push((name.clone(), v));
             }
         }
-        let details = self.details.as_ref().and_then(|p| {
-            let text = p.get(root)?.encode();
-            serde_json::value::RawValue::from_string(text)
-                .ok()
-                .map(Details)
-        });
+        let details = self
+            .details
+            .as_ref()
+            .and_then(|p| raw_details(p.get(root)?));
         let (Some(key), true) = (key, problems.is_empty()) else {
             return Err(problems);
         };

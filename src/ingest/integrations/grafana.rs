@@ -45,7 +45,7 @@ use crate::event::{
 use crate::ingest::response::Body;
 
 use super::alertmanager_webhook::{lookup, severity};
-use super::fields::Reader;
+use super::fields::{details_of, Reader};
 use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Grafana;
@@ -272,10 +272,7 @@ fn details(
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

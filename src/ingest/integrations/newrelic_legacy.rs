@@ -35,6 +35,7 @@ use crate::event::{
 };
 use crate::ingest::response::{self, Body};
 
+use super::fields::{details_of, severity_named, to_json};
 use super::fields::{path, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
@@ -58,13 +59,14 @@ impl Format for Webhook {
 
 /// `severity` as New Relic names it.
 pub fn severity(value: &str) -> Option<Severity> {
-    [
-        ("CRITICAL", Severity::Critical),
-        ("WARNING", Severity::Warning),
-        ("INFO", Severity::Info),
-    ]
-    .into_iter()
-    .find_map(|(name, sev)| value.trim().eq_ignore_ascii_case(name).then_some(sev))
+    severity_named(
+        value.trim(),
+        &[
+            ("CRITICAL", Severity::Critical),
+            ("WARNING", Severity::Warning),
+            ("INFO", Severity::Info),
+        ],
+    )
 }
 
 /// A string or number field as text, trimmed; empty is absent; other types are a problem.
@@ -257,7 +259,7 @@ fn details(r: &mut Reader<'_, '_>) -> Option<Details> {
         ) || k.starts_with("open_violations_count")
             || k.starts_with("closed_violations_count");
         if keep && !v.is_null() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&v.encode()) {
+            if let Some(v) = to_json(v) {
                 map.insert(k.to_string(), v);
             }
         }
@@ -265,10 +267,7 @@ fn details(r: &mut Reader<'_, '_>) -> Option<Details> {
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ use simd_json::prelude::*;
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 
-use super::fields::{path, Reader};
+use super::fields::details_of;
+use super::fields::{path, severity_named, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::NewrelicWorkflow;
@@ -55,14 +56,15 @@ impl Format for Webhook {
 
 /// `priority` as New Relic names it.
 pub fn priority(value: &str) -> Option<Severity> {
-    [
-        ("CRITICAL", Severity::Critical),
-        ("HIGH", Severity::Error),
-        ("MEDIUM", Severity::Warning),
-        ("LOW", Severity::Info),
-    ]
-    .into_iter()
-    .find_map(|(name, sev)| value.trim().eq_ignore_ascii_case(name).then_some(sev))
+    severity_named(
+        value.trim(),
+        &[
+            ("CRITICAL", Severity::Critical),
+            ("HIGH", Severity::Error),
+            ("MEDIUM", Severity::Warning),
+            ("LOW", Severity::Info),
+        ],
+    )
 }
 
 /// The strings of an array field (a single string counts as a one-item list); anything else
@@ -201,10 +203,7 @@ fn details(fields: &[(&str, Option<String>)]) -> Option<Details> {
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

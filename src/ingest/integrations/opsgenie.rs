@@ -46,7 +46,7 @@ use crate::event::{
 use crate::ingest::response::{self, Body};
 
 use super::endpoint::percent_decode;
-use super::fields::Reader;
+use super::fields::{details_of, severity_named, to_json, Reader};
 use super::{summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Opsgenie;
@@ -248,15 +248,16 @@ pub fn parse_at(
 }
 
 fn priority(value: &str) -> Option<Severity> {
-    [
-        ("P1", Severity::Critical),
-        ("P2", Severity::Error),
-        ("P3", Severity::Warning),
-        ("P4", Severity::Info),
-        ("P5", Severity::Info),
-    ]
-    .into_iter()
-    .find_map(|(p, sev)| value.eq_ignore_ascii_case(p).then_some(sev))
+    severity_named(
+        value,
+        &[
+            ("P1", Severity::Critical),
+            ("P2", Severity::Error),
+            ("P3", Severity::Warning),
+            ("P4", Severity::Info),
+            ("P5", Severity::Info),
+        ],
+    )
 }
 
 /// `tags`: an array of strings (numbers and booleans as text, nulls skipped).
@@ -359,7 +360,7 @@ fn custom_details(root: &BorrowedValue<'_>) -> Option<Details> {
         "note",
     ] {
         if let Some(v) = root.get(name).filter(|v| !v.is_null()) {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&v.encode()) {
+            if let Some(value) = to_json(v) {
                 map.insert(name.to_string(), value);
             }
         }
@@ -367,10 +368,7 @@ fn custom_details(root: &BorrowedValue<'_>) -> Option<Details> {
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 #[cfg(test)]

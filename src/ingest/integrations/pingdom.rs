@@ -20,10 +20,10 @@
 //! - **Answer**: `202` and the generic body; Pingdom only looks for a 2xx.
 
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity};
+use crate::event::{Action, Event, Integration, Link, Severity};
 
+use super::fields::{details_of, severity_named, to_json};
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Pingdom;
@@ -33,17 +33,10 @@ pub struct Webhook;
 
 /// `importance_level` as a severity.
 pub fn severity(level: &str) -> Option<Severity> {
-    if level.eq_ignore_ascii_case("HIGH") {
-        Some(Severity::Critical)
-    } else if level.eq_ignore_ascii_case("LOW") {
-        Some(Severity::Warning)
-    } else {
-        None
-    }
-}
-
-fn copy(v: &BorrowedValue<'_>) -> Option<serde_json::Value> {
-    serde_json::from_str(&v.encode()).ok()
+    severity_named(
+        level,
+        &[("HIGH", Severity::Critical), ("LOW", Severity::Warning)],
+    )
 }
 
 impl Format for Webhook {
@@ -145,14 +138,11 @@ impl Format for Webhook {
                 "first_probe",
                 "second_probe",
             ] {
-                if let Some(v) = root.get(name).filter(|v| !v.is_null()).and_then(copy) {
+                if let Some(v) = root.get(name).filter(|v| !v.is_null()).and_then(to_json) {
                     map.insert(name.to_string(), v);
                 }
             }
-            event.custom_details = serde_json::to_string(&map)
-                .ok()
-                .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
-                .map(Details);
+            event.custom_details = details_of(&map);
             Some((event, truncated))
         })
     }

@@ -34,6 +34,7 @@ use simd_json::BorrowedValue;
 
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 
+use super::fields::{details_of, severity_named, to_json};
 use super::fields::{path, Reader};
 use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
 
@@ -137,15 +138,16 @@ fn id(r: &mut Reader<'_, '_>, name: &str) -> Option<String> {
 
 /// `level` as sluice knows it; `None` for a value it does not.
 pub fn level(value: &str) -> Option<Severity> {
-    [
-        ("fatal", Severity::Critical),
-        ("error", Severity::Error),
-        ("warning", Severity::Warning),
-        ("info", Severity::Info),
-        ("debug", Severity::Info),
-    ]
-    .into_iter()
-    .find_map(|(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
+    severity_named(
+        value,
+        &[
+            ("fatal", Severity::Critical),
+            ("error", Severity::Error),
+            ("warning", Severity::Warning),
+            ("info", Severity::Info),
+            ("debug", Severity::Info),
+        ],
+    )
 }
 
 /// `tags: [[name, value], ...]` as sorted labels; items of another shape are skipped.
@@ -189,17 +191,14 @@ fn details(
         }
     }
     if let Some((name, value)) = extra {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&value.encode()) {
+        if let Some(v) = to_json(value) {
             map.insert(name.to_string(), v);
         }
     }
     if map.is_empty() {
         return None;
     }
-    let text = serde_json::to_string(&map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details_of(&map)
 }
 
 fn web_link(href: Option<&str>) -> Vec<Link> {

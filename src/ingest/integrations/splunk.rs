@@ -29,6 +29,7 @@ use crate::event::{fingerprint, Action, Event, Integration, Link, Severity};
 use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
 
 use super::endpoint::percent_decode;
+use super::fields::severity_named;
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Splunk;
@@ -40,13 +41,14 @@ pub struct Webhook;
 /// The result's `severity` as sluice knows it, with Splunk's common words.
 pub fn severity(value: &str) -> Option<Severity> {
     Severity::parse(value).or_else(|| {
-        [
-            ("high", Severity::Critical),
-            ("medium", Severity::Warning),
-            ("low", Severity::Info),
-        ]
-        .into_iter()
-        .find_map(|(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
+        severity_named(
+            value,
+            &[
+                ("high", Severity::Critical),
+                ("medium", Severity::Warning),
+                ("low", Severity::Info),
+            ],
+        )
     })
 }
 
