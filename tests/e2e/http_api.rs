@@ -289,7 +289,11 @@ async fn prometheus_posts_to_the_alertmanager_api_path() {
     );
     assert_eq!(m["group_key"]["labels.alertname"], "HighLatency");
     assert_eq!(m["integrations"], json!(["alertmanager_api"]));
-    assert_eq!(client.get("/api/v2/alerts").await.unwrap().status, 404);
+    assert_eq!(
+        client.get("/api/v2/alerts").await.unwrap().status,
+        405,
+        "the path takes POST only"
+    );
     running.shutdown();
     running.wait().await;
 }
