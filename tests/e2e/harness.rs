@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use http::Method;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use serde_json::Value;
+use sluice::send::HttpClient;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -279,4 +281,23 @@ pub fn by_incident(seen: &[Received]) -> BTreeMap<String, Vec<Received>> {
         map.entry(m.key.clone()).or_default().push(m.clone());
     }
     map
+}
+
+/// POSTs `body` to `url` + `path` on a fresh connection, with extra headers (a `Content-Type`
+/// among them replaces `application/json`); returns the status and the body as JSON (as a JSON
+/// string when it is not JSON).
+pub async fn post(
+    url: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<bytes::Bytes>,
+) -> (u16, Value) {
+    let mut client = HttpClient::connect(url).await.unwrap();
+    let reply = client
+        .request_with(Method::POST, path, headers, body)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into_owned()));
+    (reply.status.as_u16(), value)
 }

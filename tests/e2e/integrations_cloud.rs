@@ -2,14 +2,9 @@
 //! alarm delivered by SNS (JSON posted as `text/plain`, as SNS does), over a real socket to the
 //! real binary; the incidents are read back from a real Kafka-protocol broker (tansu).
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{by_incident, Broker, Reader, Sluice};
+use crate::harness::{by_incident, post, Broker, Reader, Sluice};
 
 /// One incident per alert; updates wait an hour, so only openings and resolves publish and the
 /// message sequence does not depend on timing.
@@ -25,38 +20,10 @@ group_interval = "1h"
 window_duration = "10m"
 "#;
 
-const ALARM_ARN: &str = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:orders-5xx";
+/// SNS posts its JSON as text.
+const SNS_CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 
-/// POSTs `body` with `content_type` (and any extra headers) on a fresh connection.
-async fn post(
-    url: &str,
-    path: &str,
-    content_type: &str,
-    headers: &[(&str, &str)],
-    body: String,
-) -> (StatusCode, Value) {
-    let authority = url.strip_prefix("http://").unwrap().to_string();
-    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
-    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(http::header::HOST, &authority)
-        .header(http::header::CONTENT_TYPE, content_type);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = sender
-        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
-}
+const ALARM_ARN: &str = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:orders-5xx";
 
 fn datadog(transition: &str, title: &str, date: &str) -> String {
     json!({
@@ -92,9 +59,12 @@ fn sns_alarm() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     let broker = Broker::start();
-    let sluice = Sluice::start("helper-b", &broker.bootstrap, CONFIG);
+    let sluice = Sluice::start("cloud-webhooks", &broker.bootstrap, CONFIG);
     let url = sluice.url.clone();
-    let sns_headers = [("x-amz-sns-message-type", "Notification")];
+    let sns_headers = [
+        ("content-type", SNS_CONTENT_TYPE),
+        ("x-amz-sns-message-type", "Notification"),
+    ];
 
     // SNS first confirms its subscription: logged for the operator, no event.
     let confirmation = json!({
@@ -107,12 +77,14 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     let (status, body) = post(
         &url,
         "/integrations/cloudwatch_sns/svc-orders",
-        "text/plain; charset=UTF-8",
-        &[("x-amz-sns-message-type", "SubscriptionConfirmation")],
+        &[
+            ("content-type", SNS_CONTENT_TYPE),
+            ("x-amz-sns-message-type", "SubscriptionConfirmation"),
+        ],
         confirmation,
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
         json!({"status": "success", "message": "0 accepted", "accepted": 0, "rejected": []})
@@ -121,7 +93,6 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     let (status, body) = post(
         &url,
         "/integrations/datadog/svc-checkout",
-        "application/json",
         &[],
         datadog(
             "Triggered",
@@ -130,7 +101,7 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(status, 202, "{body}");
     assert_eq!(
         body,
         json!({"status": "success", "message": "Event processed",
@@ -140,12 +111,11 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     let (status, body) = post(
         &url,
         "/integrations/cloudwatch_sns/svc-orders",
-        "text/plain; charset=UTF-8",
         &sns_headers,
         sns_alarm(),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1, "{body}");
 
     let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
@@ -156,7 +126,6 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     let (status, body) = post(
         &url,
         "/integrations/datadog/svc-checkout",
-        "application/json",
         &[],
         datadog(
             "Recovered",
@@ -165,7 +134,7 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(status, 202, "{body}");
     reader
         .until("the Datadog resolve", |seen| seen.len() >= 3)
         .await;

@@ -2,12 +2,9 @@
 //! `issue` resource) and a payload mapped by a TOML-configured mapper, posted over a socket to
 //! the real binary, the incidents read back from a real Kafka-protocol broker (tansu).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use serde_json::{json, Value};
 
-use crate::harness::{by_incident, Broker, Reader, Sluice};
+use crate::harness::{by_incident, post, Broker, Reader, Sluice};
 
 /// One incident per alert; coalesced updates wait an hour, so only openings and resolves
 /// publish and the message sequence does not depend on timing.
@@ -33,30 +30,6 @@ labels = { team = "/owner/team" }
 action_pointer = "/check/state"
 action_map = { failing = "trigger", passing = "resolve" }
 "#;
-
-/// A POST with extra headers over a plain socket (the shared client sets none); returns the
-/// status and the JSON body.
-fn post(url: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    stream.read_to_end(&mut resp).unwrap();
-    let text = String::from_utf8(resp).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
 
 fn issue_alert() -> String {
     json!({
@@ -96,7 +69,7 @@ fn accepted(n: u64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentry_issue_and_a_mapped_webhook_become_incidents_on_a_real_broker() {
     let broker = Broker::start();
-    let sluice = Sluice::start("helper-c", &broker.bootstrap, CONFIG);
+    let sluice = Sluice::start("webhooks", &broker.bootstrap, CONFIG);
     let url = sluice.url.clone();
     let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
 
@@ -105,27 +78,24 @@ async fn a_sentry_issue_and_a_mapped_webhook_become_incidents_on_a_real_broker()
         &url,
         "/integrations/sentry/svc-checkout",
         &sentry,
-        &issue_alert(),
-    );
+        issue_alert(),
+    )
+    .await;
     assert_eq!(reply, (202, accepted(1)));
     let reply = post(
         &url,
         "/integrations/generic/svc-shop?mapper=shopmon",
         &[],
-        &check("failing"),
-    );
+        check("failing"),
+    )
+    .await;
     assert_eq!(reply, (202, accepted(1)));
     reader
         .until("two opened messages", |seen| seen.len() >= 2)
         .await;
 
     // A value the mapper does not know is refused by name, and nothing is published for it.
-    let (status, body) = post(
-        &url,
-        "/integrations/generic/svc-shop",
-        &[],
-        &check("paused"),
-    );
+    let (status, body) = post(&url, "/integrations/generic/svc-shop", &[], check("paused")).await;
     assert_eq!(status, 400);
     assert_eq!(
         body["message"],
@@ -137,8 +107,9 @@ async fn a_sentry_issue_and_a_mapped_webhook_become_incidents_on_a_real_broker()
         &url,
         "/integrations/sentry/svc-checkout",
         &issue,
-        &issue_resolved(),
-    );
+        issue_resolved(),
+    )
+    .await;
     assert_eq!(reply, (202, accepted(1)));
     reader
         .until("the Sentry resolve", |seen| seen.len() >= 3)

@@ -2,11 +2,11 @@
 //! process or socket boundary.
 
 mod harness;
-mod helper_a;
-mod helper_b;
-mod helper_c;
 mod http_api;
 mod integrations;
+mod integrations_batched;
+mod integrations_cloud;
+mod integrations_webhooks;
 mod kafka_faults;
 mod real_broker;
 mod replay;
