@@ -41,19 +41,18 @@
 //! - Tolerant wire model: unknown fields and nulls are ignored; label values that are numbers
 //!   or booleans are kept as their JSON text.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{Action, Event, Integration, Link};
+use crate::event::{Event, Integration, Link};
 use crate::ingest::response::{self, Body};
 
-use super::alertmanager_webhook::{details, labels_fingerprint, lookup, severity};
+use super::alertmanager_webhook::{details, labels_fingerprint, lookup, prometheus_event};
 use super::fields::Reader;
-use super::{summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
+use super::{Batch, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::AlertmanagerApi;
 
@@ -83,14 +82,7 @@ impl Format for Api {
             .settings
             .resolve_timeout
             .unwrap_or(DEFAULT_RESOLVE_TIMEOUT);
-        let mut batch = Batch::new(KIND, alerts.len());
-        let mut at = String::with_capacity(16);
-        for (i, alert) in alerts.iter().enumerate() {
-            at.clear();
-            let _ = write!(at, "alerts[{i}]");
-            batch.item(&at, alert, |r| read_alert(r, req, timeout));
-        }
-        batch.finish()
+        Batch::read(KIND, "alerts", alerts, |r| read_alert(r, req, timeout))
     }
 
     /// `200` with an empty body, as Alertmanager; when some items were refused, Alertmanager's
@@ -158,37 +150,14 @@ fn read_alert<'v>(
 
     let annotations = annotations.unwrap_or_default();
     let resolved = ends_at.is_some_and(|t| t <= req.now);
-    let action = if resolved {
-        Action::Resolve
-    } else {
-        Action::Trigger
-    };
-    let mut event = Event::new(
+    let (mut event, truncated) = prometheus_event(
         KIND,
-        action,
-        req.routing_key.to_string(),
+        req,
+        resolved,
         labels_fingerprint(&labels),
-        req.now,
+        &labels,
+        &annotations,
     );
-    let alertname = lookup(&labels, "alertname");
-    let (summary, truncated) = summary(
-        lookup(&annotations, "summary")
-            .or_else(|| lookup(&annotations, "description"))
-            .or(alertname)
-            .unwrap_or(&event.dedup_key),
-    );
-    event.summary = summary;
-    event.severity = lookup(&labels, "severity")
-        .and_then(severity)
-        .unwrap_or(req.settings.default_severity);
-    event.source = lookup(&labels, "instance")
-        .or_else(|| lookup(&labels, "job"))
-        .unwrap_or_default()
-        .to_string();
-    event.component = lookup(&labels, "service")
-        .or_else(|| lookup(&labels, "job"))
-        .map(str::to_string);
-    event.class = alertname.map(str::to_string);
     if resolved {
         event.timestamp = ends_at;
     } else {
@@ -218,6 +187,7 @@ mod tests {
 
     use super::*;
     use crate::config::integrations::IntegrationSettings;
+    use crate::event::Action;
     use crate::event::Severity;
     use crate::ingest::integrations::golden::body_bytes;
     use crate::ingest::integrations::testing::{parse, Request, NOW};

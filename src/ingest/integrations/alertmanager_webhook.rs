@@ -36,9 +36,8 @@
 //! - Tolerant wire model: unknown fields and nulls are ignored (`receiver`, `status`,
 //!   `groupLabels`, `commonLabels`, `commonAnnotations`, `truncatedAlerts`, ...).
 
-use std::fmt::Write as _;
-
 use http::{Response, StatusCode};
+use simd_json::BorrowedValue;
 
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 
@@ -54,33 +53,7 @@ pub struct Webhook;
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let root = json_object(KIND, body)?;
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let group_key = r.opt_str("groupKey").filter(|g| !g.is_empty());
-        let external_url = r.opt_str("externalURL").filter(|u| !u.is_empty());
-        let alerts = r.req_array("alerts");
-        let Some(alerts) = alerts.filter(|_| errors.is_empty()) else {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            });
-        };
-        let top = Top {
-            group_key,
-            external_url,
-        };
-        let mut batch = Batch::new(KIND, alerts.len());
-        let mut at = String::with_capacity(16);
-        for (i, alert) in alerts.iter().enumerate() {
-            at.clear();
-            let _ = write!(at, "alerts[{i}]");
-            batch.item(&at, alert, |r| read_alert(r, req, &top));
-        }
-        batch.finish()
+        read_envelope(KIND, &root, |r, top| read_alert(r, req, top))
     }
 
     /// Alertmanager checks only for a 2xx; 200 is what its own receivers answer.
@@ -90,9 +63,38 @@ impl Format for Webhook {
 }
 
 /// What every alert of a payload shares.
-struct Top<'v> {
-    group_key: Option<&'v str>,
-    external_url: Option<&'v str>,
+pub(super) struct Top<'v> {
+    pub group_key: Option<&'v str>,
+    pub external_url: Option<&'v str>,
+}
+
+/// The webhook envelope Alertmanager and Grafana share: `groupKey`, `externalURL` and the
+/// batch `alerts[]`, each alert read by `read` with what they share.
+pub(super) fn read_envelope<'v>(
+    kind: Integration,
+    root: &'v BorrowedValue<'v>,
+    mut read: impl FnMut(&mut Reader<'v, '_>, &Top<'v>) -> Option<(Event, bool)>,
+) -> Result<Parsed, IntegrationError> {
+    let mut errors = Vec::new();
+    let mut r = Reader {
+        value: Some(root),
+        path: "",
+        errors: &mut errors,
+    };
+    let group_key = r.opt_str("groupKey").filter(|g| !g.is_empty());
+    let external_url = r.opt_str("externalURL").filter(|u| !u.is_empty());
+    let alerts = r.req_array("alerts");
+    let Some(alerts) = alerts.filter(|_| errors.is_empty()) else {
+        return Err(IntegrationError::Invalid {
+            kind,
+            problems: errors,
+        });
+    };
+    let top = Top {
+        group_key,
+        external_url,
+    };
+    Batch::read(kind, "alerts", alerts, |r| read(r, &top))
 }
 
 pub(super) fn lookup<'a>(map: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -114,6 +116,52 @@ pub fn severity(value: &str) -> Option<Severity> {
             ],
         )
     })
+}
+
+/// An alert's event named the Prometheus way: summary from the `summary` or `description`
+/// annotation, else `alertname`, else the key; severity, source (`instance`, else `job`),
+/// component (`service`, else `job`) and class (`alertname`) from the labels. Also says
+/// whether the summary was cut.
+pub(super) fn prometheus_event(
+    kind: Integration,
+    req: &IngestRequest<'_>,
+    resolved: bool,
+    dedup_key: String,
+    labels: &[(String, String)],
+    annotations: &[(String, String)],
+) -> (Event, bool) {
+    let action = if resolved {
+        Action::Resolve
+    } else {
+        Action::Trigger
+    };
+    let mut event = Event::new(
+        kind,
+        action,
+        req.routing_key.to_string(),
+        dedup_key,
+        req.now,
+    );
+    let alertname = lookup(labels, "alertname");
+    let (summary, truncated) = summary(
+        lookup(annotations, "summary")
+            .or_else(|| lookup(annotations, "description"))
+            .or(alertname)
+            .unwrap_or(&event.dedup_key),
+    );
+    event.summary = summary;
+    event.severity = lookup(labels, "severity")
+        .and_then(severity)
+        .unwrap_or(req.settings.default_severity);
+    event.source = lookup(labels, "instance")
+        .or_else(|| lookup(labels, "job"))
+        .unwrap_or_default()
+        .to_string();
+    event.component = lookup(labels, "service")
+        .or_else(|| lookup(labels, "job"))
+        .map(str::to_string);
+    event.class = alertname.map(str::to_string);
+    (event, truncated)
 }
 
 /// Prometheus' fingerprint of a label set, as Alertmanager computes and sends it: FNV-1a-64
@@ -187,37 +235,8 @@ fn read_alert<'v>(
         Some(f) => f.to_string(),
         None => labels_fingerprint(&labels),
     };
-    let action = if resolved {
-        Action::Resolve
-    } else {
-        Action::Trigger
-    };
-    let mut event = Event::new(
-        KIND,
-        action,
-        req.routing_key.to_string(),
-        dedup_key,
-        req.now,
-    );
-    let alertname = lookup(&labels, "alertname");
-    let (summary, truncated) = summary(
-        lookup(&annotations, "summary")
-            .or_else(|| lookup(&annotations, "description"))
-            .or(alertname)
-            .unwrap_or(&event.dedup_key),
-    );
-    event.summary = summary;
-    event.severity = lookup(&labels, "severity")
-        .and_then(severity)
-        .unwrap_or(req.settings.default_severity);
-    event.source = lookup(&labels, "instance")
-        .or_else(|| lookup(&labels, "job"))
-        .unwrap_or_default()
-        .to_string();
-    event.component = lookup(&labels, "service")
-        .or_else(|| lookup(&labels, "job"))
-        .map(str::to_string);
-    event.class = alertname.map(str::to_string);
+    let (mut event, truncated) =
+        prometheus_event(KIND, req, resolved, dedup_key, &labels, &annotations);
     event.group = top.group_key.map(str::to_string);
     if resolved {
         event.timestamp = ends_at.or(starts_at);

@@ -34,19 +34,15 @@
 //! - Tolerant wire model: unknown fields and nulls are ignored (`orgId`, `title`, `message`,
 //!   `state`, `receiver`, `commonLabels`, `embeddedImage`, `enrichments`, ...).
 
-use std::fmt::Write as _;
-
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{
-    fingerprint, Action, Details, Event, Image, Integration, Link, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{fingerprint, Details, Event, Image, Integration, Link, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
 
-use super::alertmanager_webhook::{lookup, severity};
+use super::alertmanager_webhook::{lookup, prometheus_event, read_envelope, Top};
 use super::fields::{details_of, Reader};
-use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
+use super::{json_object, reply, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Grafana;
 
@@ -70,45 +66,13 @@ impl Format for Webhook {
                 ],
             });
         }
-        let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
-        let group_key = r.opt_str("groupKey").filter(|g| !g.is_empty());
-        let external_url = r.opt_str("externalURL").filter(|u| !u.is_empty());
-        let alerts = r.req_array("alerts");
-        let Some(alerts) = alerts.filter(|_| errors.is_empty()) else {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: errors,
-            });
-        };
-        let top = Top {
-            group_key,
-            external_url,
-        };
-        let mut batch = Batch::new(KIND, alerts.len());
-        let mut at = String::with_capacity(16);
-        for (i, alert) in alerts.iter().enumerate() {
-            at.clear();
-            let _ = write!(at, "alerts[{i}]");
-            batch.item(&at, alert, |r| read_alert(r, req, &top));
-        }
-        batch.finish()
+        read_envelope(KIND, &root, |r, top| read_alert(r, req, top))
     }
 
     /// Grafana checks only for a 2xx.
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
         reply::accepted(StatusCode::OK, kind, parsed)
     }
-}
-
-/// What every alert of a payload shares.
-struct Top<'v> {
-    group_key: Option<&'v str>,
-    external_url: Option<&'v str>,
 }
 
 /// The key of an alert without a fingerprint: xxh3-128 over its rule and labels.
@@ -175,37 +139,9 @@ fn read_alert<'v>(
         Some(f) => f.to_string(),
         None => derived_key(rule_uid, &labels),
     };
-    let action = if resolved {
-        Action::Resolve
-    } else {
-        Action::Trigger
-    };
-    let mut event = Event::new(
-        KIND,
-        action,
-        req.routing_key.to_string(),
-        dedup_key,
-        req.now,
-    );
+    let (mut event, truncated) =
+        prometheus_event(KIND, req, resolved, dedup_key, &labels, &annotations);
     let alertname = lookup(&labels, "alertname");
-    let (summary, truncated) = summary(
-        lookup(&annotations, "summary")
-            .or_else(|| lookup(&annotations, "description"))
-            .or(alertname)
-            .unwrap_or(&event.dedup_key),
-    );
-    event.summary = summary;
-    event.severity = lookup(&labels, "severity")
-        .and_then(severity)
-        .unwrap_or(req.settings.default_severity);
-    event.source = lookup(&labels, "instance")
-        .or_else(|| lookup(&labels, "job"))
-        .unwrap_or_default()
-        .to_string();
-    event.component = lookup(&labels, "service")
-        .or_else(|| lookup(&labels, "job"))
-        .map(str::to_string);
-    event.class = alertname.map(str::to_string);
     event.group = top.group_key.map(str::to_string);
     if resolved {
         event.timestamp = ends_at.or(starts_at);
@@ -279,6 +215,7 @@ fn details(
 mod tests {
 
     use super::*;
+    use crate::event::Action;
 
     use crate::event::Severity;
     use crate::ingest::integrations::testing::parse;

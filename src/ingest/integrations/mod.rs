@@ -47,6 +47,8 @@ mod no_panic;
 #[cfg(test)]
 pub(crate) mod testing;
 
+use std::fmt::Write as _;
+
 use http::{HeaderMap, Response, StatusCode};
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -414,6 +416,24 @@ impl Batch {
                 ..Parsed::default()
             },
         }
+    }
+
+    /// Reads every item of the array `name` (`alerts`) at `name[i]` with `read` (see
+    /// [`Self::item`]), then [`Self::finish`]es.
+    pub fn read<'v>(
+        kind: Integration,
+        name: &str,
+        items: &'v [BorrowedValue<'v>],
+        mut read: impl FnMut(&mut fields::Reader<'v, '_>) -> Option<(Event, bool)>,
+    ) -> Result<Parsed, IntegrationError> {
+        let mut batch = Batch::new(kind, items.len());
+        let mut at = String::with_capacity(16);
+        for (i, item) in items.iter().enumerate() {
+            at.clear();
+            let _ = write!(at, "{name}[{i}]");
+            batch.item(&at, item, &mut read);
+        }
+        batch.finish()
     }
 
     /// Reads one item at `at` (`alerts[2]`; a buffer the caller reuses) with `read`, which
