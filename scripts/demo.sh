@@ -22,7 +22,7 @@ trap cleanup EXIT
 
 echo "==> building sluice (release)"
 cargo build --release --quiet
-bin=target/release/sluice
+bin="${CARGO_TARGET_DIR:-target}/release/sluice"
 
 if [ "$mode" = real ]; then
   scripts/install-tools.sh
