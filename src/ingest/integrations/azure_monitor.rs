@@ -32,7 +32,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
-use crate::ingest::response::{self, Body};
+use crate::ingest::response::Body;
 
 use super::fields::{details_of, to_json, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
@@ -51,10 +51,7 @@ impl Format for CommonAlert {
     }
 
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        match parsed.events.as_slice() {
-            [one] => response::pd_accepted(&one.dedup_key),
-            _ => reply::accepted(http::StatusCode::ACCEPTED, kind, parsed),
-        }
+        reply::pd_style_accepted(parsed, kind)
     }
 }
 

@@ -53,9 +53,9 @@ use simd_json::BorrowedValue;
 use crate::event::{
     fingerprint, Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
 };
-use crate::ingest::response::{self, Body};
+use crate::ingest::response::Body;
 
-use super::fields::details_of;
+use super::fields::text_details;
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Datadog;
@@ -69,10 +69,7 @@ impl Format for Webhook {
     }
 
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        match parsed.events.as_slice() {
-            [one] => response::pd_accepted(&one.dedup_key),
-            _ => reply::accepted(http::StatusCode::ACCEPTED, kind, parsed),
-        }
+        reply::pd_style_accepted(parsed, kind)
     }
 }
 
@@ -389,17 +386,7 @@ fn read(
 }
 
 fn details(fields: &[(&str, &Option<Cow<'_, str>>)]) -> Option<Details> {
-    let map: serde_json::Map<String, serde_json::Value> = fields
-        .iter()
-        .filter_map(|(k, v)| {
-            v.as_deref()
-                .map(|v| (k.to_string(), serde_json::Value::String(v.to_string())))
-        })
-        .collect();
-    if map.is_empty() {
-        return None;
-    }
-    details_of(&map)
+    text_details(fields.iter().map(|(k, v)| (*k, v.as_deref())))
 }
 
 #[cfg(test)]

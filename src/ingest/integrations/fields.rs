@@ -22,6 +22,20 @@ pub fn details_of(map: &serde_json::Map<String, serde_json::Value>) -> Option<De
         .map(Details)
 }
 
+/// The text fields that are present, as a `custom_details` object; `None` when none is.
+pub fn text_details<'a>(
+    fields: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Option<Details> {
+    let map: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), serde_json::Value::String(v.to_string()))))
+        .collect();
+    if map.is_empty() {
+        return None;
+    }
+    details_of(&map)
+}
+
 /// Free-form JSON as `custom_details`, kept as compact text.
 pub fn raw_details(v: &BorrowedValue<'_>) -> Option<Details> {
     serde_json::value::RawValue::from_string(v.encode())

@@ -33,7 +33,7 @@ use simd_json::BorrowedValue;
 use crate::event::{
     Action, Details, Event, Image, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
 };
-use crate::ingest::response::{self, Body};
+use crate::ingest::response::Body;
 
 use super::fields::{details_of, severity_named, to_json};
 use super::fields::{path, Reader};
@@ -50,10 +50,7 @@ impl Format for Webhook {
     }
 
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        match parsed.events.as_slice() {
-            [one] => response::pd_accepted(&one.dedup_key),
-            _ => reply::accepted(http::StatusCode::ACCEPTED, kind, parsed),
-        }
+        reply::pd_style_accepted(parsed, kind)
     }
 }
 

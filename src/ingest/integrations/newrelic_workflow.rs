@@ -30,10 +30,9 @@ use http::Response;
 use simd_json::prelude::*;
 
 use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
-use crate::ingest::response::{self, Body};
+use crate::ingest::response::Body;
 
-use super::fields::details_of;
-use super::fields::{path, severity_named, Reader};
+use super::fields::{path, severity_named, text_details, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::NewrelicWorkflow;
@@ -47,10 +46,7 @@ impl Format for Webhook {
     }
 
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        match parsed.events.as_slice() {
-            [one] => response::pd_accepted(&one.dedup_key),
-            _ => reply::accepted(http::StatusCode::ACCEPTED, kind, parsed),
-        }
+        reply::pd_style_accepted(parsed, kind)
     }
 }
 
@@ -193,17 +189,7 @@ fn join(items: &[&str]) -> Option<String> {
 }
 
 fn details(fields: &[(&str, Option<String>)]) -> Option<Details> {
-    let map: serde_json::Map<String, serde_json::Value> = fields
-        .iter()
-        .filter_map(|(k, v)| {
-            v.as_ref()
-                .map(|v| (k.to_string(), serde_json::Value::String(v.clone())))
-        })
-        .collect();
-    if map.is_empty() {
-        return None;
-    }
-    details_of(&map)
+    text_details(fields.iter().map(|(k, v)| (*k, v.as_deref())))
 }
 
 #[cfg(test)]

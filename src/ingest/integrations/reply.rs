@@ -68,3 +68,12 @@ pub fn refused(err: &IntegrationError) -> Response<Body> {
     };
     response::error(err.status(), kind, &err.to_string(), &err.messages())
 }
+
+/// PagerDuty's answer naming the dedup key when the request was one event (what senders that
+/// copy PagerDuty's integration check), else the generic accepted body; `202` either way.
+pub fn pd_style_accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
+    match parsed.events.as_slice() {
+        [one] => response::pd_accepted(&one.dedup_key),
+        _ => accepted(StatusCode::ACCEPTED, kind, parsed),
+    }
+}

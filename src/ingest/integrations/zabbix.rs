@@ -43,7 +43,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
-use crate::ingest::response::{self, Body};
+use crate::ingest::response::Body;
 
 use super::fields::details_of;
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};
@@ -60,10 +60,7 @@ impl Format for MediaType {
 
     /// What Zabbix's PagerDuty media type checks: 202 and `"status":"success"`.
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        match parsed.events.as_slice() {
-            [one] => response::pd_accepted(&one.dedup_key),
-            _ => reply::accepted(http::StatusCode::ACCEPTED, kind, parsed),
-        }
+        reply::pd_style_accepted(parsed, kind)
     }
 }
 
