@@ -1032,6 +1032,37 @@ impl Shard {
         )
     }
 
+    /// The (rule, equal values) keys under which an alert is an inhibitor (matches a rule's
+    /// `source`) and a possible target (matches its `target`).
+    fn inhibit_keys(&self, slot: u32, index: u32) -> (Vec<InhibitKey>, Vec<InhibitKey>) {
+        let inc = self.incidents[slot as usize].as_ref().expect("slot");
+        let alert = &inc.alerts[index as usize];
+        let view = AlertView {
+            routing_key: &inc.routing_key,
+            alert,
+        };
+        let (mut sources, mut targets) = (Vec::new(), Vec::new());
+        for (r, rule) in self.inhibit.iter().enumerate() {
+            let (is_source, is_target) = (
+                all_match(&rule.source, &view),
+                all_match(&rule.target, &view),
+            );
+            if is_source || is_target {
+                let key = (
+                    r as u16,
+                    Self::equal_hash(&inc.routing_key, r as u16, alert, &rule.equal),
+                );
+                if is_source {
+                    sources.push(key);
+                }
+                if is_target {
+                    targets.push(key);
+                }
+            }
+        }
+        (sources, targets)
+    }
+
     /// A newly open alert: count it as an inhibitor where it matches a source (re-checking the
     /// targets it may now inhibit), and inhibit it where it matches a target.
     fn inhibit_on_open(
@@ -1044,37 +1075,21 @@ impl Shard {
         if self.inhibit.is_empty() {
             return;
         }
-        let inhibit = Arc::clone(&self.inhibit);
-        let inc = self.incidents[slot as usize].as_ref().expect("slot");
-        let alert = &inc.alerts[index as usize];
-        let view = AlertView {
-            routing_key: &inc.routing_key,
-            alert,
-        };
-        let mut newly_inhibiting = Vec::new();
-        let mut targets = Vec::new();
-        for (r, rule) in inhibit.iter().enumerate() {
-            let key = (
-                r as u16,
-                Self::equal_hash(&inc.routing_key, r as u16, alert, &rule.equal),
-            );
-            if all_match(&rule.source, &view) {
-                let n = self.inhibitors.entry(key).or_insert(0);
-                *n += 1;
-                if *n == 1 {
-                    newly_inhibiting.push(key);
-                }
-            }
-            if all_match(&rule.target, &view) {
-                targets.push(key);
-            }
-        }
-        let hash = alert.hash;
+        let (sources, targets) = self.inhibit_keys(slot, index);
+        let hash = self.incident(slot).alerts[index as usize].hash;
         for key in targets {
             self.inhibit_targets
                 .entry(key)
                 .or_default()
                 .push((slot, index, hash));
+        }
+        let mut newly_inhibiting = Vec::new();
+        for key in sources {
+            let n = self.inhibitors.entry(key).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                newly_inhibiting.push(key);
+            }
         }
         self.refresh_inhibited(slot, index, now, out);
         for key in newly_inhibiting {
@@ -1082,6 +1097,7 @@ impl Shard {
         }
     }
 
+    /// A resolved alert stops counting as an inhibitor; targets it alone held are released.
     fn inhibit_on_resolve(
         &mut self,
         slot: u32,
@@ -1092,31 +1108,15 @@ impl Shard {
         if self.inhibit.is_empty() {
             return;
         }
-        let inhibit = Arc::clone(&self.inhibit);
-        let inc = self.incidents[slot as usize].as_ref().expect("slot");
-        let alert = &inc.alerts[index as usize];
-        let view = AlertView {
-            routing_key: &inc.routing_key,
-            alert,
-        };
-        let mut released = Vec::new();
-        for (r, rule) in inhibit.iter().enumerate() {
-            if all_match(&rule.source, &view) {
-                let key = (
-                    r as u16,
-                    Self::equal_hash(&inc.routing_key, r as u16, alert, &rule.equal),
-                );
-                if let Some(n) = self.inhibitors.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.inhibitors.remove(&key);
-                        released.push(key);
-                    }
+        let (sources, _) = self.inhibit_keys(slot, index);
+        for key in sources {
+            if let Some(n) = self.inhibitors.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.inhibitors.remove(&key);
+                    self.refresh_targets(key, now, out);
                 }
             }
-        }
-        for key in released {
-            self.refresh_targets(key, now, out);
         }
     }
 

@@ -97,6 +97,34 @@ fn client_link(client: Option<&str>, client_url: Option<&str>) -> Option<Link> {
     })
 }
 
+/// The routing key, action and dedup key of a v1 or v2 event, under their names in that
+/// version (`[routing key, action, dedup key]`): the key is optional on triggers only.
+fn identity<'v>(
+    r: &mut Reader<'v, '_>,
+    [rk, act, dk]: [&str; 3],
+) -> (Option<&'v str>, Option<Action>, Option<&'v str>) {
+    let routing_key = r.req_str(rk);
+    let routing_key = r.bounded(routing_key, rk, MAX_ROUTING_KEY_CHARS);
+    let action = r.req_str(act).and_then(|a| {
+        Action::parse(a).or_else(|| {
+            r.errors.push(format!(
+                "'{act}' must be one of trigger, acknowledge, resolve"
+            ));
+            None
+        })
+    });
+    let before = r.errors.len();
+    let key = r.opt_str(dk).filter(|k| !k.is_empty());
+    let key = r.bounded(key, dk, MAX_DEDUP_KEY_CHARS);
+    let key_said = r.errors.len() > before;
+    if matches!(action, Some(Action::Acknowledge | Action::Resolve)) && key.is_none() && !key_said {
+        r.errors.push(format!(
+            "'{dk}' is required for acknowledge and resolve events"
+        ));
+    }
+    (routing_key, action, key)
+}
+
 /// Parses a v2 alert event (`/v2/enqueue`).
 pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdError> {
     let root = object(body)?;
@@ -107,27 +135,8 @@ pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
         errors: &mut errors,
     };
 
-    let routing_key = r.req_str("routing_key");
-    let routing_key = r.bounded(routing_key, "routing_key", MAX_ROUTING_KEY_CHARS);
-    let action = match r.req_str("event_action") {
-        Some(a) => Action::parse(a).or_else(|| {
-            r.errors
-                .push("'event_action' must be one of trigger, acknowledge, resolve".into());
-            None
-        }),
-        None => None,
-    };
-    let before = r.errors.len();
-    let dedup_key = r.opt_str("dedup_key").filter(|k| !k.is_empty());
-    let dedup_key = r.bounded(dedup_key, "dedup_key", MAX_DEDUP_KEY_CHARS);
-    let dedup_key_said = r.errors.len() > before;
-    if matches!(action, Some(Action::Acknowledge | Action::Resolve))
-        && dedup_key.is_none()
-        && !dedup_key_said
-    {
-        r.errors
-            .push("'dedup_key' is required for acknowledge and resolve events".into());
-    }
+    let (routing_key, action, dedup_key) =
+        identity(&mut r, ["routing_key", "event_action", "dedup_key"]);
     let links = r.links("links");
     let images = r.images("images");
     let client = r.opt_str("client");
@@ -254,27 +263,8 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
         path: "",
         errors: &mut errors,
     };
-    let routing_key = r.req_str("service_key");
-    let routing_key = r.bounded(routing_key, "service_key", MAX_ROUTING_KEY_CHARS);
-    let action = match r.req_str("event_type") {
-        Some(a) => Action::parse(a).or_else(|| {
-            r.errors
-                .push("'event_type' must be one of trigger, acknowledge, resolve".into());
-            None
-        }),
-        None => None,
-    };
-    let before = r.errors.len();
-    let incident_key = r.opt_str("incident_key").filter(|k| !k.is_empty());
-    let incident_key = r.bounded(incident_key, "incident_key", MAX_DEDUP_KEY_CHARS);
-    let incident_key_said = r.errors.len() > before;
-    if matches!(action, Some(Action::Acknowledge | Action::Resolve))
-        && incident_key.is_none()
-        && !incident_key_said
-    {
-        r.errors
-            .push("'incident_key' is required for acknowledge and resolve events".into());
-    }
+    let (routing_key, action, incident_key) =
+        identity(&mut r, ["service_key", "event_type", "incident_key"]);
     let is_trigger = action == Some(Action::Trigger);
     let description = if is_trigger {
         r.req_str("description")
