@@ -301,3 +301,23 @@ pub async fn post(
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply.body).into_owned()));
     (reply.status.as_u16(), value)
 }
+
+/// sluice in this process, bound on a free loopback port, and a client connected to it.
+pub async fn in_process(
+    config: sluice::config::Config,
+) -> (sluice::app::Running, sluice::send::HttpClient) {
+    let running = sluice::app::start(config, sluice::clock::Clock::system())
+        .await
+        .expect("sluice starts");
+    let client = sluice::send::HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .expect("sluice accepts a connection");
+    (running, client)
+}
+
+/// A config on port 0 with the embedded broker (one partition), plus `extra` TOML (rules,
+/// integrations; not `[server]` or `[kafka]`).
+pub fn embedded_config(extra: &str) -> sluice::config::Config {
+    let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n{extra}");
+    sluice::config::Config::from_toml(&text, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+}

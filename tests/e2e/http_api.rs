@@ -3,22 +3,13 @@
 
 use serde_json::{json, Value};
 use sluice::app::Running;
-use sluice::clock::Clock;
-use sluice::config::Config;
 use sluice::send::HttpClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::harness::{embedded_config, in_process};
+
 async fn start() -> (Running, HttpClient) {
-    let config = Config::from_toml(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1",
-        Vec::new(),
-    )
-    .unwrap();
-    let running = sluice::app::start(config, Clock::system()).await.unwrap();
-    let client = HttpClient::connect(&format!("http://{}", running.addr()))
-        .await
-        .unwrap();
-    (running, client)
+    in_process(embedded_config("")).await
 }
 
 fn invalid(errors: &[&str]) -> Value {
@@ -170,16 +161,10 @@ async fn v1_events_routing_and_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_hold_incidents_until_deleted() {
-    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"";
-    let running = sluice::app::start(
-        Config::from_toml(toml, Vec::new()).unwrap(),
-        Clock::system(),
-    )
-    .await
-    .unwrap();
-    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
-        .await
-        .unwrap();
+    let (running, mut client) = in_process(embedded_config(
+        "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"",
+    ))
+    .await;
 
     let created = client
         .post(
@@ -262,16 +247,8 @@ async fn silences_hold_incidents_until_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_posts_to_the_alertmanager_api_path() {
-    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n[[correlate.rules]]\ngroup_by = [\"labels.alertname\"]\ngroup_wait = \"0s\"\n[integrations.alertmanager_api]\nrouting_key = \"prometheus-eu1\"";
-    let running = sluice::app::start(
-        Config::from_toml(toml, Vec::new()).unwrap(),
-        Clock::system(),
-    )
-    .await
-    .unwrap();
-    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
-        .await
-        .unwrap();
+    let (running, mut client) =
+        in_process(embedded_config("[[correlate.rules]]\ngroup_by = [\"labels.alertname\"]\ngroup_wait = \"0s\"\n[integrations.alertmanager_api]\nrouting_key = \"prometheus-eu1\"")).await;
     let batch = r#"[{"labels":{"alertname":"HighLatency","instance":"api-1:9090","severity":"warning"},"annotations":{"summary":"p99 over 2s"},"startsAt":"2026-11-21T10:00:00Z","generatorURL":"http://prometheus/graph"}]"#;
     let reply = client.post("/api/v2/alerts", batch).await.unwrap();
     assert_eq!(
@@ -303,11 +280,6 @@ async fn prometheus_posts_to_the_alertmanager_api_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_paths_and_named_mappers_reach_their_formats() {
     let toml = r#"
-[server]
-listen = "127.0.0.1:0"
-[kafka]
-brokers = "embedded"
-partitions = 1
 [[correlate.rules]]
 group_by = ["dedup_key"]
 group_wait = "0s"
@@ -320,15 +292,7 @@ action_map = { failing = "trigger", passing = "resolve" }
 [integrations.generic.other]
 dedup_key = "/id"
 "#;
-    let running = sluice::app::start(
-        Config::from_toml(toml, Vec::new()).unwrap(),
-        Clock::system(),
-    )
-    .await
-    .unwrap();
-    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
-        .await
-        .unwrap();
+    let (running, mut client) = in_process(embedded_config(toml)).await;
     let genie = [("authorization", "GenieKey ops-team")];
     let created = client
         .request_with(

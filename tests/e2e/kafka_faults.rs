@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
-use sluice::clock::Clock;
 use sluice::config::Config;
-use sluice::send::{pd_event, HttpClient};
+use sluice::send::pd_event;
 
-use crate::harness::Reader;
+use crate::harness::{in_process, Reader};
 
 fn config(bootstrap: &str, extra: &str) -> Config {
     let text = format!(
@@ -55,15 +54,7 @@ fn metric(name_and_labels: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_producer_queue_turns_into_503_and_nothing_accepted_is_lost() {
     let (cluster, bootstrap) = mock_cluster();
-    let running = sluice::app::start(
-        config(&bootstrap, "queue_max_messages = 1"),
-        Clock::system(),
-    )
-    .await
-    .unwrap();
-    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
-        .await
-        .unwrap();
+    let (running, mut client) = in_process(config(&bootstrap, "queue_max_messages = 1")).await;
     cluster.broker_down(1).unwrap();
 
     let mut accepted = 0;
@@ -129,15 +120,7 @@ async fn a_full_producer_queue_turns_into_503_and_nothing_accepted_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_failures_are_counted_by_kind() {
     let (cluster, bootstrap) = mock_cluster();
-    let running = sluice::app::start(
-        config(&bootstrap, "message_timeout = \"1s\""),
-        Clock::system(),
-    )
-    .await
-    .unwrap();
-    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
-        .await
-        .unwrap();
+    let (running, mut client) = in_process(config(&bootstrap, "message_timeout = \"1s\"")).await;
     let before = metric("sluice_messages_failed_total{kind=\"timed_out\"}");
     cluster.broker_down(1).unwrap();
     let reply = client
