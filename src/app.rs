@@ -45,6 +45,8 @@ pub enum StartError {
 pub struct ShutdownReport {
     pub connections_cut: usize,
     pub messages_undelivered: i32,
+    /// Shards still waiting for room in the producer queue when the grace period ran out.
+    pub shards_unfinished: bool,
 }
 
 /// A running gateway.
@@ -151,7 +153,18 @@ pub async fn start_recording(
     let task = tokio::spawn(async move {
         let connections_cut = server::serve(listener, router, limits, stop_rx).await;
         let started = Instant::now();
-        correlator.shutdown().await;
+        // Shards wait for room in the producer queue; with Kafka down that wait is bounded
+        // by the grace period too, and what never reached the queue is reported.
+        let shards_unfinished = match tokio::time::timeout(grace, correlator.shutdown()).await {
+            Ok(()) => false,
+            Err(_) => {
+                tracing::error!(
+                    "correlator shards could not hand every message to the producer within \
+                     server.shutdown_grace (is Kafka reachable?); those messages are lost"
+                );
+                true
+            }
+        };
         let left = grace
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
@@ -164,6 +177,7 @@ pub async fn start_recording(
         ShutdownReport {
             connections_cut,
             messages_undelivered,
+            shards_unfinished,
         }
     });
     Ok(Running {
@@ -173,6 +187,13 @@ pub async fn start_recording(
         stop,
         task,
     })
+}
+
+impl ShutdownReport {
+    /// Everything accepted was delivered.
+    pub fn clean(&self) -> bool {
+        self.connections_cut == 0 && self.messages_undelivered == 0 && !self.shards_unfinished
+    }
 }
 
 impl Running {
@@ -199,6 +220,7 @@ impl Running {
             ShutdownReport {
                 connections_cut: 0,
                 messages_undelivered: -1,
+                shards_unfinished: true,
             }
         })
     }

@@ -247,10 +247,11 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
         tracing::info!(signal, "shutting down");
         running.shutdown();
         let report = running.wait().await;
-        if report.connections_cut > 0 || report.messages_undelivered != 0 {
+        if !report.clean() {
             tracing::error!(
                 connections_cut = report.connections_cut,
                 messages_undelivered = report.messages_undelivered,
+                shards_unfinished = report.shards_unfinished,
                 "shutdown did not finish within server.shutdown_grace"
             );
             return ExitCode::FAILURE;

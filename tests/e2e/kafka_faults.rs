@@ -143,3 +143,33 @@ async fn delivery_failures_are_counted_by_kind() {
     running.shutdown();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_kafka_down_ends_within_the_grace_period_and_says_so() {
+    let (cluster, bootstrap) = mock_cluster();
+    let mut config = config(&bootstrap, "queue_max_messages = 1");
+    config.server.shutdown_grace = Duration::from_secs(2);
+    let (running, mut client) = in_process(config).await;
+    cluster.broker_down(1).unwrap();
+    let mut accepted = 0;
+    for i in 0..10 {
+        let body = pd_event("svc", "trigger", &format!("k{i}"), "h", "error", "s");
+        if client.post("/v2/enqueue", body).await.unwrap().status == 202 {
+            accepted += 1;
+        }
+    }
+    assert!(
+        accepted >= 2,
+        "some triggers are queued behind the full producer queue"
+    );
+    running.shutdown();
+    let report = tokio::time::timeout(Duration::from_secs(20), running.wait())
+        .await
+        .expect("shutdown is bounded by the grace period, not by Kafka");
+    assert!(!report.clean(), "{report:?}");
+    assert!(
+        report.shards_unfinished || report.messages_undelivered != 0,
+        "{report:?}"
+    );
+    cluster.broker_up(1).unwrap();
+}
