@@ -46,16 +46,6 @@ pub enum Input {
     Silences(Arc<[Silence]>),
 }
 
-impl Input {
-    fn routing_key(&self) -> &str {
-        match self {
-            Input::Event(e) => &e.routing_key,
-            Input::Change(c) => &c.routing_key,
-            Input::Silences(_) => "",
-        }
-    }
-}
-
 /// Every shard queue that a request needs was full: nothing of it was taken.
 #[derive(Debug, thiserror::Error)]
 #[error("correlator queues are full")]
@@ -105,26 +95,37 @@ impl CorrelatorHandle {
         }
     }
 
-    /// Applies the event rules, then hands over every remaining input of one request, or none
+    /// Applies the event rules, then hands over every remaining event of one request, or none
     /// of them: room is reserved in each shard queue first, so a 503 never leaves half a batch
-    /// accepted.
-    pub fn submit(&self, mut inputs: Vec<Input>) -> Result<(), Overloaded> {
+    /// accepted. The events go to their shards as they are, with no copy of the batch.
+    pub fn submit_events(&self, mut events: Vec<Event>) -> Result<(), Overloaded> {
         if !self.event_rules.is_empty() {
-            let before = inputs.len();
-            inputs.retain_mut(|i| match i {
-                Input::Event(e) => event_rules::apply(&self.event_rules, e),
-                _ => true,
-            });
+            let before = events.len();
+            events.retain_mut(|e| event_rules::apply(&self.event_rules, e));
             self.dropped_by_rule
-                .increment((before - inputs.len()) as u64);
+                .increment((before - events.len()) as u64);
         }
+        self.hand_over(events, |e| &e.routing_key, Input::Event)
+    }
+
+    /// Hands over a change event (published as is, never grouped).
+    pub fn submit_change(&self, change: ChangeEvent) -> Result<(), Overloaded> {
+        self.hand_over(vec![change], |c| &c.routing_key, Input::Change)
+    }
+
+    fn hand_over<T>(
+        &self,
+        items: Vec<T>,
+        routing_key: fn(&T) -> &str,
+        wrap: fn(T) -> Input,
+    ) -> Result<(), Overloaded> {
         match &self.route {
-            Route::Channels(senders) => submit_to_channels(senders, inputs),
+            Route::Channels(senders) => submit_to_channels(senders, items, routing_key, wrap),
             Route::Inline(inline) => {
                 inline
                     .lock()
                     .expect("inline correlator lock")
-                    .submit(inputs);
+                    .submit(items, routing_key, wrap);
                 Ok(())
             }
         }
@@ -146,21 +147,23 @@ impl CorrelatorHandle {
     }
 }
 
-fn submit_to_channels(
+fn submit_to_channels<T>(
     senders: &[mpsc::Sender<Input>],
-    inputs: Vec<Input>,
+    items: Vec<T>,
+    routing_key: fn(&T) -> &str,
+    wrap: fn(T) -> Input,
 ) -> Result<(), Overloaded> {
     let n = senders.len();
-    if let [single] = inputs.as_slice() {
-        let permit = senders[shard_index(single.routing_key(), n)]
+    if let [single] = items.as_slice() {
+        let permit = senders[shard_index(routing_key(single), n)]
             .try_reserve()
             .map_err(|_| Overloaded)?;
-        permit.send(inputs.into_iter().next().expect("one input"));
+        permit.send(wrap(items.into_iter().next().expect("one item")));
         return Ok(());
     }
-    let shards: Vec<usize> = inputs
+    let shards: Vec<usize> = items
         .iter()
-        .map(|i| shard_index(i.routing_key(), n))
+        .map(|i| shard_index(routing_key(i), n))
         .collect();
     let mut counts = vec![0usize; n];
     for &s in &shards {
@@ -174,12 +177,12 @@ fn submit_to_channels(
             Some(senders[s].try_reserve_many(count).map_err(|_| Overloaded)?)
         });
     }
-    for (input, s) in inputs.into_iter().zip(shards) {
+    for (item, s) in items.into_iter().zip(shards) {
         permits[s]
             .as_mut()
             .and_then(Iterator::next)
             .expect("reserved")
-            .send(input);
+            .send(wrap(item));
     }
     Ok(())
 }
@@ -343,15 +346,15 @@ impl Inline {
         (inline, handle)
     }
 
-    fn submit(&mut self, inputs: Vec<Input>) {
+    fn submit<T>(&mut self, items: Vec<T>, routing_key: fn(&T) -> &str, wrap: fn(T) -> Input) {
         let now = self.clock.now();
         let n = self.shards.len();
         for shard in &mut self.shards {
             shard.advance(now, &mut self.out);
         }
-        for input in inputs {
-            let s = shard_index(input.routing_key(), n);
-            self.shards[s].apply_input(input, now, &mut self.out);
+        for item in items {
+            let s = shard_index(routing_key(&item), n);
+            self.shards[s].apply_input(wrap(item), now, &mut self.out);
         }
         self.drain();
     }

@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
 use crate::config::integrations::IntegrationsConfig;
-use crate::correlate::{CorrelatorHandle, Input};
+use crate::correlate::CorrelatorHandle;
 use crate::event::Integration;
 use crate::metrics::{self as m, IntegrationCounters};
 
@@ -481,12 +481,7 @@ impl Router {
         let reply = integrations::accepted(kind, &parsed);
         let events = std::mem::take(&mut parsed.events);
         let accepted = events.len() as u64;
-        if !events.is_empty()
-            && self
-                .correlator
-                .submit(events.into_iter().map(Input::Event).collect())
-                .is_err()
-        {
+        if !events.is_empty() && self.correlator.submit_events(events).is_err() {
             m::rejected(name, "overloaded").increment(accepted);
             return response::unavailable("sluice is at capacity; retry after the given seconds");
         }
@@ -529,11 +524,7 @@ impl Router {
                 return integrations::refused(&e);
             }
         };
-        if self
-            .correlator
-            .submit(vec![Input::Change(parsed.event)])
-            .is_err()
-        {
+        if self.correlator.submit_change(parsed.event).is_err() {
             m::rejected(name, "overloaded").increment(1);
             return response::unavailable("sluice is at capacity; retry after the given seconds");
         }
