@@ -630,19 +630,8 @@ fn inhibit_rule() -> InhibitRule {
     }
 }
 
-fn labelled(name: &'static str, node: &'static str, sev: Severity) -> impl FnOnce(&mut Event) {
-    move |e: &mut Event| {
-        e.source = format!("{name}-{node}");
-        e.severity = sev;
-        e.labels = vec![
-            ("alertname".into(), name.into()),
-            ("node".into(), node.into()),
-        ];
-    }
-}
-
-#[test]
-fn an_open_source_alert_inhibits_matching_targets_with_equal_labels() {
+/// NodeDown on n1 (the inhibitor) and DiskFull on n1 (its target), grouped by source.
+fn node_down_with_disk_full() -> Harness {
     let mut h = Harness::build(
         vec![rule(&["source"])],
         &[inhibit_rule()],
@@ -658,6 +647,23 @@ fn an_open_source_alert_inhibits_matching_targets_with_equal_labels() {
         "disk",
         labelled("DiskFull", "n1", Severity::Warning),
     );
+    h
+}
+
+fn labelled(name: &'static str, node: &'static str, sev: Severity) -> impl FnOnce(&mut Event) {
+    move |e: &mut Event| {
+        e.source = format!("{name}-{node}");
+        e.severity = sev;
+        e.labels = vec![
+            ("alertname".into(), name.into()),
+            ("node".into(), node.into()),
+        ];
+    }
+}
+
+#[test]
+fn an_open_source_alert_inhibits_matching_targets_with_equal_labels() {
+    let mut h = node_down_with_disk_full();
     h.with(
         Action::Trigger,
         "disk2",
@@ -827,21 +833,7 @@ fn past_a_cap_events_still_produce_an_untracked_incident() {
 
 #[test]
 fn an_alert_inhibited_until_it_resolves_is_never_published() {
-    let mut h = Harness::build(
-        vec![rule(&["source"])],
-        &[inhibit_rule()],
-        Limits::unbounded(100),
-    );
-    h.with(
-        Action::Trigger,
-        "down",
-        labelled("NodeDown", "n1", Severity::Critical),
-    );
-    h.with(
-        Action::Trigger,
-        "disk",
-        labelled("DiskFull", "n1", Severity::Warning),
-    );
+    let mut h = node_down_with_disk_full();
     h.at(30);
     assert_eq!(h.take().len(), 1, "only NodeDown");
     h.at(40).resolve("disk").at(50).resolve("down");
