@@ -31,6 +31,7 @@ pub const INCIDENTS_FLAPPING: &str = "sluice_incidents_flapping_total";
 pub const CAPS_REACHED: &str = "sluice_caps_reached_total";
 pub const SILENCES_ACTIVE: &str = "sluice_silences_active";
 pub const RECORD_DROPPED: &str = "sluice_record_dropped_total";
+pub const SNS_SUBSCRIPTIONS: &str = "sluice_sns_subscriptions_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -54,6 +55,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CAPS_REACHED, "Events past a cap, published untracked (fail open), by cap."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
+    (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -138,6 +140,10 @@ pub fn failed(kind: &'static str) -> Counter {
 
 pub fn incidents_held(reason: &'static str) -> Counter {
     metrics::counter!(INCIDENTS_HELD, LABEL_REASON => reason)
+}
+
+pub fn sns_subscription(outcome: &'static str) -> Counter {
+    metrics::counter!(SNS_SUBSCRIPTIONS, "outcome" => outcome)
 }
 
 pub fn cap_reached(cap: &'static str) -> Counter {

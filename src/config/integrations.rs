@@ -6,6 +6,10 @@
 //! default_severity = "warning"  # when the payload has no severity, or one sluice does not know
 //! resolve_timeout = "6h"        # resolve a trigger not refreshed or resolved within this; "0s" = never
 //! routing_key = "payments"      # for requests that name none (path, X-Routing-Key, ?routing_key=)
+//!
+//! [integrations.cloudwatch_sns]  # besides the keys above:
+//! auto_confirm = true            # confirm SNS subscriptions by fetching SubscribeURL (default)
+//! confirm_url_pattern = '^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/'  # (the default)
 //! ```
 //!
 //! Unknown kinds and unknown keys are rejected by name, with every other problem at once.
@@ -16,6 +20,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::event::{Integration, Severity};
+use regex::Regex;
+
+use crate::ingest::integrations::cloudwatch_sns::SnsSettings;
 use crate::ingest::integrations::generic::{self, Mappers};
 use crate::ingest::integrations::pagerduty::MAX_ROUTING_KEY_CHARS;
 use crate::ingest::integrations::{generic_kinds, key_from_request, own_endpoint};
@@ -54,6 +61,8 @@ pub struct IntegrationSettings {
     pub routing_key: Option<String>,
     /// `generic` only: the mappers of `[integrations.generic.<name>]`.
     pub mappers: Mappers,
+    /// `cloudwatch_sns` only: how subscriptions are confirmed.
+    pub sns: SnsSettings,
 }
 
 impl Default for IntegrationSettings {
@@ -64,6 +73,7 @@ impl Default for IntegrationSettings {
             resolve_timeout: None,
             routing_key: None,
             mappers: Mappers::default(),
+            sns: SnsSettings::default(),
         }
     }
 }
@@ -110,6 +120,9 @@ pub(super) fn validate(raw: Option<RawIntegrations>, p: &mut Problems) -> Integr
         if kind == Integration::Generic {
             settings.mappers = generic_mappers(&at, &mut unknown, p);
         }
+        if kind == Integration::CloudwatchSns {
+            settings.sns = sns_settings(&at, &mut unknown, p);
+        }
         p.unknown(&at, &unknown);
         if let Some(s) = raw.default_severity {
             match Severity::parse(&s) {
@@ -152,6 +165,38 @@ pub(super) fn validate(raw: Option<RawIntegrations>, p: &mut Problems) -> Integr
         config.set(kind, settings);
     }
     config
+}
+
+/// `auto_confirm` and `confirm_url_pattern` of `[integrations.cloudwatch_sns]` (taken out of
+/// `unknown`).
+fn sns_settings(at: &str, unknown: &mut Unknown, p: &mut Problems) -> SnsSettings {
+    let mut sns = SnsSettings::default();
+    match unknown.remove("auto_confirm") {
+        None => {}
+        Some(toml::Value::Boolean(b)) => sns.auto_confirm = b,
+        Some(other) => p.add(
+            &format!("{at}.auto_confirm"),
+            format!("must be true or false, not a {}", other.type_str()),
+        ),
+    }
+    match unknown.remove("confirm_url_pattern") {
+        None => {}
+        Some(toml::Value::String(pattern)) => match Regex::new(&pattern) {
+            Ok(re) => sns.confirm_url_pattern = re,
+            Err(e) => p.add(
+                &format!("{at}.confirm_url_pattern"),
+                format!("{pattern:?} is not a regular expression: {e}"),
+            ),
+        },
+        Some(other) => p.add(
+            &format!("{at}.confirm_url_pattern"),
+            format!(
+                "must be a string (a regular expression), not a {}",
+                other.type_str()
+            ),
+        ),
+    }
+    sns
 }
 
 /// `[integrations.generic.<name>]`: every table under `generic` is a mapper (taken out of
@@ -273,6 +318,42 @@ mod tests {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         assert_eq!(problems.len(), 6, "{all}");
+    }
+
+    #[test]
+    fn sns_confirmation_settings_belong_to_cloudwatch_sns_only() {
+        let config = load(
+            r#"
+            [integrations.cloudwatch_sns]
+            auto_confirm = false
+            confirm_url_pattern = '^http://localhost:4566/'
+            "#,
+        )
+        .unwrap();
+        let sns = &config.integrations.get(Integration::CloudwatchSns).sns;
+        assert!(!sns.auto_confirm);
+        assert!(sns
+            .confirm_url_pattern
+            .is_match("http://localhost:4566/?Action=x"));
+        assert!(SnsSettings::default().auto_confirm);
+
+        let problems = load(
+            r#"
+            [integrations.cloudwatch_sns]
+            auto_confirm = "yes"
+            confirm_url_pattern = "(unclosed"
+            [integrations.datadog]
+            auto_confirm = true
+            "#,
+        )
+        .unwrap_err();
+        let all = problems.join("\n");
+        assert_eq!(problems.len(), 3, "{all}");
+        assert!(all.contains("integrations.cloudwatch_sns.auto_confirm: must be true or false"));
+        assert!(all.contains(
+            "integrations.cloudwatch_sns.confirm_url_pattern: \"(unclosed\" is not a regular expression"
+        ));
+        assert!(all.contains("integrations.datadog.auto_confirm: unknown key"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The ingest stage: HTTP in, normalized events handed to the correlator, each sender answered
 //! the way it expects.
 
+pub mod confirm;
 pub mod integrations;
 pub mod record;
 pub mod response;

@@ -102,6 +102,7 @@ pub struct Router {
     integrations: IntegrationsConfig,
     silences: super::silences::SilenceStore,
     recorder: Option<super::record::Recorder>,
+    confirmer: super::confirm::Confirmer,
 }
 
 /// Vendor endpoints served at their own paths: the Alertmanager API (Prometheus points
@@ -166,6 +167,7 @@ impl Router {
             integrations: IntegrationsConfig::default(),
             silences: Default::default(),
             recorder: None,
+            confirmer: Default::default(),
         }
     }
 
@@ -491,6 +493,9 @@ impl Router {
             counters
                 .summaries_truncated
                 .increment(parsed.summaries_truncated);
+        }
+        if let Some(subscription) = parsed.subscription.take() {
+            self.confirmer.handle(subscription);
         }
         if !parsed.rejected.is_empty() {
             tracing::debug!(

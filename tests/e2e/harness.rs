@@ -135,6 +135,11 @@ impl Sluice {
     /// Starts sluice with `config` (TOML; `server.listen` and `kafka.brokers` are set here) and
     /// waits until it answers `/readyz`.
     pub fn start(tag: &str, brokers: &str, config: &str) -> Sluice {
+        Sluice::start_with_env(tag, brokers, config, &[])
+    }
+
+    /// [`Sluice::start`] with extra environment variables.
+    pub fn start_with_env(tag: &str, brokers: &str, config: &str, env: &[(&str, &str)]) -> Sluice {
         let dir = TempDir::new(tag);
         let path = dir.0.join("sluice.toml");
         std::fs::write(&path, config).unwrap();
@@ -146,6 +151,7 @@ impl Sluice {
             .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
             .env("SLUICE_KAFKA_BROKERS", brokers)
             .env("SLUICE_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

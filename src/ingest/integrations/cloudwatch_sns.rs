@@ -10,13 +10,15 @@
 //!     `StateChangeTime` with a `+0000` offset, `Region` as a display name, `AlarmArn`,
 //!     `OldStateValue`, `Trigger {MetricName, Namespace, Dimensions[{name, value}], ...}`).
 //!     With raw message delivery on, the body is that alarm JSON itself, which is read too.
-//!   - `SubscriptionConfirmation`: sluice has no HTTPS client, so it never fetches anything
-//!     and **cannot auto-confirm**. It checks `SubscribeURL` against [`SNS_HOST_PATTERN`]
-//!     (`https://sns.<region>.amazonaws.com/...`, `.amazonaws.com.cn` in China; the region
-//!     must be the `TopicArn`'s when there is one) and logs it at warn level for an operator
-//!     to open (or `aws sns confirm-subscription` with the `Token`); a URL that does not match
-//!     is not logged as a link to follow but refused by name (listed in the answer's
-//!     `rejected`). Either way the answer is `200` and no event is produced.
+//!   - `SubscriptionConfirmation`: the `SubscribeURL` must match
+//!     `[integrations.cloudwatch_sns] confirm_url_pattern` (default
+//!     [`DEFAULT_CONFIRM_URL_PATTERN`]: `https://sns.<region>.amazonaws.com/...`, or
+//!     `.amazonaws.com.cn` in China) and, when it is on an SNS host, be in the region of
+//!     `TopicArn`. A URL that passes is confirmed by one GET (`auto_confirm = true`, the
+//!     default; see `crate::ingest::confirm`), or logged at warn level for an operator to open
+//!     (`auto_confirm = false`). A URL that does not pass is never fetched nor logged as a link
+//!     to follow: it is refused by name (listed in the answer's `rejected`). Either way the
+//!     answer is `200` and no event is produced.
 //!   - `UnsubscribeConfirmation`: logged at info, `200`, no event.
 //!
 //!   SNS message signatures are **not verified** (that needs RSA and an HTTPS fetch of the
@@ -42,6 +44,7 @@
 //!   5xx (a `400` here names the field and is not retried).
 
 use http::{Response, StatusCode};
+use regex::Regex;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
@@ -55,9 +58,47 @@ use super::{
 
 const KIND: Integration = Integration::CloudwatchSns;
 
-/// The hosts a `SubscribeURL` may point at (over https, no port, no user info). A constant
-/// rather than a setting: every SNS region's endpoint has this shape.
-pub const SNS_HOST_PATTERN: &str = "sns.<region>.amazonaws.com (or .amazonaws.com.cn)";
+/// What a `SubscribeURL` must match unless configured otherwise: https, an SNS regional host,
+/// no port, no user info. A local SNS emulator (LocalStack) needs its own pattern.
+pub const DEFAULT_CONFIRM_URL_PATTERN: &str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/";
+
+/// `[integrations.cloudwatch_sns]` settings beyond the common ones.
+#[derive(Clone, Debug)]
+pub struct SnsSettings {
+    /// Confirm a subscription by fetching its `SubscribeURL` (when it passes the checks);
+    /// off, the URL is logged for an operator.
+    pub auto_confirm: bool,
+    /// What a whole `SubscribeURL` must match to be confirmed or logged.
+    pub confirm_url_pattern: Regex,
+}
+
+impl Default for SnsSettings {
+    fn default() -> Self {
+        SnsSettings {
+            auto_confirm: true,
+            confirm_url_pattern: Regex::new(DEFAULT_CONFIRM_URL_PATTERN)
+                .expect("the default pattern is a regex"),
+        }
+    }
+}
+
+impl PartialEq for SnsSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.auto_confirm == other.auto_confirm
+            && self.confirm_url_pattern.as_str() == other.confirm_url_pattern.as_str()
+    }
+}
+
+impl Eq for SnsSettings {}
+
+/// A subscription whose `SubscribeURL` passed the checks: the router confirms it (one GET) or
+/// logs it, as `confirm` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub topic_arn: String,
+    pub url: String,
+    pub confirm: bool,
+}
 
 /// The header SNS names the message type in.
 pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
@@ -86,7 +127,7 @@ impl Format for Sns {
         let outcome = match kind {
             _ if raw => alarm(&root, "", None, req, r.errors),
             Some("Notification") => notification(&mut r, req),
-            Some("SubscriptionConfirmation") => Ok(confirmation(&mut r)),
+            Some("SubscriptionConfirmation") => Ok(confirmation(&mut r, &req.settings.sns)),
             Some("UnsubscribeConfirmation") => {
                 let topic = r.opt_str("TopicArn").unwrap_or_default();
                 tracing::info!(
@@ -153,32 +194,33 @@ pub fn sns_url_region(url: &str) -> Option<&str> {
     ok.then_some(region)
 }
 
-fn confirmation(r: &mut Reader<'_, '_>) -> Parsed {
+fn confirmation(r: &mut Reader<'_, '_>, settings: &SnsSettings) -> Parsed {
     let topic = r.opt_str("TopicArn").unwrap_or_default();
     let url = r.opt_str("SubscribeURL").unwrap_or_default();
     let topic_region = arn_partition_region(topic).map(|(_, region)| region);
-    let url_region = sns_url_region(url);
-    let matches = url_region.is_some() && (topic_region.is_none() || topic_region == url_region);
+    let in_region = match (sns_url_region(url), topic_region) {
+        (Some(url_region), Some(topic_region)) => url_region == topic_region,
+        _ => true,
+    };
+    let pattern = settings.confirm_url_pattern.as_str();
     let mut parsed = Parsed::default();
-    if matches {
-        tracing::warn!(
-            integration = KIND.as_str(),
-            topic_arn = topic,
-            subscribe_url = url,
-            "SNS subscription awaits confirmation: sluice does not fetch URLs, so open \
-             subscribe_url once (or run aws sns confirm-subscription with the Token) to start deliveries"
-        );
+    if settings.confirm_url_pattern.is_match(url) && in_region {
+        parsed.subscription = Some(Subscription {
+            topic_arn: topic.to_string(),
+            url: url.to_string(),
+            confirm: settings.auto_confirm,
+        });
     } else {
         tracing::warn!(
             integration = KIND.as_str(),
             topic_arn = topic,
-            "SNS subscription confirmation refused: its SubscribeURL is not on {SNS_HOST_PATTERN} \
-             over https in the topic's region; do not open it"
+            "SNS subscription confirmation refused: its SubscribeURL does not match \
+             confirm_url_pattern {pattern:?} or is not in the topic's region; do not open it"
         );
         parsed.rejected.push(Rejected {
             item: "SubscribeURL".into(),
             errors: vec![format!(
-                "'SubscribeURL' is not an https URL on {SNS_HOST_PATTERN} in the region of 'TopicArn': refused, not logged for confirmation"
+                "'SubscribeURL' does not match confirm_url_pattern {pattern:?} in the region of 'TopicArn': refused, not fetched"
             )],
         });
     }
@@ -433,6 +475,20 @@ mod tests {
         ] {
             assert_eq!(sns_url_region(url), want, "{url}");
         }
+        // The default pattern admits exactly the URLs whose region could be read.
+        let default = SnsSettings::default();
+        for (url, want) in [
+            ("https://sns.eu-west-1.amazonaws.com/?Action=x", true),
+            ("https://sns.cn-north-1.amazonaws.com.cn/?Action=x", true),
+            ("http://sns.eu-west-1.amazonaws.com/?Action=x", false),
+            ("https://sns.eu-west-1.amazonaws.com.evil.example/", false),
+            ("https://evil.example/sns.eu-west-1.amazonaws.com/", false),
+            ("https://sns.eu-west-1.amazonaws.com:8443/", false),
+            ("https://user@sns.eu-west-1.amazonaws.com/", false),
+            ("https://sns..amazonaws.com/", false),
+        ] {
+            assert_eq!(default.confirm_url_pattern.is_match(url), want, "{url}");
+        }
         let confirm = |url: &str| {
             let body = serde_json::json!({"Type": "SubscriptionConfirmation",
                 "TopicArn": "arn:aws:sns:eu-west-1:111122223333:ops", "Token": "t",
@@ -440,12 +496,26 @@ mod tests {
             .to_string();
             parse(KIND, body.as_bytes()).unwrap()
         };
-        let ok = confirm("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription");
+        let url = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription";
+        let ok = confirm(url);
         assert!(ok.events.is_empty() && ok.rejected.is_empty());
-        let other_region =
-            confirm("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription");
-        assert_eq!(other_region.rejected.len(), 1);
-        assert!(other_region.events.is_empty());
+        assert_eq!(
+            ok.subscription,
+            Some(Subscription {
+                topic_arn: "arn:aws:sns:eu-west-1:111122223333:ops".into(),
+                url: url.into(),
+                confirm: true,
+            })
+        );
+        for refused in [
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+            "https://169.254.169.254/latest/meta-data/",
+            "",
+        ] {
+            let parsed = confirm(refused);
+            assert_eq!(parsed.rejected.len(), 1, "{refused}");
+            assert!(parsed.events.is_empty() && parsed.subscription.is_none());
+        }
     }
 
     #[test]

@@ -193,12 +193,17 @@ fn outcome(kind: Integration, dir: &Path, case: &str) -> Result<Value, String> {
                 .iter()
                 .map(|r| json!({"item": r.item, "errors": r.errors}))
                 .collect();
-            json!({
+            let mut out = json!({
                 "events": parsed.events.iter().map(event_json).collect::<Vec<_>>(),
                 "rejected": rejected,
                 "summaries_truncated": parsed.summaries_truncated,
                 "answer": answer_json(accepted(kind, &parsed)),
-            })
+            });
+            if let Some(s) = &parsed.subscription {
+                out["subscription"] =
+                    json!({"topic_arn": s.topic_arn, "url": s.url, "confirm": s.confirm});
+            }
+            out
         }
         Err(e) => json!({
             "error": e.to_string(),

@@ -139,6 +139,8 @@ pub struct Parsed {
     pub rejected: Vec<Rejected>,
     /// Summaries cut to 1024 characters (counted, never refused).
     pub summaries_truncated: u64,
+    /// An SNS subscription to confirm or log (CloudWatch via SNS only).
+    pub subscription: Option<cloudwatch_sns::Subscription>,
 }
 
 impl Parsed {
@@ -148,6 +150,7 @@ impl Parsed {
             events: vec![event],
             rejected: Vec::new(),
             summaries_truncated: u64::from(truncated),
+            subscription: None,
         }
     }
 }

@@ -67,11 +67,9 @@ impl Format for Notification {
         let mut errors = Vec::new();
         let event = read(&macros, req, &mut errors);
         match event {
-            Ok(event) if errors.is_empty() => Ok(Parsed {
-                summaries_truncated: event.as_ref().map_or(0, |(_, t)| u64::from(*t)),
-                events: event.map(|(e, _)| e).into_iter().collect(),
-                rejected: Vec::new(),
-            }),
+            Ok(event) if errors.is_empty() => Ok(event
+                .map(|(e, truncated)| Parsed::one(e, truncated))
+                .unwrap_or_default()),
             _ => Err(IntegrationError::Invalid {
                 kind: KIND,
                 problems: errors,

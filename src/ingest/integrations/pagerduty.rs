@@ -344,11 +344,7 @@ fn one(
     parsed: Result<Parsed<Event>, PdError>,
 ) -> Result<super::Parsed, IntegrationError> {
     let p = parsed.map_err(|e| e.into_integration_error(kind))?;
-    Ok(super::Parsed {
-        events: vec![p.event],
-        rejected: Vec::new(),
-        summaries_truncated: u64::from(p.summary_truncated),
-    })
+    Ok(super::Parsed::one(p.event, p.summary_truncated))
 }
 
 fn dedup_key(parsed: &super::Parsed) -> &str {
