@@ -109,6 +109,33 @@ impl Integration {
     pub fn bit(self) -> u64 {
         1 << (self as u32)
     }
+
+    /// Where this integration's dedup keys live (see [`KeySpace`]).
+    pub fn key_space(self) -> KeySpace {
+        let canonical = match self {
+            // One PagerDuty key space, as in PagerDuty: v1 and v2 events of a key meet.
+            Integration::PagerDutyV1 => Integration::PagerDuty,
+            // Both carry Prometheus' label fingerprint: an alert sent straight and relayed by
+            // an Alertmanager is one alert.
+            Integration::AlertmanagerApi => Integration::AlertmanagerWebhook,
+            other => other,
+        };
+        KeySpace(canonical as u8)
+    }
+}
+
+/// Which dedup keys can meet: alerts are matched on `(routing_key, key space, dedup_key)`, so
+/// two formats posting to one routing key never fold each other's alerts together because
+/// their ids happen to agree (a Zabbix event id and a Datadog alert id). Formats whose senders
+/// share keys share a space ([`Integration::key_space`]); a format with two separate id
+/// sequences gives the second its own ([`KeySpace::SENTRY_METRIC_ALERTS`]). Internal only:
+/// messages and answers carry the key as the sender sent it (or as it was derived).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeySpace(pub u8);
+
+impl KeySpace {
+    /// Sentry metric alert ids: a sequence apart from issue ids.
+    pub const SENTRY_METRIC_ALERTS: KeySpace = KeySpace(Integration::ALL.len() as u8);
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -127,12 +154,15 @@ pub struct Image {
     pub alt: Option<String>,
 }
 
-/// One alert event: a trigger, acknowledge or resolve of the alert `(routing_key, dedup_key)`.
+/// One alert event: a trigger, acknowledge or resolve of the alert
+/// `(routing_key, key_space, dedup_key)`.
 /// Acknowledge and resolve events carry only the key fields; the rest stay empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub routing_key: String,
     pub integration: Integration,
+    /// Set from `integration` by [`Event::new`]; see [`KeySpace`].
+    pub key_space: KeySpace,
     pub action: Action,
     pub dedup_key: String,
     pub severity: Severity,
@@ -165,6 +195,7 @@ impl Event {
         Event {
             routing_key,
             integration,
+            key_space: integration.key_space(),
             action,
             dedup_key,
             severity: Severity::Error,

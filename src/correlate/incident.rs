@@ -1,6 +1,6 @@
 //! Alert and incident state, and how an incident is rendered into a message.
 
-use crate::event::{Details, Field, Integration, Link, Severity};
+use crate::event::{Details, Field, Integration, KeySpace, Link, Severity};
 use crate::matchers::Subject;
 use crate::publish::encode::{
     to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Status, Topic,
@@ -28,6 +28,7 @@ pub struct Alert {
     pub severity: Severity,
     pub status: Status,
     pub integration: Integration,
+    pub key_space: KeySpace,
     pub event_count: u32,
     pub first_seen: UnixMillis,
     pub last_seen: UnixMillis,

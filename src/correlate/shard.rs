@@ -18,7 +18,7 @@ use metrics::{Counter, Gauge};
 use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::config::WindowKind;
-use crate::event::{Action, ChangeEvent, Event, Integration};
+use crate::event::{Action, ChangeEvent, Event, Integration, KeySpace};
 use crate::matchers::all_match;
 use crate::metrics as m;
 use crate::publish::encode::{
@@ -206,10 +206,11 @@ pub struct Shard {
     metrics: ShardMetrics,
 }
 
-fn alert_hash(routing_key: &str, dedup_key: &str) -> u64 {
+fn alert_hash(routing_key: &str, space: KeySpace, dedup_key: &str) -> u64 {
     let mut h = Xxh3Default::new();
     h.update(&(routing_key.len() as u64).to_le_bytes());
     h.update(routing_key.as_bytes());
+    h.update(&[space.0]);
     h.update(dedup_key.as_bytes());
     h.digest()
 }
@@ -278,14 +279,16 @@ impl Shard {
     /// Applies one alert event received at `now`.
     pub fn apply(&mut self, event: Event, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
         self.stats.events += 1;
-        let hash = alert_hash(&event.routing_key, &event.dedup_key);
+        let hash = alert_hash(&event.routing_key, event.key_space, &event.dedup_key);
         let incidents = &self.incidents;
         let found = self.alerts.find(hash, |r| {
             let inc = incidents[r.slot as usize]
                 .as_ref()
                 .expect("alert refs point at incidents");
+            let alert = &inc.alerts[r.index as usize];
             *inc.routing_key == *event.routing_key
-                && *inc.alerts[r.index as usize].dedup_key == *event.dedup_key
+                && alert.key_space == event.key_space
+                && *alert.dedup_key == *event.dedup_key
         });
         let at = found.map(|r| (r.slot, r.index));
         if let Some((slot, index)) = at {
@@ -575,6 +578,7 @@ impl Shard {
         let routing_key = event.routing_key.clone();
         let ends_at = event.ends_at;
         let integration = event.integration;
+        let key_space = event.key_space;
         let mut alert = Alert {
             hash,
             dedup_key: event.dedup_key.into_boxed_str(),
@@ -592,6 +596,7 @@ impl Shard {
             severity: event.severity,
             status: Status::Triggered,
             integration,
+            key_space,
             event_count: 1,
             first_seen: now,
             last_seen: now,
@@ -683,6 +688,7 @@ impl Shard {
             severity: event.severity,
             status: Status::Triggered,
             integration: event.integration,
+            key_space: event.key_space,
             event_count: 1,
             first_seen: now,
             last_seen: now,

@@ -99,6 +99,53 @@ impl Harness {
 }
 
 /// `(type, seq, alert_count, open_alert_count, event_count, status)` of each message.
+#[test]
+fn dedup_keys_meet_within_a_key_space_only() {
+    let mut h = Harness::new(rule(&[]));
+    let mut post = |integration: Integration, key: &str, space: Option<KeySpace>| {
+        let mut e = Event::new(
+            integration,
+            Action::Trigger,
+            "rk".into(),
+            key.into(),
+            UnixMillis(h.now),
+        );
+        if let Some(space) = space {
+            e.key_space = space;
+        }
+        h.shard.apply(e, UnixMillis(h.now), &mut h.out);
+        h.shard.open_alerts()
+    };
+    // PagerDuty v1 and v2 share keys, as do the Alertmanager API and webhook.
+    assert_eq!(post(Integration::PagerDuty, "42", None), 1);
+    assert_eq!(post(Integration::PagerDutyV1, "42", None), 1);
+    assert_eq!(post(Integration::AlertmanagerApi, "c0ffee", None), 2);
+    assert_eq!(post(Integration::AlertmanagerWebhook, "c0ffee", None), 2);
+    // Two tools whose ids happen to agree stay two alerts.
+    assert_eq!(post(Integration::Zabbix, "42", None), 3);
+    assert_eq!(post(Integration::Datadog, "42", None), 4);
+    assert_eq!(post(Integration::Datadog, "42", None), 4);
+    // Sentry issue 77 and metric alert 77.
+    assert_eq!(post(Integration::Sentry, "77", None), 5);
+    assert_eq!(
+        post(
+            Integration::Sentry,
+            "77",
+            Some(KeySpace::SENTRY_METRIC_ALERTS)
+        ),
+        6
+    );
+    // The messages carry the keys as sent.
+    h.at(60);
+    let keys: Vec<String> = h
+        .take()
+        .iter()
+        .flat_map(|m| m["alerts"].as_array().unwrap().clone())
+        .map(|a| a["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["42", "c0ffee", "42", "42", "77", "77"]);
+}
+
 fn summary(msgs: &[Value]) -> Vec<(String, u64, u64, u64, u64, String)> {
     msgs.iter()
         .map(|m| {

@@ -23,8 +23,8 @@
 //!   `alert_rule.name`; source = the first of `alert_rule.projects`; timestamp =
 //!   `date_detected` (trigger) or `date_closed` (resolve), else `date_started`.
 //! - **Key spaces**: issue ids and metric alert ids are separate Sentry sequences; both are used
-//!   as sent, unprefixed, so a routing key that receives both could in principle see one number
-//!   in both. Give metric alerts their own routing key where that matters.
+//!   as sent, unprefixed, and metric alerts live in their own key space
+//!   ([`KeySpace::SENTRY_METRIC_ALERTS`]), so issue 77 and metric alert 77 stay two alerts.
 //! - Other resources (`installation`, `comment`, `error`, ...) are accepted and produce no event,
 //!   since Sentry posts every subscribed resource to the one URL.
 //! - **Answer**: `202` and the generic body; Sentry records any 2xx as delivered.
@@ -32,7 +32,9 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{
+    Action, Details, Event, Integration, KeySpace, Link, Severity, MAX_DEDUP_KEY_CHARS,
+};
 
 use super::fields::{details_of, severity_named, to_json};
 use super::fields::{path, Reader};
@@ -313,6 +315,7 @@ fn metric_alert(
         return None;
     }
     let mut event = Event::new(KIND, act, req.routing_key.to_string(), key, req.now);
+    event.key_space = KeySpace::SENTRY_METRIC_ALERTS;
     let rule_name = rule.and_then(|r| text(r, "name"));
     let (s, truncated) = summary(
         title
