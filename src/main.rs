@@ -12,6 +12,11 @@ use sluice::send::{pd_event, HttpClient};
 use sluice::tail::{Format, Start, TailOptions};
 use sluice::time::parse_duration;
 
+/// See the `mimalloc` feature in Cargo.toml for the measurement behind it.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",

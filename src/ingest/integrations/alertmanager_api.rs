@@ -50,7 +50,8 @@ use simd_json::prelude::*;
 use crate::event::{Event, Integration, Link};
 use crate::ingest::response::{self, Body};
 
-use super::alertmanager_webhook::{details, labels_fingerprint, lookup, prometheus_event};
+use super::alertmanager_webhook::{labels_fingerprint, lookup, prometheus_event};
+use super::fields::pairs_details;
 use super::fields::Reader;
 use super::{Batch, Format, IngestRequest, IntegrationError, Parsed};
 
@@ -68,7 +69,7 @@ impl Format for Api {
     const KEY_FROM_REQUEST: bool = true;
 
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = simd_json::to_borrowed_value(body).map_err(|_| IntegrationError::Malformed {
+        let root = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
             kind: KIND,
             what: "body is not valid JSON",
         })?;
@@ -176,7 +177,7 @@ fn read_alert<'v>(
         })
     })
     .collect();
-    event.custom_details = details(&annotations);
+    event.custom_details = pairs_details(&annotations);
     event.labels = labels;
     Some((event, truncated))
 }

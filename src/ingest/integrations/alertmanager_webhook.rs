@@ -39,9 +39,9 @@
 use http::{Response, StatusCode};
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 
-use super::fields::{details_of, severity_named, Reader};
+use super::fields::{pairs_details, severity_named, Reader};
 use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
 use crate::ingest::response::Body;
 
@@ -245,7 +245,7 @@ fn read_alert<'v>(
         event.ends_at = ends_at.filter(|t| *t > req.now);
     }
     event.links = links(generator_url, lookup(&annotations, "runbook_url"), top);
-    event.custom_details = details(&annotations);
+    event.custom_details = pairs_details(&annotations);
     event.labels = labels;
     Some((event, truncated))
 }
@@ -267,17 +267,6 @@ fn links(generator: Option<&str>, runbook: Option<&str>, top: &Top<'_>) -> Vec<L
 }
 
 /// The annotations as a JSON object, in name order; `None` when there are none.
-pub(super) fn details(annotations: &[(String, String)]) -> Option<Details> {
-    if annotations.is_empty() {
-        return None;
-    }
-    let map: serde_json::Map<String, serde_json::Value> = annotations
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    details_of(&map)
-}
-
 #[cfg(test)]
 mod tests {
 

@@ -235,7 +235,7 @@ fn notification(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Result<Parse
     let sent_at = r.timestamp("Timestamp");
     let message = message.ok_or(())?;
     let mut buf = message.as_bytes().to_vec();
-    let inner = match simd_json::to_borrowed_value(&mut buf) {
+    let inner = match super::fields::parse_json(&mut buf) {
         Ok(v) if v.is_object() => v,
         _ => {
             r.errors

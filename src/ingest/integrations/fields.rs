@@ -1,8 +1,12 @@
 //! Reading fields out of a parsed JSON body while collecting every problem, each naming its
 //! field the way the sender wrote it (`payload.severity`, `links[2].href`).
 
+use std::cell::RefCell;
+
+use serde::Serialize;
+use serde_json::value::to_raw_value;
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
+use simd_json::{BorrowedValue, Buffers};
 
 use crate::event::{Details, Image, Link, Severity};
 use crate::time::{from_epoch_number, parse_timestamp, Parsed, UnixMillis};
@@ -14,12 +18,44 @@ pub fn severity_named(value: &str, table: &[(&str, Severity)]) -> Option<Severit
         .find_map(|&(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
 }
 
+thread_local! {
+    /// simd-json's working buffers, kept per thread: parsing is synchronous, and a request
+    /// then allocates none of them (they grow to the largest body the thread has seen).
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// Parses a request body in place (simd-json rewrites escapes), reusing this thread's buffers.
+pub fn parse_json(body: &mut [u8]) -> Result<BorrowedValue<'_>, simd_json::Error> {
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut buffers) => simd_json::value::borrowed::to_value_with_buffers(body, &mut buffers),
+        // Re-entered (a format parsing JSON inside JSON): fresh buffers for the inner one.
+        Err(_) => simd_json::to_borrowed_value(body),
+    })
+}
+
+/// Anything serializable as compact `custom_details` text (serialized once, not re-read).
+fn details<T: Serialize + ?Sized>(value: &T) -> Option<Details> {
+    to_raw_value(value).ok().map(Details)
+}
+
 /// A JSON object as `custom_details`.
 pub fn details_of(map: &serde_json::Map<String, serde_json::Value>) -> Option<Details> {
-    let text = serde_json::to_string(map).ok()?;
-    serde_json::value::RawValue::from_string(text)
-        .ok()
-        .map(Details)
+    details(map)
+}
+
+/// Name/value pairs (sorted, names unique) as a `custom_details` object of strings, written
+/// straight from the pairs; `None` when there are none.
+pub fn pairs_details(pairs: &[(String, String)]) -> Option<Details> {
+    struct Pairs<'a>(&'a [(String, String)]);
+    impl Serialize for Pairs<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        }
+    }
+    if pairs.is_empty() {
+        return None;
+    }
+    details(&Pairs(pairs))
 }
 
 /// The text fields that are present, as a `custom_details` object; `None` when none is.
@@ -38,9 +74,7 @@ pub fn text_details<'a>(
 
 /// Free-form JSON as `custom_details`, kept as compact text.
 pub fn raw_details(v: &BorrowedValue<'_>) -> Option<Details> {
-    serde_json::value::RawValue::from_string(v.encode())
-        .ok()
-        .map(Details)
+    details(v)
 }
 
 /// A borrowed JSON value as an owned one, to put in `custom_details`.

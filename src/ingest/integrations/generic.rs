@@ -644,7 +644,7 @@ impl Format for Mapped {
             kind: KIND,
             problems: vec![p],
         })?;
-        let root = simd_json::to_borrowed_value(body).map_err(|_| IntegrationError::Malformed {
+        let root = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
             kind: KIND,
             what: "body is not valid JSON",
         })?;

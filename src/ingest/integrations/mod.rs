@@ -359,7 +359,7 @@ pub fn json_object(
     kind: Integration,
     body: &mut [u8],
 ) -> Result<BorrowedValue<'_>, IntegrationError> {
-    let value = simd_json::to_borrowed_value(body).map_err(|_| IntegrationError::Malformed {
+    let value = fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
         kind,
         what: "body is not valid JSON",
     })?;

@@ -51,8 +51,8 @@ pub struct Parsed<T> {
 }
 
 fn object(body: &mut [u8]) -> Result<BorrowedValue<'_>, PdError> {
-    let value = simd_json::to_borrowed_value(body)
-        .map_err(|_| PdError::Unrecognized("JSON parse error"))?;
+    let value =
+        super::fields::parse_json(body).map_err(|_| PdError::Unrecognized("JSON parse error"))?;
     if value.is_object() {
         Ok(value)
     } else {
