@@ -47,12 +47,12 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{Event, Integration, Link};
+use crate::event::{Event, Integration};
 use crate::ingest::response::{self, Body};
 
 use super::alertmanager_webhook::{labels_fingerprint, lookup, prometheus_event};
-use super::fields::pairs_details;
 use super::fields::Reader;
+use super::fields::{named_links, pairs_details};
 use super::{Batch, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::AlertmanagerApi;
@@ -165,18 +165,10 @@ fn read_alert<'v>(
         event.timestamp = starts_at;
         event.ends_at = Some(ends_at.unwrap_or_else(|| req.now.saturating_add(resolve_timeout)));
     }
-    event.links = [
+    event.links = named_links([
         (generator_url, "Source"),
         (lookup(&annotations, "runbook_url"), "Runbook"),
-    ]
-    .into_iter()
-    .filter_map(|(href, text)| {
-        href.map(|href| Link {
-            href: href.to_string(),
-            text: Some(text.to_string()),
-        })
-    })
-    .collect();
+    ]);
     event.custom_details = pairs_details(&annotations);
     event.labels = labels;
     Some((event, truncated))

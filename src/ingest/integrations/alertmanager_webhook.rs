@@ -41,9 +41,10 @@ use simd_json::BorrowedValue;
 
 use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
 
-use super::fields::{pairs_details, severity_named, Reader};
+use super::fields::{named_links, pairs_details, severity_named, Reader};
 use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
 use crate::ingest::response::Body;
+use crate::time::UnixMillis;
 
 const KIND: Integration = Integration::AlertmanagerWebhook;
 
@@ -201,17 +202,7 @@ fn read_alert<'v>(
     let fingerprint = r.opt_str("fingerprint").filter(|f| !f.is_empty());
     let fingerprint = r.bounded(fingerprint, "fingerprint", MAX_DEDUP_KEY_CHARS);
 
-    let resolved = match status {
-        Some("firing") => false,
-        Some("resolved") => true,
-        Some(_) => {
-            let at = r.path;
-            r.errors
-                .push(format!("'{at}.status' must be firing or resolved"));
-            false
-        }
-        None => ends_at.is_some_and(|t| t <= req.now),
-    };
+    let resolved = resolved(r, status, ends_at, req.now);
     if fingerprint.is_none() && labels_read {
         let problem = match &labels {
             None => Some("is missing"),
@@ -238,12 +229,7 @@ fn read_alert<'v>(
     let (mut event, truncated) =
         prometheus_event(KIND, req, resolved, dedup_key, &labels, &annotations);
     event.group = top.group_key.map(str::to_string);
-    if resolved {
-        event.timestamp = ends_at.or(starts_at);
-    } else {
-        event.timestamp = starts_at;
-        event.ends_at = ends_at.filter(|t| *t > req.now);
-    }
+    set_times(&mut event, starts_at, ends_at, req.now);
     event.links = links(generator_url, lookup(&annotations, "runbook_url"), top);
     event.custom_details = pairs_details(&annotations);
     event.labels = labels;
@@ -251,19 +237,48 @@ fn read_alert<'v>(
 }
 
 fn links(generator: Option<&str>, runbook: Option<&str>, top: &Top<'_>) -> Vec<Link> {
-    [
+    named_links([
         (generator, "Source"),
         (runbook, "Runbook"),
         (top.external_url, "Alertmanager"),
-    ]
-    .into_iter()
-    .filter_map(|(href, text)| {
-        href.map(|href| Link {
-            href: href.to_string(),
-            text: Some(text.to_string()),
-        })
-    })
-    .collect()
+    ])
+}
+
+/// Whether a notified alert is resolved: `status` (`firing` or `resolved`, anything else a
+/// problem), else an `endsAt` that has passed.
+pub(super) fn resolved(
+    r: &mut Reader<'_, '_>,
+    status: Option<&str>,
+    ends_at: Option<UnixMillis>,
+    now: UnixMillis,
+) -> bool {
+    match status {
+        Some("firing") => false,
+        Some("resolved") => true,
+        Some(_) => {
+            let at = r.path;
+            r.errors
+                .push(format!("'{at}.status' must be firing or resolved"));
+            false
+        }
+        None => ends_at.is_some_and(|t| t <= now),
+    }
+}
+
+/// A notified alert's times: a resolve happened at `endsAt` (else `startsAt`); a trigger
+/// started at `startsAt` and resolves by itself at an `endsAt` still to come.
+pub(super) fn set_times(
+    event: &mut Event,
+    starts_at: Option<UnixMillis>,
+    ends_at: Option<UnixMillis>,
+    now: UnixMillis,
+) {
+    if event.action == Action::Resolve {
+        event.timestamp = ends_at.or(starts_at);
+    } else {
+        event.timestamp = starts_at;
+        event.ends_at = ends_at.filter(|t| *t > now);
+    }
 }
 
 /// The annotations as a JSON object, in name order; `None` when there are none.

@@ -43,6 +43,21 @@ pub fn details_of(map: &serde_json::Map<String, serde_json::Value>) -> Option<De
     details(map)
 }
 
+/// The links that are present, each with its fixed text: `[(generator_url, "Source"), ...]`.
+pub fn named_links<'a>(
+    links: impl IntoIterator<Item = (Option<&'a str>, &'static str)>,
+) -> Vec<Link> {
+    links
+        .into_iter()
+        .filter_map(|(href, text)| {
+            href.map(|href| Link {
+                href: href.to_string(),
+                text: Some(text.to_string()),
+            })
+        })
+        .collect()
+}
+
 /// Name/value pairs (sorted, names unique) as a `custom_details` object of strings, written
 /// straight from the pairs; `None` when there are none.
 pub fn pairs_details(pairs: &[(String, String)]) -> Option<Details> {

@@ -37,11 +37,13 @@
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{fingerprint, Details, Event, Image, Integration, Link, MAX_DEDUP_KEY_CHARS};
+use crate::event::{fingerprint, Details, Event, Image, Integration, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
 
-use super::alertmanager_webhook::{lookup, prometheus_event, read_envelope, Top};
-use super::fields::{details_of, Reader};
+use super::alertmanager_webhook::{
+    lookup, prometheus_event, read_envelope, resolved, set_times, Top,
+};
+use super::fields::{details_of, named_links, Reader};
 use super::{json_object, reply, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Grafana;
@@ -112,17 +114,7 @@ fn read_alert<'v>(
     let value_string = r.opt_str("valueString").filter(|v| !v.is_empty());
     let values = r.object("values");
 
-    let resolved = match status {
-        Some("firing") => false,
-        Some("resolved") => true,
-        Some(_) => {
-            let at = r.path;
-            r.errors
-                .push(format!("'{at}.status' must be firing or resolved"));
-            false
-        }
-        None => ends_at.is_some_and(|t| t <= req.now),
-    };
+    let resolved = resolved(r, status, ends_at, req.now);
     if fingerprint.is_none() && labels_read && labels.as_ref().is_none_or(|l| l.is_empty()) {
         let at = r.path;
         r.errors.push(format!(
@@ -143,28 +135,15 @@ fn read_alert<'v>(
         prometheus_event(KIND, req, resolved, dedup_key, &labels, &annotations);
     let alertname = lookup(&labels, "alertname");
     event.group = top.group_key.map(str::to_string);
-    if resolved {
-        event.timestamp = ends_at.or(starts_at);
-    } else {
-        event.timestamp = starts_at;
-        event.ends_at = ends_at.filter(|t| *t > req.now);
-    }
-    event.links = [
+    set_times(&mut event, starts_at, ends_at, req.now);
+    event.links = named_links([
         (generator, "Source"),
         (silence, "Silence"),
         (dashboard, "Dashboard"),
         (panel, "Panel"),
         (lookup(&annotations, "runbook_url"), "Runbook"),
         (top.external_url, "Grafana"),
-    ]
-    .into_iter()
-    .filter_map(|(href, text)| {
-        href.map(|href| Link {
-            href: href.to_string(),
-            text: Some(text.to_string()),
-        })
-    })
-    .collect();
+    ]);
     if let Some(src) = image {
         event.images.push(Image {
             src: src.to_string(),
