@@ -1,76 +1,89 @@
-//! Throughput of the hot path's stages: parsing a PagerDuty event, and a trigger through the
-//! correlator with 1, 10^4 and 10^6 alerts already open. `cargo bench --bench pipeline`.
+//! Throughput of the hot path's stages, HTTP left out:
+//!
+//! - `parse/<kind>/<case>`: one request body of every registered format through the server's
+//!   entry, `integrations::parse(kind, &IngestRequest, &mut body)`, including the copy of the
+//!   body into the request buffer (the parser works in place) and dropping the result. The
+//!   bodies are the golden fixtures of `tests/fixtures/integrations/<kind>/`, read at start:
+//!   per kind, of the cases accepted (2xx) with a trigger and nothing rejected, the largest.
+//!   Throughput is reported both in bytes and in events (the events the parse yields).
+//! - `encode/opened/<n>_alerts`: rendering an incident of 1 and of 50 alerts into the message
+//!   the Kafka sink sends (`Incident::to_message`: key, CloudEvents id, JSON body). Bytes are
+//!   the body's; elements are the alerts in it. The six CloudEvents headers are built by
+//!   librdkafka in `KafkaSink::send` and are not part of this figure.
+//! - `correlate_repeat_trigger/<open>`: a repeat trigger of one of 1, 10^4 or 10^6 open alerts
+//!   (the dedup path of every storm), with the RSS per open alert printed for 10^6.
+//! - `correlate_new_alert/into_existing_group`: every event a new dedup key into one existing
+//!   group (the other storm), the group growing to 10^4 alerts before a fresh shard is taken.
+//!
+//! The correlator's clock stays inside `group_wait`, so no message is rendered there.
+//!
+//! Run: `cargo bench --bench pipeline` (about a minute once built; add `-- parse` for one
+//! group). Under `cargo test --benches` each bench runs once and the 10^6-alert setup is
+//! skipped.
 
+mod common;
+
+use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use sluice::config::{RuleConfig, WindowKind};
+use sluice::config::defaults::MAX_ALERTS_PER_MESSAGE;
 use sluice::correlate::rules::Rule;
 use sluice::correlate::shard::Limits;
 use sluice::correlate::Shard;
-use sluice::event::{Action, Event, Field, Integration, Severity};
-use sluice::ingest::integrations::pagerduty::parse_v2;
+use sluice::event::Event;
+use sluice::publish::encode::MessageKind;
 use sluice::time::UnixMillis;
 
-const PD_TRIGGER: &str = r#"{
-  "routing_key": "0123456789abcdef0123456789abcdef",
-  "event_action": "trigger",
-  "dedup_key": "db-eu1/replication-lag",
-  "payload": {
-    "summary": "Replication lag 340s on db-eu1-replica-2",
-    "source": "db-eu1-replica-2.internal",
-    "severity": "error",
-    "timestamp": "2024-05-02T09:14:07.120+0000",
-    "component": "postgres",
-    "group": "db-eu1",
-    "class": "replication",
-    "custom_details": {"lag_seconds": 340, "primary": "db-eu1-primary"}
-  },
-  "links": [{"href": "https://grafana.example.net/d/pg", "text": "PG dashboard"}],
-  "client": "check-runner",
-  "client_url": "https://checks.example.net"
-}"#;
-
 fn parse(c: &mut Criterion) {
+    let cases = common::representative_cases();
+    eprintln!("parse: one case per kind (largest accepted trigger case):");
+    for case in &cases {
+        eprintln!(
+            "  {:<45} {:>5} bytes {:>2} event(s)",
+            case.label(),
+            case.body.len(),
+            case.events
+        );
+    }
     let mut g = c.benchmark_group("parse");
-    g.throughput(Throughput::Bytes(PD_TRIGGER.len() as u64));
-    let mut buf = Vec::with_capacity(PD_TRIGGER.len());
-    g.bench_function("pagerduty_v2_trigger", |b| {
-        b.iter(|| {
-            buf.clear();
-            buf.extend_from_slice(PD_TRIGGER.as_bytes());
-            parse_v2(&mut buf, UnixMillis(1)).unwrap()
-        })
-    });
+    let mut buf = Vec::new();
+    for case in &cases {
+        g.throughput(Throughput::ElementsAndBytes {
+            elements: case.events as u64,
+            bytes: case.body.len() as u64,
+        });
+        g.bench_function(BenchmarkId::new(case.kind.as_str(), &case.name), |b| {
+            b.iter(|| case.parse(&mut buf))
+        });
+    }
     g.finish();
 }
 
-fn rule() -> Rule {
-    Rule::new(RuleConfig {
-        name: "bench".into(),
-        group_by: vec![Field::Source],
-        window: WindowKind::Rolling,
-        window_duration: Duration::from_secs(3600),
-        max_duration: Duration::from_secs(86_400),
-        group_wait: Duration::from_secs(30),
-        group_interval: Duration::from_secs(60),
-        ..RuleConfig::default()
-    })
-}
-
-fn trigger(key: u64) -> Event {
-    let mut e = Event::new(
-        Integration::PagerDuty,
-        Action::Trigger,
-        "svc".into(),
-        format!("alert-{key}"),
-        UnixMillis(1),
-    );
-    e.source = format!("host-{}", key % 1000);
-    e.summary = format!("disk full on host-{}", key % 1000);
-    e.severity = Severity::Warning;
-    e
+fn encode(c: &mut Criterion) {
+    let template = common::pagerduty_event(&common::representative_cases());
+    let rule = common::rule();
+    let mut g = c.benchmark_group("encode");
+    for alerts in [1usize, 50] {
+        let inc = common::incident(&template, &rule, alerts);
+        let msg = inc.to_message(MessageKind::Opened, &rule, MAX_ALERTS_PER_MESSAGE);
+        eprintln!(
+            "encode: {alerts} alert(s): body {} bytes, key {} bytes, id {} bytes",
+            msg.body.len(),
+            msg.key.len(),
+            msg.id.len()
+        );
+        g.throughput(Throughput::ElementsAndBytes {
+            elements: alerts as u64,
+            bytes: msg.body.len() as u64,
+        });
+        g.bench_function(
+            BenchmarkId::new("opened", format!("{alerts}_alerts")),
+            |b| b.iter(|| inc.to_message(MessageKind::Opened, &rule, MAX_ALERTS_PER_MESSAGE)),
+        );
+    }
+    g.finish();
 }
 
 /// Resident memory of this process, from /proc (0 where there is none).
@@ -84,17 +97,26 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+fn shard() -> Shard {
+    let rules: Arc<[Rule]> = vec![common::rule()].into();
+    Shard::new(rules, Arc::from(Vec::new()), Limits::unbounded(100))
+}
+
 /// A repeat trigger of one of `open` open alerts: the dedup path every storm takes.
-fn correlate(c: &mut Criterion) {
+fn correlate_repeat(c: &mut Criterion) {
     let mut g = c.benchmark_group("correlate_repeat_trigger");
     g.throughput(Throughput::Elements(1));
-    for open in [1u64, 10_000, 1_000_000] {
-        let rules: Arc<[Rule]> = vec![rule()].into();
-        let mut shard = Shard::new(rules, Arc::from(Vec::new()), Limits::unbounded(100));
+    let sizes: &[u64] = if common::measuring() {
+        &[1, 10_000, 1_000_000]
+    } else {
+        &[1, 10_000]
+    };
+    for &open in sizes {
+        let mut shard = shard();
         let mut out = Vec::new();
         let before = rss_bytes();
         for k in 0..open {
-            shard.apply(trigger(k), UnixMillis(1_000), &mut out);
+            shard.apply(common::trigger(k), UnixMillis(1_000), &mut out);
         }
         if open >= 100_000 {
             let per_alert = rss_bytes().saturating_sub(before) / open;
@@ -109,7 +131,7 @@ fn correlate(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     next = (next + 7919) % open;
-                    trigger(next)
+                    common::trigger(next)
                 },
                 |e| shard.apply(e, UnixMillis(2_000), &mut out),
                 BatchSize::SmallInput,
@@ -119,5 +141,45 @@ fn correlate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, correlate);
+/// New alerts a fresh shard's group takes before the next fresh shard.
+const STORM: u64 = 10_000;
+
+/// A new dedup key into an existing group: the group is opened first, then takes up to
+/// [`STORM`] new alerts; the events are built and the shard set up and dropped untimed.
+fn correlate_new_alert(c: &mut Criterion) {
+    let mut g = c.benchmark_group("correlate_new_alert");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("into_existing_group", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            let mut out = Vec::new();
+            while done < iters {
+                let n = (iters - done).min(STORM);
+                let mut shard = shard();
+                shard.apply(common::storm_trigger(0), UnixMillis(1_000), &mut out);
+                let mut events: Vec<Event> = (1..=n).map(common::storm_trigger).collect();
+                let start = Instant::now();
+                for e in events.drain(..) {
+                    shard.apply(e, UnixMillis(2_000), &mut out);
+                }
+                total += start.elapsed();
+                assert!(out.is_empty(), "no message inside group_wait");
+                black_box(&shard);
+                done += n;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(50);
+    targets = parse, encode, correlate_repeat, correlate_new_alert
+}
 criterion_main!(benches);

@@ -1,0 +1,360 @@
+//! Shared by `pipeline.rs` and `alloc.rs`: the golden fixtures of
+//! `tests/fixtures/integrations/<kind>/` read from disk (layout:
+//! `src/ingest/integrations/golden.rs`), one representative accepted trigger case per kind,
+//! and the events, incidents and rules that the correlate and encode stages are measured with.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use sluice::config::integrations::{IntegrationSettings, IntegrationsConfig};
+use sluice::config::{Config, RuleConfig, WindowKind};
+use sluice::correlate::incident::{Alert, Incident};
+use sluice::correlate::rules::Rule;
+use sluice::event::{Action, Event, Field, Integration, Severity};
+use sluice::ingest::integrations::{self, IngestRequest, Parsed};
+use sluice::publish::encode::{deterministic_id, Status};
+use sluice::time::{parse_duration, parse_timestamp, Parsed as Time, UnixMillis};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/integrations");
+/// golden.rs's defaults when a case has no context file (2024-05-02T09:15:00Z).
+const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
+const ROUTING_KEY: &str = "fixture-routing-key";
+
+/// Whether criterion measures (`cargo bench`) rather than runs each bench once as a test
+/// (`cargo test --benches`, or `cargo bench -- --test`): the same rule criterion applies.
+pub fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
+}
+
+/// What a request carries besides its body, as golden.rs reads `<case>.context.json`.
+struct Context {
+    routing_key: String,
+    headers: HeaderMap,
+    query: Option<String>,
+    now: UnixMillis,
+    settings: IntegrationSettings,
+    config: Option<IntegrationsConfig>,
+}
+
+/// One fixture case: its body as the sender posts it and what the request carries besides.
+pub struct Case {
+    pub kind: Integration,
+    pub name: String,
+    pub body: Vec<u8>,
+    /// Events the case yields, from its expected file (checked against a parse at load).
+    pub events: usize,
+    ctx: Context,
+}
+
+impl Case {
+    /// The request the server would build for this case (the format's path part is empty, as
+    /// in golden.rs).
+    pub fn request(&self) -> IngestRequest<'_> {
+        let ctx = &self.ctx;
+        IngestRequest {
+            routing_key: &ctx.routing_key,
+            headers: &ctx.headers,
+            query: ctx.query.as_deref(),
+            path: "",
+            now: ctx.now,
+            settings: ctx
+                .config
+                .as_ref()
+                .map_or(&ctx.settings, |c| c.get(self.kind)),
+        }
+    }
+
+    /// Parses the body through the server's entry (`integrations::parse`); `buf` is the
+    /// request buffer the parser works in, refilled from the fixture each time.
+    pub fn parse(&self, buf: &mut Vec<u8>) -> Parsed {
+        buf.clear();
+        buf.extend_from_slice(&self.body);
+        integrations::parse(self.kind, &self.request(), buf).expect("an accepted case parses")
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+fn fail(path: &Path, what: &str) -> ! {
+    panic!("{}: {what}", path.display())
+}
+
+fn context(path: &Path) -> Context {
+    let mut ctx = Context {
+        routing_key: ROUTING_KEY.into(),
+        headers: HeaderMap::new(),
+        query: None,
+        now: NOW,
+        settings: IntegrationSettings::default(),
+        config: None,
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return ctx;
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(path, &e.to_string()));
+    let Some(obj) = v.as_object() else {
+        fail(path, "must be an object")
+    };
+    for (key, value) in obj {
+        match (key.as_str(), value) {
+            ("routing_key", Value::String(s)) => ctx.routing_key = s.clone(),
+            ("query", Value::String(s)) => ctx.query = Some(s.clone()),
+            ("now", Value::String(s)) => match parse_timestamp(s) {
+                Some(Time::At(t)) => ctx.now = t,
+                _ => fail(path, "'now' is not a date-time"),
+            },
+            ("headers", Value::Object(h)) => {
+                for (name, value) in h {
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .unwrap_or_else(|_| fail(path, "a header name is invalid"));
+                    let value = value
+                        .as_str()
+                        .and_then(|v| HeaderValue::from_str(v).ok())
+                        .unwrap_or_else(|| fail(path, "header values must be strings"));
+                    ctx.headers.append(name, value);
+                }
+            }
+            ("config", Value::String(toml)) => {
+                let config = Config::from_toml(toml, Vec::new())
+                    .unwrap_or_else(|e| fail(path, &e.problems.join("; ")));
+                ctx.config = Some(config.integrations);
+            }
+            ("settings", Value::Object(s)) => {
+                for (name, value) in s {
+                    let text = value
+                        .as_str()
+                        .unwrap_or_else(|| fail(path, "settings are strings"));
+                    match name.as_str() {
+                        "default_severity" => {
+                            ctx.settings.default_severity = Severity::parse(text)
+                                .unwrap_or_else(|| fail(path, "unknown default_severity"));
+                        }
+                        "resolve_timeout" => {
+                            let d = parse_duration(text).unwrap_or_else(|e| fail(path, &e));
+                            ctx.settings.resolve_timeout = (!d.is_zero()).then_some(d);
+                        }
+                        "routing_key" => ctx.settings.routing_key = Some(text.into()),
+                        other => fail(path, &format!("unknown setting {other:?}")),
+                    }
+                }
+            }
+            (other, _) => fail(path, &format!("unknown or mistyped key {other:?}")),
+        }
+    }
+    ctx
+}
+
+/// Events of an expected file when the case is accepted cleanly (2xx, nothing rejected) and
+/// yields at least one trigger; `None` for malformed, refused, partly rejected or
+/// trigger-less cases.
+fn accepted_trigger_events(expected: &Value) -> Option<usize> {
+    let status = expected["answer"]["status"].as_u64()?;
+    let events = expected["events"].as_array()?;
+    let rejected = expected["rejected"].as_array().map_or(0, Vec::len);
+    let trigger = events.iter().any(|e| e["action"] == "trigger");
+    ((200..300).contains(&status) && rejected == 0 && trigger).then_some(events.len())
+}
+
+/// Per registered kind, its representative case: of the cases accepted with at least one
+/// trigger and nothing rejected, the one with the largest body (ties: first by name).
+/// Each is parsed once here, and must yield the events its expected file lists.
+pub fn representative_cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for kind in Integration::ALL {
+        let dir = PathBuf::from(ROOT).join(kind.as_str());
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".request.json").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        let mut best: Option<(Vec<u8>, String, usize)> = None;
+        for name in names {
+            let expected = dir.join(format!("{name}.expected.json"));
+            let text = std::fs::read_to_string(&expected)
+                .unwrap_or_else(|e| panic!("{}: {e}", expected.display()));
+            let value: Value = serde_json::from_str(&text).expect("expected files are JSON");
+            let Some(events) = accepted_trigger_events(&value) else {
+                continue;
+            };
+            let body = std::fs::read(dir.join(format!("{name}.request.json"))).expect("readable");
+            if best.as_ref().is_none_or(|(b, _, _)| body.len() > b.len()) {
+                best = Some((body, name, events));
+            }
+        }
+        let (body, name, events) =
+            best.unwrap_or_else(|| panic!("{}: no accepted trigger case to bench", kind.as_str()));
+        let ctx = context(&dir.join(format!("{name}.context.json")));
+        let case = Case {
+            kind,
+            name,
+            body,
+            events,
+            ctx,
+        };
+        let parsed = case.parse(&mut Vec::new());
+        assert_eq!(
+            parsed.events.len(),
+            case.events,
+            "{}: the parse disagrees with the expected file",
+            case.label()
+        );
+        out.push(case);
+    }
+    out
+}
+
+/// The grouping rule of the correlate benches: by source, a rolling one-hour window, held for
+/// `group_wait` (30 s) so that no message is rendered while the clock stays before it.
+pub fn rule() -> Rule {
+    Rule::new(RuleConfig {
+        name: "bench".into(),
+        group_by: vec![Field::Source],
+        window: WindowKind::Rolling,
+        window_duration: Duration::from_secs(3600),
+        max_duration: Duration::from_secs(86_400),
+        group_wait: Duration::from_secs(30),
+        group_interval: Duration::from_secs(60),
+        ..RuleConfig::default()
+    })
+}
+
+/// Strings at their exact length, as a parser leaves them (`to_string` of a borrowed field),
+/// so that the correlator's `into_boxed_str` does not shrink them in the measured time.
+fn exact(mut e: Event) -> Event {
+    for s in [&mut e.dedup_key, &mut e.summary, &mut e.source] {
+        s.shrink_to_fit();
+    }
+    e
+}
+
+/// A trigger of alert `key` on one of 1000 hosts (so 1000 groups under [`rule`]).
+pub fn trigger(key: u64) -> Event {
+    let mut e = Event::new(
+        Integration::PagerDuty,
+        Action::Trigger,
+        "svc".into(),
+        format!("alert-{key}"),
+        UnixMillis(1),
+    );
+    e.source = format!("host-{}", key % 1000);
+    e.summary = format!("disk full on host-{}", key % 1000);
+    e.severity = Severity::Warning;
+    exact(e)
+}
+
+/// A trigger of a new alert `key` into the one group of source `storm-host`.
+pub fn storm_trigger(key: u64) -> Event {
+    let mut e = Event::new(
+        Integration::PagerDuty,
+        Action::Trigger,
+        "svc".into(),
+        format!("storm-{key}"),
+        UnixMillis(1),
+    );
+    e.source = "storm-host".into();
+    e.summary = format!("check {key} failing on storm-host");
+    e.severity = Severity::Error;
+    exact(e)
+}
+
+/// An incident of `alerts` alerts as the shard holds it: each alert is the PagerDuty golden
+/// trigger (summary, source, details, links) under its own dedup key, grouped by source.
+pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
+    let now = UnixMillis(1_714_641_300_000);
+    let id = deterministic_id(
+        "inc_",
+        &[
+            template.routing_key.as_bytes(),
+            rule.name.as_bytes(),
+            template.source.as_bytes(),
+            &now.0.to_le_bytes(),
+            template.dedup_key.as_bytes(),
+        ],
+    );
+    let mut inc = Incident {
+        id,
+        seq: 1,
+        routing_key: template.routing_key.as_str().into(),
+        rule: 0,
+        group_values: Box::new([template.source.as_str().into()]),
+        group_hash: 0,
+        title: template.summary.as_str().into(),
+        opened_at: now,
+        updated_at: now,
+        window_end: now.saturating_add(Duration::from_secs(3600)),
+        resolved_at: None,
+        alerts: Vec::with_capacity(alerts),
+        open_alerts: 0,
+        acked_alerts: 0,
+        suppressed_open: 0,
+        gathered: 0,
+        publish_at: now.saturating_add(Duration::from_secs(30)),
+        flapping_until: None,
+        flap_announced: false,
+        severity_counts: [0; 4],
+        last_severity: template.severity,
+        event_count: 0,
+        integrations: 0,
+        links: Vec::new(),
+        published: false,
+        published_severity: template.severity,
+        published_status: Status::Triggered,
+        last_published_at: now,
+        dirty: true,
+        timer: 0,
+        timer_at: UnixMillis(0),
+        untracked: false,
+        in_group_index: true,
+    };
+    for i in 0..alerts {
+        let e = template.clone();
+        inc.open_alerts += 1;
+        inc.event_count += 1;
+        inc.gathered += 1;
+        inc.severity_counts[e.severity as usize] += 1;
+        inc.integrations |= e.integration.bit();
+        inc.add_links(e.links);
+        inc.alerts.push(Alert {
+            hash: i as u64,
+            dedup_key: format!("{}#{i}", e.dedup_key).into_boxed_str(),
+            summary: e.summary.into_boxed_str(),
+            source: e.source.into_boxed_str(),
+            component: e.component.map(String::into_boxed_str),
+            group: e.group.map(String::into_boxed_str),
+            class: e.class.map(String::into_boxed_str),
+            labels: e
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+            details: e.custom_details,
+            severity: e.severity,
+            status: Status::Triggered,
+            integration: e.integration,
+            event_count: 1,
+            first_seen: now,
+            last_seen: now,
+            ends_at: e.ends_at,
+            silenced: false,
+            inhibited: false,
+        });
+    }
+    inc
+}
+
+/// The PagerDuty v2 golden trigger's event: the template of [`incident`]'s alerts.
+pub fn pagerduty_event(cases: &[Case]) -> Event {
+    let case = cases
+        .iter()
+        .find(|c| c.kind == Integration::PagerDuty)
+        .expect("pagerduty has a case");
+    case.parse(&mut Vec::new()).events.remove(0)
+}
