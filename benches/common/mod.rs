@@ -3,40 +3,26 @@
 //! `src/ingest/integrations/golden.rs`), one representative accepted trigger case per kind,
 //! and the events, incidents and rules that the correlate and encode stages are measured with.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
-use sluice::config::integrations::{IntegrationSettings, IntegrationsConfig};
-use sluice::config::{Config, RuleConfig, WindowKind};
+use sluice::config::{RuleConfig, WindowKind};
 use sluice::correlate::incident::{Alert, Incident};
 use sluice::correlate::rules::Rule;
 use sluice::event::{Action, Event, Field, Integration, Severity};
+use sluice::ingest::integrations::fixture::{context, CaseContext};
 use sluice::ingest::integrations::{self, IngestRequest, Parsed};
 use sluice::publish::encode::{deterministic_id, Status};
-use sluice::time::{parse_duration, parse_timestamp, Parsed as Time, UnixMillis};
+use sluice::time::UnixMillis;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/integrations");
-/// golden.rs's defaults when a case has no context file (2024-05-02T09:15:00Z).
-const NOW: UnixMillis = UnixMillis(1_714_641_300_000);
-const ROUTING_KEY: &str = "fixture-routing-key";
 
 /// Whether criterion measures (`cargo bench`) rather than runs each bench once as a test
 /// (`cargo test --benches`, or `cargo bench -- --test`): the same rule criterion applies.
 pub fn measuring() -> bool {
     let args: Vec<String> = std::env::args().collect();
     args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
-}
-
-/// What a request carries besides its body, as golden.rs reads `<case>.context.json`.
-struct Context {
-    routing_key: String,
-    headers: HeaderMap,
-    query: Option<String>,
-    now: UnixMillis,
-    settings: IntegrationSettings,
-    config: Option<IntegrationsConfig>,
 }
 
 /// One fixture case: its body as the sender posts it and what the request carries besides.
@@ -46,25 +32,14 @@ pub struct Case {
     pub body: Vec<u8>,
     /// Events the case yields, from its expected file (checked against a parse at load).
     pub events: usize,
-    ctx: Context,
+    ctx: CaseContext,
 }
 
 impl Case {
     /// The request the server would build for this case (the format's path part is empty, as
     /// in golden.rs).
     pub fn request(&self) -> IngestRequest<'_> {
-        let ctx = &self.ctx;
-        IngestRequest {
-            routing_key: &ctx.routing_key,
-            headers: &ctx.headers,
-            query: ctx.query.as_deref(),
-            path: "",
-            now: ctx.now,
-            settings: ctx
-                .config
-                .as_ref()
-                .map_or(&ctx.settings, |c| c.get(self.kind)),
-        }
+        self.ctx.request(self.kind, "")
     }
 
     /// Parses the body through the server's entry (`integrations::parse`); `buf` is the
@@ -78,75 +53,6 @@ impl Case {
     pub fn label(&self) -> String {
         format!("{}/{}", self.kind.as_str(), self.name)
     }
-}
-
-fn fail(path: &Path, what: &str) -> ! {
-    panic!("{}: {what}", path.display())
-}
-
-fn context(path: &Path) -> Context {
-    let mut ctx = Context {
-        routing_key: ROUTING_KEY.into(),
-        headers: HeaderMap::new(),
-        query: None,
-        now: NOW,
-        settings: IntegrationSettings::default(),
-        config: None,
-    };
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return ctx;
-    };
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(path, &e.to_string()));
-    let Some(obj) = v.as_object() else {
-        fail(path, "must be an object")
-    };
-    for (key, value) in obj {
-        match (key.as_str(), value) {
-            ("routing_key", Value::String(s)) => ctx.routing_key = s.clone(),
-            ("query", Value::String(s)) => ctx.query = Some(s.clone()),
-            ("now", Value::String(s)) => match parse_timestamp(s) {
-                Some(Time::At(t)) => ctx.now = t,
-                _ => fail(path, "'now' is not a date-time"),
-            },
-            ("headers", Value::Object(h)) => {
-                for (name, value) in h {
-                    let name = HeaderName::from_bytes(name.as_bytes())
-                        .unwrap_or_else(|_| fail(path, "a header name is invalid"));
-                    let value = value
-                        .as_str()
-                        .and_then(|v| HeaderValue::from_str(v).ok())
-                        .unwrap_or_else(|| fail(path, "header values must be strings"));
-                    ctx.headers.append(name, value);
-                }
-            }
-            ("config", Value::String(toml)) => {
-                let config = Config::from_toml(toml, Vec::new())
-                    .unwrap_or_else(|e| fail(path, &e.problems.join("; ")));
-                ctx.config = Some(config.integrations);
-            }
-            ("settings", Value::Object(s)) => {
-                for (name, value) in s {
-                    let text = value
-                        .as_str()
-                        .unwrap_or_else(|| fail(path, "settings are strings"));
-                    match name.as_str() {
-                        "default_severity" => {
-                            ctx.settings.default_severity = Severity::parse(text)
-                                .unwrap_or_else(|| fail(path, "unknown default_severity"));
-                        }
-                        "resolve_timeout" => {
-                            let d = parse_duration(text).unwrap_or_else(|e| fail(path, &e));
-                            ctx.settings.resolve_timeout = (!d.is_zero()).then_some(d);
-                        }
-                        "routing_key" => ctx.settings.routing_key = Some(text.into()),
-                        other => fail(path, &format!("unknown setting {other:?}")),
-                    }
-                }
-            }
-            (other, _) => fail(path, &format!("unknown or mistyped key {other:?}")),
-        }
-    }
-    ctx
 }
 
 /// Events of an expected file when the case is accepted cleanly (2xx, nothing rejected) and
@@ -191,7 +97,8 @@ pub fn representative_cases() -> Vec<Case> {
         }
         let (body, name, events) =
             best.unwrap_or_else(|| panic!("{}: no accepted trigger case to bench", kind.as_str()));
-        let ctx = context(&dir.join(format!("{name}.context.json")));
+        let path = dir.join(format!("{name}.context.json"));
+        let ctx = context(&path).unwrap_or_else(|e| panic!("{e}"));
         let case = Case {
             kind,
             name,
@@ -338,6 +245,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
             details: e.custom_details,
             severity: e.severity,
             status: Status::Triggered,
+            key_space: e.key_space,
             integration: e.integration,
             event_count: 1,
             first_seen: now,

@@ -575,7 +575,7 @@ impl Shard {
         };
 
         let config = &rule.config;
-        let routing_key = event.routing_key.clone();
+        let routing_key = event.routing_key;
         let ends_at = event.ends_at;
         let integration = event.integration;
         let key_space = event.key_space;
@@ -629,10 +629,17 @@ impl Shard {
         inc.alerts.push(alert);
         self.alerts
             .insert_unique(hash, AlertRef { hash, slot, index }, |r| r.hash);
-        self.per_routing_key
-            .entry(routing_key.into_boxed_str())
-            .or_default()
-            .alerts += 1;
+        match self.per_routing_key.get_mut(&*routing_key) {
+            Some(counts) => counts.alerts += 1,
+            None => {
+                let counts = PerRoutingKey {
+                    alerts: 1,
+                    ..PerRoutingKey::default()
+                };
+                self.per_routing_key
+                    .insert(routing_key.into_boxed_str(), counts);
+            }
+        }
         self.stats.alerts_opened += 1;
         self.metrics.alerts_open.increment(1.0);
         if let Some(at) = ends_at {

@@ -94,7 +94,7 @@ pub fn raw_details(v: &BorrowedValue<'_>) -> Option<Details> {
 
 /// A borrowed JSON value as an owned one, to put in `custom_details`.
 pub fn to_json(v: &BorrowedValue<'_>) -> Option<serde_json::Value> {
-    serde_json::from_str(&v.encode()).ok()
+    serde_json::to_value(v).ok()
 }
 
 /// A JSON object being read, and every problem found so far.

@@ -38,6 +38,8 @@ pub mod splunk;
 pub mod uptime_kuma;
 pub mod zabbix;
 
+#[doc(hidden)]
+pub mod fixture;
 #[cfg(test)]
 mod golden;
 #[cfg(test)]

@@ -9,7 +9,8 @@ use proptest::sample::Index;
 
 use crate::event::Integration;
 
-use super::golden::{cases, context, folder, CaseContext};
+use super::fixture::{context, CaseContext};
+use super::golden::{cases, folder};
 use super::parse;
 
 /// One fixture request with the context it is sent in.
