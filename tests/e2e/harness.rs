@@ -308,6 +308,24 @@ pub async fn post(
     (reply.status.as_u16(), value)
 }
 
+/// Posts `body` to `path` over `client` and asserts the answer's status (showing the answer
+/// when it differs).
+pub async fn post_expect(
+    client: &mut HttpClient,
+    path: &str,
+    body: impl Into<bytes::Bytes>,
+    status: u16,
+) -> sluice::send::Reply {
+    let reply = client.post(path, body).await.unwrap();
+    assert_eq!(
+        reply.status,
+        status,
+        "POST {path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply
+}
+
 /// sluice in this process, bound on a free loopback port, and a client connected to it.
 pub async fn in_process(
     config: sluice::config::Config,

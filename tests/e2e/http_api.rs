@@ -6,7 +6,7 @@ use sluice::app::Running;
 use sluice::send::HttpClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{embedded_config, in_process};
+use crate::harness::{embedded_config, in_process, post_expect};
 
 async fn start() -> (Running, HttpClient) {
     in_process(embedded_config("")).await
@@ -250,13 +250,7 @@ async fn prometheus_posts_to_the_alertmanager_api_path() {
     let (running, mut client) =
         in_process(embedded_config("[[correlate.rules]]\ngroup_by = [\"labels.alertname\"]\ngroup_wait = \"0s\"\n[integrations.alertmanager_api]\nrouting_key = \"prometheus-eu1\"")).await;
     let batch = r#"[{"labels":{"alertname":"HighLatency","instance":"api-1:9090","severity":"warning"},"annotations":{"summary":"p99 over 2s"},"startsAt":"2026-11-21T10:00:00Z","generatorURL":"http://prometheus/graph"}]"#;
-    let reply = client.post("/api/v2/alerts", batch).await.unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    post_expect(&mut client, "/api/v2/alerts", batch, 200).await;
     let mut reader = crate::harness::Reader::new(running.bootstrap_servers(), "sluice.incidents");
     reader.until("the incident", |seen| !seen.is_empty()).await;
     let m = &reader.seen[0].body;

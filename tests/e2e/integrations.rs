@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use sluice::send::HttpClient;
 
-use crate::harness::{by_incident, Broker, Reader, Sluice};
+use crate::harness::{by_incident, post_expect, Broker, Reader, Sluice};
 
 /// Incidents follow Alertmanager's own grouping (`group` = the payload's `groupKey`).
 /// Coalesced updates wait an hour, so only the opening and the final resolve publish: the
@@ -72,16 +72,13 @@ async fn an_alertmanager_batch_becomes_one_incident_on_a_real_broker() {
             json!({"status": "firing", "labels": ["not", "a", "map"]}),
         ],
     );
-    let reply = client
-        .post("/integrations/alertmanager_webhook/svc-payments", firing)
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
+    let reply = post_expect(
+        &mut client,
+        "/integrations/alertmanager_webhook/svc-payments",
+        firing,
         200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    )
+    .await;
     assert_eq!(
         reply.json(),
         json!({"status": "success", "message": "2 accepted, 1 rejected", "accepted": 2,
@@ -112,19 +109,13 @@ async fn an_alertmanager_batch_becomes_one_incident_on_a_real_broker() {
             ),
         ],
     );
-    let reply = client
-        .post(
-            "/integrations/alertmanager_webhook?routing_key=svc-payments",
-            resolved,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
+    post_expect(
+        &mut client,
+        "/integrations/alertmanager_webhook?routing_key=svc-payments",
+        resolved,
         200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    )
+    .await;
     reader
         .until("the resolved message", |seen| seen.len() >= 2)
         .await;

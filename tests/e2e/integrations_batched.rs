@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use sluice::send::HttpClient;
 use sluice::time::UnixMillis;
 
-use crate::harness::{by_incident, free_port, Broker, Reader, Received, Sluice, TempDir, WAIT};
+use crate::harness::{
+    by_incident, free_port, post_expect, Broker, Reader, Received, Sluice, TempDir, WAIT,
+};
 
 /// Coalesced updates wait an hour, so only an incident's opening and its final resolve are
 /// published: the message sequence does not depend on timing.
@@ -115,13 +117,7 @@ async fn a_prometheus_batch_resolves_by_ends_at_on_a_real_broker() {
         disk_alert("node-8:9100", &started, &at(8)),
         {"labels": {}, "annotations": {"summary": "no labels"}},
     ]);
-    let reply = client.post(path, firing.to_string()).await.unwrap();
-    assert_eq!(
-        reply.status,
-        400,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = post_expect(&mut client, path, firing.to_string(), 400).await;
     assert_eq!(
         reply.json(),
         json!("alertmanager_api: 2 accepted, 1 rejected: 'alerts[2].labels' has no label pair (at least one label pair required)")
@@ -135,13 +131,7 @@ async fn a_prometheus_batch_resolves_by_ends_at_on_a_real_broker() {
     // Prometheus sends the resolve of node-7 with an endsAt in the past; node-8 is never
     // re-sent and resolves at its endsAt.
     let resolved = json!([disk_alert("node-7:9100", &started, &at(-1))]);
-    let reply = client.post(path, resolved.to_string()).await.unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = post_expect(&mut client, path, resolved.to_string(), 200).await;
     assert!(reply.body.is_empty(), "Alertmanager answers an empty 200");
     reader
         .until("the resolved message", |seen| seen.len() >= 2)
@@ -247,16 +237,7 @@ async fn a_grafana_batch_becomes_one_incident_on_a_real_broker() {
             json!({"status": "pending", "labels": {"alertname": "QueueBacklog"}, "fingerprint": "x"}),
         ],
     );
-    let reply = client
-        .post("/integrations/grafana/svc-queues", firing)
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = post_expect(&mut client, "/integrations/grafana/svc-queues", firing, 200).await;
     assert_eq!(
         reply.json(),
         json!({"status": "success", "message": "2 accepted, 1 rejected", "accepted": 2,
@@ -275,16 +256,13 @@ async fn a_grafana_batch_becomes_one_incident_on_a_real_broker() {
             grafana_alert("resolved", "refunds", "5c1e02a9d7f4b863"),
         ],
     );
-    let reply = client
-        .post("/integrations/grafana/svc-queues", resolved)
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
+    post_expect(
+        &mut client,
+        "/integrations/grafana/svc-queues",
+        resolved,
         200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    )
+    .await;
     reader
         .until("the resolved message", |seen| seen.len() >= 2)
         .await;
@@ -454,16 +432,7 @@ async fn a_real_alertmanager_pages_through_sluice() {
         queue_alert("orders", &started, None),
         queue_alert("refunds", &started, None),
     ]);
-    let reply = am_client
-        .post("/api/v2/alerts", firing.to_string())
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    post_expect(&mut am_client, "/api/v2/alerts", firing.to_string(), 200).await;
 
     let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
     reader
@@ -475,16 +444,7 @@ async fn a_real_alertmanager_pages_through_sluice() {
         queue_alert("orders", &started, Some(&ended)),
         queue_alert("refunds", &started, Some(&ended)),
     ]);
-    let reply = am_client
-        .post("/api/v2/alerts", resolved.to_string())
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    post_expect(&mut am_client, "/api/v2/alerts", resolved.to_string(), 200).await;
     reader
         .until("the resolved message", |seen| {
             seen.iter().any(|m| m.body["type"] == "resolved")
@@ -554,19 +514,13 @@ async fn an_opsgenie_create_opens_an_incident_keyed_by_alias() {
         "alias": "kafka-lag/orders-consumer", "priority": "P1", "entity": "orders-consumer",
         "tags": ["kafka"], "details": {"cluster": "kafka-eu1"}, "source": "lag-exporter",
     });
-    let reply = client
-        .post(
-            "/integrations/opsgenie/svc-streaming/v2/alerts",
-            create.to_string(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.status,
+    let reply = post_expect(
+        &mut client,
+        "/integrations/opsgenie/svc-streaming/v2/alerts",
+        create.to_string(),
         202,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    )
+    .await;
     let answer = reply.json();
     assert_eq!(answer["result"], "Request will be processed");
     assert_eq!(answer["took"], 0.0);
