@@ -17,9 +17,22 @@ request body per line, so the wrk Lua scripts can cycle through them:
   s3_webhook250.jsonl     and 250: a fixed population of alerts re-notified group by group.
   s3_api50.jsonl          scenario 3 for Alertmanager itself: the same alerts, as API v2 arrays
   s3_api250.jsonl         (its /api/v2/alerts takes postable alerts, not webhook payloads).
+  s4_api64_warm.jsonl     scenario 4, Prometheus' own traffic to /api/v2/alerts: a population of
+  s4_api256_warm.jsonl    10,240 alerts (8-16 labels, 2-4 annotations, 0.3-1 KB each), all firing,
+                          in batches of 64 and 256: posted once, unmeasured, to reach the steady
+                          state.
+  s4_api64.jsonl          the same population re-sent in the same batches, as Prometheus re-sends
+  s4_api256.jsonl         every active alert: 95 % firing (endsAt in the future), 5 % resolved
+                          (endsAt in the past; Prometheus re-sends resolved alerts for 15 min).
+  rss_api256.jsonl        RSS per open alert: 40 batches of 256 distinct alerts like scenario 4's,
+                          firing with endsAt in the future; every alert's `alert_id` label holds
+                          @@N@@ plus its index, so post.py makes any number of distinct alerts.
 
-Alerts carry 10-11 labels and 3 annotations (about 0.5 KB each), as Prometheus sends them.
-Usage: gen.py [OUT_DIR]
+Alerts of scenarios 1-3 carry 10-11 labels and 3 annotations (about 0.5 KB each), as
+Prometheus sends them. Scenario 4's and rss_*'s `startsAt`/`endsAt` are relative to --now
+(default: the time of generation), so their firing alerts are still firing when posted; the
+rest of the corpus does not depend on the date.
+Usage: gen.py [--now UNIX_SECONDS] [OUT_DIR]
 """
 
 import hashlib
@@ -27,6 +40,7 @@ import json
 import os
 import random
 import sys
+import time
 
 SEED = 20261121
 ROUTING_KEY = "R0UT1NGKEYL0ADTEST00000000000000"  # 32 characters, as PagerDuty's
@@ -142,8 +156,106 @@ def write(out_dir, name, bodies):
     print("gen.py: %-22s %5d bodies, %7.1f KB mean" % (name, len(bodies), size / len(bodies) / 1024))
 
 
+# Scenario 4 and RSS: alerts as a Prometheus server's rules produce them, with 8-16 labels.
+OPTIONAL_LABELS = [
+    ("cluster", lambda: rng.choice(CLUSTERS)),
+    ("namespace", lambda: rng.choice(TEAMS) + "-" + rng.choice(["prod", "canary"])),
+    ("pod", lambda: "%s-%s-%05x" % (rng.choice(SERVICES), rng.choice(["7d9f8", "5c6b4", "84f2a"]),
+                                    rng.randrange(1 << 20))),
+    ("service", lambda: rng.choice(SERVICES)),
+    ("region", lambda: rng.choice(REGIONS)),
+    ("team", lambda: rng.choice(TEAMS)),
+    ("container", lambda: rng.choice(SERVICES + ["istio-proxy", "sidecar"])),
+    ("node", lambda: "ip-10-%d-%d-%d.ec2.internal" % (rng.randrange(256), rng.randrange(256), rng.randrange(256))),
+    ("endpoint", lambda: rng.choice(["http-metrics", "https", "web", "metrics"])),
+    ("prometheus", lambda: "monitoring/k8s"),
+    ("device", lambda: rng.choice(["nvme0n1", "nvme1n1", "sda", "eth0", "ens5"])),
+    ("mountpoint", lambda: rng.choice(["/", "/var/lib/docker", "/data", "/var/log"])),
+    ("fstype", lambda: rng.choice(["ext4", "xfs"])),
+    ("code", lambda: rng.choice(["500", "502", "503", "504"])),
+    ("method", lambda: rng.choice(["GET", "POST", "PUT"])),
+    ("handler", lambda: rng.choice(["/api/v1/orders", "/api/v1/users/{id}", "/healthz", "/graphql"])),
+]
+
+
+def prom_labels(extra=None):
+    """8-16 labels: alertname, instance, job, severity and 4-12 others."""
+    alertname = rng.choice(ALERTNAMES)
+    labels = {
+        "alertname": alertname,
+        "instance": rng.choice(HOSTS),
+        "job": rng.choice(["node-exporter", "kube-state-metrics", "kubelet", "blackbox"] + SERVICES),
+        "severity": rng.choice(SEVERITIES),
+    }
+    want = rng.randint(8, 16) - len(labels) - len(extra or {})
+    for name, value in rng.sample(OPTIONAL_LABELS, want):
+        labels[name] = value()
+    if extra:
+        labels.update(extra)
+    return labels
+
+
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
+def prom_alert(labels, now, resolved=False):
+    """One postable alert as Prometheus sends it: endsAt is always set (now + 4 x the resend
+    delay for firing alerts; here an hour, so nothing expires during a run)."""
+    ann = {"summary": "%s on %s" % (labels["alertname"], labels["instance"])}
+    if rng.random() < 0.8:
+        ann["description"] = "%s: %s has been above its threshold for %d minutes (current value: %.3f)." % (
+            labels["alertname"], labels["instance"], rng.choice([5, 10, 15, 30]), rng.uniform(0, 1000))
+    if rng.random() < 0.7:
+        ann["runbook_url"] = "https://runbooks.example.internal/alerts/%s" % labels["alertname"].lower()
+    if rng.random() < 0.4:
+        ann["dashboard"] = "https://grafana.example.internal/d/%08x/overview?var-instance=%s" % (
+            rng.randrange(1 << 32), labels["instance"])
+    started = now - rng.randrange(60, 6 * 3600)
+    return {
+        "labels": labels,
+        "annotations": ann,
+        "startsAt": rfc3339(started),
+        "endsAt": rfc3339(now - 30 if resolved else now + 3600),
+        "generatorURL": "http://prometheus-0.example.internal:9090/graph?g0.expr=%s&g0.tab=1"
+        % labels["alertname"],
+    }
+
+
+def scenario4(out_dir, now):
+    population, seen = [], set()
+    while len(population) < 10240:
+        labels = prom_labels()
+        fp = fingerprint(labels)
+        if fp not in seen:
+            seen.add(fp)
+            population.append(labels)
+    resolved = set(rng.sample(range(len(population)), len(population) // 20))
+    # The annotations and startsAt stay the same from the warm-up to the re-sends.
+    state = rng.getstate()
+    for size in (64, 256):
+        batches = [range(b, b + size) for b in range(0, len(population), size)]
+        rng.setstate(state)
+        warm = [[prom_alert(population[i], now) for i in b] for b in batches]
+        rng.setstate(state)
+        resend = [[prom_alert(population[i], now, resolved=i in resolved) for i in b] for b in batches]
+        write(out_dir, "s4_api%d_warm.jsonl" % size, warm)
+        write(out_dir, "s4_api%d.jsonl" % size, resend)
+
+
+def rss_corpus(out_dir, now):
+    write(out_dir, "rss_api256.jsonl",
+          [[prom_alert(prom_labels({"alert_id": "%s-%d" % (PLACEHOLDER, j)}), now) for j in range(256)]
+           for _ in range(40)])
+
+
 def main():
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    args = sys.argv[1:]
+    now = time.time()
+    if args[:1] == ["--now"]:
+        now = float(args[1])
+        args = args[2:]
+    out_dir = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     os.makedirs(out_dir, exist_ok=True)
 
     # Scenario 1: 1,000 recurring dedup keys, 4,000 single events drawn from them.
@@ -189,6 +301,10 @@ def main():
             })
         write(out_dir, "s3_webhook%d.jsonl" % size, webhooks)
         write(out_dir, "s3_api%d.jsonl" % size, apis)
+
+    # Scenario 4 and the RSS corpus come last, so the bodies above do not change with them.
+    scenario4(out_dir, now)
+    rss_corpus(out_dir, now)
 
 
 if __name__ == "__main__":
