@@ -3,7 +3,7 @@
 # on loopback, with the seeded corpus of gen.py. Prints one report (markdown tables) on stdout,
 # progress on stderr. load-tests/README.md describes every scenario and column.
 #
-#   load-tests/compare.sh                  # the default run, about 13 minutes on 2 cores
+#   load-tests/compare.sh                  # the default run, about 12 minutes on 2 cores
 #   REPS=1 DURATION=2 RATE_DURATION=2 load-tests/compare.sh     # a quick check of the script
 #   PIN=1 load-tests/compare.sh            # server on CPU 1, load generator on CPU 0
 #   PHASES="max rate" load-tests/compare.sh                     # only some phases
