@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice::config::{RuleConfig, WindowKind};
-use sluice::correlate::incident::{Alert, Incident};
+use sluice::correlate::incident::{Alert, Incident, Labels};
 use sluice::correlate::rules::Rule;
 use sluice::event::{Action, Event, Field, Integration, Severity};
 use sluice::ingest::integrations::fixture::{context, CaseContext};
@@ -237,11 +237,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
             component: e.component.map(String::into_boxed_str),
             group: e.group.map(String::into_boxed_str),
             class: e.class.map(String::into_boxed_str),
-            labels: e
-                .labels
-                .into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-                .collect(),
+            labels: Labels::new(&e.labels),
             details: e.custom_details,
             severity: e.severity,
             status: Status::Triggered,

@@ -27,7 +27,7 @@ use crate::publish::encode::{
 };
 use crate::time::UnixMillis;
 
-use super::incident::{Alert, AlertView, Incident};
+use super::incident::{Alert, AlertView, Incident, Labels};
 use super::rules::{self, Inhibit, Rule};
 use super::silence::Silence;
 use super::timers::{Timer, Timers};
@@ -587,11 +587,7 @@ impl Shard {
             component: boxed(event.component),
             group: boxed(event.group),
             class: boxed(event.class),
-            labels: event
-                .labels
-                .into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-                .collect(),
+            labels: Labels::new(&event.labels),
             details: event.custom_details,
             severity: event.severity,
             status: Status::Triggered,
@@ -690,7 +686,7 @@ impl Shard {
             component: None,
             group: None,
             class: None,
-            labels: Box::new([]),
+            labels: Labels::default(),
             details: event.custom_details,
             severity: event.severity,
             status: Status::Triggered,
