@@ -159,8 +159,11 @@ pub async fn start_recording(
             Ok(()) => false,
             Err(_) => {
                 tracing::error!(
-                    "correlator shards could not hand every message to the producer within \
-                     server.shutdown_grace (is Kafka reachable?); those messages are lost"
+                    "correlator shards did not finish within server.shutdown_grace: still \
+                     applying queued events (a large backlog or many open alerts) or waiting \
+                     for room in the producer queue (Kafka unreachable or slow); messages not \
+                     yet handed to the producer are lost. Raise server.shutdown_grace if \
+                     Kafka is healthy"
                 );
                 true
             }
