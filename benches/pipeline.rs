@@ -17,11 +17,17 @@
 //!
 //! The correlator's clock stays inside `group_wait`, so no message is rendered there.
 //!
+//! With the `mimalloc` feature (the default) the bench allocates as the `sluice` binary does.
+//!
 //! Run: `cargo bench --bench pipeline` (about a minute once built; add `-- parse` for one
 //! group). Under `cargo test --benches` each bench runs once and the 10^6-alert setup is
 //! skipped.
 
 mod common;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::sync::Arc;
