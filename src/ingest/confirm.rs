@@ -56,14 +56,15 @@ pub enum FetchError {
 
 /// Spawns confirmations; one per router.
 pub struct Confirmer {
-    tls: OnceLock<Result<Arc<ClientConfig>, String>>,
+    /// Loaded by the first confirmation, in its task (reading the CA store takes a while).
+    tls: Arc<OnceLock<Result<Arc<ClientConfig>, String>>>,
     slots: Arc<Semaphore>,
 }
 
 impl Default for Confirmer {
     fn default() -> Self {
         Confirmer {
-            tls: OnceLock::new(),
+            tls: Arc::new(OnceLock::new()),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
@@ -93,9 +94,9 @@ impl Confirmer {
             );
             return;
         };
-        let tls = self.tls.get_or_init(system_tls).clone();
+        let tls = Arc::clone(&self.tls);
         tokio::spawn(async move {
-            let outcome = match tls {
+            let outcome = match tls.get_or_init(system_tls).clone() {
                 Ok(tls) => fetch(&sub.url, &tls, TIMEOUT).await,
                 Err(e) => Err(FetchError::NoRoots(e)),
             };
