@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice::config::{RuleConfig, WindowKind};
-use sluice::correlate::incident::{Alert, Incident, Labels};
+use sluice::correlate::incident::{Alert, Incident};
 use sluice::correlate::rules::Rule;
 use sluice::event::{Action, Event, Field, Integration, Severity};
 use sluice::ingest::integrations::fixture::{context, CaseContext};
@@ -222,34 +222,16 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         in_group_index: true,
     };
     for i in 0..alerts {
-        let e = template.clone();
+        let mut e = template.clone();
+        e.dedup_key = format!("{}#{i}", e.dedup_key);
+        let alert = Alert::triggered(i as u64, &mut e, now);
         inc.open_alerts += 1;
         inc.event_count += 1;
         inc.gathered += 1;
-        inc.severity_counts[e.severity as usize] += 1;
-        inc.integrations |= e.integration.bit();
+        inc.severity_counts[alert.severity as usize] += 1;
+        inc.integrations |= alert.integration.bit();
         inc.add_links(e.links);
-        inc.alerts.push(Alert {
-            hash: i as u64,
-            dedup_key: format!("{}#{i}", e.dedup_key).into_boxed_str(),
-            summary: e.summary.into_boxed_str(),
-            source: e.source.into_boxed_str(),
-            component: e.component.map(String::into_boxed_str),
-            group: e.group.map(String::into_boxed_str),
-            class: e.class.map(String::into_boxed_str),
-            labels: Labels::new(&e.labels),
-            details: e.custom_details,
-            severity: e.severity,
-            status: Status::Triggered,
-            key_space: e.key_space,
-            integration: e.integration,
-            event_count: 1,
-            first_seen: now,
-            last_seen: now,
-            ends_at: e.ends_at,
-            silenced: false,
-            inhibited: false,
-        });
+        inc.alerts.push(alert);
     }
     inc
 }

@@ -1,6 +1,6 @@
 //! Alert and incident state, and how an incident is rendered into a message.
 
-use crate::event::{Details, Field, Integration, KeySpace, Link, Severity};
+use crate::event::{Details, Event, Field, Integration, KeySpace, Link, Severity};
 use crate::matchers::Subject;
 use crate::publish::encode::{
     to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Status, Topic,
@@ -39,6 +39,33 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// A newly triggered alert from its first event, taking out of `event` the fields an alert
+    /// keeps; the routing key, links and images stay in `event` for the incident.
+    pub fn triggered(hash: u64, event: &mut Event, now: UnixMillis) -> Alert {
+        let boxed = |s: &mut Option<String>| s.take().map(String::into_boxed_str);
+        Alert {
+            hash,
+            dedup_key: std::mem::take(&mut event.dedup_key).into_boxed_str(),
+            summary: std::mem::take(&mut event.summary).into_boxed_str(),
+            source: std::mem::take(&mut event.source).into_boxed_str(),
+            component: boxed(&mut event.component),
+            group: boxed(&mut event.group),
+            class: boxed(&mut event.class),
+            labels: Labels::new(&event.labels),
+            details: event.custom_details.take(),
+            severity: event.severity,
+            status: Status::Triggered,
+            integration: event.integration,
+            key_space: event.key_space,
+            event_count: 1,
+            first_seen: now,
+            last_seen: now,
+            ends_at: event.ends_at,
+            silenced: false,
+            inhibited: false,
+        }
+    }
+
     pub fn suppressed(&self) -> bool {
         self.silenced || self.inhibited
     }

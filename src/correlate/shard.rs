@@ -27,7 +27,7 @@ use crate::publish::encode::{
 };
 use crate::time::UnixMillis;
 
-use super::incident::{Alert, AlertView, Incident, Labels};
+use super::incident::{Alert, AlertView, Incident};
 use super::rules::{self, Inhibit, Rule};
 use super::silence::Silence;
 use super::timers::{Timer, Timers};
@@ -225,10 +225,6 @@ fn values_hash<'a>(routing_key: &str, rule: u16, values: impl Iterator<Item = &'
         h.update(v.as_bytes());
     }
     h.digest()
-}
-
-fn boxed(s: Option<String>) -> Option<Box<str>> {
-    s.map(String::into_boxed_str)
 }
 
 impl Shard {
@@ -517,7 +513,7 @@ impl Shard {
     fn open_alert(
         &mut self,
         hash: u64,
-        event: Event,
+        mut event: Event,
         now: UnixMillis,
         out: &mut Vec<OutboundMessage>,
     ) {
@@ -575,31 +571,8 @@ impl Shard {
         };
 
         let config = &rule.config;
-        let routing_key = event.routing_key;
-        let ends_at = event.ends_at;
-        let integration = event.integration;
-        let key_space = event.key_space;
-        let mut alert = Alert {
-            hash,
-            dedup_key: event.dedup_key.into_boxed_str(),
-            summary: event.summary.into_boxed_str(),
-            source: event.source.into_boxed_str(),
-            component: boxed(event.component),
-            group: boxed(event.group),
-            class: boxed(event.class),
-            labels: Labels::new(&event.labels),
-            details: event.custom_details,
-            severity: event.severity,
-            status: Status::Triggered,
-            integration,
-            key_space,
-            event_count: 1,
-            first_seen: now,
-            last_seen: now,
-            ends_at,
-            silenced: false,
-            inhibited: false,
-        };
+        let mut alert = Alert::triggered(hash, &mut event, now);
+        let (routing_key, ends_at) = (event.routing_key, alert.ends_at);
         alert.silenced = self.silenced(&routing_key, &alert, now);
         let inc = self.incidents[slot as usize]
             .as_mut()
@@ -614,7 +587,7 @@ impl Shard {
         inc.open_alerts += 1;
         inc.event_count += 1;
         inc.severity_counts[alert.severity as usize] += 1;
-        inc.integrations |= integration.bit();
+        inc.integrations |= alert.integration.bit();
         inc.updated_at = now;
         inc.add_links(event.links);
         inc.dirty = true;
@@ -658,7 +631,7 @@ impl Shard {
         cap: usize,
         rule_id: u16,
         ghash: u64,
-        event: Event,
+        mut event: Event,
         now: UnixMillis,
         out: &mut Vec<OutboundMessage>,
     ) {
@@ -678,27 +651,10 @@ impl Shard {
         inc.severity_counts[event.severity as usize] = 1;
         inc.integrations = event.integration.bit();
         inc.seq = 1;
-        inc.alerts.push(Alert {
-            hash: 0,
-            dedup_key: event.dedup_key.into_boxed_str(),
-            summary: event.summary.into_boxed_str(),
-            source: event.source.into_boxed_str(),
-            component: None,
-            group: None,
-            class: None,
-            labels: Labels::default(),
-            details: event.custom_details,
-            severity: event.severity,
-            status: Status::Triggered,
-            integration: event.integration,
-            key_space: event.key_space,
-            event_count: 1,
-            first_seen: now,
-            last_seen: now,
-            ends_at: None,
-            silenced: false,
-            inhibited: false,
-        });
+        // Untracked: never looked up again, and it resolves with the next message or never.
+        let mut alert = Alert::triggered(0, &mut event, now);
+        alert.ends_at = None;
+        inc.alerts.push(alert);
         self.stats.messages[MessageKind::Opened.index()] += 1;
         out.push(inc.to_message(
             MessageKind::Opened,

@@ -24,13 +24,11 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
-/// Parses a request body in place (simd-json rewrites escapes), reusing this thread's buffers.
+/// Parses a request body in place (simd-json rewrites escapes), reusing this thread's buffers:
+/// the value borrows the body only, so the buffers are free again when this returns.
 pub fn parse_json(body: &mut [u8]) -> Result<BorrowedValue<'_>, simd_json::Error> {
-    BUFFERS.with(|b| match b.try_borrow_mut() {
-        Ok(mut buffers) => simd_json::value::borrowed::to_value_with_buffers(body, &mut buffers),
-        // Re-entered (a format parsing JSON inside JSON): fresh buffers for the inner one.
-        Err(_) => simd_json::to_borrowed_value(body),
-    })
+    BUFFERS
+        .with_borrow_mut(|buffers| simd_json::value::borrowed::to_value_with_buffers(body, buffers))
 }
 
 /// Anything serializable as compact `custom_details` text (serialized once, not re-read).
