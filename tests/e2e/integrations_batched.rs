@@ -65,16 +65,20 @@ fn one_incident(seen: &[Received]) -> (Vec<(String, u64)>, Vec<Value>) {
 }
 
 /// The alerts of an incident message as `(dedup_key, integration, status)`, sorted.
-fn alerts(msg: &Value) -> Vec<(String, String, String)> {
+fn text<'v>(v: &'v Value, key: &str) -> &'v str {
+    v[key].as_str().unwrap()
+}
+
+fn alerts(msg: &Value) -> Vec<(&str, &str, &str)> {
     let mut out: Vec<_> = msg["alerts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| {
             (
-                a["dedup_key"].as_str().unwrap().to_string(),
-                a["integration"].as_str().unwrap().to_string(),
-                a["status"].as_str().unwrap().to_string(),
+                text(a, "dedup_key"),
+                text(a, "integration"),
+                text(a, "status"),
             )
         })
         .collect();
@@ -159,12 +163,11 @@ async fn a_prometheus_batch_resolves_by_ends_at_on_a_real_broker() {
         ),
         (Some(2), Some(2))
     );
-    let api = "alertmanager_api".to_string();
     assert_eq!(
         alerts(opened),
         [
-            (NODE8.to_string(), api.clone(), "triggered".to_string()),
-            (NODE7.to_string(), api.clone(), "triggered".to_string()),
+            (NODE8, "alertmanager_api", "triggered"),
+            (NODE7, "alertmanager_api", "triggered"),
         ],
         "keys are Prometheus' fingerprints of the labels"
     );
@@ -174,8 +177,8 @@ async fn a_prometheus_batch_resolves_by_ends_at_on_a_real_broker() {
     assert_eq!(
         alerts(last),
         [
-            (NODE8.to_string(), api.clone(), "resolved".to_string()),
-            (NODE7.to_string(), api, "resolved".to_string()),
+            (NODE8, "alertmanager_api", "resolved"),
+            (NODE7, "alertmanager_api", "resolved"),
         ]
     );
 
@@ -278,20 +281,11 @@ async fn a_grafana_batch_becomes_one_incident_on_a_real_broker() {
     assert_eq!(opened["title"], "orders backlog above 10k");
     assert_eq!(opened["severity"], "critical");
     assert_eq!(opened["integrations"], json!(["grafana"]));
-    let g = "grafana".to_string();
     assert_eq!(
         alerts(opened),
         [
-            (
-                "5c1e02a9d7f4b863".to_string(),
-                g.clone(),
-                "triggered".to_string()
-            ),
-            (
-                "b07d51c2e8a9f314".to_string(),
-                g.clone(),
-                "triggered".to_string()
-            ),
+            ("5c1e02a9d7f4b863", "grafana", "triggered"),
+            ("b07d51c2e8a9f314", "grafana", "triggered"),
         ]
     );
     let last = &msgs[1];
@@ -468,22 +462,13 @@ async fn a_real_alertmanager_pages_through_sluice() {
     assert_eq!(opened["title"], "queue backlog above 10k");
     assert_eq!(opened["severity"], "critical");
     assert_eq!(opened["integrations"], json!(["alertmanager_webhook"]));
-    let w = "alertmanager_webhook".to_string();
     // Alertmanager's own fingerprints, equal to sluice's derived key for the same labels (the
     // `alertmanager_api` key), computed independently.
     assert_eq!(
         alerts(opened),
         [
-            (
-                "7f89b3d14572737c".to_string(),
-                w.clone(),
-                "triggered".to_string()
-            ),
-            (
-                "c88ef18c92903b12".to_string(),
-                w.clone(),
-                "triggered".to_string()
-            ),
+            ("7f89b3d14572737c", "alertmanager_webhook", "triggered"),
+            ("c88ef18c92903b12", "alertmanager_webhook", "triggered"),
         ]
     );
     let last = &msgs[1];
@@ -492,12 +477,8 @@ async fn a_real_alertmanager_pages_through_sluice() {
     assert_eq!(
         alerts(last),
         [
-            (
-                "7f89b3d14572737c".to_string(),
-                w.clone(),
-                "resolved".to_string()
-            ),
-            ("c88ef18c92903b12".to_string(), w, "resolved".to_string()),
+            ("7f89b3d14572737c", "alertmanager_webhook", "resolved"),
+            ("c88ef18c92903b12", "alertmanager_webhook", "resolved"),
         ]
     );
 }
@@ -542,10 +523,6 @@ async fn an_opsgenie_create_opens_an_incident_keyed_by_alias() {
     assert_eq!(opened["severity"], "critical");
     assert_eq!(
         alerts(opened),
-        [(
-            "kafka-lag/orders-consumer".to_string(),
-            "opsgenie".to_string(),
-            "triggered".to_string()
-        )]
+        [("kafka-lag/orders-consumer", "opsgenie", "triggered")]
     );
 }
