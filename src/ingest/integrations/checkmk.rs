@@ -257,9 +257,6 @@ fn details(c: &mut Context<'_>, is_service: bool) -> Option<Details> {
             );
         }
     }
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 

@@ -189,9 +189,6 @@ fn details(root: &BorrowedValue<'_>) -> Option<Details> {
             }
         }
     }
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 

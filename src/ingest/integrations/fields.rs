@@ -36,8 +36,11 @@ fn details<T: Serialize + ?Sized>(value: &T) -> Option<Details> {
     to_raw_value(value).ok().map(Details)
 }
 
-/// A JSON object as `custom_details`.
+/// A JSON object as `custom_details`; `None` when it is empty.
 pub fn details_of(map: &serde_json::Map<String, serde_json::Value>) -> Option<Details> {
+    if map.is_empty() {
+        return None;
+    }
     details(map)
 }
 
@@ -79,9 +82,6 @@ pub fn text_details<'a>(
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k.to_string(), serde_json::Value::String(v.to_string()))))
         .collect();
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 

@@ -184,9 +184,6 @@ fn details(
     if let Some(s) = rule_uid {
         map.insert("ruleUID".into(), Value::String(s.to_string()));
     }
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 

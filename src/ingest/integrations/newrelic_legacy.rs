@@ -261,9 +261,6 @@ fn details(r: &mut Reader<'_, '_>) -> Option<Details> {
             }
         }
     }
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 

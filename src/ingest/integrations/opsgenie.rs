@@ -364,9 +364,6 @@ fn custom_details(root: &BorrowedValue<'_>) -> Option<Details> {
             }
         }
     }
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 

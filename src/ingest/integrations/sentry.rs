@@ -197,9 +197,6 @@ fn details(
             map.insert(name.to_string(), v);
         }
     }
-    if map.is_empty() {
-        return None;
-    }
     details_of(&map)
 }
 
