@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::config::{Brokers, Config};
+use crate::config::{Brokers, Config, ConfigError};
 use crate::correlate::Correlator;
+use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::{Health, Limits, Router};
 use crate::ingest::server::{self, ServerLimits};
 use crate::publish::embedded::EmbeddedBroker;
@@ -24,6 +25,8 @@ const KAFKA_PROBE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{0}")]
     EmbeddedBroker(String),
     #[error(transparent)]
@@ -125,7 +128,7 @@ pub async fn start_recording(
             body_read_timeout: config.server.body_read_timeout,
         },
     )
-    .with_integrations(config.integrations.clone());
+    .with_integrations(SettingsByKind::checked(&config.integrations)?);
     let router = Arc::new(match recorder {
         Some(r) => router.with_recorder(r),
         None => router,

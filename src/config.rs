@@ -62,7 +62,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 /// Read by the CLI itself (the config path), not an override.
 pub const ENV_CONFIG_PATH: &str = "SLUICE_CONFIG";
 
-type Unknown = BTreeMap<String, toml::Value>;
+/// The keys of a table that its reader did not take (reported as unknown, or handed on).
+pub type Unknown = BTreeMap<String, toml::Value>;
 
 #[derive(Deserialize, Default)]
 struct RawConfig {
@@ -332,14 +333,26 @@ impl fmt::Display for ConfigError {
     }
 }
 
-struct Problems(Vec<String>);
+/// Every problem found so far, each naming its key.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
 
 impl Problems {
-    fn add(&mut self, key: &str, msg: impl fmt::Display) {
+    pub fn add(&mut self, key: &str, msg: impl fmt::Display) {
         self.0.push(format!("{key}: {msg}"));
     }
 
-    fn unknown(&mut self, section: &str, unknown: &Unknown) {
+    /// `value` when no problem was found, else every problem.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError { problems: self.0 })
+        }
+    }
+
+    /// Reports every key left in `unknown` as unknown, under `section`.
+    pub fn unknown(&mut self, section: &str, unknown: &Unknown) {
         for k in unknown.keys() {
             let key = if section.is_empty() {
                 k.clone()
@@ -367,9 +380,21 @@ impl Problems {
 
 impl Config {
     /// Parses and validates `text`, with overrides from `env` (pass `std::env::vars()`).
+    /// Keys that config leaves to their owners (a format's own integration settings) are not
+    /// checked: [`Config::from_toml_with`] checks them too.
     pub fn from_toml(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_toml_with(text, env, |_, _| {})
+    }
+
+    /// [`Config::from_toml`], then `owners` checks what config leaves to the stages (each
+    /// format's own `[integrations.<kind>]` keys), and every problem of both is reported at once.
+    pub fn from_toml_with(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        owners: impl FnOnce(&Config, &mut Problems),
     ) -> Result<Config, ConfigError> {
         let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             problems: vec![e.to_string().trim_end().to_string()],
@@ -377,22 +402,20 @@ impl Config {
         let mut p = Problems(Vec::new());
         raw.apply_env(env, &mut p);
         let config = raw.validate(&mut p);
-        if p.0.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError { problems: p.0 })
-        }
+        owners(&config, &mut p);
+        p.finish(config)
     }
 
-    /// Reads and validates the file at `path`.
-    pub fn load(
+    /// Reads the file at `path` and validates it as [`Config::from_toml_with`] does.
+    pub fn load_with(
         path: &std::path::Path,
         env: impl IntoIterator<Item = (String, String)>,
+        owners: impl FnOnce(&Config, &mut Problems),
     ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![format!("{}: {e}", path.display())],
         })?;
-        Config::from_toml(&text, env)
+        Config::from_toml_with(&text, env, owners)
     }
 }
 

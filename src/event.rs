@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
 /// The longest dedup key any sender may use (PagerDuty's limit).
@@ -66,76 +67,6 @@ impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Generates [`Integration`] from the registry list in `ingest/integrations/mod.rs`.
-macro_rules! integration_enum {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $format:path; )*) => {
-        /// Which parser produced an event. One variant per line of the integrations registry
-        /// (`ingest/integrations/mod.rs`); the names are the `integration` label values, the
-        /// strings in incident messages, the `[integrations.<name>]` config tables, the
-        /// `/integrations/<name>/...` paths and the fixture folders.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Integration {
-            $( $(#[$doc])* $variant, )*
-        }
-
-        impl Integration {
-            pub const ALL: [Integration; [$($name),*].len()] = [$(Integration::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $( Integration::$variant => $name, )*
-                }
-            }
-
-            /// The integration named `name` (exactly, as [`Integration::as_str`] spells it).
-            pub fn parse(name: &str) -> Option<Self> {
-                match name {
-                    $( $name => Some(Integration::$variant), )*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-crate::ingest::integrations::registry!(integration_enum);
-
-/// Sets of integrations are `u64` bit masks.
-const _: () = assert!(Integration::ALL.len() <= 64);
-
-impl Integration {
-    /// A bit per integration, for compact sets.
-    pub fn bit(self) -> u64 {
-        1 << (self as u32)
-    }
-
-    /// Where this integration's dedup keys live (see [`KeySpace`]).
-    pub fn key_space(self) -> KeySpace {
-        let canonical = match self {
-            // One PagerDuty key space, as in PagerDuty: v1 and v2 events of a key meet.
-            Integration::PagerDutyV1 => Integration::PagerDuty,
-            // Both carry Prometheus' label fingerprint: an alert sent straight and relayed by
-            // an Alertmanager is one alert.
-            Integration::AlertmanagerApi => Integration::AlertmanagerWebhook,
-            other => other,
-        };
-        KeySpace(canonical as u8)
-    }
-}
-
-/// Which dedup keys can meet: alerts are matched on `(routing_key, key space, dedup_key)`, so
-/// two formats posting to one routing key never fold each other's alerts together because
-/// their ids happen to agree (a Zabbix event id and a Datadog alert id). Formats whose senders
-/// share keys share a space ([`Integration::key_space`]); a format with two separate id
-/// sequences gives the second its own ([`KeySpace::SENTRY_METRIC_ALERTS`]). Internal only:
-/// messages and answers carry the key as the sender sent it (or as it was derived).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct KeySpace(pub u8);
-
-impl KeySpace {
-    /// Sentry metric alert ids: a sequence apart from issue ids.
-    pub const SENTRY_METRIC_ALERTS: KeySpace = KeySpace(Integration::ALL.len() as u8);
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -16,6 +16,7 @@ pub mod config;
 pub mod correlate;
 pub mod event;
 pub mod ingest;
+pub mod integration;
 pub mod matchers;
 pub mod metrics;
 pub mod publish;

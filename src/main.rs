@@ -117,7 +117,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, record } => serve(config, record),
-        Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
+        Command::CheckConfig { config } => match load_config(&config) {
             Ok(c) => {
                 println!(
                     "{}: ok (listen {}, brokers {:?}, topic {}, {} rule(s))",
@@ -189,7 +189,7 @@ fn main() -> ExitCode {
 }
 
 fn replay(config_path: PathBuf, speed: sluice::replay::Speed, file: PathBuf) -> ExitCode {
-    let config = match Config::load(&config_path, std::env::vars()) {
+    let config = match load_config(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}: {e}", config_path.display());
@@ -231,7 +231,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
-    let config = match Config::load(&path, std::env::vars()) {
+    let config = match load_config(&path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -333,4 +333,14 @@ async fn send(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Reads and validates the config file, the formats' own integration settings included, with
+/// `SLUICE_*` overrides from the environment.
+fn load_config(path: &std::path::Path) -> Result<Config, sluice::config::ConfigError> {
+    Config::load_with(
+        path,
+        std::env::vars(),
+        sluice::ingest::integrations::settings::check,
+    )
 }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::event::Integration;
+use crate::integration::Integration;
 
 pub const EVENTS_RECEIVED: &str = "sluice_events_received_total";
 pub const EVENTS_REJECTED: &str = "sluice_events_rejected_total";

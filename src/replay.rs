@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::correlate::{Inline, Stats};
+use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::{Health, Limits, Router};
 use crate::publish::encode::MessageKind;
 use crate::publish::MemorySink;
@@ -48,6 +49,8 @@ pub enum ReplayError {
     Line { line: usize, message: String },
     #[error("reading input: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// How fast simulated time runs against the wall clock.
@@ -154,7 +157,7 @@ pub async fn run(
             body_read_timeout: config.server.body_read_timeout,
         },
     )
-    .with_integrations(config.integrations.clone());
+    .with_integrations(SettingsByKind::checked(&config.integrations)?);
 
     let mut summary = Summary::default();
     let mut last = start;

@@ -10,9 +10,10 @@ use serde_json::Value;
 use sluice::config::{RuleConfig, WindowKind};
 use sluice::correlate::incident::{Alert, Incident};
 use sluice::correlate::rules::Rule;
-use sluice::event::{Action, Event, Field, Integration, Severity};
+use sluice::event::{Action, Event, Field, Severity};
 use sluice::ingest::integrations::fixture::{context, CaseContext};
 use sluice::ingest::integrations::{self, IngestRequest, Parsed};
+use sluice::integration::Integration;
 use sluice::publish::encode::{deterministic_id, Status};
 use sluice::time::UnixMillis;
 

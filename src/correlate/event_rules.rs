@@ -35,7 +35,8 @@ pub fn apply(rules: &[EventRule], event: &mut Event) -> bool {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::event::{Action, Integration, Severity};
+    use crate::event::{Action, Severity};
+    use crate::integration::Integration;
     use crate::time::UnixMillis;
 
     fn rules(toml: &str) -> Vec<EventRule> {

@@ -1,6 +1,7 @@
 //! Alert and incident state, and how an incident is rendered into a message.
 
-use crate::event::{Details, Event, Field, Integration, KeySpace, Link, Severity};
+use crate::event::{Details, Event, Field, Link, Severity};
+use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 use crate::publish::encode::{
     to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Status, Topic,

@@ -18,7 +18,8 @@ use metrics::{Counter, Gauge};
 use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::config::WindowKind;
-use crate::event::{Action, ChangeEvent, Event, Integration, KeySpace};
+use crate::event::{Action, ChangeEvent, Event};
+use crate::integration::{Integration, KeySpace};
 use crate::matchers::all_match;
 use crate::metrics as m;
 use crate::publish::encode::{

@@ -12,9 +12,9 @@ use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
-use crate::config::integrations::IntegrationsConfig;
 use crate::correlate::CorrelatorHandle;
-use crate::event::Integration;
+use crate::ingest::integrations::settings::SettingsByKind;
+use crate::integration::Integration;
 use crate::metrics::{self as m, IntegrationCounters};
 
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
@@ -56,35 +56,20 @@ pub struct Limits {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
-    PagerDutyV2,
     PagerDutyChange,
-    PagerDutyV1,
     Healthz,
     Readyz,
     Metrics,
 }
 
 impl Route {
+    /// The fixed routes; every integration's own path comes from the registry ([`own_path`]).
     const TABLE: &'static [(&'static str, Method, Route)] = &[
-        ("/v2/enqueue", Method::POST, Route::PagerDutyV2),
         ("/v2/change/enqueue", Method::POST, Route::PagerDutyChange),
-        (
-            "/generic/2010-04-15/create_event.json",
-            Method::POST,
-            Route::PagerDutyV1,
-        ),
         ("/healthz", Method::GET, Route::Healthz),
         ("/readyz", Method::GET, Route::Readyz),
         ("/metrics", Method::GET, Route::Metrics),
     ];
-
-    fn integration(self) -> Option<Integration> {
-        match self {
-            Route::PagerDutyV2 | Route::PagerDutyChange => Some(Integration::PagerDuty),
-            Route::PagerDutyV1 => Some(Integration::PagerDutyV1),
-            Route::Healthz | Route::Readyz | Route::Metrics => None,
-        }
-    }
 }
 
 struct PerIntegration {
@@ -99,41 +84,25 @@ pub struct Router {
     metrics: PrometheusHandle,
     limits: Limits,
     per_integration: Vec<PerIntegration>,
-    integrations: IntegrationsConfig,
+    integrations: SettingsByKind,
     silences: super::silences::SilenceStore,
     recorder: Option<super::record::Recorder>,
     confirmer: super::confirm::Confirmer,
 }
 
-/// Vendor endpoints served at their own paths: the Alertmanager API (Prometheus points
-/// `alerting.alertmanagers` at sluice), the Opsgenie Alert API (`/v2/alerts` and
-/// `/v2/alerts/<alias>/<action>`), PagerDuty's Nagios form endpoint.
-/// Each: the path, the format, whether a tail may follow (`/v2/alerts/<alias>/close`), and
-/// whether the routing key is in the body (PagerDuty's Nagios plugin sends `CONTACTPAGER`).
-const OWN_PATHS: &[(&str, Integration, bool, bool)] = &[
-    ("/api/v2/alerts", Integration::AlertmanagerApi, false, false),
-    ("/v2/alerts", Integration::Opsgenie, true, false),
-    (
-        super::integrations::nagios::PAGERDUTY_PATH,
-        Integration::Nagios,
-        false,
-        true,
-    ),
-];
-
-/// The format served at `path`, what follows its path, and whether its key is in the body.
+/// The kind whose own vendor path `path` is (PagerDuty's `/v2/enqueue`, the Alertmanager API,
+/// the Opsgenie Alert API with `/v2/alerts/<alias>/<action>`, PagerDuty's Nagios path), as the
+/// registry's `Serving` says: the kind, what follows its path, and whether its key is in the
+/// body.
 fn own_path(path: &str) -> Option<(Integration, &str, bool)> {
-    OWN_PATHS
-        .iter()
-        .find_map(
-            |&(own, kind, takes_tail, key_in_body)| match path.strip_prefix(own) {
-                Some("") => Some((kind, "", key_in_body)),
-                Some(tail) if takes_tail && tail.starts_with('/') => {
-                    Some((kind, tail, key_in_body))
-                }
-                _ => None,
-            },
-        )
+    Integration::ALL.iter().find_map(|&kind| {
+        let own = kind.serving().own?;
+        match path.strip_prefix(own.path) {
+            Some("") => Some((kind, "", own.key_in_body)),
+            Some(tail) if own.tail && tail.starts_with('/') => Some((kind, tail, own.key_in_body)),
+            _ => None,
+        }
+    })
 }
 
 enum BodyError {
@@ -164,7 +133,7 @@ impl Router {
             metrics,
             limits,
             per_integration,
-            integrations: IntegrationsConfig::default(),
+            integrations: SettingsByKind::default(),
             silences: Default::default(),
             recorder: None,
             confirmer: Default::default(),
@@ -188,7 +157,7 @@ impl Router {
     }
 
     /// Per-integration settings (`[integrations.<kind>]`); every default until this is called.
-    pub fn with_integrations(mut self, integrations: IntegrationsConfig) -> Self {
+    pub fn with_integrations(mut self, integrations: SettingsByKind) -> Self {
         self.integrations = integrations;
         self
     }
@@ -264,17 +233,16 @@ impl Router {
             );
             return resp;
         };
-        let route = *route;
-        match route.integration() {
-            Some(integration) => {
+        match *route {
+            Route::PagerDutyChange => {
                 let started = Instant::now();
-                let resp = self.ingest(route, integration, req).await;
-                self.per_integration[integration as usize]
+                let resp = self.ingest_change(req).await;
+                self.per_integration[Integration::PagerDuty as usize]
                     .duration
                     .record(started.elapsed().as_secs_f64());
                 resp
             }
-            None => self.admin(route),
+            route => self.admin(route),
         }
     }
 
@@ -341,7 +309,7 @@ impl Router {
                 self.metrics.render(),
                 "text/plain; version=0.0.4; charset=utf-8",
             ),
-            _ => unreachable!("ingest routes are handled by ingest"),
+            Route::PagerDutyChange => unreachable!("change events are handled by ingest_change"),
         }
     }
 
@@ -383,26 +351,6 @@ impl Router {
             Ok(Ok(())) => Ok(buf),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(BodyError::TimedOut),
-        }
-    }
-
-    async fn ingest<B>(
-        &self,
-        route: Route,
-        integration: Integration,
-        req: Request<B>,
-    ) -> Response<Body>
-    where
-        B: http_body::Body + Unpin,
-        B::Data: Buf,
-    {
-        match route {
-            Route::PagerDutyChange => self.ingest_change(req).await,
-            // PagerDuty's events carry their routing key in the body.
-            Route::PagerDutyV2 | Route::PagerDutyV1 => {
-                self.ingest_format(integration, "", "", req).await
-            }
-            _ => unreachable!("admin routes are handled by admin"),
         }
     }
 

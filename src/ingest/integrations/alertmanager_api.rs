@@ -47,8 +47,9 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{Event, Integration};
+use crate::event::Event;
 use crate::ingest::response::{self, Body};
+use crate::integration::Integration;
 
 use super::alertmanager_webhook::{labels_fingerprint, lookup, prometheus_event};
 use super::fields::Reader;
@@ -65,9 +66,6 @@ pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub struct Api;
 
 impl Format for Api {
-    const OWN_ENDPOINT: Option<&'static str> = Some("/api/v2/alerts");
-    const KEY_FROM_REQUEST: bool = true;
-
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let root = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
             kind: KIND,
@@ -179,10 +177,10 @@ mod tests {
     use http::HeaderMap;
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
     use crate::event::Action;
     use crate::event::Severity;
     use crate::ingest::integrations::golden::body_bytes;
+    use crate::ingest::integrations::settings::IntegrationSettings;
     use crate::ingest::integrations::testing::{parse, Request, NOW};
     use crate::time::UnixMillis;
 
@@ -353,11 +351,11 @@ mod tests {
     /// it from the header, the query or the config.
     #[test]
     fn routing_keys_for_the_own_endpoint_and_the_path_prefix() {
-        use crate::config::integrations::IntegrationsConfig;
         use crate::ingest::integrations::endpoint::{own_target, target};
+        use crate::ingest::integrations::settings::SettingsByKind;
         use http::Method;
 
-        let mut config = IntegrationsConfig::default();
+        let mut config = SettingsByKind::default();
         let none = HeaderMap::new();
         let key = |r: Result<super::super::endpoint::Target, _>| r.map(|t| t.routing_key);
         let post = Method::POST;

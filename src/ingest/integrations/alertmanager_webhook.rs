@@ -39,7 +39,8 @@
 use http::{Response, StatusCode};
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::integration::Integration;
 
 use super::fields::{named_links, pairs_details, severity_named, Reader};
 use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
@@ -286,7 +287,7 @@ pub(super) fn set_times(
 mod tests {
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+    use crate::ingest::integrations::settings::IntegrationSettings;
     use crate::ingest::integrations::testing::{self, Request, NOW};
     use crate::time::UnixMillis;
 

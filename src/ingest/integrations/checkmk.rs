@@ -27,9 +27,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{
-    fingerprint, Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{fingerprint, Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::integration::Integration;
 use crate::time::{from_epoch_number, Parsed as Time};
 
 use super::fields::details_of;

@@ -48,12 +48,15 @@ use regex::Regex;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Event, Integration, MAX_DEDUP_KEY_CHARS};
+use crate::config::{Problems, Unknown};
+use crate::event::{Action, Event, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
+use crate::integration::Integration;
 
 use super::fields::{details_of, to_json, Reader};
 use super::{
-    json_object, reply, summary, Format, IngestRequest, IntegrationError, Parsed, Rejected,
+    json_object, reply, summary, Format, IngestRequest, IntegrationError, IntegrationSettings,
+    Parsed, Rejected,
 };
 
 const KIND: Integration = Integration::CloudwatchSns;
@@ -107,6 +110,41 @@ pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 pub struct Sns;
 
 impl Format for Sns {
+    /// `auto_confirm` and `confirm_url_pattern`.
+    fn own_settings(
+        own: &mut Unknown,
+        at: &str,
+        settings: &mut IntegrationSettings,
+        p: &mut Problems,
+    ) {
+        let sns = &mut settings.sns;
+        match own.remove("auto_confirm") {
+            None => {}
+            Some(toml::Value::Boolean(b)) => sns.auto_confirm = b,
+            Some(other) => p.add(
+                &format!("{at}.auto_confirm"),
+                format!("must be true or false, not a {}", other.type_str()),
+            ),
+        }
+        match own.remove("confirm_url_pattern") {
+            None => {}
+            Some(toml::Value::String(pattern)) => match Regex::new(&pattern) {
+                Ok(re) => sns.confirm_url_pattern = re,
+                Err(e) => p.add(
+                    &format!("{at}.confirm_url_pattern"),
+                    format!("{pattern:?} is not a regular expression: {e}"),
+                ),
+            },
+            Some(other) => p.add(
+                &format!("{at}.confirm_url_pattern"),
+                format!(
+                    "must be a string (a regular expression), not a {}",
+                    other.type_str()
+                ),
+            ),
+        }
+    }
+
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let root = json_object(KIND, body)?;
         let mut errors = Vec::new();

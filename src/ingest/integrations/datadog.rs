@@ -50,10 +50,9 @@ use http::Response;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{
-    fingerprint, Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{fingerprint, Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
+use crate::integration::Integration;
 
 use super::fields::text_details;
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};

@@ -31,7 +31,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::integration::Integration;
 use crate::time::{from_epoch_number, Parsed as Time, UnixMillis};
 
 use super::fields::{details_of, severity_named, to_json};

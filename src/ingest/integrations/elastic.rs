@@ -34,7 +34,8 @@
 //!   A body without them is refused (400) naming them: most likely a template that was edited.
 //! - **Answer**: `202` and the generic body; Kibana logs a non-2xx as a failed action.
 
-use crate::event::{fingerprint, Action, Event, Integration, Link, Severity};
+use crate::event::{fingerprint, Action, Event, Link, Severity};
+use crate::integration::Integration;
 
 use super::fields::Reader;
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};

@@ -12,12 +12,11 @@
 use http::header::{ALLOW, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
-use crate::config::integrations::IntegrationsConfig;
-use crate::event::Integration;
+use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::response::{self, Body};
+use crate::integration::Integration;
 
-use super::pagerduty::MAX_ROUTING_KEY_CHARS;
-use super::{auth_key_scheme, generic_kinds, key_from_request, own_endpoint};
+use crate::integration::MAX_ROUTING_KEY_CHARS;
 
 pub const PREFIX: &str = "/integrations/";
 pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
@@ -82,7 +81,7 @@ pub fn target(
     method: &Method,
     headers: &HeaderMap,
     query: Option<&str>,
-    config: &IntegrationsConfig,
+    config: &SettingsByKind,
 ) -> Result<Target, Refusal> {
     let (name, key) = match rest.split_once('/') {
         Some((name, key)) => (name, Some(key)),
@@ -91,17 +90,17 @@ pub fn target(
     let Some(kind) = Integration::parse(name) else {
         return Err(Refusal::not_found(format!(
             "no integration {name:?} at {PREFIX}<kind>/<routing_key> (kinds: {})",
-            generic_kinds()
+            Integration::generic_kinds()
         )));
     };
-    if !key_from_request(kind) {
-        let path = own_endpoint(kind).unwrap_or_default();
+    if !kind.key_from_request() {
+        let path = kind.own_path().unwrap_or_default();
         return Err(Refusal::not_found(format!(
             "{name} is served at POST {path}, not under {PREFIX}"
         )));
     }
     // `<key><own path><tail>` (a sender's base URL), and `generic/<mapper>/<key>`.
-    let (key, path) = match (key, own_endpoint(kind)) {
+    let (key, path) = match (key, kind.serving().own_path_keyed_by_request()) {
         (Some(k), Some(own)) => split_own_path(k, own),
         (Some(k), None) if kind == Integration::Generic => match k.split_once('/') {
             Some((mapper, key)) => (Some(key), mapper),
@@ -138,7 +137,7 @@ pub fn own_target(
     tail: &str,
     headers: &HeaderMap,
     query: Option<&str>,
-    config: &IntegrationsConfig,
+    config: &SettingsByKind,
 ) -> Result<Target, Refusal> {
     let routing_key = routing_key(kind, None, headers, query, config)?;
     let path = percent_decode(tail, false).ok_or_else(|| {
@@ -169,7 +168,7 @@ fn routing_key(
     path: Option<&str>,
     headers: &HeaderMap,
     query: Option<&str>,
-    config: &IntegrationsConfig,
+    config: &SettingsByKind,
 ) -> Result<String, Refusal> {
     if let Some(raw) = path.filter(|k| !k.is_empty()) {
         let key = percent_decode(raw, false).ok_or_else(|| {
@@ -199,7 +198,7 @@ fn routing_key(
         })?;
         return checked(key, "the 'routing_key' query parameter");
     }
-    if let Some(scheme) = auth_key_scheme(kind) {
+    if let Some(scheme) = kind.serving().auth_key_scheme {
         let credentials = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -213,7 +212,9 @@ fn routing_key(
         return Ok(key.clone());
     }
     let name = kind.as_str();
-    let auth = auth_key_scheme(kind)
+    let auth = kind
+        .serving()
+        .auth_key_scheme
         .map(|s| format!(", the Authorization header ({s} <routing_key>)"))
         .unwrap_or_default();
     Err(Refusal::bad_request(format!(

@@ -7,9 +7,9 @@ use std::path::Path;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::config::integrations::{IntegrationSettings, IntegrationsConfig};
-use crate::config::Config;
-use crate::event::{Integration, Severity};
+use crate::event::Severity;
+use crate::ingest::integrations::settings::{IntegrationSettings, SettingsByKind};
+use crate::integration::Integration;
 use crate::time::{parse_duration, parse_timestamp, Parsed as Time, UnixMillis};
 
 use super::IngestRequest;
@@ -26,7 +26,7 @@ pub struct CaseContext {
     now: UnixMillis,
     settings: IntegrationSettings,
     /// `"config"`: a config file's `[integrations.*]`, used instead of `settings`.
-    config: Option<IntegrationsConfig>,
+    config: Option<SettingsByKind>,
 }
 
 impl CaseContext {
@@ -79,9 +79,9 @@ pub fn context(path: &Path) -> Result<CaseContext, String> {
             }
             ("config", Value::String(toml)) => {
                 // A whole config file; the case takes its kind's settings from it.
-                let config =
-                    Config::from_toml(toml, Vec::new()).map_err(|e| bad(&e.problems.join("; ")))?;
-                ctx.config = Some(config.integrations);
+                let settings =
+                    SettingsByKind::from_toml(toml).map_err(|e| bad(&e.problems.join("; ")))?;
+                ctx.config = Some(settings);
             }
             ("settings", Value::Object(s)) => {
                 for (name, value) in s {

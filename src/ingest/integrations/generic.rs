@@ -52,11 +52,13 @@ use serde::Deserialize;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{fingerprint, Action, Event, Integration, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::config::{Problems, Unknown};
+use crate::event::{fingerprint, Action, Event, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::integration::Integration;
 use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
 
 use super::fields::raw_details;
-use super::{summary, Format, IngestRequest, IntegrationError, Parsed};
+use super::{summary, Format, IngestRequest, IntegrationError, IntegrationSettings, Parsed};
 
 const KIND: Integration = Integration::Generic;
 /// The query parameter and header that name a request's mapper.
@@ -639,6 +641,39 @@ fn select<'m>(req: &IngestRequest<'_>, mappers: &'m Mappers) -> Result<&'m Mappe
 }
 
 impl Format for Mapped {
+    /// Every table under `[integrations.generic]` is a mapper; its problems are reported under
+    /// `integrations.generic.<name>.<key>`.
+    fn own_settings(
+        own: &mut Unknown,
+        at: &str,
+        settings: &mut IntegrationSettings,
+        p: &mut Problems,
+    ) {
+        let names: Vec<String> = own
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut mappers = Vec::new();
+        for name in names {
+            let table = own.remove(&name).expect("listed above");
+            match build(&name, table) {
+                Ok(m) => mappers.push(m),
+                Err(problems) => {
+                    for (key, msg) in problems {
+                        let key = if key.is_empty() {
+                            format!("{at}.{name}")
+                        } else {
+                            format!("{at}.{name}.{key}")
+                        };
+                        p.add(&key, msg);
+                    }
+                }
+            }
+        }
+        settings.mappers = Mappers(mappers);
+    }
+
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let mapper = select(req, &req.settings.mappers).map_err(|p| IntegrationError::Invalid {
             kind: KIND,

@@ -20,8 +20,9 @@ use http::Response;
 use http_body::Body as _;
 use serde_json::{json, Value};
 
-use crate::event::{Action, Event, Integration};
+use crate::event::{Action, Event};
 use crate::ingest::response::Body;
+use crate::integration::Integration;
 use crate::time::UnixMillis;
 
 use super::fixture::context;

@@ -37,8 +37,9 @@
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{fingerprint, Details, Event, Image, Integration, MAX_DEDUP_KEY_CHARS};
+use crate::event::{fingerprint, Details, Event, Image, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
+use crate::integration::Integration;
 
 use super::alertmanager_webhook::{
     lookup, prometheus_event, read_envelope, resolved, set_times, Top,

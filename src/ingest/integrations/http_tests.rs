@@ -10,11 +10,11 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 
 use crate::clock::Clock;
-use crate::config::integrations::{IntegrationSettings, IntegrationsConfig};
 use crate::config::Config;
 use crate::correlate::Correlator;
-use crate::event::Integration;
+use crate::ingest::integrations::settings::{IntegrationSettings, SettingsByKind};
 use crate::ingest::router::{Health, Limits, Router};
+use crate::integration::Integration;
 use crate::publish::MemorySink;
 use crate::time::UnixMillis;
 
@@ -26,7 +26,7 @@ struct Rig {
     sink: Arc<MemorySink>,
 }
 
-fn rig(queue_capacity: usize, integrations: IntegrationsConfig) -> Rig {
+fn rig(queue_capacity: usize, integrations: SettingsByKind) -> Rig {
     let mut config = Config::from_toml("", Vec::new()).unwrap();
     config.correlate.shards = 2;
     config.correlate.queue_capacity = queue_capacity;
@@ -122,7 +122,7 @@ const AM: &str = "/integrations/alertmanager_webhook";
 
 #[tokio::test]
 async fn the_routing_key_comes_from_path_header_query_or_config_in_that_order() {
-    let mut integrations = IntegrationsConfig::default();
+    let mut integrations = SettingsByKind::default();
     integrations.set(
         Integration::AlertmanagerWebhook,
         IntegrationSettings {
@@ -162,7 +162,7 @@ async fn the_routing_key_comes_from_path_header_query_or_config_in_that_order() 
 
 #[tokio::test]
 async fn refusals_before_parsing_say_what_to_do() {
-    let rig = rig(64, IntegrationsConfig::default());
+    let rig = rig(64, SettingsByKind::default());
     let (status, body) = rig.post(AM, &[], batch(&["f"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let msg = body["message"].as_str().unwrap();
@@ -218,7 +218,7 @@ async fn refusals_before_parsing_say_what_to_do() {
 
 #[tokio::test]
 async fn a_partly_bad_batch_is_accepted_minus_the_bad_items() {
-    let rig = rig(64, IntegrationsConfig::default());
+    let rig = rig(64, SettingsByKind::default());
     let body = r#"{"alerts":[{"labels":{"alertname":"A"},"fingerprint":"good"},{"status":"gone","labels":{}}]}"#;
     let (status, body) = rig.post(&format!("{AM}/rk"), &[], body.into()).await;
     assert_eq!(status, StatusCode::OK);
@@ -248,7 +248,7 @@ async fn a_partly_bad_batch_is_accepted_minus_the_bad_items() {
 /// is answered 503 with Retry-After (never 429: webhook senders retry only 5xx).
 #[tokio::test]
 async fn a_batch_that_does_not_fit_is_refused_whole_with_503() {
-    let rig = rig(1, IntegrationsConfig::default());
+    let rig = rig(1, SettingsByKind::default());
     let (status, body, headers) = rig
         .send(Method::POST, &format!("{AM}/rk"), &[], batch(&["a1", "a2"]))
         .await;

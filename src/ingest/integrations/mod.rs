@@ -2,16 +2,16 @@
 //!
 //! One integration = one file here, opening with a `//!` header (vendor, payload versions, how
 //! resolve is signalled, where the dedup key comes from), one `pub mod` line below, ONE line in
-//! [`registry!`] and one fixture folder `tests/fixtures/integrations/<kind>/` (see
-//! `golden.rs`). The registry line generates the [`Integration`] variant with its snake_case
-//! name (metrics label, config table, endpoint path, fixture folder) and adds the kind to the
-//! `match`es below; there is no `Box<dyn>` on the hot path.
+//! the registry (`crate::integration`) and one fixture folder
+//! `tests/fixtures/integrations/<kind>/` (see `golden.rs`). The registry line generates the
+//! [`Integration`] variant and, expanded here, adds the kind to the `match`es below; there is
+//! no `Box<dyn>` on the hot path.
 //!
 //! A format implements [`Format`]: [`Format::parse`] turns one request body into a [`Parsed`]
 //! (events plus, for batches, the items it rejected) or an [`IntegrationError`] that names the
 //! format and the field; [`Format::accepted`] and [`Format::refused`] build the answer its
-//! sender expects. Formats without their own endpoint are served at
-//! `POST /integrations/<kind>/<routing_key>` (`endpoint.rs`).
+//! sender expects. Where each kind is served comes from the registry's `Serving`
+//! (`/integrations/<kind>/<routing_key>` is `endpoint.rs`).
 
 pub mod alertmanager_api;
 pub mod alertmanager_webhook;
@@ -34,6 +34,7 @@ pub mod pagerduty;
 pub mod pingdom;
 pub mod reply;
 pub mod sentry;
+pub mod settings;
 pub mod splunk;
 pub mod uptime_kuma;
 pub mod zabbix;
@@ -55,66 +56,14 @@ use http::{HeaderMap, Response, StatusCode};
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::config::integrations::IntegrationSettings;
-use crate::event::{truncate_chars, Action, Event, Integration, MAX_SUMMARY_CHARS};
+use crate::config::{Problems, Unknown};
+use crate::event::{truncate_chars, Action, Event, MAX_SUMMARY_CHARS};
+use crate::integration::Integration;
 use crate::time::UnixMillis;
 
 use super::response::Body;
 
-/// THE registry: one line per integration, `Variant => "snake_case_name", module::FormatType;`.
-/// Passes the list to the macro named by the caller, which is how [`Integration`] (in
-/// `event.rs`) and the dispatch functions below are generated from this one place.
-macro_rules! registry {
-    ($then:ident) => {
-        $then! {
-            /// PagerDuty Events API v2 (`POST /v2/enqueue`; change events have their own route).
-            PagerDuty => "pagerduty", pagerduty::V2;
-            /// PagerDuty Events API v1 (`POST /generic/2010-04-15/create_event.json`).
-            PagerDutyV1 => "pagerduty_v1", pagerduty::V1;
-            /// Prometheus Alertmanager webhook receiver, payload version 4 (batched).
-            AlertmanagerWebhook => "alertmanager_webhook", alertmanager_webhook::Webhook;
-            /// Prometheus Alertmanager API v2 `POST /api/v2/alerts` (batched; resolves by `endsAt`).
-            AlertmanagerApi => "alertmanager_api", alertmanager_api::Api;
-            /// Grafana unified alerting webhook contact point, payload version 1 (batched).
-            Grafana => "grafana", grafana::Webhook;
-            /// Opsgenie Alert API v2 (`POST /v2/alerts`, `/v2/alerts/<alias>/close`), emulated.
-            Opsgenie => "opsgenie", opsgenie::AlertApi;
-            /// Datadog webhook, sluice's documented payload template (and Datadog's default).
-            Datadog => "datadog", datadog::Webhook;
-            /// New Relic workflow webhook, default template.
-            NewrelicWorkflow => "newrelic_workflow", newrelic_workflow::Webhook;
-            /// New Relic legacy alert-policy webhook channel (deprecated by New Relic).
-            NewrelicLegacy => "newrelic_legacy", newrelic_legacy::Webhook;
-            /// AWS CloudWatch alarms via an SNS HTTP/S subscription (JSON posted as text/plain).
-            CloudwatchSns => "cloudwatch_sns", cloudwatch_sns::Sns;
-            /// Azure Monitor action group webhook, common alert schema.
-            AzureMonitor => "azure_monitor", azure_monitor::CommonAlert;
-            /// Google Cloud Monitoring webhook notification channel, version 1.2.
-            GcpMonitoring => "gcp_monitoring", gcp_monitoring::Webhook;
-            /// Zabbix webhook media type posting its macros as JSON.
-            Zabbix => "zabbix", zabbix::MediaType;
-            /// Nagios / Icinga: PagerDuty's Nagios plugin form fields, macros as JSON, Icinga 2 JSON.
-            Nagios => "nagios", nagios::Notification;
-            /// Sentry integration platform webhooks: issue alerts, metric alerts, issue resolves.
-            Sentry => "sentry", sentry::Webhook;
-            /// Elastic / Kibana alerting through the Webhook connector, with the body sluice documents.
-            Elastic => "elastic", elastic::Webhook;
-            /// Splunk Enterprise / Cloud webhook alert action (triggers only: `resolve_timeout`).
-            Splunk => "splunk", splunk::Webhook;
-            /// Dynatrace problem notifications (custom integration webhook, documented template).
-            Dynatrace => "dynatrace", dynatrace::Webhook;
-            /// Checkmk notifications posted by a notification script as JSON (`NOTIFY_*`).
-            Checkmk => "checkmk", checkmk::Webhook;
-            /// Uptime Kuma webhook notifications (JSON preset).
-            UptimeKuma => "uptime_kuma", uptime_kuma::Webhook;
-            /// Pingdom webhook state changes (uptime and transaction checks).
-            Pingdom => "pingdom", pingdom::Webhook;
-            /// The generic mapper: any JSON webhook mapped in `[integrations.generic.<name>]`.
-            Generic => "generic", generic::Mapped;
-        }
-    };
-}
-pub(crate) use registry;
+pub use settings::IntegrationSettings;
 
 /// What a parser gets besides the body.
 #[derive(Clone, Copy, Debug)]
@@ -248,22 +197,18 @@ fn flatten(items: &[Rejected]) -> Vec<&str> {
 }
 
 /// One inbound format. Implemented by a unit type per format and dispatched by a `match`
-/// generated from [`registry!`].
+/// generated from the registry (`crate::integration`).
 pub trait Format {
-    /// The path of a format that keeps its own endpoint (PagerDuty's); `None` means it is served
-    /// at `POST /integrations/<kind>/<routing_key>`.
-    const OWN_ENDPOINT: Option<&'static str> = None;
-
-    /// Whether the routing key comes from the request (the path under `/integrations/<kind>/`,
-    /// `X-Routing-Key`, `?routing_key=`, [`Self::AUTH_KEY_SCHEME`], the config) rather than
-    /// from the body (PagerDuty's). A format with an own endpoint that takes it from the
-    /// request is also served at `/integrations/<kind>/<routing_key>`, followed or not by its
-    /// own path (`/integrations/alertmanager_api/<key>/api/v2/alerts`: a sender's base URL).
-    const KEY_FROM_REQUEST: bool = Self::OWN_ENDPOINT.is_none();
-
-    /// The `Authorization` scheme whose credentials are the routing key, for senders that
-    /// can only send their vendor's key (`GenieKey <key>`); `None` for most formats.
-    const AUTH_KEY_SCHEME: Option<&'static str> = None;
+    /// Reads the keys of `[integrations.<kind>]` (at `at`) that this format owns besides the
+    /// common ones into `settings`, taking each out of `own`; what is left is reported as
+    /// unknown. Most formats own none.
+    fn own_settings(
+        _own: &mut Unknown,
+        _at: &str,
+        _settings: &mut IntegrationSettings,
+        _problems: &mut Problems,
+    ) {
+    }
 
     /// Parses one request body (the parser may reuse the buffer: simd-json parses in place).
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError>;
@@ -280,7 +225,7 @@ pub trait Format {
 }
 
 macro_rules! dispatch {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $format:path; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $format:path, $serving:expr; )*) => {
         /// Parses `body` as `kind`'s format, then applies the integration's settings that hold
         /// for every format (`resolve_timeout`).
         pub fn parse(
@@ -293,6 +238,19 @@ macro_rules! dispatch {
             };
             apply_settings(req, &mut parsed);
             Ok(parsed)
+        }
+
+        /// Hands `kind`'s own config keys to its format (see [`Format::own_settings`]).
+        pub fn own_settings(
+            kind: Integration,
+            at: &str,
+            own: &mut Unknown,
+            settings: &mut IntegrationSettings,
+            problems: &mut Problems,
+        ) {
+            match kind {
+                $( Integration::$variant => <$format as Format>::own_settings(own, at, settings, problems), )*
+            }
         }
 
         /// The answer `kind`'s sender expects when its request was queued.
@@ -309,30 +267,9 @@ macro_rules! dispatch {
             }
         }
 
-        /// `Some(path)` for a format served on its own endpoint, `None` for
-        /// `/integrations/<kind>/<routing_key>`.
-        pub fn own_endpoint(kind: Integration) -> Option<&'static str> {
-            match kind {
-                $( Integration::$variant => <$format as Format>::OWN_ENDPOINT, )*
-            }
-        }
-
-        /// Whether `kind` takes its routing key from the request rather than the body.
-        pub fn key_from_request(kind: Integration) -> bool {
-            match kind {
-                $( Integration::$variant => <$format as Format>::KEY_FROM_REQUEST, )*
-            }
-        }
-
-        /// The `Authorization` scheme whose credentials are `kind`'s routing key, if any.
-        pub fn auth_key_scheme(kind: Integration) -> Option<&'static str> {
-            match kind {
-                $( Integration::$variant => <$format as Format>::AUTH_KEY_SCHEME, )*
-            }
-        }
     };
 }
-registry!(dispatch);
+crate::integration::registry!(dispatch);
 
 /// Settings that apply the same way to every format.
 fn apply_settings(req: &IngestRequest<'_>, parsed: &mut Parsed) {
@@ -344,16 +281,6 @@ fn apply_settings(req: &IngestRequest<'_>, parsed: &mut Parsed) {
             }
         }
     }
-}
-
-/// The kinds served at `/integrations/<kind>/...`, comma-separated, for error messages.
-pub fn generic_kinds() -> String {
-    Integration::ALL
-        .iter()
-        .filter(|k| key_from_request(**k))
-        .map(|k| k.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Parses a body that must be a JSON object.
@@ -494,40 +421,6 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_kind_has_a_snake_case_name_that_parses_back() {
-        for kind in Integration::ALL {
-            let name = kind.as_str();
-            assert!(
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{name}"
-            );
-            assert_eq!(Integration::parse(name), Some(kind));
-            assert_eq!(kind.bit().count_ones(), 1);
-        }
-        assert_eq!(Integration::parse("PagerDuty"), None);
-        let bits = Integration::ALL.iter().fold(0u64, |acc, k| acc | k.bit());
-        assert_eq!(bits.count_ones() as usize, Integration::ALL.len());
-    }
-
-    #[test]
-    fn pagerduty_keeps_its_own_endpoints() {
-        assert_eq!(own_endpoint(Integration::PagerDuty), Some("/v2/enqueue"));
-        assert_eq!(
-            own_endpoint(Integration::PagerDutyV1),
-            Some("/generic/2010-04-15/create_event.json")
-        );
-        assert_eq!(own_endpoint(Integration::AlertmanagerWebhook), None);
-        let generic = generic_kinds();
-        assert!(generic.starts_with("alertmanager_webhook"), "{generic}");
-        assert!(!generic.contains("pagerduty"), "{generic}");
-        assert!(!key_from_request(Integration::PagerDuty));
-        assert!(key_from_request(Integration::AlertmanagerWebhook));
-    }
 
     #[test]
     fn refusals_map_to_status_reason_and_prefixed_messages() {

@@ -46,12 +46,13 @@ use http::{Response, StatusCode};
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
+use crate::integration::Integration;
 
 use super::endpoint::percent_decode;
-use super::pagerduty::MAX_ROUTING_KEY_CHARS;
 use super::{reply, summary, Format, IngestRequest, IntegrationError, Parsed};
+use crate::integration::MAX_ROUTING_KEY_CHARS;
 
 const KIND: Integration = Integration::Nagios;
 

@@ -30,10 +30,9 @@ use http::Response;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{
-    Action, Details, Event, Image, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{Action, Details, Event, Image, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
+use crate::integration::Integration;
 
 use super::fields::{details_of, severity_named, to_json};
 use super::fields::{path, Reader};

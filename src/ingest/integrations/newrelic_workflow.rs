@@ -29,8 +29,9 @@
 use http::Response;
 use simd_json::prelude::*;
 
-use crate::event::{Action, Details, Event, Integration, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
+use crate::integration::Integration;
 
 use super::fields::{path, severity_named, text_details, Reader};
 use super::{one_alert, reply, summary, Format, IngestRequest, IntegrationError, Parsed};

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use crate::event::Integration;
+use crate::integration::Integration;
 
 use super::fixture::{context, CaseContext};
 use super::golden::{cases, folder};

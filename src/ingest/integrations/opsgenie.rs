@@ -40,10 +40,9 @@ use serde::Serialize;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{
-    fingerprint, Action, Details, Event, Integration, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{fingerprint, Action, Details, Event, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
+use crate::integration::Integration;
 
 use super::endpoint::percent_decode;
 use super::fields::{details_of, severity_named, to_json, Reader};
@@ -74,10 +73,6 @@ const IGNORED_ACTIONS: &[&str] = &[
 pub struct AlertApi;
 
 impl Format for AlertApi {
-    const OWN_ENDPOINT: Option<&'static str> = Some("/v2/alerts");
-    const KEY_FROM_REQUEST: bool = true;
-    const AUTH_KEY_SCHEME: Option<&'static str> = Some("GenieKey");
-
     /// `POST /v2/alerts`: create.
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         parse_at(req.path, req, body)
@@ -514,11 +509,11 @@ mod tests {
     /// `GenieKey <key>` is the routing key when the request names none before it.
     #[test]
     fn the_genie_key_is_the_routing_key() {
-        use crate::config::integrations::IntegrationsConfig;
         use crate::ingest::integrations::endpoint::{own_target, target};
+        use crate::ingest::integrations::settings::SettingsByKind;
         use http::Method;
 
-        let config = IntegrationsConfig::default();
+        let config = SettingsByKind::default();
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "GenieKey  k-123 ".parse().unwrap());
         let post = Method::POST;

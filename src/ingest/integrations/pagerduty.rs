@@ -18,17 +18,17 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use crate::event::{
-    fingerprint, truncate_chars, Action, ChangeEvent, Event, Integration, Link, Severity,
-    MAX_DEDUP_KEY_CHARS, MAX_SUMMARY_CHARS,
+    fingerprint, truncate_chars, Action, ChangeEvent, Event, Link, Severity, MAX_DEDUP_KEY_CHARS,
+    MAX_SUMMARY_CHARS,
 };
 use crate::ingest::response::{self, Body};
+use crate::integration::Integration;
 use crate::time::UnixMillis;
 
 use super::fields::Reader;
 use super::{Format, IngestRequest, IntegrationError};
 
-/// Routing keys are bounded like dedup keys (PagerDuty's own are 32 characters).
-pub const MAX_ROUTING_KEY_CHARS: usize = 255;
+use crate::integration::MAX_ROUTING_KEY_CHARS;
 /// v1 events carry no severity; [`V1`] replaces it with the configured default.
 pub const V1_DEFAULT_SEVERITY: Severity = Severity::Error;
 
@@ -364,8 +364,6 @@ pub fn refused(err: &IntegrationError) -> http::Response<Body> {
 }
 
 impl Format for V2 {
-    const OWN_ENDPOINT: Option<&'static str> = Some("/v2/enqueue");
-
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<super::Parsed, IntegrationError> {
         one(Integration::PagerDuty, parse_v2(body, req.now))
     }
@@ -380,8 +378,6 @@ impl Format for V2 {
 }
 
 impl Format for V1 {
-    const OWN_ENDPOINT: Option<&'static str> = Some("/generic/2010-04-15/create_event.json");
-
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<super::Parsed, IntegrationError> {
         let mut parsed = one(Integration::PagerDutyV1, parse_v1(body, req.now))?;
         for e in &mut parsed.events {

@@ -21,7 +21,8 @@
 
 use simd_json::prelude::*;
 
-use crate::event::{Action, Event, Integration, Link, Severity};
+use crate::event::{Action, Event, Link, Severity};
+use crate::integration::Integration;
 
 use super::fields::{details_of, severity_named, to_json};
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};

@@ -10,8 +10,8 @@
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::event::Integration;
 use crate::ingest::response::{self, Body};
+use crate::integration::Integration;
 
 use super::{IntegrationError, Parsed};
 

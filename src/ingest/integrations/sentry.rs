@@ -32,9 +32,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{
-    Action, Details, Event, Integration, KeySpace, Link, Severity, MAX_DEDUP_KEY_CHARS,
-};
+use crate::event::{Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::integration::{Integration, KeySpace};
 
 use super::fields::{details_of, severity_named, to_json};
 use super::fields::{path, Reader};

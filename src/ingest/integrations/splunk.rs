@@ -25,7 +25,8 @@
 
 use simd_json::prelude::*;
 
-use crate::event::{fingerprint, Action, Event, Integration, Link, Severity};
+use crate::event::{fingerprint, Action, Event, Link, Severity};
+use crate::integration::Integration;
 use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
 
 use super::endpoint::percent_decode;
@@ -189,7 +190,7 @@ impl Format for Webhook {
 mod tests {
 
     use super::*;
-    use crate::config::integrations::IntegrationSettings;
+    use crate::ingest::integrations::settings::IntegrationSettings;
     use crate::ingest::integrations::testing::{Request, NOW};
     use crate::time::UnixMillis;
 

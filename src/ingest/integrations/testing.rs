@@ -5,8 +5,8 @@
 use http::header::IntoHeaderName;
 use http::{HeaderMap, HeaderValue};
 
-use crate::config::integrations::IntegrationSettings;
-use crate::event::Integration;
+use crate::ingest::integrations::settings::IntegrationSettings;
+use crate::integration::Integration;
 use crate::time::UnixMillis;
 
 use super::{IngestRequest, IntegrationError, Parsed};

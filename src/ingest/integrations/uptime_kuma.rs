@@ -21,7 +21,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Event, Integration, Link, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, Link, MAX_DEDUP_KEY_CHARS};
+use crate::integration::Integration;
 
 use super::fields::{path, Reader};
 use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};

@@ -2,14 +2,13 @@ use http::{HeaderMap, HeaderValue};
 use simd_json::BorrowedValue;
 
 use super::*;
-use crate::config::integrations::IntegrationSettings;
-use crate::config::Config;
+use crate::ingest::integrations::settings::{IntegrationSettings, SettingsByKind};
 use crate::ingest::integrations::testing::Request;
 use crate::time::UnixMillis;
 
 fn load(toml: &str) -> Result<IntegrationSettings, Vec<String>> {
-    Config::from_toml(toml, Vec::new())
-        .map(|c| c.integrations.get(KIND).clone())
+    SettingsByKind::from_toml(toml)
+        .map(|c| c.get(KIND).clone())
         .map_err(|e| e.problems)
 }
 

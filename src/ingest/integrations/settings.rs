@@ -1,0 +1,253 @@
+//! Each integration's settings as its parser reads them: the common keys that config validated
+//! (`default_severity`, `resolve_timeout`, `routing_key`) plus the keys the format owns, which
+//! the format itself validates ([`super::Format::own_settings`]): the generic mapper's
+//! `[integrations.generic.<name>]` tables, the SNS confirmation settings of `cloudwatch_sns`.
+//! Config names no kind; the registry's dispatch hands each table to its format.
+
+use std::time::Duration;
+
+use crate::config::integrations::{IntegrationConfig, IntegrationsConfig};
+use crate::config::{Config, ConfigError, Problems};
+use crate::event::Severity;
+use crate::integration::Integration;
+
+use super::cloudwatch_sns::SnsSettings;
+use super::generic::Mappers;
+
+/// One integration's validated settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrationSettings {
+    /// For payloads without a severity, or with one the format's mapping does not know.
+    pub default_severity: Severity,
+    /// Triggers without their own end time resolve this long after arrival unless refreshed;
+    /// `None` (`"0s"`) leaves resolving to the sender.
+    pub resolve_timeout: Option<Duration>,
+    /// The routing key for requests that name none (`/integrations/<kind>`, or the format's
+    /// own endpoint when it takes its key from the request: `/api/v2/alerts`).
+    pub routing_key: Option<String>,
+    /// `generic` only: the mappers of `[integrations.generic.<name>]`.
+    pub mappers: Mappers,
+    /// `cloudwatch_sns` only: how subscriptions are confirmed.
+    pub sns: SnsSettings,
+}
+
+impl Default for IntegrationSettings {
+    fn default() -> Self {
+        IntegrationSettings::common(&IntegrationConfig::default())
+    }
+}
+
+impl IntegrationSettings {
+    /// The common settings, with every format-owned setting at its default.
+    fn common(config: &IntegrationConfig) -> Self {
+        IntegrationSettings {
+            default_severity: config.default_severity,
+            resolve_timeout: config.resolve_timeout,
+            routing_key: config.routing_key.clone(),
+            mappers: Mappers::default(),
+            sns: SnsSettings::default(),
+        }
+    }
+}
+
+/// Every integration's settings, looked up by kind without hashing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsByKind {
+    by_kind: Vec<IntegrationSettings>,
+}
+
+impl Default for SettingsByKind {
+    fn default() -> Self {
+        SettingsByKind {
+            by_kind: vec![IntegrationSettings::default(); Integration::ALL.len()],
+        }
+    }
+}
+
+impl SettingsByKind {
+    /// Builds every kind's settings, each format reading its own keys; a key no one took is
+    /// reported as unknown under `integrations.<kind>`.
+    pub fn build(config: &IntegrationsConfig, p: &mut Problems) -> Self {
+        let by_kind = Integration::ALL
+            .iter()
+            .map(|&kind| {
+                let kind_config = config.get(kind);
+                let mut settings = IntegrationSettings::common(kind_config);
+                if !kind_config.own.is_empty() {
+                    let at = format!("integrations.{}", kind.as_str());
+                    let mut own = kind_config.own.clone();
+                    super::own_settings(kind, &at, &mut own, &mut settings, p);
+                    p.unknown(&at, &own);
+                }
+                settings
+            })
+            .collect();
+        SettingsByKind { by_kind }
+    }
+
+    /// [`Self::build`], refused with every problem if any.
+    pub fn checked(config: &IntegrationsConfig) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
+        let settings = SettingsByKind::build(config, &mut p);
+        p.finish(settings)
+    }
+
+    /// The settings of a whole config file (tests and fixtures), every problem at once.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config = Config::from_toml_with(text, Vec::new(), check)?;
+        SettingsByKind::checked(&config.integrations)
+    }
+
+    pub fn get(&self, kind: Integration) -> &IntegrationSettings {
+        &self.by_kind[kind as usize]
+    }
+
+    /// Replaces one kind's settings (tests and embedders).
+    pub fn set(&mut self, kind: Integration, settings: IntegrationSettings) {
+        self.by_kind[kind as usize] = settings;
+    }
+}
+
+/// Checks the format-owned keys of a validated config: pass it to
+/// [`Config::from_toml_with`] / [`Config::load_with`].
+pub fn check(config: &Config, p: &mut Problems) {
+    SettingsByKind::build(&config.integrations, p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<SettingsByKind, Vec<String>> {
+        SettingsByKind::from_toml(text).map_err(|e| e.problems)
+    }
+
+    #[test]
+    fn absent_tables_take_the_defaults() {
+        let settings = load("").unwrap();
+        for kind in Integration::ALL {
+            assert_eq!(settings.get(kind), &IntegrationSettings::default());
+        }
+        assert_eq!(
+            IntegrationSettings::default().default_severity,
+            Severity::Error
+        );
+    }
+
+    #[test]
+    fn settings_apply_to_their_kind_only() {
+        let settings = load(
+            r#"
+            [integrations.alertmanager_webhook]
+            default_severity = "Warning"
+            resolve_timeout = "6h"
+            routing_key = "payments"
+            [integrations.pagerduty_v1]
+            default_severity = "critical"
+            "#,
+        )
+        .unwrap();
+        let am = settings.get(Integration::AlertmanagerWebhook);
+        assert_eq!(am.default_severity, Severity::Warning);
+        assert_eq!(am.resolve_timeout, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(am.routing_key.as_deref(), Some("payments"));
+        let v1 = settings.get(Integration::PagerDutyV1);
+        assert_eq!(v1.default_severity, Severity::Critical);
+        assert_eq!(v1.resolve_timeout, None);
+        assert_eq!(
+            settings.get(Integration::PagerDuty),
+            &IntegrationSettings::default()
+        );
+    }
+
+    #[test]
+    fn zero_resolve_timeout_means_off() {
+        let settings =
+            load("[integrations.alertmanager_webhook]\nresolve_timeout = \"0s\"").unwrap();
+        assert_eq!(
+            settings
+                .get(Integration::AlertmanagerWebhook)
+                .resolve_timeout,
+            None
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_at_once() {
+        let problems = load(
+            r#"
+            [integrations.alertmanager]
+            default_severity = "warning"
+            [integrations.alertmanager_webhook]
+            default_severity = "page"
+            resolve_timeout = "soon"
+            routing_key = "  "
+            sevrity = "x"
+            [integrations.pagerduty]
+            routing_key = "abc"
+            "#,
+        )
+        .unwrap_err();
+        let all = problems.join("\n");
+        for needle in [
+            "integrations.alertmanager: unknown integration (known: pagerduty, pagerduty_v1, alertmanager_webhook",
+            "integrations.alertmanager_webhook.default_severity: \"page\" must be one of critical, error, warning, info",
+            "integrations.alertmanager_webhook.resolve_timeout: invalid duration \"soon\"",
+            "integrations.alertmanager_webhook.routing_key: must not be blank",
+            "integrations.alertmanager_webhook.sevrity: unknown key",
+            "integrations.pagerduty.routing_key: pagerduty is served at /v2/enqueue",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert_eq!(problems.len(), 6, "{all}");
+    }
+
+    #[test]
+    fn sns_confirmation_settings_belong_to_cloudwatch_sns_only() {
+        let settings = load(
+            r#"
+            [integrations.cloudwatch_sns]
+            auto_confirm = false
+            confirm_url_pattern = '^http://localhost:4566/'
+            "#,
+        )
+        .unwrap();
+        let sns = &settings.get(Integration::CloudwatchSns).sns;
+        assert!(!sns.auto_confirm);
+        assert!(sns
+            .confirm_url_pattern
+            .is_match("http://localhost:4566/?Action=x"));
+        assert!(SnsSettings::default().auto_confirm);
+
+        let problems = load(
+            r#"
+            [integrations.cloudwatch_sns]
+            auto_confirm = "yes"
+            confirm_url_pattern = "(unclosed"
+            [integrations.datadog]
+            auto_confirm = true
+            "#,
+        )
+        .unwrap_err();
+        let all = problems.join("\n");
+        assert_eq!(problems.len(), 3, "{all}");
+        assert!(all.contains("integrations.cloudwatch_sns.auto_confirm: must be true or false"));
+        assert!(all.contains(
+            "integrations.cloudwatch_sns.confirm_url_pattern: \"(unclosed\" is not a regular expression"
+        ));
+        assert!(all.contains("integrations.datadog.auto_confirm: unknown key"));
+    }
+
+    #[test]
+    fn an_overlong_routing_key_is_refused() {
+        let text = format!(
+            "[integrations.alertmanager_webhook]\nrouting_key = \"{}\"",
+            "k".repeat(256)
+        );
+        let problems = load(&text).unwrap_err();
+        assert_eq!(
+            problems,
+            ["integrations.alertmanager_webhook.routing_key: must be at most 255 characters"]
+        );
+    }
+}
