@@ -1,0 +1,154 @@
+//! `[kafka]`: where incidents and changes are published. Every key is optional; the values
+//! shown are the defaults:
+//!
+//! ```toml
+//! [kafka]
+//! brokers = "embedded"             # in-process, in-memory mock cluster; or "kafka-1:9092,kafka-2:9092"
+//! topic = "sluice.incidents"
+//! changes_topic = "sluice.changes"
+//! create_topics = true             # create missing topics at start-up
+//! partitions = 6
+//! replication_factor = 1
+//! linger = "5ms"
+//! message_timeout = "300s"
+//! queue_max_messages = 100000
+//!
+//! [kafka.properties]               # none by default; passed to librdkafka as they are
+//! "client.id" = "sluice"
+//! ```
+//!
+//! Validates that `brokers` is `"embedded"` or a list of `host:port`, both topics are legal
+//! Kafka topic names and differ, `properties` leaves alone what sluice sets itself
+//! (`bootstrap.servers`, `enable.idempotence`, `acks`), the counts are greater than zero and
+//! the times are durations; unknown keys are rejected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{defaults, Problems, Unknown};
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawKafka {
+    /// These three are set by `SLUICE_KAFKA_BROKERS`, `SLUICE_KAFKA_TOPIC` and
+    /// `SLUICE_KAFKA_CHANGES_TOPIC` too.
+    pub(super) brokers: Option<String>,
+    pub(super) topic: Option<String>,
+    pub(super) changes_topic: Option<String>,
+    create_topics: Option<bool>,
+    partitions: Option<i32>,
+    replication_factor: Option<i32>,
+    linger: Option<String>,
+    message_timeout: Option<String>,
+    queue_max_messages: Option<u32>,
+    properties: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Brokers {
+    /// librdkafka's in-process mock cluster on a loopback port: in memory, not durable.
+    Embedded,
+    /// A real cluster's bootstrap list, `host:port[,host:port...]`.
+    List(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    pub brokers: Brokers,
+    pub topic: String,
+    pub changes_topic: String,
+    pub create_topics: bool,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub linger: Duration,
+    pub message_timeout: Duration,
+    pub queue_max_messages: u32,
+    /// Passed to librdkafka as they are (security, SASL, client.id, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl RawKafka {
+    pub(super) fn validate(self, p: &mut Problems) -> KafkaConfig {
+        p.unknown("kafka", &self.unknown);
+        let brokers = match self.brokers.as_deref().unwrap_or(defaults::BROKERS).trim() {
+            "embedded" => Brokers::Embedded,
+            "" => {
+                p.add(
+                    "kafka.brokers",
+                    "must be \"embedded\" or a list like \"kafka-1:9092,kafka-2:9092\"",
+                );
+                Brokers::Embedded
+            }
+            list => {
+                for b in list.split(',') {
+                    let b = b.trim();
+                    let port_ok = b
+                        .rsplit_once(':')
+                        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+                    if !port_ok {
+                        p.add("kafka.brokers", format!("{b:?} is not host:port"));
+                    }
+                }
+                Brokers::List(list.to_string())
+            }
+        };
+        let topic = self.topic.unwrap_or_else(|| defaults::TOPIC.into());
+        let changes_topic = self
+            .changes_topic
+            .unwrap_or_else(|| defaults::CHANGES_TOPIC.into());
+        for (key, t) in [
+            ("kafka.topic", &topic),
+            ("kafka.changes_topic", &changes_topic),
+        ] {
+            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if t.is_empty() || t.len() > 249 || !t.chars().all(legal) {
+                p.add(
+                    key,
+                    format!("{t:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+                );
+            }
+        }
+        if topic == changes_topic {
+            p.add("kafka.changes_topic", "must differ from kafka.topic");
+        }
+        let properties = self.properties.unwrap_or_default();
+        for managed in ["bootstrap.servers", "enable.idempotence", "acks"] {
+            if properties.contains_key(managed) {
+                p.add(
+                    &format!("kafka.properties.\"{managed}\""),
+                    "is set by sluice itself and cannot be overridden",
+                );
+            }
+        }
+        KafkaConfig {
+            brokers,
+            topic,
+            changes_topic,
+            create_topics: self.create_topics.unwrap_or(defaults::CREATE_TOPICS),
+            partitions: p.positive(
+                "kafka.partitions",
+                self.partitions.unwrap_or(defaults::PARTITIONS),
+            ),
+            replication_factor: p.positive(
+                "kafka.replication_factor",
+                self.replication_factor
+                    .unwrap_or(defaults::REPLICATION_FACTOR),
+            ),
+            linger: p.duration("kafka.linger", self.linger.as_deref(), defaults::LINGER),
+            message_timeout: p.duration(
+                "kafka.message_timeout",
+                self.message_timeout.as_deref(),
+                defaults::MESSAGE_TIMEOUT,
+            ),
+            queue_max_messages: p.positive(
+                "kafka.queue_max_messages",
+                self.queue_max_messages
+                    .unwrap_or(defaults::QUEUE_MAX_MESSAGES),
+            ),
+            properties,
+        }
+    }
+}

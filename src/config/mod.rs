@@ -1,0 +1,299 @@
+//! Configuration: TOML in, validated typed config out.
+//!
+//! Raw structs mirror the file (every key optional, unknown keys collected rather than fatal);
+//! [`Config::from_toml`] applies `SLUICE_*` environment overrides, checks everything and reports
+//! every problem at once, each naming its key. Defaults live in [`defaults`] and nowhere else.
+//!
+//! This module holds the top level (`instance`, the overrides, `Problems` and the checks the
+//! sections share); each section's raw struct, typed struct and validation live in its own
+//! module: `server`, `kafka`, `correlate`, `event_rules`, `log` and [`integrations`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::matchers::{parse_all, Matcher, RawMatcher};
+use crate::time::parse_duration;
+
+mod correlate;
+mod event_rules;
+pub mod integrations;
+mod kafka;
+mod log;
+mod server;
+
+pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, RuleConfig, WindowKind};
+pub use event_rules::EventRule;
+pub use kafka::{Brokers, KafkaConfig};
+pub use log::{LogConfig, LogFormat};
+pub use server::ServerConfig;
+
+/// Every default, in one place.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// PagerDuty's request limit.
+    pub const MAX_BODY_BYTES: usize = 512 * 1024;
+    pub const MAX_CONNECTIONS: usize = 4096;
+    pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const BODY_READ_TIMEOUT: &str = "30s";
+    pub const SHUTDOWN_GRACE: &str = "30s";
+    pub const BROKERS: &str = "embedded";
+    pub const TOPIC: &str = "sluice.incidents";
+    pub const CHANGES_TOPIC: &str = "sluice.changes";
+    pub const CREATE_TOPICS: bool = true;
+    pub const PARTITIONS: i32 = 6;
+    pub const REPLICATION_FACTOR: i32 = 1;
+    pub const LINGER: &str = "5ms";
+    pub const MESSAGE_TIMEOUT: &str = "300s";
+    pub const QUEUE_MAX_MESSAGES: u32 = 100_000;
+    /// One shard per core.
+    pub const SHARDS: usize = 0;
+    pub const QUEUE_CAPACITY: usize = 8192;
+    pub const MAX_ALERTS_PER_MESSAGE: usize = 100;
+    /// The name of a rule that gives none, and of the built-in rule.
+    pub const RULE_NAME: &str = "default";
+    pub const WINDOW: &str = "rolling";
+    pub const WINDOW_DURATION: &str = "5m";
+    pub const MAX_DURATION: &str = "24h";
+    pub const GROUP_WAIT: &str = "30s";
+    pub const GROUP_INTERVAL: &str = "1m";
+    pub const MIN_ALERTS: u32 = 1;
+    /// The keys of a rule's `flap` table, when it has one.
+    pub const FLAP_MAX_CHANGES: u32 = 4;
+    pub const FLAP_WITHIN: &str = "10m";
+    pub const FLAP_COOLDOWN: &str = "15m";
+    pub const MAX_ALERTS: usize = 1_000_000;
+    pub const MAX_ALERTS_PER_ROUTING_KEY: usize = 100_000;
+    pub const MAX_INCIDENTS: usize = 100_000;
+    pub const MAX_INCIDENTS_PER_ROUTING_KEY: usize = 10_000;
+    pub const LOG_LEVEL: &str = "info";
+    pub const LOG_FORMAT: &str = "pretty";
+    pub const INSTANCE: &str = "sluice";
+}
+
+/// Environment variables that override a config key; anything else named `SLUICE_*` is an
+/// error, so a typo in an override is caught rather than silently ignored.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("SLUICE_LISTEN", "server.listen"),
+    ("SLUICE_KAFKA_BROKERS", "kafka.brokers"),
+    ("SLUICE_KAFKA_TOPIC", "kafka.topic"),
+    ("SLUICE_KAFKA_CHANGES_TOPIC", "kafka.changes_topic"),
+    ("SLUICE_LOG_LEVEL", "log.level"),
+    ("SLUICE_LOG_FORMAT", "log.format"),
+    ("SLUICE_INSTANCE", "instance"),
+];
+/// Read by the CLI itself (the config path), not an override.
+pub const ENV_CONFIG_PATH: &str = "SLUICE_CONFIG";
+
+/// The keys of a table that its reader did not take (reported as unknown, or handed on).
+pub type Unknown = BTreeMap<String, toml::Value>;
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    instance: Option<String>,
+    server: Option<server::RawServer>,
+    kafka: Option<kafka::RawKafka>,
+    correlate: Option<correlate::RawCorrelate>,
+    event_rules: Option<Vec<event_rules::RawEventRule>>,
+    log: Option<log::RawLog>,
+    integrations: Option<integrations::RawIntegrations>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Names this gateway in the `ce_source` header of every message.
+    pub instance: String,
+    pub server: ServerConfig,
+    pub kafka: KafkaConfig,
+    pub correlate: CorrelateConfig,
+    /// Applied in order to every event before dedup (see [`EventRule`]).
+    pub event_rules: Vec<EventRule>,
+    pub log: LogConfig,
+    /// `[integrations.<kind>]`: per-integration settings.
+    pub integrations: integrations::IntegrationsConfig,
+}
+
+/// Every problem found in a config, each naming its key.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} problem(s) in the configuration:",
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The problems found so far, and the checks every section shares.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    pub fn add(&mut self, key: &str, msg: impl fmt::Display) {
+        self.0.push(format!("{key}: {msg}"));
+    }
+
+    /// `value` when no problem was found, else every problem.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError { problems: self.0 })
+        }
+    }
+
+    /// Reports every key left in `unknown` as unknown, under `section`.
+    pub fn unknown(&mut self, section: &str, unknown: &Unknown) {
+        for k in unknown.keys() {
+            let key = if section.is_empty() {
+                k.clone()
+            } else {
+                format!("{section}.{k}")
+            };
+            self.0.push(format!("{key}: unknown key"));
+        }
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&str>, default: &str) -> Duration {
+        parse_duration(raw.unwrap_or(default)).unwrap_or_else(|e| {
+            self.add(key, e);
+            Duration::ZERO
+        })
+    }
+
+    fn positive<T: PartialOrd + Default + Copy>(&mut self, key: &str, v: T) -> T {
+        if v <= T::default() {
+            self.add(key, "must be greater than zero");
+        }
+        v
+    }
+
+    /// `raw` (or `default`) as one of `options`, which the problem names in the order given;
+    /// anything else is reported and the default's value taken.
+    fn one_of<T: Copy>(
+        &mut self,
+        key: &str,
+        raw: Option<&str>,
+        default: &str,
+        options: &[(&str, T)],
+    ) -> T {
+        let find = |name: &str| options.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let name = raw.unwrap_or(default);
+        find(name).unwrap_or_else(|| {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
+            self.add(key, format!("{name:?} must be {}", names.join(" or ")));
+            find(default).expect("the default is one of the options")
+        })
+    }
+
+    /// The matchers at `key` (none when absent); each bad one is reported as `key[i]`.
+    fn matchers(&mut self, key: &str, raw: Option<&[RawMatcher]>) -> Vec<Matcher> {
+        parse_all(raw.unwrap_or_default(), key, &mut self.0)
+    }
+}
+
+impl Config {
+    /// Parses and validates `text`, with overrides from `env` (pass `std::env::vars()`).
+    /// Keys that config leaves to their owners (a format's own integration settings) are not
+    /// checked: [`Config::from_toml_with`] checks them too.
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_toml_with(text, env, |_, _| {})
+    }
+
+    /// [`Config::from_toml`], then `owners` checks what config leaves to the stages (each
+    /// format's own `[integrations.<kind>]` keys), and every problem of both is reported at once.
+    pub fn from_toml_with(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        owners: impl FnOnce(&Config, &mut Problems),
+    ) -> Result<Config, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![e.to_string().trim_end().to_string()],
+        })?;
+        let mut p = Problems(Vec::new());
+        raw.apply_env(env, &mut p);
+        let config = raw.validate(&mut p);
+        owners(&config, &mut p);
+        p.finish(config)
+    }
+
+    /// Reads the file at `path` and validates it as [`Config::from_toml_with`] does.
+    pub fn load_with(
+        path: &std::path::Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        owners: impl FnOnce(&Config, &mut Problems),
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("{}: {e}", path.display())],
+        })?;
+        Config::from_toml_with(&text, env, owners)
+    }
+}
+
+impl RawConfig {
+    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>, p: &mut Problems) {
+        for (name, value) in env {
+            if !name.starts_with("SLUICE_") || name == ENV_CONFIG_PATH {
+                continue;
+            }
+            let server = self.server.get_or_insert_with(Default::default);
+            let kafka = self.kafka.get_or_insert_with(Default::default);
+            let log = self.log.get_or_insert_with(Default::default);
+            let slot = match name.as_str() {
+                "SLUICE_LISTEN" => &mut server.listen,
+                "SLUICE_KAFKA_BROKERS" => &mut kafka.brokers,
+                "SLUICE_KAFKA_TOPIC" => &mut kafka.topic,
+                "SLUICE_KAFKA_CHANGES_TOPIC" => &mut kafka.changes_topic,
+                "SLUICE_LOG_LEVEL" => &mut log.level,
+                "SLUICE_LOG_FORMAT" => &mut log.format,
+                "SLUICE_INSTANCE" => &mut self.instance,
+                _ => {
+                    let known: Vec<_> = ENV_OVERRIDES.iter().map(|(n, _)| *n).collect();
+                    p.add(
+                        &name,
+                        format!("unknown environment override (known: {})", known.join(", ")),
+                    );
+                    continue;
+                }
+            };
+            *slot = Some(value);
+        }
+    }
+
+    fn validate(self, p: &mut Problems) -> Config {
+        p.unknown("", &self.unknown);
+        let instance = self.instance.unwrap_or_else(|| defaults::INSTANCE.into());
+        if instance.is_empty() {
+            p.add("instance", "must not be empty");
+        }
+        Config {
+            instance,
+            server: self.server.unwrap_or_default().validate(p),
+            kafka: self.kafka.unwrap_or_default().validate(p),
+            correlate: self.correlate.unwrap_or_default().validate(p),
+            event_rules: event_rules::validate(self.event_rules, p),
+            log: self.log.unwrap_or_default().validate(p),
+            integrations: integrations::validate(self.integrations, p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
