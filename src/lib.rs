@@ -20,6 +20,7 @@ pub mod integration;
 pub mod matchers;
 pub mod metrics;
 pub mod publish;
+pub mod recording;
 pub mod replay;
 pub mod send;
 pub mod tail;

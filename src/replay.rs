@@ -2,13 +2,10 @@
 //! correlator, on a simulated clock and without Kafka, and prints every message exactly as it
 //! would go to Kafka (one JSON body per line), with a summary of what correlation did.
 //!
-//! One input line is one recorded request, in arrival order:
-//! `{"at": "<RFC 3339>", "path": "/v2/enqueue", "headers": {...optional}, "body": <JSON>}`
-//! (`"body_b64"` instead of `"body"` for bodies that are not JSON). `sluice serve --record`
-//! writes this format. The run ends by advancing the clock past every pending timer, so every
+//! One input line is one recorded request, in arrival order, in the recording format
+//! (`crate::recording`, versioned) that `sluice serve --record` writes. The run ends by advancing the clock past every pending timer, so every
 //! incident says what it would have said.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::atomic::AtomicBool;
@@ -18,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use serde::Deserialize;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -27,21 +23,8 @@ use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::{Health, Limits, Router};
 use crate::publish::encode::MessageKind;
 use crate::publish::MemorySink;
+use crate::recording::Recorded;
 use crate::time::{parse_timestamp, Parsed, UnixMillis};
-
-/// One recorded request.
-#[derive(Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recorded {
-    pub at: String,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Box<serde_json::value::RawValue>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_b64: Option<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -132,7 +115,7 @@ pub async fn run(
 ) -> Result<Summary, ReplayError> {
     let mut lines = input.lines().enumerate().peekable();
     let start = match lines.peek() {
-        Some((_, Ok(first))) => serde_json::from_str::<Recorded>(first)
+        Some((_, Ok(first))) => Recorded::from_line(first)
             .ok()
             .and_then(|r| at(&r.at))
             .unwrap_or(UnixMillis(0)),
@@ -178,8 +161,7 @@ pub async fn run(
             line: line_no,
             message,
         };
-        let rec: Recorded =
-            serde_json::from_str(&line).map_err(|e| bad(format!("not a recorded request: {e}")))?;
+        let rec = Recorded::from_line(&line).map_err(bad)?;
         let now = at(&rec.at)
             .ok_or_else(|| bad(format!("'at' {:?} is not an RFC 3339 date-time", rec.at)))?;
         if now < last {
@@ -195,14 +177,7 @@ pub async fn run(
             .await;
         }
         last = now;
-        let body = match (rec.body, rec.body_b64) {
-            (Some(json), None) => Bytes::from(json.get().to_string()),
-            (None, Some(b64)) => Bytes::from(
-                decode_base64(&b64).ok_or_else(|| bad("'body_b64' is not base64".into()))?,
-            ),
-            (None, None) => Bytes::new(),
-            (Some(_), Some(_)) => return Err(bad("has both 'body' and 'body_b64'".into())),
-        };
+        let body = Bytes::from(rec.body_bytes().map_err(bad)?);
         inline
             .lock()
             .expect("inline correlator lock")
@@ -234,66 +209,5 @@ fn at(s: &str) -> Option<UnixMillis> {
     match parse_timestamp(s)? {
         Parsed::At(t) => Some(t),
         Parsed::Unset => None,
-    }
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (what `--record` writes).
-pub fn encode_base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_round_trips() {
-        for data in [
-            &b""[..],
-            b"f",
-            b"fo",
-            b"foo",
-            b"foob",
-            b"\x00\xff\x10form=1&x=2",
-        ] {
-            let enc = encode_base64(data);
-            assert_eq!(decode_base64(&enc).unwrap(), data, "{enc}");
-        }
-        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(encode_base64(b"fo"), "Zm8=");
-        assert_eq!(decode_base64("not base64!"), None);
     }
 }

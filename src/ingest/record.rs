@@ -1,10 +1,8 @@
 //! `sluice serve --record FILE.jsonl`: writes every ingest request (and silences API call) in
-//! the format `sluice replay` reads, so operators can tune rules on their own traffic. Lines go
-//! through a bounded queue to a writer thread; when it is full a line is dropped and counted,
-//! never blocking ingest. Credentials are not written: `Authorization`, `Proxy-Authorization`
-//! and `Cookie` headers are left out.
+//! the recording format (`crate::recording`) that `sluice replay` reads, so operators can tune
+//! rules on their own traffic. Lines go through a bounded queue to a writer thread; when it is
+//! full a line is dropped and counted, never blocking ingest.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -15,11 +13,10 @@ use metrics::Counter;
 
 use crate::clock::Clock;
 use crate::metrics as m;
-use crate::replay::{encode_base64, Recorded};
+use crate::recording::Recorded;
 
 /// Lines queued for the writer before new ones are dropped.
 const QUEUE: usize = 16_384;
-const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
 pub struct Recorder {
     /// Held while the time is read and the line queued, so lines are in arrival order.
@@ -47,25 +44,8 @@ impl Recorder {
     }
 
     pub fn record(&self, path: &str, headers: &HeaderMap, body: &[u8]) {
-        let headers: BTreeMap<String, String> = headers
-            .iter()
-            .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()))
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let (body, body_b64) =
-            match serde_json::from_slice::<Box<serde_json::value::RawValue>>(body) {
-                Ok(json) => (Some(json), None),
-                Err(_) => (None, Some(encode_base64(body))),
-            };
         let tx = self.tx.lock().expect("recorder lock");
-        let rec = Recorded {
-            at: self.clock.now().to_string(),
-            path: path.to_string(),
-            headers: (!headers.is_empty()).then_some(headers),
-            body,
-            body_b64,
-        };
-        let line = serde_json::to_string(&rec).expect("a recorded request serializes");
+        let line = Recorded::new(self.clock.now().to_string(), path, headers, body).to_line();
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
             self.dropped.increment(1);
         }
