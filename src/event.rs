@@ -4,6 +4,8 @@ use std::fmt;
 
 use crate::time::UnixMillis;
 
+pub mod wire;
+
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
 /// The longest summary kept; longer ones are truncated at a character boundary and counted.
