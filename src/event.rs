@@ -5,6 +5,8 @@ use std::fmt;
 use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
+pub mod wire;
+
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
 /// The longest summary kept; longer ones are truncated at a character boundary and counted.
