@@ -55,9 +55,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use crate::event::{
-    Action, ChangeEvent, Details, Event, Image, Integration, KeySpace, Link, Severity,
-};
+use crate::event::{Action, ChangeEvent, Details, Event, Image, Link, Severity};
+use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
 /// The format version this build writes, and the latest it reads.
