@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::{Brokers, Config, ConfigError};
-use crate::correlate::Correlator;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::{Health, Limits, Router};
 use crate::ingest::server::{self, ServerLimits};
@@ -111,7 +110,7 @@ pub async fn start_recording(
         changes_topic = %config.kafka.changes_topic,
         "kafka producer ready"
     );
-    let (correlator, handle) = Correlator::spawn(
+    let (correlator, intake) = crate::pipeline::local::spawn(
         &config.correlate,
         &config.event_rules,
         clock.clone(),
@@ -119,7 +118,7 @@ pub async fn start_recording(
     );
     let health = Arc::new(Health::new(sink.connected()));
     let router = Router::new(
-        handle,
+        intake,
         clock,
         Arc::clone(&health),
         metrics,

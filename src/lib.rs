@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod integration;
 pub mod matchers;
 pub mod metrics;
+pub mod pipeline;
 pub mod publish;
 pub mod recording;
 pub mod replay;

@@ -18,7 +18,7 @@ use http_body_util::Full;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::correlate::{Inline, Stats};
+use crate::correlate::Stats;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::{Health, Limits, Router};
 use crate::publish::encode::MessageKind;
@@ -123,7 +123,7 @@ pub async fn run(
     };
     let clock = Clock::manual(start);
     let sink = Arc::new(MemorySink::default());
-    let (inline, handle) = Inline::new(
+    let (inline, intake) = crate::pipeline::local::inline(
         &config.correlate,
         &config.event_rules,
         clock.clone(),
@@ -131,7 +131,7 @@ pub async fn run(
     );
     let health = Arc::new(Health::new(Arc::new(AtomicBool::new(true))));
     let router = Router::new(
-        handle,
+        intake,
         clock.clone(),
         health,
         crate::metrics::install(),

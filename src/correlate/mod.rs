@@ -1,30 +1,30 @@
 //! The correlation stage: events in, incident messages out.
 //!
-//! State is split into shards by an xxh3 hash of the routing key, so every alert and incident
-//! of a routing key lives in one shard: grouping never crosses shards, an acknowledge or
-//! resolve that carries only a dedup key finds its alert, and no lock is shared. Each shard is
-//! owned by one task that reads a bounded channel; a full channel is the ingest tier's signal
-//! to answer 503. Event rules apply at the door, before sharding.
+//! State is split into shards by the pipeline's partition function (an xxh3 hash of the
+//! routing key), so every alert and incident of a routing key lives in one shard: grouping
+//! never crosses shards, an acknowledge or resolve that carries only a dedup key finds its
+//! alert, and no lock is shared. Each shard is owned by one task that reads a bounded channel
+//! (`pipeline::local`); a full channel is the ingest tier's signal to answer 503.
 //!
-//! The same shards also run inline, without tasks or channels, on a manual clock: that is how
-//! `sluice replay` reproduces a recorded stream deterministically.
+//! A shard's time is its partition time: the highest `received_at` of the events it has seen
+//! (stamped at ingest), moved on by ticks while it is idle so timers fire. The same shards
+//! also run inline, without tasks or channels, on a manual clock: that is how `sluice replay`
+//! reproduces a recorded stream deterministically.
 
-pub mod event_rules;
 pub mod incident;
 pub mod rules;
 pub mod shard;
 pub mod silence;
 pub mod timers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::config::{CorrelateConfig, EventRule};
+use crate::config::CorrelateConfig;
 use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
@@ -34,10 +34,7 @@ use crate::time::UnixMillis;
 pub use shard::{Shard, Stats};
 use silence::Silence;
 
-/// Why an event rule ended an event (the `reason` of `sluice_events_dropped_total`).
-pub const DROP_EVENT_RULE: &str = "event_rule";
-
-/// What the ingest stage hands to a shard.
+/// What the pipeline hands to a shard.
 #[derive(Debug)]
 pub enum Input {
     Event(Event),
@@ -46,13 +43,15 @@ pub enum Input {
     Silences(Arc<[Silence]>),
 }
 
-/// Every shard queue that a request needs was full: nothing of it was taken.
-#[derive(Debug, thiserror::Error)]
-#[error("correlator queues are full")]
-pub struct Overloaded;
-
-fn shard_index(routing_key: &str, shards: usize) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes()) % shards as u64) as usize
+impl Input {
+    /// When ingest received it: the partition time it brings.
+    pub fn received_at(&self) -> Option<UnixMillis> {
+        match self {
+            Input::Event(e) => Some(e.received_at),
+            Input::Change(c) => Some(c.received_at),
+            Input::Silences(_) => None,
+        }
+    }
 }
 
 /// The shards a config asks for: rules compiled once, caps split evenly between shards.
@@ -72,121 +71,6 @@ pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
         .collect()
 }
 
-#[derive(Clone)]
-enum Route {
-    Channels(Arc<[mpsc::Sender<Input>]>),
-    Inline(Arc<Mutex<Inline>>),
-}
-
-/// The ingest side's handle: cheap to clone.
-#[derive(Clone)]
-pub struct CorrelatorHandle {
-    route: Route,
-    event_rules: Arc<[EventRule]>,
-    dropped_by_rule: Counter,
-}
-
-impl CorrelatorHandle {
-    fn new(route: Route, event_rules: &[EventRule]) -> Self {
-        CorrelatorHandle {
-            route,
-            event_rules: event_rules.into(),
-            dropped_by_rule: m::dropped(DROP_EVENT_RULE),
-        }
-    }
-
-    /// Applies the event rules, then hands over every remaining event of one request, or none
-    /// of them: room is reserved in each shard queue first, so a 503 never leaves half a batch
-    /// accepted. The events go to their shards as they are, with no copy of the batch.
-    pub fn submit_events(&self, mut events: Vec<Event>) -> Result<(), Overloaded> {
-        if !self.event_rules.is_empty() {
-            let before = events.len();
-            events.retain_mut(|e| event_rules::apply(&self.event_rules, e));
-            self.dropped_by_rule
-                .increment((before - events.len()) as u64);
-        }
-        self.hand_over(events, |e| &e.routing_key, Input::Event)
-    }
-
-    /// Hands over a change event (published as is, never grouped).
-    pub fn submit_change(&self, change: ChangeEvent) -> Result<(), Overloaded> {
-        self.hand_over(vec![change], |c| &c.routing_key, Input::Change)
-    }
-
-    fn hand_over<T>(
-        &self,
-        items: Vec<T>,
-        routing_key: fn(&T) -> &str,
-        wrap: fn(T) -> Input,
-    ) -> Result<(), Overloaded> {
-        match &self.route {
-            Route::Channels(senders) => submit_to_channels(senders, items, routing_key, wrap),
-            Route::Inline(inline) => {
-                inline
-                    .lock()
-                    .expect("inline correlator lock")
-                    .submit(items, routing_key, wrap);
-                Ok(())
-            }
-        }
-    }
-
-    /// Sends the silences in force to every shard (waits for room: an admin action, not ingest).
-    pub async fn set_silences(&self, silences: Arc<[Silence]>) {
-        match &self.route {
-            Route::Channels(senders) => {
-                for s in senders.iter() {
-                    let _ = s.send(Input::Silences(Arc::clone(&silences))).await;
-                }
-            }
-            Route::Inline(inline) => inline
-                .lock()
-                .expect("inline correlator lock")
-                .broadcast_silences(silences),
-        }
-    }
-}
-
-fn submit_to_channels<T>(
-    senders: &[mpsc::Sender<Input>],
-    items: Vec<T>,
-    routing_key: fn(&T) -> &str,
-    wrap: fn(T) -> Input,
-) -> Result<(), Overloaded> {
-    let n = senders.len();
-    if let [single] = items.as_slice() {
-        let permit = senders[shard_index(routing_key(single), n)]
-            .try_reserve()
-            .map_err(|_| Overloaded)?;
-        permit.send(wrap(items.into_iter().next().expect("one item")));
-        return Ok(());
-    }
-    let shards: Vec<usize> = items
-        .iter()
-        .map(|i| shard_index(routing_key(i), n))
-        .collect();
-    let mut counts = vec![0usize; n];
-    for &s in &shards {
-        counts[s] += 1;
-    }
-    let mut permits = Vec::with_capacity(n);
-    for (s, &count) in counts.iter().enumerate() {
-        permits.push(if count == 0 {
-            None
-        } else {
-            Some(senders[s].try_reserve_many(count).map_err(|_| Overloaded)?)
-        });
-    }
-    for (item, s) in items.into_iter().zip(shards) {
-        permits[s]
-            .as_mut()
-            .and_then(Iterator::next)
-            .expect("reserved")
-            .send(wrap(item));
-    }
-    Ok(())
-}
-
 /// The running shards.
 pub struct Correlator {
     tasks: Vec<JoinHandle<()>>,
@@ -194,13 +78,13 @@ pub struct Correlator {
 }
 
 impl Correlator {
-    /// Starts one task per shard (`config.shards`, or one per core when 0).
+    /// Starts one task per shard (`config.shards`, or one per core when 0); returns the
+    /// shards' queues, in shard order.
     pub fn spawn(
         config: &CorrelateConfig,
-        event_rules: &[EventRule],
         clock: Clock,
         sink: Arc<dyn Sink>,
-    ) -> (Correlator, CorrelatorHandle) {
+    ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
         let n = match config.shards {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -217,11 +101,11 @@ impl Correlator {
                 clock: clock.clone(),
                 sink: Arc::clone(&sink),
                 stop: stop_rx.clone(),
+                time: UnixMillis(0),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
-        let handle = CorrelatorHandle::new(Route::Channels(senders.into()), event_rules);
-        (Correlator { tasks, stop }, handle)
+        (Correlator { tasks, stop }, senders)
     }
 
     /// Stops taking input, applies what is queued, publishes every incident still waiting
@@ -242,6 +126,8 @@ struct Worker {
     clock: Clock,
     sink: Arc<dyn Sink>,
     stop: watch::Receiver<bool>,
+    /// Partition time: never moves back.
+    time: UnixMillis,
 }
 
 /// Inputs applied between two hand-overs to the sink.
@@ -264,14 +150,13 @@ impl Worker {
                         self.finish(&mut out).await;
                         break;
                     }
-                    let now = self.clock.now();
-                    self.shard.advance(now, &mut out);
                     for input in batch.drain(..) {
+                        let now = self.tick(input.received_at(), &mut out);
                         self.shard.apply_input(input, now, &mut out);
                     }
                 }
                 _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
-                    self.shard.advance(self.clock.now(), &mut out);
+                    self.tick(None, &mut out);
                 }
                 _ = self.stop.changed() => {
                     self.finish(&mut out).await;
@@ -282,13 +167,28 @@ impl Worker {
         }
     }
 
+    /// Moves partition time to the input's `received_at`, or to the clock for an idle tick or
+    /// an input without one, never back, firing every timer due by then; returns the time.
+    fn tick(
+        &mut self,
+        received_at: Option<UnixMillis>,
+        out: &mut Vec<OutboundMessage>,
+    ) -> UnixMillis {
+        let to = received_at.unwrap_or_else(|| self.clock.now());
+        self.time = self.time.max(to);
+        self.shard.advance(self.time, out);
+        self.time
+    }
+
     /// Refuses new input, applies what is queued, publishes what is waiting.
     async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
         self.rx.close();
         while let Some(input) = self.rx.recv().await {
-            self.shard.apply_input(input, self.clock.now(), out);
+            let now = self.tick(input.received_at(), out);
+            self.shard.apply_input(input, now, out);
         }
-        self.shard.flush(self.clock.now(), out);
+        let now = self.tick(None, out);
+        self.shard.flush(now, out);
         self.publish(out).await;
     }
 
@@ -328,38 +228,34 @@ pub struct Inline {
 }
 
 impl Inline {
-    /// A handle for the ingest router, and the inline correlator behind it.
-    pub fn new(
-        config: &CorrelateConfig,
-        event_rules: &[EventRule],
-        clock: Clock,
-        sink: Arc<dyn Sink>,
-    ) -> (Arc<Mutex<Inline>>, CorrelatorHandle) {
-        let n = config.shards.max(1);
-        let inline = Arc::new(Mutex::new(Inline {
-            shards: build_shards(config, n),
+    /// The shards a config asks for (at least one), run on `clock`.
+    pub fn new(config: &CorrelateConfig, clock: Clock, sink: Arc<dyn Sink>) -> Inline {
+        Inline {
+            shards: build_shards(config, config.shards.max(1)),
             clock,
             sink,
             out: Vec::new(),
-        }));
-        let handle = CorrelatorHandle::new(Route::Inline(Arc::clone(&inline)), event_rules);
-        (inline, handle)
+        }
     }
 
-    fn submit<T>(&mut self, items: Vec<T>, routing_key: fn(&T) -> &str, wrap: fn(T) -> Input) {
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Applies each `(shard, input)` at the clock's time, after the timers due by then.
+    pub fn apply(&mut self, inputs: impl Iterator<Item = (usize, Input)>) {
         let now = self.clock.now();
-        let n = self.shards.len();
         for shard in &mut self.shards {
             shard.advance(now, &mut self.out);
         }
-        for item in items {
-            let s = shard_index(routing_key(&item), n);
-            self.shards[s].apply_input(wrap(item), now, &mut self.out);
+        for (s, input) in inputs {
+            self.shards[s].apply_input(input, now, &mut self.out);
         }
         self.drain();
     }
 
-    fn broadcast_silences(&mut self, silences: Arc<[Silence]>) {
+    /// Sets the silences in force on every shard.
+    pub fn broadcast_silences(&mut self, silences: Arc<[Silence]>) {
         let now = self.clock.now();
         for shard in &mut self.shards {
             shard.set_silences(Arc::clone(&silences), now, &mut self.out);

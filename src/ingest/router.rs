@@ -12,10 +12,10 @@ use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
-use crate::correlate::CorrelatorHandle;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::integration::Integration;
 use crate::metrics::{self as m, IntegrationCounters};
+use crate::pipeline::{Intake, Refused};
 
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
 use super::response::{self, Body};
@@ -78,7 +78,7 @@ struct PerIntegration {
 }
 
 pub struct Router {
-    correlator: CorrelatorHandle,
+    intake: Intake,
     clock: Clock,
     health: Arc<Health>,
     metrics: PrometheusHandle,
@@ -113,7 +113,7 @@ enum BodyError {
 
 impl Router {
     pub fn new(
-        correlator: CorrelatorHandle,
+        intake: Intake,
         clock: Clock,
         health: Arc<Health>,
         metrics: PrometheusHandle,
@@ -127,7 +127,7 @@ impl Router {
             })
             .collect();
         Router {
-            correlator,
+            intake,
             clock,
             health,
             metrics,
@@ -289,7 +289,7 @@ impl Router {
             None
         };
         self.silences
-            .handle(&rest, &method, body, self.clock.now(), &self.correlator)
+            .handle(&rest, &method, body, self.clock.now(), &self.intake)
             .await
     }
 
@@ -431,9 +431,11 @@ impl Router {
         let reply = integrations::accepted(kind, &parsed);
         let events = std::mem::take(&mut parsed.events);
         let accepted = events.len() as u64;
-        if !events.is_empty() && self.correlator.submit_events(events).is_err() {
-            m::rejected(name, "overloaded").increment(accepted);
-            return response::unavailable("sluice is at capacity; retry after the given seconds");
+        if !events.is_empty() {
+            if let Err(refused) = self.intake.submit_events(events).await {
+                m::rejected(name, refused.reason()).increment(accepted);
+                return refusal(refused);
+            }
         }
         let counters = &self.per_integration[kind as usize].counters;
         counters.received.increment(accepted);
@@ -477,9 +479,9 @@ impl Router {
                 return integrations::refused(&e);
             }
         };
-        if self.correlator.submit_change(parsed.event).is_err() {
-            m::rejected(name, "overloaded").increment(1);
-            return response::unavailable("sluice is at capacity; retry after the given seconds");
+        if let Err(refused) = self.intake.submit_change(parsed.event).await {
+            m::rejected(name, refused.reason()).increment(1);
+            return refusal(refused);
         }
         let counters = &self.per_integration[kind as usize].counters;
         counters.received.increment(1);
@@ -488,5 +490,14 @@ impl Router {
             counters.summaries_truncated.increment(1);
         }
         response::pd_change_accepted()
+    }
+}
+
+/// The answer to a request the pipeline refused.
+fn refusal(refused: Refused) -> Response<Body> {
+    match refused {
+        Refused::Overloaded => {
+            response::unavailable("sluice is at capacity; retry after the given seconds")
+        }
     }
 }

@@ -13,9 +13,9 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::correlate::silence::{Silence, SilenceState};
-use crate::correlate::CorrelatorHandle;
 use crate::matchers::{Matcher, Op};
 use crate::metrics as m;
+use crate::pipeline::Intake;
 use crate::publish::encode::deterministic_id;
 use crate::time::{parse_timestamp, Parsed, UnixMillis};
 
@@ -39,7 +39,7 @@ impl SilenceStore {
         method: &Method,
         body: Option<Vec<u8>>,
         now: UnixMillis,
-        correlator: &CorrelatorHandle,
+        intake: &Intake,
     ) -> http::Response<Body> {
         let id = rest.strip_prefix('/').filter(|id| !id.is_empty());
         match (method, id) {
@@ -69,7 +69,7 @@ impl SilenceStore {
                         all.push(silence.clone());
                         serde_json::to_vec(&silence.view(now)).expect("a silence serializes")
                     };
-                    self.publish(now, correlator).await;
+                    self.publish(now, intake).await;
                     response::text(StatusCode::CREATED, view, "application/json")
                 }
                 Err(errors) => response::error(
@@ -91,7 +91,7 @@ impl SilenceStore {
                     }
                     serde_json::to_vec(&s.view(now)).expect("a silence serializes")
                 };
-                self.publish(now, correlator).await;
+                self.publish(now, intake).await;
                 response::text(StatusCode::OK, view, "application/json")
             }
             _ => {
@@ -107,7 +107,7 @@ impl SilenceStore {
     }
 
     /// Forgets long-expired silences and sends the rest to every shard.
-    async fn publish(&self, now: UnixMillis, correlator: &CorrelatorHandle) {
+    async fn publish(&self, now: UnixMillis, intake: &Intake) {
         let snapshot: Arc<[Silence]> = {
             let mut all = self.silences.lock().expect("silences lock");
             all.retain(|s| now.saturating_sub(s.ends_at) < KEEP_EXPIRED || s.ends_at > now);
@@ -119,7 +119,7 @@ impl SilenceStore {
             m::gauge(m::SILENCES_ACTIVE).set(live.len() as f64);
             live.into()
         };
-        correlator.set_silences(snapshot).await;
+        intake.set_silences(snapshot).await;
     }
 }
 

@@ -1,6 +1,6 @@
-//! Event rules: matchers and actions applied to every event at the correlator's door, before
-//! dedup and before sharding (a rule may change the routing key). All matching rules apply, in
-//! order; `drop` ends the event (accepted, counted, never correlated).
+//! Event rules: matchers and actions applied once to every event at the pipeline's door, before
+//! the partition is chosen (a rule may change the routing key) and before dedup. All matching
+//! rules apply, in order; `drop` ends the event (accepted, counted, never correlated).
 
 use crate::config::EventRule;
 use crate::event::Event;

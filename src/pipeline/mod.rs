@@ -1,0 +1,91 @@
+//! The pipeline: the one seam between ingest and correlation.
+//!
+//! Ingest hands each request's normalized events to an [`Intake`] and answers its sender with
+//! what the intake says: accepted, or [`Refused`] (each variant maps to one HTTP answer in the
+//! ingest stage). The intake applies the event rules once per event, in one place, chooses
+//! each event's partition with the one [`partition`] function, and hands the events over to
+//! whatever correlates them: today in-process shards behind bounded channels, or the same
+//! shards driven inline for `sluice replay` ([`local`]); a durable events topic read by a
+//! consumer group plugs in here next. Ingest does not know which one it has, and the
+//! correlator does not know where its events came from: it takes its time from each event's
+//! `received_at` (stamped at ingest) and from ticks while idle.
+
+pub mod event_rules;
+pub mod local;
+
+use std::sync::Arc;
+
+use metrics::Counter;
+
+use crate::config::EventRule;
+use crate::correlate::silence::Silence;
+use crate::event::{ChangeEvent, Event};
+use crate::metrics as m;
+
+/// Why an event rule ended an event (the `reason` of `sluice_events_dropped_total`).
+pub const DROP_EVENT_RULE: &str = "event_rule";
+
+/// The partition (local shard, or events-topic partition) that owns `routing_key`: every alert
+/// and incident of a routing key lives in one partition, so grouping never crosses partitions
+/// and an acknowledge or resolve that carries only a dedup key finds its alert.
+pub fn partition(routing_key: &str, partitions: usize) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes()) % partitions as u64) as usize
+}
+
+/// Why a request's events were not taken. Nothing of a refused request was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// A partition's queue is full: the sender should retry later (503 + Retry-After).
+    #[error("correlator queues are full")]
+    Overloaded,
+}
+
+impl Refused {
+    /// The `reason` label of `sluice_events_rejected_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refused::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// Where ingest puts events: cheap to clone, one per server.
+#[derive(Clone)]
+pub struct Intake {
+    event_rules: Arc<[EventRule]>,
+    dropped_by_rule: Counter,
+    to: local::Local,
+}
+
+impl Intake {
+    fn new(to: local::Local, event_rules: &[EventRule]) -> Self {
+        Intake {
+            event_rules: event_rules.into(),
+            dropped_by_rule: m::dropped(DROP_EVENT_RULE),
+            to,
+        }
+    }
+
+    /// Applies the event rules, then hands over every remaining event of one request, or none
+    /// of them: a refusal never leaves half a batch accepted.
+    pub async fn submit_events(&self, mut events: Vec<Event>) -> Result<(), Refused> {
+        if !self.event_rules.is_empty() {
+            let before = events.len();
+            events.retain_mut(|e| event_rules::apply(&self.event_rules, e));
+            self.dropped_by_rule
+                .increment((before - events.len()) as u64);
+        }
+        self.to.events(events)
+    }
+
+    /// Hands over a change event (published as is, never grouped).
+    pub async fn submit_change(&self, change: ChangeEvent) -> Result<(), Refused> {
+        self.to.change(change)
+    }
+
+    /// Sends the silences in force to every partition (waits for room: an admin action, not
+    /// ingest).
+    pub async fn set_silences(&self, silences: Arc<[Silence]>) {
+        self.to.silences(silences).await;
+    }
+}
