@@ -45,10 +45,8 @@
 //!   give each mapper its own routing keys where their keys could collide.
 //! - **Answer**: `202` and the generic body.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Deserialize;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
@@ -60,6 +58,15 @@ use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
 use super::fields::raw_details;
 use super::{summary, Format, IngestRequest, IntegrationError, IntegrationSettings, Parsed};
 
+mod mapper;
+mod pointer;
+
+pub use mapper::{build, Mapper, Mappers};
+pub use pointer::{Pointer, Template};
+
+use mapper::TextField;
+use pointer::Part;
+
 const KIND: Integration = Integration::Generic;
 /// The query parameter and header that name a request's mapper.
 pub const MAPPER_PARAM: &str = "mapper";
@@ -67,123 +74,6 @@ pub const MAPPER_HEADER: &str = "x-sluice-mapper";
 
 /// The generic mapper in the integrations registry.
 pub struct Mapped;
-
-/// A JSON pointer (RFC 6901), checked when the config is loaded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pointer {
-    text: String,
-    tokens: Vec<String>,
-}
-
-impl Pointer {
-    pub fn parse(s: &str) -> Result<Pointer, String> {
-        let mut tokens = Vec::new();
-        if !s.is_empty() {
-            let Some(rest) = s.strip_prefix('/') else {
-                return Err(format!(
-                    "{s:?} is not a JSON pointer (RFC 6901): it must be \"\" or start with '/'"
-                ));
-            };
-            for raw in rest.split('/') {
-                let mut token = String::with_capacity(raw.len());
-                let mut chars = raw.chars();
-                while let Some(c) = chars.next() {
-                    if c != '~' {
-                        token.push(c);
-                        continue;
-                    }
-                    match chars.next() {
-                        Some('0') => token.push('~'),
-                        Some('1') => token.push('/'),
-                        _ => {
-                            return Err(format!(
-                                "{s:?} is not a JSON pointer (RFC 6901): '~' must be followed by 0 or 1"
-                            ))
-                        }
-                    }
-                }
-                tokens.push(token);
-            }
-        }
-        Ok(Pointer {
-            text: s.to_string(),
-            tokens,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The value the pointer names, `None` when absent or null.
-    pub fn get<'a, 'v>(&self, root: &'a BorrowedValue<'v>) -> Option<&'a BorrowedValue<'v>> {
-        let mut v = root;
-        for t in &self.tokens {
-            v = if let Some(items) = v.as_array() {
-                let canonical = t == "0" || (!t.is_empty() && !t.starts_with('0'));
-                if !canonical || !t.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                items.get(t.parse::<usize>().ok()?)?
-            } else {
-                v.get(t.as_str())?
-            };
-        }
-        (!v.is_null()).then_some(v)
-    }
-}
-
-/// A dedup-key template: text with `{/pointer}` placeholders.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Value(Pointer),
-}
-
-impl Template {
-    pub fn parse(s: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = s;
-        while !rest.is_empty() {
-            match rest.find(['{', '}']) {
-                None => {
-                    parts.push(Part::Text(rest.to_string()));
-                    break;
-                }
-                Some(i) if rest.as_bytes()[i] == b'}' => {
-                    return Err(format!("{s:?}: a '}}' without its '{{'"));
-                }
-                Some(i) => {
-                    if i > 0 {
-                        parts.push(Part::Text(rest[..i].to_string()));
-                    }
-                    let Some(end) = rest[i..].find('}') else {
-                        return Err(format!("{s:?}: a '{{' without its '}}'"));
-                    };
-                    let inner = &rest[i + 1..i + end];
-                    if !inner.starts_with('/') {
-                        return Err(format!(
-                            "{s:?}: each placeholder is a JSON pointer such as {{/host}}, not {{{inner}}}"
-                        ));
-                    }
-                    parts.push(Part::Value(
-                        Pointer::parse(inner).map_err(|e| format!("{s:?}: {e}"))?,
-                    ));
-                    rest = &rest[i + end + 1..];
-                }
-            }
-        }
-        if !parts.iter().any(|p| matches!(p, Part::Value(_))) {
-            return Err(format!("{s:?} has no {{/pointer}} placeholder"));
-        }
-        Ok(Template { parts })
-    }
-}
 
 /// A value as event text: strings as they are, numbers and booleans as their JSON text.
 fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
@@ -194,235 +84,6 @@ fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
     } else {
         None
     }
-}
-
-/// One validated mapper.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mapper {
-    pub name: String,
-    dedup_key: Option<Pointer>,
-    dedup_key_template: Option<Template>,
-    text_fields: Vec<(TextField, Pointer)>,
-    severity: Option<Pointer>,
-    severity_map: Vec<(String, Severity)>,
-    timestamp: Option<Pointer>,
-    details: Option<Pointer>,
-    labels: Vec<(String, Pointer)>,
-    action: Option<Pointer>,
-    action_map: Vec<(String, Action)>,
-    resolve_when: Option<(Pointer, Vec<String>)>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TextField {
-    Summary,
-    Source,
-    Component,
-    Group,
-    Class,
-}
-
-impl TextField {
-    fn name(self) -> &'static str {
-        match self {
-            TextField::Summary => "summary",
-            TextField::Source => "source",
-            TextField::Component => "component",
-            TextField::Group => "group",
-            TextField::Class => "class",
-        }
-    }
-}
-
-/// Every configured mapper of `[integrations.generic.<name>]`, in name order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Mappers(pub Vec<Mapper>);
-
-impl Mappers {
-    pub fn get(&self, name: &str) -> Option<&Mapper> {
-        self.0.iter().find(|m| m.name == name)
-    }
-
-    fn names(&self) -> String {
-        let names: Vec<&str> = self.0.iter().map(|m| m.name.as_str()).collect();
-        names.join(", ")
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct RawCondition {
-    pointer: String,
-    equals: OneOrMany,
-    #[serde(flatten)]
-    unknown: BTreeMap<String, toml::Value>,
-}
-
-#[derive(Deserialize)]
-struct RawMapper {
-    dedup_key: Option<String>,
-    dedup_key_template: Option<String>,
-    summary: Option<String>,
-    source: Option<String>,
-    component: Option<String>,
-    group: Option<String>,
-    class: Option<String>,
-    severity: Option<String>,
-    severity_map: Option<BTreeMap<String, String>>,
-    timestamp: Option<String>,
-    details: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
-    action_pointer: Option<String>,
-    action_map: Option<BTreeMap<String, String>>,
-    resolve_when: Option<RawCondition>,
-    #[serde(flatten)]
-    unknown: BTreeMap<String, toml::Value>,
-}
-
-/// Builds the mapper `name` from its config table. Problems are `(key, message)`, the key
-/// relative to the mapper's table (`dedup_key`, `labels.team`, `resolve_when.pointer`).
-pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, String)>> {
-    let mut problems: Vec<(String, String)> = Vec::new();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        problems.push((
-            String::new(),
-            "a mapper's name is letters, digits, '_' and '-'".into(),
-        ));
-    }
-    let raw: RawMapper = match table.try_into() {
-        Ok(raw) => raw,
-        Err(e) => {
-            problems.push((String::new(), e.to_string().trim_end().to_string()));
-            return Err(problems);
-        }
-    };
-    for key in raw.unknown.keys() {
-        problems.push((key.clone(), "unknown key".into()));
-    }
-    let mut pointer = |key: &str, value: Option<String>| -> Option<Pointer> {
-        let value = value?;
-        match Pointer::parse(&value) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                problems.push((key.to_string(), e));
-                None
-            }
-        }
-    };
-    let dedup_key = pointer("dedup_key", raw.dedup_key);
-    let mut text_fields = Vec::new();
-    for (field, value) in [
-        (TextField::Summary, raw.summary),
-        (TextField::Source, raw.source),
-        (TextField::Component, raw.component),
-        (TextField::Group, raw.group),
-        (TextField::Class, raw.class),
-    ] {
-        if let Some(p) = pointer(field.name(), value) {
-            text_fields.push((field, p));
-        }
-    }
-    let severity = pointer("severity", raw.severity);
-    let timestamp = pointer("timestamp", raw.timestamp);
-    let details = pointer("details", raw.details);
-    let action = pointer("action_pointer", raw.action_pointer);
-    let mut labels = Vec::new();
-    for (label, value) in raw.labels.unwrap_or_default() {
-        if let Some(p) = pointer(&format!("labels.{label}"), Some(value)) {
-            labels.push((label, p));
-        }
-    }
-    let resolve_when = raw.resolve_when.and_then(|c| {
-        for key in c.unknown.keys() {
-            problems.push((format!("resolve_when.{key}"), "unknown key".into()));
-        }
-        let equals = match c.equals {
-            OneOrMany::One(v) => vec![v],
-            OneOrMany::Many(v) => v,
-        };
-        if equals.is_empty() {
-            problems.push((
-                "resolve_when.equals".into(),
-                "must name at least one value".into(),
-            ));
-        }
-        match Pointer::parse(&c.pointer) {
-            Ok(p) => Some((p, equals)),
-            Err(e) => {
-                problems.push(("resolve_when.pointer".into(), e));
-                None
-            }
-        }
-    });
-    let dedup_key_template = raw
-        .dedup_key_template
-        .and_then(|t| match Template::parse(&t) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                problems.push(("dedup_key_template".into(), e));
-                None
-            }
-        });
-    let mut severity_map = Vec::new();
-    for (value, sev) in raw.severity_map.unwrap_or_default() {
-        match Severity::parse(&sev) {
-            Some(s) => severity_map.push((value, s)),
-            None => problems.push((
-                format!("severity_map.{value}"),
-                format!("{sev:?} must be one of {}", Severity::NAMES),
-            )),
-        }
-    }
-    let mut action_map = Vec::new();
-    for (value, act) in raw.action_map.unwrap_or_default() {
-        match Action::parse(&act) {
-            Some(a) => action_map.push((value, a)),
-            None => problems.push((
-                format!("action_map.{value}"),
-                format!("{act:?} must be one of trigger, acknowledge, resolve"),
-            )),
-        }
-    }
-    if !action_map.is_empty()
-        && action.is_none()
-        && !problems.iter().any(|(k, _)| k == "action_pointer")
-    {
-        problems.push(("action_map".into(), "needs action_pointer".into()));
-    }
-    let has_key = dedup_key.is_some() || dedup_key_template.is_some();
-    if !has_key && !problems.iter().any(|(k, _)| k.starts_with("dedup_key")) {
-        problems.push((
-            "dedup_key".into(),
-            "a mapper needs dedup_key (a pointer) or dedup_key_template".into(),
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Mapper {
-        name: name.to_string(),
-        dedup_key,
-        dedup_key_template,
-        text_fields,
-        severity,
-        severity_map,
-        timestamp,
-        details,
-        labels,
-        action,
-        action_map,
-        resolve_when,
-    })
 }
 
 fn lookup<T: Copy>(map: &[(String, T)], value: &str) -> Option<T> {
@@ -470,7 +131,7 @@ impl Mapper {
         };
         let mut out = String::new();
         let mut missing = Vec::new();
-        for part in &t.parts {
+        for part in t.parts() {
             match part {
                 Part::Text(s) => out.push_str(s),
                 Part::Value(p) => match self.text(root, p, "dedup_key_template", problems) {
