@@ -251,6 +251,12 @@ pub fn fingerprint(parts: &[&[u8]]) -> u128 {
     h.digest128()
 }
 
+/// `prefix` and 32 hex digits of [`fingerprint`] over `parts`: incident, change and silence ids,
+/// the same on every replay.
+pub fn deterministic_id(prefix: &str, parts: &[&[u8]]) -> String {
+    format!("{prefix}{:032x}", fingerprint(parts))
+}
+
 /// Cuts `s` to at most `max` characters at a character boundary; true when it cut.
 pub fn truncate_chars(s: &mut String, max: usize) -> bool {
     match s.char_indices().nth(max) {
@@ -273,6 +279,14 @@ mod tests {
         assert_eq!(Severity::parse("CRITICAL"), Some(Severity::Critical));
         assert_eq!(Severity::parse("Warning"), Some(Severity::Warning));
         assert_eq!(Severity::parse("page"), None);
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_length_prefixed() {
+        let a = deterministic_id("inc_", &[b"rk", b"db-1"]);
+        assert_eq!(a, deterministic_id("inc_", &[b"rk", b"db-1"]));
+        assert_eq!(a.len(), 4 + 32);
+        assert_ne!(a, deterministic_id("inc_", &[b"rkd", b"b-1"]));
     }
 
     #[test]

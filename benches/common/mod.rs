@@ -10,11 +10,12 @@ use serde_json::Value;
 use sluice::config::{RuleConfig, WindowKind};
 use sluice::correlate::incident::{Alert, Incident};
 use sluice::correlate::rules::Rule;
+use sluice::event::deterministic_id;
 use sluice::event::{Action, Event, Field, Severity};
 use sluice::ingest::integrations::fixture::{context, CaseContext};
 use sluice::ingest::integrations::{self, IngestRequest, Parsed};
 use sluice::integration::Integration;
-use sluice::publish::encode::{deterministic_id, Status};
+use sluice::publish::encode::Status;
 use sluice::time::UnixMillis;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/integrations");

@@ -18,13 +18,12 @@ use metrics::{Counter, Gauge};
 use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::config::WindowKind;
-use crate::event::{Action, ChangeEvent, Event};
+use crate::event::{deterministic_id, Action, ChangeEvent, Event};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::all_match;
 use crate::metrics as m;
 use crate::publish::encode::{
-    deterministic_id, to_json, ChangeBody, MessageKind, OutboundMessage, Status, Topic,
-    CHANGE_SCHEMA,
+    to_json, ChangeBody, MessageKind, OutboundMessage, Status, Topic, CHANGE_SCHEMA,
 };
 use crate::time::UnixMillis;
 

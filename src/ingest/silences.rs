@@ -13,10 +13,10 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::correlate::silence::{Silence, SilenceState};
+use crate::event::deterministic_id;
 use crate::matchers::{Matcher, Op};
 use crate::metrics as m;
 use crate::pipeline::Intake;
-use crate::publish::encode::deterministic_id;
 use crate::time::{parse_timestamp, Parsed, UnixMillis};
 
 use super::response::{self, Body};

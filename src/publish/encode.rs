@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::event::{fingerprint, Image, Link, Severity};
+use crate::event::{Image, Link, Severity};
 use crate::time::UnixMillis;
 
 pub const INCIDENT_SCHEMA: &str = "sluice.incident.v1";
@@ -183,22 +183,9 @@ pub fn to_json<T: Serialize>(body: &T) -> Vec<u8> {
     out
 }
 
-/// `prefix` and 32 hex digits of [`fingerprint`] over `parts`.
-pub fn deterministic_id(prefix: &str, parts: &[&[u8]]) -> String {
-    format!("{prefix}{:032x}", fingerprint(parts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_deterministic_and_length_prefixed() {
-        let a = deterministic_id("inc_", &[b"rk", b"db-1"]);
-        assert_eq!(a, deterministic_id("inc_", &[b"rk", b"db-1"]));
-        assert_eq!(a.len(), 4 + 32);
-        assert_ne!(a, deterministic_id("inc_", &[b"rkd", b"b-1"]));
-    }
 
     #[test]
     fn kinds_round_trip_their_index() {
