@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::{Brokers, Config, ConfigError};
 use crate::ingest::integrations::settings::SettingsByKind;
-use crate::ingest::router::{Health, Limits, Router};
+use crate::ingest::router::{BodyLimits, Health, Router};
 use crate::ingest::server::{self, ServerLimits};
 use crate::publish::embedded::EmbeddedBroker;
 use crate::publish::kafka::{KafkaSetupError, KafkaSink};
@@ -122,7 +122,7 @@ pub async fn start_recording(
         clock,
         Arc::clone(&health),
         metrics,
-        Limits {
+        BodyLimits {
             max_body_bytes: config.server.max_body_bytes,
             body_read_timeout: config.server.body_read_timeout,
         },

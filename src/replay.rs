@@ -20,11 +20,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::correlate::Stats;
 use crate::ingest::integrations::settings::SettingsByKind;
-use crate::ingest::router::{Health, Limits, Router};
+use crate::ingest::router::{BodyLimits, Health, Router};
 use crate::publish::encode::MessageKind;
 use crate::publish::MemorySink;
 use crate::recording::Recorded;
-use crate::time::{parse_timestamp, Parsed, UnixMillis};
+use crate::time::{parse_timestamp, Timestamp, UnixMillis};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -135,7 +135,7 @@ pub async fn run(
         clock.clone(),
         health,
         crate::metrics::install(),
-        Limits {
+        BodyLimits {
             max_body_bytes: config.server.max_body_bytes,
             body_read_timeout: config.server.body_read_timeout,
         },
@@ -207,7 +207,7 @@ pub async fn run(
 
 fn at(s: &str) -> Option<UnixMillis> {
     match parse_timestamp(s)? {
-        Parsed::At(t) => Some(t),
-        Parsed::Unset => None,
+        Timestamp::At(t) => Some(t),
+        Timestamp::Unset => None,
     }
 }

@@ -67,7 +67,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// What a timestamp field held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parsed {
+pub enum Timestamp {
     At(UnixMillis),
     /// Go's zero time (`0001-01-01T00:00:00Z`) or a zero epoch: the sender means "not set".
     Unset,
@@ -76,7 +76,7 @@ pub enum Parsed {
 /// Parses a date-time string leniently: RFC 3339 / ISO 8601 with any fraction and a `Z`,
 /// `±hh:mm`, `±hhmm` or `±hh` offset (a space may stand for `T`), or a numeric string
 /// of epoch seconds or milliseconds. `None` when it is none of those.
-pub fn parse_timestamp(s: &str) -> Option<Parsed> {
+pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return s.parse::<f64>().ok().and_then(from_epoch_number);
@@ -86,18 +86,18 @@ pub fn parse_timestamp(s: &str) -> Option<Parsed> {
 
 /// Epoch seconds or milliseconds as a JSON number; values above 10^11 are taken as
 /// milliseconds (10^11 seconds is the year 5138).
-pub fn from_epoch_number(n: f64) -> Option<Parsed> {
+pub fn from_epoch_number(n: f64) -> Option<Timestamp> {
     if !n.is_finite() || n < 0.0 {
         return None;
     }
     if n == 0.0 {
-        return Some(Parsed::Unset);
+        return Some(Timestamp::Unset);
     }
     let ms = if n >= 1e11 { n } else { n * 1000.0 };
-    (ms < 253_402_300_800_000.0).then_some(Parsed::At(UnixMillis(ms as u64)))
+    (ms < 253_402_300_800_000.0).then_some(Timestamp::At(UnixMillis(ms as u64)))
 }
 
-fn parse_iso(s: &str) -> Option<Parsed> {
+fn parse_iso(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<u32> {
         let part = b.get(from..from + len)?;
@@ -161,12 +161,14 @@ fn parse_iso(s: &str) -> Option<Parsed> {
         return None;
     }
     if year == 1 && month == 1 && day == 1 {
-        return Some(Parsed::Unset);
+        return Some(Timestamp::Unset);
     }
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset_secs;
     let ms = secs.checked_mul(1000)? + i64::from(millis);
-    u64::try_from(ms).ok().map(|ms| Parsed::At(UnixMillis(ms)))
+    u64::try_from(ms)
+        .ok()
+        .map(|ms| Timestamp::At(UnixMillis(ms)))
 }
 
 /// Parses a config duration: an integer and a unit (`ms`, `s`, `m`, `h`, `d`), e.g. `"30s"`,
@@ -213,7 +215,7 @@ mod tests {
 
     fn at(s: &str) -> u64 {
         match parse_timestamp(s) {
-            Some(Parsed::At(t)) => t.0,
+            Some(Timestamp::At(t)) => t.0,
             other => panic!("{s:?} parsed as {other:?}"),
         }
     }
@@ -249,8 +251,11 @@ mod tests {
 
     #[test]
     fn go_zero_time_means_unset() {
-        assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), Some(Parsed::Unset));
-        assert_eq!(from_epoch_number(0.0), Some(Parsed::Unset));
+        assert_eq!(
+            parse_timestamp("0001-01-01T00:00:00Z"),
+            Some(Timestamp::Unset)
+        );
+        assert_eq!(from_epoch_number(0.0), Some(Timestamp::Unset));
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Health {
 
 /// Request limits that belong to the router (connection limits live in the server).
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct BodyLimits {
     pub max_body_bytes: usize,
     pub body_read_timeout: Duration,
 }
@@ -82,7 +82,7 @@ pub struct Router {
     clock: Clock,
     health: Arc<Health>,
     metrics: PrometheusHandle,
-    limits: Limits,
+    limits: BodyLimits,
     per_integration: Vec<PerIntegration>,
     integrations: SettingsByKind,
     silences: super::silences::SilenceStore,
@@ -117,7 +117,7 @@ impl Router {
         clock: Clock,
         health: Arc<Health>,
         metrics: PrometheusHandle,
-        limits: Limits,
+        limits: BodyLimits,
     ) -> Self {
         let per_integration = Integration::ALL
             .iter()

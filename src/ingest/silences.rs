@@ -17,7 +17,7 @@ use crate::event::deterministic_id;
 use crate::matchers::{Matcher, Op};
 use crate::metrics as m;
 use crate::pipeline::Intake;
-use crate::time::{parse_timestamp, Parsed, UnixMillis};
+use crate::time::{parse_timestamp, Timestamp, UnixMillis};
 
 use super::response::{self, Body};
 
@@ -177,7 +177,7 @@ fn parse(body: &[u8], now: UnixMillis) -> Result<Silence, Vec<String>> {
             default
         }
         Some(v) => match v.as_str().and_then(parse_timestamp) {
-            Some(Parsed::At(t)) => Some(t),
+            Some(Timestamp::At(t)) => Some(t),
             _ => {
                 errors.push(format!("'{name}' is not an RFC 3339 date-time"));
                 None

@@ -29,7 +29,7 @@ use simd_json::BorrowedValue;
 
 use crate::event::{fingerprint, Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
-use crate::time::{from_epoch_number, Parsed as Time};
+use crate::time::{from_epoch_number, Timestamp as Time};
 
 use super::fields::details_of;
 use super::fields::severity_named;

@@ -258,11 +258,11 @@ fn read(
     for (name, value) in [("last_updated", &last_updated), ("date", &date)] {
         let Some(v) = value else { continue };
         match crate::time::parse_timestamp(v) {
-            Some(crate::time::Parsed::At(at)) => {
+            Some(crate::time::Timestamp::At(at)) => {
                 timestamp = Some(at);
                 break;
             }
-            Some(crate::time::Parsed::Unset) => {}
+            Some(crate::time::Timestamp::Unset) => {}
             None => errors.push(format!(
                 "'{name}' is not a valid date-time (epoch milliseconds, as $DATE sends)"
             )),

@@ -33,7 +33,7 @@ use simd_json::BorrowedValue;
 
 use crate::event::{Action, Details, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
-use crate::time::{from_epoch_number, Parsed as Time, UnixMillis};
+use crate::time::{from_epoch_number, Timestamp as Time, UnixMillis};
 
 use super::fields::{details_of, severity_named, to_json};
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};

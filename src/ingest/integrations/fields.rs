@@ -9,7 +9,7 @@ use simd_json::prelude::*;
 use simd_json::{BorrowedValue, Buffers};
 
 use crate::event::{Details, Image, Link, Severity};
-use crate::time::{from_epoch_number, parse_timestamp, Parsed, UnixMillis};
+use crate::time::{from_epoch_number, parse_timestamp, Timestamp, UnixMillis};
 
 /// The severity a sender's name stands for in `table`, compared without case.
 pub fn severity_named(value: &str, table: &[(&str, Severity)]) -> Option<Severity> {
@@ -226,8 +226,8 @@ impl<'v> Reader<'v, '_> {
             None => v.cast_f64().and_then(from_epoch_number),
         };
         match parsed {
-            Some(Parsed::At(t)) => Some(t),
-            Some(Parsed::Unset) => None,
+            Some(Timestamp::At(t)) => Some(t),
+            Some(Timestamp::Unset) => None,
             None => {
                 self.errors.push(format!(
                     "'{}' is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)",

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::event::Severity;
 use crate::ingest::integrations::settings::{IntegrationSettings, SettingsByKind};
 use crate::integration::Integration;
-use crate::time::{parse_duration, parse_timestamp, Parsed as Time, UnixMillis};
+use crate::time::{parse_duration, parse_timestamp, Timestamp as Time, UnixMillis};
 
 use super::IngestRequest;
 

@@ -53,7 +53,7 @@ use simd_json::BorrowedValue;
 use crate::config::{Problems, Unknown};
 use crate::event::{fingerprint, Action, Event, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
-use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
+use crate::time::{from_epoch_number, parse_timestamp, Timestamp as Time};
 
 use super::fields::raw_details;
 use super::{summary, Format, IngestRequest, IntegrationError, IntegrationSettings, Parsed};

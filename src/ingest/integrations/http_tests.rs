@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::correlate::Correlator;
 use crate::ingest::integrations::settings::{IntegrationSettings, SettingsByKind};
-use crate::ingest::router::{Health, Limits, Router};
+use crate::ingest::router::{BodyLimits, Health, Router};
 use crate::integration::Integration;
 use crate::publish::MemorySink;
 use crate::time::UnixMillis;
@@ -43,7 +43,7 @@ fn rig(queue_capacity: usize, integrations: SettingsByKind) -> Rig {
         clock,
         Arc::new(Health::default()),
         crate::metrics::install(),
-        Limits {
+        BodyLimits {
             max_body_bytes: 64 * 1024,
             body_read_timeout: std::time::Duration::from_secs(5),
         },

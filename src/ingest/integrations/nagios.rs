@@ -350,8 +350,8 @@ fn read(m: &Macros, req: &IngestRequest<'_>, errors: &mut Vec<String>) -> Read {
     let mut timestamp = None;
     if let Some(t) = get(m, "EXECUTION_END") {
         match crate::time::parse_timestamp(t) {
-            Some(crate::time::Parsed::At(at)) => timestamp = Some(at),
-            Some(crate::time::Parsed::Unset) => {}
+            Some(crate::time::Timestamp::At(at)) => timestamp = Some(at),
+            Some(crate::time::Timestamp::Unset) => {}
             None => errors.push("'check_result.execution_end' is not epoch seconds".into()),
         }
     }

@@ -45,7 +45,7 @@ pub enum PdError {
 
 /// A parsed event and whether its summary was cut.
 #[derive(Debug)]
-pub struct Parsed<T> {
+pub struct OneEvent<T> {
     pub event: T,
     pub summary_truncated: bool,
 }
@@ -126,7 +126,7 @@ fn identity<'v>(
 }
 
 /// Parses a v2 alert event (`/v2/enqueue`).
-pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdError> {
+pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdError> {
     let root = object(body)?;
     let mut errors = Vec::new();
     let mut r = Reader {
@@ -205,7 +205,7 @@ pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
             event.links.extend(client_link(client, client_url));
             event.images = images;
         }
-        Parsed {
+        OneEvent {
             event,
             summary_truncated,
         }
@@ -213,7 +213,7 @@ pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
 }
 
 /// Parses a v2 change event (`/v2/change/enqueue`).
-pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<Parsed<ChangeEvent>, PdError> {
+pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<ChangeEvent>, PdError> {
     let root = object(body)?;
     let mut errors = Vec::new();
     let mut r = Reader {
@@ -237,7 +237,7 @@ pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<Parsed<ChangeEve
     let custom_details = p.details("custom_details");
     finish(errors, || {
         let (summary, summary_truncated) = summary(summary_raw);
-        Parsed {
+        OneEvent {
             event: ChangeEvent {
                 routing_key: routing_key.expect("validated").to_string(),
                 integration: Integration::PagerDuty,
@@ -255,7 +255,7 @@ pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<Parsed<ChangeEve
 }
 
 /// Parses a v1 event (`/generic/2010-04-15/create_event.json`).
-pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdError> {
+pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdError> {
     let root = object(body)?;
     let mut errors = Vec::new();
     let mut r = Reader {
@@ -315,7 +315,7 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<Parsed<Event>, PdErr
             event.links.extend(client_link(client, client_url));
             event.images = images;
         }
-        Parsed {
+        OneEvent {
             event,
             summary_truncated,
         }
@@ -341,7 +341,7 @@ impl PdError {
 
 fn one(
     kind: Integration,
-    parsed: Result<Parsed<Event>, PdError>,
+    parsed: Result<OneEvent<Event>, PdError>,
 ) -> Result<super::Parsed, IntegrationError> {
     let p = parsed.map_err(|e| e.into_integration_error(kind))?;
     Ok(super::Parsed::one(p.event, p.summary_truncated))

@@ -27,7 +27,7 @@ use simd_json::prelude::*;
 
 use crate::event::{fingerprint, Action, Event, Link, Severity};
 use crate::integration::Integration;
-use crate::time::{from_epoch_number, parse_timestamp, Parsed as Time};
+use crate::time::{from_epoch_number, parse_timestamp, Timestamp as Time};
 
 use super::endpoint::percent_decode;
 use super::fields::severity_named;

@@ -189,8 +189,8 @@ fn read(
     let mut timestamp = None;
     if let Some(c) = &clock {
         match crate::time::parse_timestamp(c) {
-            Some(crate::time::Parsed::At(t)) => timestamp = Some(t),
-            Some(crate::time::Parsed::Unset) => {}
+            Some(crate::time::Timestamp::At(t)) => timestamp = Some(t),
+            Some(crate::time::Timestamp::Unset) => {}
             None => errors.push("'event_timestamp' is not epoch seconds".into()),
         }
     }

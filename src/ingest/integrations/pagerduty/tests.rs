@@ -2,7 +2,7 @@ use super::*;
 
 const NOW: UnixMillis = UnixMillis(1_714_641_247_120);
 
-fn v2(body: &str) -> Result<Parsed<Event>, PdError> {
+fn v2(body: &str) -> Result<OneEvent<Event>, PdError> {
     parse_v2(&mut body.as_bytes().to_vec(), NOW)
 }
 
