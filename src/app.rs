@@ -13,8 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::{Brokers, Config, ConfigError};
+use crate::ingest::admin::Health;
+use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::settings::SettingsByKind;
-use crate::ingest::router::{BodyLimits, Health, Router};
+use crate::ingest::router::Router;
 use crate::ingest::server::{self, ServerLimits};
 use crate::publish::embedded::EmbeddedBroker;
 use crate::publish::kafka::{KafkaSetupError, KafkaSink};

@@ -1,6 +1,8 @@
 //! The ingest stage: HTTP in, normalized events handed to the correlator, each sender answered
 //! the way it expects.
 
+pub mod admin;
+pub mod body;
 pub mod confirm;
 pub mod integrations;
 pub mod record;

@@ -1,13 +1,15 @@
-//! Routes requests to integrations and turns their results into each sender's expected answer.
+//! Routes each request: the integrations' own vendor paths and `/integrations/<kind>/...`
+//! (generated from the registry's `Serving`), PagerDuty change events, the silences API and
+//! the admin routes (`admin.rs`). An ingest request's body is read within its limits
+//! (`body.rs`), parsed by its format, handed to the pipeline in one all-or-nothing hand-over,
+//! and answered as its sender expects.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Buf;
-use http::header::{ALLOW, CONTENT_LENGTH};
+use http::header::ALLOW;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -17,42 +19,10 @@ use crate::integration::Integration;
 use crate::metrics::{self as m, IntegrationCounters};
 use crate::pipeline::{Intake, Refused};
 
+use super::admin::{self, Health};
+use super::body::{self, BodyLimits};
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
 use super::response::{self, Body};
-
-/// Readiness: up, not shutting down, and Kafka reachable.
-#[derive(Default)]
-pub struct Health {
-    pub shutting_down: AtomicBool,
-    pub kafka_connected: Arc<AtomicBool>,
-}
-
-impl Health {
-    pub fn new(kafka_connected: Arc<AtomicBool>) -> Self {
-        Health {
-            shutting_down: AtomicBool::new(false),
-            kafka_connected,
-        }
-    }
-
-    /// `None` when ready, else why not.
-    pub fn not_ready(&self) -> Option<&'static str> {
-        if self.shutting_down.load(Ordering::Relaxed) {
-            Some("shutting down")
-        } else if !self.kafka_connected.load(Ordering::Relaxed) {
-            Some("kafka unreachable")
-        } else {
-            None
-        }
-    }
-}
-
-/// Request limits that belong to the router (connection limits live in the server).
-#[derive(Clone, Copy, Debug)]
-pub struct BodyLimits {
-    pub max_body_bytes: usize,
-    pub body_read_timeout: Duration,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
@@ -103,12 +73,6 @@ fn own_path(path: &str) -> Option<(Integration, &str, bool)> {
             _ => None,
         }
     })
-}
-
-enum BodyError {
-    TooLarge,
-    TimedOut,
-    Io,
 }
 
 impl Router {
@@ -242,7 +206,9 @@ impl Router {
                     .record(started.elapsed().as_secs_f64());
                 resp
             }
-            route => self.admin(route),
+            Route::Healthz => admin::healthz(),
+            Route::Readyz => admin::readyz(&self.health),
+            Route::Metrics => admin::metrics(&self.metrics),
         }
     }
 
@@ -278,7 +244,7 @@ impl Router {
         let method = req.method().clone();
         let body = if method == Method::POST {
             let (parts, body) = req.into_parts();
-            match self.read_body(&parts.headers, body).await {
+            match body::read(&self.limits, &parts.headers, body).await {
                 Ok(b) => {
                     self.record(&parts, &b);
                     Some(b)
@@ -293,67 +259,6 @@ impl Router {
             .await
     }
 
-    fn admin(&self, route: Route) -> Response<Body> {
-        match route {
-            Route::Healthz => response::text(StatusCode::OK, "ok\n", "text/plain"),
-            Route::Readyz => match self.health.not_ready() {
-                None => response::text(StatusCode::OK, "ready\n", "text/plain"),
-                Some(why) => response::text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: {why}\n"),
-                    "text/plain",
-                ),
-            },
-            Route::Metrics => response::text(
-                StatusCode::OK,
-                self.metrics.render(),
-                "text/plain; version=0.0.4; charset=utf-8",
-            ),
-            Route::PagerDutyChange => unreachable!("change events are handled by ingest_change"),
-        }
-    }
-
-    async fn read_body<B>(
-        &self,
-        headers: &http::HeaderMap,
-        mut body: B,
-    ) -> Result<Vec<u8>, BodyError>
-    where
-        B: http_body::Body + Unpin,
-        B::Data: Buf,
-    {
-        let limit = self.limits.max_body_bytes;
-        let declared = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(BodyError::TooLarge);
-        }
-        let mut buf = Vec::with_capacity(declared.unwrap_or(1024));
-        let read = async {
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|_| BodyError::Io)?;
-                if let Ok(mut data) = frame.into_data() {
-                    if buf.len() + data.remaining() > limit {
-                        return Err(BodyError::TooLarge);
-                    }
-                    while data.has_remaining() {
-                        let chunk = data.chunk();
-                        buf.extend_from_slice(chunk);
-                        let n = chunk.len();
-                        data.advance(n);
-                    }
-                }
-            }
-            Ok(())
-        };
-        match tokio::time::timeout(self.limits.body_read_timeout, read).await {
-            Ok(Ok(())) => Ok(buf),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(BodyError::TimedOut),
-        }
-    }
-
     /// Reads the body, or answers the request (413, 408, 400) and counts the refusal.
     async fn body_or_refusal<B>(
         &self,
@@ -365,32 +270,14 @@ impl Router {
         B::Data: Buf,
     {
         let (parts, body) = req.into_parts();
-        match self.read_body(&parts.headers, body).await {
+        match body::read(&self.limits, &parts.headers, body).await {
             Ok(b) => {
                 self.record(&parts, &b);
                 Ok((parts, b))
             }
-            Err(BodyError::TooLarge) => {
-                m::rejected(name, "too_large").increment(1);
-                Err(response::too_large(self.limits.max_body_bytes))
-            }
-            Err(BodyError::TimedOut) => {
-                m::rejected(name, "body_timeout").increment(1);
-                Err(response::error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "timeout",
-                    "request body not received in time",
-                    &["'body' was not complete within server.body_read_timeout".into()],
-                ))
-            }
-            Err(BodyError::Io) => {
-                m::rejected(name, "body_io").increment(1);
-                Err(response::error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid event",
-                    "request body could not be read",
-                    &[],
-                ))
+            Err(e) => {
+                m::rejected(name, e.reason()).increment(1);
+                Err(e.response(&self.limits))
             }
         }
     }
