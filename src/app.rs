@@ -20,6 +20,7 @@ use crate::ingest::router::Router;
 use crate::ingest::server::{self, ServerLimits};
 use crate::publish::embedded::EmbeddedBroker;
 use crate::publish::kafka::{KafkaSetupError, KafkaSink};
+use crate::publish::Sink;
 
 /// How often the Kafka connection is probed for readiness.
 const KAFKA_PROBE_EVERY: Duration = Duration::from_secs(5);

@@ -193,19 +193,6 @@ impl KafkaSink {
             m::gauge(m::KAFKA_CONNECTED).set(if ok { 1.0 } else { 0.0 });
         }
     }
-
-    /// Waits up to `timeout` for every queued message to be delivered; returns how many were
-    /// still in flight when it gave up (0 when all were delivered).
-    pub fn flush(&self, timeout: Duration) -> i32 {
-        match self.producer.flush(timeout) {
-            Ok(()) => 0,
-            Err(e) => {
-                let left = self.producer.in_flight_count();
-                tracing::error!(error = %e, in_flight = left, "kafka flush did not finish within the grace period");
-                left
-            }
-        }
-    }
 }
 
 /// Creates `topics`; "already exists" (a race with another instance) is success.
@@ -275,6 +262,23 @@ fn topic_names(
 }
 
 impl Sink for KafkaSink {
+    fn ready(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `timeout` for every queued message to be delivered; returns how many were
+    /// still in flight when it gave up (0 when all were delivered).
+    fn flush(&self, timeout: Duration) -> i32 {
+        match self.producer.flush(timeout) {
+            Ok(()) => 0,
+            Err(e) => {
+                let left = self.producer.in_flight_count();
+                tracing::error!(error = %e, in_flight = left, "kafka flush did not finish within the grace period");
+                left
+            }
+        }
+    }
+
     fn send(&self, msg: &OutboundMessage) -> Result<(), SendError> {
         let topic = match msg.topic {
             Topic::Incidents => &self.incidents_topic,

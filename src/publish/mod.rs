@@ -9,6 +9,7 @@ pub mod encode;
 pub mod kafka;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use encode::OutboundMessage;
 
@@ -23,9 +24,18 @@ pub enum SendError {
     Rejected(&'static str),
 }
 
-/// Takes messages for delivery; must not block.
+/// Where the correlator's messages go: the one seam between correlation and delivery (Kafka
+/// today; a second sink, or a transactional one for durable commits, plugs in here).
 pub trait Sink: Send + Sync + 'static {
+    /// Takes a message for delivery; must not block.
     fn send(&self, msg: &OutboundMessage) -> Result<(), SendError>;
+
+    /// Whether messages can be delivered now (readiness).
+    fn ready(&self) -> bool;
+
+    /// Delivers everything taken so far, waiting at most `timeout` (blocking); the number of
+    /// messages still undelivered after it.
+    fn flush(&self, timeout: Duration) -> i32;
 }
 
 /// Keeps every message in memory, in order (tests and replay).
@@ -44,5 +54,14 @@ impl Sink for MemorySink {
     fn send(&self, msg: &OutboundMessage) -> Result<(), SendError> {
         self.messages.lock().expect("sink lock").push(msg.clone());
         Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// Everything is kept the moment it is sent.
+    fn flush(&self, _: Duration) -> i32 {
+        0
     }
 }
