@@ -271,6 +271,32 @@ impl Integration {
     }
 }
 
+/// One value per kind, looked up without hashing (per-kind settings, counters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByKind<T>(Vec<T>);
+
+impl<T: Clone + Default> Default for ByKind<T> {
+    fn default() -> Self {
+        ByKind(vec![T::default(); Integration::ALL.len()])
+    }
+}
+
+impl<T> ByKind<T> {
+    /// Each kind's value, made in registry order.
+    pub fn from_fn(f: impl FnMut(&Integration) -> T) -> Self {
+        ByKind(Integration::ALL.iter().map(f).collect())
+    }
+
+    pub fn get(&self, kind: Integration) -> &T {
+        &self.0[kind as usize]
+    }
+
+    /// Replaces one kind's value (tests and embedders).
+    pub fn set(&mut self, kind: Integration, value: T) {
+        self.0[kind as usize] = value;
+    }
+}
+
 /// Which dedup keys can meet: alerts are matched on `(routing_key, key space, dedup_key)`, so
 /// two formats posting to one routing key never fold each other's alerts together because
 /// their ids happen to agree (a Zabbix event id and a Datadog alert id). Formats whose senders

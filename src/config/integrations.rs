@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::event::Severity;
-use crate::integration::{Integration, MAX_ROUTING_KEY_CHARS};
+use crate::integration::{ByKind, Integration, MAX_ROUTING_KEY_CHARS};
 
 use super::{Problems, Unknown};
 
@@ -71,30 +71,8 @@ impl Default for IntegrationConfig {
     }
 }
 
-/// Every integration's settings, looked up by kind without hashing.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IntegrationsConfig {
-    by_kind: Vec<IntegrationConfig>,
-}
-
-impl Default for IntegrationsConfig {
-    fn default() -> Self {
-        IntegrationsConfig {
-            by_kind: vec![IntegrationConfig::default(); Integration::ALL.len()],
-        }
-    }
-}
-
-impl IntegrationsConfig {
-    pub fn get(&self, kind: Integration) -> &IntegrationConfig {
-        &self.by_kind[kind as usize]
-    }
-
-    /// Replaces one kind's settings (tests and embedders).
-    pub fn set(&mut self, kind: Integration, settings: IntegrationConfig) {
-        self.by_kind[kind as usize] = settings;
-    }
-}
+/// Every integration's settings, by kind.
+pub type IntegrationsConfig = ByKind<IntegrationConfig>;
 
 pub(super) fn validate(raw: Option<RawIntegrations>, p: &mut Problems) -> IntegrationsConfig {
     let mut config = IntegrationsConfig::default();

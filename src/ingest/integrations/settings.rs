@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::integrations::{IntegrationConfig, IntegrationsConfig};
 use crate::config::{Config, ConfigError, Problems};
 use crate::event::Severity;
-use crate::integration::Integration;
+use crate::integration::ByKind;
 
 use super::cloudwatch_sns::SnsSettings;
 use super::generic::Mappers;
@@ -50,39 +50,24 @@ impl IntegrationSettings {
     }
 }
 
-/// Every integration's settings, looked up by kind without hashing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SettingsByKind {
-    by_kind: Vec<IntegrationSettings>,
-}
-
-impl Default for SettingsByKind {
-    fn default() -> Self {
-        SettingsByKind {
-            by_kind: vec![IntegrationSettings::default(); Integration::ALL.len()],
-        }
-    }
-}
+/// Every integration's settings, by kind.
+pub type SettingsByKind = ByKind<IntegrationSettings>;
 
 impl SettingsByKind {
     /// Builds every kind's settings, each format reading its own keys; a key no one took is
     /// reported as unknown under `integrations.<kind>`.
     pub fn build(config: &IntegrationsConfig, p: &mut Problems) -> Self {
-        let by_kind = Integration::ALL
-            .iter()
-            .map(|&kind| {
-                let kind_config = config.get(kind);
-                let mut settings = IntegrationSettings::common(kind_config);
-                if !kind_config.own.is_empty() {
-                    let at = format!("integrations.{}", kind.as_str());
-                    let mut own = kind_config.own.clone();
-                    super::own_settings(kind, &at, &mut own, &mut settings, p);
-                    p.unknown(&at, &own);
-                }
-                settings
-            })
-            .collect();
-        SettingsByKind { by_kind }
+        ByKind::from_fn(|&kind| {
+            let kind_config = config.get(kind);
+            let mut settings = IntegrationSettings::common(kind_config);
+            if !kind_config.own.is_empty() {
+                let at = format!("integrations.{}", kind.as_str());
+                let mut own = kind_config.own.clone();
+                super::own_settings(kind, &at, &mut own, &mut settings, p);
+                p.unknown(&at, &own);
+            }
+            settings
+        })
     }
 
     /// [`Self::build`], refused with every problem if any.
@@ -97,15 +82,6 @@ impl SettingsByKind {
         let config = Config::from_toml_with(text, Vec::new(), check)?;
         SettingsByKind::checked(&config.integrations)
     }
-
-    pub fn get(&self, kind: Integration) -> &IntegrationSettings {
-        &self.by_kind[kind as usize]
-    }
-
-    /// Replaces one kind's settings (tests and embedders).
-    pub fn set(&mut self, kind: Integration, settings: IntegrationSettings) {
-        self.by_kind[kind as usize] = settings;
-    }
 }
 
 /// Checks the format-owned keys of a validated config: pass it to
@@ -117,6 +93,7 @@ pub fn check(config: &Config, p: &mut Problems) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integration::Integration;
 
     fn load(text: &str) -> Result<SettingsByKind, Vec<String>> {
         SettingsByKind::from_toml(text).map_err(|e| e.problems)
