@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use sluice::config::defaults::MAX_ALERTS_PER_MESSAGE;
 use sluice::correlate::rules::Rule;
-use sluice::correlate::shard::Limits;
+use sluice::correlate::shard::Caps;
 use sluice::correlate::Shard;
 use sluice::event::Event;
 use sluice::publish::encode::MessageKind;
@@ -86,7 +86,7 @@ fn per_event(iterations: u64, events: u64, mut step: impl FnMut()) -> (f64, f64)
 
 fn shard() -> Shard {
     let rules: Arc<[Rule]> = vec![common::rule()].into();
-    Shard::new(rules, Arc::from(Vec::new()), Limits::unbounded(100))
+    Shard::new(rules, Arc::from(Vec::new()), Caps::unbounded(100))
 }
 
 /// Applies every event of `events` (built beforehand), counting only the correlator's work.

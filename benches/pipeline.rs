@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use sluice::config::defaults::MAX_ALERTS_PER_MESSAGE;
 use sluice::correlate::rules::Rule;
-use sluice::correlate::shard::Limits;
+use sluice::correlate::shard::Caps;
 use sluice::correlate::Shard;
 use sluice::event::Event;
 use sluice::publish::encode::MessageKind;
@@ -105,7 +105,7 @@ fn rss_bytes() -> u64 {
 
 fn shard() -> Shard {
     let rules: Arc<[Rule]> = vec![common::rule()].into();
-    Shard::new(rules, Arc::from(Vec::new()), Limits::unbounded(100))
+    Shard::new(rules, Arc::from(Vec::new()), Caps::unbounded(100))
 }
 
 /// A repeat trigger of one of `open` open alerts: the dedup path every storm takes.

@@ -59,7 +59,7 @@ pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
     let rules: Arc<[rules::Rule]> = rules::with_fallback(&config.rules).into();
     let inhibit: Arc<[rules::Inhibit]> = config.inhibit.iter().map(rules::Inhibit::from).collect();
     let share = |total: usize| total.div_ceil(n).max(1);
-    let limits = shard::Limits {
+    let caps = shard::Caps {
         max_alerts: share(config.max_alerts),
         max_alerts_per_routing_key: config.max_alerts_per_routing_key,
         max_incidents: share(config.max_incidents),
@@ -67,7 +67,7 @@ pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
         max_alerts_per_message: config.max_alerts_per_message,
     };
     (0..n)
-        .map(|_| Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), limits))
+        .map(|_| Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps))
         .collect()
 }
 

@@ -17,6 +17,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::{InhibitRule, RuleConfig};
 use crate::event::{Field, Severity};
+use crate::integration::Integration;
 use crate::matchers::Matcher;
 
 const T0: u64 = 1_700_000_000_000;
@@ -369,7 +370,7 @@ fn shard() -> Shard {
     };
     let rules: Arc<[Rule]> = rules::with_fallback(&[rule]).into();
     let inhibit: Arc<[Inhibit]> = vec![Inhibit::from(&inhibit)].into();
-    Shard::new(rules, inhibit, Limits::unbounded(100))
+    Shard::new(rules, inhibit, Caps::unbounded(100))
 }
 
 fn event(op: &Op, now: u64) -> Option<Event> {

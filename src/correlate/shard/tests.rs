@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::*;
 use crate::config::{RuleConfig, WindowKind};
 use crate::event::{Field, Severity};
+use crate::integration::{Integration, KeySpace};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -34,14 +35,10 @@ impl Harness {
     }
 
     fn with_max_alerts(rule: RuleConfig, max: usize) -> Self {
-        Self::build(vec![rule], &[], Limits::unbounded(max))
+        Self::build(vec![rule], &[], Caps::unbounded(max))
     }
 
-    fn build(
-        rules: Vec<RuleConfig>,
-        inhibit: &[crate::config::InhibitRule],
-        limits: Limits,
-    ) -> Self {
+    fn build(rules: Vec<RuleConfig>, inhibit: &[crate::config::InhibitRule], limits: Caps) -> Self {
         let rules: Arc<[Rule]> = rules::with_fallback(&rules).into();
         let inhibit: Arc<[Inhibit]> = inhibit.iter().map(Inhibit::from).collect();
         Harness {
@@ -549,7 +546,7 @@ fn the_first_rule_whose_matchers_match_decides_the_grouping() {
         matchers: vec![m("source", "=~", "db-.*")],
         ..rule(&[])
     };
-    let mut h = Harness::build(vec![db, rule(&["dedup_key"])], &[], Limits::unbounded(100));
+    let mut h = Harness::build(vec![db, rule(&["dedup_key"])], &[], Caps::unbounded(100));
     h.trigger("a", "db-1")
         .trigger("b", "db-2")
         .trigger("c", "web-1")
@@ -579,7 +576,7 @@ fn rules_that_all_have_matchers_fall_back_to_the_default_rule() {
         matchers: vec![m("source", "=", "db-1")],
         ..rule(&["source"])
     };
-    let mut h = Harness::build(vec![only_db], &[], Limits::unbounded(100));
+    let mut h = Harness::build(vec![only_db], &[], Caps::unbounded(100));
     h.trigger("a", "web-1").at(30);
     assert_eq!(h.take()[0]["rule"], "default");
 }
@@ -682,7 +679,7 @@ fn node_down_with_disk_full() -> Harness {
     let mut h = Harness::build(
         vec![rule(&["source"])],
         &[inhibit_rule()],
-        Limits::unbounded(100),
+        Caps::unbounded(100),
     );
     h.with(
         Action::Trigger,
@@ -747,11 +744,7 @@ fn an_alert_does_not_inhibit_itself() {
         target: vec![m("labels.alertname", "=", "X")],
         equal: vec![],
     };
-    let mut h = Harness::build(
-        vec![rule(&["source"])],
-        &[rule_both],
-        Limits::unbounded(100),
-    );
+    let mut h = Harness::build(vec![rule(&["source"])], &[rule_both], Caps::unbounded(100));
     h.with(Action::Trigger, "x", labelled("X", "n1", Severity::Warning))
         .at(30);
     assert_eq!(h.types(), ["opened:1"]);
@@ -855,9 +848,9 @@ fn alerts_with_ends_at_resolve_by_time_unless_refreshed() {
 
 #[test]
 fn past_a_cap_events_still_produce_an_untracked_incident() {
-    let limits = Limits {
+    let limits = Caps {
         max_alerts: 2,
-        ..Limits::unbounded(100)
+        ..Caps::unbounded(100)
     };
     let mut h = Harness::build(vec![rule(&["source"])], &[], limits);
     h.trigger("a", "db-1").trigger("b", "db-1");

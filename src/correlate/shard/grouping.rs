@@ -1,0 +1,240 @@
+//! Grouping: which incident a new alert joins, opening incidents, their windows and ids.
+//!
+//! Invariants: the group index holds exactly the incidents whose `in_group_index` is set, at
+//! most one per group (routing key, rule, values of the rule's `group_by` fields): the group's
+//! latest incident, until it closes or a newer one of the group replaces it. A new alert joins
+//! that incident while its window is open or it is flapping. Incident ids are a function of
+//! the input alone, and distinct: `ids_this_ms` counts the incidents opened in the current
+//! millisecond by (group, first dedup key), and every one after the first gets its number in
+//! its id.
+
+use std::collections::HashMap;
+
+use hashbrown::HashTable;
+use xxhash_rust::xxh3::Xxh3Default;
+
+use crate::config::{RuleConfig, WindowKind};
+use crate::event::deterministic_id;
+use crate::event::Event;
+use crate::publish::encode::Status;
+use crate::time::UnixMillis;
+
+use super::super::incident::Incident;
+use super::super::rules::Rule;
+use super::store::hash_routing_key;
+use super::Shard;
+
+/// The hash of a routing key, a rule and a list of values (group values, or the `equal`
+/// values of an inhibition rule).
+pub(super) fn values_hash<'a>(
+    routing_key: &str,
+    rule: u16,
+    values: impl Iterator<Item = &'a str>,
+) -> u64 {
+    let mut h = Xxh3Default::new();
+    hash_routing_key(&mut h, routing_key);
+    h.update(&rule.to_le_bytes());
+    for v in values {
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    h.digest()
+}
+
+/// The values of the rule's `group_by` fields for an event.
+fn group_values<'a>(rule: &'a Rule, event: &'a Event) -> impl Iterator<Item = &'a str> + 'a {
+    rule.group_by().iter().map(|f| event.field(f))
+}
+
+/// The current incident of a group.
+struct GroupRef {
+    hash: u64,
+    slot: u32,
+}
+
+pub(super) struct Groups {
+    table: HashTable<GroupRef>,
+    /// Base ids of incidents opened in the current millisecond, to keep ids unique when the
+    /// same group opens twice within one millisecond (trigger, resolve, trigger).
+    ids_this_ms: (UnixMillis, HashMap<u128, u32>),
+}
+
+impl Groups {
+    pub(super) fn new() -> Self {
+        Groups {
+            table: HashTable::new(),
+            ids_this_ms: (UnixMillis(0), HashMap::new()),
+        }
+    }
+
+    /// `inc_` + xxh3-128 of routing key, rule, group values, opening time and first dedup
+    /// key, and of a count when the same group and first dedup key opened before in this
+    /// millisecond.
+    fn incident_id(
+        &mut self,
+        ghash: u64,
+        rule: &Rule,
+        group_values: &[Box<str>],
+        first: &Event,
+        now: UnixMillis,
+    ) -> String {
+        let base = {
+            let mut h = Xxh3Default::new();
+            h.update(&ghash.to_le_bytes());
+            h.update(first.dedup_key.as_bytes());
+            h.digest128()
+        };
+        if self.ids_this_ms.0 != now {
+            self.ids_this_ms = (now, HashMap::new());
+        }
+        let nth = self.ids_this_ms.1.entry(base).or_insert(0);
+        let mut parts: Vec<&[u8]> = vec![first.routing_key.as_bytes(), rule.name.as_bytes()];
+        parts.extend(group_values.iter().map(|v| v.as_bytes()));
+        let opened = now.0.to_le_bytes();
+        let nth_bytes = nth.to_le_bytes();
+        parts.push(&opened);
+        parts.push(first.dedup_key.as_bytes());
+        if *nth > 0 {
+            parts.push(&nth_bytes);
+        }
+        let id = deterministic_id("inc_", &parts);
+        *nth += 1;
+        id
+    }
+}
+
+impl Shard {
+    /// The group of `event` under `rule`: its hash, and the slot of its current incident if
+    /// it has one.
+    pub(super) fn find_group(
+        &self,
+        rule: &Rule,
+        rule_id: u16,
+        event: &Event,
+    ) -> (u64, Option<u32>) {
+        let ghash = values_hash(&event.routing_key, rule_id, group_values(rule, event));
+        let current = self
+            .groups
+            .table
+            .find(ghash, |g| {
+                let inc = self.slots.get(g.slot);
+                inc.rule == rule_id
+                    && *inc.routing_key == *event.routing_key
+                    && inc
+                        .group_values
+                        .iter()
+                        .map(|v| &**v)
+                        .eq(group_values(rule, event))
+            })
+            .map(|g| g.slot);
+        (ghash, current)
+    }
+
+    /// Whether a new alert joins the incident in `slot` (its group's current one).
+    pub(super) fn joinable(&self, slot: u32, now: UnixMillis) -> bool {
+        let inc = self.slots.get(slot);
+        now < inc.window_end || inc.flapping(now)
+    }
+
+    /// Opens an incident for the group of `first`, which becomes the group's current one in
+    /// place of `current`; returns its slot.
+    pub(super) fn open_incident(
+        &mut self,
+        current: Option<u32>,
+        ghash: u64,
+        rule_id: u16,
+        first: &Event,
+        now: UnixMillis,
+    ) -> u32 {
+        if let Some(old) = current {
+            self.unindex_group(old);
+        }
+        let incident = self.new_incident(ghash, rule_id, first, now);
+        self.usage.incident_opened(incident.routing_key.clone());
+        let slot = self.slots.insert(incident);
+        self.groups
+            .table
+            .insert_unique(ghash, GroupRef { hash: ghash, slot }, |g| g.hash);
+        self.stats.incidents_opened += 1;
+        self.metrics.opened.increment(1);
+        self.metrics.incidents_open.increment(1.0);
+        slot
+    }
+
+    /// A new incident, with no alert yet, for the group `ghash` of `first` under the rule.
+    pub(super) fn new_incident(
+        &mut self,
+        ghash: u64,
+        rule_id: u16,
+        first: &Event,
+        now: UnixMillis,
+    ) -> Incident {
+        let rule = &self.rules[rule_id as usize];
+        let group_values: Box<[Box<str>]> = group_values(rule, first).map(Box::from).collect();
+        let id = self
+            .groups
+            .incident_id(ghash, rule, &group_values, first, now);
+        let config = &rule.config;
+        let hold = config
+            .group_wait
+            .max(config.pause_transient.unwrap_or_default());
+        Incident {
+            id,
+            seq: 0,
+            routing_key: first.routing_key.as_str().into(),
+            rule: rule_id,
+            group_values,
+            group_hash: ghash,
+            title: first.summary.as_str().into(),
+            opened_at: now,
+            updated_at: now,
+            window_end: now.saturating_add(config.window_duration.min(config.max_duration)),
+            resolved_at: None,
+            alerts: Vec::new(),
+            open_alerts: 0,
+            acked_alerts: 0,
+            suppressed_open: 0,
+            gathered: 0,
+            publish_at: now.saturating_add(hold),
+            flapping_until: None,
+            flap_announced: false,
+            severity_counts: [0; 4],
+            last_severity: first.severity,
+            event_count: 0,
+            integrations: 0,
+            links: Vec::new(),
+            published: false,
+            published_severity: first.severity,
+            published_status: Status::Triggered,
+            last_published_at: now,
+            dirty: false,
+            timer: 0,
+            timer_at: UnixMillis(0),
+            untracked: false,
+            in_group_index: true,
+        }
+    }
+
+    /// A rolling window extends with every new alert, to at most `max_duration` after the
+    /// incident opened; a fixed one never moves.
+    pub(super) fn extend_window(&mut self, slot: u32, config: &RuleConfig, now: UnixMillis) {
+        if config.window == WindowKind::Rolling {
+            let inc = self.slots.get_mut(slot);
+            let limit = inc.opened_at.saturating_add(config.max_duration);
+            inc.window_end = inc
+                .window_end
+                .max(now.saturating_add(config.window_duration).min(limit));
+        }
+    }
+
+    /// Takes the incident in `slot` out of the group index, if it is still there.
+    pub(super) fn unindex_group(&mut self, slot: u32) {
+        let inc = self.slots.get_mut(slot);
+        if std::mem::take(&mut inc.in_group_index) {
+            let hash = inc.group_hash;
+            if let Ok(entry) = self.groups.table.find_entry(hash, |g| g.slot == slot) {
+                entry.remove();
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! One shard's correlation state: alerts deduplicated by `(routing_key, key space, dedup_key)`,
+//! grouped into incidents by `(routing_key, rule, group_by values)` within a window, suppression
+//! (silences, inhibition, flapping, thresholds, transients), and the timers that decide when
+//! each incident's next message goes out.
+//!
+//! A shard is plain synchronous state with no clock of its own: every call gets `now`, and
+//! everything it has to say comes out as [`OutboundMessage`]s in the caller's buffer. The
+//! runner in `correlate/mod.rs` drives it from a channel and a sleep; tests and the offline
+//! replay drive it directly.
+//!
+//! Every publication decision is made in one place, [`Shard::review`].
+//!
+//! This file holds [`Shard`] and its public API, and only sequences the concerns, one a file,
+//! each stating at its top what is always true of its data:
+//! - `store`: the slots incidents live in, the dedup index of open alerts, and every change of
+//!   an alert's own state with the incident counters it moves;
+//! - `grouping`: which incident a new alert joins, opening incidents, windows, incident ids;
+//! - `caps`: this shard's share of the caps ([`Caps`]), what they count, and fail-open;
+//! - `inhibit`: the inhibition index and the alerts it holds back;
+//! - `flap`: state-change history and flapping spells;
+//! - `silences`: the silences in force and which alerts they silence;
+//! - `review`: review, emit, timers and close: what each incident publishes, and when;
+//! - `stats`: [`Stats`] and the metrics.
+
+mod caps;
+mod flap;
+mod grouping;
+mod inhibit;
+mod review;
+mod silences;
+mod stats;
+mod store;
+
+use std::sync::Arc;
+
+use crate::event::{deterministic_id, Action, ChangeEvent, Event};
+use crate::publish::encode::{
+    to_json, ChangeBody, MessageKind, OutboundMessage, Topic, CHANGE_SCHEMA,
+};
+use crate::time::UnixMillis;
+
+use super::incident::Alert;
+use super::rules::{self, Inhibit, Rule};
+use super::silence::Silence;
+use super::timers::{Timer, Timers};
+use super::Input;
+
+pub use caps::Caps;
+pub use stats::{Held, Stats, DROP_ALERT_NOT_OPEN};
+
+use caps::Usage;
+use flap::FlapHistory;
+use grouping::Groups;
+use inhibit::Inhibition;
+use review::publish;
+use silences::Silences;
+use stats::ShardMetrics;
+use store::{alert_hash, AlertIndex, Slots};
+
+pub struct Shard {
+    rules: Arc<[Rule]>,
+    caps: Caps,
+    /// Incidents, by slot.
+    slots: Slots,
+    /// Open alerts, for dedup.
+    alerts: AlertIndex,
+    /// The current incident of each group, and incident ids.
+    groups: Groups,
+    /// What the per-routing-key caps count.
+    usage: Usage,
+    silences: Silences,
+    inhibition: Inhibition,
+    flaps: FlapHistory,
+    timers: Timers,
+    pub stats: Stats,
+    metrics: ShardMetrics,
+}
+
+impl Shard {
+    pub fn new(rules: Arc<[Rule]>, inhibit: Arc<[Inhibit]>, caps: Caps) -> Self {
+        assert!(!rules.is_empty(), "a shard needs at least one rule");
+        Shard {
+            rules,
+            caps,
+            slots: Slots::default(),
+            alerts: AlertIndex::new(),
+            groups: Groups::new(),
+            usage: Usage::default(),
+            silences: Silences::new(),
+            inhibition: Inhibition::new(inhibit),
+            flaps: FlapHistory::default(),
+            timers: Timers::default(),
+            stats: Stats::default(),
+            metrics: ShardMetrics::new(),
+        }
+    }
+
+    pub fn open_alerts(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn open_incidents(&self) -> usize {
+        self.slots.live()
+    }
+
+    /// When [`Shard::advance`] next has work, if ever.
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        self.timers.next_deadline()
+    }
+
+    /// Applies whatever ingest handed over.
+    pub fn apply_input(&mut self, input: Input, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        match input {
+            Input::Event(e) => self.apply(e, now, out),
+            Input::Change(c) => self.apply_change(c, out),
+            Input::Silences(s) => self.set_silences(s, now, out),
+        }
+    }
+
+    /// Applies one alert event received at `now`.
+    pub fn apply(&mut self, event: Event, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        self.stats.events += 1;
+        let hash = alert_hash(&event.routing_key, event.key_space, &event.dedup_key);
+        let at = self.alerts.find(&self.slots, hash, &event);
+        if let Some((slot, index)) = at {
+            let inc = self.slots.get(slot);
+            let flapping = inc.flapping(now);
+            let alert = &inc.alerts[index as usize];
+            let (silenced, inhibited) = (alert.silenced, alert.inhibited);
+            self.stats.silence += u64::from(silenced);
+            self.stats.inhibit += u64::from(inhibited && !silenced);
+            self.stats.flap += u64::from(flapping);
+        }
+        match (event.action, at) {
+            (Action::Trigger, Some((slot, index))) => self.retrigger(slot, index, event, now, out),
+            (Action::Trigger, None) => self.open_alert(hash, event, now, out),
+            (Action::Acknowledge, Some((slot, index))) => self.acknowledge(slot, index, now, out),
+            (Action::Resolve, Some((slot, index))) => self.resolve(slot, index, now, out),
+            (Action::Acknowledge | Action::Resolve, None) => {
+                self.stats.dropped += 1;
+                self.metrics.dropped_not_open.increment(1);
+            }
+        }
+    }
+
+    /// Publishes a change event as it is: change events never open incidents.
+    pub fn apply_change(&mut self, change: ChangeEvent, out: &mut Vec<OutboundMessage>) {
+        self.stats.changes += 1;
+        let id = deterministic_id(
+            "chg_",
+            &[
+                change.routing_key.as_bytes(),
+                &change.received_at.0.to_le_bytes(),
+                change.summary.as_bytes(),
+                change.source.as_deref().unwrap_or("").as_bytes(),
+            ],
+        );
+        let body = ChangeBody {
+            schema: CHANGE_SCHEMA,
+            kind: MessageKind::Change,
+            change_id: &id,
+            routing_key: &change.routing_key,
+            integration: change.integration.as_str(),
+            summary: &change.summary,
+            source: change.source.as_deref(),
+            timestamp: change.timestamp,
+            received_at: change.received_at,
+            custom_details: change.custom_details.as_ref().map(|d| &*d.0),
+            links: &change.links,
+            images: &change.images,
+        };
+        let message = OutboundMessage {
+            topic: Topic::Changes,
+            kind: MessageKind::Change,
+            key: change.routing_key.clone(),
+            body: to_json(&body),
+            id,
+        };
+        publish(&mut self.stats, out, message);
+    }
+
+    /// Fires every timer due at or before `now`, each at its own deadline and in deadline
+    /// order, so a late call decides exactly what a punctual one would have. Call it before
+    /// applying events that arrived at `now`.
+    pub fn advance(&mut self, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        while let Some((at, timer)) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Incident { slot, token } => {
+                    let Some(inc) = self.slots.try_get_mut(slot) else {
+                        continue;
+                    };
+                    if inc.timer != token {
+                        continue;
+                    }
+                    inc.timer = 0;
+                    self.review(slot, at, out);
+                }
+                Timer::AlertEnds { slot, index, hash } => {
+                    let due = self
+                        .slots
+                        .open_alert(slot, index, hash)
+                        .is_some_and(|a| a.ends_at == Some(at));
+                    if due {
+                        self.resolve(slot, index, at, out);
+                    }
+                }
+                Timer::Silences => self.reevaluate_silences(at, out),
+            }
+        }
+    }
+
+    /// On shutdown: publishes every incident still in `group_wait` (or `pause_transient`) and
+    /// every pending update, so that no accepted event's incident is left unsaid. Incidents held
+    /// by a threshold or by suppression stay unpublished, as they would have.
+    pub fn flush(&mut self, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        for slot in 0..self.slots.end() {
+            let Some(inc) = self.slots.try_get_mut(slot) else {
+                continue;
+            };
+            inc.timer = 0;
+            inc.publish_at = inc.publish_at.min(now);
+            if inc.published && inc.dirty {
+                self.emit(slot, MessageKind::Updated, now, out);
+            } else {
+                self.review(slot, now, out);
+            }
+        }
+    }
+
+    /// Replaces the silences in force and re-evaluates every open alert against them.
+    pub fn set_silences(
+        &mut self,
+        silences: Arc<[Silence]>,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        self.silences.replace(silences, now, &mut self.timers);
+        self.reevaluate_silences(now, out);
+    }
+
+    /// A trigger for an alert not open: it joins its group's incident or opens one, unless a
+    /// cap is reached (then [`Shard::fail_open`]).
+    fn open_alert(
+        &mut self,
+        hash: u64,
+        mut event: Event,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let rules = Arc::clone(&self.rules);
+        let rule_idx = rules::select(&rules, &event);
+        let rule = &rules[rule_idx];
+        let rule_id = rule_idx as u16;
+        let (ghash, current) = self.find_group(rule, rule_id, &event);
+        let joinable = current.filter(|&slot| self.joinable(slot, now));
+        if let Some(cap) = self.cap_reached(&event.routing_key, joinable.is_none()) {
+            self.fail_open(cap, rule_id, ghash, event, now, out);
+            return;
+        }
+        let slot = match joinable {
+            Some(slot) => slot,
+            None => self.open_incident(current, ghash, rule_id, &event, now),
+        };
+        let mut alert = Alert::triggered(hash, &mut event, now);
+        alert.silenced = self.silences.silenced(&event.routing_key, &alert, now);
+        let ends_at = alert.ends_at;
+        self.extend_window(slot, &rule.config, now);
+        let index = self.add_alert(slot, alert, event.links, now);
+        self.usage.alert_opened(event.routing_key);
+        if let Some(at) = ends_at {
+            self.timers
+                .schedule(at, Timer::AlertEnds { slot, index, hash });
+        }
+        self.inhibit_on_open(slot, index, now, out);
+        self.gather(slot, index);
+        self.record_state_change(slot, hash, now);
+        self.review(slot, now, out);
+    }
+
+    /// An open alert resolves (by an event, or by time at its `ends_at`).
+    fn resolve(&mut self, slot: u32, index: u32, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        let hash = self.mark_resolved(slot, index, now);
+        self.usage.alert_resolved(&self.slots.get(slot).routing_key);
+        self.inhibit_on_resolve(slot, index, now, out);
+        self.record_state_change(slot, hash, now);
+        self.review(slot, now, out);
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod model;

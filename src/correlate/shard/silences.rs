@@ -1,0 +1,78 @@
+//! Silences in force, and which open alerts they silence.
+//!
+//! Invariants: an open alert's `silenced` flag is what the silences in force say of it, as
+//! decided when it opened and re-decided for every open alert whenever the silences change and
+//! at every start and end of a silence (a `Timer::Silences` is set at each one still to come).
+
+use std::sync::Arc;
+
+use crate::publish::encode::OutboundMessage;
+use crate::time::UnixMillis;
+
+use super::super::incident::{Alert, AlertView};
+use super::super::silence::Silence;
+use super::super::timers::{Timer, Timers};
+use super::Shard;
+
+pub(super) struct Silences {
+    in_force: Arc<[Silence]>,
+}
+
+impl Silences {
+    pub(super) fn new() -> Self {
+        Silences {
+            in_force: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Replaces the silences in force, with a timer at each start or end still to come.
+    pub(super) fn replace(
+        &mut self,
+        silences: Arc<[Silence]>,
+        now: UnixMillis,
+        timers: &mut Timers,
+    ) {
+        for s in silences.iter() {
+            for at in [s.starts_at, s.ends_at] {
+                if at > now {
+                    timers.schedule(at, Timer::Silences);
+                }
+            }
+        }
+        self.in_force = silences;
+    }
+
+    pub(super) fn silenced(&self, routing_key: &str, alert: &Alert, now: UnixMillis) -> bool {
+        let view = AlertView { routing_key, alert };
+        self.in_force.iter().any(|s| s.silences(&view, now))
+    }
+}
+
+impl Shard {
+    /// Re-decides which open alerts are silenced; each incident with a change is reviewed.
+    pub(super) fn reevaluate_silences(&mut self, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        for slot in 0..self.slots.end() {
+            let Some(inc) = self.slots.try_get(slot) else {
+                continue;
+            };
+            let changed: Vec<(u32, bool)> = inc
+                .alerts
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.is_open())
+                .filter_map(|(i, a)| {
+                    let now_silenced = self.silences.silenced(&inc.routing_key, a, now);
+                    (now_silenced != a.silenced).then_some((i as u32, now_silenced))
+                })
+                .collect();
+            if changed.is_empty() {
+                continue;
+            }
+            for (index, silenced) in changed {
+                let inhibited = self.slots.get(slot).alerts[index as usize].inhibited;
+                self.set_suppression(slot, index, silenced, inhibited);
+            }
+            self.mark_dirty(slot, now, out);
+        }
+    }
+}

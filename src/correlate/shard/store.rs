@@ -1,0 +1,312 @@
+//! The alert store: the slots incidents live in, the dedup index of open alerts, and every
+//! change of an alert's own state (trigger, repeat, acknowledge, resolve, suppression).
+//!
+//! Invariants: `free` lists exactly the empty slots, each once. Every open alert of a tracked
+//! incident is in the index exactly once, under [`alert_hash`] of its `(routing_key, key space,
+//! dedup_key)` and at its `(slot, index)`; resolved alerts and untracked incidents never are.
+//! An incident's `open_alerts`, `acked_alerts`, `suppressed_open` and `severity_counts` always
+//! agree with its alerts, and every event counted on an alert is counted on its incident.
+
+use hashbrown::HashTable;
+use xxhash_rust::xxh3::Xxh3Default;
+
+use crate::event::{Event, Link};
+use crate::integration::KeySpace;
+use crate::publish::encode::{OutboundMessage, Status};
+use crate::time::UnixMillis;
+
+use super::super::incident::{Alert, AlertView, Incident};
+use super::super::timers::Timer;
+use super::Shard;
+
+/// Starts a hash with a routing key, length-prefixed so that it never runs into what follows.
+pub(super) fn hash_routing_key(h: &mut Xxh3Default, routing_key: &str) {
+    h.update(&(routing_key.len() as u64).to_le_bytes());
+    h.update(routing_key.as_bytes());
+}
+
+/// The dedup identity of an alert.
+pub(super) fn alert_hash(routing_key: &str, space: KeySpace, dedup_key: &str) -> u64 {
+    let mut h = Xxh3Default::new();
+    hash_routing_key(&mut h, routing_key);
+    h.update(&[space.0]);
+    h.update(dedup_key.as_bytes());
+    h.digest()
+}
+
+/// Where incidents live: `incidents[slot]`, emptied slots reused first.
+#[derive(Default)]
+pub(super) struct Slots {
+    incidents: Vec<Option<Incident>>,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    /// The incidents held.
+    pub(super) fn live(&self) -> usize {
+        self.incidents.len() - self.free.len()
+    }
+
+    /// One past the highest slot ever used.
+    pub(super) fn end(&self) -> u32 {
+        self.incidents.len() as u32
+    }
+
+    pub(super) fn try_get(&self, slot: u32) -> Option<&Incident> {
+        self.incidents.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    pub(super) fn try_get_mut(&mut self, slot: u32) -> Option<&mut Incident> {
+        self.incidents
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+    }
+
+    pub(super) fn get(&self, slot: u32) -> &Incident {
+        self.try_get(slot).expect("slot holds an incident")
+    }
+
+    pub(super) fn get_mut(&mut self, slot: u32) -> &mut Incident {
+        self.try_get_mut(slot).expect("slot holds an incident")
+    }
+
+    /// The alert at `(slot, index)` with its routing key, for matchers.
+    pub(super) fn view(&self, slot: u32, index: u32) -> AlertView<'_> {
+        let inc = self.get(slot);
+        AlertView {
+            routing_key: &inc.routing_key,
+            alert: &inc.alerts[index as usize],
+        }
+    }
+
+    /// The alert at `(slot, index)` if it is still the open alert `hash`: a place kept in a
+    /// timer or an index may be stale.
+    pub(super) fn open_alert(&self, slot: u32, index: u32, hash: u64) -> Option<&Alert> {
+        self.try_get(slot)
+            .and_then(|inc| inc.alerts.get(index as usize))
+            .filter(|a| a.hash == hash && a.is_open())
+    }
+
+    pub(super) fn insert(&mut self, incident: Incident) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.incidents[slot as usize] = Some(incident);
+                slot
+            }
+            None => {
+                self.incidents.push(Some(incident));
+                (self.incidents.len() - 1) as u32
+            }
+        }
+    }
+
+    pub(super) fn take(&mut self, slot: u32) -> Incident {
+        let inc = self.incidents[slot as usize]
+            .take()
+            .expect("slot holds an incident");
+        self.free.push(slot);
+        inc
+    }
+}
+
+/// Where an open alert lives: `incidents[slot].alerts[index]`.
+struct AlertRef {
+    hash: u64,
+    slot: u32,
+    index: u32,
+}
+
+/// The open alerts of tracked incidents, by [`alert_hash`].
+pub(super) struct AlertIndex {
+    table: HashTable<AlertRef>,
+}
+
+impl AlertIndex {
+    pub(super) fn new() -> Self {
+        AlertIndex {
+            table: HashTable::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The place of the open alert `event` is about, if any.
+    pub(super) fn find(&self, slots: &Slots, hash: u64, event: &Event) -> Option<(u32, u32)> {
+        self.table
+            .find(hash, |r| {
+                let inc = slots.get(r.slot);
+                let alert = &inc.alerts[r.index as usize];
+                *inc.routing_key == *event.routing_key
+                    && alert.key_space == event.key_space
+                    && *alert.dedup_key == *event.dedup_key
+            })
+            .map(|r| (r.slot, r.index))
+    }
+
+    fn insert(&mut self, hash: u64, slot: u32, index: u32) {
+        self.table
+            .insert_unique(hash, AlertRef { hash, slot, index }, |r| r.hash);
+    }
+
+    fn remove(&mut self, hash: u64, slot: u32, index: u32) {
+        if let Ok(entry) = self
+            .table
+            .find_entry(hash, |r| r.slot == slot && r.index == index)
+        {
+            entry.remove();
+        }
+    }
+}
+
+/// One more event for the open alert at `index`, on the alert and on its incident.
+fn count_event(inc: &mut Incident, index: u32, now: UnixMillis) {
+    inc.event_count += 1;
+    let alert = &mut inc.alerts[index as usize];
+    alert.event_count = alert.event_count.saturating_add(1);
+    alert.last_seen = now;
+}
+
+impl Shard {
+    /// Adds a newly triggered alert (its suppression already decided) to the incident in
+    /// `slot` and indexes it; returns its index.
+    pub(super) fn add_alert(
+        &mut self,
+        slot: u32,
+        alert: Alert,
+        links: Vec<Link>,
+        now: UnixMillis,
+    ) -> u32 {
+        let inc = self.slots.get_mut(slot);
+        let index = inc.alerts.len() as u32;
+        inc.open_alerts += 1;
+        inc.event_count += 1;
+        inc.severity_counts[alert.severity as usize] += 1;
+        inc.integrations |= alert.integration.bit();
+        inc.updated_at = now;
+        inc.add_links(links);
+        inc.dirty = true;
+        if alert.silenced {
+            inc.suppressed_open += 1;
+            self.stats.silence += 1;
+        }
+        let hash = alert.hash;
+        inc.alerts.push(alert);
+        self.alerts.insert(hash, slot, index);
+        self.stats.alerts_opened += 1;
+        self.metrics.alerts_open.increment(1.0);
+        index
+    }
+
+    /// A new alert counts toward `min_alerts` unless it is suppressed; a suppressed one counts
+    /// when its suppression lifts (see [`Shard::set_suppression`]).
+    pub(super) fn gather(&mut self, slot: u32, index: u32) {
+        let inc = self.slots.get_mut(slot);
+        if !inc.alerts[index as usize].suppressed() {
+            inc.gathered += 1;
+        }
+    }
+
+    /// A trigger for an alert already open: takes its summary, details, end and severity.
+    pub(super) fn retrigger(
+        &mut self,
+        slot: u32,
+        index: u32,
+        event: Event,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        self.stats.dedup += 1;
+        self.metrics.deduplicated[event.integration as usize].increment(1);
+        let inc = self.slots.get_mut(slot);
+        count_event(inc, index, now);
+        let alert = &mut inc.alerts[index as usize];
+        if *alert.summary != *event.summary {
+            alert.summary = event.summary.into_boxed_str();
+        }
+        if event.custom_details.is_some() {
+            alert.details = event.custom_details;
+        }
+        alert.ends_at = event.ends_at;
+        let hash = alert.hash;
+        let old = std::mem::replace(&mut alert.severity, event.severity);
+        let severity_changed = old != event.severity;
+        if severity_changed {
+            inc.severity_counts[old as usize] -= 1;
+            inc.severity_counts[event.severity as usize] += 1;
+        }
+        if let Some(at) = event.ends_at {
+            self.timers
+                .schedule(at, Timer::AlertEnds { slot, index, hash });
+        }
+        if severity_changed {
+            self.changed(slot, now, out);
+        }
+    }
+
+    pub(super) fn acknowledge(
+        &mut self,
+        slot: u32,
+        index: u32,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let inc = self.slots.get_mut(slot);
+        count_event(inc, index, now);
+        let alert = &mut inc.alerts[index as usize];
+        if alert.status == Status::Triggered {
+            alert.status = Status::Acknowledged;
+            inc.acked_alerts += 1;
+            self.changed(slot, now, out);
+        }
+    }
+
+    /// Resolves an open alert and takes it out of the index; returns its hash.
+    pub(super) fn mark_resolved(&mut self, slot: u32, index: u32, now: UnixMillis) -> u64 {
+        let hash = self.slots.get(slot).alerts[index as usize].hash;
+        self.alerts.remove(hash, slot, index);
+        self.metrics.alerts_open.decrement(1.0);
+        let inc = self.slots.get_mut(slot);
+        count_event(inc, index, now);
+        let alert = &mut inc.alerts[index as usize];
+        if alert.status == Status::Acknowledged {
+            inc.acked_alerts -= 1;
+        }
+        alert.status = Status::Resolved;
+        alert.ends_at = None;
+        if alert.suppressed() {
+            inc.suppressed_open -= 1;
+        }
+        let severity = alert.severity;
+        inc.severity_counts[severity as usize] -= 1;
+        inc.open_alerts -= 1;
+        inc.last_severity = inc.last_severity.max(severity);
+        inc.updated_at = now;
+        inc.dirty = true;
+        hash
+    }
+
+    /// Sets an open alert's suppression flags, keeping the incident's counts right.
+    pub(super) fn set_suppression(
+        &mut self,
+        slot: u32,
+        index: u32,
+        silenced: bool,
+        inhibited: bool,
+    ) {
+        let inc = self.slots.get_mut(slot);
+        let alert = &mut inc.alerts[index as usize];
+        let was = alert.suppressed();
+        alert.silenced = silenced;
+        alert.inhibited = inhibited;
+        match (was, alert.suppressed()) {
+            (false, true) => inc.suppressed_open += 1,
+            (true, false) => {
+                inc.suppressed_open -= 1;
+                inc.gathered += 1;
+            }
+            _ => {}
+        }
+    }
+}
