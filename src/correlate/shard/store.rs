@@ -20,12 +20,14 @@ use super::super::timers::Timer;
 use super::Shard;
 
 /// Starts a hash with a routing key, length-prefixed so that it never runs into what follows.
+#[inline]
 pub(super) fn hash_routing_key(h: &mut Xxh3Default, routing_key: &str) {
     h.update(&(routing_key.len() as u64).to_le_bytes());
     h.update(routing_key.as_bytes());
 }
 
 /// The dedup identity of an alert.
+#[inline]
 pub(super) fn alert_hash(routing_key: &str, space: KeySpace, dedup_key: &str) -> u64 {
     let mut h = Xxh3Default::new();
     hash_routing_key(&mut h, routing_key);
@@ -52,20 +54,24 @@ impl Slots {
         self.incidents.len() as u32
     }
 
+    #[inline]
     pub(super) fn try_get(&self, slot: u32) -> Option<&Incident> {
         self.incidents.get(slot as usize).and_then(Option::as_ref)
     }
 
+    #[inline]
     pub(super) fn try_get_mut(&mut self, slot: u32) -> Option<&mut Incident> {
         self.incidents
             .get_mut(slot as usize)
             .and_then(Option::as_mut)
     }
 
+    #[inline]
     pub(super) fn get(&self, slot: u32) -> &Incident {
         self.try_get(slot).expect("slot holds an incident")
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, slot: u32) -> &mut Incident {
         self.try_get_mut(slot).expect("slot holds an incident")
     }
@@ -81,6 +87,7 @@ impl Slots {
 
     /// The alert at `(slot, index)` if it is still the open alert `hash`: a place kept in a
     /// timer or an index may be stale.
+    #[inline]
     pub(super) fn open_alert(&self, slot: u32, index: u32, hash: u64) -> Option<&Alert> {
         self.try_get(slot)
             .and_then(|inc| inc.alerts.get(index as usize))
@@ -133,6 +140,7 @@ impl AlertIndex {
     }
 
     /// The place of the open alert `event` is about, if any.
+    #[inline]
     pub(super) fn find(&self, slots: &Slots, hash: u64, event: &Event) -> Option<(u32, u32)> {
         self.table
             .find(hash, |r| {
@@ -161,6 +169,7 @@ impl AlertIndex {
 }
 
 /// One more event for the open alert at `index`, on the alert and on its incident.
+#[inline]
 fn count_event(inc: &mut Incident, index: u32, now: UnixMillis) {
     inc.event_count += 1;
     let alert = &mut inc.alerts[index as usize];
@@ -209,6 +218,7 @@ impl Shard {
     }
 
     /// A trigger for an alert already open: takes its summary, details, end and severity.
+    #[inline]
     pub(super) fn retrigger(
         &mut self,
         slot: u32,
