@@ -3,11 +3,12 @@
 //! fields. Alerts are found by key, (rule, hash of the `equal` values), never by a scan.
 //!
 //! Invariants: `inhibitors[key]` is the number of open alerts matching the rule's source under
-//! that key, and there is no entry at zero. `targets[key]` holds the place of every open alert
-//! matching the rule's target under that key, and possibly stale places (of alerts since
-//! resolved, or in slots since reused), dropped whenever the key is refreshed. An open alert is `inhibited`
-//! exactly when, for some rule whose target it matches, the count under its key is more than
-//! its own share (an alert never inhibits itself).
+//! that key, with no entry at zero. `targets[key]` holds the place of every open alert matching
+//! the rule's target under that key, and possibly stale places (of alerts since resolved, or in
+//! slots since reused), dropped whenever the key is refreshed. An open alert's `inhibited` flag
+//! is decided when it opens, and again for every target under a key whose count rises from or
+//! falls to zero: it is set when, for some rule whose target the alert matches, the count under
+//! its key is more than the alert's own share (an alert never inhibits itself).
 
 use std::collections::HashMap;
 use std::sync::Arc;

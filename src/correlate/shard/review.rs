@@ -131,7 +131,7 @@ impl Shard {
     }
 
     /// Makes sure the incident is reviewed again at `at` (keeps an earlier or equal timer).
-    pub(super) fn wake_at(&mut self, slot: u32, at: UnixMillis) {
+    fn wake_at(&mut self, slot: u32, at: UnixMillis) {
         let inc = self.slots.get_mut(slot);
         if inc.timer != 0 && inc.timer_at <= at {
             return;
