@@ -12,14 +12,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::config::{Brokers, Config, ConfigError};
+use crate::config::{Brokers, Config, ConfigError, PipelineMode};
+use crate::correlate::Correlator;
 use crate::ingest::admin::Health;
 use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::Router;
 use crate::ingest::server::{self, ServerLimits};
+use crate::pipeline::kafka::{spawn_correlator, EventsProducer, KafkaCorrelator};
+use crate::pipeline::Intake;
 use crate::publish::embedded::EmbeddedBroker;
-use crate::publish::kafka::{KafkaSetupError, KafkaSink};
+use crate::publish::kafka::{ensure_topic, KafkaSetupError, KafkaSink};
 use crate::publish::Sink;
 
 /// How often the Kafka connection is probed for readiness.
@@ -89,8 +92,16 @@ pub async fn start_recording(
     let metrics = crate::metrics::install();
     let embedded = match &config.kafka.brokers {
         Brokers::Embedded => {
+            let events = [(
+                config.pipeline.events_topic.as_str(),
+                config.pipeline.partitions,
+            )];
+            let more: &[(&str, i32)] = match config.pipeline.mode {
+                PipelineMode::Kafka => &events,
+                PipelineMode::Memory => &[],
+            };
             let broker =
-                EmbeddedBroker::start(&config.kafka).map_err(StartError::EmbeddedBroker)?;
+                EmbeddedBroker::start(&config.kafka, more).map_err(StartError::EmbeddedBroker)?;
             tracing::warn!(
                 bootstrap = broker.bootstrap_servers(),
                 "EMBEDDED BROKER: incidents go to an in-memory, in-process Kafka mock cluster that is \
@@ -113,12 +124,21 @@ pub async fn start_recording(
         changes_topic = %config.kafka.changes_topic,
         "kafka producer ready"
     );
-    let (correlator, intake) = crate::pipeline::local::spawn(
-        &config.correlate,
-        &config.event_rules,
-        clock.clone(),
-        sink.clone(),
-    );
+    let (stop, stop_rx) = watch::channel(false);
+    let (correlator, intake) = match config.pipeline.mode {
+        PipelineMode::Memory => {
+            let (correlator, intake) = crate::pipeline::local::spawn(
+                &config.correlate,
+                &config.event_rules,
+                clock.clone(),
+                sink.clone(),
+            );
+            (Correlators::Local(correlator), intake)
+        }
+        PipelineMode::Kafka => {
+            start_kafka_pipeline(&config, &bootstrap, &clock, sink.clone(), &stop_rx).await?
+        }
+    };
     let health = Arc::new(Health::new(sink.connected()));
     let router = Router::new(
         intake,
@@ -147,7 +167,6 @@ pub async fn start_recording(
     })?;
     tracing::info!(%addr, "listening");
 
-    let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(Arc::clone(&sink).watch_connection(KAFKA_PROBE_EVERY, stop_rx.clone()));
     let grace = config.server.shutdown_grace;
     let limits = ServerLimits {
@@ -195,6 +214,68 @@ pub async fn start_recording(
         stop,
         task,
     })
+}
+
+/// The correlator of either pipeline, for shutdown.
+enum Correlators {
+    Local(Correlator),
+    Kafka(Option<KafkaCorrelator>),
+}
+
+impl Correlators {
+    async fn shutdown(self) {
+        match self {
+            Correlators::Local(c) => c.shutdown().await,
+            Correlators::Kafka(Some(c)) => c.shutdown().await,
+            Correlators::Kafka(None) => {}
+        }
+    }
+}
+
+/// Kafka mode: the events topic (created or checked), this instance's roles' parts of the
+/// pipeline (the events producer and its watermarks for ingest, the consumer group member for
+/// correlate), and the intake ingest hands events to.
+async fn start_kafka_pipeline(
+    config: &Config,
+    bootstrap: &str,
+    clock: &Clock,
+    sink: Arc<KafkaSink>,
+    stop: &watch::Receiver<bool>,
+) -> Result<(Correlators, Intake), StartError> {
+    let pipeline = &config.pipeline;
+    ensure_topic(
+        &config.kafka,
+        bootstrap,
+        &pipeline.events_topic,
+        pipeline.partitions,
+    )
+    .await?;
+    let (silences, silences_rx) = watch::channel(Arc::from(Vec::new()));
+    let producer = if pipeline.roles.ingest {
+        let producer = Arc::new(EventsProducer::connect(&config.kafka, bootstrap, pipeline)?);
+        tokio::spawn(Arc::clone(&producer).watermarks(
+            clock.clone(),
+            pipeline.watermark_interval,
+            stop.clone(),
+        ));
+        Some(producer)
+    } else {
+        None
+    };
+    let correlator = if pipeline.roles.correlate {
+        Some(spawn_correlator(config, bootstrap, sink, silences_rx)?)
+    } else {
+        None
+    };
+    tracing::info!(
+        events_topic = %pipeline.events_topic,
+        partitions = pipeline.partitions,
+        ingest = pipeline.roles.ingest,
+        correlate = pipeline.roles.correlate,
+        "kafka pipeline ready"
+    );
+    let intake = Intake::kafka(producer, silences, &config.event_rules);
+    Ok((Correlators::Kafka(correlator), intake))
 }
 
 impl ShutdownReport {

@@ -32,6 +32,14 @@ pub const CAPS_REACHED: &str = "sluice_caps_reached_total";
 pub const SILENCES_ACTIVE: &str = "sluice_silences_active";
 pub const RECORD_DROPPED: &str = "sluice_record_dropped_total";
 pub const SNS_SUBSCRIPTIONS: &str = "sluice_sns_subscriptions_total";
+pub const EVENTS_PRODUCED: &str = "sluice_events_produced_total";
+pub const EVENT_DELIVERY_FAILED: &str = "sluice_event_delivery_failures_total";
+pub const EVENT_RECORDS_CONSUMED: &str = "sluice_event_records_consumed_total";
+pub const EVENTS_UNDECODABLE: &str = "sluice_event_records_undecodable_total";
+pub const REBALANCES: &str = "sluice_rebalances_total";
+pub const PARTITIONS_OWNED: &str = "sluice_partitions_owned";
+pub const RESTORE_RECORDS: &str = "sluice_restore_records_total";
+pub const RESTORE_DURATION: &str = "sluice_restore_duration_seconds";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -56,6 +64,14 @@ pub const ALL: &[(&str, &str)] = &[
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
     (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),
+    (EVENTS_PRODUCED, "Kafka mode: events delivered to the events topic (acknowledged by the broker)."),
+    (EVENT_DELIVERY_FAILED, "Kafka mode: events-topic records not delivered (the sender got 503), by kind of error."),
+    (EVENT_RECORDS_CONSUMED, "Kafka mode: events-topic records correlated live (not counting restores)."),
+    (EVENTS_UNDECODABLE, "Kafka mode: events-topic records that are not the wire format, skipped."),
+    (REBALANCES, "Kafka mode: consumer group rebalances seen by this correlator."),
+    (PARTITIONS_OWNED, "Kafka mode: events-topic partitions this correlator owns and has restored."),
+    (RESTORE_RECORDS, "Kafka mode: events-topic records replayed to restore partitions."),
+    (RESTORE_DURATION, "Kafka mode: time to restore one partition."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -82,10 +98,11 @@ pub fn install() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed");
             for (name, help) in ALL {
                 match *name {
-                    ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED | SILENCES_ACTIVE => {
-                        describe_gauge!(*name, *help)
+                    ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED | SILENCES_ACTIVE
+                    | PARTITIONS_OWNED => describe_gauge!(*name, *help),
+                    REQUEST_DURATION | RESTORE_DURATION => {
+                        describe_histogram!(*name, Unit::Seconds, *help)
                     }
-                    REQUEST_DURATION => describe_histogram!(*name, Unit::Seconds, *help),
                     _ => describe_counter!(*name, *help),
                 }
             }
@@ -136,6 +153,14 @@ pub fn published(kind: &'static str) -> Counter {
 
 pub fn failed(kind: &'static str) -> Counter {
     metrics::counter!(MESSAGES_FAILED, LABEL_KIND => kind)
+}
+
+pub fn event_delivery_failed(kind: &'static str) -> Counter {
+    metrics::counter!(EVENT_DELIVERY_FAILED, LABEL_KIND => kind)
+}
+
+pub fn histogram(name: &'static str) -> metrics::Histogram {
+    metrics::histogram!(name)
 }
 
 pub fn incidents_held(reason: &'static str) -> Counter {

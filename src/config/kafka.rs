@@ -103,12 +103,8 @@ impl RawKafka {
             ("kafka.topic", &topic),
             ("kafka.changes_topic", &changes_topic),
         ] {
-            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-            if t.is_empty() || t.len() > 249 || !t.chars().all(legal) {
-                p.add(
-                    key,
-                    format!("{t:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
-                );
+            if let Err(why) = check_topic_name(t) {
+                p.add(key, why);
             }
         }
         if topic == changes_topic {
@@ -150,5 +146,17 @@ impl RawKafka {
             ),
             properties,
         }
+    }
+}
+
+/// A legal Kafka topic name, or why not.
+pub(super) fn check_topic_name(t: &str) -> Result<(), String> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if t.is_empty() || t.len() > 249 || !t.chars().all(legal) {
+        Err(format!(
+            "{t:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"
+        ))
+    } else {
+        Ok(())
     }
 }

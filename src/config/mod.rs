@@ -6,7 +6,7 @@
 //!
 //! This module holds the top level (`instance`, the overrides, `Problems` and the checks the
 //! sections share); each section's raw struct, typed struct and validation live in its own
-//! module: `server`, `kafka`, `correlate`, `event_rules`, `log` and [`integrations`].
+//! module: `server`, `kafka`, `correlate`, `event_rules`, `log`, `pipeline` and [`integrations`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,12 +22,14 @@ mod event_rules;
 pub mod integrations;
 mod kafka;
 mod log;
+mod pipeline;
 mod server;
 
 pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, RuleConfig, WindowKind};
 pub use event_rules::EventRule;
 pub use kafka::{Brokers, KafkaConfig};
 pub use log::{LogConfig, LogFormat};
+pub use pipeline::{PipelineConfig, PipelineMode, Roles};
 pub use server::ServerConfig;
 
 /// Every default, in one place.
@@ -71,6 +73,13 @@ pub mod defaults {
     pub const LOG_LEVEL: &str = "info";
     pub const LOG_FORMAT: &str = "pretty";
     pub const INSTANCE: &str = "sluice";
+    pub const PIPELINE_MODE: &str = "memory";
+    pub const ROLES: &str = "ingest,correlate";
+    pub const EVENTS_TOPIC: &str = "sluice.events";
+    pub const EVENT_PARTITIONS: i32 = 12;
+    pub const GROUP_ID: &str = "sluice-correlators";
+    pub const WATERMARK_INTERVAL: &str = "1s";
+    pub const COMMIT_INTERVAL: &str = "1s";
 }
 
 /// Environment variables that override a config key; anything else named `SLUICE_*` is an
@@ -83,6 +92,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_LOG_LEVEL", "log.level"),
     ("SLUICE_LOG_FORMAT", "log.format"),
     ("SLUICE_INSTANCE", "instance"),
+    ("SLUICE_PIPELINE", "pipeline.mode"),
+    ("SLUICE_ROLES", "pipeline.roles"),
 ];
 /// Read by the CLI itself (the config path), not an override.
 pub const ENV_CONFIG_PATH: &str = "SLUICE_CONFIG";
@@ -98,6 +109,7 @@ struct RawConfig {
     correlate: Option<correlate::RawCorrelate>,
     event_rules: Option<Vec<event_rules::RawEventRule>>,
     log: Option<log::RawLog>,
+    pipeline: Option<pipeline::RawPipeline>,
     integrations: Option<integrations::RawIntegrations>,
     #[serde(flatten)]
     unknown: Unknown,
@@ -114,6 +126,8 @@ pub struct Config {
     /// Applied in order to every event before dedup (see [`EventRule`]).
     pub event_rules: Vec<EventRule>,
     pub log: LogConfig,
+    /// `[pipeline]`: memory or Kafka, and this instance's roles.
+    pub pipeline: PipelineConfig,
     /// `[integrations.<kind>]`: per-integration settings.
     pub integrations: integrations::IntegrationsConfig,
 }
@@ -256,7 +270,13 @@ impl RawConfig {
             let server = self.server.get_or_insert_with(Default::default);
             let kafka = self.kafka.get_or_insert_with(Default::default);
             let log = self.log.get_or_insert_with(Default::default);
+            let pipeline = self.pipeline.get_or_insert_with(Default::default);
             let slot = match name.as_str() {
+                "SLUICE_PIPELINE" => &mut pipeline.mode,
+                "SLUICE_ROLES" => {
+                    pipeline.roles = Some(pipeline::RawRoles::List(value));
+                    continue;
+                }
                 "SLUICE_LISTEN" => &mut server.listen,
                 "SLUICE_KAFKA_BROKERS" => &mut kafka.brokers,
                 "SLUICE_KAFKA_TOPIC" => &mut kafka.topic,
@@ -290,6 +310,7 @@ impl RawConfig {
             correlate: self.correlate.unwrap_or_default().validate(p),
             event_rules: event_rules::validate(self.event_rules, p),
             log: self.log.unwrap_or_default().validate(p),
+            pipeline: self.pipeline.unwrap_or_default().validate(p),
             integrations: integrations::validate(self.integrations, p),
         }
     }

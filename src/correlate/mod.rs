@@ -54,8 +54,25 @@ impl Input {
     }
 }
 
+/// One of `of` shards (or partitions) a config asks for, with its share of the caps.
+pub fn build_shard(config: &CorrelateConfig, of: usize) -> Shard {
+    let (rules, inhibit, caps) = shard_parts(config, of);
+    Shard::new(rules, inhibit, caps)
+}
+
 /// The shards a config asks for: rules compiled once, caps split evenly between shards.
 pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
+    let (rules, inhibit, caps) = shard_parts(config, n);
+    (0..n)
+        .map(|_| Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps))
+        .collect()
+}
+
+/// The compiled rules and one shard's share of the caps, when there are `n` shards.
+fn shard_parts(
+    config: &CorrelateConfig,
+    n: usize,
+) -> (Arc<[rules::Rule]>, Arc<[rules::Inhibit]>, shard::Caps) {
     let rules: Arc<[rules::Rule]> = rules::with_fallback(&config.rules).into();
     let inhibit: Arc<[rules::Inhibit]> = config.inhibit.iter().map(rules::Inhibit::from).collect();
     let share = |total: usize| total.div_ceil(n).max(1);
@@ -66,9 +83,7 @@ pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
         max_incidents_per_routing_key: config.max_incidents_per_routing_key,
         max_alerts_per_message: config.max_alerts_per_message,
     };
-    (0..n)
-        .map(|_| Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps))
-        .collect()
+    (rules, inhibit, caps)
 }
 
 /// The running shards.
@@ -192,26 +207,30 @@ impl Worker {
         self.publish(out).await;
     }
 
-    /// Hands every message to the sink in order. A full producer queue holds this shard (its
-    /// channel fills, and ingest answers 503) until there is room; nothing is dropped.
     async fn publish(&self, out: &mut Vec<OutboundMessage>) {
-        for msg in out.drain(..) {
-            let mut waited = false;
-            loop {
-                match self.sink.send(&msg) {
-                    Ok(()) => break,
-                    Err(SendError::QueueFull) => {
-                        if !waited {
-                            m::counter(m::PUBLISH_RETRIES).increment(1);
-                            waited = true;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+        hand_to_sink(&*self.sink, out).await;
+    }
+}
+
+/// Hands every message to the sink in order. A full producer queue holds the caller (a
+/// shard's channel fills, and ingest answers 503) until there is room; nothing is dropped.
+pub async fn hand_to_sink(sink: &dyn Sink, out: &mut Vec<OutboundMessage>) {
+    for msg in out.drain(..) {
+        let mut waited = false;
+        loop {
+            match sink.send(&msg) {
+                Ok(()) => break,
+                Err(SendError::QueueFull) => {
+                    if !waited {
+                        m::counter(m::PUBLISH_RETRIES).increment(1);
+                        waited = true;
                     }
-                    Err(SendError::Rejected(kind)) => {
-                        m::failed(kind).increment(1);
-                        tracing::error!(key = %msg.key, kind, "message refused by the producer");
-                        break;
-                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(SendError::Rejected(kind)) => {
+                    m::failed(kind).increment(1);
+                    tracing::error!(key = %msg.key, kind, "message refused by the producer");
+                    break;
                 }
             }
         }

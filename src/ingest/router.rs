@@ -386,5 +386,11 @@ fn refusal(refused: Refused) -> Response<Body> {
         Refused::Overloaded => {
             response::unavailable("sluice is at capacity; retry after the given seconds")
         }
+        Refused::Unavailable => response::unavailable(
+            "the events topic did not take the events; retry after the given seconds",
+        ),
+        Refused::NoIngest => {
+            response::unavailable("this sluice instance does not run ingest; send to another")
+        }
     }
 }

@@ -11,11 +11,13 @@
 //! `received_at` (stamped at ingest) and from ticks while idle.
 
 pub mod event_rules;
+pub mod kafka;
 pub mod local;
 
 use std::sync::Arc;
 
 use metrics::Counter;
+use tokio::sync::watch;
 
 use crate::config::EventRule;
 use crate::correlate::silence::Silence;
@@ -38,6 +40,12 @@ pub enum Refused {
     /// A partition's queue is full: the sender should retry later (503 + Retry-After).
     #[error("correlator queues are full")]
     Overloaded,
+    /// Kafka mode: the events topic did not take the events in time (503 + Retry-After).
+    #[error("the events topic did not take the events")]
+    Unavailable,
+    /// This instance does not run the ingest role (503: the sender tries another instance).
+    #[error("this instance does not run ingest")]
+    NoIngest,
 }
 
 impl Refused {
@@ -45,6 +53,8 @@ impl Refused {
     pub fn reason(self) -> &'static str {
         match self {
             Refused::Overloaded => "overloaded",
+            Refused::Unavailable => "unavailable",
+            Refused::NoIngest => "no_ingest",
         }
     }
 }
@@ -54,16 +64,46 @@ impl Refused {
 pub struct Intake {
     event_rules: Arc<[EventRule]>,
     dropped_by_rule: Counter,
-    to: local::Local,
+    to: To,
+}
+
+#[derive(Clone)]
+enum To {
+    Local(local::Local),
+    /// The events topic; silences go to this instance's correlator, if it runs one.
+    Kafka {
+        producer: Option<Arc<kafka::EventsProducer>>,
+        silences: Arc<watch::Sender<Arc<[Silence]>>>,
+    },
 }
 
 impl Intake {
     fn new(to: local::Local, event_rules: &[EventRule]) -> Self {
+        Intake::with(To::Local(to), event_rules)
+    }
+
+    fn with(to: To, event_rules: &[EventRule]) -> Self {
         Intake {
             event_rules: event_rules.into(),
             dropped_by_rule: m::dropped(DROP_EVENT_RULE),
             to,
         }
+    }
+
+    /// Kafka mode: events go to the events topic through `producer` (`None` on an instance
+    /// without the ingest role: every submit is refused), silences to `silences`.
+    pub fn kafka(
+        producer: Option<Arc<kafka::EventsProducer>>,
+        silences: watch::Sender<Arc<[Silence]>>,
+        event_rules: &[EventRule],
+    ) -> Self {
+        Intake::with(
+            To::Kafka {
+                producer,
+                silences: Arc::new(silences),
+            },
+            event_rules,
+        )
     }
 
     /// Applies the event rules, then hands over every remaining event of one request, or none
@@ -75,17 +115,34 @@ impl Intake {
             self.dropped_by_rule
                 .increment((before - events.len()) as u64);
         }
-        self.to.events(events)
+        match &self.to {
+            To::Local(local) => local.events(events),
+            To::Kafka {
+                producer: Some(p), ..
+            } => p.events(&events).await,
+            To::Kafka { producer: None, .. } => Err(Refused::NoIngest),
+        }
     }
 
     /// Hands over a change event (published as is, never grouped).
     pub async fn submit_change(&self, change: ChangeEvent) -> Result<(), Refused> {
-        self.to.change(change)
+        match &self.to {
+            To::Local(local) => local.change(change),
+            To::Kafka {
+                producer: Some(p), ..
+            } => p.change(&change).await,
+            To::Kafka { producer: None, .. } => Err(Refused::NoIngest),
+        }
     }
 
     /// Sends the silences in force to every partition (waits for room: an admin action, not
     /// ingest).
     pub async fn set_silences(&self, silences: Arc<[Silence]>) {
-        self.to.silences(silences).await;
+        match &self.to {
+            To::Local(local) => local.silences(silences).await,
+            To::Kafka { silences: tx, .. } => {
+                let _ = tx.send(silences);
+            }
+        }
     }
 }

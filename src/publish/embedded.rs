@@ -18,12 +18,16 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    /// Starts a one-broker mock cluster and creates sluice's topics on it.
-    pub fn start(config: &KafkaConfig) -> Result<Self, String> {
+    /// Starts a one-broker mock cluster and creates sluice's topics on it, and `more` topics
+    /// (name, partitions): the events topic of Kafka mode.
+    pub fn start(config: &KafkaConfig, more: &[(&str, i32)]) -> Result<Self, String> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let topics = [config.topic.clone(), config.changes_topic.clone()];
-        let partitions = config.partitions;
+        let mut topics = vec![
+            (config.topic.clone(), config.partitions),
+            (config.changes_topic.clone(), config.partitions),
+        ];
+        topics.extend(more.iter().map(|&(t, n)| (t.to_string(), n)));
         let thread = std::thread::Builder::new()
             .name("sluice-embedded-broker".into())
             .spawn(move || {
@@ -35,8 +39,8 @@ impl EmbeddedBroker {
                         return;
                     }
                 };
-                for t in &topics {
-                    if let Err(e) = cluster.create_topic(t, partitions, 1) {
+                for (t, partitions) in &topics {
+                    if let Err(e) = cluster.create_topic(t, *partitions, 1) {
                         let _ = ready_tx.send(Err(format!(
                             "cannot create topic {t} on the embedded broker: {e}"
                         )));

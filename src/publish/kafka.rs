@@ -28,6 +28,18 @@ pub enum KafkaSetupError {
     Unreachable { brokers: String, source: KafkaError },
     #[error("cannot create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
+    #[error(
+        "topic {topic} has {found} partitions, but this config says {expected}: the partition \
+         count of the events topic is fixed when it is created (see the README on migrating \
+         to more partitions)"
+    )]
+    Partitions {
+        topic: String,
+        expected: i32,
+        found: i32,
+    },
+    #[error("cannot create the Kafka consumer: {0}")]
+    Consumer(KafkaError),
 }
 
 /// Counts librdkafka's delivery reports.
@@ -82,8 +94,8 @@ pub struct KafkaSink {
     brokers: String,
 }
 
-/// The client settings shared by the producer and the admin client.
-fn client_config(config: &KafkaConfig, bootstrap: &str) -> ClientConfig {
+/// The client settings shared by every client sluice makes (producers, consumers, admin).
+pub fn client_config(config: &KafkaConfig, bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
     for (k, v) in &config.properties {
@@ -140,7 +152,7 @@ impl KafkaSink {
                 .filter(|t| !metadata.iter().any(|have| have == t))
                 .collect();
             if !missing.is_empty() {
-                create_topics(config, bootstrap, &missing).await?;
+                create_topics(config, bootstrap, &missing, config.partitions).await?;
             }
         }
         let sink = KafkaSink {
@@ -200,6 +212,7 @@ async fn create_topics(
     config: &KafkaConfig,
     bootstrap: &str,
     topics: &[&str],
+    partitions: i32,
 ) -> Result<(), KafkaSetupError> {
     let admin: AdminClient<_> = client_config(config, bootstrap)
         .create()
@@ -209,7 +222,7 @@ async fn create_topics(
         .map(|t| {
             NewTopic::new(
                 t,
-                config.partitions,
+                partitions,
                 TopicReplication::Fixed(config.replication_factor),
             )
         })
@@ -229,7 +242,7 @@ async fn create_topics(
         match r {
             Ok(topic) => tracing::info!(
                 topic,
-                partitions = config.partitions,
+                partitions,
                 replication_factor = config.replication_factor,
                 "created topic"
             ),
@@ -243,6 +256,51 @@ async fn create_topics(
         }
     }
     Ok(())
+}
+
+/// Makes sure `topic` exists with `partitions` partitions: created when missing (if
+/// `create_topics`), refused when it has another count.
+pub async fn ensure_topic(
+    config: &KafkaConfig,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), KafkaSetupError> {
+    let unreachable = |source| KafkaSetupError::Unreachable {
+        brokers: bootstrap.to_string(),
+        source,
+    };
+    let count = {
+        let admin: AdminClient<_> = client_config(config, bootstrap)
+            .create()
+            .map_err(KafkaSetupError::Producer)?;
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || -> Result<Option<i32>, KafkaError> {
+            let md = admin
+                .inner()
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            Ok(md
+                .topics()
+                .iter()
+                .find(|t| t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.partitions().len() as i32))
+        })
+        .await
+        .expect("metadata probe does not panic")
+        .map_err(unreachable)?
+    };
+    match count {
+        Some(found) if found != partitions => Err(KafkaSetupError::Partitions {
+            topic: topic.to_string(),
+            expected: partitions,
+            found,
+        }),
+        Some(_) => Ok(()),
+        None if config.create_topics => {
+            create_topics(config, bootstrap, &[topic], partitions).await
+        }
+        None => Ok(()),
+    }
 }
 
 /// Names of the topics the cluster reports: all of them, or just `topic` (a cheap probe).

@@ -1,0 +1,156 @@
+//! `[pipeline]`: how events travel from ingest to the correlator. Every key is optional; the
+//! values shown are the defaults:
+//!
+//! ```toml
+//! [pipeline]
+//! mode = "memory"                  # or "kafka" (SLUICE_PIPELINE): the durable events topic
+//! roles = ["ingest", "correlate"]  # what this instance runs (SLUICE_ROLES="ingest,correlate")
+//! events_topic = "sluice.events"   # kafka mode: the normalized events, one partition a shard
+//! partitions = 12                  # kafka mode: of the events topic, fixed when it is created
+//! group_id = "sluice-correlators"  # kafka mode: the correlators' consumer group
+//! watermark_interval = "1s"        # kafka mode: ingest moves idle partitions' time this often
+//! commit_interval = "1s"           # kafka mode: how often delivered work is committed
+//! ```
+//!
+//! Validates the mode and roles by name (at least one role; memory mode runs both), the topic
+//! name (not one of the `[kafka]` topics), and the counts and durations; unknown keys are
+//! rejected.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{defaults, Problems, Unknown};
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawRoles {
+    /// `"ingest,correlate"`, as `SLUICE_ROLES` writes it.
+    List(String),
+    Array(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawPipeline {
+    /// Set by `SLUICE_PIPELINE` and `SLUICE_ROLES` too.
+    pub(super) mode: Option<String>,
+    pub(super) roles: Option<RawRoles>,
+    events_topic: Option<String>,
+    partitions: Option<i32>,
+    group_id: Option<String>,
+    watermark_interval: Option<String>,
+    commit_interval: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineMode {
+    /// Bounded channels to in-process shards: fast, and gone with the process.
+    Memory,
+    /// The events topic and a consumer group of correlators: durable, shared, restartable.
+    Kafka,
+}
+
+/// What one instance runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    /// Accept HTTP events and hand them to the pipeline.
+    pub ingest: bool,
+    /// Correlate: own shards (memory) or partitions of the events topic (kafka).
+    pub correlate: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub mode: PipelineMode,
+    pub roles: Roles,
+    pub events_topic: String,
+    pub partitions: i32,
+    pub group_id: String,
+    pub watermark_interval: Duration,
+    pub commit_interval: Duration,
+}
+
+impl RawPipeline {
+    pub(super) fn validate(self, p: &mut Problems) -> PipelineConfig {
+        p.unknown("pipeline", &self.unknown);
+        let mode = p.one_of(
+            "pipeline.mode",
+            self.mode.as_deref(),
+            defaults::PIPELINE_MODE,
+            &[
+                ("memory", PipelineMode::Memory),
+                ("kafka", PipelineMode::Kafka),
+            ],
+        );
+        let names: Vec<String> = match self.roles {
+            None => defaults::ROLES.split(',').map(String::from).collect(),
+            Some(RawRoles::List(list)) => list.split(',').map(|r| r.trim().to_string()).collect(),
+            Some(RawRoles::Array(array)) => array,
+        };
+        let mut roles = Roles {
+            ingest: false,
+            correlate: false,
+        };
+        for name in &names {
+            match name.as_str() {
+                "ingest" => roles.ingest = true,
+                "correlate" => roles.correlate = true,
+                other => p.add(
+                    "pipeline.roles",
+                    format!("{other:?} is not a role (roles: ingest, correlate)"),
+                ),
+            }
+        }
+        if !roles.ingest && !roles.correlate {
+            p.add("pipeline.roles", "name at least one of ingest, correlate");
+        } else if mode == PipelineMode::Memory && !(roles.ingest && roles.correlate) {
+            p.add(
+                "pipeline.roles",
+                "memory mode runs ingest and correlate in one process; split roles need mode = \"kafka\"",
+            );
+        }
+        let events_topic = self
+            .events_topic
+            .unwrap_or_else(|| defaults::EVENTS_TOPIC.into());
+        if let Err(why) = super::kafka::check_topic_name(&events_topic) {
+            p.add("pipeline.events_topic", why);
+        }
+        let partitions = p.positive(
+            "pipeline.partitions",
+            self.partitions.unwrap_or(defaults::EVENT_PARTITIONS),
+        );
+        let group_id = self.group_id.unwrap_or_else(|| defaults::GROUP_ID.into());
+        if group_id.trim().is_empty() {
+            p.add("pipeline.group_id", "must not be blank");
+        }
+        let watermark_interval = p.duration(
+            "pipeline.watermark_interval",
+            self.watermark_interval.as_deref(),
+            defaults::WATERMARK_INTERVAL,
+        );
+        let commit_interval = p.duration(
+            "pipeline.commit_interval",
+            self.commit_interval.as_deref(),
+            defaults::COMMIT_INTERVAL,
+        );
+        for (key, d) in [
+            ("pipeline.watermark_interval", watermark_interval),
+            ("pipeline.commit_interval", commit_interval),
+        ] {
+            if d.is_zero() {
+                p.add(key, "must be greater than zero");
+            }
+        }
+        PipelineConfig {
+            mode,
+            roles,
+            events_topic,
+            partitions,
+            group_id,
+            watermark_interval,
+            commit_interval,
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! Kafka mode (`[pipeline] mode = "kafka"`): the events topic is the pipeline, and the
+//! correlators are one consumer group on it.
+//!
+//! - **Ingest** ([`EventsProducer`]) encodes each request's events in the wire format
+//!   (`event::wire`) and produces them, one record per partition touched (the partition from
+//!   the one [`partition`] function; records of one Kafka message are separated by newlines),
+//!   with `acks=all` and idempotence. The sender is answered only after every delivery report
+//!   is in: a failed or timed-out delivery answers 503. Every `watermark_interval` it writes a
+//!   watermark record (its clock) to each partition it has not written to since, so an idle
+//!   partition's time still moves and its timers fire.
+//! - **Correlation** ([`spawn_correlator`]): an assigned partition is a shard. Its time is
+//!   partition time: the highest `received_at` or watermark of its records, never a local
+//!   clock, so the shard's output is a function of the partition's records. Before a
+//!   partition processes anything, its state is restored by replaying the partition from its
+//!   start up to the group's committed offset with the output discarded; the records after
+//!   that are processed live. Delivered work is committed every `commit_interval` (after a
+//!   producer flush), so a crash repeats at most the messages since the last commit, each
+//!   with the same `(incident_id, seq)` and body: at-least-once with identical repeats.
+//!
+//! Not yet: snapshots (restore reads the partition's whole retained history), ownership
+//! checks before each produce, silences shared through a topic (a silence applies to the
+//! partitions of the instance whose API made it), re-routed events forwarded between
+//! partitions (event rules run at ingest, before the partition is chosen).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::{Config, KafkaConfig, PipelineConfig};
+use crate::correlate::silence::Silence;
+use crate::correlate::{self, Input, Shard};
+use crate::event::wire::{self, Record};
+use crate::event::{ChangeEvent, Event};
+use crate::metrics as m;
+use crate::publish::encode::OutboundMessage;
+use crate::publish::kafka::{client_config, error_kind, KafkaSetupError};
+use crate::publish::Sink;
+use crate::time::UnixMillis;
+
+use super::{partition, Refused};
+
+/// How long a produce may wait for its delivery report before the sender gets 503.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The ingest side of Kafka mode: produces events to the events topic.
+pub struct EventsProducer {
+    producer: FutureProducer,
+    topic: String,
+    partitions: usize,
+    /// Partitions written to since the last watermark tick.
+    written: Vec<AtomicBool>,
+}
+
+impl EventsProducer {
+    pub fn connect(
+        kafka: &KafkaConfig,
+        bootstrap: &str,
+        pipeline: &PipelineConfig,
+    ) -> Result<Self, KafkaSetupError> {
+        let mut pc = client_config(kafka, bootstrap);
+        pc.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", kafka.linger.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            );
+        let producer: FutureProducer = pc.create().map_err(KafkaSetupError::Producer)?;
+        let partitions = pipeline.partitions as usize;
+        Ok(EventsProducer {
+            producer,
+            topic: pipeline.events_topic.clone(),
+            partitions,
+            written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+        })
+    }
+
+    /// Produces every event of one request, one record per partition touched, and waits for
+    /// every delivery report.
+    pub(super) async fn events(&self, events: &[Event]) -> Result<(), Refused> {
+        self.produce(events, |e| &e.routing_key, wire::encode_event)
+            .await
+    }
+
+    pub(super) async fn change(&self, change: &ChangeEvent) -> Result<(), Refused> {
+        self.produce(
+            std::slice::from_ref(change),
+            |c| &c.routing_key,
+            wire::encode_change,
+        )
+        .await
+    }
+
+    async fn produce<T>(
+        &self,
+        items: &[T],
+        routing_key: fn(&T) -> &str,
+        encode: fn(&T, &mut Vec<u8>),
+    ) -> Result<(), Refused> {
+        let mut bodies: Vec<(usize, &str, Vec<u8>)> = Vec::new();
+        for item in items {
+            let key = routing_key(item);
+            let p = partition(key, self.partitions);
+            let at = match bodies.iter().position(|(q, _, _)| *q == p) {
+                Some(at) => {
+                    bodies[at].2.push(b'\n');
+                    at
+                }
+                None => {
+                    bodies.push((p, key, Vec::with_capacity(512)));
+                    bodies.len() - 1
+                }
+            };
+            encode(item, &mut bodies[at].2);
+        }
+        let mut deliveries = Vec::with_capacity(bodies.len());
+        for (p, key, body) in &bodies {
+            let record = FutureRecord::to(&self.topic)
+                .partition(*p as i32)
+                .key(*key)
+                .payload(body);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => {
+                    m::event_delivery_failed(error_kind(&e)).increment(1);
+                    return Err(Refused::Overloaded);
+                }
+            }
+            self.written[*p].store(true, Ordering::Relaxed);
+        }
+        let mut failed = false;
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    m::event_delivery_failed(error_kind(&e)).increment(1);
+                    failed = true;
+                }
+                Err(_) => {
+                    m::event_delivery_failed("canceled").increment(1);
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            return Err(Refused::Unavailable);
+        }
+        m::counter(m::EVENTS_PRODUCED).increment(items.len() as u64);
+        Ok(())
+    }
+
+    /// Writes a watermark (the clock's time) to every partition not written to in the last
+    /// `every`, until `stop` fires.
+    pub async fn watermarks(
+        self: Arc<Self>,
+        clock: Clock,
+        every: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut body = Vec::with_capacity(64);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            body.clear();
+            wire::encode_watermark(clock.now(), &mut body);
+            for p in 0..self.partitions {
+                if self.written[p].swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                let record = FutureRecord::<(), _>::to(&self.topic)
+                    .partition(p as i32)
+                    .payload(&body);
+                if let Err((e, _)) = self.producer.send_result(record) {
+                    tracing::debug!(error = %e, partition = p, "watermark not queued");
+                }
+            }
+        }
+    }
+}
+
+/// Records which partitions the group took away, for the correlator loop to drop.
+struct Rebalances {
+    revoked: Mutex<Vec<i32>>,
+}
+
+impl ClientContext for Rebalances {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(fac, message, "events consumer")
+            }
+            L::Warning => tracing::warn!(fac, message, "events consumer"),
+            _ => tracing::debug!(fac, message, "events consumer"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "events consumer");
+    }
+}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        m::counter(m::REBALANCES).increment(1);
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut revoked = self.revoked.lock().expect("rebalance lock");
+            revoked.extend(tpl.elements().iter().map(|e| e.partition()));
+        }
+    }
+}
+
+/// One owned partition: its shard, its time, and the next offset to commit.
+struct Owned {
+    shard: Shard,
+    time: UnixMillis,
+    next: i64,
+}
+
+impl Owned {
+    /// Applies one Kafka message's records; their output goes to `out`.
+    fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
+        for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let input = match wire::decode(line) {
+                Ok(Record::Event(e)) => Input::Event(e),
+                Ok(Record::Change(c)) => Input::Change(c),
+                Ok(Record::Watermark { at }) => {
+                    self.time = self.time.max(at);
+                    self.shard.advance(self.time, out);
+                    continue;
+                }
+                Err(e) => {
+                    m::counter(m::EVENTS_UNDECODABLE).increment(1);
+                    tracing::error!(error = %e, "events topic record skipped");
+                    continue;
+                }
+            };
+            if let Some(at) = input.received_at() {
+                self.time = self.time.max(at);
+            }
+            self.shard.advance(self.time, out);
+            self.shard.apply_input(input, self.time, out);
+        }
+    }
+}
+
+/// The running correlator of Kafka mode.
+pub struct KafkaCorrelator {
+    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl KafkaCorrelator {
+    /// Stops consuming, delivers and commits what was processed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "kafka correlator task failed");
+        }
+    }
+}
+
+/// Joins the correlators' consumer group on the events topic and correlates every assigned
+/// partition, publishing to `sink`.
+pub fn spawn_correlator(
+    config: &Config,
+    bootstrap: &str,
+    sink: Arc<dyn Sink>,
+    silences: watch::Receiver<Arc<[Silence]>>,
+) -> Result<KafkaCorrelator, KafkaSetupError> {
+    let pipeline = &config.pipeline;
+    let mut cc = client_config(&config.kafka, bootstrap);
+    cc.set("group.id", &pipeline.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "15000");
+    let consumer: StreamConsumer<Rebalances> = cc
+        .create_with_context(Rebalances {
+            revoked: Mutex::new(Vec::new()),
+        })
+        .map_err(KafkaSetupError::Consumer)?;
+    consumer
+        .subscribe(&[&pipeline.events_topic])
+        .map_err(KafkaSetupError::Consumer)?;
+    let mut restore = client_config(&config.kafka, bootstrap);
+    restore
+        .set("group.id", format!("{}.restore", pipeline.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
+    let (stop, stop_rx) = watch::channel(false);
+    let run = Run {
+        consumer,
+        restore,
+        topic: pipeline.events_topic.clone(),
+        correlate: config.correlate.clone(),
+        partitions: pipeline.partitions as usize,
+        sink,
+        owned: HashMap::new(),
+        silences,
+    };
+    let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
+    Ok(KafkaCorrelator { task, stop })
+}
+
+struct Run {
+    consumer: StreamConsumer<Rebalances>,
+    restore: rdkafka::ClientConfig,
+    topic: String,
+    correlate: crate::config::CorrelateConfig,
+    partitions: usize,
+    sink: Arc<dyn Sink>,
+    owned: HashMap<i32, Owned>,
+    silences: watch::Receiver<Arc<[Silence]>>,
+}
+
+impl Run {
+    async fn run(mut self, commit_every: Duration, mut stop: watch::Receiver<bool>) {
+        let mut out = Vec::with_capacity(256);
+        let mut commit = tokio::time::interval(commit_every);
+        commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut silences_open = true;
+        loop {
+            tokio::select! {
+                msg = self.consumer.recv() => match msg {
+                    Ok(msg) => {
+                        let (p, offset) = (msg.partition(), msg.offset());
+                        let payload = msg.payload().unwrap_or_default().to_vec();
+                        drop(msg);
+                        self.drop_revoked();
+                        if !self.owned.contains_key(&p) {
+                            let mut restored = self.restore(p);
+                            let silences = self.silences.borrow().clone();
+                            if !silences.is_empty() {
+                                restored.shard.set_silences(silences, restored.time, &mut out);
+                            }
+                            self.owned.insert(p, restored);
+                            m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
+                        }
+                        let owned = self.owned.get_mut(&p).expect("restored above");
+                        if offset < owned.next {
+                            continue;
+                        }
+                        owned.apply(&payload, &mut out);
+                        owned.next = offset + 1;
+                        m::counter(m::EVENT_RECORDS_CONSUMED).increment(1);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "events topic consumer error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = commit.tick() => {
+                    self.drop_revoked();
+                    self.commit().await;
+                }
+                changed = self.silences.changed(), if silences_open => {
+                    if changed.is_err() {
+                        silences_open = false;
+                        continue;
+                    }
+                    let silences = self.silences.borrow_and_update().clone();
+                    for owned in self.owned.values_mut() {
+                        owned.shard.set_silences(Arc::clone(&silences), owned.time, &mut out);
+                    }
+                }
+                _ = stop.changed() => {
+                    self.commit().await;
+                    self.consumer.unsubscribe();
+                    return;
+                }
+            }
+            correlate::hand_to_sink(&*self.sink, &mut out).await;
+        }
+    }
+
+    /// Forgets the partitions the group took away: their next owner restores them.
+    fn drop_revoked(&mut self) {
+        let revoked = std::mem::take(&mut *self.consumer.context().revoked.lock().expect("lock"));
+        for p in revoked {
+            if self.owned.remove(&p).is_some() {
+                tracing::info!(partition = p, "partition handed over");
+            }
+        }
+        m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
+    }
+
+    /// Delivers everything produced so far, then commits what produced it.
+    async fn commit(&mut self) {
+        if self.owned.is_empty() {
+            return;
+        }
+        let sink = Arc::clone(&self.sink);
+        let undelivered = tokio::task::spawn_blocking(move || sink.flush(DELIVERY_TIMEOUT))
+            .await
+            .unwrap_or(-1);
+        if undelivered != 0 {
+            tracing::warn!(undelivered, "not committing: messages still undelivered");
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, owned) in &self.owned {
+            let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(owned.next));
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+    }
+
+    /// Rebuilds partition `p`'s state by replaying it from its start up to the group's
+    /// committed offset, with the output discarded.
+    fn restore(&self, p: i32) -> Owned {
+        let started = std::time::Instant::now();
+        let mut owned = Owned {
+            shard: correlate::build_shard(&self.correlate, self.partitions),
+            time: UnixMillis(0),
+            next: 0,
+        };
+        let until = tokio::task::block_in_place(|| self.committed(p));
+        let mut records = 0u64;
+        if until > 0 {
+            let result =
+                tokio::task::block_in_place(|| self.replay(p, until, &mut owned, &mut records));
+            if let Err(e) = result {
+                tracing::error!(partition = p, error = %e, "restore failed; the partition starts from its committed offset with what was restored");
+            }
+        }
+        owned.next = owned.next.max(until);
+        m::counter(m::RESTORE_RECORDS).increment(records);
+        m::histogram(m::RESTORE_DURATION).record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            partition = p,
+            records,
+            until,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition restored"
+        );
+        owned
+    }
+
+    /// The group's committed offset of partition `p` (0 when none).
+    fn committed(&self, p: i32) -> i64 {
+        let mut tpl = TopicPartitionList::new();
+        let _ = tpl.add_partition(&self.topic, p);
+        match self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+        {
+            Ok(tpl) => tpl
+                .elements()
+                .first()
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(n) => Some(n),
+                    _ => None,
+                })
+                .unwrap_or(0),
+            Err(e) => {
+                tracing::error!(partition = p, error = %e, "cannot read the committed offset; replaying from the start");
+                0
+            }
+        }
+    }
+
+    fn replay(
+        &self,
+        p: i32,
+        until: i64,
+        owned: &mut Owned,
+        records: &mut u64,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let reader: BaseConsumer = self.restore.create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
+        reader.assign(&tpl)?;
+        let mut discard = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while owned.next < until && std::time::Instant::now() < deadline {
+            match reader.poll(Duration::from_millis(500)) {
+                Some(Ok(msg)) => {
+                    if msg.offset() >= until {
+                        break;
+                    }
+                    owned.apply(msg.payload().unwrap_or_default(), &mut discard);
+                    discard.clear();
+                    owned.next = msg.offset() + 1;
+                    *records += 1;
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
