@@ -80,6 +80,7 @@ pub mod defaults {
     pub const GROUP_ID: &str = "sluice-correlators";
     pub const WATERMARK_INTERVAL: &str = "1s";
     pub const COMMIT_INTERVAL: &str = "1s";
+    pub const SESSION_TIMEOUT: &str = "10s";
 }
 
 /// Environment variables that override a config key; anything else named `SLUICE_*` is an

@@ -10,6 +10,7 @@
 //! group_id = "sluice-correlators"  # kafka mode: the correlators' consumer group
 //! watermark_interval = "1s"        # kafka mode: ingest moves idle partitions' time this often
 //! commit_interval = "1s"           # kafka mode: how often delivered work is committed
+//! session_timeout = "10s"          # kafka mode: a correlator silent this long loses its partitions
 //! ```
 //!
 //! Validates the mode and roles by name (at least one role; memory mode runs both), the topic
@@ -40,6 +41,7 @@ pub(super) struct RawPipeline {
     group_id: Option<String>,
     watermark_interval: Option<String>,
     commit_interval: Option<String>,
+    session_timeout: Option<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -70,6 +72,9 @@ pub struct PipelineConfig {
     pub group_id: String,
     pub watermark_interval: Duration,
     pub commit_interval: Duration,
+    /// The consumer group's session timeout: how long after a correlator dies its partitions
+    /// move (plus a rebalance).
+    pub session_timeout: Duration,
 }
 
 impl RawPipeline {
@@ -135,9 +140,15 @@ impl RawPipeline {
             self.commit_interval.as_deref(),
             defaults::COMMIT_INTERVAL,
         );
+        let session_timeout = p.duration(
+            "pipeline.session_timeout",
+            self.session_timeout.as_deref(),
+            defaults::SESSION_TIMEOUT,
+        );
         for (key, d) in [
             ("pipeline.watermark_interval", watermark_interval),
             ("pipeline.commit_interval", commit_interval),
+            ("pipeline.session_timeout", session_timeout),
         ] {
             if d.is_zero() {
                 p.add(key, "must be greater than zero");
@@ -151,6 +162,7 @@ impl RawPipeline {
             group_id,
             watermark_interval,
             commit_interval,
+            session_timeout,
         }
     }
 }

@@ -105,3 +105,78 @@ fn managed_kafka_properties_are_refused() {
     assert_eq!(err.problems.len(), 1);
     assert!(err.problems[0].contains("enable.idempotence"));
 }
+
+#[test]
+fn pipeline_defaults_to_memory_with_both_roles() {
+    let config = Config::from_toml("", no_env()).unwrap();
+    assert_eq!(config.pipeline.mode, PipelineMode::Memory);
+    assert_eq!(
+        config.pipeline.roles,
+        Roles {
+            ingest: true,
+            correlate: true
+        }
+    );
+    assert_eq!(config.pipeline.events_topic, "sluice.events");
+    assert_eq!(config.pipeline.partitions, 12);
+    assert_eq!(config.pipeline.session_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn pipeline_mode_and_roles_come_from_the_environment() {
+    let env = vec![
+        ("SLUICE_PIPELINE".to_string(), "kafka".to_string()),
+        ("SLUICE_ROLES".to_string(), "correlate".to_string()),
+    ];
+    let config = Config::from_toml("[pipeline]\nmode = \"memory\"", env).unwrap();
+    assert_eq!(config.pipeline.mode, PipelineMode::Kafka);
+    assert_eq!(
+        config.pipeline.roles,
+        Roles {
+            ingest: false,
+            correlate: true
+        }
+    );
+    let array = Config::from_toml(
+        "[pipeline]\nmode = \"kafka\"\nroles = [\"ingest\"]",
+        no_env(),
+    )
+    .unwrap();
+    assert!(array.pipeline.roles.ingest && !array.pipeline.roles.correlate);
+}
+
+#[test]
+fn pipeline_problems_name_their_keys() {
+    let problems = Config::from_toml(
+        r#"
+        [pipeline]
+        mode = "kafak"
+        roles = ["ingest", "corelate"]
+        events_topic = "bad topic"
+        partitions = 0
+        session_timeout = "0s"
+        retention = "7d"
+        "#,
+        no_env(),
+    )
+    .unwrap_err()
+    .problems;
+    let all = problems.join("\n");
+    for needle in [
+        "pipeline.mode: \"kafak\" must be \"memory\" or \"kafka\"",
+        "pipeline.roles: \"corelate\" is not a role (roles: ingest, correlate)",
+        "pipeline.events_topic: \"bad topic\" is not a Kafka topic name",
+        "pipeline.partitions: must be greater than zero",
+        "pipeline.session_timeout: must be greater than zero",
+        "pipeline.retention: unknown key",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    let split_in_memory = Config::from_toml("[pipeline]\nroles = \"ingest\"", no_env())
+        .unwrap_err()
+        .problems;
+    assert_eq!(
+        split_in_memory,
+        ["pipeline.roles: memory mode runs ingest and correlate in one process; split roles need mode = \"kafka\""]
+    );
+}

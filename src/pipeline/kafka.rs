@@ -282,13 +282,19 @@ pub fn spawn_correlator(
     silences: watch::Receiver<Arc<[Silence]>>,
 ) -> Result<KafkaCorrelator, KafkaSetupError> {
     let pipeline = &config.pipeline;
+    let session_ms = pipeline.session_timeout.as_millis();
     let mut cc = client_config(&config.kafka, bootstrap);
     cc.set("group.id", &pipeline.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "15000");
+        .set("session.timeout.ms", session_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (session_ms / 6).max(100).to_string(),
+        )
+        // The group waits this long for a member to rejoin a rebalance: kept short, so a dead
+        // correlator's partitions move about a session timeout after it died.
+        .set("max.poll.interval.ms", (session_ms + 5000).to_string());
     let consumer: StreamConsumer<Rebalances> = cc
         .create_with_context(Rebalances {
             revoked: Mutex::new(Vec::new()),

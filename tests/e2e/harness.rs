@@ -187,6 +187,13 @@ impl Sluice {
         }
     }
 
+    /// SIGKILL: no shutdown, nothing flushed (a crash or an OOM kill).
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

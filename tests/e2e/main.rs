@@ -8,5 +8,6 @@ mod integrations_batched;
 mod integrations_cloud;
 mod integrations_webhooks;
 mod kafka_faults;
+mod kafka_mode;
 mod real_broker;
 mod replay;

@@ -1,0 +1,156 @@
+//! Kafka mode (`SLUICE_PIPELINE=kafka`) against a real broker (tansu, its own process) and
+//! several real sluice processes: the events topic is the pipeline, correlators are a consumer
+//! group, and a partition's state is restored from the topic, so an instance can die.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice::send::{pd_event, HttpClient};
+
+use crate::harness::{by_incident, Broker, Reader, Sluice};
+
+const CONFIG: &str = r#"
+instance = "sluice-e2e-kafka"
+[kafka]
+partitions = 3
+[pipeline]
+partitions = 4
+commit_interval = "200ms"
+watermark_interval = "200ms"
+session_timeout = "6s"
+[[correlate.rules]]
+name = "by-source"
+group_by = ["source"]
+group_wait = "0s"
+group_interval = "1h"
+window_duration = "10m"
+"#;
+
+async fn send(url: &str, action: &str, key: &str, source: &str) -> Value {
+    let mut client = HttpClient::connect(url).await.unwrap();
+    let body = pd_event(
+        "svc-payments",
+        action,
+        key,
+        source,
+        "critical",
+        &format!("{key} failing on {source}"),
+    );
+    let reply = client.post("/v2/enqueue", body).await.unwrap();
+    assert_eq!(
+        reply.status,
+        202,
+        "{action} {key}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+fn types(msgs: &[crate::harness::Received]) -> Vec<(String, u64)> {
+    msgs.iter()
+        .map(|m| {
+            (
+                m.body["type"].as_str().unwrap().to_string(),
+                m.body["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The one instance is SIGKILLed after opening two incidents; a new instance restores the
+/// partitions from the events topic, so the resolves sent to it close those same incidents
+/// (same ids, next seq), and nothing is opened twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_after_a_crash_closes_the_incident_opened_before() {
+    let broker = Broker::start();
+    let env = [("SLUICE_PIPELINE", "kafka")];
+    let mut first = Sluice::start_with_env("kafka-crash-1", &broker.bootstrap, CONFIG, &env);
+    send(&first.url, "trigger", "db-1/disk", "db-1").await;
+    send(&first.url, "trigger", "web-1/http", "web-1").await;
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader.until("two opened", |seen| seen.len() >= 2).await;
+    // Let a commit happen after the opened messages were delivered, then crash.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    first.kill();
+
+    let second = Sluice::start_with_env("kafka-crash-2", &broker.bootstrap, CONFIG, &env);
+    send(&second.url, "resolve", "db-1/disk", "").await;
+    send(&second.url, "resolve", "web-1/http", "").await;
+    reader
+        .until("both resolved", |seen| {
+            seen.iter().filter(|m| m.body["type"] == "resolved").count() >= 2
+        })
+        .await;
+    reader.extra_within(Duration::from_secs(2)).await;
+
+    let incidents = by_incident(&reader.seen);
+    assert_eq!(incidents.len(), 2, "{:#?}", reader.seen);
+    for (id, msgs) in &incidents {
+        let mut seen = types(msgs);
+        // At-least-once: a message repeated after the crash has the same (id, seq) and body.
+        seen.dedup();
+        assert_eq!(
+            seen,
+            [("opened".to_string(), 1), ("resolved".to_string(), 2)],
+            "{id}: {msgs:#?}"
+        );
+    }
+    assert!(
+        second.log_text().contains("partition restored"),
+        "{}",
+        second.log_text()
+    );
+}
+
+/// An ingest-only instance and a correlate-only instance: the first answers 202 once the
+/// events topic has the event, the second turns it into the incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_and_correlation_run_in_separate_processes() {
+    let broker = Broker::start();
+    let ingest = Sluice::start_with_env(
+        "kafka-ingest",
+        &broker.bootstrap,
+        CONFIG,
+        &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_ROLES", "ingest")],
+    );
+    let correlator = Sluice::start_with_env(
+        "kafka-correlate",
+        &broker.bootstrap,
+        CONFIG,
+        &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_ROLES", "correlate")],
+    );
+    send(&ingest.url, "trigger", "db-2/cpu", "db-2").await;
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader.until("opened", |seen| !seen.is_empty()).await;
+    assert_eq!(reader.seen[0].body["type"], "opened");
+    assert_eq!(reader.seen[0].body["group_key"]["source"], "db-2");
+
+    // The correlate-only instance refuses ingest with 503, so a load balancer moves on.
+    let mut client = HttpClient::connect(&correlator.url).await.unwrap();
+    let body = pd_event("svc", "trigger", "k", "s", "critical", "x");
+    let reply = client.post("/v2/enqueue", body).await.unwrap();
+    assert_eq!(
+        reply.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(ingest.log_text().contains("ingest=true correlate=false"));
+}
+
+/// The embedded default broker runs Kafka mode too, so a newcomer can try it on one machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_runs_kafka_mode() {
+    let config = crate::harness::embedded_config(
+        "[pipeline]\nmode = \"kafka\"\npartitions = 2\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"",
+    );
+    let (running, _client) = crate::harness::in_process(config).await;
+    let url = format!("http://{}", running.addr());
+    send(&url, "trigger", "db-3/disk", "db-3").await;
+    let mut reader = Reader::new(running.bootstrap_servers(), "sluice.incidents");
+    reader.until("opened", |seen| !seen.is_empty()).await;
+    assert_eq!(reader.seen[0].body["type"], "opened");
+    assert_eq!(reader.seen[0].body["group_key"]["source"], "db-3");
+    running.shutdown();
+    assert!(running.wait().await.clean());
+}
