@@ -3,7 +3,7 @@
 //! publish every incident still waiting -> flush the producer within the grace period -> report.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,7 @@ pub async fn start_recording(
         "kafka producer ready"
     );
     let (stop, stop_rx) = watch::channel(false);
+    let restoring = Arc::new(AtomicUsize::new(0));
     let (correlator, intake) = match config.pipeline.mode {
         PipelineMode::Memory => {
             let (correlator, intake) = crate::pipeline::local::spawn(
@@ -136,10 +137,16 @@ pub async fn start_recording(
             (Correlators::Local(correlator), intake)
         }
         PipelineMode::Kafka => {
-            start_kafka_pipeline(&config, &bootstrap, &clock, sink.clone(), &stop_rx).await?
+            let parts = KafkaParts {
+                clock: &clock,
+                sink: sink.clone(),
+                stop: &stop_rx,
+                restoring: Arc::clone(&restoring),
+            };
+            start_kafka_pipeline(&config, &bootstrap, parts).await?
         }
     };
-    let health = Arc::new(Health::new(sink.connected()));
+    let health = Arc::new(Health::new(sink.connected(), restoring));
     let router = Router::new(
         intake,
         clock,
@@ -235,13 +242,25 @@ impl Correlators {
 /// Kafka mode: the events topic (created or checked), this instance's roles' parts of the
 /// pipeline (the events producer and its watermarks for ingest, the consumer group member for
 /// correlate), and the intake ingest hands events to.
+struct KafkaParts<'a> {
+    clock: &'a Clock,
+    sink: Arc<KafkaSink>,
+    stop: &'a watch::Receiver<bool>,
+    /// Partitions assigned and not yet restored (readiness).
+    restoring: Arc<AtomicUsize>,
+}
+
 async fn start_kafka_pipeline(
     config: &Config,
     bootstrap: &str,
-    clock: &Clock,
-    sink: Arc<KafkaSink>,
-    stop: &watch::Receiver<bool>,
+    parts: KafkaParts<'_>,
 ) -> Result<(Correlators, Intake), StartError> {
+    let KafkaParts {
+        clock,
+        sink,
+        stop,
+        restoring,
+    } = parts;
     let pipeline = &config.pipeline;
     ensure_topic(
         &config.kafka,
@@ -263,7 +282,13 @@ async fn start_kafka_pipeline(
         None
     };
     let correlator = if pipeline.roles.correlate {
-        Some(spawn_correlator(config, bootstrap, sink, silences_rx)?)
+        Some(spawn_correlator(
+            config,
+            bootstrap,
+            sink,
+            silences_rx,
+            restoring,
+        )?)
     } else {
         None
     };

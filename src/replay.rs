@@ -131,7 +131,7 @@ pub async fn run(
         clock.clone(),
         sink.clone(),
     );
-    let health = Arc::new(Health::new(Arc::new(AtomicBool::new(true))));
+    let health = Arc::new(Health::new(Arc::new(AtomicBool::new(true)), Arc::default()));
     let router = Router::new(
         intake,
         clock.clone(),

@@ -10,10 +10,10 @@
 //!   partition's time still moves and its timers fire.
 //! - **Correlation** ([`spawn_correlator`]): an assigned partition is a shard. Its time is
 //!   partition time: the highest `received_at` or watermark of its records, never a local
-//!   clock, so the shard's output is a function of the partition's records. Before a
-//!   partition processes anything, its state is restored by replaying the partition from its
-//!   start up to the group's committed offset with the output discarded; the records after
-//!   that are processed live. Delivered work is committed every `commit_interval` (after a
+//!   clock, so the shard's output is a function of the partition's records. When the group
+//!   assigns a partition, its state is restored before any of its records is processed, by
+//!   replaying the partition from its start up to the group's committed offset with the
+//!   output discarded; `/readyz` is false until every assigned partition is restored. Delivered work is committed every `commit_interval` (after a
 //!   producer flush), so a crash repeats at most the messages since the last commit, each
 //!   with the same `(incident_id, seq)` and body: at-least-once with identical repeats.
 //!
@@ -23,7 +23,7 @@
 //! partitions (event rules run at ingest, before the partition is chosen).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -191,9 +191,12 @@ impl EventsProducer {
     }
 }
 
-/// Records which partitions the group took away, for the correlator loop to drop.
+/// Records what the group gave and took away, for the correlator loop to restore and drop.
 struct Rebalances {
+    assigned: Mutex<Vec<i32>>,
     revoked: Mutex<Vec<i32>>,
+    /// Partitions assigned and not yet restored: readiness waits for none.
+    restoring: Arc<AtomicUsize>,
 }
 
 impl ClientContext for Rebalances {
@@ -219,6 +222,18 @@ impl ConsumerContext for Rebalances {
         if let Rebalance::Revoke(tpl) = rebalance {
             let mut revoked = self.revoked.lock().expect("rebalance lock");
             revoked.extend(tpl.elements().iter().map(|e| e.partition()));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            self.restoring
+                .fetch_add(partitions.len(), Ordering::Relaxed);
+            self.assigned
+                .lock()
+                .expect("rebalance lock")
+                .extend(partitions);
         }
     }
 }
@@ -280,6 +295,7 @@ pub fn spawn_correlator(
     bootstrap: &str,
     sink: Arc<dyn Sink>,
     silences: watch::Receiver<Arc<[Silence]>>,
+    restoring: Arc<AtomicUsize>,
 ) -> Result<KafkaCorrelator, KafkaSetupError> {
     let pipeline = &config.pipeline;
     let session_ms = pipeline.session_timeout.as_millis();
@@ -297,7 +313,9 @@ pub fn spawn_correlator(
         .set("max.poll.interval.ms", (session_ms + 5000).to_string());
     let consumer: StreamConsumer<Rebalances> = cc
         .create_with_context(Rebalances {
+            assigned: Mutex::new(Vec::new()),
             revoked: Mutex::new(Vec::new()),
+            restoring,
         })
         .map_err(KafkaSetupError::Consumer)?;
     consumer
@@ -341,23 +359,18 @@ impl Run {
         commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut silences_open = true;
         loop {
+            self.sync_assignment(&mut out);
             tokio::select! {
                 msg = self.consumer.recv() => match msg {
                     Ok(msg) => {
                         let (p, offset) = (msg.partition(), msg.offset());
                         let payload = msg.payload().unwrap_or_default().to_vec();
                         drop(msg);
-                        self.drop_revoked();
-                        if !self.owned.contains_key(&p) {
-                            let mut restored = self.restore(p);
-                            let silences = self.silences.borrow().clone();
-                            if !silences.is_empty() {
-                                restored.shard.set_silences(silences, restored.time, &mut out);
-                            }
-                            self.owned.insert(p, restored);
-                            m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
-                        }
-                        let owned = self.owned.get_mut(&p).expect("restored above");
+                        self.sync_assignment(&mut out);
+                        let Some(owned) = self.owned.get_mut(&p) else {
+                            // Fetched before the partition was taken away: its next owner has it.
+                            continue;
+                        };
                         if offset < owned.next {
                             continue;
                         }
@@ -371,7 +384,6 @@ impl Run {
                     }
                 },
                 _ = commit.tick() => {
-                    self.drop_revoked();
                     self.commit().await;
                 }
                 changed = self.silences.changed(), if silences_open => {
@@ -394,13 +406,30 @@ impl Run {
         }
     }
 
-    /// Forgets the partitions the group took away: their next owner restores them.
-    fn drop_revoked(&mut self) {
-        let revoked = std::mem::take(&mut *self.consumer.context().revoked.lock().expect("lock"));
+    /// Forgets the partitions the group took away (their next owner restores them), then
+    /// restores every partition it gave, before any of their records is processed.
+    fn sync_assignment(&mut self, out: &mut Vec<OutboundMessage>) {
+        let context = self.consumer.context();
+        let revoked = std::mem::take(&mut *context.revoked.lock().expect("rebalance lock"));
+        let assigned = std::mem::take(&mut *context.assigned.lock().expect("rebalance lock"));
+        if revoked.is_empty() && assigned.is_empty() {
+            return;
+        }
         for p in revoked {
             if self.owned.remove(&p).is_some() {
                 tracing::info!(partition = p, "partition handed over");
             }
+        }
+        for p in assigned {
+            if !self.owned.contains_key(&p) {
+                let mut restored = self.restore(p);
+                let silences = self.silences.borrow().clone();
+                if !silences.is_empty() {
+                    restored.shard.set_silences(silences, restored.time, out);
+                }
+                self.owned.insert(p, restored);
+            }
+            context.restoring.fetch_sub(1, Ordering::Relaxed);
         }
         m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
     }
