@@ -3,7 +3,9 @@
 //! would go to Kafka (one JSON body per line), with a summary of what correlation did.
 //!
 //! One input line is one recorded request, in arrival order, in the recording format
-//! (`crate::recording`, versioned) that `sluice serve --record` writes. The run ends by advancing the clock past every pending timer, so every
+//! (`crate::recording`, versioned) that `sluice serve --record` writes; or one record of the
+//! events topic in the event wire format (`event::wire`: a dump of Kafka mode's pipeline),
+//! applied as it is (its event rules already ran at ingest), a watermark moving time. The run ends by advancing the clock past every pending timer, so every
 //! incident says what it would have said.
 
 use std::fmt;
@@ -18,11 +20,13 @@ use http_body_util::Full;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::correlate::Stats;
+use crate::correlate::{Input, Stats};
+use crate::event::wire::{self, Record};
 use crate::ingest::admin::Health;
 use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::Router;
+use crate::pipeline::partition;
 use crate::publish::encode::MessageKind;
 use crate::publish::MemorySink;
 use crate::recording::Recorded;
@@ -65,6 +69,8 @@ impl std::str::FromStr for Speed {
 pub struct Summary {
     pub requests: u64,
     pub rejected_requests: u64,
+    /// Events-topic records (wire format) replayed as they are.
+    pub records: u64,
     pub stats: Stats,
 }
 
@@ -77,6 +83,9 @@ impl fmt::Display for Summary {
             "requests: {} ({} rejected)",
             self.requests, self.rejected_requests
         )?;
+        if self.records > 0 {
+            writeln!(f, "events-topic records: {}", self.records)?;
+        }
         writeln!(f, "events: {} (+{} change events)", s.events, s.changes)?;
         writeln!(f, "alerts: {}", s.alerts_opened)?;
         writeln!(
@@ -163,6 +172,30 @@ pub async fn run(
             line: line_no,
             message,
         };
+        if let Ok(record) = wire::decode(line.as_bytes()) {
+            // A dump of the events topic: normalized events, already past the event rules.
+            let now = match &record {
+                Record::Event(e) => e.received_at,
+                Record::Change(c) => c.received_at,
+                Record::Watermark { at } => *at,
+            }
+            .max(last);
+            pace(speed, last, now).await;
+            last = now;
+            let mut inline = inline.lock().expect("inline correlator lock");
+            inline.advance_to(now);
+            let n = inline.shards();
+            let input = match record {
+                Record::Event(e) => Some((partition(&e.routing_key, n), Input::Event(e))),
+                Record::Change(c) => Some((partition(&c.routing_key, n), Input::Change(c))),
+                Record::Watermark { .. } => None,
+            };
+            inline.apply(input.into_iter());
+            drop(inline);
+            summary.records += 1;
+            write(out)?;
+            continue;
+        }
         let rec = Recorded::from_line(&line).map_err(bad)?;
         let now = at(&rec.at)
             .ok_or_else(|| bad(format!("'at' {:?} is not an RFC 3339 date-time", rec.at)))?;
@@ -172,12 +205,7 @@ pub async fn run(
                 rec.at
             )));
         }
-        if let Speed::Times(factor) = speed {
-            tokio::time::sleep(Duration::from_secs_f64(
-                now.saturating_sub(last).as_secs_f64() / factor,
-            ))
-            .await;
-        }
+        pace(speed, last, now).await;
         last = now;
         let body = Bytes::from(rec.body_bytes().map_err(bad)?);
         inline
@@ -205,6 +233,16 @@ pub async fn run(
     drop(inline);
     write(out)?;
     Ok(summary)
+}
+
+/// Waits out the simulated time from `last` to `now` at `speed`.
+async fn pace(speed: Speed, last: UnixMillis, now: UnixMillis) {
+    if let Speed::Times(factor) = speed {
+        tokio::time::sleep(Duration::from_secs_f64(
+            now.saturating_sub(last).as_secs_f64() / factor,
+        ))
+        .await;
+    }
 }
 
 fn at(s: &str) -> Option<UnixMillis> {

@@ -212,7 +212,8 @@ impl ClientContext for Rebalances {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "events consumer");
+        // librdkafka reports the same outage from every poll; the loop logs it once a second.
+        tracing::debug!(%error, reason, "events consumer");
     }
 }
 
@@ -379,8 +380,9 @@ impl Run {
                         m::counter(m::EVENT_RECORDS_CONSUMED).increment(1);
                     }
                     Err(e) => {
+                        // Broker outages repeat this every poll: one line a second at most.
                         tracing::warn!(error = %e, "events topic consumer error");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },
                 _ = commit.tick() => {

@@ -158,3 +158,62 @@ async fn a_recording_replays_to_the_same_incidents() {
     }
     assert!(String::from_utf8_lossy(&out.stderr).contains("requests: 5 (1 rejected)"));
 }
+
+/// A dump of Kafka mode's events topic (event wire format) replays as it is: the alert opens,
+/// a watermark moves time past `group_wait`, and the resolve closes the same incident.
+#[test]
+fn a_dump_of_the_events_topic_replays() {
+    use sluice::event::wire::{encode_event, encode_watermark};
+    use sluice::event::{Action, Event, Severity};
+    use sluice::integration::Integration;
+    use sluice::time::UnixMillis;
+
+    let dir = std::env::temp_dir().join(format!("sluice-wire-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let t0 = 1_796_000_000_000;
+    let event = |action, at: u64| {
+        let mut e = Event::new(
+            Integration::PagerDuty,
+            action,
+            "payments".into(),
+            "db-1/disk".into(),
+            UnixMillis(at),
+        );
+        e.severity = Severity::Critical;
+        e.summary = "disk full on db-1".into();
+        e.source = "db-1".into();
+        e
+    };
+    let mut dump = Vec::new();
+    encode_event(&event(Action::Trigger, t0), &mut dump);
+    dump.push(b'\n');
+    encode_watermark(UnixMillis(t0 + 31_000), &mut dump);
+    dump.push(b'\n');
+    encode_event(&event(Action::Resolve, t0 + 60_000), &mut dump);
+    dump.push(b'\n');
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, &dump).unwrap();
+    let cfg = dir.join("replay.toml");
+    std::fs::write(&cfg, "[[correlate.rules]]\ngroup_by = [\"source\"]").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let messages: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(&str, u64)> = messages
+        .iter()
+        .map(|m| (m["type"].as_str().unwrap(), m["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, [("opened", 1), ("resolved", 2)], "{messages:#?}");
+    assert_eq!(messages[0]["incident_id"], messages[1]["incident_id"]);
+    assert!(stderr.contains("events-topic records: 3"), "{stderr}");
+}
