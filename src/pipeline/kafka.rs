@@ -44,7 +44,9 @@ use crate::event::wire::{self, Record};
 use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
-use crate::publish::kafka::{client_config, error_kind, KafkaSetupError};
+use crate::publish::kafka::{
+    client_config, error_kind, idempotent_producer_config, KafkaSetupError,
+};
 use crate::publish::Sink;
 use crate::time::UnixMillis;
 
@@ -68,15 +70,10 @@ impl EventsProducer {
         bootstrap: &str,
         pipeline: &PipelineConfig,
     ) -> Result<Self, KafkaSetupError> {
-        let mut pc = client_config(kafka, bootstrap);
-        pc.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", kafka.linger.as_millis().to_string())
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            );
-        let producer: FutureProducer = pc.create().map_err(KafkaSetupError::Producer)?;
+        let producer: FutureProducer =
+            idempotent_producer_config(kafka, bootstrap, DELIVERY_TIMEOUT)
+                .create()
+                .map_err(KafkaSetupError::Producer)?;
         let partitions = pipeline.partitions as usize;
         Ok(EventsProducer {
             producer,

@@ -112,20 +112,13 @@ impl KafkaSink {
         bootstrap: &str,
         source: &str,
     ) -> Result<Self, KafkaSetupError> {
-        let mut pc = client_config(config, bootstrap);
-        pc.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", config.linger.as_millis().to_string())
-            .set(
-                "message.timeout.ms",
-                config.message_timeout.as_millis().to_string(),
-            )
-            .set(
-                "queue.buffering.max.messages",
-                config.queue_max_messages.to_string(),
-            )
-            // The Java client's partitioner, so other producers keying by incident id agree.
-            .set("partitioner", "murmur2_random");
+        let mut pc = idempotent_producer_config(config, bootstrap, config.message_timeout);
+        pc.set(
+            "queue.buffering.max.messages",
+            config.queue_max_messages.to_string(),
+        )
+        // The Java client's partitioner, so other producers keying by incident id agree.
+        .set("partitioner", "murmur2_random");
         let context = DeliveryCounter {
             published: MessageKind::ALL
                 .iter()
@@ -256,6 +249,24 @@ async fn create_topics(
         }
     }
     Ok(())
+}
+
+/// An idempotent producer (`acks=all`) with `[kafka]`'s linger and the given delivery timeout:
+/// the settings every producer of sluice shares.
+pub fn idempotent_producer_config(
+    config: &KafkaConfig,
+    bootstrap: &str,
+    delivery_timeout: Duration,
+) -> ClientConfig {
+    let mut pc = client_config(config, bootstrap);
+    pc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", config.linger.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        );
+    pc
 }
 
 /// Makes sure `topic` exists with `partitions` partitions: created when missing (if

@@ -352,3 +352,41 @@ pub fn embedded_config(extra: &str) -> sluice::config::Config {
     let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n{extra}");
     sluice::config::Config::from_toml(&text, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// POSTs one PagerDuty v2 event for routing key `svc-payments` (summary `<key> failing on
+/// <source>`, critical) and checks the 202; returns the answer's JSON.
+pub async fn pd_post(
+    client: &mut sluice::send::HttpClient,
+    action: &str,
+    key: &str,
+    source: &str,
+) -> Value {
+    let body = sluice::send::pd_event(
+        "svc-payments",
+        action,
+        key,
+        source,
+        "critical",
+        &format!("{key} failing on {source}"),
+    );
+    let reply = client.post("/v2/enqueue", body).await.unwrap();
+    assert_eq!(
+        reply.status,
+        202,
+        "{action} {key}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+/// Each message's `(type, seq)`.
+pub fn types(msgs: &[Received]) -> Vec<(String, u64)> {
+    msgs.iter()
+        .map(|m| {
+            (
+                m.body["type"].as_str().unwrap().to_string(),
+                m.body["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}

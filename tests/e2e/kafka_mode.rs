@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice::send::{pd_event, HttpClient};
 
-use crate::harness::{by_incident, Broker, Reader, Sluice};
+use crate::harness::{by_incident, pd_post, types, Broker, Reader, Sluice};
 
 const CONFIG: &str = r#"
 instance = "sluice-e2e-kafka"
@@ -28,33 +28,7 @@ window_duration = "10m"
 
 async fn send(url: &str, action: &str, key: &str, source: &str) -> Value {
     let mut client = HttpClient::connect(url).await.unwrap();
-    let body = pd_event(
-        "svc-payments",
-        action,
-        key,
-        source,
-        "critical",
-        &format!("{key} failing on {source}"),
-    );
-    let reply = client.post("/v2/enqueue", body).await.unwrap();
-    assert_eq!(
-        reply.status,
-        202,
-        "{action} {key}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()
-}
-
-fn types(msgs: &[crate::harness::Received]) -> Vec<(String, u64)> {
-    msgs.iter()
-        .map(|m| {
-            (
-                m.body["type"].as_str().unwrap().to_string(),
-                m.body["seq"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    pd_post(&mut client, action, key, source).await
 }
 
 /// The one instance is SIGKILLed after opening two incidents; a new instance restores the

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice::send::{pd_event, HttpClient};
+use sluice::send::HttpClient;
 
-use crate::harness::{by_incident, Broker, Reader, Sluice};
+use crate::harness::{by_incident, types, Broker, Reader, Sluice};
 
 /// Coalesced changes wait an hour, so within the test only urgent changes (status moves) and
 /// resolves publish: the message sequence does not depend on timing.
@@ -23,33 +23,7 @@ window_duration = "10m"
 "#;
 
 async fn post(client: &mut HttpClient, action: &str, key: &str, source: &str) -> Value {
-    let body = pd_event(
-        "svc-payments",
-        action,
-        key,
-        source,
-        "critical",
-        &format!("{key} failing on {source}"),
-    );
-    let reply = client.post("/v2/enqueue", body).await.unwrap();
-    assert_eq!(
-        reply.status,
-        202,
-        "{action} {key}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()
-}
-
-fn types(msgs: &[crate::harness::Received]) -> Vec<(String, u64)> {
-    msgs.iter()
-        .map(|m| {
-            (
-                m.body["type"].as_str().unwrap().to_string(),
-                m.body["seq"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    crate::harness::pd_post(client, action, key, source).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
