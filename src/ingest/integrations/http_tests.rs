@@ -263,3 +263,44 @@ async fn a_batch_that_does_not_fit_is_refused_whole_with_503() {
         [("rk".to_string(), vec!["b1".to_string()])]
     );
 }
+
+/// Load balancers probe with HEAD: the GET answer's status and headers, no body (this rig's
+/// Kafka is never connected, so readiness says 503 both ways).
+#[tokio::test]
+async fn head_on_health_and_readiness_answers_as_get_without_a_body() {
+    let rig = rig(64, SettingsByKind::default());
+    for (path, status, get_body) in [
+        ("/healthz", StatusCode::OK, &b"ok\n"[..]),
+        (
+            "/readyz",
+            StatusCode::SERVICE_UNAVAILABLE,
+            &b"not ready: kafka unreachable\n"[..],
+        ),
+    ] {
+        let answer = |method: Method| {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            rig.router.handle(req)
+        };
+        let get = answer(Method::GET).await;
+        let head = answer(Method::HEAD).await;
+        assert_eq!((get.status(), head.status()), (status, status), "{path}");
+        assert_eq!(
+            head.headers()["content-type"],
+            get.headers()["content-type"]
+        );
+        assert_eq!(
+            head.headers()["content-length"],
+            get_body.len().to_string().as_str(),
+            "{path}"
+        );
+        assert_eq!(body_bytes(get), get_body, "{path}");
+        assert!(body_bytes(head).is_empty(), "{path}");
+    }
+    let (status, _, headers) = rig.send(Method::POST, "/healthz", &[], String::new()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "GET, HEAD");
+}
