@@ -167,6 +167,8 @@ async fn refusals_before_parsing_say_what_to_do() {
     let rig = rig(64, SettingsByKind::default());
     let (status, body) = rig.post(AM, &[], batch(&["f"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["status"], "invalid event");
+    assert_eq!(body["errors"], json!([]), "the message is not repeated");
     let msg = body["message"].as_str().unwrap();
     for place in [
         "/integrations/alertmanager_webhook/<routing_key>",
@@ -178,7 +180,11 @@ async fn refusals_before_parsing_say_what_to_do() {
     }
     let (status, body) = rig.post(&format!("{AM}/%20"), &[], batch(&["f"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["message"], "the routing key in the path is blank");
+    assert_eq!(
+        body,
+        json!({"status": "invalid event", "message": "the routing key in the path is blank",
+               "errors": []})
+    );
     let long = "k".repeat(256);
     let (status, body) = rig
         .post(AM, &[("x-routing-key", long.as_str())], batch(&["f"]))
