@@ -258,7 +258,7 @@ impl Router {
                     self.record(&parts, &b);
                     Some(b)
                 }
-                Err(_) => return response::too_large(self.limits.max_body_bytes),
+                Err(e) => return e.response(&self.limits),
             }
         } else {
             None

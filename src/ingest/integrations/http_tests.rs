@@ -310,3 +310,54 @@ async fn head_on_health_and_readiness_answers_as_get_without_a_body() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(headers["allow"], "GET, HEAD");
 }
+
+/// A body in a coding sluice does not decode is refused before it is read, naming the codings
+/// accepted; `identity` (in any case, or listed) is the body as is.
+#[tokio::test]
+async fn a_body_in_an_unsupported_coding_is_refused_with_415_naming_the_accepted_ones() {
+    let rig = rig(64, SettingsByKind::default());
+    for (uri, coding) in [
+        (format!("{AM}/rk"), "br"),
+        (format!("{AM}/rk"), "gzip"),
+        (format!("{AM}/rk"), "identity, br"),
+        ("/v2/enqueue".to_string(), "br"),
+        ("/api/v1/silences".to_string(), "deflate"),
+    ] {
+        let (status, body, headers) = rig
+            .send(
+                Method::POST,
+                &uri,
+                &[("content-encoding", coding)],
+                batch(&["never"]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{uri} {coding}");
+        assert_eq!(
+            body,
+            json!({"status": "unsupported encoding",
+                   "message": "Content-Encoding not supported: sluice accepts identity",
+                   "errors": []}),
+            "{uri} {coding}"
+        );
+        assert_eq!(headers["accept-encoding"], "identity");
+    }
+    for (coding, fp) in [("identity", "f1"), ("IDENTITY", "f2"), ("", "f3")] {
+        let (status, body) = rig
+            .post(
+                &format!("{AM}/rk"),
+                &[("content-encoding", coding)],
+                batch(&[fp]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{coding:?}: {body}");
+    }
+    let published = rig.published().await;
+    assert_eq!(
+        published,
+        [(
+            "rk".to_string(),
+            vec!["f1".to_string(), "f2".to_string(), "f3".to_string()]
+        )],
+        "the refused bodies never reached the correlator"
+    );
+}
