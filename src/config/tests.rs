@@ -180,3 +180,45 @@ fn pipeline_problems_name_their_keys() {
         ["pipeline.roles: memory mode runs ingest and correlate in one process; split roles need mode = \"kafka\""]
     );
 }
+
+#[test]
+fn log_level_is_a_level_or_a_filter_of_levels() {
+    for ok in [
+        "info",
+        "WARN",
+        "off",
+        "info,sluice=debug",
+        "sluice::ingest=trace",
+        "warn,sluice[shard{id=1}]=debug",
+    ] {
+        let text = format!("[log]\nlevel = {ok:?}");
+        let config = Config::from_toml(&text, no_env()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(config.log.level, ok);
+    }
+    for bad in [
+        "loud",
+        "info,sluice",
+        "sluice=loud",
+        "info,",
+        "",
+        "info=debug=x",
+    ] {
+        let text = format!("[log]\nlevel = {bad:?}");
+        let err = Config::from_toml(&text, no_env()).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [format!(
+                "log.level: {bad:?} is not a level (trace, debug, info, warn, error, off) or a \
+                 filter like \"info,sluice=debug\""
+            )]
+        );
+    }
+    // As the environment sets it for `sluice serve` and `check-config`.
+    let env = vec![("SLUICE_LOG_LEVEL".to_string(), "loud".to_string())];
+    let err = Config::from_toml("", env).unwrap_err();
+    assert!(
+        err.problems[0].starts_with("log.level: \"loud\" is not a level (trace, debug"),
+        "{:?}",
+        err.problems
+    );
+}
