@@ -42,7 +42,7 @@ PHASES=${PHASES:-max rate rss}
 RATE_S1_SET=${RATE_S1:-}
 RATE_X50_SET=${RATE_X50:-}
 DEADLINE=${DEADLINE:-870}
-SLUICE_PORT=${SLUICE_PORT:-18180}
+SLUICEDEV_PORT=${SLUICEDEV_PORT:-18180}
 FLOOR_PORT=${FLOOR_PORT:-18190}
 AM_PORT=${AM_PORT:-18193}
 TANSU_PORT=${TANSU_PORT:-18192}
@@ -135,13 +135,13 @@ if [ ! -x "$oha_bin" ]; then
   # Its own target directory, not the one sluice is built in.
   (cd / && env -u CARGO_TARGET_DIR cargo install oha --locked >&2)
 fi
-am_bin=${SLUICE_ALERTMANAGER:-$(command -v prometheus-alertmanager || command -v alertmanager || true)}
-tansu_bin=${SLUICE_TANSU:-$(command -v tansu || echo "$cargo_bin/tansu")}
+am_bin=${SLUICEDEV_ALERTMANAGER:-$(command -v prometheus-alertmanager || command -v alertmanager || true)}
+tansu_bin=${SLUICEDEV_TANSU:-$(command -v tansu || echo "$cargo_bin/tansu")}
 if [ -z "$am_bin" ] || [ ! -x "$tansu_bin" ]; then
   say "Alertmanager or tansu missing: running scripts/install-tools.sh"
   "$root/scripts/install-tools.sh" >&2
-  am_bin=${SLUICE_ALERTMANAGER:-$(command -v prometheus-alertmanager || command -v alertmanager)}
-  tansu_bin=${SLUICE_TANSU:-$(command -v tansu || echo "$cargo_bin/tansu")}
+  am_bin=${SLUICEDEV_ALERTMANAGER:-$(command -v prometheus-alertmanager || command -v alertmanager)}
+  tansu_bin=${SLUICEDEV_TANSU:-$(command -v tansu || echo "$cargo_bin/tansu")}
 fi
 
 say "building sluice (release) and the floor (release, its own target dir)"
@@ -211,12 +211,12 @@ start_target() { # target [brokers]
     sluice)
       # With a second argument, a real broker instead of the embedded one (as the e2e harness
       # does: SLUICE_KAFKA_BROKERS, the topics created at start-up).
-      # sluice refuses unknown SLUICE_* variables: this script's own are not passed on.
-      env -u SLUICE_PORT -u SLUICE_ALERTMANAGER -u SLUICE_TANSU SLUICE_LISTEN="127.0.0.1:$SLUICE_PORT" \
+      # This script's own variables are SLUICEDEV_*, outside the SLUICE_* the binary reads.
+      SLUICE_LISTEN="127.0.0.1:$SLUICEDEV_PORT" \
         SLUICE_KAFKA_BROKERS="${2:-embedded}" "${srv_pin[@]}" "$sluice_bin" serve \
         --config "$here/sluice.toml" >"$work/server.log" 2>&1 &
       server_pid=$!
-      wait_ready "http://127.0.0.1:$SLUICE_PORT/readyz" ;;
+      wait_ready "http://127.0.0.1:$SLUICEDEV_PORT/readyz" ;;
     floor)
       "${srv_pin[@]}" "$floor_bin" "127.0.0.1:$FLOOR_PORT" >"$work/server.log" 2>&1 &
       server_pid=$!
@@ -236,7 +236,7 @@ start_target() { # target [brokers]
   esac
 }
 
-port_of() { case $1 in sluice) echo "$SLUICE_PORT" ;; floor) echo "$FLOOR_PORT" ;; alertmanager) echo "$AM_PORT" ;; esac; }
+port_of() { case $1 in sluice) echo "$SLUICEDEV_PORT" ;; floor) echo "$FLOOR_PORT" ;; alertmanager) echo "$AM_PORT" ;; esac; }
 
 # CPU time (utime + stime, in clock ticks) and resident set (KiB) of the server process.
 clk_tck=$(getconf CLK_TCK)
@@ -255,7 +255,7 @@ metric_sum() { # url name [label-text]: the sum of the series of that name (whos
 # Events the server itself counted (a cross-check on the load generator's count), or "-".
 server_count() { # target
   case $1 in
-    sluice) metric_sum "http://127.0.0.1:$SLUICE_PORT/metrics" sluice_events_received_total ;;
+    sluice) metric_sum "http://127.0.0.1:$SLUICEDEV_PORT/metrics" sluice_events_received_total ;;
     alertmanager) metric_sum "http://127.0.0.1:$AM_PORT/metrics" alertmanager_alerts_received_total ;;
     *) echo "-" ;;
   esac
@@ -264,7 +264,7 @@ server_count() { # target
 # Requests a sluice refused, by reason, from its own counter (e.g. overloaded:3400), or "-".
 server_rejects() { # target
   [ "$1" = sluice ] || { echo "-"; return 0; }
-  curl -fsS --max-time 5 "http://127.0.0.1:$SLUICE_PORT/metrics" 2>/dev/null |
+  curl -fsS --max-time 5 "http://127.0.0.1:$SLUICEDEV_PORT/metrics" 2>/dev/null |
     awk '/^sluice_events_rejected_total[{]/ && $NF > 0 {
            match($1, /reason="[^"]*"/); r = substr($1, RSTART + 8, RLENGTH - 9); n[r] += $NF }
          END { s = ""; for (r in n) s = s (s ? "," : "") r ":" n[r]; print (s ? s : "-") }' || echo "-"
@@ -355,7 +355,7 @@ if has_phase max; then
         # until the published count holds still for 1 s (at most 20 s in all). Then read the
         # topic from the beginning with a consumer (sluice tail, see README) until it has every
         # published message or has seen nothing new for 3 s.
-        metrics="http://127.0.0.1:$SLUICE_PORT/metrics"
+        metrics="http://127.0.0.1:$SLUICEDEV_PORT/metrics"
         sleep 2
         last=-1 still=0
         for _ in $(seq 1 36); do
@@ -369,8 +369,7 @@ if has_phase max; then
         failed=$(metric_sum "$metrics" sluice_messages_failed_total)
         max_arg=()
         [ "$last" -gt 0 ] 2>/dev/null && max_arg=(--max "$last")
-        run_client "$work/topic.out" timeout 60 env -u SLUICE_PORT -u SLUICE_ALERTMANAGER \
-          -u SLUICE_TANSU "$sluice_bin" tail --brokers "127.0.0.1:$TANSU_PORT" \
+        run_client "$work/topic.out" timeout 60 "$sluice_bin" tail --brokers "127.0.0.1:$TANSU_PORT" \
           --topic sluice.incidents --from beginning --idle-exit 3s "${max_arg[@]}" --format text ||
           die "sluice tail failed: $(tail -5 "$work/topic.out")"
         delivered=$(grep -c '^key=' "$work/topic.out" || true)
@@ -491,7 +490,7 @@ if has_phase rss; then
       sleep 3
       rss1=$(rss_kib)
       if [ "$target" = sluice ]; then
-        held=$(metric_sum "http://127.0.0.1:$SLUICE_PORT/metrics" sluice_alerts_open)
+        held=$(metric_sum "http://127.0.0.1:$SLUICEDEV_PORT/metrics" sluice_alerts_open)
       else
         # Every state (active, suppressed, unprocessed: with a null receiver most stay
         # unprocessed): the alerts Alertmanager holds.

@@ -4,13 +4,16 @@
 #
 #   scripts/demo.sh                 # embedded in-memory broker: works in minutes, not durable
 #   scripts/demo.sh --real-broker   # a tansu broker in its own process (installed if missing)
+#
+# Its own knobs are SLUICEDEV_DEMO_PORT (18080) and SLUICEDEV_DEMO_KAFKA_PORT (19092): SLUICE_*
+# variables are sluice's config overrides, and sluice refuses one it does not know.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=embedded
 [ "${1:-}" = "--real-broker" ] && mode=real
 
-port=${SLUICE_DEMO_PORT:-18080}
+port=${SLUICEDEV_DEMO_PORT:-18080}
 url="http://127.0.0.1:$port"
 work=$(mktemp -d)
 pids=()
@@ -27,7 +30,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/sluice"
 if [ "$mode" = real ]; then
   scripts/install-tools.sh
   export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-  kport=${SLUICE_DEMO_KAFKA_PORT:-19092}
+  kport=${SLUICEDEV_DEMO_KAFKA_PORT:-19092}
   echo "==> starting tansu on 127.0.0.1:$kport (in-memory storage, its own process)"
   RUST_LOG=warn tansu broker --storage-engine memory://tansu/ \
     --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" \
@@ -41,8 +44,16 @@ echo "==> starting sluice on $url (config/sluice.toml)"
 SLUICE_LISTEN="127.0.0.1:$port" "$bin" serve --config config/sluice.toml 2>"$work/sluice.log" &
 sluice_pid=$!
 pids+=($sluice_pid)
-for _ in $(seq 200); do curl -fs "$url/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "$url/readyz" >/dev/null || { cat "$work/sluice.log"; exit 1; }
+for _ in $(seq 200); do
+  curl -fs "$url/readyz" >/dev/null 2>&1 && break
+  if ! kill -0 "$sluice_pid" 2>/dev/null; then
+    echo "sluice exited before it was ready; its log:" >&2
+    cat "$work/sluice.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+curl -fs "$url/readyz" >/dev/null || { echo "sluice not ready after 20 s; its log:" >&2; cat "$work/sluice.log" >&2; exit 1; }
 brokers=${SLUICE_KAFKA_BROKERS:-$(grep -o 'bootstrap="[^"]*"' "$work/sluice.log" | head -1 | cut -d'"' -f2)}
 echo "    incidents go to Kafka at $brokers"
 

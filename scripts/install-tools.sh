@@ -62,5 +62,5 @@ elif command -v apt-get >/dev/null 2>&1; then
     prometheus-alertmanager
 else
   echo "install-tools: no apt-get here; install Prometheus Alertmanager yourself and put" \
-    "'alertmanager' (or set SLUICE_ALERTMANAGER) on the PATH for the Alertmanager test" >&2
+    "'alertmanager' (or set SLUICEDEV_ALERTMANAGER) on the PATH for the Alertmanager test" >&2
 fi

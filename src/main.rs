@@ -17,6 +17,9 @@ use sluice::time::parse_duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Where the config is when neither the command line nor `SLUICE_CONFIG` says.
+const DEFAULT_CONFIG: &str = "config/sluice.toml";
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
@@ -32,7 +35,7 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
+        #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Also write every ingest request to this file, in the format `sluice replay` reads.
         #[arg(long)]
@@ -40,8 +43,12 @@ enum Command {
     },
     /// Validate a config file (with SLUICE_* overrides applied) and report every problem.
     CheckConfig {
-        #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
-        config: PathBuf,
+        /// The config file [default: $SLUICE_CONFIG, else config/sluice.toml].
+        #[arg(value_name = "FILE", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// The config file (the same as FILE).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Post PagerDuty v2 test events to a running sluice.
     Send {
@@ -70,7 +77,7 @@ enum Command {
     /// Run a recorded request stream (JSON lines) through ingest and correlation on a simulated
     /// clock, without Kafka: every message to stdout, a summary to stderr.
     Replay {
-        #[arg(long, env = ENV_CONFIG_PATH, default_value = "config/sluice.toml")]
+        #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// max, or a factor of real time (1 = as recorded).
         #[arg(long, default_value = "max")]
@@ -117,23 +124,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, record } => serve(config, record),
-        Command::CheckConfig { config } => match load_config(&config) {
-            Ok(c) => {
-                println!(
-                    "{}: ok (listen {}, brokers {:?}, topic {}, {} rule(s))",
-                    config.display(),
-                    c.server.listen,
-                    c.kafka.brokers,
-                    c.kafka.topic,
-                    c.correlate.rules.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", config.display());
-                ExitCode::from(2)
-            }
-        },
+        Command::CheckConfig { file, config } => {
+            // The environment only when the command line names no file (clap would take an
+            // env value for --config as conflicting with FILE).
+            let path = file.or(config).unwrap_or_else(|| {
+                std::env::var_os(ENV_CONFIG_PATH)
+                    .map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from)
+            });
+            check_config(&path)
+        }
         Command::Send {
             url,
             routing_key,
@@ -219,6 +218,27 @@ fn replay(config_path: PathBuf, speed: sluice::replay::Speed, file: PathBuf) -> 
         Err(e) => {
             eprintln!("{}: {e}", file.display());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `check-config`: every problem, or a line naming what the config says.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match load_config(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok (listen {}, brokers {}, topic {}, {} rule(s))",
+                path.display(),
+                c.server.listen,
+                c.kafka.brokers,
+                c.kafka.topic,
+                c.correlate.rules.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(2)
         }
     }
 }

@@ -44,7 +44,7 @@ pub const RESTORE_DURATION: &str = "sluice_restore_duration_seconds";
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
     (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
-    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, too_large, overloaded)."),
+    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded)."),
     (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
     (EVENTS_DROPPED, "Accepted acknowledge/resolve events with no open alert to apply to, by reason."),
     (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),

@@ -55,6 +55,16 @@ pub enum Brokers {
     List(String),
 }
 
+/// As written in the config: `embedded`, or the bootstrap list.
+impl std::fmt::Display for Brokers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Brokers::Embedded => f.write_str("embedded"),
+            Brokers::List(list) => f.write_str(list),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
     pub brokers: Brokers,

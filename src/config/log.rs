@@ -2,12 +2,13 @@
 //!
 //! ```toml
 //! [log]
-//! level = "info"      # a level or a filter like "info,sluice=debug"
+//! level = "info"      # trace, debug, info, warn, error, off, or a filter like "info,sluice=debug"
 //! format = "pretty"   # or "json"
 //! ```
 //!
-//! Validates that `level` parses as a tracing filter and `format` is known; unknown keys are
-//! rejected.
+//! Validates that `level` is a level or a filter whose every directive names a level (a bare
+//! word that is not a level, such as "loud", is refused: a filter would take it as a target
+//! and log nothing) and that `format` is known; unknown keys are rejected.
 
 use serde::Deserialize;
 
@@ -44,15 +45,32 @@ impl RawLog {
             &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
         );
         let level = self.level.unwrap_or_else(|| defaults::LOG_LEVEL.into());
-        if tracing_subscriber::EnvFilter::builder()
-            .parse(&level)
-            .is_err()
-        {
+        if !is_level_or_filter(&level) {
             p.add(
                 "log.level",
-                format!("{level:?} is not a level or filter like \"info,sluice=debug\""),
+                format!(
+                    "{level:?} is not a level ({}) or a filter like \"info,sluice=debug\"",
+                    LEVELS.join(", ")
+                ),
             );
         }
         LogConfig { level, format }
     }
+}
+
+/// The levels `log.level` and each of its directives may name.
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// A level, or comma-separated directives (`sluice=debug`, `info`) each ending in a level,
+/// that tracing parses as a filter.
+fn is_level_or_filter(filter: &str) -> bool {
+    let is_level = |s: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
+    let directives_ok = filter.split(',').all(|directive| {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        is_level(level)
+    });
+    directives_ok
+        && tracing_subscriber::EnvFilter::builder()
+            .parse(filter)
+            .is_ok()
 }

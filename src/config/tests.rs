@@ -180,3 +180,109 @@ fn pipeline_problems_name_their_keys() {
         ["pipeline.roles: memory mode runs ingest and correlate in one process; split roles need mode = \"kafka\""]
     );
 }
+
+#[test]
+fn log_level_is_a_level_or_a_filter_of_levels() {
+    for ok in [
+        "info",
+        "WARN",
+        "off",
+        "info,sluice=debug",
+        "sluice::ingest=trace",
+        "warn,sluice[shard{id=1}]=debug",
+    ] {
+        let text = format!("[log]\nlevel = {ok:?}");
+        let config = Config::from_toml(&text, no_env()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(config.log.level, ok);
+    }
+    for bad in [
+        "loud",
+        "info,sluice",
+        "sluice=loud",
+        "info,",
+        "",
+        "info=debug=x",
+    ] {
+        let text = format!("[log]\nlevel = {bad:?}");
+        let err = Config::from_toml(&text, no_env()).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [format!(
+                "log.level: {bad:?} is not a level (trace, debug, info, warn, error, off) or a \
+                 filter like \"info,sluice=debug\""
+            )]
+        );
+    }
+    // As the environment sets it for `sluice serve` and `check-config`.
+    let env = vec![("SLUICE_LOG_LEVEL".to_string(), "loud".to_string())];
+    let err = Config::from_toml("", env).unwrap_err();
+    assert!(
+        err.problems[0].starts_with("log.level: \"loud\" is not a level (trace, debug"),
+        "{:?}",
+        err.problems
+    );
+}
+
+/// Every `SLUICE_*` variable named in the project (scripts, tests, docs, deployment examples)
+/// is one the binary reads: `SLUICE_*` is the binary's namespace, where an unknown name is an
+/// error, so the scripts' and tests' own knobs are `SLUICEDEV_*`. (This file is skipped: it
+/// names a typo on purpose.)
+#[test]
+fn every_sluice_variable_the_project_names_is_one_the_binary_reads() {
+    fn walk(path: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                return;
+            }
+            for entry in std::fs::read_dir(path).unwrap() {
+                walk(&entry.unwrap().path(), files);
+            }
+        } else {
+            files.push(path.to_path_buf());
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for top in [
+        "README.md",
+        ".ci",
+        "config",
+        "deploy",
+        "load-tests",
+        "scripts",
+        "src",
+        "tests",
+    ] {
+        walk(&root.join(top), &mut files);
+    }
+    let this = root.join("src/config/tests.rs");
+    let known: Vec<&str> = ENV_OVERRIDES
+        .iter()
+        .map(|(name, _)| *name)
+        .chain([ENV_CONFIG_PATH])
+        .collect();
+    let prefix = "SLUICE_";
+    let mut unknown = Vec::new();
+    for file in files.iter().filter(|f| **f != this) {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (at, _) in text.match_indices(prefix) {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest = &text[at + prefix.len()..];
+            let len = rest
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            let name = &text[at..at + prefix.len() + len];
+            if len > 0 && !known.contains(&name) {
+                let place = file.strip_prefix(root).unwrap().display().to_string();
+                unknown.push(format!("{place}: {name}"));
+            }
+        }
+    }
+    assert!(files.len() > 50, "the walk found the project's files");
+    assert_eq!(unknown, Vec::<String>::new());
+}

@@ -1,7 +1,7 @@
 //! Response bodies: PagerDuty's exact shapes for its endpoints, one JSON shape for the rest.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
@@ -42,6 +42,17 @@ pub fn text(
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+/// The answer to a HEAD request: `resp`'s status and headers, its length in `Content-Length`,
+/// no body.
+pub fn without_body(resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let len = http_body::Body::size_hint(&body)
+        .exact()
+        .unwrap_or_default();
+    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    Response::from_parts(parts, Full::new(Bytes::new()))
 }
 
 /// `202 {"status":"success","message":"Event processed","dedup_key":"..."}`.

@@ -34,10 +34,13 @@ enum Route {
 
 impl Route {
     /// The fixed routes; every integration's own path comes from the registry ([`own_path`]).
+    /// HEAD answers as GET without the body (load balancers probe with it).
     const TABLE: &'static [(&'static str, Method, Route)] = &[
         ("/v2/change/enqueue", Method::POST, Route::PagerDutyChange),
         ("/healthz", Method::GET, Route::Healthz),
+        ("/healthz", Method::HEAD, Route::Healthz),
         ("/readyz", Method::GET, Route::Readyz),
+        ("/readyz", Method::HEAD, Route::Readyz),
         ("/metrics", Method::GET, Route::Metrics),
     ];
 }
@@ -197,7 +200,8 @@ impl Router {
             );
             return resp;
         };
-        match *route {
+        let head = req.method() == Method::HEAD;
+        let resp = match *route {
             Route::PagerDutyChange => {
                 let started = Instant::now();
                 let resp = self.ingest_change(req).await;
@@ -209,6 +213,11 @@ impl Router {
             Route::Healthz => admin::healthz(),
             Route::Readyz => admin::readyz(&self.health),
             Route::Metrics => admin::metrics(&self.metrics),
+        };
+        if head {
+            response::without_body(resp)
+        } else {
+            resp
         }
     }
 
@@ -249,7 +258,7 @@ impl Router {
                     self.record(&parts, &b);
                     Some(b)
                 }
-                Err(_) => return response::too_large(self.limits.max_body_bytes),
+                Err(e) => return e.response(&self.limits),
             }
         } else {
             None

@@ -39,9 +39,9 @@ fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) {
     }
 }
 
-/// Where the tansu binary is: `$SLUICE_TANSU`, `tansu` on the PATH, or cargo's bin folder.
+/// Where the tansu binary is: `$SLUICEDEV_TANSU`, `tansu` on the PATH, or cargo's bin folder.
 fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_TANSU") {
+    if let Some(p) = std::env::var_os("SLUICEDEV_TANSU") {
         return PathBuf::from(p);
     }
     let candidates = std::env::var_os("PATH")
@@ -59,7 +59,7 @@ fn tansu_binary() -> PathBuf {
         .chain(cargo_home.map(|c| c.join("bin/tansu")))
         .find(|p| p.is_file())
         .expect(
-            "the tansu broker is not installed: run scripts/install-tools.sh (or set SLUICE_TANSU)",
+            "the tansu broker is not installed: run scripts/install-tools.sh (or set SLUICEDEV_TANSU)",
         )
 }
 

@@ -142,6 +142,23 @@ async fn v1_events_routing_and_health() {
         (ready.status.as_u16(), &ready.body[..]),
         (200, &b"ready\n"[..])
     );
+    // Load balancers probe with HEAD: GET's status and length, no body, and the connection
+    // stays usable.
+    for (path, len) in [("/healthz", "3"), ("/readyz", "6")] {
+        let head = client
+            .request(http::Method::HEAD, path, bytes::Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                head.status.as_u16(),
+                &head.headers["content-length"],
+                head.body.len()
+            ),
+            (200, &http::HeaderValue::from_static(len), 0),
+            "{path}"
+        );
+    }
     let metrics = client.get("/metrics").await.unwrap();
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8_lossy(&metrics.body);

@@ -294,10 +294,10 @@ async fn a_grafana_batch_becomes_one_incident_on_a_real_broker() {
     assert_eq!(last["alert_count"], 2);
 }
 
-/// Where Alertmanager is: `$SLUICE_ALERTMANAGER`, or `alertmanager` / `prometheus-alertmanager`
+/// Where Alertmanager is: `$SLUICEDEV_ALERTMANAGER`, or `alertmanager` / `prometheus-alertmanager`
 /// (Debian's name) on the PATH.
 fn alertmanager_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_ALERTMANAGER") {
+    if let Some(p) = std::env::var_os("SLUICEDEV_ALERTMANAGER") {
         return PathBuf::from(p);
     }
     std::env::var_os("PATH")
@@ -308,7 +308,7 @@ fn alertmanager_binary() -> PathBuf {
         .expect(
             "Prometheus Alertmanager is not installed: run scripts/install-tools.sh (it runs \
              `apt-get install prometheus-alertmanager` on Debian/Ubuntu), or put `alertmanager` \
-             on the PATH or set SLUICE_ALERTMANAGER to its path",
+             on the PATH or set SLUICEDEV_ALERTMANAGER to its path",
         )
 }
 

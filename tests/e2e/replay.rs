@@ -29,7 +29,7 @@ fn replay() -> (String, String) {
 fn the_storm_replays_to_the_expected_incidents_byte_for_byte() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay");
     let (stdout, stderr) = replay();
-    if std::env::var_os("SLUICE_BLESS").is_some() {
+    if std::env::var_os("SLUICEDEV_BLESS").is_some() {
         std::fs::write(dir.join("storm.expected.jsonl"), &stdout).unwrap();
         std::fs::write(dir.join("storm.summary.txt"), &stderr).unwrap();
     }

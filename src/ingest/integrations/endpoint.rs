@@ -53,14 +53,13 @@ impl Refusal {
         }
     }
 
+    /// The generic error body. `errors` lists the problems found in a body, and a refusal
+    /// comes before the body is read: its one problem is the message, and `errors` is empty.
     pub fn response(&self) -> Response<Body> {
         match self.status {
-            StatusCode::BAD_REQUEST => response::error(
-                self.status,
-                "invalid event",
-                &self.message,
-                std::slice::from_ref(&self.message),
-            ),
+            StatusCode::BAD_REQUEST => {
+                response::error(self.status, "invalid event", &self.message, &[])
+            }
             StatusCode::METHOD_NOT_ALLOWED => {
                 let mut resp =
                     response::error(self.status, "method not allowed", &self.message, &[]);

@@ -9,7 +9,7 @@
 //! "settings": {"default_severity": "warning", "resolve_timeout": "10m"}}`, or instead of
 //! `settings` a whole config file as `"config": "<TOML>"` (the generic mapper's mappers).
 //!
-//! After a deliberate change, `SLUICE_BLESS=1 cargo test --lib golden` rewrites every
+//! After a deliberate change, `SLUICEDEV_BLESS=1 cargo test --lib golden` rewrites every
 //! expected file; review the diff before committing it.
 
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use super::fixture::context;
 use super::{accepted, parse, refused};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/integrations");
-const BLESS: &str = "SLUICE_BLESS";
+const BLESS: &str = "SLUICEDEV_BLESS";
 const MIN_CASES: usize = 3;
 
 /// The body of a response built in memory (a `Full` body is ready at once).

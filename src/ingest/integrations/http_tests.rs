@@ -167,6 +167,8 @@ async fn refusals_before_parsing_say_what_to_do() {
     let rig = rig(64, SettingsByKind::default());
     let (status, body) = rig.post(AM, &[], batch(&["f"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["status"], "invalid event");
+    assert_eq!(body["errors"], json!([]), "the message is not repeated");
     let msg = body["message"].as_str().unwrap();
     for place in [
         "/integrations/alertmanager_webhook/<routing_key>",
@@ -178,7 +180,11 @@ async fn refusals_before_parsing_say_what_to_do() {
     }
     let (status, body) = rig.post(&format!("{AM}/%20"), &[], batch(&["f"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["message"], "the routing key in the path is blank");
+    assert_eq!(
+        body,
+        json!({"status": "invalid event", "message": "the routing key in the path is blank",
+               "errors": []})
+    );
     let long = "k".repeat(256);
     let (status, body) = rig
         .post(AM, &[("x-routing-key", long.as_str())], batch(&["f"]))
@@ -261,5 +267,97 @@ async fn a_batch_that_does_not_fit_is_refused_whole_with_503() {
     assert_eq!(
         rig.published().await,
         [("rk".to_string(), vec!["b1".to_string()])]
+    );
+}
+
+/// Load balancers probe with HEAD: the GET answer's status and headers, no body (this rig's
+/// Kafka is never connected, so readiness says 503 both ways).
+#[tokio::test]
+async fn head_on_health_and_readiness_answers_as_get_without_a_body() {
+    let rig = rig(64, SettingsByKind::default());
+    for (path, status, get_body) in [
+        ("/healthz", StatusCode::OK, &b"ok\n"[..]),
+        (
+            "/readyz",
+            StatusCode::SERVICE_UNAVAILABLE,
+            &b"not ready: kafka unreachable\n"[..],
+        ),
+    ] {
+        let answer = |method: Method| {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            rig.router.handle(req)
+        };
+        let get = answer(Method::GET).await;
+        let head = answer(Method::HEAD).await;
+        assert_eq!((get.status(), head.status()), (status, status), "{path}");
+        assert_eq!(
+            head.headers()["content-type"],
+            get.headers()["content-type"]
+        );
+        assert_eq!(
+            head.headers()["content-length"],
+            get_body.len().to_string().as_str(),
+            "{path}"
+        );
+        assert_eq!(body_bytes(get), get_body, "{path}");
+        assert!(body_bytes(head).is_empty(), "{path}");
+    }
+    let (status, _, headers) = rig.send(Method::POST, "/healthz", &[], String::new()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "GET, HEAD");
+}
+
+/// A body in a coding sluice does not decode is refused before it is read, naming the codings
+/// accepted; `identity` (in any case, or listed) is the body as is.
+#[tokio::test]
+async fn a_body_in_an_unsupported_coding_is_refused_with_415_naming_the_accepted_ones() {
+    let rig = rig(64, SettingsByKind::default());
+    for (uri, coding) in [
+        (format!("{AM}/rk"), "br"),
+        (format!("{AM}/rk"), "gzip"),
+        (format!("{AM}/rk"), "identity, br"),
+        ("/v2/enqueue".to_string(), "br"),
+        ("/api/v1/silences".to_string(), "deflate"),
+    ] {
+        let (status, body, headers) = rig
+            .send(
+                Method::POST,
+                &uri,
+                &[("content-encoding", coding)],
+                batch(&["never"]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{uri} {coding}");
+        assert_eq!(
+            body,
+            json!({"status": "unsupported encoding",
+                   "message": "Content-Encoding not supported: sluice accepts identity",
+                   "errors": []}),
+            "{uri} {coding}"
+        );
+        assert_eq!(headers["accept-encoding"], "identity");
+    }
+    for (coding, fp) in [("identity", "f1"), ("IDENTITY", "f2"), ("", "f3")] {
+        let (status, body) = rig
+            .post(
+                &format!("{AM}/rk"),
+                &[("content-encoding", coding)],
+                batch(&[fp]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{coding:?}: {body}");
+    }
+    let published = rig.published().await;
+    assert_eq!(
+        published,
+        [(
+            "rk".to_string(),
+            vec!["f1".to_string(), "f2".to_string(), "f3".to_string()]
+        )],
+        "the refused bodies never reached the correlator"
     );
 }
