@@ -292,6 +292,7 @@ impl Shard {
         self.alerts.remove(hash, slot, index);
         self.metrics.alerts_open.decrement(1.0);
         let inc = self.slots.get_mut(slot);
+        let severity_before = inc.severity();
         if by == ResolvedBy::Event {
             count_event(inc, index, now);
         }
@@ -307,7 +308,10 @@ impl Shard {
         let severity = alert.severity;
         inc.severity_counts[severity as usize] -= 1;
         inc.open_alerts -= 1;
-        inc.last_severity = inc.last_severity.max(severity);
+        if inc.open_alerts == 0 {
+            // Its severity as its last alerts left it, not its peak: `resolved` is no rise.
+            inc.last_severity = severity_before;
+        }
         inc.updated_at = now;
         inc.dirty = true;
         hash

@@ -319,6 +319,72 @@ fn a_severity_increase_publishes_at_once() {
     assert_eq!(msgs[0]["severity"], "warning");
 }
 
+/// A `resolved` message says the severity the incident had just before: its last open alert's,
+/// as it last was. Never its peak, so a consumer never reads the `resolved` as a rise.
+#[test]
+fn resolved_carries_the_last_open_alerts_severity_as_it_last_was_not_the_peak() {
+    let severities = |msgs: &[Value]| -> Vec<String> {
+        msgs.iter()
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["type"].as_str().unwrap(),
+                    m["severity"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // Critical resolves first: the update says info, and so does `resolved`.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "c", "db-1", Severity::Critical)
+        .event(Action::Trigger, "i", "db-1", Severity::Info)
+        .at(30)
+        .at(40)
+        .resolve("c")
+        .at(90)
+        .at(100)
+        .resolve("i");
+    assert_eq!(
+        severities(&h.take()),
+        ["opened:critical", "updated:info", "resolved:info"]
+    );
+    // Info resolves first: the incident stays critical to the end.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "c", "db-1", Severity::Critical)
+        .event(Action::Trigger, "i", "db-1", Severity::Info)
+        .at(30)
+        .at(40)
+        .resolve("i")
+        .at(100)
+        .resolve("c");
+    assert_eq!(
+        severities(&h.take()),
+        ["opened:critical", "updated:critical", "resolved:critical"]
+    );
+    // Both resolve within one group_interval: no update between, `resolved` says info.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "c", "db-1", Severity::Critical)
+        .event(Action::Trigger, "i", "db-1", Severity::Info)
+        .at(30)
+        .at(40)
+        .resolve("c")
+        .at(50)
+        .resolve("i");
+    assert_eq!(severities(&h.take()), ["opened:critical", "resolved:info"]);
+    // An alert lowered by a repeat trigger resolves at its last severity.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "a", "db-1", Severity::Critical)
+        .at(30)
+        .at(40)
+        .event(Action::Trigger, "a", "db-1", Severity::Warning)
+        .at(100)
+        .resolve("a");
+    assert_eq!(
+        severities(&h.take()),
+        ["opened:critical", "updated:warning", "resolved:warning"]
+    );
+}
+
 #[test]
 fn an_incident_resolved_within_group_wait_is_still_published() {
     let mut h = Harness::new(rule(&["source"]));
