@@ -35,6 +35,7 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
+        /// The config file.
         #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Also write every ingest request to this file, in the format `sluice replay` reads.
@@ -52,8 +53,10 @@ enum Command {
     },
     /// Post PagerDuty v2 test events to a running sluice.
     Send {
+        /// The sluice to post to (events go to its /v2/enqueue).
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// The routing key of every event.
         #[arg(long, default_value = "demo-service")]
         routing_key: String,
         /// Events to send.
@@ -65,10 +68,11 @@ enum Command {
         /// Distinct sources among them (key k is on source k % sources).
         #[arg(long, default_value_t = 1)]
         sources: u32,
-        /// trigger, acknowledge or resolve.
-        #[arg(long, default_value = "trigger")]
+        /// The event_action of every event.
+        #[arg(long, default_value = "trigger", value_parser = ["trigger", "acknowledge", "resolve"])]
         action: String,
-        #[arg(long, default_value = "critical")]
+        /// The payload.severity of triggers.
+        #[arg(long, default_value = "critical", value_parser = ["critical", "error", "warning", "info"])]
         severity: String,
         /// Prefix of the dedup keys.
         #[arg(long, default_value = "demo")]
@@ -77,6 +81,7 @@ enum Command {
     /// Run a recorded request stream (JSON lines) through ingest and correlation on a simulated
     /// clock, without Kafka: every message to stdout, a summary to stderr.
     Replay {
+        /// The config file (its rules, windows and integration settings apply).
         #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// max, or a factor of real time (1 = as recorded).
@@ -87,8 +92,10 @@ enum Command {
     },
     /// Follow a topic and print one message per line: key, headers, JSON body.
     Tail {
+        /// The Kafka bootstrap list, host:port[,host:port...].
         #[arg(long, env = "SLUICE_KAFKA_BROKERS")]
         brokers: String,
+        /// The topic to follow.
         #[arg(long, default_value = "sluice.incidents")]
         topic: String,
         /// beginning, end, or an offset.

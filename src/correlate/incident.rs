@@ -173,6 +173,8 @@ pub struct Incident {
     pub flap_announced: bool,
     /// Open alerts per severity, indexed by `Severity as usize`.
     pub severity_counts: [u32; 4],
+    /// The severity it had just before its last open alert resolved (that alert's, as it last
+    /// was): what [`Incident::severity`] says once none is open.
     pub last_severity: Severity,
     pub event_count: u64,
     pub integrations: u64,
@@ -202,7 +204,9 @@ impl Incident {
         self.flapping_until.is_some_and(|until| now < until)
     }
 
-    /// The highest severity among open alerts; once none is open, the last one it had.
+    /// The highest severity among open alerts; once none is open, the last one it had (its last
+    /// open alert's, as it last was, not its peak), so a `resolved` message never says more
+    /// than the state before it.
     pub fn severity(&self) -> Severity {
         const BY_RANK: [Severity; 4] = [
             Severity::Info,

@@ -108,6 +108,7 @@ pub struct IncidentBody<'a> {
     pub resolved_at: Option<UnixMillis>,
     pub alert_count: u32,
     pub open_alert_count: u32,
+    /// Events received for its alerts (a resolve by time is no event).
     pub event_count: u64,
     pub alerts: Vec<AlertBody<'a>>,
     pub alerts_truncated: u32,

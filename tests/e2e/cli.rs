@@ -2,17 +2,30 @@
 //! what it prints.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-/// Runs `sluice args...` in the project folder, with `env` and none of the caller's `SLUICE_*`.
+/// Runs `sluice args...` in the project folder, with `env` and none of the caller's `SLUICE_*`;
+/// one still running after 10 s is killed and fails the test.
 fn sluice(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
     for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SLUICE_")) {
         cmd.env_remove(name);
     }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("sluice runs")
+    cmd.envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("sluice runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("sluice {args:?} still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -82,4 +95,51 @@ fn check_config_takes_the_file_as_an_argument_and_prints_config_words() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn send_refuses_an_unknown_action_or_severity_before_any_request() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    for (option, value, valid) in [
+        ("--action", "explode", "trigger, acknowledge, resolve"),
+        ("--severity", "loud", "critical, error, warning, info"),
+    ] {
+        let out = sluice(&["send", "--url", &url, option, value], &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '{option} <"))
+                && stderr.contains(&format!("[possible values: {valid}]")),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        listener.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing connected to the server"
+    );
+}
+
+#[test]
+fn every_option_of_every_subcommand_is_described() {
+    for sub in ["serve", "check-config", "send", "replay", "tail"] {
+        let out = sluice(&[sub, "--help"], &[]);
+        assert!(out.status.success(), "{sub}: {}", text(&out.stderr));
+        let help = text(&out.stdout);
+        let options: Vec<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-') && !l.contains("--help"))
+            .collect();
+        assert!(!options.is_empty(), "{sub}: {help}");
+        for line in options {
+            // `  --name <NAME>  Description [default: ...]`: text after the gap.
+            let described = line
+                .trim_start()
+                .split_once("  ")
+                .is_some_and(|(_, d)| !d.trim().is_empty() && !d.trim().starts_with('['));
+            assert!(described, "{sub}: {line:?} has no description");
+        }
+    }
 }

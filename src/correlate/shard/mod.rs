@@ -55,7 +55,7 @@ use inhibit::Inhibition;
 use review::publish;
 use silences::Silences;
 use stats::ShardMetrics;
-use store::{alert_hash, AlertIndex, Slots};
+use store::{alert_hash, AlertIndex, ResolvedBy, Slots};
 
 pub struct Shard {
     rules: Arc<[Rule]>,
@@ -135,7 +135,9 @@ impl Shard {
             (Action::Trigger, Some((slot, index))) => self.retrigger(slot, index, event, now, out),
             (Action::Trigger, None) => self.open_alert(hash, event, now, out),
             (Action::Acknowledge, Some((slot, index))) => self.acknowledge(slot, index, now, out),
-            (Action::Resolve, Some((slot, index))) => self.resolve(slot, index, now, out),
+            (Action::Resolve, Some((slot, index))) => {
+                self.resolve(slot, index, ResolvedBy::Event, now, out)
+            }
             (Action::Acknowledge | Action::Resolve, None) => {
                 self.stats.dropped += 1;
                 self.metrics.dropped_not_open.increment(1);
@@ -201,7 +203,7 @@ impl Shard {
                         .open_alert(slot, index, hash)
                         .is_some_and(|a| a.ends_at == Some(at));
                     if due {
-                        self.resolve(slot, index, at, out);
+                        self.resolve(slot, index, ResolvedBy::Time, at, out);
                     }
                 }
                 Timer::Silences => self.reevaluate_silences(at, out),
@@ -278,8 +280,15 @@ impl Shard {
     }
 
     /// An open alert resolves (by an event, or by time at its `ends_at`).
-    fn resolve(&mut self, slot: u32, index: u32, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
-        let hash = self.mark_resolved(slot, index, now);
+    fn resolve(
+        &mut self,
+        slot: u32,
+        index: u32,
+        by: ResolvedBy,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let hash = self.mark_resolved(slot, index, by, now);
         self.usage.alert_resolved(&self.slots.get(slot).routing_key);
         self.inhibit_on_resolve(slot, index, now, out);
         self.record_state_change(slot, hash, now);

@@ -230,11 +230,14 @@ impl Model {
                 if let Some((i, j)) = self.find_open(k) {
                     let inc = &mut self.incidents[i];
                     inc.events += 1;
+                    let before = inc.severity();
                     let a = &mut inc.alerts[j];
                     a.events += 1;
                     a.open = false;
                     a.acked = false;
-                    inc.last_severity = inc.last_severity.max(a.severity);
+                    if inc.open().count() == 0 {
+                        inc.last_severity = before;
+                    }
                     inc.dirty = true;
                 }
             }

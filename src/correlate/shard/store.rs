@@ -168,6 +168,14 @@ impl AlertIndex {
     }
 }
 
+/// What resolves an alert: a resolve event (counted, like every event), or its `ends_at`
+/// passing (no event arrived: nothing is counted and `last_seen` stays).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ResolvedBy {
+    Event,
+    Time,
+}
+
 /// One more event for the open alert at `index`, on the alert and on its incident.
 #[inline]
 fn count_event(inc: &mut Incident, index: u32, now: UnixMillis) {
@@ -273,12 +281,21 @@ impl Shard {
     }
 
     /// Resolves an open alert and takes it out of the index; returns its hash.
-    pub(super) fn mark_resolved(&mut self, slot: u32, index: u32, now: UnixMillis) -> u64 {
+    pub(super) fn mark_resolved(
+        &mut self,
+        slot: u32,
+        index: u32,
+        by: ResolvedBy,
+        now: UnixMillis,
+    ) -> u64 {
         let hash = self.slots.get(slot).alerts[index as usize].hash;
         self.alerts.remove(hash, slot, index);
         self.metrics.alerts_open.decrement(1.0);
         let inc = self.slots.get_mut(slot);
-        count_event(inc, index, now);
+        let severity_before = inc.severity();
+        if by == ResolvedBy::Event {
+            count_event(inc, index, now);
+        }
         let alert = &mut inc.alerts[index as usize];
         if alert.status == Status::Acknowledged {
             inc.acked_alerts -= 1;
@@ -291,7 +308,10 @@ impl Shard {
         let severity = alert.severity;
         inc.severity_counts[severity as usize] -= 1;
         inc.open_alerts -= 1;
-        inc.last_severity = inc.last_severity.max(severity);
+        if inc.open_alerts == 0 {
+            // Its severity as its last alerts left it, not its peak: `resolved` is no rise.
+            inc.last_severity = severity_before;
+        }
         inc.updated_at = now;
         inc.dirty = true;
         hash

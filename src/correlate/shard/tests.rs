@@ -319,6 +319,72 @@ fn a_severity_increase_publishes_at_once() {
     assert_eq!(msgs[0]["severity"], "warning");
 }
 
+/// A `resolved` message says the severity the incident had just before: its last open alert's,
+/// as it last was. Never its peak, so a consumer never reads the `resolved` as a rise.
+#[test]
+fn resolved_carries_the_last_open_alerts_severity_as_it_last_was_not_the_peak() {
+    let severities = |msgs: &[Value]| -> Vec<String> {
+        msgs.iter()
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["type"].as_str().unwrap(),
+                    m["severity"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // Critical resolves first: the update says info, and so does `resolved`.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "c", "db-1", Severity::Critical)
+        .event(Action::Trigger, "i", "db-1", Severity::Info)
+        .at(30)
+        .at(40)
+        .resolve("c")
+        .at(90)
+        .at(100)
+        .resolve("i");
+    assert_eq!(
+        severities(&h.take()),
+        ["opened:critical", "updated:info", "resolved:info"]
+    );
+    // Info resolves first: the incident stays critical to the end.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "c", "db-1", Severity::Critical)
+        .event(Action::Trigger, "i", "db-1", Severity::Info)
+        .at(30)
+        .at(40)
+        .resolve("i")
+        .at(100)
+        .resolve("c");
+    assert_eq!(
+        severities(&h.take()),
+        ["opened:critical", "updated:critical", "resolved:critical"]
+    );
+    // Both resolve within one group_interval: no update between, `resolved` says info.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "c", "db-1", Severity::Critical)
+        .event(Action::Trigger, "i", "db-1", Severity::Info)
+        .at(30)
+        .at(40)
+        .resolve("c")
+        .at(50)
+        .resolve("i");
+    assert_eq!(severities(&h.take()), ["opened:critical", "resolved:info"]);
+    // An alert lowered by a repeat trigger resolves at its last severity.
+    let mut h = Harness::new(rule(&["source"]));
+    h.event(Action::Trigger, "a", "db-1", Severity::Critical)
+        .at(30)
+        .at(40)
+        .event(Action::Trigger, "a", "db-1", Severity::Warning)
+        .at(100)
+        .resolve("a");
+    assert_eq!(
+        severities(&h.take()),
+        ["opened:critical", "updated:warning", "resolved:warning"]
+    );
+}
+
 #[test]
 fn an_incident_resolved_within_group_wait_is_still_published() {
     let mut h = Harness::new(rule(&["source"]));
@@ -842,8 +908,52 @@ fn alerts_with_ends_at_resolve_by_time_unless_refreshed() {
     assert!(h.take().is_empty(), "the re-send moved its end to 200");
     h.at(200);
     let msgs = h.take();
-    assert_eq!(summary(&msgs), vec![s("resolved", 2, 1, 0, 3, "resolved")]);
+    assert_eq!(summary(&msgs), vec![s("resolved", 2, 1, 0, 2, "resolved")]);
     assert_eq!(msgs[0]["resolved_at"], "2023-11-14T22:16:40.000Z");
+}
+
+use serde_json::json;
+
+/// No event arrives when an alert's `ends_at` passes: its resolve counts nothing, on the alert
+/// or on the incident, and leaves `last_seen` at the last event; a resolve event counts.
+#[test]
+fn a_resolve_by_time_counts_no_event() {
+    let mut h = Harness::new(rule(&["source"]));
+    let ends = |secs: u64| {
+        move |e: &mut Event| {
+            e.source = "db-1".into();
+            e.ends_at = Some(UnixMillis(T0 + secs * 1000));
+        }
+    };
+    h.with(Action::Trigger, "timed", ends(100))
+        .with(Action::Trigger, "sent", ends(1000))
+        .at(30);
+    h.take();
+    h.at(40).with(Action::Trigger, "timed", ends(100)).at(100);
+    h.at(160).resolve("sent");
+    let msgs = h.take();
+    assert_eq!(
+        summary(&msgs),
+        vec![
+            s("updated", 2, 2, 1, 3, "triggered"),
+            s("resolved", 3, 2, 0, 4, "resolved")
+        ],
+        "three triggers, then the one resolve event"
+    );
+    let alert = |i: usize| {
+        let a = &msgs[1]["alerts"][i];
+        json!([a["dedup_key"], a["event_count"], a["last_seen"]])
+    };
+    assert_eq!(
+        alert(0),
+        json!(["timed", 2, "2023-11-14T22:14:00.000Z"]),
+        "resolved by time at 100 s: two triggers, last seen at 40 s"
+    );
+    assert_eq!(
+        alert(1),
+        json!(["sent", 2, "2023-11-14T22:16:00.000Z"]),
+        "resolved by an event at 160 s: a trigger and the resolve"
+    );
 }
 
 #[test]
