@@ -14,9 +14,10 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::response::{self, Body};
-use crate::integration::Integration;
 
-use crate::integration::MAX_ROUTING_KEY_CHARS;
+use crate::integration::{Integration, MAX_ROUTING_KEY_CHARS};
+
+use super::fields::percent_decode;
 
 pub const PREFIX: &str = "/integrations/";
 pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
@@ -233,36 +234,6 @@ fn checked(key: String, source: &str) -> Result<String, Refusal> {
     } else {
         Ok(key)
     }
-}
-
-/// `%XX` escapes (and `+` as a space in query strings); `None` for a broken escape or bytes
-/// that are not UTF-8.
-pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
-    if !s.contains(['%', '+']) {
-        return Some(s.to_string());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b.get(i + 1..i + 3)?;
-                let digit = |c: u8| (c as char).to_digit(16);
-                out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

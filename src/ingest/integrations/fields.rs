@@ -1,5 +1,6 @@
 //! Reading fields out of a parsed JSON body while collecting every problem, each naming its
-//! field the way the sender wrote it (`payload.severity`, `links[2].href`).
+//! field the way the sender wrote it (`payload.severity`, `links[2].href`); and decoding
+//! percent-encoded text (paths, query strings, form bodies).
 
 use std::cell::RefCell;
 
@@ -314,4 +315,33 @@ impl<'v> Reader<'v, '_> {
             alt: alt.map(str::to_string),
         })
     }
+}
+/// `%XX` escapes (and `+` as a space in query strings); `None` for a broken escape or bytes
+/// that are not UTF-8.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        return Some(s.to_string());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let digit = |c: u8| (c as char).to_digit(16);
+                out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }

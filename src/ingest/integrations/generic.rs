@@ -279,7 +279,7 @@ fn select<'m>(req: &IngestRequest<'_>, mappers: &'m Mappers) -> Result<&'m Mappe
             q.split('&').find_map(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 (k == MAPPER_PARAM)
-                    .then(|| super::endpoint::percent_decode(v, true).unwrap_or_default())
+                    .then(|| super::fields::percent_decode(v, true).unwrap_or_default())
             })
         })
     });

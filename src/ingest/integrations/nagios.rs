@@ -50,7 +50,7 @@ use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
-use super::endpoint::percent_decode;
+use super::fields::percent_decode;
 use super::{reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 use crate::integration::MAX_ROUTING_KEY_CHARS;
 

@@ -44,7 +44,7 @@ use crate::event::{fingerprint, Action, Details, Event, Severity, MAX_DEDUP_KEY_
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
-use super::endpoint::percent_decode;
+use super::fields::percent_decode;
 use super::fields::{details_of, severity_named, to_json, Reader};
 use super::{summary, Format, IngestRequest, IntegrationError, Parsed};
 

@@ -29,7 +29,7 @@ use crate::event::{fingerprint, Action, Event, Link, Severity};
 use crate::integration::Integration;
 use crate::time::{from_epoch_number, parse_timestamp, Timestamp as Time};
 
-use super::endpoint::percent_decode;
+use super::fields::percent_decode;
 use super::fields::severity_named;
 use super::{one_alert, summary, Format, IngestRequest, IntegrationError, Parsed};
 
