@@ -23,7 +23,8 @@ const DEFAULT_CONFIG: &str = "config/sluice.toml";
 #[derive(Parser)]
 #[command(
     name = "sluice",
-    version,
+    // The version, the commit built from and the enabled cargo features (see build.rs).
+    version = env!("SLUICEBUILD_VERSION"),
     about = "Alert ingestion and correlation gateway: monitoring events in, incidents out to Kafka"
 )]
 struct Cli {

@@ -143,3 +143,28 @@ fn every_option_of_every_subcommand_is_described() {
         }
     }
 }
+
+#[test]
+fn version_names_the_commit_and_the_features() {
+    let out = sluice(&["--version"], &[]);
+    assert!(out.status.success());
+    let line = text(&out.stdout);
+    assert!(
+        line.starts_with(&format!("sluice {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    // The default build has mimalloc, and the commit is a hex prefix (or "unknown" outside git).
+    assert!(line.contains("features: mimalloc"), "{line}");
+    let commit = line
+        .split("(commit ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    let hex = commit.trim_end_matches("-modified");
+    assert!(
+        hex == "unknown" || (hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line}"
+    );
+}
