@@ -111,12 +111,11 @@ impl Correlator {
             let (tx, rx) = mpsc::channel(config.queue_capacity);
             senders.push(tx);
             let worker = Worker {
-                shard,
+                timed: TimedShard::new(shard),
                 rx,
                 clock: clock.clone(),
                 sink: Arc::clone(&sink),
                 stop: stop_rx.clone(),
-                time: UnixMillis(0),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -135,14 +134,52 @@ impl Correlator {
     }
 }
 
+/// A shard on partition time: the highest time its inputs brought (an event's `received_at`,
+/// a watermark, an idle tick), never moving back; every timer due by then fires before an
+/// input applies. The one clock of every correlator (memory mode's tasks, Kafka mode's
+/// partitions), so a shard's output is a function of its inputs.
+pub struct TimedShard {
+    pub shard: Shard,
+    time: UnixMillis,
+}
+
+impl TimedShard {
+    pub fn new(shard: Shard) -> Self {
+        TimedShard {
+            shard,
+            time: UnixMillis(0),
+        }
+    }
+
+    pub fn time(&self) -> UnixMillis {
+        self.time
+    }
+
+    /// Moves time to `at` (never back) and fires every timer due by then; returns the time.
+    pub fn advance_to(&mut self, at: UnixMillis, out: &mut Vec<OutboundMessage>) -> UnixMillis {
+        self.time = self.time.max(at);
+        self.shard.advance(self.time, out);
+        self.time
+    }
+
+    /// Applies `input` at its `received_at`, or at `otherwise()` for an input without one.
+    pub fn apply(
+        &mut self,
+        input: Input,
+        otherwise: impl FnOnce() -> UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let now = self.advance_to(input.received_at().unwrap_or_else(otherwise), out);
+        self.shard.apply_input(input, now, out);
+    }
+}
+
 struct Worker {
-    shard: Shard,
+    timed: TimedShard,
     rx: mpsc::Receiver<Input>,
     clock: Clock,
     sink: Arc<dyn Sink>,
     stop: watch::Receiver<bool>,
-    /// Partition time: never moves back.
-    time: UnixMillis,
 }
 
 /// Inputs applied between two hand-overs to the sink.
@@ -154,6 +191,7 @@ impl Worker {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let sleep = self
+                .timed
                 .shard
                 .next_deadline()
                 .map(|at| tokio::time::sleep(at.saturating_sub(self.clock.now())));
@@ -166,12 +204,11 @@ impl Worker {
                         break;
                     }
                     for input in batch.drain(..) {
-                        let now = self.tick(input.received_at(), &mut out);
-                        self.shard.apply_input(input, now, &mut out);
+                        self.timed.apply(input, || self.clock.now(), &mut out);
                     }
                 }
                 _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
-                    self.tick(None, &mut out);
+                    self.timed.advance_to(self.clock.now(), &mut out);
                 }
                 _ = self.stop.changed() => {
                     self.finish(&mut out).await;
@@ -182,28 +219,14 @@ impl Worker {
         }
     }
 
-    /// Moves partition time to the input's `received_at`, or to the clock for an idle tick or
-    /// an input without one, never back, firing every timer due by then; returns the time.
-    fn tick(
-        &mut self,
-        received_at: Option<UnixMillis>,
-        out: &mut Vec<OutboundMessage>,
-    ) -> UnixMillis {
-        let to = received_at.unwrap_or_else(|| self.clock.now());
-        self.time = self.time.max(to);
-        self.shard.advance(self.time, out);
-        self.time
-    }
-
     /// Refuses new input, applies what is queued, publishes what is waiting.
     async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
         self.rx.close();
         while let Some(input) = self.rx.recv().await {
-            let now = self.tick(input.received_at(), out);
-            self.shard.apply_input(input, now, out);
+            self.timed.apply(input, || self.clock.now(), out);
         }
-        let now = self.tick(None, out);
-        self.shard.flush(now, out);
+        let now = self.timed.advance_to(self.clock.now(), out);
+        self.timed.shard.flush(now, out);
         self.publish(out).await;
     }
 

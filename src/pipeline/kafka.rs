@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::{Config, KafkaConfig, PipelineConfig};
 use crate::correlate::silence::Silence;
-use crate::correlate::{self, Input, Shard};
+use crate::correlate::{self, Input, TimedShard};
 use crate::event::wire::{self, Record};
 use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
@@ -214,6 +214,14 @@ impl ClientContext for Rebalances {
     }
 }
 
+impl Rebalances {
+    /// Whether the group gave or took partitions that the loop has not taken in yet.
+    fn has_news(&self) -> bool {
+        !self.assigned.lock().expect("rebalance lock").is_empty()
+            || !self.revoked.lock().expect("rebalance lock").is_empty()
+    }
+}
+
 impl ConsumerContext for Rebalances {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         m::counter(m::REBALANCES).increment(1);
@@ -236,10 +244,9 @@ impl ConsumerContext for Rebalances {
     }
 }
 
-/// One owned partition: its shard, its time, and the next offset to commit.
+/// One owned partition: its shard on partition time, and the next offset to commit.
 struct Owned {
-    shard: Shard,
-    time: UnixMillis,
+    timed: TimedShard,
     next: i64,
 }
 
@@ -247,26 +254,39 @@ impl Owned {
     /// Applies one Kafka message's records; their output goes to `out`.
     fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
         for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let input = match wire::decode(line) {
-                Ok(Record::Event(e)) => Input::Event(e),
-                Ok(Record::Change(c)) => Input::Change(c),
+            match wire::decode(line) {
+                Ok(Record::Event(e)) => self.timed.apply(Input::Event(e), no_time, out),
+                Ok(Record::Change(c)) => self.timed.apply(Input::Change(c), no_time, out),
                 Ok(Record::Watermark { at }) => {
-                    self.time = self.time.max(at);
-                    self.shard.advance(self.time, out);
-                    continue;
+                    self.timed.advance_to(at, out);
                 }
                 Err(e) => {
                     m::counter(m::EVENTS_UNDECODABLE).increment(1);
                     tracing::error!(error = %e, "events topic record skipped");
-                    continue;
                 }
-            };
-            if let Some(at) = input.received_at() {
-                self.time = self.time.max(at);
             }
-            self.shard.advance(self.time, out);
-            self.shard.apply_input(input, self.time, out);
         }
+    }
+}
+
+/// Every record of the events topic brings its own time; none falls back to a clock.
+fn no_time() -> UnixMillis {
+    UnixMillis(0)
+}
+
+/// Applies the message at `offset` of partition `p` if this correlator owns `p` and has not
+/// applied it yet (a message fetched before its partition moved belongs to the next owner).
+fn consume(
+    owned: &mut HashMap<i32, Owned>,
+    p: i32,
+    offset: i64,
+    payload: &[u8],
+    out: &mut Vec<OutboundMessage>,
+) {
+    if let Some(owned) = owned.get_mut(&p).filter(|o| offset >= o.next) {
+        owned.apply(payload, out);
+        owned.next = offset + 1;
+        m::counter(m::EVENT_RECORDS_CONSUMED).increment(1);
     }
 }
 
@@ -360,21 +380,17 @@ impl Run {
             self.sync_assignment(&mut out);
             tokio::select! {
                 msg = self.consumer.recv() => match msg {
-                    Ok(msg) => {
+                    Ok(msg) if self.consumer.context().has_news() => {
+                        // The group changed during this poll: take that in before the record.
                         let (p, offset) = (msg.partition(), msg.offset());
                         let payload = msg.payload().unwrap_or_default().to_vec();
                         drop(msg);
                         self.sync_assignment(&mut out);
-                        let Some(owned) = self.owned.get_mut(&p) else {
-                            // Fetched before the partition was taken away: its next owner has it.
-                            continue;
-                        };
-                        if offset < owned.next {
-                            continue;
-                        }
-                        owned.apply(&payload, &mut out);
-                        owned.next = offset + 1;
-                        m::counter(m::EVENT_RECORDS_CONSUMED).increment(1);
+                        consume(&mut self.owned, p, offset, &payload, &mut out);
+                    }
+                    Ok(msg) => {
+                        let payload = msg.payload().unwrap_or_default();
+                        consume(&mut self.owned, msg.partition(), msg.offset(), payload, &mut out);
                     }
                     Err(e) => {
                         // Broker outages repeat this every poll: one line a second at most.
@@ -392,7 +408,8 @@ impl Run {
                     }
                     let silences = self.silences.borrow_and_update().clone();
                     for owned in self.owned.values_mut() {
-                        owned.shard.set_silences(Arc::clone(&silences), owned.time, &mut out);
+                        let now = owned.timed.time();
+                        owned.timed.shard.set_silences(Arc::clone(&silences), now, &mut out);
                     }
                 }
                 _ = stop.changed() => {
@@ -424,7 +441,8 @@ impl Run {
                 let mut restored = self.restore(p);
                 let silences = self.silences.borrow().clone();
                 if !silences.is_empty() {
-                    restored.shard.set_silences(silences, restored.time, out);
+                    let now = restored.timed.time();
+                    restored.timed.shard.set_silences(silences, now, out);
                 }
                 self.owned.insert(p, restored);
             }
@@ -460,19 +478,19 @@ impl Run {
     fn restore(&self, p: i32) -> Owned {
         let started = std::time::Instant::now();
         let mut owned = Owned {
-            shard: correlate::build_shard(&self.correlate, self.partitions),
-            time: UnixMillis(0),
+            timed: TimedShard::new(correlate::build_shard(&self.correlate, self.partitions)),
             next: 0,
         };
-        let until = tokio::task::block_in_place(|| self.committed(p));
         let mut records = 0u64;
-        if until > 0 {
-            let result =
-                tokio::task::block_in_place(|| self.replay(p, until, &mut owned, &mut records));
-            if let Err(e) = result {
-                tracing::error!(partition = p, error = %e, "restore failed; the partition starts from its committed offset with what was restored");
+        let until = tokio::task::block_in_place(|| {
+            let until = self.committed(p);
+            if until > 0 {
+                if let Err(e) = self.replay(p, until, &mut owned, &mut records) {
+                    tracing::error!(partition = p, error = %e, "restore failed; the partition starts from its committed offset with what was restored");
+                }
             }
-        }
+            until
+        });
         owned.next = owned.next.max(until);
         m::counter(m::RESTORE_RECORDS).increment(records);
         m::histogram(m::RESTORE_DURATION).record(started.elapsed().as_secs_f64());
