@@ -11,7 +11,7 @@
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use http_body_util::Full;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::correlate::{Input, Stats};
+use crate::correlate::{Inline, Input, Stats};
 use crate::event::wire::{self, Record};
 use crate::ingest::admin::Health;
 use crate::ingest::body::BodyLimits;
@@ -172,31 +172,21 @@ pub async fn run(
             line: line_no,
             message,
         };
-        if let Ok(record) = wire::decode(line.as_bytes()) {
-            // A dump of the events topic: normalized events, already past the event rules.
-            let now = match &record {
-                Record::Event(e) => e.received_at,
-                Record::Change(c) => c.received_at,
-                Record::Watermark { at } => *at,
+        // A recorded request (the usual line), else a record of the events topic; a line that
+        // is neither is refused with the recording format's reason.
+        let rec = match Recorded::from_line(&line) {
+            Ok(rec) => rec,
+            Err(not_recorded) => {
+                let record = wire::decode(line.as_bytes()).map_err(|_| bad(not_recorded))?;
+                let now = record_time(&record).max(last);
+                pace(speed, last, now).await;
+                last = now;
+                apply_record(&inline, record, now);
+                summary.records += 1;
+                write(out)?;
+                continue;
             }
-            .max(last);
-            pace(speed, last, now).await;
-            last = now;
-            let mut inline = inline.lock().expect("inline correlator lock");
-            inline.advance_to(now);
-            let n = inline.shards();
-            let input = match record {
-                Record::Event(e) => Some((partition(&e.routing_key, n), Input::Event(e))),
-                Record::Change(c) => Some((partition(&c.routing_key, n), Input::Change(c))),
-                Record::Watermark { .. } => None,
-            };
-            inline.apply(input.into_iter());
-            drop(inline);
-            summary.records += 1;
-            write(out)?;
-            continue;
-        }
-        let rec = Recorded::from_line(&line).map_err(bad)?;
+        };
         let now = at(&rec.at)
             .ok_or_else(|| bad(format!("'at' {:?} is not an RFC 3339 date-time", rec.at)))?;
         if now < last {
@@ -233,6 +223,28 @@ pub async fn run(
     drop(inline);
     write(out)?;
     Ok(summary)
+}
+
+/// The time an events-topic record brings.
+fn record_time(record: &Record) -> UnixMillis {
+    match record {
+        Record::Event(e) => e.received_at,
+        Record::Change(c) => c.received_at,
+        Record::Watermark { at } => *at,
+    }
+}
+
+/// Applies one events-topic record at `now`, as it is: its event rules already ran at ingest.
+fn apply_record(inline: &Mutex<Inline>, record: Record, now: UnixMillis) {
+    let mut inline = inline.lock().expect("inline correlator lock");
+    inline.advance_to(now);
+    let n = inline.shards();
+    let input = match record {
+        Record::Event(e) => Some((partition(&e.routing_key, n), Input::Event(e))),
+        Record::Change(c) => Some((partition(&c.routing_key, n), Input::Change(c))),
+        Record::Watermark { .. } => None,
+    };
+    inline.apply(input.into_iter());
 }
 
 /// Waits out the simulated time from `last` to `now` at `speed`.

@@ -14,7 +14,7 @@ use crate::correlate::{Correlator, Inline, Input};
 use crate::event::{ChangeEvent, Event};
 use crate::publish::Sink;
 
-use super::{partition, Intake, Refused};
+use super::{partition, Intake, Refused, To};
 
 /// Starts the correlator's shard tasks and returns the intake that feeds them.
 pub fn spawn(
@@ -24,7 +24,7 @@ pub fn spawn(
     sink: Arc<dyn Sink>,
 ) -> (Correlator, Intake) {
     let (correlator, senders) = Correlator::spawn(config, clock, sink);
-    let intake = Intake::new(Local::Channels(senders.into()), event_rules);
+    let intake = Intake::with(To::Local(Local::Channels(senders.into())), event_rules);
     (correlator, intake)
 }
 
@@ -37,7 +37,7 @@ pub fn inline(
     sink: Arc<dyn Sink>,
 ) -> (Arc<Mutex<Inline>>, Intake) {
     let inline = Arc::new(Mutex::new(Inline::new(config, clock, sink)));
-    let intake = Intake::new(Local::Inline(Arc::clone(&inline)), event_rules);
+    let intake = Intake::with(To::Local(Local::Inline(Arc::clone(&inline))), event_rules);
     (inline, intake)
 }
 

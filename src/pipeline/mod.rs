@@ -78,10 +78,6 @@ enum To {
 }
 
 impl Intake {
-    fn new(to: local::Local, event_rules: &[EventRule]) -> Self {
-        Intake::with(To::Local(to), event_rules)
-    }
-
     fn with(to: To, event_rules: &[EventRule]) -> Self {
         Intake {
             event_rules: event_rules.into(),

@@ -30,8 +30,8 @@ pub enum KafkaSetupError {
     CreateTopic { topic: String, reason: String },
     #[error(
         "topic {topic} has {found} partitions, but this config says {expected}: the partition \
-         count of the events topic is fixed when it is created (see the README on migrating \
-         to more partitions)"
+         count of the events topic is fixed when it is created; set pipeline.partitions to \
+         {found}"
     )]
     Partitions {
         topic: String,
