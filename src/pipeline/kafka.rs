@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metrics::Counter;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -62,6 +63,7 @@ pub struct EventsProducer {
     partitions: usize,
     /// Partitions written to since the last watermark tick.
     written: Vec<AtomicBool>,
+    produced: Counter,
 }
 
 impl EventsProducer {
@@ -80,6 +82,7 @@ impl EventsProducer {
             topic: pipeline.events_topic.clone(),
             partitions,
             written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+            produced: m::counter(m::EVENTS_PRODUCED),
         })
     }
 
@@ -153,7 +156,7 @@ impl EventsProducer {
         if failed {
             return Err(Refused::Unavailable);
         }
-        m::counter(m::EVENTS_PRODUCED).increment(items.len() as u64);
+        self.produced.increment(items.len() as u64);
         Ok(())
     }
 
@@ -278,6 +281,7 @@ fn no_time() -> UnixMillis {
 /// applied it yet (a message fetched before its partition moved belongs to the next owner).
 fn consume(
     owned: &mut HashMap<i32, Owned>,
+    consumed: &Counter,
     p: i32,
     offset: i64,
     payload: &[u8],
@@ -286,7 +290,7 @@ fn consume(
     if let Some(owned) = owned.get_mut(&p).filter(|o| offset >= o.next) {
         owned.apply(payload, out);
         owned.next = offset + 1;
-        m::counter(m::EVENT_RECORDS_CONSUMED).increment(1);
+        consumed.increment(1);
     }
 }
 
@@ -354,6 +358,7 @@ pub fn spawn_correlator(
         sink,
         owned: HashMap::new(),
         silences,
+        consumed: m::counter(m::EVENT_RECORDS_CONSUMED),
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
     Ok(KafkaCorrelator { task, stop })
@@ -368,6 +373,7 @@ struct Run {
     sink: Arc<dyn Sink>,
     owned: HashMap<i32, Owned>,
     silences: watch::Receiver<Arc<[Silence]>>,
+    consumed: Counter,
 }
 
 impl Run {
@@ -386,11 +392,18 @@ impl Run {
                         let payload = msg.payload().unwrap_or_default().to_vec();
                         drop(msg);
                         self.sync_assignment(&mut out);
-                        consume(&mut self.owned, p, offset, &payload, &mut out);
+                        consume(&mut self.owned, &self.consumed, p, offset, &payload, &mut out);
                     }
                     Ok(msg) => {
                         let payload = msg.payload().unwrap_or_default();
-                        consume(&mut self.owned, msg.partition(), msg.offset(), payload, &mut out);
+                        consume(
+                            &mut self.owned,
+                            &self.consumed,
+                            msg.partition(),
+                            msg.offset(),
+                            payload,
+                            &mut out,
+                        );
                     }
                     Err(e) => {
                         // Broker outages repeat this every poll: one line a second at most.
