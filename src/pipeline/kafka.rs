@@ -255,7 +255,10 @@ struct Owned {
 
 impl Owned {
     /// Applies one Kafka message's records; their output goes to `out`.
+    /// Records that are not the wire format are skipped, counted, and logged once per message.
     fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
+        let mut skipped = 0u64;
+        let mut first_error = None;
         for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             match wire::decode(line) {
                 Ok(Record::Event(e)) => self.timed.apply(Input::Event(e), no_time, out),
@@ -264,10 +267,14 @@ impl Owned {
                     self.timed.advance_to(at, out);
                 }
                 Err(e) => {
-                    m::counter(m::EVENTS_UNDECODABLE).increment(1);
-                    tracing::error!(error = %e, "events topic record skipped");
+                    skipped += 1;
+                    first_error.get_or_insert(e);
                 }
             }
+        }
+        if let Some(error) = first_error {
+            m::counter(m::EVENTS_UNDECODABLE).increment(skipped);
+            tracing::error!(%error, skipped, "events topic records skipped");
         }
     }
 }
