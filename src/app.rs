@@ -146,7 +146,7 @@ pub async fn start_recording(
             start_kafka_pipeline(&config, &bootstrap, parts).await?
         }
     };
-    let health = Arc::new(Health::new(sink.connected(), restoring));
+    let health = Arc::new(Health::new(sink.clone(), restoring));
     let router = Router::new(
         intake,
         clock,

@@ -10,7 +10,6 @@
 
 use std::fmt;
 use std::io::{BufRead, Write};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -140,7 +139,7 @@ pub async fn run(
         clock.clone(),
         sink.clone(),
     );
-    let health = Arc::new(Health::new(Arc::new(AtomicBool::new(true)), Arc::default()));
+    let health = Arc::new(Health::new(sink.clone(), Arc::default()));
     let router = Router::new(
         intake,
         clock.clone(),

@@ -8,22 +8,26 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::publish::Sink;
+
 use super::response::{self, Body};
 
-/// Readiness: up, not shutting down, Kafka reachable, every owned partition restored.
+/// Readiness: up, not shutting down, the sink ready to deliver (Kafka reachable), every owned
+/// partition restored.
 #[derive(Default)]
 pub struct Health {
     pub shutting_down: AtomicBool,
-    pub kafka_connected: Arc<AtomicBool>,
+    /// Where messages go; none (test rigs) is never ready.
+    pub sink: Option<Arc<dyn Sink>>,
     /// Kafka mode: partitions assigned to this instance and not yet restored.
     pub partitions_restoring: Arc<AtomicUsize>,
 }
 
 impl Health {
-    pub fn new(kafka_connected: Arc<AtomicBool>, partitions_restoring: Arc<AtomicUsize>) -> Self {
+    pub fn new(sink: Arc<dyn Sink>, partitions_restoring: Arc<AtomicUsize>) -> Self {
         Health {
             shutting_down: AtomicBool::new(false),
-            kafka_connected,
+            sink: Some(sink),
             partitions_restoring,
         }
     }
@@ -32,7 +36,7 @@ impl Health {
     pub fn not_ready(&self) -> Option<&'static str> {
         if self.shutting_down.load(Ordering::Relaxed) {
             Some("shutting down")
-        } else if !self.kafka_connected.load(Ordering::Relaxed) {
+        } else if !self.sink.as_ref().is_some_and(|s| s.ready()) {
             Some("kafka unreachable")
         } else if self.partitions_restoring.load(Ordering::Relaxed) > 0 {
             Some("restoring partitions")
@@ -69,13 +73,32 @@ pub fn metrics(handle: &PrometheusHandle) -> Response<Body> {
 mod tests {
     use super::*;
 
+    use crate::publish::encode::OutboundMessage;
+    use crate::publish::SendError;
+
+    /// A sink whose readiness the test sets.
+    struct Flag(AtomicBool);
+
+    impl Sink for Flag {
+        fn send(&self, _: &OutboundMessage) -> Result<(), SendError> {
+            Ok(())
+        }
+        fn ready(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+        fn flush(&self, _: std::time::Duration) -> i32 {
+            0
+        }
+    }
+
     #[test]
     fn readiness_names_what_it_waits_for() {
-        let health = Health::new(Arc::new(AtomicBool::new(true)), Arc::default());
+        let sink = Arc::new(Flag(AtomicBool::new(true)));
+        let health = Health::new(sink.clone(), Arc::default());
         assert_eq!(health.not_ready(), None);
         health.partitions_restoring.store(2, Ordering::Relaxed);
         assert_eq!(health.not_ready(), Some("restoring partitions"));
-        health.kafka_connected.store(false, Ordering::Relaxed);
+        sink.0.store(false, Ordering::Relaxed);
         assert_eq!(health.not_ready(), Some("kafka unreachable"));
         health.shutting_down.store(true, Ordering::Relaxed);
         assert_eq!(health.not_ready(), Some("shutting down"));

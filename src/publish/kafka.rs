@@ -160,13 +160,8 @@ impl KafkaSink {
         Ok(sink)
     }
 
-    /// Whether the last metadata probe reached the cluster.
-    pub fn connected(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.connected)
-    }
-
-    /// Probes the cluster every `every` until `stop` fires, keeping [`KafkaSink::connected`]
-    /// and the `sluice_kafka_connected` gauge current.
+    /// Probes the cluster every `every` until `stop` fires, keeping readiness
+    /// ([`Sink::ready`]) and the `sluice_kafka_connected` gauge current.
     pub async fn watch_connection(
         self: Arc<Self>,
         every: Duration,
@@ -331,6 +326,7 @@ fn topic_names(
 }
 
 impl Sink for KafkaSink {
+    /// Whether the last metadata probe reached the cluster.
     fn ready(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
