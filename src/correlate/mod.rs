@@ -348,3 +348,56 @@ impl Inline {
         total
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::event::{Action, Event};
+    use crate::integration::Integration;
+
+    fn trigger(key: &str, at: u64) -> Input {
+        let mut e = Event::new(
+            Integration::PagerDuty,
+            Action::Trigger,
+            "rk".into(),
+            key.into(),
+            UnixMillis(at),
+        );
+        e.source = "db-1".into();
+        Input::Event(e)
+    }
+
+    #[test]
+    fn partition_time_moves_with_inputs_and_never_back() {
+        let config = Config::from_toml(
+            "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"10s\"",
+            Vec::new(),
+        )
+        .unwrap();
+        let mut timed = TimedShard::new(build_shard(&config.correlate, 1));
+        let mut out = Vec::new();
+        timed.apply(trigger("a", 1_000), || UnixMillis(0), &mut out);
+        assert_eq!(timed.time(), UnixMillis(1_000));
+        // An earlier time (another ingest's clock, a late tick) does not move it back.
+        assert_eq!(
+            timed.advance_to(UnixMillis(500), &mut out),
+            UnixMillis(1_000)
+        );
+        timed.apply(trigger("b", 900), || UnixMillis(0), &mut out);
+        assert_eq!(timed.time(), UnixMillis(1_000));
+        assert!(out.is_empty(), "still inside group_wait");
+        // group_wait ends at 11 000: the timer fires when time reaches it, not before.
+        timed.advance_to(UnixMillis(10_999), &mut out);
+        assert!(out.is_empty());
+        timed.advance_to(UnixMillis(11_000), &mut out);
+        assert_eq!(out.len(), 1, "the opened message");
+        // An input without a time of its own takes the fallback.
+        timed.apply(
+            Input::Silences(Arc::from(Vec::new())),
+            || UnixMillis(20_000),
+            &mut out,
+        );
+        assert_eq!(timed.time(), UnixMillis(20_000));
+    }
+}
