@@ -31,7 +31,9 @@ impl Action {
 }
 
 /// Ordered from least to most severe, so `max` gives the worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -71,7 +73,7 @@ impl fmt::Display for Severity {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub href: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -231,7 +233,8 @@ pub struct ChangeEvent {
 }
 
 /// Free-form JSON from the sender (`custom_details`), validated once and kept as compact text.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Details(pub Box<serde_json::value::RawValue>);
 
 impl PartialEq for Details {

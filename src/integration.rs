@@ -311,6 +311,77 @@ impl KeySpace {
     pub const SENTRY_METRIC_ALERTS: KeySpace = KeySpace(Integration::ALL.len() as u8);
 }
 
+impl KeySpace {
+    /// Its name: the integration whose space it is, or `sentry_metric_alerts`. Names, not
+    /// numbers, leave the process (snapshots), since numbers follow the registry's order.
+    pub fn name(self) -> &'static str {
+        if self == KeySpace::SENTRY_METRIC_ALERTS {
+            return "sentry_metric_alerts";
+        }
+        Integration::ALL
+            .get(self.0 as usize)
+            .map_or("unknown", |kind| kind.as_str())
+    }
+
+    /// The key space named `name` (see [`KeySpace::name`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == "sentry_metric_alerts" {
+            return Some(KeySpace::SENTRY_METRIC_ALERTS);
+        }
+        Integration::parse(name).map(|kind| KeySpace(kind as u8))
+    }
+}
+
+/// Integrations and key spaces are stored by name (snapshots), never by registry number.
+impl serde::Serialize for Integration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Integration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Integration::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown integration {name:?}")))
+    }
+}
+
+impl serde::Serialize for KeySpace {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeySpace {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        KeySpace::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown key space {name:?}")))
+    }
+}
+
+/// A set of integrations as [`Integration::bit`]s, stored as their names
+/// (`#[serde(with = "integration::bits_by_name")]`).
+pub mod bits_by_name {
+    use super::Integration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bits: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            Integration::ALL
+                .iter()
+                .filter(|k| bits & k.bit() != 0)
+                .map(|k| k.as_str()),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let kinds = Vec::<Integration>::deserialize(d)?;
+        Ok(kinds.iter().fold(0, |acc, k| acc | k.bit()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,26 @@ impl serde::Serialize for UnixMillis {
     }
 }
 
+/// Reads what [`UnixMillis`] writes (RFC 3339, milliseconds), or a number of milliseconds.
+impl<'de> serde::Deserialize<'de> for UnixMillis {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Either<'a> {
+            Millis(u64),
+            Text(std::borrow::Cow<'a, str>),
+        }
+        match Either::deserialize(d)? {
+            Either::Millis(ms) => Ok(UnixMillis(ms)),
+            Either::Text(s) => match parse_timestamp(&s) {
+                Some(Timestamp::At(at)) => Ok(at),
+                Some(Timestamp::Unset) => Ok(UnixMillis(0)),
+                None => Err(serde::de::Error::custom(format!("not a time: {s:?}"))),
+            },
+        }
+    }
+}
+
 /// Days since the epoch to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -1,5 +1,7 @@
 //! Alert and incident state, and how an incident is rendered into a message.
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Details, Event, Field, Link, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
@@ -15,6 +17,9 @@ use super::rules::Rule;
 pub const MAX_LINKS: usize = 10;
 
 /// One deduplicated alert: every event with its `(routing_key, dedup_key)` while it is open.
+/// Serialized only into shard snapshots (`shard::snapshot`), where a field added later
+/// needs `#[serde(default)]` so that older snapshots still read.
+#[derive(Serialize, Deserialize)]
 pub struct Alert {
     /// xxh3 of `(routing_key, dedup_key)`: its place in the alert table and flap history.
     pub hash: u64,
@@ -143,7 +148,22 @@ impl Labels {
     }
 }
 
-/// A group of alerts, from its opening until all its alerts resolve.
+/// Stored as `[[name, value], ...]`.
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Labels::new(&Vec::<(String, String)>::deserialize(d)?))
+    }
+}
+
+/// A group of alerts, from its opening until all its alerts resolve. Serialized only into
+/// shard snapshots, like [`Alert`].
+#[derive(Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
     pub seq: u32,
@@ -177,6 +197,7 @@ pub struct Incident {
     /// was): what [`Incident::severity`] says once none is open.
     pub last_severity: Severity,
     pub event_count: u64,
+    #[serde(with = "crate::integration::bits_by_name")]
     pub integrations: u64,
     pub links: Vec<Link>,
     pub published: bool,

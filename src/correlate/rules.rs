@@ -53,6 +53,7 @@ pub fn with_fallback(configs: &[RuleConfig]) -> Vec<Rule> {
 }
 
 /// An inhibition rule, as the shard applies it.
+#[derive(Debug)]
 pub struct Inhibit {
     pub source: Vec<Matcher>,
     pub target: Vec<Matcher>,
@@ -67,4 +68,19 @@ impl From<&InhibitRule> for Inhibit {
             equal: r.equal.clone(),
         }
     }
+}
+
+/// A fingerprint of grouping and inhibition rules as configured (their `Debug` text, so it
+/// may change between sluice versions even when the rules did not: a difference means only
+/// "maybe changed"). A snapshot made under other rules is restored by rule name.
+pub fn fingerprint(rules: &[Rule], inhibit: &[Inhibit]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for r in rules {
+        h.update(format!("{:?}\n", r.config).as_bytes());
+    }
+    h.update(b"inhibit\n");
+    for i in inhibit {
+        h.update(format!("{i:?}\n").as_bytes());
+    }
+    h.digest()
 }

@@ -8,7 +8,9 @@ use std::collections::BinaryHeap;
 use crate::time::UnixMillis;
 
 /// What a timer is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Timer {
     /// The incident in `slot`: publish, coalesced update, end of flapping. `token` tells the
     /// incident's current timer from stale ones.
@@ -20,7 +22,7 @@ pub enum Timer {
     Silences,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(UnixMillis, u64, Timer)>>,
     seq: u64,

@@ -13,6 +13,7 @@ use crate::time::UnixMillis;
 
 use super::super::incident::Alert;
 use super::review::publish;
+use super::store::Slots;
 use super::Shard;
 
 /// The caps, in the order of their index (the `cap` label of `sluice_caps_reached_total`).
@@ -59,6 +60,20 @@ pub(super) struct Usage {
 }
 
 impl Usage {
+    /// What the caps count for the incidents in `slots`.
+    pub(super) fn rebuild(slots: &Slots) -> Self {
+        let mut usage = Usage::default();
+        for (_, inc) in slots.iter() {
+            let counts = usage
+                .per_routing_key
+                .entry(inc.routing_key.clone())
+                .or_default();
+            counts.incidents += 1;
+            counts.alerts += inc.open_alerts as usize;
+        }
+        usage
+    }
+
     pub(super) fn alert_opened(&mut self, routing_key: String) {
         match self.per_routing_key.get_mut(&*routing_key) {
             Some(counts) => counts.alerts += 1,

@@ -16,7 +16,7 @@ use crate::time::UnixMillis;
 
 use super::Shard;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct FlapHistory {
     /// Recent state changes per alert hash.
     changes: HashMap<u64, VecDeque<UnixMillis>>,

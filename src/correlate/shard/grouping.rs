@@ -21,7 +21,7 @@ use crate::time::UnixMillis;
 
 use super::super::incident::Incident;
 use super::super::rules::Rule;
-use super::store::hash_routing_key;
+use super::store::{hash_routing_key, Slots};
 use super::Shard;
 
 /// The hash of a routing key, a rule and a list of values (group values, or the `equal`
@@ -52,7 +52,10 @@ struct GroupRef {
     slot: u32,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Groups {
+    /// Rebuilt from the incidents when restored.
+    #[serde(skip)]
     table: HashTable<GroupRef>,
     /// Base ids of incidents opened in the current millisecond, to keep ids unique when the
     /// same group opens twice within one millisecond (trigger, resolve, trigger).
@@ -65,6 +68,17 @@ impl Groups {
             table: HashTable::new(),
             ids_this_ms: (UnixMillis(0), HashMap::new()),
         }
+    }
+
+    /// The same, with the group index rebuilt from the incidents that are in it.
+    pub(super) fn rebuilt(mut self, slots: &Slots) -> Self {
+        self.table.clear();
+        for (slot, inc) in slots.iter().filter(|(_, inc)| inc.in_group_index) {
+            let hash = inc.group_hash;
+            self.table
+                .insert_unique(hash, GroupRef { hash, slot }, |g| g.hash);
+        }
+        self
     }
 
     /// `inc_` + xxh3-128 of routing key, rule, group values, opening time and first dedup

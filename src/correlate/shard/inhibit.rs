@@ -20,6 +20,7 @@ use crate::time::UnixMillis;
 use super::super::incident::AlertView;
 use super::super::rules::Inhibit;
 use super::grouping::values_hash;
+use super::store::Slots;
 use super::Shard;
 
 /// An inhibition rule and the hash of an alert's `equal` values under it.
@@ -27,11 +28,16 @@ type InhibitKey = (u16, u64);
 /// An alert's place and hash (`slot`, `index`, `hash`), checked before use since it may be stale.
 type AlertLoc = (u32, u32, u64);
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Inhibition {
+    /// Set again when restored ([`Inhibition::set_rules`]).
+    #[serde(skip)]
     rules: Arc<[Inhibit]>,
     /// Open alerts matching each inhibition rule's source, by (rule, equal values).
+    #[serde(with = "super::snapshot::pairs")]
     inhibitors: HashMap<InhibitKey, u32>,
     /// Alerts matching each inhibition rule's target, by (rule, equal values); pruned lazily.
+    #[serde(with = "super::snapshot::pairs")]
     targets: HashMap<InhibitKey, Vec<AlertLoc>>,
 }
 
@@ -41,6 +47,39 @@ impl Inhibition {
             rules,
             inhibitors: HashMap::new(),
             targets: HashMap::new(),
+        }
+    }
+
+    pub(super) fn rules(&self) -> &[Inhibit] {
+        &self.rules
+    }
+
+    #[cfg(test)]
+    pub(super) fn rules_arc(&self) -> &Arc<[Inhibit]> {
+        &self.rules
+    }
+
+    pub(super) fn set_rules(&mut self, rules: Arc<[Inhibit]>) {
+        self.rules = rules;
+    }
+
+    /// Indexes anew every open alert in `slots` (in slot order) under the current rules.
+    pub(super) fn reindex(&mut self, slots: &Slots) {
+        self.inhibitors.clear();
+        self.targets.clear();
+        if self.rules.is_empty() {
+            return;
+        }
+        for (slot, inc) in slots.iter() {
+            for (index, alert) in inc.alerts.iter().enumerate() {
+                if alert.is_open() {
+                    let view = AlertView {
+                        routing_key: &inc.routing_key,
+                        alert,
+                    };
+                    self.add(&view, slot, index as u32);
+                }
+            }
         }
     }
 

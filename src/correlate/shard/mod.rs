@@ -28,6 +28,7 @@ mod grouping;
 mod inhibit;
 mod review;
 mod silences;
+mod snapshot;
 mod stats;
 mod store;
 
@@ -46,6 +47,7 @@ use super::timers::{Timer, Timers};
 use super::Input;
 
 pub use caps::Caps;
+pub use snapshot::{SnapshotError, VERSION as SNAPSHOT_VERSION};
 pub use stats::{Held, Stats, DROP_ALERT_NOT_OPEN};
 
 use caps::Usage;
@@ -74,6 +76,17 @@ pub struct Shard {
     timers: Timers,
     pub stats: Stats,
     metrics: ShardMetrics,
+}
+
+/// A shard handed over (Kafka mode's revoked partitions) or shut down takes what it held out
+/// of the open gauges; a restored one put it in ([`Shard::restore`]).
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.metrics.alerts_open.decrement(self.alerts.len() as f64);
+        self.metrics
+            .incidents_open
+            .decrement(self.slots.live() as f64);
+    }
 }
 
 impl Shard {

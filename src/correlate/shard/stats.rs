@@ -36,7 +36,7 @@ impl Held {
 }
 
 /// Plain counters for `sluice replay`'s summary (the metrics carry the same for live runs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub events: u64,
     pub changes: u64,

@@ -17,6 +17,7 @@ use crate::time::UnixMillis;
 
 use super::super::incident::{Alert, AlertView, Incident};
 use super::super::timers::Timer;
+use super::snapshot::SnapshotError;
 use super::Shard;
 
 /// Starts a hash with a routing key, length-prefixed so that it never runs into what follows.
@@ -37,7 +38,7 @@ pub(super) fn alert_hash(routing_key: &str, space: KeySpace, dedup_key: &str) ->
 }
 
 /// Where incidents live: `incidents[slot]`, emptied slots reused first.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Slots {
     incidents: Vec<Option<Incident>>,
     free: Vec<u32>,
@@ -107,6 +108,40 @@ impl Slots {
         }
     }
 
+    /// Every incident with its slot.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Incident)> {
+        self.incidents
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, inc)| inc.as_ref().map(|inc| (slot as u32, inc)))
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Incident> {
+        self.incidents.iter_mut().flatten()
+    }
+
+    /// Whether slots read from a snapshot keep this type's invariants: `free` lists exactly
+    /// the empty slots, each once, and every incident's counters agree with its alerts.
+    pub(super) fn check(&self) -> Result<(), SnapshotError> {
+        let mut free = vec![false; self.incidents.len()];
+        for &slot in &self.free {
+            match free.get_mut(slot as usize) {
+                Some(seen @ false) if self.incidents[slot as usize].is_none() => *seen = true,
+                _ => return Err(SnapshotError::Inconsistent("free slots")),
+            }
+        }
+        if self.live() != self.incidents.iter().flatten().count() {
+            return Err(SnapshotError::Inconsistent("free slots"));
+        }
+        for (_, inc) in self.iter() {
+            let open = inc.alerts.iter().filter(|a| a.is_open()).count();
+            if open != inc.open_alerts as usize || inc.untracked {
+                return Err(SnapshotError::Inconsistent("open alerts"));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn take(&mut self, slot: u32) -> Incident {
         let inc = self.incidents[slot as usize]
             .take()
@@ -151,6 +186,19 @@ impl AlertIndex {
                     && *alert.dedup_key == *event.dedup_key
             })
             .map(|r| (r.slot, r.index))
+    }
+
+    /// The index of every open alert in `slots`.
+    pub(super) fn rebuild(slots: &Slots) -> Self {
+        let mut index = AlertIndex::new();
+        for (slot, inc) in slots.iter() {
+            for (i, alert) in inc.alerts.iter().enumerate() {
+                if alert.is_open() {
+                    index.insert(alert.hash, slot, i as u32);
+                }
+            }
+        }
+        index
     }
 
     fn insert(&mut self, hash: u64, slot: u32, index: u32) {

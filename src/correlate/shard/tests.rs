@@ -992,3 +992,82 @@ fn an_alert_inhibited_until_it_resolves_is_never_published() {
     assert_eq!(msgs[0]["group_key"]["source"], "NodeDown-n1");
     assert_eq!(msgs[0]["type"], "resolved");
 }
+
+/// A shard restored from `h`'s snapshot under `rules`, in a harness at the same time.
+fn restored(h: &Harness, rules: Vec<RuleConfig>) -> Result<Harness, SnapshotError> {
+    let mut bytes = Vec::new();
+    h.shard.snapshot(UnixMillis(h.now), &mut bytes);
+    let rules: Arc<[Rule]> = rules::with_fallback(&rules).into();
+    let (shard, at) = Shard::restore(rules, Arc::from(Vec::new()), Caps::unbounded(100), &bytes)?;
+    assert_eq!(at, UnixMillis(h.now));
+    Ok(Harness {
+        shard,
+        now: h.now,
+        out: Vec::new(),
+    })
+}
+
+#[test]
+fn a_snapshot_restores_under_renumbered_rules_by_name() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.at(0).trigger("a", "db-1").at(31);
+    assert_eq!(h.take()[0]["type"], "opened");
+    // A rule inserted before it: the incident keeps its rule by name, and its group still
+    // takes the group's new alerts.
+    let mut first = rule(&["source"]);
+    first.name = "first".into();
+    first.matchers = vec![crate::matchers::Matcher::new("source", "=", "web-9").unwrap()];
+    let mut r = restored(&h, vec![first, rule(&["source"])]).unwrap();
+    r.trigger("b", "db-1");
+    assert_eq!(r.shard.open_incidents(), 1, "joined the restored incident");
+    r.at(31 + 61);
+    let update = r.take();
+    assert_eq!(update[0]["type"], "updated");
+    assert_eq!(update[0]["seq"], 2);
+    assert_eq!(update[0]["rule"], "test");
+    // Under rules without its name it falls back to the last rule, and still resolves.
+    let mut other = rule(&["source"]);
+    other.name = "other".into();
+    other.matchers = vec![crate::matchers::Matcher::new("source", "=", "web-9").unwrap()];
+    let mut r = restored(&h, vec![other]).unwrap();
+    r.resolve("a").at(200);
+    let resolved = r.take();
+    assert_eq!(resolved[0]["type"], "resolved");
+    assert_eq!(resolved[0]["rule"], "default");
+}
+
+#[test]
+fn a_snapshot_of_a_later_version_or_inconsistent_is_refused() {
+    let mut h = Harness::new(rule(&[]));
+    h.at(0).trigger("a", "db-1");
+    let mut bytes = Vec::new();
+    h.shard.snapshot(UnixMillis(h.now), &mut bytes);
+    let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+    let restore = |v: &Value| {
+        let rules: Arc<[Rule]> = rules::with_fallback(&[rule(&[])]).into();
+        let bytes = serde_json::to_vec(v).unwrap();
+        Shard::restore(rules, Arc::from(Vec::new()), Caps::unbounded(100), &bytes).map(|_| ())
+    };
+    assert!(restore(&v).is_ok());
+    let mut later = v.clone();
+    later["v"] = (SNAPSHOT_VERSION + 1).into();
+    later["slots"] = "a shape this version does not know".into();
+    assert!(matches!(
+        restore(&later),
+        Err(SnapshotError::UnsupportedVersion(n)) if n == SNAPSHOT_VERSION + 1
+    ));
+    v["slots"]["free"] = serde_json::json!([0]);
+    assert!(matches!(
+        restore(&v),
+        Err(SnapshotError::Inconsistent("free slots"))
+    ));
+    assert!(matches!(
+        Shard::restore(
+            rules::with_fallback(&[]).into(),
+            Arc::from(Vec::new()),
+            Caps::unbounded(1),
+            b"{\"v\":1}"
+        ),
+        Err(SnapshotError::Json(_))
+    ));
+}
