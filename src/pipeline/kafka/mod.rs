@@ -23,229 +23,33 @@
 //! partitions (event rules run at ingest, before the partition is chosen).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics::Counter;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
-use crate::config::{Config, KafkaConfig, PipelineConfig};
+use crate::config::Config;
 use crate::correlate::silence::Silence;
 use crate::correlate::{self, Input, TimedShard};
 use crate::event::wire::{self, Record};
-use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
-use crate::publish::kafka::{
-    client_config, error_kind, idempotent_producer_config, KafkaSetupError,
-};
+use crate::publish::kafka::{client_config, KafkaSetupError};
 use crate::publish::Sink;
 use crate::time::UnixMillis;
 
-use super::{partition, Refused};
+mod group;
+mod produce;
 
-/// How long a produce may wait for its delivery report before the sender gets 503.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The ingest side of Kafka mode: produces events to the events topic.
-pub struct EventsProducer {
-    producer: FutureProducer,
-    topic: String,
-    partitions: usize,
-    /// Partitions written to since the last watermark tick.
-    written: Vec<AtomicBool>,
-    produced: Counter,
-}
-
-impl EventsProducer {
-    pub fn connect(
-        kafka: &KafkaConfig,
-        bootstrap: &str,
-        pipeline: &PipelineConfig,
-    ) -> Result<Self, KafkaSetupError> {
-        let producer: FutureProducer =
-            idempotent_producer_config(kafka, bootstrap, DELIVERY_TIMEOUT)
-                .create()
-                .map_err(KafkaSetupError::Producer)?;
-        let partitions = pipeline.partitions as usize;
-        Ok(EventsProducer {
-            producer,
-            topic: pipeline.events_topic.clone(),
-            partitions,
-            written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
-            produced: m::counter(m::EVENTS_PRODUCED),
-        })
-    }
-
-    /// Produces every event of one request, one record per partition touched, and waits for
-    /// every delivery report.
-    pub(super) async fn events(&self, events: &[Event]) -> Result<(), Refused> {
-        self.produce(events, |e| &e.routing_key, wire::encode_event)
-            .await
-    }
-
-    pub(super) async fn change(&self, change: &ChangeEvent) -> Result<(), Refused> {
-        self.produce(
-            std::slice::from_ref(change),
-            |c| &c.routing_key,
-            wire::encode_change,
-        )
-        .await
-    }
-
-    async fn produce<T>(
-        &self,
-        items: &[T],
-        routing_key: fn(&T) -> &str,
-        encode: fn(&T, &mut Vec<u8>),
-    ) -> Result<(), Refused> {
-        let mut bodies: Vec<(usize, &str, Vec<u8>)> = Vec::new();
-        for item in items {
-            let key = routing_key(item);
-            let p = partition(key, self.partitions);
-            let at = match bodies.iter().position(|(q, _, _)| *q == p) {
-                Some(at) => {
-                    bodies[at].2.push(b'\n');
-                    at
-                }
-                None => {
-                    bodies.push((p, key, Vec::with_capacity(512)));
-                    bodies.len() - 1
-                }
-            };
-            encode(item, &mut bodies[at].2);
-        }
-        let mut deliveries = Vec::with_capacity(bodies.len());
-        for (p, key, body) in &bodies {
-            let record = FutureRecord::to(&self.topic)
-                .partition(*p as i32)
-                .key(*key)
-                .payload(body);
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => {
-                    m::event_delivery_failed(error_kind(&e)).increment(1);
-                    return Err(Refused::Overloaded);
-                }
-            }
-            self.written[*p].store(true, Ordering::Relaxed);
-        }
-        let mut failed = false;
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    m::event_delivery_failed(error_kind(&e)).increment(1);
-                    failed = true;
-                }
-                Err(_) => {
-                    m::event_delivery_failed("canceled").increment(1);
-                    failed = true;
-                }
-            }
-        }
-        if failed {
-            return Err(Refused::Unavailable);
-        }
-        self.produced.increment(items.len() as u64);
-        Ok(())
-    }
-
-    /// Writes a watermark (the clock's time) to every partition not written to in the last
-    /// `every`, until `stop` fires.
-    pub async fn watermarks(
-        self: Arc<Self>,
-        clock: Clock,
-        every: Duration,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let mut body = Vec::with_capacity(64);
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
-            body.clear();
-            wire::encode_watermark(clock.now(), &mut body);
-            for p in 0..self.partitions {
-                if self.written[p].swap(false, Ordering::Relaxed) {
-                    continue;
-                }
-                let record = FutureRecord::<(), _>::to(&self.topic)
-                    .partition(p as i32)
-                    .payload(&body);
-                if let Err((e, _)) = self.producer.send_result(record) {
-                    tracing::debug!(error = %e, partition = p, "watermark not queued");
-                }
-            }
-        }
-    }
-}
-
-/// Records what the group gave and took away, for the correlator loop to restore and drop.
-struct Rebalances {
-    assigned: Mutex<Vec<i32>>,
-    revoked: Mutex<Vec<i32>>,
-    /// Partitions assigned and not yet restored: readiness waits for none.
-    restoring: Arc<AtomicUsize>,
-}
-
-impl ClientContext for Rebalances {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        use rdkafka::config::RDKafkaLogLevel as L;
-        match level {
-            L::Emerg | L::Alert | L::Critical | L::Error => {
-                tracing::error!(fac, message, "events consumer")
-            }
-            L::Warning => tracing::warn!(fac, message, "events consumer"),
-            _ => tracing::debug!(fac, message, "events consumer"),
-        }
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        // librdkafka reports the same outage from every poll; the loop logs it once a second.
-        tracing::debug!(%error, reason, "events consumer");
-    }
-}
-
-impl Rebalances {
-    /// Whether the group gave or took partitions that the loop has not taken in yet.
-    fn has_news(&self) -> bool {
-        !self.assigned.lock().expect("rebalance lock").is_empty()
-            || !self.revoked.lock().expect("rebalance lock").is_empty()
-    }
-}
-
-impl ConsumerContext for Rebalances {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        m::counter(m::REBALANCES).increment(1);
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let mut revoked = self.revoked.lock().expect("rebalance lock");
-            revoked.extend(tpl.elements().iter().map(|e| e.partition()));
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            self.restoring
-                .fetch_add(partitions.len(), Ordering::Relaxed);
-            self.assigned
-                .lock()
-                .expect("rebalance lock")
-                .extend(partitions);
-        }
-    }
-}
+use group::Rebalances;
+pub use produce::EventsProducer;
+use produce::DELIVERY_TIMEOUT;
 
 /// One owned partition: its shard on partition time, and the next offset to commit.
 struct Owned {

@@ -1,0 +1,157 @@
+//! The ingest side of Kafka mode: every request's events produced to the events topic, and
+//! watermarks to idle partitions.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::Counter;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::{KafkaConfig, PipelineConfig};
+use crate::event::wire;
+use crate::event::{ChangeEvent, Event};
+use crate::metrics as m;
+use crate::publish::kafka::{error_kind, idempotent_producer_config, KafkaSetupError};
+
+use super::super::{partition, Refused};
+
+/// How long a produce may wait for its delivery report before the sender gets 503.
+pub(super) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The ingest side of Kafka mode: produces events to the events topic.
+pub struct EventsProducer {
+    producer: FutureProducer,
+    topic: String,
+    partitions: usize,
+    /// Partitions written to since the last watermark tick.
+    written: Vec<AtomicBool>,
+    produced: Counter,
+}
+
+impl EventsProducer {
+    pub fn connect(
+        kafka: &KafkaConfig,
+        bootstrap: &str,
+        pipeline: &PipelineConfig,
+    ) -> Result<Self, KafkaSetupError> {
+        let producer: FutureProducer =
+            idempotent_producer_config(kafka, bootstrap, DELIVERY_TIMEOUT)
+                .create()
+                .map_err(KafkaSetupError::Producer)?;
+        let partitions = pipeline.partitions as usize;
+        Ok(EventsProducer {
+            producer,
+            topic: pipeline.events_topic.clone(),
+            partitions,
+            written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+            produced: m::counter(m::EVENTS_PRODUCED),
+        })
+    }
+
+    /// Produces every event of one request, one record per partition touched, and waits for
+    /// every delivery report.
+    pub(in crate::pipeline) async fn events(&self, events: &[Event]) -> Result<(), Refused> {
+        self.produce(events, |e| &e.routing_key, wire::encode_event)
+            .await
+    }
+
+    pub(in crate::pipeline) async fn change(&self, change: &ChangeEvent) -> Result<(), Refused> {
+        self.produce(
+            std::slice::from_ref(change),
+            |c| &c.routing_key,
+            wire::encode_change,
+        )
+        .await
+    }
+
+    async fn produce<T>(
+        &self,
+        items: &[T],
+        routing_key: fn(&T) -> &str,
+        encode: fn(&T, &mut Vec<u8>),
+    ) -> Result<(), Refused> {
+        let mut bodies: Vec<(usize, &str, Vec<u8>)> = Vec::new();
+        for item in items {
+            let key = routing_key(item);
+            let p = partition(key, self.partitions);
+            let at = match bodies.iter().position(|(q, _, _)| *q == p) {
+                Some(at) => {
+                    bodies[at].2.push(b'\n');
+                    at
+                }
+                None => {
+                    bodies.push((p, key, Vec::with_capacity(512)));
+                    bodies.len() - 1
+                }
+            };
+            encode(item, &mut bodies[at].2);
+        }
+        let mut deliveries = Vec::with_capacity(bodies.len());
+        for (p, key, body) in &bodies {
+            let record = FutureRecord::to(&self.topic)
+                .partition(*p as i32)
+                .key(*key)
+                .payload(body);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => {
+                    m::event_delivery_failed(error_kind(&e)).increment(1);
+                    return Err(Refused::Overloaded);
+                }
+            }
+            self.written[*p].store(true, Ordering::Relaxed);
+        }
+        let mut failed = false;
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    m::event_delivery_failed(error_kind(&e)).increment(1);
+                    failed = true;
+                }
+                Err(_) => {
+                    m::event_delivery_failed("canceled").increment(1);
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            return Err(Refused::Unavailable);
+        }
+        self.produced.increment(items.len() as u64);
+        Ok(())
+    }
+
+    /// Writes a watermark (the clock's time) to every partition not written to in the last
+    /// `every`, until `stop` fires.
+    pub async fn watermarks(
+        self: Arc<Self>,
+        clock: Clock,
+        every: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut body = Vec::with_capacity(64);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            body.clear();
+            wire::encode_watermark(clock.now(), &mut body);
+            for p in 0..self.partitions {
+                if self.written[p].swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                let record = FutureRecord::<(), _>::to(&self.topic)
+                    .partition(p as i32)
+                    .payload(&body);
+                if let Err((e, _)) = self.producer.send_result(record) {
+                    tracing::debug!(error = %e, partition = p, "watermark not queued");
+                }
+            }
+        }
+    }
+}
