@@ -92,10 +92,11 @@ pub async fn start_recording(
     let metrics = crate::metrics::install();
     let embedded = match &config.kafka.brokers {
         Brokers::Embedded => {
-            let events = [(
-                config.pipeline.events_topic.as_str(),
-                config.pipeline.partitions,
-            )];
+            let pipeline = &config.pipeline;
+            let events = [
+                (pipeline.events_topic.as_str(), pipeline.partitions),
+                (pipeline.state_topic.as_str(), pipeline.partitions),
+            ];
             let more: &[(&str, i32)] = match config.pipeline.mode {
                 PipelineMode::Kafka => &events,
                 PipelineMode::Memory => &[],
@@ -267,8 +268,20 @@ async fn start_kafka_pipeline(
         bootstrap,
         &pipeline.events_topic,
         pipeline.partitions,
+        &[],
     )
     .await?;
+    if pipeline.roles.correlate {
+        // One snapshot per partition is all a restore reads: compaction drops the rest.
+        ensure_topic(
+            &config.kafka,
+            bootstrap,
+            &pipeline.state_topic,
+            pipeline.partitions,
+            &[("cleanup.policy", "compact")],
+        )
+        .await?;
+    }
     let (silences, silences_rx) = watch::channel(Arc::from(Vec::new()));
     let producer = if pipeline.roles.ingest {
         let producer = Arc::new(EventsProducer::connect(&config.kafka, bootstrap, pipeline)?);

@@ -40,6 +40,10 @@ pub const REBALANCES: &str = "sluice_rebalances_total";
 pub const PARTITIONS_OWNED: &str = "sluice_partitions_owned";
 pub const RESTORE_RECORDS: &str = "sluice_restore_records_total";
 pub const RESTORE_DURATION: &str = "sluice_restore_duration_seconds";
+pub const RESTORES: &str = "sluice_restores_total";
+pub const SNAPSHOTS_WRITTEN: &str = "sluice_snapshots_written_total";
+pub const SNAPSHOT_FAILURES: &str = "sluice_snapshot_failures_total";
+pub const SNAPSHOT_BYTES: &str = "sluice_snapshot_bytes_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -72,6 +76,10 @@ pub const ALL: &[(&str, &str)] = &[
     (PARTITIONS_OWNED, "Kafka mode: events-topic partitions this correlator owns and has restored."),
     (RESTORE_RECORDS, "Kafka mode: events-topic records replayed to restore partitions."),
     (RESTORE_DURATION, "Kafka mode: time to restore one partition."),
+    (RESTORES, "Kafka mode: partitions restored, by source (snapshot: its last snapshot and the events after it; history: every retained event, when it has no snapshot or its snapshot could not be read)."),
+    (SNAPSHOTS_WRITTEN, "Kafka mode: partition snapshots written to the state topic and committed."),
+    (SNAPSHOT_FAILURES, "Kafka mode: partition snapshots not written or not committed (the previous one stays in use)."),
+    (SNAPSHOT_BYTES, "Kafka mode: bytes of partition snapshots written to the state topic."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -161,6 +169,10 @@ pub fn event_delivery_failed(kind: &'static str) -> Counter {
 
 pub fn histogram(name: &'static str) -> metrics::Histogram {
     metrics::histogram!(name)
+}
+
+pub fn restores(source: &'static str) -> Counter {
+    metrics::counter!(RESTORES, "source" => source)
 }
 
 pub fn incidents_held(reason: &'static str) -> Counter {

@@ -81,6 +81,8 @@ pub mod defaults {
     pub const WATERMARK_INTERVAL: &str = "1s";
     pub const COMMIT_INTERVAL: &str = "1s";
     pub const SESSION_TIMEOUT: &str = "10s";
+    pub const STATE_TOPIC: &str = "sluice.state";
+    pub const SNAPSHOT_INTERVAL: &str = "60s";
 }
 
 /// Environment variables that override a config key; anything else named `SLUICE_*` is an
@@ -304,7 +306,7 @@ impl RawConfig {
         if instance.is_empty() {
             p.add("instance", "must not be empty");
         }
-        Config {
+        let config = Config {
             instance,
             server: self.server.unwrap_or_default().validate(p),
             kafka: self.kafka.unwrap_or_default().validate(p),
@@ -313,7 +315,28 @@ impl RawConfig {
             log: self.log.unwrap_or_default().validate(p),
             pipeline: self.pipeline.unwrap_or_default().validate(p),
             integrations: integrations::validate(self.integrations, p),
+        };
+        // Each topic holds one kind of record.
+        let (pipeline, kafka) = (&config.pipeline, &config.kafka);
+        for (key, topic) in [
+            ("pipeline.events_topic", &pipeline.events_topic),
+            ("pipeline.state_topic", &pipeline.state_topic),
+        ] {
+            let taken = [
+                ("kafka.topic", &kafka.topic),
+                ("kafka.changes_topic", &kafka.changes_topic),
+                ("pipeline.events_topic", &pipeline.events_topic),
+            ]
+            .into_iter()
+            .find(|(other, name)| *other != key && *name == topic);
+            if let Some((other, _)) = taken {
+                p.add(
+                    key,
+                    format!("{topic:?} is already {other}: each topic holds one kind of record"),
+                );
+            }
         }
+        config
     }
 }
 

@@ -11,10 +11,12 @@
 //! watermark_interval = "1s"        # kafka mode: ingest moves idle partitions' time this often
 //! commit_interval = "1s"           # kafka mode: how often delivered work is committed
 //! session_timeout = "10s"          # kafka mode: a correlator silent this long loses its partitions
+//! state_topic = "sluice.state"     # kafka mode: partition snapshots (compacted when created)
+//! snapshot_interval = "60s"        # kafka mode: a partition with new records is snapshotted this often
 //! ```
 //!
 //! Validates the mode and roles by name (at least one role; memory mode runs both), the topic
-//! name (not one of the `[kafka]` topics), and the counts and durations; unknown keys are
+//! names (none the same as another topic of sluice), and the counts and durations; unknown keys are
 //! rejected.
 
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub(super) struct RawPipeline {
     watermark_interval: Option<String>,
     commit_interval: Option<String>,
     session_timeout: Option<String>,
+    state_topic: Option<String>,
+    snapshot_interval: Option<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -75,6 +79,11 @@ pub struct PipelineConfig {
     /// The consumer group's session timeout: how long after a correlator dies its partitions
     /// move (plus a rebalance).
     pub session_timeout: Duration,
+    /// Kafka mode: where partition snapshots go.
+    pub state_topic: String,
+    /// Kafka mode: a partition that took records since its last snapshot is snapshotted once
+    /// this has passed (one partition per commit, the longest waiting first).
+    pub snapshot_interval: Duration,
 }
 
 impl RawPipeline {
@@ -145,7 +154,19 @@ impl RawPipeline {
             self.session_timeout.as_deref(),
             defaults::SESSION_TIMEOUT,
         );
+        let state_topic = self
+            .state_topic
+            .unwrap_or_else(|| defaults::STATE_TOPIC.into());
+        if let Err(why) = super::kafka::check_topic_name(&state_topic) {
+            p.add("pipeline.state_topic", why);
+        }
+        let snapshot_interval = p.duration(
+            "pipeline.snapshot_interval",
+            self.snapshot_interval.as_deref(),
+            defaults::SNAPSHOT_INTERVAL,
+        );
         for (key, d) in [
+            ("pipeline.snapshot_interval", snapshot_interval),
             ("pipeline.watermark_interval", watermark_interval),
             ("pipeline.commit_interval", commit_interval),
             ("pipeline.session_timeout", session_timeout),
@@ -163,6 +184,8 @@ impl RawPipeline {
             watermark_interval,
             commit_interval,
             session_timeout,
+            state_topic,
+            snapshot_interval,
         }
     }
 }

@@ -60,6 +60,13 @@ pub fn build_shard(config: &CorrelateConfig, of: usize) -> Shard {
     Shard::new(rules, inhibit, caps)
 }
 
+/// The fingerprint of the grouping and inhibition rules `config` compiles to, in hex (see
+/// [`rules::fingerprint`]).
+pub fn rules_fingerprint(config: &CorrelateConfig) -> String {
+    let (rules, inhibit, _) = shard_parts(config, 1);
+    format!("{:016x}", rules::fingerprint(&rules, &inhibit))
+}
+
 /// The shards a config asks for: rules compiled once, caps split evenly between shards.
 pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
     let (rules, inhibit, caps) = shard_parts(config, n);
@@ -153,6 +160,25 @@ impl TimedShard {
 
     pub fn time(&self) -> UnixMillis {
         self.time
+    }
+
+    /// The shard's snapshot at its partition time (see `shard::snapshot`).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(4096);
+        self.shard.snapshot(self.time, &mut bytes);
+        bytes
+    }
+
+    /// The timed shard a snapshot holds, with `config`'s rules and one shard's share of the
+    /// caps when there are `of` shards.
+    pub fn restore(
+        config: &CorrelateConfig,
+        of: usize,
+        bytes: &[u8],
+    ) -> Result<Self, shard::SnapshotError> {
+        let (rules, inhibit, caps) = shard_parts(config, of);
+        let (shard, time) = Shard::restore(rules, inhibit, caps, bytes)?;
+        Ok(TimedShard { shard, time })
     }
 
     /// Moves time to `at` (never back) and fires every timer due by then; returns the time.

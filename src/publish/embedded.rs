@@ -19,7 +19,7 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts a one-broker mock cluster and creates sluice's topics on it, and `more` topics
-    /// (name, partitions): the events topic of Kafka mode.
+    /// (name, partitions): the events and state topics of Kafka mode.
     pub fn start(config: &KafkaConfig, more: &[(&str, i32)]) -> Result<Self, String> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();

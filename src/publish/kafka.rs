@@ -145,7 +145,7 @@ impl KafkaSink {
                 .filter(|t| !metadata.iter().any(|have| have == t))
                 .collect();
             if !missing.is_empty() {
-                create_topics(config, bootstrap, &missing, config.partitions).await?;
+                create_topics(config, bootstrap, &missing, config.partitions, &[]).await?;
             }
         }
         let sink = KafkaSink {
@@ -195,12 +195,14 @@ impl KafkaSink {
     }
 }
 
-/// Creates `topics`; "already exists" (a race with another instance) is success.
+/// Creates `topics` with the topic configs `settings`; "already exists" (a race with another
+/// instance) is success.
 async fn create_topics(
     config: &KafkaConfig,
     bootstrap: &str,
     topics: &[&str],
     partitions: i32,
+    settings: &[(&str, &str)],
 ) -> Result<(), KafkaSetupError> {
     let admin: AdminClient<_> = client_config(config, bootstrap)
         .create()
@@ -208,10 +210,13 @@ async fn create_topics(
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(
-                t,
-                partitions,
-                TopicReplication::Fixed(config.replication_factor),
+            settings.iter().fold(
+                NewTopic::new(
+                    t,
+                    partitions,
+                    TopicReplication::Fixed(config.replication_factor),
+                ),
+                |topic, (key, value)| topic.set(key, value),
             )
         })
         .collect();
@@ -265,12 +270,13 @@ pub fn idempotent_producer_config(
 }
 
 /// Makes sure `topic` exists with `partitions` partitions: created when missing (if
-/// `create_topics`), refused when it has another count.
+/// `create_topics`, with the topic configs `settings`), refused when it has another count.
 pub async fn ensure_topic(
     config: &KafkaConfig,
     bootstrap: &str,
     topic: &str,
     partitions: i32,
+    settings: &[(&str, &str)],
 ) -> Result<(), KafkaSetupError> {
     let unreachable = |source| KafkaSetupError::Unreachable {
         brokers: bootstrap.to_string(),
@@ -303,7 +309,7 @@ pub async fn ensure_topic(
         }),
         Some(_) => Ok(()),
         None if config.create_topics => {
-            create_topics(config, bootstrap, &[topic], partitions).await
+            create_topics(config, bootstrap, &[topic], partitions, settings).await
         }
         None => Ok(()),
     }

@@ -390,3 +390,31 @@ pub fn types(msgs: &[Received]) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// The value of the sample `name_and_labels` (`sluice_x_total{k="v"}`, as exposed) on `url`'s
+/// `/metrics`; 0 when it is not there yet.
+pub async fn metric(url: &str, name_and_labels: &str) -> f64 {
+    let mut client = HttpClient::connect(url).await.unwrap();
+    let body = client.get("/metrics").await.unwrap().body;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|l| l.strip_prefix(name_and_labels))
+        .find_map(|rest| rest.strip_prefix(' ').and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Waits up to `within` for `name_and_labels` on `url` to reach `at_least`.
+pub async fn wait_for_metric(url: &str, name_and_labels: &str, at_least: f64, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let value = metric(url, name_and_labels).await;
+        if value >= at_least {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name_and_labels} is {value} after {within:?}, not {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

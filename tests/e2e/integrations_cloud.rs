@@ -367,13 +367,8 @@ fn subscription(url: &str) -> String {
 
 /// The counter of `sluice_sns_subscriptions_total{outcome}` on `/metrics`.
 async fn subscriptions(url: &str, outcome: &str) -> u64 {
-    let mut client = sluice::send::HttpClient::connect(url).await.unwrap();
-    let text = client.get("/metrics").await.unwrap().body;
-    let needle = format!("sluice_sns_subscriptions_total{{outcome=\"{outcome}\"}} ");
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| l.strip_prefix(&needle)?.trim().parse().ok())
-        .unwrap_or(0)
+    let sample = format!("sluice_sns_subscriptions_total{{outcome=\"{outcome}\"}}");
+    crate::harness::metric(url, &sample).await as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

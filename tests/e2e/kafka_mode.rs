@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice::send::{pd_event, HttpClient};
 
-use crate::harness::{by_incident, pd_post, types, Broker, Reader, Sluice};
+use crate::harness::{
+    by_incident, metric, pd_post, types, wait_for_metric, Broker, Reader, Sluice,
+};
 
 const CONFIG: &str = r#"
 instance = "sluice-e2e-kafka"
@@ -127,4 +129,75 @@ async fn the_embedded_broker_runs_kafka_mode() {
     assert_eq!(reader.seen[0].body["group_key"]["source"], "db-3");
     running.shutdown();
     assert!(running.wait().await.clean());
+}
+
+/// A partition is restored from its last snapshot plus the events after it: the instance
+/// snapshots every partition that took records, then takes one more event (after the
+/// snapshot), and is SIGKILLed; the next instance restores from the snapshots (counted by
+/// source) and the resolves close the same incidents with the next seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_restores_from_the_last_snapshot_and_the_events_after_it() {
+    let broker = Broker::start();
+    let env = [("SLUICE_PIPELINE", "kafka")];
+    let config = CONFIG.replace(
+        "session_timeout = \"6s\"",
+        "session_timeout = \"6s\"\nsnapshot_interval = \"300ms\"",
+    );
+    let mut first = Sluice::start_with_env("kafka-snap-1", &broker.bootstrap, &config, &env);
+    send(&first.url, "trigger", "db-4/disk", "db-4").await;
+    send(&first.url, "trigger", "web-4/http", "web-4").await;
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader.until("two opened", |seen| seen.len() >= 2).await;
+    // Every partition takes watermarks, so each is snapshotted in turn: wait for all four.
+    wait_for_metric(
+        &first.url,
+        "sluice_snapshots_written_total",
+        4.0,
+        Duration::from_secs(20),
+    )
+    .await;
+    // After the snapshots: a second alert joins db-4's incident (held by group_interval).
+    send(&first.url, "trigger", "db-4/cpu", "db-4").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    first.kill();
+
+    let second = Sluice::start_with_env("kafka-snap-2", &broker.bootstrap, &config, &env);
+    for key in ["db-4/disk", "db-4/cpu", "web-4/http"] {
+        send(&second.url, "resolve", key, "").await;
+    }
+    reader
+        .until("both resolved", |seen| {
+            seen.iter().filter(|m| m.body["type"] == "resolved").count() >= 2
+        })
+        .await;
+    reader.extra_within(Duration::from_secs(2)).await;
+    assert!(
+        metric(&second.url, "sluice_restores_total{source=\"snapshot\"}").await >= 1.0,
+        "{}",
+        second.log_text()
+    );
+    assert_eq!(
+        metric(&second.url, "sluice_restores_total{source=\"history\"}").await,
+        0.0,
+        "{}",
+        second.log_text()
+    );
+    let incidents = by_incident(&reader.seen);
+    assert_eq!(incidents.len(), 2, "{:#?}", reader.seen);
+    for (id, msgs) in &incidents {
+        let mut seen = types(msgs);
+        seen.dedup();
+        assert_eq!(
+            seen,
+            [("opened".to_string(), 1), ("resolved".to_string(), 2)],
+            "{id}: {msgs:#?}"
+        );
+    }
+    let db = incidents
+        .values()
+        .find(|msgs| msgs[0].body["group_key"]["source"] == "db-4")
+        .unwrap();
+    let resolved = db.iter().find(|m| m.body["type"] == "resolved").unwrap();
+    // Both alerts, the one from after the snapshot too.
+    assert_eq!(resolved.body["alert_count"], 2, "{:#?}", resolved.body);
 }

@@ -518,7 +518,7 @@ proptest! {
             if let Op::Advance(ms) = op {
                 now += ms;
             }
-            let mut step_out = |s: &mut Shard| {
+            let step_out = |s: &mut Shard| {
                 let mut out = Vec::new();
                 s.advance(UnixMillis(now), &mut out);
                 if let Some(e) = event(op, now) {

@@ -11,24 +11,27 @@
 //! - **Correlation** ([`spawn_correlator`]): an assigned partition is a shard. Its time is
 //!   partition time: the highest `received_at` or watermark of its records, never a local
 //!   clock, so the shard's output is a function of the partition's records. When the group
-//!   assigns a partition, its state is restored before any of its records is processed, by
-//!   replaying the partition from its start up to the group's committed offset with the
-//!   output discarded; `/readyz` is false until every assigned partition is restored. Delivered work is committed every `commit_interval` (after a
-//!   producer flush), so a crash repeats at most the messages since the last commit, each
-//!   with the same `(incident_id, seq)` and body: at-least-once with identical repeats.
+//!   assigns a partition, its state is restored before any of its records is processed
+//!   (`restore.rs`): its last snapshot from the state topic (`state.rs`), then the events after
+//!   it up to the group's committed offset, replayed with the output discarded; `/readyz` is
+//!   false until every assigned partition is restored. Every `commit_interval`, delivered work
+//!   is committed (after a producer flush), so a crash repeats at most the messages since the
+//!   last commit, each with the same `(incident_id, seq)` and body: at-least-once with
+//!   identical repeats. One partition due for a snapshot (records since its last one, at least
+//!   `snapshot_interval` ago) is snapshotted in that commit: its header's offset in the state
+//!   topic is committed with the events offset it covers.
 //!
-//! Not yet: snapshots (restore reads the partition's whole retained history), ownership
-//! checks before each produce, silences shared through a topic (a silence applies to the
-//! partitions of the instance whose API made it), re-routed events forwarded between
-//! partitions (event rules run at ingest, before the partition is chosen).
+//! Not yet: ownership checks before each produce, silences shared through a topic (a silence
+//! applies to the partitions of the instance whose API made it), re-routed events forwarded
+//! between partitions (event rules run at ingest, before the partition is chosen).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::Counter;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -40,27 +43,49 @@ use crate::correlate::{self, Input, TimedShard};
 use crate::event::wire::{self, Record};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
-use crate::publish::kafka::{client_config, KafkaSetupError};
+use crate::publish::kafka::{client_config, idempotent_producer_config, KafkaSetupError};
 use crate::publish::Sink;
 use crate::time::UnixMillis;
 
 mod group;
 mod produce;
+mod restore;
+mod state;
 
 use group::Rebalances;
 pub use produce::EventsProducer;
 use produce::DELIVERY_TIMEOUT;
 
-/// One owned partition: its shard on partition time, and the next offset to commit.
+/// One owned partition: its shard on partition time, the next offset to commit, and its
+/// snapshots.
 struct Owned {
     timed: TimedShard,
     next: i64,
+    /// The owner epoch this instance writes the partition's snapshots under.
+    epoch: u64,
+    /// The partition's last committed snapshot: its header and the header's offset.
+    snapshot: Option<(state::Header, i64)>,
+    /// Records applied since that snapshot, and when this instance last tried one.
+    since_snapshot: u64,
+    snapshot_tried: Instant,
 }
 
 impl Owned {
+    fn new(timed: TimedShard, next: i64, epoch: u64) -> Self {
+        Owned {
+            timed,
+            next,
+            epoch,
+            snapshot: None,
+            since_snapshot: 0,
+            snapshot_tried: Instant::now(),
+        }
+    }
+
     /// Applies one Kafka message's records; their output goes to `out`.
     /// Records that are not the wire format are skipped, counted, and logged once per message.
     fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
+        self.since_snapshot += 1;
         let mut skipped = 0u64;
         let mut first_error = None;
         for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -158,7 +183,12 @@ pub fn spawn_correlator(
     restore
         .set("group.id", format!("{}.restore", pipeline.group_id))
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "true");
+    let state_producer = idempotent_producer_config(&config.kafka, bootstrap, DELIVERY_TIMEOUT)
+        .create()
+        .map_err(KafkaSetupError::Producer)?;
+    let rules = correlate::rules_fingerprint(&config.correlate);
     let (stop, stop_rx) = watch::channel(false);
     let run = Run {
         consumer,
@@ -170,6 +200,20 @@ pub fn spawn_correlator(
         owned: HashMap::new(),
         silences,
         consumed: m::counter(m::EVENT_RECORDS_CONSUMED),
+        state: Snapshots {
+            writer: state::StateWriter::new(state_producer, pipeline.state_topic.clone()),
+            topic: pipeline.state_topic.clone(),
+            every: pipeline.snapshot_interval,
+            writer_id: format!(
+                "{}.{}",
+                config.instance,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+            made: 0,
+        },
+        rules,
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
     Ok(KafkaCorrelator { task, stop })
@@ -185,6 +229,20 @@ struct Run {
     owned: HashMap<i32, Owned>,
     silences: watch::Receiver<Arc<[Silence]>>,
     consumed: Counter,
+    state: Snapshots,
+    /// The fingerprint of this instance's grouping and inhibition rules (hex).
+    rules: String,
+}
+
+/// Where and how often partitions are snapshotted.
+struct Snapshots {
+    writer: state::StateWriter,
+    topic: String,
+    every: Duration,
+    /// This process among the partition's writers: its instance name and start time.
+    writer_id: String,
+    /// Snapshots made by this process, for their ids.
+    made: u64,
 }
 
 impl Run {
@@ -292,94 +350,72 @@ impl Run {
         for (&p, owned) in &self.owned {
             let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(owned.next));
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit failed");
-        }
-    }
-
-    /// Rebuilds partition `p`'s state by replaying it from its start up to the group's
-    /// committed offset, with the output discarded.
-    fn restore(&self, p: i32) -> Owned {
-        let started = std::time::Instant::now();
-        let mut owned = Owned {
-            timed: TimedShard::new(correlate::build_shard(&self.correlate, self.partitions)),
-            next: 0,
+        let Some((p, header, at)) = self.snapshot_one().await else {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed");
+            }
+            return;
         };
-        let mut records = 0u64;
-        let until = tokio::task::block_in_place(|| {
-            let until = self.committed(p);
-            if until > 0 {
-                if let Err(e) = self.replay(p, until, &mut owned, &mut records) {
-                    tracing::error!(partition = p, error = %e, "restore failed; the partition starts from its committed offset with what was restored");
-                }
-            }
-            until
-        });
-        owned.next = owned.next.max(until);
-        m::counter(m::RESTORE_RECORDS).increment(records);
-        m::histogram(m::RESTORE_DURATION).record(started.elapsed().as_secs_f64());
-        tracing::info!(
-            partition = p,
-            records,
-            until,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "partition restored"
-        );
-        owned
-    }
-
-    /// The group's committed offset of partition `p` (0 when none).
-    fn committed(&self, p: i32) -> i64 {
-        let mut tpl = TopicPartitionList::new();
-        let _ = tpl.add_partition(&self.topic, p);
-        match self
-            .consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-        {
-            Ok(tpl) => tpl
-                .elements()
-                .first()
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(n) => Some(n),
-                    _ => None,
-                })
-                .unwrap_or(0),
-            Err(e) => {
-                tracing::error!(partition = p, error = %e, "cannot read the committed offset; replaying from the start");
-                0
-            }
-        }
-    }
-
-    fn replay(
-        &self,
-        p: i32,
-        until: i64,
-        owned: &mut Owned,
-        records: &mut u64,
-    ) -> Result<(), rdkafka::error::KafkaError> {
-        let reader: BaseConsumer = self.restore.create()?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
-        reader.assign(&tpl)?;
-        let mut discard = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        while owned.next < until && std::time::Instant::now() < deadline {
-            match reader.poll(Duration::from_millis(500)) {
-                Some(Ok(msg)) => {
-                    if msg.offset() >= until {
-                        break;
+        // The snapshot's header offset goes in the same commit as the events offset it covers.
+        let _ = tpl.add_partition_offset(&self.state.topic, p, Offset::Offset(at));
+        let committed =
+            tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+        match committed {
+            Ok(()) => {
+                m::counter(m::SNAPSHOTS_WRITTEN).increment(1);
+                m::counter(m::SNAPSHOT_BYTES).increment(header.bytes);
+                if let Some(owned) = self.owned.get_mut(&p) {
+                    if let Some((old, _)) = owned.snapshot.replace((header, at)) {
+                        self.state.writer.forget(p, &old);
                     }
-                    owned.apply(msg.payload().unwrap_or_default(), &mut discard);
-                    discard.clear();
-                    owned.next = msg.offset() + 1;
-                    *records += 1;
                 }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => return Err(e),
-                None => {}
+            }
+            Err(e) => {
+                m::counter(m::SNAPSHOT_FAILURES).increment(1);
+                tracing::warn!(error = %e, partition = p, "offset commit with a snapshot failed");
             }
         }
-        Ok(())
+    }
+
+    /// Writes the snapshot of the partition waiting longest for one, if any is due: one that
+    /// took records since its last snapshot, which is at least `snapshot_interval` old.
+    /// Returns its partition, header and the header's offset in the state topic.
+    async fn snapshot_one(&mut self) -> Option<(i32, state::Header, i64)> {
+        let every = self.state.every;
+        let (&p, owned) = self
+            .owned
+            .iter_mut()
+            .filter(|(_, o)| o.since_snapshot > 0 && o.snapshot_tried.elapsed() >= every)
+            .max_by_key(|(_, o)| o.snapshot_tried.elapsed())?;
+        owned.snapshot_tried = Instant::now();
+        let since = std::mem::take(&mut owned.since_snapshot);
+        self.state.made += 1;
+        let header = state::Header {
+            v: state::VERSION,
+            partition: p,
+            snapshot: format!(
+                "{}.{}.{}",
+                owned.epoch, self.state.writer_id, self.state.made
+            ),
+            epoch: owned.epoch,
+            events_offset: owned.next,
+            time: owned.timed.time(),
+            chunks: 0,
+            first_chunk: 0,
+            bytes: 0,
+            rules: self.rules.clone(),
+        };
+        let bytes = owned.timed.snapshot();
+        match self.state.writer.write(p, header, &bytes).await {
+            Ok((header, at)) => Some((p, header, at)),
+            Err(e) => {
+                if let Some(owned) = self.owned.get_mut(&p) {
+                    owned.since_snapshot += since;
+                }
+                m::counter(m::SNAPSHOT_FAILURES).increment(1);
+                tracing::warn!(error = %e, partition = p, "snapshot not written");
+                None
+            }
+        }
     }
 }

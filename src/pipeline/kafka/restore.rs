@@ -1,0 +1,167 @@
+//! Restoring a partition the group assigned, before any of its records is processed: its last
+//! snapshot from the state topic (see `state`), then the events after it up to the group's
+//! committed offset, replayed with their output discarded (it was published before). Without
+//! a snapshot, or when it cannot be read, the partition's whole retained history is replayed.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::correlate::{self, TimedShard};
+use crate::metrics as m;
+
+use super::{state, Owned, Run};
+
+/// How long one partition's replay may take before the correlator goes on without the rest
+/// (logged as an error).
+const REPLAY_LIMIT: Duration = Duration::from_secs(300);
+
+impl Run {
+    /// Partition `p`'s state as of the group's committed offset.
+    pub(super) fn restore(&self, p: i32) -> Owned {
+        let started = Instant::now();
+        let mut records = 0u64;
+        let (owned, source, until) = tokio::task::block_in_place(|| {
+            let (until, state_at) = self.committed(p);
+            let (mut owned, source) = match state_at {
+                Some(at) => match self.read_snapshot(p, at) {
+                    Ok(owned) => (owned, "snapshot"),
+                    Err(error) => {
+                        tracing::error!(partition = p, %error, "snapshot not restored; replaying the partition's retained history instead");
+                        (self.fresh(), "history")
+                    }
+                },
+                None => (self.fresh(), "history"),
+            };
+            if owned.next < until {
+                if let Err(e) = self.replay(p, until, &mut owned, &mut records) {
+                    tracing::error!(partition = p, error = %e, "restore failed; the partition starts from its committed offset with what was restored");
+                }
+            }
+            (owned, source, until)
+        });
+        let mut owned = owned;
+        owned.next = owned.next.max(until);
+        m::counter(m::RESTORE_RECORDS).increment(records);
+        m::restores(source).increment(1);
+        m::histogram(m::RESTORE_DURATION).record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            partition = p,
+            source,
+            records,
+            until,
+            epoch = owned.epoch,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition restored"
+        );
+        owned
+    }
+
+    /// An empty partition, for its first owner.
+    fn fresh(&self) -> Owned {
+        let shard = correlate::build_shard(&self.correlate, self.partitions);
+        Owned::new(TimedShard::new(shard), 0, 1)
+    }
+
+    /// The partition as its snapshot at `at` in the state topic holds it.
+    fn read_snapshot(&self, p: i32, at: i64) -> Result<Owned, String> {
+        let (header, bytes) =
+            state::read(&self.restore, &self.state.topic, p, at).map_err(|e| e.to_string())?;
+        let timed = TimedShard::restore(&self.correlate, self.partitions, &bytes)
+            .map_err(|e| e.to_string())?;
+        if header.rules != self.rules {
+            tracing::warn!(
+                partition = p,
+                snapshot_rules = %header.rules,
+                rules = %self.rules,
+                "RULES DIFFER: the partition's snapshot was written under other grouping or inhibition rules; its incidents keep their rules by name"
+            );
+        }
+        let mut owned = Owned::new(timed, header.events_offset, header.epoch + 1);
+        owned.snapshot = Some((header, at));
+        Ok(owned)
+    }
+
+    /// The group's committed offsets of events partition `p` (0 when none) and of state
+    /// partition `p` (the header of its last snapshot, if any).
+    fn committed(&self, p: i32) -> (i64, Option<i64>) {
+        let mut tpl = TopicPartitionList::new();
+        let _ = tpl.add_partition(&self.topic, p);
+        let _ = tpl.add_partition(&self.state.topic, p);
+        match self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+        {
+            Ok(tpl) => {
+                let offset = |topic: &str| {
+                    tpl.find_partition(topic, p).and_then(|e| match e.offset() {
+                        Offset::Offset(n) if n >= 0 => Some(n),
+                        _ => None,
+                    })
+                };
+                (offset(&self.topic).unwrap_or(0), offset(&self.state.topic))
+            }
+            Err(e) => {
+                tracing::error!(partition = p, error = %e, "cannot read the committed offsets; replaying from the start");
+                (0, None)
+            }
+        }
+    }
+
+    /// Applies the partition's records from `owned.next` up to `until`, output discarded.
+    fn replay(
+        &self,
+        p: i32,
+        until: i64,
+        owned: &mut Owned,
+        records: &mut u64,
+    ) -> Result<(), KafkaError> {
+        let reader: BaseConsumer = self.restore.create()?;
+        let mut tpl = TopicPartitionList::new();
+        let from = match owned.next {
+            0 => Offset::Beginning,
+            n => Offset::Offset(n),
+        };
+        tpl.add_partition_offset(&self.topic, p, from)?;
+        reader.assign(&tpl)?;
+        let mut discard = Vec::new();
+        let deadline = Instant::now() + REPLAY_LIMIT;
+        let mut first = true;
+        while owned.next < until && Instant::now() < deadline {
+            match reader.poll(Duration::from_millis(500)) {
+                Some(Ok(msg)) => {
+                    if msg.offset() >= until {
+                        break;
+                    }
+                    if std::mem::take(&mut first) && msg.offset() > owned.next {
+                        tracing::error!(
+                            partition = p,
+                            from = owned.next,
+                            first = msg.offset(),
+                            "EVENTS LOST TO RETENTION: the events topic no longer holds every record the restore needs; raise its retention.ms"
+                        );
+                    }
+                    owned.apply(msg.payload().unwrap_or_default(), &mut discard);
+                    discard.clear();
+                    owned.next = msg.offset() + 1;
+                    *records += 1;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        if owned.next < until {
+            tracing::error!(
+                partition = p,
+                at = owned.next,
+                until,
+                "replay stopped before the committed offset"
+            );
+        }
+        Ok(())
+    }
+}
