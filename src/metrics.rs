@@ -44,6 +44,8 @@ pub const RESTORES: &str = "sluice_restores_total";
 pub const SNAPSHOTS_WRITTEN: &str = "sluice_snapshots_written_total";
 pub const SNAPSHOT_FAILURES: &str = "sluice_snapshot_failures_total";
 pub const SNAPSHOT_BYTES: &str = "sluice_snapshot_bytes_total";
+pub const FENCED_WRITES: &str = "sluice_fenced_writes_total";
+pub const CONSUMER_LAG: &str = "sluice_consumer_lag";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -80,6 +82,8 @@ pub const ALL: &[(&str, &str)] = &[
     (SNAPSHOTS_WRITTEN, "Kafka mode: partition snapshots written to the state topic and committed."),
     (SNAPSHOT_FAILURES, "Kafka mode: partition snapshots not written or not committed (the previous one stays in use)."),
     (SNAPSHOT_BYTES, "Kafka mode: bytes of partition snapshots written to the state topic."),
+    (FENCED_WRITES, "Kafka mode: messages withheld because this correlator was paused long enough to lose its partitions (they are published by the partitions' owner instead)."),
+    (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -107,7 +111,7 @@ pub fn install() -> PrometheusHandle {
             for (name, help) in ALL {
                 match *name {
                     ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED | SILENCES_ACTIVE
-                    | PARTITIONS_OWNED => describe_gauge!(*name, *help),
+                    | PARTITIONS_OWNED | CONSUMER_LAG => describe_gauge!(*name, *help),
                     REQUEST_DURATION | RESTORE_DURATION => {
                         describe_histogram!(*name, Unit::Seconds, *help)
                     }
@@ -169,6 +173,10 @@ pub fn event_delivery_failed(kind: &'static str) -> Counter {
 
 pub fn histogram(name: &'static str) -> metrics::Histogram {
     metrics::histogram!(name)
+}
+
+pub fn consumer_lag(partition: i32) -> Gauge {
+    metrics::gauge!(CONSUMER_LAG, "partition" => partition.to_string())
 }
 
 pub fn restores(source: &'static str) -> Counter {

@@ -201,3 +201,70 @@ async fn a_restart_restores_from_the_last_snapshot_and_the_events_after_it() {
     // Both alerts, the one from after the snapshot too.
     assert_eq!(resolved.body["alert_count"], 2, "{:#?}", resolved.body);
 }
+
+/// A correlator paused (SIGSTOP) past the session timeout loses its partitions to the other;
+/// resumed (SIGCONT), it publishes nothing for them, although its fetcher still had their
+/// records to give it: ownership in doubt drops its partitions' state and output until the
+/// group confirms what it owns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correlator_resumed_after_losing_its_partitions_publishes_nothing_for_them() {
+    let broker = Broker::start();
+    let mut a = Sluice::start_with_env(
+        "kafka-pause-a",
+        &broker.bootstrap,
+        CONFIG,
+        &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_INSTANCE", "paused")],
+    );
+    let sources = ["db-5", "web-5", "cache-5", "queue-5"];
+    for s in sources {
+        send(&a.url, "trigger", &format!("{s}/x"), s).await;
+    }
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader.until("four opened", |seen| seen.len() >= 4).await;
+    let b = Sluice::start_with_env(
+        "kafka-pause-b",
+        &broker.bootstrap,
+        CONFIG,
+        &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_INSTANCE", "other")],
+    );
+    wait_for_metric(
+        &b.url,
+        "sluice_partitions_owned",
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    let from_a = |seen: &[crate::harness::Received]| {
+        seen.iter()
+            .filter(|m| m.headers.get("ce_source").map(String::as_str) == Some("paused"))
+            .count()
+    };
+    a.signal("STOP");
+    // The group moves every partition to b once a's session expires.
+    wait_for_metric(
+        &b.url,
+        "sluice_partitions_owned",
+        4.0,
+        Duration::from_secs(40),
+    )
+    .await;
+    for s in sources {
+        send(&b.url, "resolve", &format!("{s}/x"), "").await;
+    }
+    reader
+        .until("four resolved", |seen| {
+            seen.iter().filter(|m| m.body["type"] == "resolved").count() >= 4
+        })
+        .await;
+    let before = from_a(&reader.seen);
+    a.signal("CONT");
+    reader.extra_within(Duration::from_secs(8)).await;
+    assert_eq!(
+        from_a(&reader.seen),
+        before,
+        "the paused correlator published after it lost its partitions: {:#?}\n{}",
+        reader.seen,
+        a.log_text()
+    );
+    a.kill();
+}

@@ -21,9 +21,14 @@
 //!   `snapshot_interval` ago) is snapshotted in that commit: its header's offset in the state
 //!   topic is committed with the events offset it covers.
 //!
-//! Not yet: ownership checks before each produce, silences shared through a topic (a silence
-//! applies to the partitions of the instance whose API made it), re-routed events forwarded
-//! between partitions (event rules run at ingest, before the partition is chosen).
+//! - **Ownership** (`ownership.rs`): a correlator paused long enough to lose its partitions
+//!   drops their state and pending output until the group confirms what it owns; a partition
+//!   left without a live owner (a coordinator that keeps a dead leader's assignment) makes the
+//!   correlator that sees it rejoin the group; the lag of owned partitions is a metric.
+//!
+//! Not yet: silences shared through a topic (a silence applies to the partitions of the
+//! instance whose API made it), re-routed events forwarded between partitions (event rules run
+//! at ingest, before the partition is chosen).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +53,7 @@ use crate::publish::Sink;
 use crate::time::UnixMillis;
 
 mod group;
+mod ownership;
 mod produce;
 mod restore;
 mod state;
@@ -214,6 +220,8 @@ pub fn spawn_correlator(
             made: 0,
         },
         rules,
+        fence: ownership::Fence::new(pipeline.session_timeout),
+        group_watch: ownership::GroupWatch::new(pipeline.session_timeout),
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
     Ok(KafkaCorrelator { task, stop })
@@ -232,6 +240,8 @@ struct Run {
     state: Snapshots,
     /// The fingerprint of this instance's grouping and inhibition rules (hex).
     rules: String,
+    fence: ownership::Fence,
+    group_watch: ownership::GroupWatch,
 }
 
 /// Where and how often partitions are snapshotted.
@@ -251,7 +261,11 @@ impl Run {
         let mut commit = tokio::time::interval(commit_every);
         commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut silences_open = true;
+        // Often enough to tell a pause from an idle wait (see `ownership`).
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.fence(&mut out);
             self.sync_assignment(&mut out);
             tokio::select! {
                 msg = self.consumer.recv() => match msg {
@@ -283,6 +297,11 @@ impl Run {
                 _ = commit.tick() => {
                     self.commit().await;
                 }
+                _ = tick.tick() => {
+                    self.fence(&mut out);
+                    self.resync(&mut out);
+                    self.watch_group();
+                }
                 changed = self.silences.changed(), if silences_open => {
                     if changed.is_err() {
                         silences_open = false;
@@ -300,7 +319,10 @@ impl Run {
                     return;
                 }
             }
+            // Nothing goes out for partitions that may have moved during a pause.
+            self.fence(&mut out);
             correlate::hand_to_sink(&*self.sink, &mut out).await;
+            self.fence.mark_alive();
         }
     }
 
@@ -310,32 +332,41 @@ impl Run {
         let context = self.consumer.context();
         let revoked = std::mem::take(&mut *context.revoked.lock().expect("rebalance lock"));
         let assigned = std::mem::take(&mut *context.assigned.lock().expect("rebalance lock"));
+        let restoring = Arc::clone(&context.restoring);
         if revoked.is_empty() && assigned.is_empty() {
             return;
         }
         for p in revoked {
             if self.owned.remove(&p).is_some() {
+                m::consumer_lag(p).set(0.0);
                 tracing::info!(partition = p, "partition handed over");
             }
         }
         for p in assigned {
             if !self.owned.contains_key(&p) {
-                let mut restored = self.restore(p);
-                let silences = self.silences.borrow().clone();
-                if !silences.is_empty() {
-                    let now = restored.timed.time();
-                    restored.timed.shard.set_silences(silences, now, out);
-                }
+                let restored = self.restore_owned(p, out);
                 self.owned.insert(p, restored);
             }
-            context.restoring.fetch_sub(1, Ordering::Relaxed);
+            restoring.fetch_sub(1, Ordering::Relaxed);
         }
         m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
     }
 
+    /// Partition `p` restored, with the silences in force.
+    fn restore_owned(&mut self, p: i32, out: &mut Vec<OutboundMessage>) -> Owned {
+        let mut restored = self.restore(p);
+        let silences = self.silences.borrow().clone();
+        if !silences.is_empty() {
+            let now = restored.timed.time();
+            restored.timed.shard.set_silences(silences, now, out);
+        }
+        self.fence.mark_alive();
+        restored
+    }
+
     /// Delivers everything produced so far, then commits what produced it.
     async fn commit(&mut self) {
-        if self.owned.is_empty() {
+        if self.fence(&mut Vec::new()) || self.owned.is_empty() {
             return;
         }
         let sink = Arc::clone(&self.sink);
@@ -351,6 +382,9 @@ impl Run {
             let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(owned.next));
         }
         let Some((p, header, at)) = self.snapshot_one().await else {
+            if self.fence(&mut Vec::new()) {
+                return;
+            }
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                 tracing::warn!(error = %e, "offset commit failed");
             }
@@ -358,6 +392,9 @@ impl Run {
         };
         // The snapshot's header offset goes in the same commit as the events offset it covers.
         let _ = tpl.add_partition_offset(&self.state.topic, p, Offset::Offset(at));
+        if self.fence(&mut Vec::new()) {
+            return;
+        }
         let committed =
             tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
         match committed {
