@@ -2,7 +2,7 @@
 //! id with CloudEvents binary-mode headers, many deliveries in flight, every delivery counted
 //! from librdkafka's reports, and a bounded flush at shutdown.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use crate::config::KafkaConfig;
 use crate::metrics as m;
 
 use super::encode::{MessageKind, OutboundMessage, Topic, CE_SPECVERSION, CONTENT_TYPE};
+use super::renew::Renewing;
 use super::{SendError, Sink};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,12 @@ pub enum KafkaSetupError {
 /// Counts librdkafka's delivery reports.
 pub struct DeliveryCounter {
     published: Vec<Counter>,
+    /// Messages not delivered, over every producer the sink has had ([`Sink::failures`]).
+    failures: Arc<AtomicU64>,
+    /// The generation of the producer this context belongs to ([`Renewing`]).
+    generation: u64,
+    /// Set, with the generation, when a delivery said the producer's id is no longer good.
+    fenced: Arc<std::sync::Mutex<Option<(u64, String)>>>,
 }
 
 impl ClientContext for DeliveryCounter {}
@@ -57,6 +64,11 @@ impl ProducerContext for DeliveryCounter {
         match result {
             Ok(_) => self.published[kind].increment(1),
             Err((err, _)) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(reason) = super::renew::fenced(err) {
+                    // Renewed by the next send or flush, not from the producer's own thread.
+                    *self.fenced.lock().expect("fenced lock") = Some((self.generation, reason));
+                }
                 let kind_label = error_kind(err);
                 m::failed(kind_label).increment(1);
                 let message_type = MessageKind::from_index(kind).map_or("?", MessageKind::as_str);
@@ -86,7 +98,9 @@ pub fn error_kind(err: &KafkaError) -> &'static str {
 }
 
 pub struct KafkaSink {
-    producer: ThreadedProducer<DeliveryCounter>,
+    producer: Renewing<ThreadedProducer<DeliveryCounter>>,
+    failures: Arc<AtomicU64>,
+    fenced: Arc<std::sync::Mutex<Option<(u64, String)>>>,
     incidents_topic: String,
     changes_topic: String,
     source: String,
@@ -119,17 +133,25 @@ impl KafkaSink {
         )
         // The Java client's partitioner, so other producers keying by incident id agree.
         .set("partitioner", "murmur2_random");
-        let context = DeliveryCounter {
-            published: MessageKind::ALL
-                .iter()
-                .map(|k| m::published(k.as_str()))
-                .collect(),
-        };
-        let producer: ThreadedProducer<DeliveryCounter> = pc
-            .create_with_context(context)
-            .map_err(KafkaSetupError::Producer)?;
+        let failures = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&failures);
+        let fenced = Arc::new(std::sync::Mutex::new(None));
+        let flagged = Arc::clone(&fenced);
+        let producer = Renewing::new("incidents", move |generation| {
+            let context = DeliveryCounter {
+                published: MessageKind::ALL
+                    .iter()
+                    .map(|k| m::published(k.as_str()))
+                    .collect(),
+                failures: Arc::clone(&counted),
+                generation,
+                fenced: Arc::clone(&flagged),
+            };
+            pc.create_with_context::<_, ThreadedProducer<DeliveryCounter>>(context)
+        })
+        .map_err(KafkaSetupError::Producer)?;
 
-        let probe = producer.clone();
+        let probe = producer.get().1;
         let metadata =
             tokio::task::spawn_blocking(move || topic_names(&probe, None, Duration::from_secs(10)))
                 .await
@@ -150,6 +172,8 @@ impl KafkaSink {
         }
         let sink = KafkaSink {
             producer,
+            failures,
+            fenced,
             incidents_topic: config.topic.clone(),
             changes_topic: config.changes_topic.clone(),
             source: source.to_string(),
@@ -175,7 +199,7 @@ impl KafkaSink {
             let this = Arc::clone(&self);
             let ok = tokio::task::spawn_blocking(move || {
                 topic_names(
-                    &this.producer,
+                    &this.producer.get().1,
                     Some(&this.incidents_topic),
                     Duration::from_secs(3),
                 )
@@ -340,10 +364,13 @@ impl Sink for KafkaSink {
     /// Waits up to `timeout` for every queued message to be delivered; returns how many were
     /// still in flight when it gave up (0 when all were delivered).
     fn flush(&self, timeout: Duration) -> i32 {
-        match self.producer.flush(timeout) {
+        let (_, producer) = self.producer.get();
+        let flushed = producer.flush(timeout);
+        self.renew_if_failed();
+        match flushed {
             Ok(()) => 0,
             Err(e) => {
-                let left = self.producer.in_flight_count();
+                let left = producer.in_flight_count();
                 tracing::error!(error = %e, in_flight = left, "kafka flush did not finish within the grace period");
                 left
             }
@@ -385,10 +412,34 @@ impl Sink for KafkaSink {
             .payload(msg.body.as_slice())
             .headers(headers);
         self.producer
+            .get()
+            .1
             .send(record)
             .map_err(|(err, _)| match err.rdkafka_error_code() {
                 Some(RDKafkaErrorCode::QueueFull) => SendError::QueueFull,
+                // A new producer takes it: the caller tries again.
+                _ if self.renew_if_failed() => SendError::QueueFull,
                 _ => SendError::Rejected(error_kind(&err)),
             })
+    }
+
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+impl KafkaSink {
+    /// Replaces the producer if it failed fatally or a delivery said its id is no longer
+    /// good; whether it did.
+    fn renew_if_failed(&self) -> bool {
+        let flagged = self.fenced.lock().expect("fenced lock").take();
+        let failed = flagged.or_else(|| {
+            let (generation, producer) = self.producer.get();
+            super::renew::fatal_error(producer.client()).map(|reason| (generation, reason))
+        });
+        match failed {
+            Some((generation, reason)) => self.producer.renew(generation, &reason),
+            None => false,
+        }
     }
 }

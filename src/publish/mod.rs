@@ -7,6 +7,7 @@
 pub mod embedded;
 pub mod encode;
 pub mod kafka;
+pub mod renew;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,6 +37,12 @@ pub trait Sink: Send + Sync + 'static {
     /// Delivers everything taken so far, waiting at most `timeout` (blocking); the number of
     /// messages still undelivered after it.
     fn flush(&self, timeout: Duration) -> i32;
+
+    /// Messages taken and then not delivered (failed for good), since the sink started: a
+    /// caller that commits its input only after delivery compares it across a flush.
+    fn failures(&self) -> u64 {
+        0
+    }
 }
 
 /// Keeps every message in memory, in order (tests and replay).

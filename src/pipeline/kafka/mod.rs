@@ -48,7 +48,8 @@ use crate::correlate::{self, Input, TimedShard};
 use crate::event::wire::{self, Record};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
-use crate::publish::kafka::{client_config, idempotent_producer_config, KafkaSetupError};
+use crate::publish::kafka::{client_config, KafkaSetupError};
+use crate::publish::renew::Renewing;
 use crate::publish::Sink;
 use crate::time::UnixMillis;
 
@@ -191,11 +192,10 @@ pub fn spawn_correlator(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "true");
-    let state_producer = idempotent_producer_config(&config.kafka, bootstrap, DELIVERY_TIMEOUT)
-        .create()
-        .map_err(KafkaSetupError::Producer)?;
+    let state_producer = Renewing::idempotent("state", &config.kafka, bootstrap, DELIVERY_TIMEOUT)?;
     let rules = correlate::rules_fingerprint(&config.correlate);
     let (stop, stop_rx) = watch::channel(false);
+    let sink_failures = sink.failures();
     let run = Run {
         consumer,
         restore,
@@ -220,6 +220,7 @@ pub fn spawn_correlator(
             made: 0,
         },
         rules,
+        failures_seen: sink_failures,
         fence: ownership::Fence::new(pipeline.session_timeout),
         group_watch: ownership::GroupWatch::new(pipeline.session_timeout),
     };
@@ -240,6 +241,8 @@ struct Run {
     state: Snapshots,
     /// The fingerprint of this instance's grouping and inhibition rules (hex).
     rules: String,
+    /// The sink's failures as of the last commit ([`Sink::failures`]).
+    failures_seen: u64,
     fence: ownership::Fence,
     group_watch: ownership::GroupWatch,
 }
@@ -299,7 +302,7 @@ impl Run {
                 }
                 _ = tick.tick() => {
                     self.fence(&mut out);
-                    self.resync(&mut out);
+                    self.take_back(&mut out);
                     self.watch_group();
                 }
                 changed = self.silences.changed(), if silences_open => {
@@ -344,7 +347,11 @@ impl Run {
         }
         for p in assigned {
             if !self.owned.contains_key(&p) {
-                let restored = self.restore_owned(p, out);
+                let Some(restored) = self.restore_owned(p, out) else {
+                    // Still counted as restoring; tried again by `take_back`.
+                    self.retry_restore_soon();
+                    continue;
+                };
                 self.owned.insert(p, restored);
             }
             restoring.fetch_sub(1, Ordering::Relaxed);
@@ -352,16 +359,23 @@ impl Run {
         m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
     }
 
-    /// Partition `p` restored, with the silences in force.
-    fn restore_owned(&mut self, p: i32, out: &mut Vec<OutboundMessage>) -> Owned {
-        let mut restored = self.restore(p);
+    /// Partition `p` restored, with the silences in force; `None` when it could not be (logged).
+    fn restore_owned(&mut self, p: i32, out: &mut Vec<OutboundMessage>) -> Option<Owned> {
+        let restored = self.restore(p);
+        self.fence.mark_alive();
+        let mut restored = match restored {
+            Ok(restored) => restored,
+            Err(error) => {
+                tracing::error!(partition = p, %error, "partition not restored; trying again in a second");
+                return None;
+            }
+        };
         let silences = self.silences.borrow().clone();
         if !silences.is_empty() {
             let now = restored.timed.time();
             restored.timed.shard.set_silences(silences, now, out);
         }
-        self.fence.mark_alive();
-        restored
+        Some(restored)
     }
 
     /// Delivers everything produced so far, then commits what produced it.
@@ -373,6 +387,23 @@ impl Run {
         let undelivered = tokio::task::spawn_blocking(move || sink.flush(DELIVERY_TIMEOUT))
             .await
             .unwrap_or(-1);
+        // Waiting for deliveries (up to the delivery timeout when the broker is away) is no pause.
+        self.fence.mark_alive();
+        let failures = self.sink.failures();
+        if failures > self.failures_seen {
+            // Messages of records not yet committed were lost: make them again by processing
+            // those records again, from the last commit (their other messages repeat,
+            // identical).
+            tracing::warn!(
+                failed = failures - self.failures_seen,
+                "messages not delivered: every partition is processed again from its last commit"
+            );
+            self.failures_seen = failures;
+            self.owned.clear();
+            m::gauge(m::PARTITIONS_OWNED).set(0.0);
+            self.retry_restore_soon();
+            return;
+        }
         if undelivered != 0 {
             tracing::warn!(undelivered, "not committing: messages still undelivered");
             return;
@@ -381,7 +412,9 @@ impl Run {
         for (&p, owned) in &self.owned {
             let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(owned.next));
         }
-        let Some((p, header, at)) = self.snapshot_one().await else {
+        let snapshot = self.snapshot_one().await;
+        self.fence.mark_alive();
+        let Some((p, header, at)) = snapshot else {
             if self.fence(&mut Vec::new()) {
                 return;
             }

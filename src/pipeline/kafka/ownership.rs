@@ -111,9 +111,11 @@ impl Run {
         true
     }
 
-    /// After a pause, once the group had time to speak: restores every partition it still
-    /// assigns to this correlator from what was committed, and fetches them again from there.
-    pub(super) fn resync(&mut self, out: &mut Vec<OutboundMessage>) {
+    /// When due (after a pause, once the group had time to speak, or after a failed restore):
+    /// restores every partition the group assigns to this correlator that it does not hold,
+    /// from what was committed, and fetches each again from there. One that still cannot be
+    /// restored is tried again a second later; readiness waits for all of them.
+    pub(super) fn take_back(&mut self, out: &mut Vec<OutboundMessage>) {
         if self.fence.resync_at.is_none_or(|at| Instant::now() < at) {
             return;
         }
@@ -121,16 +123,25 @@ impl Run {
         let assignment = match self.consumer.assignment() {
             Ok(tpl) => tpl,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the assignment after a pause");
+                tracing::warn!(error = %e, "cannot read the assignment");
+                self.retry_restore_soon();
                 return;
             }
         };
-        for e in assignment.elements_for_topic(&self.topic) {
-            let p = e.partition();
+        let assigned: Vec<i32> = assignment
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let mut missing = 0;
+        for &p in &assigned {
             if self.owned.contains_key(&p) {
                 continue;
             }
-            let restored = self.restore_owned(p, out);
+            let Some(restored) = self.restore_owned(p, out) else {
+                missing += 1;
+                continue;
+            };
             let next = restored.next;
             self.owned.insert(p, restored);
             if let Err(e) = self.consumer.seek(
@@ -142,15 +153,28 @@ impl Run {
                 tracing::error!(partition = p, error = %e, "cannot fetch the partition again from its committed offset; leaving the group");
                 self.owned.remove(&p);
                 self.rejoin();
-                break;
+                return;
             }
+        }
+        self.consumer
+            .context()
+            .restoring
+            .store(missing, std::sync::atomic::Ordering::Relaxed);
+        if missing > 0 {
+            self.retry_restore_soon();
         }
         m::gauge(m::PARTITIONS_OWNED).set(self.owned.len() as f64);
         tracing::info!(
             partitions = self.owned.len(),
-            "partitions taken back after a pause"
+            missing,
+            "assigned partitions taken back"
         );
         self.fence.mark_alive();
+    }
+
+    pub(super) fn retry_restore_soon(&mut self) {
+        let soon = Instant::now() + Duration::from_secs(1);
+        self.fence.resync_at = Some(self.fence.resync_at.map_or(soon, |at| at.min(soon)));
     }
 
     /// Every `session_timeout`: sets the lag of owned partitions, and rejoins the group when

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::Counter;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
@@ -14,7 +15,8 @@ use crate::config::{KafkaConfig, PipelineConfig};
 use crate::event::wire;
 use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
-use crate::publish::kafka::{error_kind, idempotent_producer_config, KafkaSetupError};
+use crate::publish::kafka::{error_kind, KafkaSetupError};
+use crate::publish::renew::Renewing;
 
 use super::super::{partition, Refused};
 
@@ -23,7 +25,7 @@ pub(super) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ingest side of Kafka mode: produces events to the events topic.
 pub struct EventsProducer {
-    producer: FutureProducer,
+    producer: Renewing<FutureProducer>,
     topic: String,
     partitions: usize,
     /// Partitions written to since the last watermark tick.
@@ -37,10 +39,7 @@ impl EventsProducer {
         bootstrap: &str,
         pipeline: &PipelineConfig,
     ) -> Result<Self, KafkaSetupError> {
-        let producer: FutureProducer =
-            idempotent_producer_config(kafka, bootstrap, DELIVERY_TIMEOUT)
-                .create()
-                .map_err(KafkaSetupError::Producer)?;
+        let producer = Renewing::idempotent("events", kafka, bootstrap, DELIVERY_TIMEOUT)?;
         let partitions = pipeline.partitions as usize;
         Ok(EventsProducer {
             producer,
@@ -90,16 +89,21 @@ impl EventsProducer {
             encode(item, &mut bodies[at].2);
         }
         let mut deliveries = Vec::with_capacity(bodies.len());
+        let (generation, producer) = self.producer.get();
         for (p, key, body) in &bodies {
             let record = FutureRecord::to(&self.topic)
                 .partition(*p as i32)
                 .key(*key)
                 .payload(body);
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) => {
                     m::event_delivery_failed(error_kind(&e)).increment(1);
-                    return Err(Refused::Overloaded);
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) {
+                        return Err(Refused::Overloaded);
+                    }
+                    self.producer.renew_after(generation, &producer, &e);
+                    return Err(Refused::Unavailable);
                 }
             }
             self.written[*p].store(true, Ordering::Relaxed);
@@ -110,6 +114,8 @@ impl EventsProducer {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
                     m::event_delivery_failed(error_kind(&e)).increment(1);
+                    tracing::debug!(error = %e, "events not delivered");
+                    self.producer.renew_after(generation, &producer, &e);
                     failed = true;
                 }
                 Err(_) => {
@@ -148,7 +154,7 @@ impl EventsProducer {
                 let record = FutureRecord::<(), _>::to(&self.topic)
                     .partition(p as i32)
                     .payload(&body);
-                if let Err((e, _)) = self.producer.send_result(record) {
+                if let Err((e, _)) = self.producer.get().1.send_result(record) {
                     tracing::debug!(error = %e, partition = p, "watermark not queued");
                 }
             }

@@ -20,16 +20,18 @@ use super::{state, Owned, Run};
 const REPLAY_LIMIT: Duration = Duration::from_secs(300);
 
 impl Run {
-    /// Partition `p`'s state as of the group's committed offset.
-    pub(super) fn restore(&self, p: i32) -> Owned {
+    /// Partition `p`'s state as of the group's committed offset. An error (the broker cannot
+    /// be read) leaves nothing half restored: the caller tries again later.
+    pub(super) fn restore(&self, p: i32) -> Result<Owned, String> {
         let started = Instant::now();
         let mut records = 0u64;
-        let (owned, source, until) = tokio::task::block_in_place(|| {
-            let (until, state_at) = self.committed(p);
+        let (mut owned, source, until) = tokio::task::block_in_place(|| {
+            let (until, state_at) = self.committed(p)?;
             let (mut owned, source) = match state_at {
                 Some(at) => match self.read_snapshot(p, at) {
                     Ok(owned) => (owned, "snapshot"),
-                    Err(error) => {
+                    Err(Unreadable::Kafka(e)) => return Err(e),
+                    Err(Unreadable::Invalid(error)) => {
                         tracing::error!(partition = p, %error, "snapshot not restored; replaying the partition's retained history instead");
                         (self.fresh(), "history")
                     }
@@ -37,13 +39,11 @@ impl Run {
                 None => (self.fresh(), "history"),
             };
             if owned.next < until {
-                if let Err(e) = self.replay(p, until, &mut owned, &mut records) {
-                    tracing::error!(partition = p, error = %e, "restore failed; the partition starts from its committed offset with what was restored");
-                }
+                self.replay(p, until, &mut owned, &mut records)
+                    .map_err(|e| e.to_string())?;
             }
-            (owned, source, until)
-        });
-        let mut owned = owned;
+            Ok((owned, source, until))
+        })?;
         owned.next = owned.next.max(until);
         m::counter(m::RESTORE_RECORDS).increment(records);
         m::restores(source).increment(1);
@@ -57,7 +57,7 @@ impl Run {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "partition restored"
         );
-        owned
+        Ok(owned)
     }
 
     /// An empty partition, for its first owner.
@@ -67,11 +67,14 @@ impl Run {
     }
 
     /// The partition as its snapshot at `at` in the state topic holds it.
-    fn read_snapshot(&self, p: i32, at: i64) -> Result<Owned, String> {
+    fn read_snapshot(&self, p: i32, at: i64) -> Result<Owned, Unreadable> {
         let (header, bytes) =
-            state::read(&self.restore, &self.state.topic, p, at).map_err(|e| e.to_string())?;
+            state::read(&self.restore, &self.state.topic, p, at).map_err(|e| match e {
+                state::StateError::Kafka(e) => Unreadable::Kafka(e.to_string()),
+                other => Unreadable::Invalid(other.to_string()),
+            })?;
         let timed = TimedShard::restore(&self.correlate, self.partitions, &bytes)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Unreadable::Invalid(e.to_string()))?;
         if header.rules != self.rules {
             tracing::warn!(
                 partition = p,
@@ -87,7 +90,7 @@ impl Run {
 
     /// The group's committed offsets of events partition `p` (0 when none) and of state
     /// partition `p` (the header of its last snapshot, if any).
-    fn committed(&self, p: i32) -> (i64, Option<i64>) {
+    fn committed(&self, p: i32) -> Result<(i64, Option<i64>), String> {
         let mut tpl = TopicPartitionList::new();
         let _ = tpl.add_partition(&self.topic, p);
         let _ = tpl.add_partition(&self.state.topic, p);
@@ -102,12 +105,9 @@ impl Run {
                         _ => None,
                     })
                 };
-                (offset(&self.topic).unwrap_or(0), offset(&self.state.topic))
+                Ok((offset(&self.topic).unwrap_or(0), offset(&self.state.topic)))
             }
-            Err(e) => {
-                tracing::error!(partition = p, error = %e, "cannot read the committed offsets; replaying from the start");
-                (0, None)
-            }
+            Err(e) => Err(format!("cannot read the committed offsets: {e}")),
         }
     }
 
@@ -118,7 +118,7 @@ impl Run {
         until: i64,
         owned: &mut Owned,
         records: &mut u64,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), ReplayError> {
         let reader: BaseConsumer = self.restore.create()?;
         let mut tpl = TopicPartitionList::new();
         let from = match owned.next {
@@ -150,18 +150,31 @@ impl Run {
                     *records += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => return Err(e.into()),
                 None => {}
             }
         }
         if owned.next < until {
-            tracing::error!(
-                partition = p,
-                at = owned.next,
+            return Err(ReplayError::Short {
+                at: owned.next,
                 until,
-                "replay stopped before the committed offset"
-            );
+            });
         }
         Ok(())
     }
+}
+
+/// Why a snapshot was not restored: the broker could not be read (try again later), or what
+/// it holds is not a snapshot this version can restore (replay the history instead).
+enum Unreadable {
+    Kafka(String),
+    Invalid(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReplayError {
+    #[error("replay: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("replay reached offset {at}, not the committed {until}, within {REPLAY_LIMIT:?}")]
+    Short { at: i64, until: i64 },
 }

@@ -26,6 +26,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::publish::renew::Renewing;
 use crate::time::UnixMillis;
 
 /// The most snapshot bytes in one record (below the 1 MB default record limit of brokers).
@@ -73,12 +74,12 @@ pub(super) enum StateError {
 
 /// Writes snapshots to the state topic.
 pub(super) struct StateWriter {
-    producer: FutureProducer,
+    producer: Renewing<FutureProducer>,
     topic: String,
 }
 
 impl StateWriter {
-    pub(super) fn new(producer: FutureProducer, topic: String) -> Self {
+    pub(super) fn new(producer: Renewing<FutureProducer>, topic: String) -> Self {
         StateWriter { producer, topic }
     }
 
@@ -87,6 +88,21 @@ impl StateWriter {
     /// its offset once every record is acknowledged.
     pub(super) async fn write(
         &self,
+        p: i32,
+        header: Header,
+        bytes: &[u8],
+    ) -> Result<(Header, i64), KafkaError> {
+        let (generation, producer) = self.producer.get();
+        let written = self.write_with(&producer, p, header, bytes).await;
+        if let Err(e) = &written {
+            self.producer.renew_after(generation, &producer, e);
+        }
+        written
+    }
+
+    async fn write_with(
+        &self,
+        producer: &FutureProducer,
         p: i32,
         mut header: Header,
         bytes: &[u8],
@@ -100,7 +116,7 @@ impl StateWriter {
                 .partition(p)
                 .key(&key)
                 .payload(*chunk);
-            deliveries.push(self.producer.send_result(record).map_err(|(e, _)| e)?);
+            deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
         }
         for delivery in deliveries {
             let delivered = delivery.await.map_err(|_| KafkaError::Canceled)?;
@@ -116,8 +132,7 @@ impl StateWriter {
             .partition(p)
             .key(&key)
             .payload(&body);
-        let delivery = self
-            .producer
+        let delivery = producer
             .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)?;
@@ -132,7 +147,7 @@ impl StateWriter {
             let record = FutureRecord::<_, ()>::to(&self.topic)
                 .partition(p)
                 .key(&key);
-            if let Err((e, _)) = self.producer.send_result(record) {
+            if let Err((e, _)) = self.producer.get().1.send_result(record) {
                 tracing::debug!(error = %e, partition = p, "snapshot tombstone not queued");
                 return;
             }
