@@ -1,4 +1,5 @@
-//! The `sluice` command: serve, check-config, send, tail.
+//! The `sluice` command: serve, check-config, send, replay, tail. Every subcommand a config
+//! applies to takes it as `--config FILE` (or `SLUICE_CONFIG`); its options win over the file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,9 +8,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use sluice::clock::Clock;
+use sluice::config::defaults::LISTEN as DEFAULT_LISTEN;
 use sluice::config::{Config, LogConfig, LogFormat, ENV_CONFIG_PATH};
 use sluice::send::{pd_event, HttpClient};
-use sluice::tail::{Format, Start, TailOptions};
+use sluice::tail::{Format, Source, Start, TailOptions};
 use sluice::time::parse_duration;
 
 /// See the `mimalloc` feature in Cargo.toml for the measurement behind it.
@@ -54,9 +56,13 @@ enum Command {
     },
     /// Post PagerDuty v2 test events to a running sluice.
     Send {
-        /// The sluice to post to (events go to its /v2/enqueue).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
+        /// The config file of the sluice to post to: without --url, its server.listen.
+        #[arg(long, env = ENV_CONFIG_PATH, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The sluice to post to (events go to its /v2/enqueue) [default: server.listen of
+        /// --config, else http://127.0.0.1:8080]
+        #[arg(long)]
+        url: Option<String>,
         /// The routing key of every event.
         #[arg(long, default_value = "demo-service")]
         routing_key: String,
@@ -93,12 +99,16 @@ enum Command {
     },
     /// Follow a topic and print one message per line: key, headers, JSON body.
     Tail {
-        /// The Kafka bootstrap list, host:port[,host:port...].
+        /// The config file: its kafka.brokers and kafka.topic where the options below leave them
+        /// out, and its kafka.properties (TLS, SASL).
+        #[arg(long, env = ENV_CONFIG_PATH, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The Kafka bootstrap list, host:port[,host:port...] [default: kafka.brokers of --config]
         #[arg(long, env = "SLUICE_KAFKA_BROKERS")]
-        brokers: String,
-        /// The topic to follow.
-        #[arg(long, default_value = "sluice.incidents")]
-        topic: String,
+        brokers: Option<String>,
+        /// The topic to follow [default: kafka.topic of --config, else sluice.incidents]
+        #[arg(long)]
+        topic: Option<String>,
         /// beginning, end, or an offset.
         #[arg(long, default_value = "beginning")]
         from: Start,
@@ -142,6 +152,7 @@ fn main() -> ExitCode {
             check_config(&path)
         }
         Command::Send {
+            config,
             url,
             routing_key,
             count,
@@ -150,22 +161,38 @@ fn main() -> ExitCode {
             action,
             severity,
             key_prefix,
-        } => runtime().block_on(send(
-            url,
-            routing_key,
-            count,
-            keys.max(1),
-            sources.max(1),
-            action,
-            severity,
-            key_prefix,
-        )),
+        } => {
+            let config = match config.map(|p| load_named(&p)).transpose() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let listen = config.map_or_else(
+                || {
+                    DEFAULT_LISTEN
+                        .parse()
+                        .expect("the default listen address parses")
+                },
+                |(_, c)| c.server.listen,
+            );
+            let url = url.unwrap_or_else(|| sluice::send::url_of(listen));
+            runtime().block_on(send(
+                url,
+                routing_key,
+                count,
+                keys.max(1),
+                sources.max(1),
+                action,
+                severity,
+                key_prefix,
+            ))
+        }
         Command::Replay {
             config,
             speed,
             file,
         } => replay(config, speed, file),
         Command::Tail {
+            config,
             brokers,
             topic,
             from,
@@ -173,9 +200,20 @@ fn main() -> ExitCode {
             max,
             format,
         } => {
+            let config = match config.map(|p| load_named(&p)).transpose() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let kafka = config.as_ref().map(|(p, c)| (p.as_path(), &c.kafka));
+            let source = match Source::resolve(brokers, topic, kafka) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("tail: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let opts = TailOptions {
-                brokers,
-                topic,
+                source,
                 start: from,
                 idle_exit,
                 max_messages: max,
@@ -183,11 +221,11 @@ fn main() -> ExitCode {
             };
             match sluice::tail::tail(&opts, &mut std::io::stdout().lock()) {
                 Ok(n) => {
-                    eprintln!("{n} message(s) from {}", opts.topic);
+                    eprintln!("{n} message(s) from {}", opts.source.topic);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("tail {}: {e}", opts.topic);
+                    eprintln!("tail {}: {e}", opts.source.topic);
                     ExitCode::FAILURE
                 }
             }
@@ -360,6 +398,17 @@ async fn send(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The config a client subcommand was pointed at, or its problems on stderr and exit code 2.
+fn load_named(path: &std::path::Path) -> Result<(PathBuf, Config), ExitCode> {
+    match load_config(path) {
+        Ok(c) => Ok((path.to_path_buf(), c)),
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Err(ExitCode::from(2))
+        }
     }
 }
 
