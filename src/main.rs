@@ -22,6 +22,33 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Where the config is when neither the command line nor `SLUICE_CONFIG` says.
 const DEFAULT_CONFIG: &str = "config/sluice.toml";
 
+// The "Examples" section of each subcommand's help.
+const EXAMPLES_SERVE: &str = "\
+Examples:
+  sluice serve                                   # config/sluice.toml: the embedded broker, for trying
+  sluice serve --config /etc/sluice/sluice.toml
+  SLUICE_LISTEN=0.0.0.0:8080 sluice serve        # a SLUICE_* variable overrides its config key
+  sluice serve --record requests.jsonl           # and keep every ingest request for `sluice replay`";
+const EXAMPLES_CHECK_CONFIG: &str = "\
+Examples:
+  sluice check-config config/sluice.toml
+  SLUICE_KAFKA_BROKERS=kafka-1:9092 sluice check-config prod.toml   # with an override applied";
+const EXAMPLES_SEND: &str = "\
+Examples:
+  sluice send                                    # one trigger to http://127.0.0.1:8080
+  sluice send --config config/sluice.toml --count 400 --keys 40 --sources 4   # a storm
+  sluice send --config config/sluice.toml --count 40 --keys 40 --action resolve
+  sluice send --url http://sluice.internal:8080 --routing-key payments";
+const EXAMPLES_REPLAY: &str = "\
+Examples:
+  sluice replay requests.jsonl > incidents.jsonl   # with config/sluice.toml, as fast as it goes
+  sluice replay --config prod.toml --speed 10 requests.jsonl   # ten times real time";
+const EXAMPLES_TAIL: &str = "\
+Examples:
+  sluice tail --brokers kafka-1:9092 --from end  # what is published from now on
+  sluice tail --config /etc/sluice/sluice.toml --format json --idle-exit 3s
+  sluice tail --brokers kafka-1:9092 --topic sluice.changes --max 10";
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
@@ -37,6 +64,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
+    #[command(after_help = EXAMPLES_SERVE)]
     Serve {
         /// The config file.
         #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
@@ -46,6 +74,7 @@ enum Command {
         record: Option<PathBuf>,
     },
     /// Validate a config file (with SLUICE_* overrides applied) and report every problem.
+    #[command(after_help = EXAMPLES_CHECK_CONFIG)]
     CheckConfig {
         /// The config file [default: $SLUICE_CONFIG, else config/sluice.toml].
         #[arg(value_name = "FILE", conflicts_with = "config")]
@@ -55,6 +84,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Post PagerDuty v2 test events to a running sluice.
+    #[command(after_help = EXAMPLES_SEND)]
     Send {
         /// The config file of the sluice to post to: without --url, its server.listen.
         #[arg(long, env = ENV_CONFIG_PATH, value_name = "FILE")]
@@ -87,6 +117,7 @@ enum Command {
     },
     /// Run a recorded request stream (JSON lines) through ingest and correlation on a simulated
     /// clock, without Kafka: every message to stdout, a summary to stderr.
+    #[command(after_help = EXAMPLES_REPLAY)]
     Replay {
         /// The config file (its rules, windows and integration settings apply).
         #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
@@ -98,6 +129,7 @@ enum Command {
         file: PathBuf,
     },
     /// Follow a topic and print one message per line: key, headers, JSON body.
+    #[command(after_help = EXAMPLES_TAIL)]
     Tail {
         /// The config file: its kafka.brokers and kafka.topic where the options below leave them
         /// out, and its kafka.properties (TLS, SASL).

@@ -326,7 +326,8 @@ fn tail_reads_brokers_and_topic_from_its_config() {
 
 #[test]
 fn every_option_of_every_subcommand_is_described() {
-    for sub in ["serve", "check-config", "send", "replay", "tail"] {
+    for sub in subcommands() {
+        let sub = sub.as_str();
         let out = sluice(&[sub, "--help"], &[]);
         assert!(out.status.success(), "{sub}: {}", text(&out.stderr));
         let help = text(&out.stdout);
@@ -343,6 +344,44 @@ fn every_option_of_every_subcommand_is_described() {
                 .is_some_and(|(_, d)| !d.trim().is_empty() && !d.trim().starts_with('['));
             assert!(described, "{sub}: {line:?} has no description");
         }
+    }
+}
+
+/// The subcommands `sluice --help` lists, `help` aside.
+fn subcommands() -> Vec<String> {
+    let out = sluice(&["--help"], &[]);
+    let help = text(&out.stdout);
+    let subs: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect();
+    assert!(subs.len() >= 5, "{help}");
+    subs
+}
+
+#[test]
+fn every_subcommand_help_ends_with_examples_of_itself() {
+    for sub in subcommands() {
+        let out = sluice(&[&sub, "--help"], &[]);
+        assert!(out.status.success(), "{sub}: {}", text(&out.stderr));
+        let help = text(&out.stdout);
+        let examples: Vec<&str> = help
+            .lines()
+            .skip_while(|l| *l != "Examples:")
+            .skip(1)
+            .collect();
+        assert!(
+            !examples.is_empty()
+                && examples
+                    .iter()
+                    .all(|l| l.starts_with("  ") && l.contains(&format!("sluice {sub}"))),
+            "{sub}: {help}"
+        );
     }
 }
 
