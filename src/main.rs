@@ -1,11 +1,12 @@
-//! The `sluice` command: serve, check-config, send, replay, tail. Every subcommand a config
+//! The `sluice` command: serve, check-config, send, replay, tail; completions and man pages
+//! generated from this definition (`sluice::manual`). Every subcommand a config
 //! applies to takes it as `--config FILE` (or `SLUICE_CONFIG`); its options win over the file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use sluice::clock::Clock;
 use sluice::config::defaults::LISTEN as DEFAULT_LISTEN;
@@ -48,6 +49,16 @@ Examples:
   sluice tail --brokers kafka-1:9092 --from end  # what is published from now on
   sluice tail --config /etc/sluice/sluice.toml --format json --idle-exit 3s
   sluice tail --brokers kafka-1:9092 --topic sluice.changes --max 10";
+const EXAMPLES_COMPLETIONS: &str = "\
+Examples:
+  sluice completions bash > ~/.local/share/bash-completion/completions/sluice
+  sluice completions zsh > ~/.zfunc/_sluice      # with fpath+=~/.zfunc before compinit in ~/.zshrc
+  sluice completions fish > ~/.config/fish/completions/sluice.fish";
+const EXAMPLES_MAN: &str = "\
+Examples:
+  sluice man | man -l -                          # read sluice(1) without installing it
+  sluice man serve | man -l -                    # the page of one subcommand, sluice-serve(1)
+  sluice man --dir ~/.local/share/man/man1       # install every page, then: man sluice";
 
 #[derive(Parser)]
 #[command(
@@ -154,6 +165,22 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: Format,
     },
+    /// Print a shell completion script, generated from this command line.
+    #[command(after_help = EXAMPLES_COMPLETIONS)]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: sluice::manual::Shell,
+    },
+    /// Print the man page (roff) of sluice or of one subcommand, or write every page to a folder.
+    #[command(after_help = EXAMPLES_MAN)]
+    Man {
+        /// The subcommand whose page to print (sluice-<SUBCOMMAND>(1)) [default: sluice(1)]
+        subcommand: Option<String>,
+        /// Write every page (sluice.1 and one sluice-<subcommand>.1 each) into this folder.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn init_logging(log: &LogConfig) {
@@ -173,6 +200,11 @@ fn init_logging(log: &LogConfig) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions { shell } => {
+            sluice::manual::completions(shell, Cli::command(), &mut std::io::stdout().lock());
+            ExitCode::SUCCESS
+        }
+        Command::Man { subcommand, dir } => man(subcommand, dir),
         Command::Serve { config, record } => serve(config, record),
         Command::CheckConfig { file, config } => {
             // The environment only when the command line names no file (clap would take an
@@ -261,6 +293,39 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `sluice man`: one page to stdout, or every page into `dir`.
+fn man(subcommand: Option<String>, dir: Option<PathBuf>) -> ExitCode {
+    if let Some(dir) = dir {
+        return match sluice::manual::write_pages(Cli::command(), &dir) {
+            Ok(files) => {
+                eprintln!("{} page(s) written to {}", files.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let pages = sluice::manual::pages(Cli::command());
+    let wanted = subcommand.map_or_else(|| "sluice.1".into(), |s| format!("sluice-{s}.1"));
+    let Some(page) = pages.iter().find(|p| p.file == wanted) else {
+        let names: Vec<&str> = pages[1..]
+            .iter()
+            .filter_map(|p| p.file.strip_prefix("sluice-")?.strip_suffix(".1"))
+            .collect();
+        eprintln!("no page {wanted}: the subcommands are {}", names.join(", "));
+        return ExitCode::from(2);
+    };
+    match sluice::manual::render(page, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

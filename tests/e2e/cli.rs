@@ -325,15 +325,17 @@ fn tail_reads_brokers_and_topic_from_its_config() {
 }
 
 #[test]
-fn every_option_of_every_subcommand_is_described() {
+fn every_option_and_argument_of_every_subcommand_is_described() {
     for sub in subcommands() {
         let sub = sub.as_str();
         let out = sluice(&[sub, "--help"], &[]);
         assert!(out.status.success(), "{sub}: {}", text(&out.stderr));
         let help = text(&out.stdout);
+        // Options, and positional arguments (`  <SHELL>`, `  [FILE]`).
         let options: Vec<&str> = help
             .lines()
-            .filter(|l| l.trim_start().starts_with('-') && !l.contains("--help"))
+            .filter(|l| l.trim_start().starts_with(['-', '<', '[']) && l.starts_with("  "))
+            .filter(|l| !l.contains("--help"))
             .collect();
         assert!(!options.is_empty(), "{sub}: {help}");
         for line in options {
@@ -383,6 +385,84 @@ fn every_subcommand_help_ends_with_examples_of_itself() {
             "{sub}: {help}"
         );
     }
+}
+
+#[test]
+fn completions_are_generated_for_every_subcommand() {
+    let subs = subcommands();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sluice(&["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for sub in &subs {
+            assert!(script.contains(sub.as_str()), "{shell}: no {sub}");
+        }
+        assert!(script.contains("idle-exit"), "{shell}: options too");
+    }
+    let bash = text(&sluice(&["completions", "bash"], &[]).stdout);
+    assert!(
+        bash.contains("complete -F _sluice") && bash.contains("sluice,check-config)"),
+        "{bash}"
+    );
+    let out = sluice(&["completions", "tcsh"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("[possible values: bash, elvish, fish, powershell, zsh]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The roff after clap_mangen's string definitions (`.ie`/`.el`, repeated before each section).
+fn requests(page: &str) -> Vec<&str> {
+    page.lines()
+        .filter(|l| !l.starts_with(".ie ") && !l.starts_with(".el "))
+        .collect()
+}
+
+#[test]
+fn man_pages_are_generated_for_sluice_and_each_subcommand() {
+    let subs = subcommands();
+    let out = sluice(&["man"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    let lines = requests(&page);
+    assert!(lines[0].starts_with(".TH sluice 1 "), "{page}");
+    assert!(lines[0].contains(&format!("\"sluice {}", env!("CARGO_PKG_VERSION"))));
+    for sub in &subs {
+        let entry = format!("sluice\\-{}(1)", sub.replace('-', "\\-"));
+        assert!(lines.contains(&entry.as_str()), "no {entry}: {page}");
+    }
+
+    let out = sluice(&["man", "tail"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    let lines = requests(&page);
+    assert!(lines[0].starts_with(".TH sluice-tail 1 "), "{page}");
+    let examples = lines.iter().position(|l| *l == ".SH EXAMPLES").unwrap();
+    assert_eq!(lines[examples + 1], ".nf");
+    assert!(lines[examples + 2].starts_with("  sluice tail \\-\\-brokers"));
+
+    let dir = TempDir::new("cli-man");
+    let out = sluice(&["man", "--dir", dir.0.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut files: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = subs.iter().map(|s| format!("sluice-{s}.1")).collect();
+    want.push("sluice.1".into());
+    want.sort();
+    assert_eq!(files, want);
+
+    let out = sluice(&["man", "nope"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("no page sluice-nope.1: the subcommands are serve, "),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
