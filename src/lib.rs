@@ -17,6 +17,7 @@ pub mod correlate;
 pub mod event;
 pub mod ingest;
 pub mod integration;
+pub mod manual;
 pub mod matchers;
 pub mod metrics;
 pub mod pipeline;

@@ -1,15 +1,18 @@
-//! The `sluice` command: serve, check-config, send, tail.
+//! The `sluice` command: serve, check-config, send, replay, tail; completions and man pages
+//! generated from this definition (`sluice::manual`). Every subcommand a config
+//! applies to takes it as `--config FILE` (or `SLUICE_CONFIG`); its options win over the file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use sluice::clock::Clock;
+use sluice::config::defaults::LISTEN as DEFAULT_LISTEN;
 use sluice::config::{Config, LogConfig, LogFormat, ENV_CONFIG_PATH};
 use sluice::send::{pd_event, HttpClient};
-use sluice::tail::{Format, Start, TailOptions};
+use sluice::tail::{Format, Source, Start, TailOptions};
 use sluice::time::parse_duration;
 
 /// See the `mimalloc` feature in Cargo.toml for the measurement behind it.
@@ -19,6 +22,43 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Where the config is when neither the command line nor `SLUICE_CONFIG` says.
 const DEFAULT_CONFIG: &str = "config/sluice.toml";
+
+// The "Examples" section of each subcommand's help.
+const EXAMPLES_SERVE: &str = "\
+Examples:
+  sluice serve                                   # config/sluice.toml: the embedded broker, for trying
+  sluice serve --config /etc/sluice/sluice.toml
+  SLUICE_LISTEN=0.0.0.0:8080 sluice serve        # a SLUICE_* variable overrides its config key
+  sluice serve --record requests.jsonl           # and keep every ingest request for `sluice replay`";
+const EXAMPLES_CHECK_CONFIG: &str = "\
+Examples:
+  sluice check-config config/sluice.toml
+  SLUICE_KAFKA_BROKERS=kafka-1:9092 sluice check-config prod.toml   # with an override applied";
+const EXAMPLES_SEND: &str = "\
+Examples:
+  sluice send                                    # one trigger to http://127.0.0.1:8080
+  sluice send --config config/sluice.toml --count 400 --keys 40 --sources 4   # a storm
+  sluice send --config config/sluice.toml --count 40 --keys 40 --action resolve
+  sluice send --url http://sluice.internal:8080 --routing-key payments";
+const EXAMPLES_REPLAY: &str = "\
+Examples:
+  sluice replay requests.jsonl > incidents.jsonl   # with config/sluice.toml, as fast as it goes
+  sluice replay --config prod.toml --speed 10 requests.jsonl   # ten times real time";
+const EXAMPLES_TAIL: &str = "\
+Examples:
+  sluice tail --brokers kafka-1:9092 --from end  # what is published from now on
+  sluice tail --config /etc/sluice/sluice.toml --format json --idle-exit 3s
+  sluice tail --brokers kafka-1:9092 --topic sluice.changes --max 10";
+const EXAMPLES_COMPLETIONS: &str = "\
+Examples:
+  sluice completions bash > ~/.local/share/bash-completion/completions/sluice
+  sluice completions zsh > ~/.zfunc/_sluice      # with fpath+=~/.zfunc before compinit in ~/.zshrc
+  sluice completions fish > ~/.config/fish/completions/sluice.fish";
+const EXAMPLES_MAN: &str = "\
+Examples:
+  sluice man | man -l -                          # read sluice(1) without installing it
+  sluice man serve | man -l -                    # the page of one subcommand, sluice-serve(1)
+  sluice man --dir ~/.local/share/man/man1       # install every page, then: man sluice";
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +75,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
+    #[command(after_help = EXAMPLES_SERVE)]
     Serve {
         /// The config file.
         #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
@@ -44,6 +85,7 @@ enum Command {
         record: Option<PathBuf>,
     },
     /// Validate a config file (with SLUICE_* overrides applied) and report every problem.
+    #[command(after_help = EXAMPLES_CHECK_CONFIG)]
     CheckConfig {
         /// The config file [default: $SLUICE_CONFIG, else config/sluice.toml].
         #[arg(value_name = "FILE", conflicts_with = "config")]
@@ -53,10 +95,15 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Post PagerDuty v2 test events to a running sluice.
+    #[command(after_help = EXAMPLES_SEND)]
     Send {
-        /// The sluice to post to (events go to its /v2/enqueue).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
+        /// The config file of the sluice to post to: without --url, its server.listen.
+        #[arg(long, env = ENV_CONFIG_PATH, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The sluice to post to (events go to its /v2/enqueue) [default: server.listen of
+        /// --config, else http://127.0.0.1:8080]
+        #[arg(long)]
+        url: Option<String>,
         /// The routing key of every event.
         #[arg(long, default_value = "demo-service")]
         routing_key: String,
@@ -81,6 +128,7 @@ enum Command {
     },
     /// Run a recorded request stream (JSON lines) through ingest and correlation on a simulated
     /// clock, without Kafka: every message to stdout, a summary to stderr.
+    #[command(after_help = EXAMPLES_REPLAY)]
     Replay {
         /// The config file (its rules, windows and integration settings apply).
         #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
@@ -92,13 +140,18 @@ enum Command {
         file: PathBuf,
     },
     /// Follow a topic and print one message per line: key, headers, JSON body.
+    #[command(after_help = EXAMPLES_TAIL)]
     Tail {
-        /// The Kafka bootstrap list, host:port[,host:port...].
+        /// The config file: its kafka.brokers and kafka.topic where the options below leave them
+        /// out, and its kafka.properties (TLS, SASL).
+        #[arg(long, env = ENV_CONFIG_PATH, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The Kafka bootstrap list, host:port[,host:port...] [default: kafka.brokers of --config]
         #[arg(long, env = "SLUICE_KAFKA_BROKERS")]
-        brokers: String,
-        /// The topic to follow.
-        #[arg(long, default_value = "sluice.incidents")]
-        topic: String,
+        brokers: Option<String>,
+        /// The topic to follow [default: kafka.topic of --config, else sluice.incidents]
+        #[arg(long)]
+        topic: Option<String>,
         /// beginning, end, or an offset.
         #[arg(long, default_value = "beginning")]
         from: Start,
@@ -111,6 +164,22 @@ enum Command {
         /// text or json.
         #[arg(long, default_value = "text")]
         format: Format,
+    },
+    /// Print a shell completion script, generated from this command line.
+    #[command(after_help = EXAMPLES_COMPLETIONS)]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: sluice::manual::Shell,
+    },
+    /// Print the man page (roff) of sluice or of one subcommand, or write every page to a folder.
+    #[command(after_help = EXAMPLES_MAN)]
+    Man {
+        /// The subcommand whose page to print (sluice-<SUBCOMMAND>(1)) [default: sluice(1)]
+        subcommand: Option<String>,
+        /// Write every page (sluice.1 and one sluice-<subcommand>.1 each) into this folder.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -131,6 +200,11 @@ fn init_logging(log: &LogConfig) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions { shell } => {
+            sluice::manual::completions(shell, Cli::command(), &mut std::io::stdout().lock());
+            ExitCode::SUCCESS
+        }
+        Command::Man { subcommand, dir } => man(subcommand, dir),
         Command::Serve { config, record } => serve(config, record),
         Command::CheckConfig { file, config } => {
             // The environment only when the command line names no file (clap would take an
@@ -142,6 +216,7 @@ fn main() -> ExitCode {
             check_config(&path)
         }
         Command::Send {
+            config,
             url,
             routing_key,
             count,
@@ -150,22 +225,38 @@ fn main() -> ExitCode {
             action,
             severity,
             key_prefix,
-        } => runtime().block_on(send(
-            url,
-            routing_key,
-            count,
-            keys.max(1),
-            sources.max(1),
-            action,
-            severity,
-            key_prefix,
-        )),
+        } => {
+            let config = match config.map(|p| load_named(&p)).transpose() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let listen = config.map_or_else(
+                || {
+                    DEFAULT_LISTEN
+                        .parse()
+                        .expect("the default listen address parses")
+                },
+                |(_, c)| c.server.listen,
+            );
+            let url = url.unwrap_or_else(|| sluice::send::url_of(listen));
+            runtime().block_on(send(
+                url,
+                routing_key,
+                count,
+                keys.max(1),
+                sources.max(1),
+                action,
+                severity,
+                key_prefix,
+            ))
+        }
         Command::Replay {
             config,
             speed,
             file,
         } => replay(config, speed, file),
         Command::Tail {
+            config,
             brokers,
             topic,
             from,
@@ -173,9 +264,20 @@ fn main() -> ExitCode {
             max,
             format,
         } => {
+            let config = match config.map(|p| load_named(&p)).transpose() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let kafka = config.as_ref().map(|(p, c)| (p.as_path(), &c.kafka));
+            let source = match Source::resolve(brokers, topic, kafka) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("tail: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let opts = TailOptions {
-                brokers,
-                topic,
+                source,
                 start: from,
                 idle_exit,
                 max_messages: max,
@@ -183,14 +285,47 @@ fn main() -> ExitCode {
             };
             match sluice::tail::tail(&opts, &mut std::io::stdout().lock()) {
                 Ok(n) => {
-                    eprintln!("{n} message(s) from {}", opts.topic);
+                    eprintln!("{n} message(s) from {}", opts.source.topic);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("tail {}: {e}", opts.topic);
+                    eprintln!("tail {}: {e}", opts.source.topic);
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `sluice man`: one page to stdout, or every page into `dir`.
+fn man(subcommand: Option<String>, dir: Option<PathBuf>) -> ExitCode {
+    if let Some(dir) = dir {
+        return match sluice::manual::write_pages(Cli::command(), &dir) {
+            Ok(files) => {
+                eprintln!("{} page(s) written to {}", files.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let pages = sluice::manual::pages(Cli::command());
+    let wanted = subcommand.map_or_else(|| "sluice.1".into(), |s| format!("sluice-{s}.1"));
+    let Some(page) = pages.iter().find(|p| p.file == wanted) else {
+        let names: Vec<&str> = pages[1..]
+            .iter()
+            .filter_map(|p| p.file.strip_prefix("sluice-")?.strip_suffix(".1"))
+            .collect();
+        eprintln!("no page {wanted}: the subcommands are {}", names.join(", "));
+        return ExitCode::from(2);
+    };
+    match sluice::manual::render(page, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -360,6 +495,17 @@ async fn send(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The config a client subcommand was pointed at, or its problems on stderr and exit code 2.
+fn load_named(path: &std::path::Path) -> Result<(PathBuf, Config), ExitCode> {
+    match load_config(path) {
+        Ok(c) => Ok((path.to_path_buf(), c)),
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Err(ExitCode::from(2))
+        }
     }
 }
 

@@ -40,6 +40,19 @@ pub fn authority(url: &str) -> Result<String, ClientError> {
     })
 }
 
+/// The URL a client on this machine reaches a sluice listening on `listen` at: an unspecified
+/// address (`0.0.0.0`, `::`) is reached at the loopback address of its family.
+pub fn url_of(listen: std::net::SocketAddr) -> String {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
 /// A response: status and body.
 #[derive(Debug)]
 pub struct Reply {
@@ -166,5 +179,17 @@ mod tests {
         assert_eq!(authority("example.net").unwrap(), "example.net:80");
         assert!(authority("https://x:1").is_err());
         assert!(authority("http://").is_err());
+    }
+
+    #[test]
+    fn the_url_of_a_listen_address_is_reachable_from_this_machine() {
+        for (listen, url) in [
+            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("0.0.0.0:9000", "http://127.0.0.1:9000"),
+            ("[::]:9000", "http://[::1]:9000"),
+            ("10.1.2.3:80", "http://10.1.2.3:80"),
+        ] {
+            assert_eq!(url_of(listen.parse().unwrap()), url, "{listen}");
+        }
     }
 }

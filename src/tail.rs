@@ -1,7 +1,9 @@
 //! `sluice tail`: follows a topic from a given offset and prints one message per line (key,
 //! headers, JSON body), like `kcat -C`. It assigns every partition directly, so it needs no
-//! consumer group and commits nothing.
+//! consumer group and commits nothing. The cluster and topic come from the options, else from a
+//! config's `[kafka]` ([`Source::resolve`]).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{defaults, Brokers, KafkaConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -62,9 +66,56 @@ struct JsonLine<'a> {
     value: &'a serde_json::value::RawValue,
 }
 
-pub struct TailOptions {
+/// The cluster and topic to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
     pub brokers: String,
     pub topic: String,
+    /// librdkafka settings from the config's `kafka.properties` (TLS, SASL, client.id, ...).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Source {
+    /// The options given win; what they leave out comes from `config` (the `[kafka]` of the
+    /// file `--config` names, overrides applied), else the topic is `sluice.incidents` and the
+    /// brokers are required. An embedded broker cannot be reached from the file: its address
+    /// is in `sluice serve`'s log.
+    pub fn resolve(
+        brokers: Option<String>,
+        topic: Option<String>,
+        config: Option<(&std::path::Path, &KafkaConfig)>,
+    ) -> Result<Source, String> {
+        let brokers = match (brokers, config) {
+            (Some(b), _) => b,
+            (None, Some((_, KafkaConfig { brokers: Brokers::List(list), .. }))) => list.clone(),
+            (None, Some((path, _))) => {
+                return Err(format!(
+                    "kafka.brokers is \"embedded\" in {}: that broker lives inside `sluice serve` on a \
+                     port it picks; pass the bootstrap address of serve's EMBEDDED BROKER log line with \
+                     --brokers",
+                    path.display()
+                ))
+            }
+            (None, None) => {
+                return Err("no Kafka brokers: pass --brokers host:port (or SLUICE_KAFKA_BROKERS), \
+                     or --config FILE to read kafka.brokers"
+                    .into())
+            }
+        };
+        Ok(Source {
+            brokers,
+            topic: topic
+                .or_else(|| config.map(|(_, k)| k.topic.clone()))
+                .unwrap_or_else(|| defaults::TOPIC.into()),
+            properties: config
+                .map(|(_, k)| k.properties.clone())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+pub struct TailOptions {
+    pub source: Source,
     pub start: Start,
     /// Stop after this long with no message (None: follow forever).
     pub idle_exit: Option<Duration>,
@@ -75,17 +126,26 @@ pub struct TailOptions {
 
 /// Prints messages to `out` until idle or the count is reached; returns how many it printed.
 pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &opts.brokers)
+    let Source {
+        brokers,
+        topic,
+        properties,
+    } = &opts.source;
+    let mut client = ClientConfig::new();
+    for (key, value) in properties {
+        client.set(key, value);
+    }
+    let consumer: BaseConsumer = client
+        .set("bootstrap.servers", brokers)
         .set("group.id", "sluice-tail")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(&opts.topic), Duration::from_secs(10))?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions = metadata
         .topics()
         .iter()
-        .find(|t| t.name() == opts.topic)
+        .find(|t| t.name() == topic)
         .map_or(0, |t| t.partitions().len());
     let offset = match opts.start {
         Start::Beginning => Offset::Beginning,
@@ -94,7 +154,7 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
     };
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions as i32 {
-        tpl.add_partition_offset(&opts.topic, p, offset)?;
+        tpl.add_partition_offset(topic, p, offset)?;
     }
     consumer.assign(&tpl)?;
 
@@ -167,4 +227,69 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
         printed += 1;
     }
     Ok(printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn kafka(toml: &str) -> KafkaConfig {
+        Config::from_toml(toml, Vec::new()).unwrap().kafka
+    }
+
+    #[test]
+    fn options_win_over_the_config_which_wins_over_the_defaults() {
+        let file = Path::new("c.toml");
+        let k = kafka(
+            "[kafka]\nbrokers = \"k1:9092\"\ntopic = \"t.cfg\"\n\
+             [kafka.properties]\n\"security.protocol\" = \"ssl\"\n",
+        );
+        let from_file = Source::resolve(None, None, Some((file, &k))).unwrap();
+        assert_eq!(
+            (from_file.brokers.as_str(), from_file.topic.as_str()),
+            ("k1:9092", "t.cfg")
+        );
+        assert_eq!(from_file.properties["security.protocol"], "ssl");
+        let given = Source::resolve(
+            Some("k2:9092".into()),
+            Some("t.opt".into()),
+            Some((file, &k)),
+        );
+        let given = given.unwrap();
+        assert_eq!(
+            (given.brokers.as_str(), given.topic.as_str()),
+            ("k2:9092", "t.opt")
+        );
+        assert_eq!(given.properties, from_file.properties, "no option for them");
+        let bare = Source::resolve(Some("k3:9092".into()), None, None).unwrap();
+        assert_eq!(
+            bare,
+            Source {
+                brokers: "k3:9092".into(),
+                topic: "sluice.incidents".into(),
+                properties: BTreeMap::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn no_brokers_or_an_embedded_one_says_what_to_pass() {
+        let err = Source::resolve(None, None, None).unwrap_err();
+        assert!(
+            err.contains("--brokers") && err.contains("--config"),
+            "{err}"
+        );
+        let embedded = kafka("");
+        let err = Source::resolve(None, None, Some((Path::new("c.toml"), &embedded))).unwrap_err();
+        assert!(
+            err.starts_with("kafka.brokers is \"embedded\" in c.toml: ")
+                && err.contains("--brokers"),
+            "{err}"
+        );
+        let given = Source::resolve(Some("k:1".into()), None, Some((Path::new("c"), &embedded)));
+        assert_eq!(given.unwrap().topic, "sluice.incidents");
+    }
 }

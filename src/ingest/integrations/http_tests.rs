@@ -224,6 +224,42 @@ async fn refusals_before_parsing_say_what_to_do() {
     assert_eq!(rig.published().await, [], "nothing reached the correlator");
 }
 
+/// A body that is not the format at all has one problem and no field to name: it is the
+/// message, and `errors` is empty (as for refusals before the body is read); a body with bad
+/// fields lists each in `errors`.
+#[tokio::test]
+async fn a_body_that_is_not_json_is_refused_by_its_message_alone() {
+    let rig = rig(64, SettingsByKind::default());
+    for (body, message) in [
+        ("alerts=1", "alertmanager_webhook: body is not valid JSON"),
+        ("[1]", "alertmanager_webhook: body is not a JSON object"),
+    ] {
+        let (status, answer) = rig.post(&format!("{AM}/rk"), &[], body.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            answer,
+            json!({"status": "malformed", "message": message, "errors": []}),
+            "{body}"
+        );
+    }
+    let (status, answer) = rig.post(&format!("{AM}/rk"), &[], "{}".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["status"], "invalid event");
+    assert_eq!(
+        answer["errors"],
+        json!(["alertmanager_webhook: 'alerts' is missing"])
+    );
+    // PagerDuty's endpoints keep PagerDuty's own answer, which names the problem in `errors`.
+    let (status, answer) = rig.post("/v2/enqueue", &[], "alerts=1".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer,
+        json!({"status": "Unrecognized object", "message": "Event object format is unrecognized",
+               "errors": ["JSON parse error"]})
+    );
+    assert_eq!(rig.published().await, [], "nothing reached the correlator");
+}
+
 #[tokio::test]
 async fn a_partly_bad_batch_is_accepted_minus_the_bad_items() {
     let rig = rig(64, SettingsByKind::default());

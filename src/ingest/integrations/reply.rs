@@ -4,8 +4,10 @@
 //! - accepted: `{"status":"success","message":"2 accepted, 1 rejected","accepted":2,
 //!   "rejected":[{"item":"alerts[1]","errors":["alertmanager_webhook: 'alerts[1].status' must be firing or resolved"]}]}`
 //! - refused: `{"status":"invalid event","message":"alertmanager_webhook: 'alerts' is missing",
-//!   "errors":["alertmanager_webhook: 'alerts' is missing"]}` (`"status":"malformed"` when the
-//!   body is not the format at all).
+//!   "errors":["alertmanager_webhook: 'alerts' is missing"]}`: `errors` names every field that is
+//!   wrong. A body that is not the format at all (not JSON, not an object, a form) has one problem
+//!   and no field to name: `{"status":"malformed","message":"grafana: body is not valid JSON",
+//!   "errors":[]}`, as the refusals before a body is read.
 
 use http::{Response, StatusCode};
 use serde::Serialize;
@@ -60,13 +62,20 @@ pub fn accepted(status: StatusCode, kind: Integration, parsed: &Parsed) -> Respo
     )
 }
 
-/// The generic refusal: the error's status, its message and every problem.
+/// The generic refusal: the error's status, its message and every problem with a field; a
+/// malformed body's one problem is the message alone (`errors` empty, not the message repeated).
 pub fn refused(err: &IntegrationError) -> Response<Body> {
-    let kind = match err {
-        IntegrationError::Malformed { .. } => "malformed",
-        IntegrationError::Invalid { .. } | IntegrationError::AllRejected { .. } => "invalid event",
-    };
-    response::error(err.status(), kind, &err.to_string(), &err.messages())
+    match err {
+        IntegrationError::Malformed { .. } => {
+            response::error(err.status(), "malformed", &err.to_string(), &[])
+        }
+        IntegrationError::Invalid { .. } | IntegrationError::AllRejected { .. } => response::error(
+            err.status(),
+            "invalid event",
+            &err.to_string(),
+            &err.messages(),
+        ),
+    }
 }
 
 /// PagerDuty's answer naming the dedup key when the request was one event (what senders that
