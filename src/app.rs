@@ -13,12 +13,15 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::{Brokers, Config, ConfigError, PipelineMode};
+use crate::correlate::silence::{Silence, SilenceState};
 use crate::correlate::Correlator;
 use crate::ingest::admin::Health;
 use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::Router;
 use crate::ingest::server::{self, ServerLimits};
+use crate::ingest::silence_log::SilenceLog;
+use crate::ingest::silences::SilenceStore;
 use crate::pipeline::kafka::{spawn_correlator, EventsProducer, KafkaCorrelator};
 use crate::pipeline::Intake;
 use crate::publish::embedded::EmbeddedBroker;
@@ -40,6 +43,11 @@ pub enum StartError {
     Record {
         path: std::path::PathBuf,
         source: std::io::Error,
+    },
+    #[error("cannot read the silences topic {topic}: {source}")]
+    Silences {
+        topic: String,
+        source: rdkafka::error::KafkaError,
     },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -96,6 +104,7 @@ pub async fn start_recording(
             let events = [
                 (pipeline.events_topic.as_str(), pipeline.partitions),
                 (pipeline.state_topic.as_str(), pipeline.partitions),
+                (pipeline.silences_topic.as_str(), 1),
             ];
             let more: &[(&str, i32)] = match config.pipeline.mode {
                 PipelineMode::Kafka => &events,
@@ -127,7 +136,7 @@ pub async fn start_recording(
     );
     let (stop, stop_rx) = watch::channel(false);
     let restoring = Arc::new(AtomicUsize::new(0));
-    let (correlator, intake) = match config.pipeline.mode {
+    let (correlator, intake, silences) = match config.pipeline.mode {
         PipelineMode::Memory => {
             let (correlator, intake) = crate::pipeline::local::spawn(
                 &config.correlate,
@@ -135,7 +144,7 @@ pub async fn start_recording(
                 clock.clone(),
                 sink.clone(),
             );
-            (Correlators::Local(correlator), intake)
+            (Correlators::Local(correlator), intake, None)
         }
         PipelineMode::Kafka => {
             let parts = KafkaParts {
@@ -159,6 +168,10 @@ pub async fn start_recording(
         },
     )
     .with_integrations(SettingsByKind::checked(&config.integrations)?);
+    let router = match silences {
+        Some(store) => router.with_silences(store),
+        None => router,
+    };
     let router = Arc::new(match recorder {
         Some(r) => router.with_recorder(r),
         None => router,
@@ -255,7 +268,7 @@ async fn start_kafka_pipeline(
     config: &Config,
     bootstrap: &str,
     parts: KafkaParts<'_>,
-) -> Result<(Correlators, Intake), StartError> {
+) -> Result<(Correlators, Intake, Option<Arc<SilenceStore>>), StartError> {
     let KafkaParts {
         clock,
         sink,
@@ -282,7 +295,43 @@ async fn start_kafka_pipeline(
         )
         .await?;
     }
-    let (silences, silences_rx) = watch::channel(Arc::from(Vec::new()));
+    // Every silence applies before any partition is restored.
+    ensure_topic(
+        &config.kafka,
+        bootstrap,
+        &pipeline.silences_topic,
+        1,
+        &[("cleanup.policy", "compact")],
+    )
+    .await?;
+    let log = Arc::new(SilenceLog::connect(
+        &config.kafka,
+        bootstrap,
+        &pipeline.silences_topic,
+        &pipeline.group_id,
+    )?);
+    let (loaded, from) = {
+        let log = Arc::clone(&log);
+        tokio::task::spawn_blocking(move || log.load())
+            .await
+            .expect("the silences load does not panic")
+            .map_err(|source| StartError::Silences {
+                topic: pipeline.silences_topic.clone(),
+                source,
+            })?
+    };
+    let now = clock.now();
+    let in_force: Arc<[Silence]> = loaded
+        .iter()
+        .filter(|s| s.state(now) != SilenceState::Expired)
+        .cloned()
+        .collect();
+    tracing::info!(
+        silences = loaded.len(),
+        in_force = in_force.len(),
+        "silences loaded"
+    );
+    let (silences, silences_rx) = watch::channel(in_force);
     let producer = if pipeline.roles.ingest {
         let producer = Arc::new(EventsProducer::connect(&config.kafka, bootstrap, pipeline)?);
         tokio::spawn(Arc::clone(&producer).watermarks(
@@ -313,7 +362,15 @@ async fn start_kafka_pipeline(
         "kafka pipeline ready"
     );
     let intake = Intake::kafka(producer, silences, &config.event_rules);
-    Ok((Correlators::Kafka(correlator), intake))
+    let store = Arc::new(SilenceStore::shared(Arc::clone(&log), loaded));
+    log.follow(
+        Arc::clone(&store),
+        intake.clone(),
+        clock.clone(),
+        from,
+        stop.clone(),
+    );
+    Ok((Correlators::Kafka(correlator), intake, Some(store)))
 }
 
 impl ShutdownReport {

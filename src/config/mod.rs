@@ -82,6 +82,7 @@ pub mod defaults {
     pub const COMMIT_INTERVAL: &str = "1s";
     pub const SESSION_TIMEOUT: &str = "10s";
     pub const STATE_TOPIC: &str = "sluice.state";
+    pub const SILENCES_TOPIC: &str = "sluice.silences";
     pub const SNAPSHOT_INTERVAL: &str = "60s";
 }
 
@@ -321,11 +322,13 @@ impl RawConfig {
         for (key, topic) in [
             ("pipeline.events_topic", &pipeline.events_topic),
             ("pipeline.state_topic", &pipeline.state_topic),
+            ("pipeline.silences_topic", &pipeline.silences_topic),
         ] {
             let taken = [
                 ("kafka.topic", &kafka.topic),
                 ("kafka.changes_topic", &kafka.changes_topic),
                 ("pipeline.events_topic", &pipeline.events_topic),
+                ("pipeline.state_topic", &pipeline.state_topic),
             ]
             .into_iter()
             .find(|(other, name)| *other != key && *name == topic);

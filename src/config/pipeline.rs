@@ -13,6 +13,7 @@
 //! session_timeout = "10s"          # kafka mode: a correlator silent this long loses its partitions
 //! state_topic = "sluice.state"     # kafka mode: partition snapshots (compacted when created)
 //! snapshot_interval = "60s"        # kafka mode: a partition with new records is snapshotted this often
+//! silences_topic = "sluice.silences" # kafka mode: silences, shared by every instance (compacted)
 //! ```
 //!
 //! Validates the mode and roles by name (at least one role; memory mode runs both), the topic
@@ -46,6 +47,7 @@ pub(super) struct RawPipeline {
     session_timeout: Option<String>,
     state_topic: Option<String>,
     snapshot_interval: Option<String>,
+    silences_topic: Option<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -84,6 +86,8 @@ pub struct PipelineConfig {
     /// Kafka mode: a partition that took records since its last snapshot is snapshotted once
     /// this has passed (one partition per commit, the longest waiting first).
     pub snapshot_interval: Duration,
+    /// Kafka mode: the silences every instance applies (one partition, compacted).
+    pub silences_topic: String,
 }
 
 impl RawPipeline {
@@ -160,6 +164,12 @@ impl RawPipeline {
         if let Err(why) = super::kafka::check_topic_name(&state_topic) {
             p.add("pipeline.state_topic", why);
         }
+        let silences_topic = self
+            .silences_topic
+            .unwrap_or_else(|| defaults::SILENCES_TOPIC.into());
+        if let Err(why) = super::kafka::check_topic_name(&silences_topic) {
+            p.add("pipeline.silences_topic", why);
+        }
         let snapshot_interval = p.duration(
             "pipeline.snapshot_interval",
             self.snapshot_interval.as_deref(),
@@ -186,6 +196,7 @@ impl RawPipeline {
             session_timeout,
             state_topic,
             snapshot_interval,
+            silences_topic,
         }
     }
 }

@@ -9,4 +9,5 @@ pub mod record;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod silence_log;
 pub mod silences;

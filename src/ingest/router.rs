@@ -58,7 +58,7 @@ pub struct Router {
     limits: BodyLimits,
     per_integration: Vec<PerIntegration>,
     integrations: SettingsByKind,
-    silences: super::silences::SilenceStore,
+    silences: Arc<super::silences::SilenceStore>,
     recorder: Option<super::record::Recorder>,
     confirmer: super::confirm::Confirmer,
 }
@@ -105,6 +105,12 @@ impl Router {
             recorder: None,
             confirmer: Default::default(),
         }
+    }
+
+    /// The silences API serves `store` (Kafka mode: the store kept with the silences topic).
+    pub fn with_silences(mut self, store: Arc<super::silences::SilenceStore>) -> Self {
+        self.silences = store;
+        self
     }
 
     /// Writes every ingest request to a `--record` file.

@@ -20,6 +20,7 @@ use crate::pipeline::Intake;
 use crate::time::{parse_timestamp, Timestamp, UnixMillis};
 
 use super::response::{self, Body};
+use super::silence_log::SilenceLog;
 
 pub const PREFIX: &str = "/api/v1/silences";
 
@@ -29,9 +30,41 @@ const KEEP_EXPIRED: Duration = Duration::from_secs(24 * 3600);
 #[derive(Default)]
 pub struct SilenceStore {
     silences: Mutex<Vec<Silence>>,
+    /// Kafka mode: the silences topic every change is written to before it is answered.
+    log: Option<Arc<SilenceLog>>,
 }
 
 impl SilenceStore {
+    /// Kafka mode: changes go through `log`; `loaded` is what the topic held at start.
+    pub fn shared(log: Arc<SilenceLog>, loaded: Vec<Silence>) -> Self {
+        SilenceStore {
+            silences: Mutex::new(loaded),
+            log: Some(log),
+        }
+    }
+
+    /// Changes the silences with `change` (which says whether it changed anything).
+    pub fn merge(&self, change: impl FnOnce(&mut Vec<Silence>) -> bool) -> bool {
+        change(&mut self.silences.lock().expect("silences lock"))
+    }
+
+    /// Writes `silence` to the silences topic in Kafka mode; the refusal to answer if the
+    /// broker did not take it.
+    async fn write(&self, silence: &Silence, now: UnixMillis) -> Result<(), http::Response<Body>> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        log.write(silence, now).await.map_err(|e| {
+            tracing::warn!(error = %e, "silence not written to the silences topic");
+            response::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the silences topic did not take the change; try again",
+                &[],
+            )
+        })
+    }
+
     /// Handles a request under [`PREFIX`]; `rest` is what follows it in the path.
     pub async fn handle(
         &self,
@@ -59,16 +92,29 @@ impl SilenceStore {
             }
             (&Method::POST, None) => match parse(&body.unwrap_or_default(), now) {
                 Ok(mut silence) => {
-                    let view = {
-                        let mut all = self.silences.lock().expect("silences lock");
+                    {
+                        let all = self.silences.lock().expect("silences lock");
                         let n = all.len().to_le_bytes();
                         silence.id = deterministic_id(
                             "sil_",
-                            &[&now.0.to_le_bytes(), &n, silence.comment.as_bytes()],
+                            &[
+                                &now.0.to_le_bytes(),
+                                &n,
+                                silence.comment.as_bytes(),
+                                silence.created_by.as_bytes(),
+                            ],
                         );
-                        all.push(silence.clone());
-                        serde_json::to_vec(&silence.view(now)).expect("a silence serializes")
-                    };
+                    }
+                    if let Err(refusal) = self.write(&silence, now).await {
+                        return refusal;
+                    }
+                    let view =
+                        serde_json::to_vec(&silence.view(now)).expect("a silence serializes");
+                    self.merge(|all| {
+                        all.retain(|s| s.id != silence.id);
+                        all.push(silence);
+                        true
+                    });
                     self.publish(now, intake).await;
                     response::text(StatusCode::CREATED, view, "application/json")
                 }
@@ -80,17 +126,27 @@ impl SilenceStore {
                 ),
             },
             (&Method::DELETE, Some(id)) => {
-                let view = {
-                    let mut all = self.silences.lock().expect("silences lock");
-                    let Some(s) = all.iter_mut().find(|s| s.id == id) else {
-                        return not_found(id);
-                    };
-                    if s.state(now) != SilenceState::Expired {
-                        s.ends_at = now;
-                        s.starts_at = s.starts_at.min(now);
-                    }
-                    serde_json::to_vec(&s.view(now)).expect("a silence serializes")
+                let found = {
+                    let all = self.silences.lock().expect("silences lock");
+                    all.iter().find(|s| s.id == id).cloned()
                 };
+                let Some(mut s) = found else {
+                    return not_found(id);
+                };
+                if s.state(now) != SilenceState::Expired {
+                    s.ends_at = now;
+                    s.starts_at = s.starts_at.min(now);
+                    if let Err(refusal) = self.write(&s, now).await {
+                        return refusal;
+                    }
+                }
+                let view = serde_json::to_vec(&s.view(now)).expect("a silence serializes");
+                self.merge(|all| {
+                    if let Some(old) = all.iter_mut().find(|old| old.id == s.id) {
+                        *old = s;
+                    }
+                    true
+                });
                 self.publish(now, intake).await;
                 response::text(StatusCode::OK, view, "application/json")
             }
@@ -107,7 +163,7 @@ impl SilenceStore {
     }
 
     /// Forgets long-expired silences and sends the rest to every shard.
-    async fn publish(&self, now: UnixMillis, intake: &Intake) {
+    pub async fn publish(&self, now: UnixMillis, intake: &Intake) {
         let snapshot: Arc<[Silence]> = {
             let mut all = self.silences.lock().expect("silences lock");
             all.retain(|s| now.saturating_sub(s.ends_at) < KEEP_EXPIRED || s.ends_at > now);

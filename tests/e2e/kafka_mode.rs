@@ -363,3 +363,80 @@ async fn a_broker_away_for_20s_costs_503s_and_nothing_accepted() {
         reader.seen
     );
 }
+
+/// A silence made through one instance applies on every partition of every instance (the
+/// silences topic), within about a second, and survives a restart of every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_made_on_one_instance_applies_everywhere_and_survives_a_full_restart() {
+    let broker = Broker::start();
+    let env = [("SLUICE_PIPELINE", "kafka")];
+    let mut a = Sluice::start_with_env("kafka-sil-a", &broker.bootstrap, CONFIG, &env);
+    let mut b = Sluice::start_with_env("kafka-sil-b", &broker.bootstrap, CONFIG, &env);
+    let mut client = HttpClient::connect(&a.url).await.unwrap();
+    let ends = "2099-01-01T00:00:00Z";
+    let body = format!(
+        r#"{{"matchers":[{{"name":"source","op":"=","value":"quiet-1"}}],"ends_at":"{ends}","created_by":"e2e"}}"#
+    );
+    let created = client.post("/api/v1/silences", body).await.unwrap();
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    // b lists it within about a second.
+    let listed_on = |url: String, id: String| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut client = HttpClient::connect(&url).await.unwrap();
+            let list = client.get("/api/v1/silences").await.unwrap().json();
+            if list
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"] == id.as_str())
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} not listed on {url}: {list}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    listed_on(b.url.clone(), id.clone()).await;
+
+    // Silenced on whichever instance owns its partition; the loud one opens.
+    let sources = ["quiet-1", "loud-1", "loud-2", "loud-3"];
+    for s in sources {
+        send(&b.url, "trigger", &format!("{s}/x"), s).await;
+    }
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader
+        .until("three loud opened", |seen| seen.len() >= 3)
+        .await;
+    reader.extra_within(Duration::from_secs(2)).await;
+    let quiet = |seen: &[crate::harness::Received]| {
+        seen.iter()
+            .any(|m| m.body["group_key"]["source"] == "quiet-1")
+    };
+    assert!(!quiet(&reader.seen), "{:#?}", reader.seen);
+
+    // Every instance restarted: the silence is still listed and still applies.
+    a.kill();
+    b.kill();
+    let c = Sluice::start_with_env("kafka-sil-c", &broker.bootstrap, CONFIG, &env);
+    listed_on(c.url.clone(), id.clone()).await;
+    send(&c.url, "trigger", "quiet-1/y", "quiet-1").await;
+    send(&c.url, "trigger", "loud-4/x", "loud-4").await;
+    reader
+        .until("loud-4 opened", |seen| {
+            seen.iter()
+                .any(|m| m.body["group_key"]["source"] == "loud-4")
+        })
+        .await;
+    reader.extra_within(Duration::from_secs(2)).await;
+    assert!(!quiet(&reader.seen), "{:#?}", reader.seen);
+}
