@@ -289,11 +289,28 @@ impl Reader {
 
     /// Reads until `done(&seen)` holds, or panics after [`WAIT`].
     pub async fn until(&mut self, what: &str, done: impl Fn(&[Received]) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.until_or(what, done, WAIT, String::new).await
+    }
+
+    /// [`Reader::until`] within `within`, with `context()` (a log, say) in the panic message.
+    pub async fn until_or(
+        &mut self,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+        within: Duration,
+        context: impl Fn() -> String,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
         while !done(&self.seen) {
             let msg = tokio::time::timeout_at(deadline, self.consumer.recv())
                 .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {:#?}", self.seen));
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out waiting for {what}; saw {:#?}\n{}",
+                        self.seen,
+                        context()
+                    )
+                });
             match msg {
                 Ok(msg) => self.seen.push(decode(&msg)),
                 // A broker that was away reports transport errors before it delivers again.

@@ -176,6 +176,11 @@ pub fn spawn_correlator(
         // The group waits this long for a member to rejoin a rebalance: kept short, so a dead
         // correlator's partitions move about a session timeout after it died.
         .set("max.poll.interval.ms", (session_ms + 5000).to_string());
+    // librdkafka's own log reaches sluice's at the level sluice logs at (with
+    // `kafka.properties.debug`, e.g. "cgrp", for the consumer group's story).
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        cc.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
     let consumer: StreamConsumer<Rebalances> = cc
         .create_with_context(Rebalances {
             assigned: Mutex::new(Vec::new()),
