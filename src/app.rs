@@ -156,7 +156,10 @@ pub async fn start_recording(
             start_kafka_pipeline(&config, &bootstrap, parts).await?
         }
     };
-    let health = Arc::new(Health::new(sink.clone(), restoring));
+    let rules = crate::pipeline::rules_hash(&config);
+    crate::metrics::rules_info(&rules).set(1.0);
+    tracing::info!(rules = %rules, "rules fingerprint");
+    let health = Arc::new(Health::new(sink.clone(), restoring).with_rules(rules));
     let router = Router::new(
         intake,
         clock,
@@ -333,7 +336,12 @@ async fn start_kafka_pipeline(
     );
     let (silences, silences_rx) = watch::channel(in_force);
     let producer = if pipeline.roles.ingest {
-        let producer = Arc::new(EventsProducer::connect(&config.kafka, bootstrap, pipeline)?);
+        let producer = Arc::new(EventsProducer::connect(
+            &config.kafka,
+            bootstrap,
+            pipeline,
+            crate::pipeline::rules_hash(config),
+        )?);
         tokio::spawn(Arc::clone(&producer).watermarks(
             clock.clone(),
             pipeline.watermark_interval,

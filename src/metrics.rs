@@ -46,6 +46,7 @@ pub const SNAPSHOT_FAILURES: &str = "sluice_snapshot_failures_total";
 pub const SNAPSHOT_BYTES: &str = "sluice_snapshot_bytes_total";
 pub const FENCED_WRITES: &str = "sluice_fenced_writes_total";
 pub const CONSUMER_LAG: &str = "sluice_consumer_lag";
+pub const RULES_INFO: &str = "sluice_rules_info";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -83,6 +84,7 @@ pub const ALL: &[(&str, &str)] = &[
     (SNAPSHOT_FAILURES, "Kafka mode: partition snapshots not written or not committed (the previous one stays in use)."),
     (SNAPSHOT_BYTES, "Kafka mode: bytes of partition snapshots written to the state topic."),
     (FENCED_WRITES, "Kafka mode: messages withheld because this correlator was paused long enough to lose its partitions (they are published by the partitions' owner instead)."),
+    (RULES_INFO, "1, labelled with the fingerprint of this instance's rules (event rules, grouping and inhibition rules): instances that disagree run different rules."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
 ];
 
@@ -111,7 +113,9 @@ pub fn install() -> PrometheusHandle {
             for (name, help) in ALL {
                 match *name {
                     ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED | SILENCES_ACTIVE
-                    | PARTITIONS_OWNED | CONSUMER_LAG => describe_gauge!(*name, *help),
+                    | PARTITIONS_OWNED | CONSUMER_LAG | RULES_INFO => {
+                        describe_gauge!(*name, *help)
+                    }
                     REQUEST_DURATION | RESTORE_DURATION => {
                         describe_histogram!(*name, Unit::Seconds, *help)
                     }
@@ -173,6 +177,10 @@ pub fn event_delivery_failed(kind: &'static str) -> Counter {
 
 pub fn histogram(name: &'static str) -> metrics::Histogram {
     metrics::histogram!(name)
+}
+
+pub fn rules_info(hash: &str) -> Gauge {
+    metrics::gauge!(RULES_INFO, "hash" => hash.to_string())
 }
 
 pub fn consumer_lag(partition: i32) -> Gauge {

@@ -229,7 +229,7 @@ fn record_time(record: &Record) -> UnixMillis {
     match record {
         Record::Event(e) => e.received_at,
         Record::Change(c) => c.received_at,
-        Record::Watermark { at } => *at,
+        Record::Watermark { at, .. } => *at,
     }
 }
 

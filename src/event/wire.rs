@@ -15,7 +15,7 @@
 //!  "images":[{"src":"https://...","href":"https://...","alt":"chart"}]}
 //! {"v":1,"type":"change","routing_key":"rk-1","integration":"pagerduty","summary":"deploy",
 //!  "received_at":1700000000500}
-//! {"v":1,"type":"watermark","at":1700000000500}
+//! {"v":1,"type":"watermark","at":1700000000500,"rules":"9f86d081884c7d65"}
 //! ```
 //!
 //! (wrapped here; a record is one line: strings are escaped and `custom_details` is compact).
@@ -79,6 +79,9 @@ pub enum Record {
     /// partition's time still advances: `at` is the writer's clock when it wrote it.
     Watermark {
         at: UnixMillis,
+        /// The fingerprint of the writer's rules (`sluice_rules_info`), so correlators can tell
+        /// when an ingest instance runs other rules than theirs.
+        rules: Option<String>,
     },
 }
 

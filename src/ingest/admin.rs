@@ -21,6 +21,8 @@ pub struct Health {
     pub sink: Option<Arc<dyn Sink>>,
     /// Kafka mode: partitions assigned to this instance and not yet restored.
     pub partitions_restoring: Arc<AtomicUsize>,
+    /// The fingerprint of this instance's rules, shown by `/readyz`.
+    pub rules: String,
 }
 
 impl Health {
@@ -29,7 +31,13 @@ impl Health {
             shutting_down: AtomicBool::new(false),
             sink: Some(sink),
             partitions_restoring,
+            rules: String::new(),
         }
+    }
+
+    pub fn with_rules(mut self, rules: String) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// `None` when ready, else why not.
@@ -50,15 +58,17 @@ pub fn healthz() -> Response<Body> {
     response::text(StatusCode::OK, "ok\n", "text/plain")
 }
 
+/// `ready` or `not ready: <why>`, then `rules <fingerprint>` (`sluice_rules_info`).
 pub fn readyz(health: &Health) -> Response<Body> {
-    match health.not_ready() {
-        None => response::text(StatusCode::OK, "ready\n", "text/plain"),
-        Some(why) => response::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-            "text/plain",
-        ),
-    }
+    let (status, first) = match health.not_ready() {
+        None => (StatusCode::OK, "ready".to_string()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+    };
+    let body = match health.rules.as_str() {
+        "" => format!("{first}\n"),
+        rules => format!("{first}\nrules {rules}\n"),
+    };
+    response::text(status, body, "text/plain")
 }
 
 pub fn metrics(handle: &PrometheusHandle) -> Response<Body> {

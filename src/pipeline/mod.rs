@@ -59,6 +59,16 @@ impl Refused {
     }
 }
 
+/// The fingerprint of an instance's rules: event rules, grouping and inhibition rules (16 hex
+/// digits). Exposed as `sluice_rules_info{hash}` and on `/readyz`; Kafka mode writes it into
+/// watermarks and snapshot headers, so instances running other rules are noticed.
+pub fn rules_hash(config: &crate::config::Config) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(crate::correlate::rules_fingerprint(&config.correlate).as_bytes());
+    h.update(format!("{:?}", config.event_rules).as_bytes());
+    format!("{:016x}", h.digest())
+}
+
 /// Where ingest puts events: cheap to clone, one per server.
 #[derive(Clone)]
 pub struct Intake {

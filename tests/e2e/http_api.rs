@@ -138,13 +138,27 @@ async fn v1_events_routing_and_health() {
 
     assert_eq!(client.get("/healthz").await.unwrap().status, 200);
     let ready = client.get("/readyz").await.unwrap();
-    assert_eq!(
-        (ready.status.as_u16(), &ready.body[..]),
-        (200, &b"ready\n"[..])
+    let text = String::from_utf8_lossy(&ready.body).into_owned();
+    let rules = text
+        .strip_prefix("ready\nrules ")
+        .and_then(|r| r.strip_suffix('\n'));
+    assert_eq!(ready.status, 200, "{text}");
+    assert!(
+        rules.is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+    let metrics = String::from_utf8(client.get("/metrics").await.unwrap().body.to_vec()).unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sluice_rules_info{{hash=\"{}\"}} 1",
+            rules.unwrap()
+        )),
+        "{metrics}"
     );
     // Load balancers probe with HEAD: GET's status and length, no body, and the connection
     // stays usable.
-    for (path, len) in [("/healthz", "3"), ("/readyz", "6")] {
+    let ready_len = ready.body.len().to_string();
+    for (path, len) in [("/healthz", "3"), ("/readyz", ready_len.as_str())] {
         let head = client
             .request(http::Method::HEAD, path, bytes::Bytes::new())
             .await
@@ -155,7 +169,7 @@ async fn v1_events_routing_and_health() {
                 &head.headers["content-length"],
                 head.body.len()
             ),
-            (200, &http::HeaderValue::from_static(len), 0),
+            (200, &http::HeaderValue::from_str(len).unwrap(), 0),
             "{path}"
         );
     }

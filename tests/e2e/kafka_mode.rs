@@ -83,10 +83,12 @@ async fn a_resolve_after_a_crash_closes_the_incident_opened_before() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_and_correlation_run_in_separate_processes() {
     let broker = Broker::start();
+    // The ingest instance runs other rules: the correlator says so (watermarks carry them).
+    let other_rules = CONFIG.replace("group_interval = \"1h\"", "group_interval = \"2h\"");
     let ingest = Sluice::start_with_env(
         "kafka-ingest",
         &broker.bootstrap,
-        CONFIG,
+        &other_rules,
         &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_ROLES", "ingest")],
     );
     let correlator = Sluice::start_with_env(
@@ -112,6 +114,11 @@ async fn ingest_and_correlation_run_in_separate_processes() {
         String::from_utf8_lossy(&reply.body)
     );
     assert!(ingest.log_text().contains("ingest=true correlate=false"));
+    assert!(
+        correlator.log_text().contains("RULES DIFFER"),
+        "{}",
+        correlator.log_text()
+    );
 }
 
 /// The embedded default broker runs Kafka mode too, so a newcomer can try it on one machine.

@@ -187,7 +187,7 @@ fn a_dump_of_the_events_topic_replays() {
     let mut dump = Vec::new();
     encode_event(&event(Action::Trigger, t0), &mut dump);
     dump.push(b'\n');
-    encode_watermark(UnixMillis(t0 + 31_000), &mut dump);
+    encode_watermark(UnixMillis(t0 + 31_000), Some("0123456789abcdef"), &mut dump);
     dump.push(b'\n');
     encode_event(&event(Action::Resolve, t0 + 60_000), &mut dump);
     dump.push(b'\n');

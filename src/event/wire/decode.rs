@@ -69,6 +69,7 @@ struct Fields<'a> {
     links: Raw<'a>,
     images: Raw<'a>,
     at: Raw<'a>,
+    rules: Raw<'a>,
 }
 
 /// `custom_details` is kept as written, `null` included: whatever JSON the details were is
@@ -90,6 +91,7 @@ impl<'a> Fields<'a> {
             "change" => self.into_change().map(Record::Change),
             "watermark" => Ok(Record::Watermark {
                 at: UnixMillis(required(self.at, Slot::At)?),
+                rules: optional(self.rules, Slot::Rules)?,
             }),
             other => Err(WireError::UnknownType(shown(other))),
         }
@@ -267,6 +269,7 @@ pub(super) enum Slot {
     Links,
     Images,
     At,
+    Rules,
     /// A name this version does not know.
     Other,
 }
@@ -275,7 +278,7 @@ const STRING: &str = "a string";
 const MILLIS: &str = "an integer of unix milliseconds";
 
 impl Slot {
-    pub(super) const KNOWN: [Slot; 21] = [
+    pub(super) const KNOWN: [Slot; 22] = [
         Slot::V,
         Slot::Type,
         Slot::RoutingKey,
@@ -297,6 +300,7 @@ impl Slot {
         Slot::Links,
         Slot::Images,
         Slot::At,
+        Slot::Rules,
     ];
 
     pub(super) fn parse(name: &str) -> Slot {
@@ -336,6 +340,7 @@ impl Slot {
                 "an array of objects with a string src and optional string href and alt",
             ),
             Slot::At => ("at", MILLIS),
+            Slot::Rules => ("rules", STRING),
             Slot::Other => ("", ""),
         }
     }

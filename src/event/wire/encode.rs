@@ -13,7 +13,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
     match record {
         Record::Event(event) => encode_event(event, out),
         Record::Change(change) => encode_change(change, out),
-        Record::Watermark { at } => encode_watermark(*at, out),
+        Record::Watermark { at, rules } => encode_watermark(*at, rules.as_deref(), out),
     }
 }
 
@@ -78,13 +78,14 @@ pub fn encode_change(change: &ChangeEvent, out: &mut Vec<u8>) {
 }
 
 /// Appends a watermark record to `out`.
-pub fn encode_watermark(at: UnixMillis, out: &mut Vec<u8>) {
+pub fn encode_watermark(at: UnixMillis, rules: Option<&str>, out: &mut Vec<u8>) {
     write(
         out,
         &WatermarkOut {
             v: VERSION,
             kind: "watermark",
             at: at.0,
+            rules,
         },
     );
 }
@@ -161,11 +162,13 @@ struct ChangeOut<'a> {
 }
 
 #[derive(Serialize)]
-struct WatermarkOut {
+struct WatermarkOut<'a> {
     v: u64,
     #[serde(rename = "type")]
     kind: &'static str,
     at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a str>,
 }
 
 /// Links and images are written by the wire's own shapes, so a change to how incident

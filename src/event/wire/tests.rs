@@ -93,7 +93,10 @@ fn minimal_records_carry_only_what_is_set() {
         r#"{"v":1,"type":"event","routing_key":"rk","integration":"pagerduty","action":"acknowledge","dedup_key":"k","severity":"error","received_at":5}"#
     );
     assert_eq!(
-        encoded(&Record::Watermark { at: UnixMillis(7) }),
+        encoded(&Record::Watermark {
+            at: UnixMillis(7),
+            rules: None
+        }),
         r#"{"v":1,"type":"watermark","at":7}"#
     );
     let change = ChangeEvent {
@@ -116,8 +119,20 @@ fn minimal_records_carry_only_what_is_set() {
 #[test]
 fn encode_appends_to_the_buffer() {
     let mut out = b"x".to_vec();
-    encode(&Record::Watermark { at: UnixMillis(1) }, &mut out);
-    encode(&Record::Watermark { at: UnixMillis(2) }, &mut out);
+    encode(
+        &Record::Watermark {
+            at: UnixMillis(1),
+            rules: None,
+        },
+        &mut out,
+    );
+    encode(
+        &Record::Watermark {
+            at: UnixMillis(2),
+            rules: Some("00ff".into()),
+        },
+        &mut out,
+    );
     assert_eq!(
         out,
         br#"x{"v":1,"type":"watermark","at":1}{"v":1,"type":"watermark","at":2}"#
@@ -579,7 +594,7 @@ fn record() -> impl Strategy<Value = Record> {
     prop_oneof![
         4 => event().prop_map(Record::Event),
         2 => change().prop_map(Record::Change),
-        1 => millis().prop_map(|at| Record::Watermark { at }),
+        1 => (millis(), prop::option::of("[0-9a-f]{16}")).prop_map(|(at, rules)| Record::Watermark { at, rules }),
     ]
 }
 

@@ -75,14 +75,31 @@ struct Owned {
     /// Records applied since that snapshot, and when this instance last tried one.
     since_snapshot: u64,
     snapshot_tried: Instant,
+    /// This instance's rules fingerprint, to compare with the ones watermarks bring.
+    rules: Arc<str>,
+}
+
+/// Logs, once per fingerprint, that an instance writing to the events topic runs other rules.
+fn peer_rules_differ(ours: &str, theirs: &str) {
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().expect("rules lock");
+    if !seen.iter().any(|s| s == theirs) {
+        seen.push(theirs.to_string());
+        tracing::error!(
+            ours,
+            theirs,
+            "RULES DIFFER: an ingest instance writing to the events topic runs other rules than this correlator (compare sluice_rules_info across instances; a rollout in progress looks like this until it ends)"
+        );
+    }
 }
 
 impl Owned {
-    fn new(timed: TimedShard, next: i64, epoch: u64) -> Self {
+    fn new(timed: TimedShard, next: i64, epoch: u64, rules: Arc<str>) -> Self {
         Owned {
             timed,
             next,
             epoch,
+            rules,
             snapshot: None,
             since_snapshot: 0,
             snapshot_tried: Instant::now(),
@@ -99,8 +116,11 @@ impl Owned {
             match wire::decode(line) {
                 Ok(Record::Event(e)) => self.timed.apply(Input::Event(e), no_time, out),
                 Ok(Record::Change(c)) => self.timed.apply(Input::Change(c), no_time, out),
-                Ok(Record::Watermark { at }) => {
+                Ok(Record::Watermark { at, rules }) => {
                     self.timed.advance_to(at, out);
+                    if let Some(theirs) = rules.filter(|r| **r != *self.rules) {
+                        peer_rules_differ(&self.rules, &theirs);
+                    }
                 }
                 Err(e) => {
                     skipped += 1;
@@ -198,7 +218,7 @@ pub fn spawn_correlator(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "true");
     let state_producer = Renewing::idempotent("state", &config.kafka, bootstrap, DELIVERY_TIMEOUT)?;
-    let rules = correlate::rules_fingerprint(&config.correlate);
+    let rules: Arc<str> = super::rules_hash(config).into();
     let (stop, stop_rx) = watch::channel(false);
     let sink_failures = sink.failures();
     let run = Run {
@@ -244,8 +264,8 @@ struct Run {
     silences: watch::Receiver<Arc<[Silence]>>,
     consumed: Counter,
     state: Snapshots,
-    /// The fingerprint of this instance's grouping and inhibition rules (hex).
-    rules: String,
+    /// The fingerprint of this instance's rules (hex, [`super::rules_hash`]).
+    rules: Arc<str>,
     /// The sink's failures as of the last commit ([`Sink::failures`]).
     failures_seen: u64,
     fence: ownership::Fence,
@@ -478,7 +498,7 @@ impl Run {
             chunks: 0,
             first_chunk: 0,
             bytes: 0,
-            rules: self.rules.clone(),
+            rules: self.rules.to_string(),
         };
         let bytes = owned.timed.snapshot();
         match self.state.writer.write(p, header, &bytes).await {

@@ -31,6 +31,8 @@ pub struct EventsProducer {
     /// Partitions written to since the last watermark tick.
     written: Vec<AtomicBool>,
     produced: Counter,
+    /// This instance's rules fingerprint, written into every watermark.
+    rules: String,
 }
 
 impl EventsProducer {
@@ -38,6 +40,7 @@ impl EventsProducer {
         kafka: &KafkaConfig,
         bootstrap: &str,
         pipeline: &PipelineConfig,
+        rules: String,
     ) -> Result<Self, KafkaSetupError> {
         let producer = Renewing::idempotent("events", kafka, bootstrap, DELIVERY_TIMEOUT)?;
         let partitions = pipeline.partitions as usize;
@@ -47,6 +50,7 @@ impl EventsProducer {
             partitions,
             written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
             produced: m::counter(m::EVENTS_PRODUCED),
+            rules,
         })
     }
 
@@ -146,7 +150,7 @@ impl EventsProducer {
                 _ = stop.changed() => return,
             }
             body.clear();
-            wire::encode_watermark(clock.now(), &mut body);
+            wire::encode_watermark(clock.now(), Some(&self.rules), &mut body);
             for p in 0..self.partitions {
                 if self.written[p].swap(false, Ordering::Relaxed) {
                     continue;

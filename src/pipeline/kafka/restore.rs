@@ -3,6 +3,7 @@
 //! committed offset, replayed with their output discarded (it was published before). Without
 //! a snapshot, or when it cannot be read, the partition's whole retained history is replayed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -63,7 +64,7 @@ impl Run {
     /// An empty partition, for its first owner.
     fn fresh(&self) -> Owned {
         let shard = correlate::build_shard(&self.correlate, self.partitions);
-        Owned::new(TimedShard::new(shard), 0, 1)
+        Owned::new(TimedShard::new(shard), 0, 1, Arc::clone(&self.rules))
     }
 
     /// The partition as its snapshot at `at` in the state topic holds it.
@@ -75,7 +76,7 @@ impl Run {
             })?;
         let timed = TimedShard::restore(&self.correlate, self.partitions, &bytes)
             .map_err(|e| Unreadable::Invalid(e.to_string()))?;
-        if header.rules != self.rules {
+        if *header.rules != *self.rules {
             tracing::warn!(
                 partition = p,
                 snapshot_rules = %header.rules,
@@ -83,7 +84,12 @@ impl Run {
                 "RULES DIFFER: the partition's snapshot was written under other grouping or inhibition rules; its incidents keep their rules by name"
             );
         }
-        let mut owned = Owned::new(timed, header.events_offset, header.epoch + 1);
+        let mut owned = Owned::new(
+            timed,
+            header.events_offset,
+            header.epoch + 1,
+            Arc::clone(&self.rules),
+        );
         owned.snapshot = Some((header, at));
         Ok(owned)
     }
