@@ -135,7 +135,7 @@ fn encode_appends_to_the_buffer() {
     );
     assert_eq!(
         out,
-        br#"x{"v":1,"type":"watermark","at":1}{"v":1,"type":"watermark","at":2}"#
+        br#"x{"v":1,"type":"watermark","at":1}{"v":1,"type":"watermark","at":2,"rules":"00ff"}"#
     );
 }
 
