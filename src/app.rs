@@ -25,7 +25,7 @@ use crate::ingest::silences::SilenceStore;
 use crate::pipeline::kafka::{spawn_correlator, EventsProducer, KafkaCorrelator};
 use crate::pipeline::Intake;
 use crate::publish::embedded::EmbeddedBroker;
-use crate::publish::kafka::{ensure_topic, KafkaSetupError, KafkaSink};
+use crate::publish::kafka::{ensure_topic, topic_config, KafkaSetupError, KafkaSink};
 use crate::publish::Sink;
 
 /// How often the Kafka connection is probed for readiness.
@@ -48,6 +48,17 @@ pub enum StartError {
     Silences {
         topic: String,
         source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "topic {topic} keeps events for retention.ms={retention_ms}, less than the \
+         {needed_ms} ms a restore may need (twice the interval between snapshots of a \
+         partition, plus a failover): raise its retention.ms, or lower \
+         pipeline.snapshot_interval"
+    )]
+    Retention {
+        topic: String,
+        retention_ms: i64,
+        needed_ms: u64,
     },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -287,6 +298,7 @@ async fn start_kafka_pipeline(
         &[],
     )
     .await?;
+    check_retention(config, bootstrap).await?;
     if pipeline.roles.correlate {
         // One snapshot per partition is all a restore reads: compaction drops the rest.
         ensure_topic(
@@ -379,6 +391,34 @@ async fn start_kafka_pipeline(
         stop.clone(),
     );
     Ok((Correlators::Kafka(correlator), intake, Some(store)))
+}
+
+/// The events topic must keep every event since a partition's last snapshot, or a restore
+/// misses some: its `retention.ms` must cover twice the longest interval between two
+/// snapshots of one partition (one partition is snapshotted per commit) plus a failover.
+/// Refuses to start when it does not; warns when the broker cannot say.
+async fn check_retention(config: &Config, bootstrap: &str) -> Result<(), StartError> {
+    let pipeline = &config.pipeline;
+    let between = pipeline
+        .snapshot_interval
+        .max(pipeline.commit_interval * pipeline.partitions as u32);
+    let needed = between * 2 + pipeline.session_timeout;
+    let topic = &pipeline.events_topic;
+    match topic_config(&config.kafka, bootstrap, topic, "retention.ms").await {
+        Ok(Some(ms)) => match ms.parse::<i64>() {
+            Ok(ms) if ms >= 0 && (ms as u128) < needed.as_millis() => Err(StartError::Retention {
+                topic: topic.clone(),
+                retention_ms: ms,
+                needed_ms: needed.as_millis() as u64,
+            }),
+            _ => Ok(()),
+        },
+        Ok(None) => Ok(()),
+        Err(error) => {
+            tracing::warn!(topic = %topic, %error, needed_ms = needed.as_millis() as u64, "cannot read the events topic's retention.ms; it must cover the interval between snapshots");
+            Ok(())
+        }
+    }
 }
 
 impl ShutdownReport {

@@ -339,6 +339,31 @@ pub async fn ensure_topic(
     }
 }
 
+/// The value of `key` in `topic`'s configuration as the cluster describes it (`None` when it
+/// has none); an error when the cluster cannot say.
+pub async fn topic_config(
+    config: &KafkaConfig,
+    bootstrap: &str,
+    topic: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<_> = client_config(config, bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resource = described
+        .into_iter()
+        .next()
+        .ok_or("no answer")?
+        .map_err(|code| code.to_string())?;
+    Ok(resource.get(key).and_then(|entry| entry.value.clone()))
+}
+
 /// Names of the topics the cluster reports: all of them, or just `topic` (a cheap probe).
 /// Blocking: call from `spawn_blocking`.
 fn topic_names(

@@ -475,3 +475,43 @@ async fn a_silence_made_on_one_instance_applies_everywhere_and_survives_a_full_r
     reader.extra_within(Duration::from_secs(2)).await;
     assert!(!quiet(&reader.seen), "{:#?}", reader.seen);
 }
+
+/// An events topic that keeps events for less time than a restore may need is refused at
+/// start, naming the topic, its retention and what it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_topic_with_too_short_a_retention_is_refused_at_start() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let broker = Broker::start();
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    let topic =
+        NewTopic::new("sluice.events", 4, TopicReplication::Fixed(1)).set("retention.ms", "1000");
+    let created = admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let dir = crate::harness::TempDir::new("kafka-retention");
+    let path = dir.0.join("sluice.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("SLUICE_LISTEN", "127.0.0.1:0")
+            .env("SLUICE_KAFKA_BROKERS", &broker.bootstrap)
+            .env("SLUICE_PIPELINE", "kafka")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("topic sluice.events keeps events for retention.ms=1000"),
+        "{stderr}"
+    );
+}
