@@ -1,0 +1,252 @@
+//! Kafka mode under a storm while correlators die and the group changes size: real tansu, real
+//! sluice processes, a real consumer. The oracle: every trigger answered 202 is an alert of
+//! its source's one incident (its `resolved` message counts every key that was accepted),
+//! no group is opened twice, every incident's seqs run 1, 2, ... without a gap, and a message
+//! repeated after a crash is the same message (same id, seq and body but `published_at`).
+//!
+//! CI runs a bounded set (`SLUICEDEV_CHAOS_KILLS`, default 2 kill points; the scaling run);
+//! `load-tests/chaos.sh` runs more kill points and reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice::send::{pd_event, HttpClient};
+
+use crate::harness::{by_incident, wait_for_metric, Broker, Reader, Received, Sluice};
+
+const CONFIG: &str = r#"
+[kafka]
+partitions = 3
+[pipeline]
+partitions = 4
+commit_interval = "200ms"
+watermark_interval = "200ms"
+session_timeout = "6s"
+snapshot_interval = "2s"
+[[correlate.rules]]
+name = "by-source"
+group_by = ["source"]
+group_wait = "0s"
+group_interval = "1h"
+window_duration = "1h"
+"#;
+
+const SOURCES: usize = 8;
+
+/// Triggers posted to `url` until `stop`, cycling through the sources, each with a new key: the
+/// keys each source's 202s accepted.
+struct Storm {
+    accepted: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    refused: Arc<Mutex<usize>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Storm {
+    fn start(url: String) -> Storm {
+        let accepted: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> = Arc::default();
+        let refused = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acc, refs, halt) = (accepted.clone(), refused.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut n = 0usize;
+            while !halt.load(Ordering::Relaxed) {
+                let source = format!("src-{}", n % SOURCES);
+                // Every trigger a new alert: an accepted one that went missing shows in the count.
+                let key = format!("{source}/k{n}");
+                let body = pd_event("svc", "trigger", &key, &source, "critical", "storm");
+                let status = match HttpClient::connect(&url).await {
+                    Ok(mut c) => c.post("/v2/enqueue", body).await.map(|r| r.status.as_u16()),
+                    Err(e) => Err(e),
+                };
+                match status {
+                    Ok(202) => {
+                        acc.lock().unwrap().entry(source).or_default().insert(key);
+                    }
+                    _ => *refs.lock().unwrap() += 1,
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Storm {
+            accepted,
+            refused,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the storm; what it got accepted, by source.
+    async fn end(self) -> (BTreeMap<String, BTreeSet<String>>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let accepted = self.accepted.lock().unwrap().clone();
+        let refused = *self.refused.lock().unwrap();
+        (accepted, refused)
+    }
+}
+
+/// Resolves every accepted key through `url`, waits for each source's `resolved`, and checks
+/// the oracle (see the module's notes).
+async fn resolve_and_check(
+    url: &str,
+    broker: &Broker,
+    accepted: &BTreeMap<String, BTreeSet<String>>,
+    log: impl Fn() -> String,
+) {
+    for keys in accepted.values() {
+        for key in keys {
+            let body = pd_event("svc", "resolve", key, "", "critical", "storm");
+            let mut client = HttpClient::connect(url).await.unwrap();
+            let reply = client.post("/v2/enqueue", body).await.unwrap();
+            assert_eq!(reply.status, 202, "resolve {key}");
+        }
+    }
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    let sources: Vec<&String> = accepted.keys().collect();
+    reader
+        .until_or(
+            "every source resolved",
+            |seen| {
+                sources.iter().all(|s| {
+                    seen.iter().any(|m| {
+                        m.body["type"] == "resolved" && m.body["group_key"]["source"] == s.as_str()
+                    })
+                })
+            },
+            Duration::from_secs(90),
+            &log,
+        )
+        .await;
+    reader.extra_within(Duration::from_secs(2)).await;
+    check(&reader.seen, accepted);
+}
+
+fn without_send_time(body: &Value) -> Value {
+    let mut body = body.clone();
+    body.as_object_mut().unwrap().remove("published_at");
+    body
+}
+
+fn check(seen: &[Received], accepted: &BTreeMap<String, BTreeSet<String>>) {
+    let incidents = by_incident(seen);
+    let mut by_source: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for (id, msgs) in &incidents {
+        let source = msgs[0].body["group_key"]["source"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        by_source.entry(source).or_default().push(id);
+        // Repeats are the same message; seqs run 1, 2, ... without a gap.
+        let mut by_seq: BTreeMap<u64, Value> = BTreeMap::new();
+        for m in msgs {
+            let seq = m.body["seq"].as_u64().unwrap();
+            let body = without_send_time(&m.body);
+            let first = by_seq.entry(seq).or_insert_with(|| body.clone());
+            assert_eq!(*first, body, "{id} seq {seq} published twice, differently");
+        }
+        let seqs: Vec<u64> = by_seq.keys().copied().collect();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "{id}: a gap in its seqs");
+    }
+    for (source, keys) in accepted {
+        let ids = by_source.get(source).cloned().unwrap_or_default();
+        assert_eq!(ids.len(), 1, "{source}: incidents {ids:?}");
+        let msgs = &incidents[ids[0]];
+        let resolved = msgs
+            .iter()
+            .rev()
+            .find(|m| m.body["type"] == "resolved")
+            .unwrap_or_else(|| panic!("{source} never resolved"));
+        assert_eq!(
+            resolved.body["alert_count"].as_u64(),
+            Some(keys.len() as u64),
+            "{source}: every accepted key is one alert of its incident"
+        );
+    }
+}
+
+/// The correlator is SIGKILLed at random points of a storm (sent through an ingest-only
+/// instance, so events keep being accepted while no correlator runs) and restarted each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlators_killed_mid_storm_lose_nothing_and_repeat_only_identical_messages() {
+    let kills: usize = std::env::var("SLUICEDEV_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let broker = Broker::start();
+    let ingest = Sluice::start_with_env(
+        "chaos-ingest",
+        &broker.bootstrap,
+        CONFIG,
+        &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_ROLES", "ingest")],
+    );
+    let correlator_env = [
+        ("SLUICE_PIPELINE", "kafka"),
+        ("SLUICE_ROLES", "correlate"),
+        ("SLUICE_INSTANCE", "chaos-correlator"),
+    ];
+    let mut correlator =
+        Sluice::start_with_env("chaos-corr", &broker.bootstrap, CONFIG, &correlator_env);
+    let storm = Storm::start(ingest.url.clone());
+    // Kill points spread over a storm, at times from a fixed-seed sequence.
+    let mut seed: u64 = 0x5eed;
+    let started = Instant::now();
+    for k in 0..kills {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = Duration::from_millis(500 + (seed >> 33) % 3000);
+        tokio::time::sleep(after).await;
+        eprintln!("kill {k} at {:?}", started.elapsed());
+        correlator.kill();
+        correlator =
+            Sluice::start_with_env("chaos-corr", &broker.bootstrap, CONFIG, &correlator_env);
+        wait_for_metric(
+            &correlator.url,
+            "sluice_partitions_owned",
+            4.0,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    let (accepted, refused) = storm.end().await;
+    eprintln!(
+        "accepted keys: {}, refused posts: {refused}",
+        accepted.values().map(BTreeSet::len).sum::<usize>()
+    );
+    assert_eq!(accepted.len(), SOURCES);
+    resolve_and_check(&ingest.url, &broker, &accepted, || correlator.log_text()).await;
+}
+
+/// Correlators go from one to three and back to two (one leaves with SIGTERM) under a storm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_then_three_then_two_correlators_under_a_storm() {
+    let broker = Broker::start();
+    let named = |name| [("SLUICE_PIPELINE", "kafka"), ("SLUICE_INSTANCE", name)];
+    let a = Sluice::start_with_env("scale-a", &broker.bootstrap, CONFIG, &named("scale-a"));
+    let storm = Storm::start(a.url.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = Sluice::start_with_env("scale-b", &broker.bootstrap, CONFIG, &named("scale-b"));
+    let mut c = Sluice::start_with_env("scale-c", &broker.bootstrap, CONFIG, &named("scale-c"));
+    wait_for_metric(
+        &c.url,
+        "sluice_partitions_owned",
+        1.0,
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(c.terminate().success(), "{}", c.log_text());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (accepted, _) = storm.end().await;
+    assert_eq!(accepted.len(), SOURCES);
+    resolve_and_check(&a.url, &broker, &accepted, || {
+        format!("a:\n{}\nb:\n{}", a.log_text(), b.log_text())
+    })
+    .await;
+}
