@@ -164,6 +164,10 @@ enum Command {
         /// text or json.
         #[arg(long, default_value = "text")]
         format: Format,
+        /// Print repeated messages too: by default a message with the incident_id and seq of
+        /// one already printed (a repeat after a correlator restart) is skipped.
+        #[arg(long)]
+        repeats: bool,
     },
     /// Print a shell completion script, generated from this command line.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
@@ -263,6 +267,7 @@ fn main() -> ExitCode {
             idle_exit,
             max,
             format,
+            repeats,
         } => {
             let config = match config.map(|p| load_named(&p)).transpose() {
                 Ok(c) => c,
@@ -282,6 +287,7 @@ fn main() -> ExitCode {
                 idle_exit,
                 max_messages: max,
                 format,
+                repeats,
             };
             match sluice::tail::tail(&opts, &mut std::io::stdout().lock()) {
                 Ok(n) => {

@@ -122,6 +122,45 @@ pub struct TailOptions {
     /// Stop after this many messages.
     pub max_messages: Option<u64>,
     pub format: Format,
+    /// Print repeats too ([`Repeats`]).
+    pub repeats: bool,
+}
+
+/// The `(incident_id, seq)` pairs printed lately: Kafka mode delivers at least once, and a
+/// repeat is the same message again (same pair, same body but its send time), so a consumer
+/// that skips pairs it has seen sees each message once. Remembers the last [`Repeats::KEEP`].
+#[derive(Default)]
+pub struct Repeats {
+    seen: std::collections::HashSet<(String, u64)>,
+    order: std::collections::VecDeque<(String, u64)>,
+}
+
+impl Repeats {
+    pub const KEEP: usize = 100_000;
+
+    /// Whether the message `body` (keyed `key`) repeats one seen; messages without a `seq`
+    /// (change events) never do.
+    pub fn repeated(&mut self, key: &str, body: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Seq {
+            seq: Option<u64>,
+        }
+        let Some(seq) = serde_json::from_slice::<Seq>(body).ok().and_then(|s| s.seq) else {
+            return false;
+        };
+        let pair = (key.to_string(), seq);
+        if self.seen.contains(&pair) {
+            return true;
+        }
+        if self.order.len() == Self::KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.seen.insert(pair.clone());
+        self.order.push_back(pair);
+        false
+    }
 }
 
 /// Prints messages to `out` until idle or the count is reached; returns how many it printed.
@@ -159,6 +198,7 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
     consumer.assign(&tpl)?;
 
     let mut printed = 0u64;
+    let mut repeats = Repeats::default();
     let mut last = Instant::now();
     loop {
         if opts.max_messages.is_some_and(|max| printed >= max) {
@@ -173,6 +213,9 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
         let msg = msg?;
         last = Instant::now();
         let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
+        if !opts.repeats && repeats.repeated(&key, msg.payload().unwrap_or_default()) {
+            continue;
+        }
         let body = msg
             .payload()
             .map(String::from_utf8_lossy)
@@ -235,6 +278,28 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn a_repeated_incident_id_and_seq_is_skipped_and_the_memory_is_bounded() {
+        let mut r = Repeats::default();
+        assert!(!r.repeated("inc_1", br#"{"seq":1,"type":"opened"}"#));
+        assert!(r.repeated("inc_1", br#"{"seq":1,"type":"opened","published_at":"x"}"#));
+        assert!(!r.repeated("inc_1", br#"{"seq":2}"#));
+        assert!(!r.repeated("inc_2", br#"{"seq":1}"#));
+        assert!(!r.repeated("chg_1", br#"{"type":"change"}"#));
+        assert!(
+            !r.repeated("chg_1", br#"{"type":"change"}"#),
+            "no seq: never a repeat"
+        );
+        for n in 0..Repeats::KEEP as u64 {
+            r.repeated("other", format!("{{\"seq\":{n}}}").as_bytes());
+        }
+        assert!(
+            !r.repeated("inc_1", br#"{"seq":1}"#),
+            "forgotten after KEEP others"
+        );
+        assert_eq!(r.seen.len(), Repeats::KEEP);
+    }
 
     fn kafka(toml: &str) -> KafkaConfig {
         Config::from_toml(toml, Vec::new()).unwrap().kafka

@@ -243,7 +243,11 @@ async fn one_then_three_then_two_correlators_under_a_storm() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(c.terminate().success(), "{}", c.log_text());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (accepted, _) = storm.end().await;
+    let (accepted, refused) = storm.end().await;
+    eprintln!(
+        "accepted keys: {}, refused posts: {refused}",
+        accepted.values().map(BTreeSet::len).sum::<usize>()
+    );
     assert_eq!(accepted.len(), SOURCES);
     resolve_and_check(&a.url, &broker, &accepted, || {
         format!("a:\n{}\nb:\n{}", a.log_text(), b.log_text())
