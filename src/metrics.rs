@@ -47,6 +47,7 @@ pub const SNAPSHOT_BYTES: &str = "sluice_snapshot_bytes_total";
 pub const FENCED_WRITES: &str = "sluice_fenced_writes_total";
 pub const CONSUMER_LAG: &str = "sluice_consumer_lag";
 pub const RULES_INFO: &str = "sluice_rules_info";
+pub const EVENT_DELIVERY_DURATION: &str = "sluice_event_delivery_duration_seconds";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -84,6 +85,7 @@ pub const ALL: &[(&str, &str)] = &[
     (SNAPSHOT_FAILURES, "Kafka mode: partition snapshots not written or not committed (the previous one stays in use)."),
     (SNAPSHOT_BYTES, "Kafka mode: bytes of partition snapshots written to the state topic."),
     (FENCED_WRITES, "Kafka mode: messages withheld because this correlator was paused long enough to lose its partitions (they are published by the partitions' owner instead)."),
+    (EVENT_DELIVERY_DURATION, "Kafka mode: from producing a request's events to their last delivery report (acks=all), for requests answered 2xx."),
     (RULES_INFO, "1, labelled with the fingerprint of this instance's rules (event rules, grouping and inhibition rules): instances that disagree run different rules."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
 ];
@@ -108,6 +110,11 @@ pub fn install() -> PrometheusHandle {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS)
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    Matcher::Full(EVENT_DELIVERY_DURATION.into()),
+                    DURATION_BUCKETS,
+                )
+                .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             for (name, help) in ALL {
@@ -116,7 +123,7 @@ pub fn install() -> PrometheusHandle {
                     | PARTITIONS_OWNED | CONSUMER_LAG | RULES_INFO => {
                         describe_gauge!(*name, *help)
                     }
-                    REQUEST_DURATION | RESTORE_DURATION => {
+                    REQUEST_DURATION | RESTORE_DURATION | EVENT_DELIVERY_DURATION => {
                         describe_histogram!(*name, Unit::Seconds, *help)
                     }
                     _ => describe_counter!(*name, *help),

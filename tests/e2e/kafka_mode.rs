@@ -114,6 +114,7 @@ async fn ingest_and_correlation_run_in_separate_processes() {
         String::from_utf8_lossy(&reply.body)
     );
     assert!(ingest.log_text().contains("ingest=true correlate=false"));
+    assert!(metric(&ingest.url, "sluice_event_delivery_duration_seconds_count").await >= 1.0);
     assert!(
         correlator.log_text().contains("RULES DIFFER"),
         "{}",

@@ -31,6 +31,8 @@ pub struct EventsProducer {
     /// Partitions written to since the last watermark tick.
     written: Vec<AtomicBool>,
     produced: Counter,
+    /// From producing a request's records to their last delivery report.
+    delivery: metrics::Histogram,
     /// This instance's rules fingerprint, written into every watermark.
     rules: String,
 }
@@ -50,6 +52,7 @@ impl EventsProducer {
             partitions,
             written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
             produced: m::counter(m::EVENTS_PRODUCED),
+            delivery: m::histogram(m::EVENT_DELIVERY_DURATION),
             rules,
         })
     }
@@ -93,6 +96,7 @@ impl EventsProducer {
             encode(item, &mut bodies[at].2);
         }
         let mut deliveries = Vec::with_capacity(bodies.len());
+        let started = std::time::Instant::now();
         let (generation, producer) = self.producer.get();
         for (p, key, body) in &bodies {
             let record = FutureRecord::to(&self.topic)
@@ -131,6 +135,7 @@ impl EventsProducer {
         if failed {
             return Err(Refused::Unavailable);
         }
+        self.delivery.record(started.elapsed().as_secs_f64());
         self.produced.increment(items.len() as u64);
         Ok(())
     }
