@@ -28,6 +28,26 @@ group_interval = "1h"
 window_duration = "10m"
 "#;
 
+/// Checks that `seen` holds `n` incidents, each `opened` (seq 1) then `resolved` (seq 2), a
+/// message repeated after a crash counted once (at-least-once: the same id, seq and body).
+fn opened_then_resolved(
+    seen: &[crate::harness::Received],
+    n: usize,
+) -> std::collections::BTreeMap<String, Vec<crate::harness::Received>> {
+    let incidents = by_incident(seen);
+    assert_eq!(incidents.len(), n, "{seen:#?}");
+    for (id, msgs) in &incidents {
+        let mut kinds = types(msgs);
+        kinds.dedup();
+        assert_eq!(
+            kinds,
+            [("opened".to_string(), 1), ("resolved".to_string(), 2)],
+            "{id}: {msgs:#?}"
+        );
+    }
+    incidents
+}
+
 async fn send(url: &str, action: &str, key: &str, source: &str) -> Value {
     let mut client = HttpClient::connect(url).await.unwrap();
     pd_post(&mut client, action, key, source).await
@@ -59,18 +79,7 @@ async fn a_resolve_after_a_crash_closes_the_incident_opened_before() {
         .await;
     reader.extra_within(Duration::from_secs(2)).await;
 
-    let incidents = by_incident(&reader.seen);
-    assert_eq!(incidents.len(), 2, "{:#?}", reader.seen);
-    for (id, msgs) in &incidents {
-        let mut seen = types(msgs);
-        // At-least-once: a message repeated after the crash has the same (id, seq) and body.
-        seen.dedup();
-        assert_eq!(
-            seen,
-            [("opened".to_string(), 1), ("resolved".to_string(), 2)],
-            "{id}: {msgs:#?}"
-        );
-    }
+    opened_then_resolved(&reader.seen, 2);
     assert!(
         second.log_text().contains("partition restored"),
         "{}",
@@ -190,17 +199,7 @@ async fn a_restart_restores_from_the_last_snapshot_and_the_events_after_it() {
         "{}",
         second.log_text()
     );
-    let incidents = by_incident(&reader.seen);
-    assert_eq!(incidents.len(), 2, "{:#?}", reader.seen);
-    for (id, msgs) in &incidents {
-        let mut seen = types(msgs);
-        seen.dedup();
-        assert_eq!(
-            seen,
-            [("opened".to_string(), 1), ("resolved".to_string(), 2)],
-            "{id}: {msgs:#?}"
-        );
-    }
+    let incidents = opened_then_resolved(&reader.seen, 2);
     let db = incidents
         .values()
         .find(|msgs| msgs[0].body["group_key"]["source"] == "db-4")

@@ -382,6 +382,19 @@ fn shard_with(flap: Option<crate::config::FlapConfig>, caps: Caps) -> Shard {
     Shard::new(rules, inhibit, caps)
 }
 
+/// The silence of source `b` from `from` to `to`.
+fn silence_of_b(from: u64, to: u64) -> crate::correlate::silence::Silence {
+    crate::correlate::silence::Silence {
+        id: "sil".into(),
+        matchers: vec![Matcher::new("source", "=", "b").unwrap()],
+        starts_at: UnixMillis(from),
+        ends_at: UnixMillis(to),
+        created_by: "model".into(),
+        comment: String::new(),
+        created_at: UnixMillis(T0),
+    }
+}
+
 fn event(op: &Op, now: u64) -> Option<Event> {
     let (k, action, sev) = match *op {
         Op::Trigger(k, s) => (k, Action::Trigger, s),
@@ -421,15 +434,7 @@ proptest! {
         let mut out = Vec::new();
         let mut now = T0;
         if silence_len > 0 {
-            let s = crate::correlate::silence::Silence {
-                id: "sil".into(),
-                matchers: vec![Matcher::new("source", "=", "b").unwrap()],
-                starts_at: UnixMillis(model.silence.0),
-                ends_at: UnixMillis(model.silence.1),
-                created_by: "model".into(),
-                comment: String::new(),
-                created_at: UnixMillis(T0),
-            };
+            let s = silence_of_b(model.silence.0, model.silence.1);
             shard.set_silences(Arc::from(vec![s]), UnixMillis(now), &mut out);
         } else {
             model.silence = (0, 0);
@@ -482,15 +487,7 @@ proptest! {
         let make = || shard_with(flap, caps);
         let mut original = make();
         let silences: Arc<[crate::correlate::silence::Silence]> = if silenced {
-            Arc::from(vec![crate::correlate::silence::Silence {
-                id: "sil".into(),
-                matchers: vec![Matcher::new("source", "=", "b").unwrap()],
-                starts_at: UnixMillis(T0 + 20_000),
-                ends_at: UnixMillis(T0 + 90_000),
-                created_by: "model".into(),
-                comment: String::new(),
-                created_at: UnixMillis(T0),
-            }])
+            Arc::from(vec![silence_of_b(T0 + 20_000, T0 + 90_000)])
         } else {
             Arc::from(Vec::new())
         };
