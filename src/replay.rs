@@ -7,6 +7,12 @@
 //! events topic in the event wire format (`event::wire`: a dump of Kafka mode's pipeline),
 //! applied as it is (its event rules already ran at ingest), a watermark moving time. The run ends by advancing the clock past every pending timer, so every
 //! incident says what it would have said.
+//!
+//! Or, when the first line is one, messages of the events topic as `sluice tail --topic
+//! sluice.events --format json` prints them: then each partition runs on its own shard and
+//! clock, in offset order, exactly as Kafka mode's correlators run it, and nothing is flushed
+//! at the end ([`events_dump`]): the output is what the correlators published, each message
+//! once.
 
 use std::fmt;
 use std::io::{BufRead, Write};
@@ -124,6 +130,11 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<Summary, ReplayError> {
     let mut lines = input.lines().enumerate().peekable();
+    if let Some((_, Ok(first))) = lines.peek() {
+        if is_tailed_message(first) {
+            return run_tailed(config, lines, out);
+        }
+    }
     let start = match lines.peek() {
         Some((_, Ok(first))) => Recorded::from_line(first)
             .ok()
@@ -261,4 +272,86 @@ fn at(s: &str) -> Option<UnixMillis> {
         Timestamp::At(t) => Some(t),
         Timestamp::Unset => None,
     }
+}
+
+/// One message of the events topic as `sluice tail --format json` prints it: its partition,
+/// offset and payload (a JSON string when the payload holds several records).
+#[derive(serde::Deserialize)]
+struct TailedMessage<'a> {
+    partition: i32,
+    offset: i64,
+    #[serde(borrow)]
+    value: &'a serde_json::value::RawValue,
+}
+
+impl TailedMessage<'_> {
+    fn payload(&self) -> Vec<u8> {
+        match serde_json::from_str::<String>(self.value.get()) {
+            Ok(text) => text.into_bytes(),
+            Err(_) => self.value.get().as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Whether `line` is a message of a topic as `sluice tail --format json` prints it.
+pub fn is_tailed_message(line: &str) -> bool {
+    serde_json::from_str::<TailedMessage>(line).is_ok()
+}
+
+/// Runs a dump of the events topic (`(partition, offset, payload)` of each message, in any
+/// order, repeats allowed) as Kafka mode's correlators do: each partition on its own shard and
+/// its own time, its messages in offset order, nothing flushed at the end. Returns every
+/// message the correlators would have published, partition after partition, and the stats.
+pub fn events_dump(
+    config: &Config,
+    messages: impl IntoIterator<Item = (i32, i64, Vec<u8>)>,
+) -> (Vec<crate::publish::encode::OutboundMessage>, Stats) {
+    let mut partitions: std::collections::BTreeMap<i32, std::collections::BTreeMap<i64, Vec<u8>>> =
+        Default::default();
+    for (p, offset, payload) in messages {
+        partitions.entry(p).or_default().insert(offset, payload);
+    }
+    let of = config.pipeline.partitions as usize;
+    let mut out = Vec::new();
+    let mut stats = Stats::default();
+    for messages in partitions.values() {
+        let shard = crate::correlate::build_shard(&config.correlate, of);
+        let mut timed = crate::correlate::TimedShard::new(shard);
+        for payload in messages.values() {
+            crate::pipeline::kafka::apply_message(&mut timed, payload, &mut out, |_| {});
+        }
+        stats.add(&timed.shard.stats);
+    }
+    (out, stats)
+}
+
+/// [`events_dump`] of `sluice tail --format json` lines, each message body written as a line.
+fn run_tailed(
+    config: &Config,
+    lines: impl Iterator<Item = (usize, std::io::Result<String>)>,
+    out: &mut impl Write,
+) -> Result<Summary, ReplayError> {
+    let mut messages = Vec::new();
+    for (i, line) in lines {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let m: TailedMessage = serde_json::from_str(&line).map_err(|e| ReplayError::Line {
+            line: i + 1,
+            message: format!("not a message as `sluice tail --format json` prints it: {e}"),
+        })?;
+        messages.push((m.partition, m.offset, m.payload()));
+    }
+    let mut summary = Summary {
+        records: messages.len() as u64,
+        ..Summary::default()
+    };
+    let (published, stats) = events_dump(config, messages);
+    for msg in published {
+        out.write_all(&msg.body)?;
+        out.write_all(b"\n")?;
+    }
+    summary.stats = stats;
+    Ok(summary)
 }

@@ -245,10 +245,11 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
                 format!("{line} {body}")
             }
             Format::Json => {
-                let value = serde_json::value::RawValue::from_string(body.into_owned())
-                    .unwrap_or_else(|e| {
-                        serde_json::value::to_raw_value(&e.to_string())
-                            .expect("a string serializes")
+                // A body that is not one JSON value (an events-topic message holds several
+                // records, one a line) is shown as a JSON string of its text.
+                let value = serde_json::value::RawValue::from_string(body.to_string())
+                    .unwrap_or_else(|_| {
+                        serde_json::value::to_raw_value(&body).expect("a string serializes")
                     });
                 let line = JsonLine {
                     topic: msg.topic(),

@@ -124,6 +124,94 @@ async fn resolve_and_check(
         .await;
     reader.extra_within(Duration::from_secs(2)).await;
     check(&reader.seen, accepted);
+    same_as_replay(&reader.seen, broker).await;
+}
+
+/// The messages published, each counted once, are what `sluice replay` of the events topic
+/// makes offline: the same `(incident_id, seq)` pairs with the same bodies but `published_at`.
+async fn same_as_replay(seen: &[Received], broker: &Broker) {
+    let bootstrap = broker.bootstrap.clone();
+    let dump = tokio::task::spawn_blocking(move || events_topic(&bootstrap))
+        .await
+        .unwrap();
+    let config = sluice::config::Config::from_toml(CONFIG, Vec::new()).unwrap();
+    let (replayed, _) = sluice::replay::events_dump(&config, dump);
+    let pairs = |bodies: &mut dyn Iterator<Item = Value>| -> BTreeMap<(String, u64), Value> {
+        bodies
+            .filter(|b| b["seq"].is_u64())
+            .map(|b| {
+                let key = (
+                    b["incident_id"].as_str().unwrap().to_string(),
+                    b["seq"].as_u64().unwrap(),
+                );
+                (key, without_send_time(&b))
+            })
+            .collect()
+    };
+    let live = pairs(&mut seen.iter().map(|m| m.body.clone()));
+    let offline = pairs(
+        &mut replayed
+            .iter()
+            .map(|m| serde_json::from_slice::<Value>(&m.body).unwrap()),
+    );
+    let only_live: Vec<_> = live.keys().filter(|k| !offline.contains_key(*k)).collect();
+    let only_offline: Vec<_> = offline.keys().filter(|k| !live.contains_key(*k)).collect();
+    assert!(
+        only_live.is_empty() && only_offline.is_empty(),
+        "live only: {only_live:?}\nreplay only: {only_offline:?}"
+    );
+    for (key, body) in &live {
+        assert_eq!(body, &offline[key], "{key:?} differs from the replay");
+    }
+}
+
+/// Every message of the events topic: `(partition, offset, payload)`. Blocking.
+fn events_topic(bootstrap: &str) -> Vec<(i32, i64, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "chaos-dump")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let ends: BTreeMap<i32, i64> = (0..4)
+        .map(|p| {
+            let (_, end) = consumer
+                .fetch_watermarks("sluice.events", p, Duration::from_secs(10))
+                .unwrap();
+            (p, end)
+        })
+        .collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("sluice.events", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut next: BTreeMap<i32, i64> = (0..4).map(|p| (p, 0)).collect();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.iter().any(|(p, n)| n < &ends[p]) && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                out.push((
+                    m.partition(),
+                    m.offset(),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => panic!("{e}"),
+        }
+    }
+    assert!(
+        next.iter().all(|(p, n)| n >= &ends[p]),
+        "the events topic was not read to its end: {next:?} of {ends:?}"
+    );
+    out
 }
 
 fn without_send_time(body: &Value) -> Value {

@@ -110,28 +110,46 @@ impl Owned {
     /// Records that are not the wire format are skipped, counted, and logged once per message.
     fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
         self.since_snapshot += 1;
-        let mut skipped = 0u64;
-        let mut first_error = None;
-        for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match wire::decode(line) {
-                Ok(Record::Event(e)) => self.timed.apply(Input::Event(e), no_time, out),
-                Ok(Record::Change(c)) => self.timed.apply(Input::Change(c), no_time, out),
-                Ok(Record::Watermark { at, rules }) => {
-                    self.timed.advance_to(at, out);
-                    if let Some(theirs) = rules.filter(|r| **r != *self.rules) {
-                        peer_rules_differ(&self.rules, &theirs);
-                    }
-                }
-                Err(e) => {
-                    skipped += 1;
-                    first_error.get_or_insert(e);
+        let ours = Arc::clone(&self.rules);
+        apply_message(&mut self.timed, payload, out, |theirs| {
+            if theirs != &*ours {
+                peer_rules_differ(&ours, theirs);
+            }
+        });
+    }
+}
+
+/// Applies one events-topic message (its wire records, newline-separated) to its partition's
+/// shard, output to `out`; `rules` sees the fingerprint each watermark carries. Records that
+/// are not the wire format are skipped, counted, and logged once per message. Kafka mode's
+/// correlators and `sluice replay` of the events topic both apply messages through here.
+pub fn apply_message(
+    timed: &mut TimedShard,
+    payload: &[u8],
+    out: &mut Vec<OutboundMessage>,
+    mut rules: impl FnMut(&str),
+) {
+    let mut skipped = 0u64;
+    let mut first_error = None;
+    for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match wire::decode(line) {
+            Ok(Record::Event(e)) => timed.apply(Input::Event(e), no_time, out),
+            Ok(Record::Change(c)) => timed.apply(Input::Change(c), no_time, out),
+            Ok(Record::Watermark { at, rules: theirs }) => {
+                timed.advance_to(at, out);
+                if let Some(theirs) = theirs {
+                    rules(&theirs);
                 }
             }
+            Err(e) => {
+                skipped += 1;
+                first_error.get_or_insert(e);
+            }
         }
-        if let Some(error) = first_error {
-            m::counter(m::EVENTS_UNDECODABLE).increment(skipped);
-            tracing::error!(%error, skipped, "events topic records skipped");
-        }
+    }
+    if let Some(error) = first_error {
+        m::counter(m::EVENTS_UNDECODABLE).increment(skipped);
+        tracing::error!(%error, skipped, "events topic records skipped");
     }
 }
 
