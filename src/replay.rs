@@ -355,3 +355,53 @@ fn run_tailed(
     summary.stats = stats;
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tailed_messages_give_their_partition_offset_and_payload() {
+        let several = r#"{"topic":"sluice.events","partition":2,"offset":7,"key":"rk","headers":{},"value":"{\"v\":1}\n{\"v\":1}"}"#;
+        let one = r#"{"topic":"sluice.events","partition":0,"offset":1,"key":"","headers":{},"value":{"v":1,"type":"watermark","at":5}}"#;
+        assert!(is_tailed_message(several) && is_tailed_message(one));
+        assert!(!is_tailed_message(r#"{"v":1,"type":"watermark","at":5}"#));
+        let m: TailedMessage = serde_json::from_str(several).unwrap();
+        assert_eq!((m.partition, m.offset), (2, 7));
+        assert_eq!(m.payload(), b"{\"v\":1}\n{\"v\":1}");
+        let m: TailedMessage = serde_json::from_str(one).unwrap();
+        assert_eq!(m.payload(), br#"{"v":1,"type":"watermark","at":5}"#);
+    }
+
+    #[test]
+    fn an_events_dump_runs_each_partition_on_its_own_time_once_per_offset() {
+        let config = Config::from_toml(
+            "[pipeline]\npartitions = 2\n[[correlate.rules]]\ngroup_wait = \"10s\"",
+            Vec::new(),
+        )
+        .unwrap();
+        let mut e = crate::event::Event::new(
+            crate::integration::Integration::PagerDuty,
+            crate::event::Action::Trigger,
+            "rk".into(),
+            "k".into(),
+            UnixMillis(1_000),
+        );
+        e.summary = "s".into();
+        let mut trigger = Vec::new();
+        wire::encode_event(&e, &mut trigger);
+        let p = partition("rk", 2) as i32;
+        let mut late = Vec::new();
+        wire::encode_watermark(UnixMillis(20_000), None, &mut late);
+        // A watermark on the other partition moves only that partition's time: no `opened`.
+        let (out, _) = events_dump(&config, [(p, 0, trigger.clone()), (1 - p, 0, late.clone())]);
+        assert!(out.is_empty());
+        // On its own partition it does; the same message twice (a dump read twice) is applied once.
+        let (out, stats) = events_dump(
+            &config,
+            [(p, 0, trigger.clone()), (p, 0, trigger), (p, 1, late)],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(stats.events, 1);
+    }
+}
