@@ -4,7 +4,9 @@
 //! A silence is `{"matchers": [{"name": "source", "op": "=", "value": "web-1"}, ...],
 //! "starts_at": "<RFC 3339, default now>", "ends_at": "<RFC 3339>", "created_by": "...",
 //! "comment": "..."}`. Every change sends the silences in force to every shard; expired
-//! silences stop applying on their own (each shard has a timer at every start and end).
+//! silences stop applying on their own (each shard has a timer at every start and end). In
+//! Kafka mode the store is kept with the silences topic (`silence_log`): a change is answered
+//! once the topic has it, and changes made through other instances arrive from it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -19,16 +19,18 @@
 //!   last commit, each with the same `(incident_id, seq)` and body: at-least-once with
 //!   identical repeats. One partition due for a snapshot (records since its last one, at least
 //!   `snapshot_interval` ago) is snapshotted in that commit: its header's offset in the state
-//!   topic is committed with the events offset it covers.
-//!
+//!   topic is committed with the events offset it covers. Incident messages that fail
+//!   delivery are not committed past: every partition is processed again from its last commit.
 //! - **Ownership** (`ownership.rs`): a correlator paused long enough to lose its partitions
 //!   drops their state and pending output until the group confirms what it owns; a partition
 //!   left without a live owner (a coordinator that keeps a dead leader's assignment) makes the
 //!   correlator that sees it rejoin the group; the lag of owned partitions is a metric.
 //!
-//! Not yet: silences shared through a topic (a silence applies to the partitions of the
-//! instance whose API made it), re-routed events forwarded between partitions (event rules run
-//! at ingest, before the partition is chosen).
+//! - **Silences** come from the silences topic (`ingest::silence_log`) through a watch channel;
+//!   a restored partition takes the silences in force.
+//!
+//! Not yet: re-routed events forwarded between partitions (event rules run at ingest, before
+//! the partition is chosen), transactions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
