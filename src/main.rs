@@ -455,6 +455,11 @@ async fn send(
     severity: String,
     key_prefix: String,
 ) -> ExitCode {
+    // Refused before any request, as the action and severity are.
+    if let Err(e) = sluice::send::authority(&url) {
+        eprintln!("error: --url: {e}");
+        return ExitCode::from(2);
+    }
     let mut client = match HttpClient::connect(&url).await {
         Ok(c) => c,
         Err(e) => {

@@ -28,16 +28,27 @@ pub struct HttpClient {
 
 /// The `host:port` of an `http://host:port[/...]` URL (or of a bare `host:port`).
 pub fn authority(url: &str) -> Result<String, ClientError> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || url.starts_with("https://") {
-        return Err(ClientError::BadUrl(url.to_string()));
-    }
-    Ok(if authority.contains(':') {
-        authority.to_string()
+    let bad = || ClientError::BadUrl(url.to_string());
+    let full = if url.contains("://") {
+        url.to_string()
     } else {
-        format!("{authority}:80")
-    })
+        format!("http://{url}")
+    };
+    let uri: http::Uri = full.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad());
+    }
+    let authority = uri.authority().ok_or_else(bad)?;
+    if authority.host().is_empty() || authority.as_str().contains('@') {
+        return Err(bad());
+    }
+    let has_port = authority.as_str() != authority.host();
+    match authority.port_u16() {
+        Some(_) => Ok(authority.as_str().to_string()),
+        // A port that is not a number (or out of range).
+        None if has_port => Err(bad()),
+        None => Ok(format!("{}:80", authority.host())),
+    }
 }
 
 /// The URL a client on this machine reaches a sluice listening on `listen` at: an unspecified
@@ -179,6 +190,15 @@ mod tests {
         assert_eq!(authority("example.net").unwrap(), "example.net:80");
         assert!(authority("https://x:1").is_err());
         assert!(authority("http://").is_err());
+        for bad in [
+            "not a url",
+            "ftp://x:1",
+            "http://x:port",
+            "http://x:70000",
+            "http://u@x:1",
+        ] {
+            assert!(authority(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -119,6 +119,15 @@ fn send_refuses_an_unknown_action_or_severity_before_any_request() {
             "{stderr}"
         );
     }
+    for bad in ["not a url", "ftp://127.0.0.1:1"] {
+        let out = sluice(&["send", "--url", bad], &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--url") && stderr.contains("is not a URL like http://127.0.0.1:8080"),
+            "{stderr}"
+        );
+    }
     assert_eq!(
         listener.accept().unwrap_err().kind(),
         std::io::ErrorKind::WouldBlock,
