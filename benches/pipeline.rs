@@ -15,6 +15,10 @@
 //! - `correlate_new_alert/into_existing_group`: every event a new dedup key into one existing
 //!   group (the other storm), the group growing to 10^4 alerts before a fresh shard is taken.
 //!
+//! - `snapshot/<open>`: Kafka mode's snapshot of a shard holding 10^5 open alerts (10^3
+//!   under `cargo test --benches`), serialized (`write`) and restored (`restore`, indexes
+//!   rebuilt); throughput in bytes of the snapshot, whose size is printed.
+//!
 //! The correlator's clock stays inside `group_wait`, so no message is rendered there.
 //!
 //! With the `mimalloc` feature (the default) the bench allocates as the `sluice` binary does.
@@ -180,12 +184,51 @@ fn correlate_new_alert(c: &mut Criterion) {
     g.finish();
 }
 
+/// A snapshot of a shard of `open` alerts: written, and restored into a new shard.
+fn snapshot(c: &mut Criterion) {
+    let open: u64 = if common::measuring() { 100_000 } else { 1_000 };
+    let mut shard = shard();
+    let mut out = Vec::new();
+    for k in 0..open {
+        shard.apply(common::trigger(k), UnixMillis(1_000), &mut out);
+    }
+    let mut bytes = Vec::new();
+    shard.snapshot(UnixMillis(1_000), &mut bytes);
+    eprintln!(
+        "snapshot: {} bytes for {open} open alerts in {} incidents ({} bytes per alert)",
+        bytes.len(),
+        shard.open_incidents(),
+        bytes.len() as u64 / open
+    );
+    let mut g = c.benchmark_group("snapshot");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.sample_size(10);
+    g.bench_with_input(BenchmarkId::new("write", open), &open, |b, _| {
+        let mut buf = Vec::with_capacity(bytes.len());
+        b.iter(|| {
+            buf.clear();
+            shard.snapshot(UnixMillis(1_000), &mut buf);
+            black_box(buf.len())
+        })
+    });
+    g.bench_with_input(BenchmarkId::new("restore", open), &open, |b, _| {
+        b.iter(|| {
+            let rules: Arc<[Rule]> = vec![common::rule()].into();
+            let restored =
+                Shard::restore(rules, Arc::from(Vec::new()), Caps::unbounded(100), &bytes)
+                    .expect("the snapshot restores");
+            black_box(restored.0.open_alerts())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .sample_size(50);
-    targets = parse, encode, correlate_repeat, correlate_new_alert
+    targets = parse, encode, correlate_repeat, correlate_new_alert, snapshot
 }
 criterion_main!(benches);
