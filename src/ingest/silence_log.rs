@@ -161,6 +161,12 @@ impl SilenceLog {
                 None => {}
             }
         }
+        if next < end {
+            // Starting with part of the silences would publish what they silence.
+            return Err(KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+            ));
+        }
         Ok((all, next))
     }
 

@@ -436,16 +436,15 @@ impl Sink for KafkaSink {
             .key(msg.key.as_bytes())
             .payload(msg.body.as_slice())
             .headers(headers);
-        self.producer
-            .get()
-            .1
-            .send(record)
-            .map_err(|(err, _)| match err.rdkafka_error_code() {
-                Some(RDKafkaErrorCode::QueueFull) => SendError::QueueFull,
-                // A new producer takes it: the caller tries again.
-                _ if self.renew_if_failed() => SendError::QueueFull,
-                _ => SendError::Rejected(error_kind(&err)),
-            })
+        let sent = self
+            .producer
+            .with(|producer| producer.send(record).map_err(|(err, _)| err));
+        sent.map_err(|err| match err.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::QueueFull) => SendError::QueueFull,
+            // A new producer takes it: the caller tries again.
+            _ if self.renew_if_failed() => SendError::QueueFull,
+            _ => SendError::Rejected(error_kind(&err)),
+        })
     }
 
     fn failures(&self) -> u64 {

@@ -43,6 +43,12 @@ impl<P: Clone> Renewing<P> {
         self.current.read().expect("producer lock").clone()
     }
 
+    /// Runs `f` with the producer in use, without taking a handle of it (the per-message
+    /// path). `f` must not renew it: the producer is held for reading meanwhile.
+    pub fn with<R>(&self, f: impl FnOnce(&P) -> R) -> R {
+        f(&self.current.read().expect("producer lock").1)
+    }
+
     /// Replaces the producer of `generation` with a new one, unless it was replaced already;
     /// whether the producer in use is now a newer one.
     pub fn renew(&self, generation: u64, reason: &str) -> bool {

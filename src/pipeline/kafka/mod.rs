@@ -112,10 +112,10 @@ impl Owned {
     /// Records that are not the wire format are skipped, counted, and logged once per message.
     fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
         self.since_snapshot += 1;
-        let ours = Arc::clone(&self.rules);
-        apply_message(&mut self.timed, payload, out, |theirs| {
-            if theirs != &*ours {
-                peer_rules_differ(&ours, theirs);
+        let Owned { timed, rules, .. } = self;
+        apply_message(timed, payload, out, |theirs| {
+            if theirs != &**rules {
+                peer_rules_differ(rules, theirs);
             }
         });
     }
@@ -253,7 +253,6 @@ pub fn spawn_correlator(
         consumed: m::counter(m::EVENT_RECORDS_CONSUMED),
         state: Snapshots {
             writer: state::StateWriter::new(state_producer, pipeline.state_topic.clone()),
-            topic: pipeline.state_topic.clone(),
             every: pipeline.snapshot_interval,
             writer_id: format!(
                 "{}.{}",
@@ -295,7 +294,6 @@ struct Run {
 /// Where and how often partitions are snapshotted.
 struct Snapshots {
     writer: state::StateWriter,
-    topic: String,
     every: Duration,
     /// This process among the partition's writers: its instance name and start time.
     writer_id: String,
@@ -313,7 +311,7 @@ impl Run {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.fence(&mut out);
+            // (A pause is checked for before each hand-over below and on every tick.)
             self.sync_assignment(&mut out);
             tokio::select! {
                 msg = self.consumer.recv() => match msg {
@@ -469,7 +467,7 @@ impl Run {
             return;
         };
         // The snapshot's header offset goes in the same commit as the events offset it covers.
-        let _ = tpl.add_partition_offset(&self.state.topic, p, Offset::Offset(at));
+        let _ = tpl.add_partition_offset(self.state.writer.topic(), p, Offset::Offset(at));
         if self.fence(&mut Vec::new()) {
             return;
         }

@@ -69,8 +69,8 @@ impl Run {
 
     /// The partition as its snapshot at `at` in the state topic holds it.
     fn read_snapshot(&self, p: i32, at: i64) -> Result<Owned, Unreadable> {
-        let (header, bytes) =
-            state::read(&self.restore, &self.state.topic, p, at).map_err(|e| match e {
+        let (header, bytes) = state::read(&self.restore, self.state.writer.topic(), p, at)
+            .map_err(|e| match e {
                 state::StateError::Kafka(e) => Unreadable::Kafka(e.to_string()),
                 other => Unreadable::Invalid(other.to_string()),
             })?;
@@ -99,7 +99,7 @@ impl Run {
     fn committed(&self, p: i32) -> Result<(i64, Option<i64>), String> {
         let mut tpl = TopicPartitionList::new();
         let _ = tpl.add_partition(&self.topic, p);
-        let _ = tpl.add_partition(&self.state.topic, p);
+        let _ = tpl.add_partition(self.state.writer.topic(), p);
         match self
             .consumer
             .committed_offsets(tpl, Duration::from_secs(10))
@@ -111,7 +111,10 @@ impl Run {
                         _ => None,
                     })
                 };
-                Ok((offset(&self.topic).unwrap_or(0), offset(&self.state.topic)))
+                Ok((
+                    offset(&self.topic).unwrap_or(0),
+                    offset(self.state.writer.topic()),
+                ))
             }
             Err(e) => Err(format!("cannot read the committed offsets: {e}")),
         }

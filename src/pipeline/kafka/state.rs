@@ -83,6 +83,11 @@ impl StateWriter {
         StateWriter { producer, topic }
     }
 
+    /// The state topic.
+    pub(super) fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// Writes `bytes` as snapshot `header.snapshot` of partition `p`, chunks first, then the
     /// header (with `first_chunk`, `chunks` and `bytes` filled in); returns the header and
     /// its offset once every record is acknowledged.
