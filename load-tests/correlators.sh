@@ -15,24 +15,9 @@ PORT=${SLUICEDEV_PORT:-18480}
 TANSU_PORT=${TANSU_PORT:-18492}
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/sluice-perf-target}
-work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-correlators.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-say() { echo "==> $*" >&2; }
-
-"$root/scripts/install-tools.sh" >&2
-command -v wrk >/dev/null || { say "installing wrk"; sudo apt-get install -y wrk >&2 || apt-get install -y wrk >&2; }
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-say "building sluice (release)"
-(cd "$root" && cargo build --release --bin sluice >&2)
-sluice_bin="$CARGO_TARGET_DIR/release/sluice"
+name=correlators
+# shellcheck source=load-tests/kafka-lib.sh
+. "$here/kafka-lib.sh"
 
 python3 - "$work/bodies.jsonl" <<'PY'
 import json, sys
@@ -45,10 +30,7 @@ with open(sys.argv[1], "w") as f:
         }) + "\n")
 PY
 
-tansu broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$TANSU_PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" >"$work/tansu.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do (: >"/dev/tcp/127.0.0.1/$TANSU_PORT") 2>/dev/null && break; sleep 0.1; done
+start_tansu "$TANSU_PORT"
 
 config() { # group
   cat "$here/sluice.toml"
@@ -59,7 +41,7 @@ SLUICE_LISTEN="127.0.0.1:$PORT" SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" SLU
   SLUICE_ROLES=ingest "$sluice_bin" serve --config "$work/fill.toml" >"$work/ingest.log" 2>&1 &
 ingest_pid=$!
 pids+=("$ingest_pid")
-for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break; sleep 0.1; done
+wait_ready "http://127.0.0.1:$PORT/readyz" "$work/ingest.log"
 say "filling the events topic for ${LOAD}s"
 fill=$(LT_BODIES="$work/bodies.jsonl" LT_PATH=/v2/enqueue LT_RUN="fill$$" \
   wrk -t1 -c"$CONNS" -d"${LOAD}s" -s "$here/bodies.lua" "http://127.0.0.1:$PORT" 2>&1 | grep '^LT_RESULT')
@@ -81,9 +63,8 @@ metric_sum() { # name port...
 
 echo "# Kafka mode: correlators working off a backlog"
 echo
-echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "- commit: $(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet || echo ' (with local changes)')"
-echo "- backlog: $events events in $records events-topic messages over 12 partitions (48 routing keys), tansu 0.6.0 memory engine"
+report_header
+echo "- backlog: $events events in $records events-topic messages over 12 partitions (48 routing keys)"
 echo "- command: LOAD=$LOAD CONNS=$CONNS load-tests/correlators.sh"
 echo
 echo "| correlators | seconds to consume the backlog | events/s | restore records (rebalances) |"

@@ -17,49 +17,20 @@ PORT=${SLUICEDEV_PORT:-18280}
 TANSU_PORT=${TANSU_PORT:-18292}
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/sluice-perf-target}
-work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-kafkamode.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-say() { echo "==> $*" >&2; }
-
-"$root/scripts/install-tools.sh" >&2
-command -v wrk >/dev/null || { say "installing wrk"; sudo apt-get install -y wrk >&2 || apt-get install -y wrk >&2; }
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-say "building sluice (release)"
-(cd "$root" && cargo build --release --bin sluice >&2)
-sluice_bin="$CARGO_TARGET_DIR/release/sluice"
+name=kafkamode
+# shellcheck source=load-tests/kafka-lib.sh
+. "$here/kafka-lib.sh"
 python3 "$here/gen.py" "$work" >&2
 bodies="$work/s2_api50_new.jsonl"
 
-wait_ready() { # url
-  for _ in $(seq 1 300); do
-    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  tail -20 "$work/server.log" >&2
-  echo "not ready: $1" >&2
-  exit 1
-}
-
 run() { # mode rep
   local mode=$1 rep=$2
-  tansu broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$TANSU_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" >"$work/tansu.log" 2>&1 &
-  local tansu_pid=$!
-  pids+=("$tansu_pid")
-  for _ in $(seq 1 100); do (: >"/dev/tcp/127.0.0.1/$TANSU_PORT") 2>/dev/null && break; sleep 0.1; done
+  start_tansu "$TANSU_PORT"
   SLUICE_LISTEN="127.0.0.1:$PORT" SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" \
     SLUICE_PIPELINE="$mode" "$sluice_bin" serve --config "$here/sluice.toml" >"$work/server.log" 2>&1 &
   local server_pid=$!
   pids+=("$server_pid")
-  wait_ready "http://127.0.0.1:$PORT/readyz"
+  wait_ready "http://127.0.0.1:$PORT/readyz" "$work/server.log"
   local line
   line=$(LT_BODIES="$bodies" LT_PATH=/api/v2/alerts LT_RUN="$mode-$rep-$$" \
     wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$here/bodies.lua" "http://127.0.0.1:$PORT" 2>&1 |
@@ -77,9 +48,8 @@ done
 
 echo "# Ingest: Kafka mode against memory mode"
 echo
-echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "- commit: $(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet || echo ' (with local changes)')"
-echo "- broker: $(tansu --version 2>/dev/null | head -1) (memory engine, its own process, fresh each run)"
+report_header
+echo "- a fresh broker for every run"
 echo "- command: REPS=$REPS DURATION=$DURATION CONNS=$CONNS load-tests/kafka-mode.sh"
 echo
 python3 - "$work/results" <<'PY'
