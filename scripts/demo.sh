@@ -5,8 +5,9 @@
 #   scripts/demo.sh                 # embedded in-memory broker: works in minutes, not durable
 #   scripts/demo.sh --real-broker   # a tansu broker in its own process (installed if missing)
 #
-# Its own knobs are SLUICEDEV_DEMO_PORT (18080) and SLUICEDEV_DEMO_KAFKA_PORT (19092): SLUICE_*
-# variables are sluice's config overrides, and sluice refuses one it does not know.
+# Its own knobs are SLUICEDEV_DEMO_PORT (18080), SLUICEDEV_DEMO_KAFKA_PORT (19092) and
+# SLUICEDEV_DEMO_BIN (a sluice binary to run instead of building one; the tests use it):
+# SLUICE_* variables are sluice's config overrides, and sluice refuses one it does not know.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> building sluice (release)"
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/sluice"
+if [ -n "${SLUICEDEV_DEMO_BIN:-}" ]; then
+  bin=$SLUICEDEV_DEMO_BIN
+else
+  echo "==> building sluice (release)"
+  cargo build --release --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/sluice"
+fi
 
 if [ "$mode" = real ]; then
   scripts/install-tools.sh

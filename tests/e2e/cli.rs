@@ -498,3 +498,26 @@ fn version_names_the_commit_and_the_features() {
         "{line}"
     );
 }
+
+/// The demo stops at once, with sluice's own reason, when sluice exits during start-up (here:
+/// an environment override it does not know), instead of waiting out its readiness loop.
+#[test]
+fn the_demo_fails_at_once_when_sluice_exits_during_start_up() {
+    let typo = format!("SLUICE_{}", "DEMO_PORT"); // a script's knob under sluice's prefix
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.sh"))
+        .env("SLUICEDEV_DEMO_BIN", env!("CARGO_BIN_EXE_sluice"))
+        .env(
+            "SLUICEDEV_DEMO_PORT",
+            crate::harness::free_port().to_string(),
+        )
+        .env(&typo, "18081")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sluice exited before it was ready") && stderr.contains(&typo),
+        "{stderr}"
+    );
+}
