@@ -149,12 +149,8 @@ pub async fn start_recording(
     let restoring = Arc::new(AtomicUsize::new(0));
     let (correlator, intake, silences) = match config.pipeline.mode {
         PipelineMode::Memory => {
-            let (correlator, intake) = crate::pipeline::local::spawn(
-                &config.correlate,
-                &config.event_rules,
-                clock.clone(),
-                sink.clone(),
-            );
+            let (correlator, intake) =
+                crate::pipeline::local::spawn(&config.correlate, clock.clone(), sink.clone());
             (Correlators::Local(correlator), intake, None)
         }
         PipelineMode::Kafka => {
@@ -381,7 +377,7 @@ async fn start_kafka_pipeline(
         correlate = pipeline.roles.correlate,
         "kafka pipeline ready"
     );
-    let intake = Intake::kafka(producer, silences, &config.event_rules);
+    let intake = Intake::kafka(producer, silences);
     let store = Arc::new(SilenceStore::shared(Arc::clone(&log), loaded));
     log.follow(
         Arc::clone(&store),

@@ -48,13 +48,15 @@ pub const FENCED_WRITES: &str = "sluice_fenced_writes_total";
 pub const CONSUMER_LAG: &str = "sluice_consumer_lag";
 pub const RULES_INFO: &str = "sluice_rules_info";
 pub const EVENT_DELIVERY_DURATION: &str = "sluice_event_delivery_duration_seconds";
+pub const EVENTS_REROUTED: &str = "sluice_events_rerouted_total";
+pub const ROUTED_REPEATS: &str = "sluice_routed_repeats_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
     (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
     (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded)."),
     (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
-    (EVENTS_DROPPED, "Accepted acknowledge/resolve events with no open alert to apply to, by reason."),
+    (EVENTS_DROPPED, "Accepted events not correlated, by reason (alert_not_open: an acknowledge/resolve with no open alert to apply to; event_rule: dropped by an event rule)."),
     (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),
     (CHANGE_EVENTS, "Change events accepted, by integration."),
     (ALERTS_OPEN, "Alerts currently triggered or acknowledged."),
@@ -68,7 +70,7 @@ pub const ALL: &[(&str, &str)] = &[
     (KAFKA_CONNECTED, "1 when the last metadata probe reached the Kafka cluster, else 0."),
     (INCIDENTS_HELD, "Incidents closed without ever being published, by reason (transient, threshold, suppressed)."),
     (INCIDENTS_FLAPPING, "Flapping spells announced (one flapping message each)."),
-    (CAPS_REACHED, "Events past a cap, published untracked (fail open), by cap."),
+    (CAPS_REACHED, "Events past a cap, by cap: published untracked (fail open), or for `routes`, re-routed without remembering the route."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
     (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),
@@ -87,6 +89,8 @@ pub const ALL: &[(&str, &str)] = &[
     (FENCED_WRITES, "Kafka mode: messages withheld because this correlator was paused long enough to lose its partitions (they are published by the partitions' owner instead)."),
     (EVENT_DELIVERY_DURATION, "Kafka mode: from producing a request's events to their last delivery report (acks=all), for requests answered 2xx."),
     (RULES_INFO, "1, labelled with the fingerprint of this instance's rules (event rules, grouping and inhibition rules): instances that disagree run different rules."),
+    (EVENTS_REROUTED, "Events the event rules (or a route they made earlier) gave another routing key than their sender's: correlated in that key's partition."),
+    (ROUTED_REPEATS, "Kafka mode: re-routed events skipped because their partition had taken them already (their source partition was processed again after a crash or a move)."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
 ];
 

@@ -5,8 +5,9 @@
 //! One input line is one recorded request, in arrival order, in the recording format
 //! (`crate::recording`, versioned) that `sluice serve --record` writes; or one record of the
 //! events topic in the event wire format (`event::wire`: a dump of Kafka mode's pipeline),
-//! applied as it is (its event rules already ran at ingest), a watermark moving time. The run ends by advancing the clock past every pending timer, so every
-//! incident says what it would have said.
+//! a watermark moving time (a `routed` record is skipped: the event it came from re-routes
+//! again). The run ends by advancing the clock past every pending timer, so every incident
+//! says what it would have said.
 //!
 //! Or, when the first line is one, messages of the events topic as `sluice tail --topic
 //! sluice.events --format json` prints them: then each partition runs on its own shard and
@@ -144,12 +145,8 @@ pub async fn run(
     };
     let clock = Clock::manual(start);
     let sink = Arc::new(MemorySink::default());
-    let (inline, intake) = crate::pipeline::local::inline(
-        &config.correlate,
-        &config.event_rules,
-        clock.clone(),
-        sink.clone(),
-    );
+    let (inline, intake) =
+        crate::pipeline::local::inline(&config.correlate, clock.clone(), sink.clone());
     let health = Arc::new(Health::new(sink.clone(), Arc::default()));
     let router = Router::new(
         intake,
@@ -238,19 +235,21 @@ pub async fn run(
 /// The time an events-topic record brings.
 fn record_time(record: &Record) -> UnixMillis {
     match record {
-        Record::Event(e) => e.received_at,
+        Record::Event(e) | Record::Routed { event: e, .. } => e.received_at,
         Record::Change(c) => c.received_at,
         Record::Watermark { at, .. } => *at,
     }
 }
 
-/// Applies one events-topic record at `now`, as it is: its event rules already ran at ingest.
+/// Applies one events-topic record at `now`. A routed record is skipped: the event it came from
+/// is in the stream too, and its event rules re-route it again here.
 fn apply_record(inline: &Mutex<Inline>, record: Record, now: UnixMillis) {
     let mut inline = inline.lock().expect("inline correlator lock");
     inline.advance_to(now);
     let n = inline.shards();
     let input = match record {
         Record::Event(e) => Some((partition(&e.routing_key, n), Input::Event(e))),
+        Record::Routed { .. } => None,
         Record::Change(c) => Some((partition(&c.routing_key, n), Input::Change(c))),
         Record::Watermark { .. } => None,
     };
@@ -300,7 +299,9 @@ pub fn is_tailed_message(line: &str) -> bool {
 
 /// Runs a dump of the events topic (`(partition, offset, payload)` of each message, in any
 /// order, repeats allowed) as Kafka mode's correlators do: each partition on its own shard and
-/// its own time, its messages in offset order, nothing flushed at the end. Returns every
+/// its own time, its messages in offset order, nothing flushed at the end. Events re-routed to
+/// another partition are not handed on: the correlators wrote them there, and the dump holds
+/// them as that partition's `routed` records. Returns every
 /// message the correlators would have published, partition after partition, and the stats.
 pub fn events_dump(
     config: &Config,
@@ -314,11 +315,25 @@ pub fn events_dump(
     let of = config.pipeline.partitions as usize;
     let mut out = Vec::new();
     let mut stats = Stats::default();
-    for messages in partitions.values() {
+    let mut routed = Vec::new();
+    for (&partition, messages) in &partitions {
         let shard = crate::correlate::build_shard(&config.correlate, of);
         let mut timed = crate::correlate::TimedShard::new(shard);
-        for payload in messages.values() {
-            crate::pipeline::kafka::apply_message(&mut timed, payload, &mut out, |_| {});
+        for (&offset, payload) in messages {
+            let at = crate::pipeline::kafka::MessageAt {
+                partition,
+                offset,
+                partitions: of,
+            };
+            crate::pipeline::kafka::apply_message(
+                &mut timed,
+                at,
+                payload,
+                &mut out,
+                &mut routed,
+                |_| {},
+            );
+            routed.clear();
         }
         stats.add(&timed.shard.stats);
     }

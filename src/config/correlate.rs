@@ -10,6 +10,7 @@
 //! max_alerts_per_routing_key = 100000
 //! max_incidents = 100000
 //! max_incidents_per_routing_key = 10000
+//! route_ttl = "7d"                     # how long a re-routed alert's route is remembered
 //!
 //! [[correlate.rules]]                  # none: one built-in rule with every default
 //! name = "default"
@@ -55,6 +56,7 @@ pub(super) struct RawCorrelate {
     max_alerts_per_routing_key: Option<usize>,
     max_incidents: Option<usize>,
     max_incidents_per_routing_key: Option<usize>,
+    route_ttl: Option<String>,
     rules: Option<Vec<RawRule>>,
     inhibit: Option<Vec<RawInhibit>>,
     #[serde(flatten)]
@@ -109,6 +111,11 @@ pub struct CorrelateConfig {
     pub max_incidents_per_routing_key: usize,
     pub rules: Vec<RuleConfig>,
     pub inhibit: Vec<InhibitRule>,
+    /// The top-level `[[event_rules]]`, applied in the partition of the sender's routing key.
+    pub event_rules: Vec<super::EventRule>,
+    /// How long a partition remembers where the event rules sent an alert after its last event
+    /// (so that its acknowledges and resolves, which carry only a dedup key, follow it).
+    pub route_ttl: Duration,
 }
 
 /// While an open alert matches `source`, alerts of the same routing key that match `target`
@@ -221,6 +228,12 @@ impl RawCorrelate {
                     .unwrap_or(defaults::MAX_ALERTS_PER_MESSAGE),
             ),
             rules,
+            event_rules: Vec::new(),
+            route_ttl: p.duration(
+                "correlate.route_ttl",
+                self.route_ttl.as_deref(),
+                defaults::ROUTE_TTL,
+            ),
         }
     }
 }

@@ -70,6 +70,8 @@ pub mod defaults {
     pub const MAX_ALERTS_PER_ROUTING_KEY: usize = 100_000;
     pub const MAX_INCIDENTS: usize = 100_000;
     pub const MAX_INCIDENTS_PER_ROUTING_KEY: usize = 10_000;
+    /// How long a partition remembers where the event rules sent an alert, after its last event.
+    pub const ROUTE_TTL: &str = "7d";
     pub const LOG_LEVEL: &str = "info";
     pub const LOG_FORMAT: &str = "pretty";
     pub const INSTANCE: &str = "sluice";
@@ -126,9 +128,8 @@ pub struct Config {
     pub instance: String,
     pub server: ServerConfig,
     pub kafka: KafkaConfig,
+    /// `[correlate]`, with the top-level `[[event_rules]]` (applied by the correlator).
     pub correlate: CorrelateConfig,
-    /// Applied in order to every event before dedup (see [`EventRule`]).
-    pub event_rules: Vec<EventRule>,
     pub log: LogConfig,
     /// `[pipeline]`: memory or Kafka, and this instance's roles.
     pub pipeline: PipelineConfig,
@@ -307,12 +308,13 @@ impl RawConfig {
         if instance.is_empty() {
             p.add("instance", "must not be empty");
         }
+        let mut correlate = self.correlate.unwrap_or_default().validate(p);
+        correlate.event_rules = event_rules::validate(self.event_rules, p);
         let config = Config {
             instance,
             server: self.server.unwrap_or_default().validate(p),
             kafka: self.kafka.unwrap_or_default().validate(p),
-            correlate: self.correlate.unwrap_or_default().validate(p),
-            event_rules: event_rules::validate(self.event_rules, p),
+            correlate,
             log: self.log.unwrap_or_default().validate(p),
             pipeline: self.pipeline.unwrap_or_default().validate(p),
             integrations: integrations::validate(self.integrations, p),

@@ -11,6 +11,7 @@
 //! also run inline, without tasks or channels, on a manual clock: that is how `sluice replay`
 //! reproduces a recorded stream deterministically.
 
+pub mod event_rules;
 pub mod incident;
 pub mod rules;
 pub mod shard;
@@ -31,13 +32,24 @@ use crate::publish::encode::OutboundMessage;
 use crate::publish::{SendError, Sink};
 use crate::time::UnixMillis;
 
-pub use shard::{Shard, Stats};
+pub use shard::{Origin, Shard, Stats};
+
+/// Which of `n` shards (or partitions) owns a routing key: the pipeline's partition function.
+pub type PartitionFn = fn(&str, usize) -> usize;
 use silence::Silence;
 
 /// What the pipeline hands to a shard.
 #[derive(Debug)]
 pub enum Input {
+    /// An event as its sender sent it, in the partition of the sender's routing key: the
+    /// event rules apply here.
     Event(Event),
+    /// An event the event rules gave this partition's routing key in another partition (or in
+    /// this one): correlated as it is. Through the events topic it comes with its place there.
+    Routed {
+        event: Event,
+        origin: Option<Origin>,
+    },
     Change(ChangeEvent),
     /// The silences now in force (sent to every shard).
     Silences(Arc<[Silence]>),
@@ -47,7 +59,7 @@ impl Input {
     /// When ingest received it: the partition time it brings.
     pub fn received_at(&self) -> Option<UnixMillis> {
         match self {
-            Input::Event(e) => Some(e.received_at),
+            Input::Event(e) | Input::Routed { event: e, .. } => Some(e.received_at),
             Input::Change(c) => Some(c.received_at),
             Input::Silences(_) => None,
         }
@@ -58,6 +70,7 @@ impl Input {
 pub fn build_shard(config: &CorrelateConfig, of: usize) -> Shard {
     let (rules, inhibit, caps) = shard_parts(config, of);
     Shard::new(rules, inhibit, caps)
+        .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
 }
 
 /// The fingerprint of the grouping and inhibition rules `config` compiles to, in hex (see
@@ -70,8 +83,12 @@ pub fn rules_fingerprint(config: &CorrelateConfig) -> String {
 /// The shards a config asks for: rules compiled once, caps split evenly between shards.
 pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
     let (rules, inhibit, caps) = shard_parts(config, n);
+    let event_rules: Arc<[crate::config::EventRule]> = config.event_rules.clone().into();
     (0..n)
-        .map(|_| Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps))
+        .map(|_| {
+            Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps)
+                .with_event_rules(Arc::clone(&event_rules), config.route_ttl)
+        })
         .collect()
 }
 
@@ -101,11 +118,13 @@ pub struct Correlator {
 
 impl Correlator {
     /// Starts one task per shard (`config.shards`, or one per core when 0); returns the
-    /// shards' queues, in shard order.
+    /// shards' queues, in shard order. `partition` says which shard owns a routing key: a shard
+    /// hands each event its event rules re-route to that key's shard.
     pub fn spawn(
         config: &CorrelateConfig,
         clock: Clock,
         sink: Arc<dyn Sink>,
+        partition: PartitionFn,
     ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
         let n = match config.shards {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -114,12 +133,27 @@ impl Correlator {
         let (stop, stop_rx) = watch::channel(false);
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
-        for shard in build_shards(config, n) {
+        // Re-routed events go between shards unbounded: each one took room in a bounded queue
+        // first, and is handed on at most once, so these hold no more than those did.
+        let (routed_tx, routed_rx): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| mpsc::unbounded_channel()).unzip();
+        let peers: Arc<[mpsc::UnboundedSender<Input>]> = routed_tx.into();
+        let drained = Arc::new(tokio::sync::Barrier::new(n));
+        for (index, (shard, routed)) in build_shards(config, n)
+            .into_iter()
+            .zip(routed_rx)
+            .enumerate()
+        {
             let (tx, rx) = mpsc::channel(config.queue_capacity);
             senders.push(tx);
             let worker = Worker {
                 timed: TimedShard::new(shard),
                 rx,
+                routed,
+                peers: Arc::clone(&peers),
+                index,
+                partition,
+                drained: Arc::clone(&drained),
                 clock: clock.clone(),
                 sink: Arc::clone(&sink),
                 stop: stop_rx.clone(),
@@ -178,6 +212,7 @@ impl TimedShard {
     ) -> Result<Self, shard::SnapshotError> {
         let (rules, inhibit, caps) = shard_parts(config, of);
         let (shard, time) = Shard::restore(rules, inhibit, caps, bytes)?;
+        let shard = shard.with_event_rules(config.event_rules.clone().into(), config.route_ttl);
         Ok(TimedShard { shard, time })
     }
 
@@ -188,21 +223,31 @@ impl TimedShard {
         self.time
     }
 
-    /// Applies `input` at its `received_at`, or at `otherwise()` for an input without one.
+    /// Applies `input` at its `received_at`, or at `otherwise()` for an input without one;
+    /// an event the event rules re-route comes back (see [`Shard::apply_input`]).
+    #[must_use = "a re-routed event must be handed on"]
     pub fn apply(
         &mut self,
         input: Input,
         otherwise: impl FnOnce() -> UnixMillis,
         out: &mut Vec<OutboundMessage>,
-    ) {
+    ) -> Option<Event> {
         let now = self.advance_to(input.received_at().unwrap_or_else(otherwise), out);
-        self.shard.apply_input(input, now, out);
+        self.shard.apply_input(input, now, out)
     }
 }
 
 struct Worker {
     timed: TimedShard,
     rx: mpsc::Receiver<Input>,
+    /// Events other shards' event rules re-routed to this one.
+    routed: mpsc::UnboundedReceiver<Input>,
+    /// Every shard's `routed`, in shard order.
+    peers: Arc<[mpsc::UnboundedSender<Input>]>,
+    index: usize,
+    partition: PartitionFn,
+    /// Passed by every shard once its own queue is drained on stop: nothing is re-routed after.
+    drained: Arc<tokio::sync::Barrier>,
     clock: Clock,
     sink: Arc<dyn Sink>,
     stop: watch::Receiver<bool>,
@@ -215,6 +260,7 @@ impl Worker {
     async fn run(mut self) {
         let mut out = Vec::with_capacity(BATCH);
         let mut batch = Vec::with_capacity(BATCH);
+        let mut routed = Vec::new();
         loop {
             let sleep = self
                 .timed
@@ -223,6 +269,12 @@ impl Worker {
                 .map(|at| tokio::time::sleep(at.saturating_sub(self.clock.now())));
             tokio::select! {
                 biased;
+                n = self.routed.recv_many(&mut routed, BATCH) => {
+                    debug_assert!(n > 0, "this worker holds a sender of its own");
+                    for input in routed.drain(..) {
+                        self.apply(input, &mut out);
+                    }
+                }
                 n = self.rx.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
                         // Every sender is gone (the server has shut down): finish as on stop.
@@ -230,7 +282,7 @@ impl Worker {
                         break;
                     }
                     for input in batch.drain(..) {
-                        self.timed.apply(input, || self.clock.now(), &mut out);
+                        self.apply(input, &mut out);
                     }
                 }
                 _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
@@ -245,11 +297,35 @@ impl Worker {
         }
     }
 
-    /// Refuses new input, applies what is queued, publishes what is waiting.
+    /// Applies one input; hands a re-routed event to its shard (applied here when it is this
+    /// one).
+    fn apply(&mut self, input: Input, out: &mut Vec<OutboundMessage>) {
+        let Some(event) = self.timed.apply(input, || self.clock.now(), out) else {
+            return;
+        };
+        let to = (self.partition)(&event.routing_key, self.peers.len());
+        let routed = Input::Routed {
+            event,
+            origin: None,
+        };
+        if to == self.index {
+            let again = self.timed.apply(routed, || self.clock.now(), out);
+            debug_assert!(again.is_none(), "a routed event is never re-routed");
+        } else if self.peers[to].send(routed).is_err() {
+            tracing::error!(shard = to, "re-routed event lost: its shard has stopped");
+        }
+    }
+
+    /// Refuses new input, applies what is queued (and, once every shard has done so, what
+    /// they re-routed here), publishes what is waiting.
     async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
         self.rx.close();
         while let Some(input) = self.rx.recv().await {
-            self.timed.apply(input, || self.clock.now(), out);
+            self.apply(input, out);
+        }
+        self.drained.wait().await;
+        while let Ok(input) = self.routed.try_recv() {
+            self.apply(input, out);
         }
         let now = self.timed.advance_to(self.clock.now(), out);
         self.timed.shard.flush(now, out);
@@ -290,16 +366,24 @@ pub async fn hand_to_sink(sink: &dyn Sink, out: &mut Vec<OutboundMessage>) {
 /// is applied the moment it is submitted, and time moves only through [`Inline::advance_to`].
 pub struct Inline {
     shards: Vec<Shard>,
+    partition: PartitionFn,
     clock: Clock,
     sink: Arc<dyn Sink>,
     out: Vec<OutboundMessage>,
 }
 
 impl Inline {
-    /// The shards a config asks for (at least one), run on `clock`.
-    pub fn new(config: &CorrelateConfig, clock: Clock, sink: Arc<dyn Sink>) -> Inline {
+    /// The shards a config asks for (at least one), run on `clock`; `partition` says which
+    /// one owns a routing key.
+    pub fn new(
+        config: &CorrelateConfig,
+        clock: Clock,
+        sink: Arc<dyn Sink>,
+        partition: PartitionFn,
+    ) -> Inline {
         Inline {
             shards: build_shards(config, config.shards.max(1)),
+            partition,
             clock,
             sink,
             out: Vec::new(),
@@ -316,8 +400,17 @@ impl Inline {
         for shard in &mut self.shards {
             shard.advance(now, &mut self.out);
         }
+        let n = self.shards.len();
         for (s, input) in inputs {
-            self.shards[s].apply_input(input, now, &mut self.out);
+            if let Some(event) = self.shards[s].apply_input(input, now, &mut self.out) {
+                let to = (self.partition)(&event.routing_key, n);
+                let routed = Input::Routed {
+                    event,
+                    origin: None,
+                };
+                let again = self.shards[to].apply_input(routed, now, &mut self.out);
+                debug_assert!(again.is_none(), "a routed event is never re-routed");
+            }
         }
         self.drain();
     }
@@ -403,14 +496,18 @@ mod tests {
         .unwrap();
         let mut timed = TimedShard::new(build_shard(&config.correlate, 1));
         let mut out = Vec::new();
-        timed.apply(trigger("a", 1_000), || UnixMillis(0), &mut out);
+        assert!(timed
+            .apply(trigger("a", 1_000), || UnixMillis(0), &mut out)
+            .is_none());
         assert_eq!(timed.time(), UnixMillis(1_000));
         // An earlier time (another ingest's clock, a late tick) does not move it back.
         assert_eq!(
             timed.advance_to(UnixMillis(500), &mut out),
             UnixMillis(1_000)
         );
-        timed.apply(trigger("b", 900), || UnixMillis(0), &mut out);
+        assert!(timed
+            .apply(trigger("b", 900), || UnixMillis(0), &mut out)
+            .is_none());
         assert_eq!(timed.time(), UnixMillis(1_000));
         assert!(out.is_empty(), "still inside group_wait");
         // group_wait ends at 11 000: the timer fires when time reaches it, not before.
@@ -419,11 +516,12 @@ mod tests {
         timed.advance_to(UnixMillis(11_000), &mut out);
         assert_eq!(out.len(), 1, "the opened message");
         // An input without a time of its own takes the fallback.
-        timed.apply(
+        let none = timed.apply(
             Input::Silences(Arc::from(Vec::new())),
             || UnixMillis(20_000),
             &mut out,
         );
+        assert!(none.is_none());
         assert_eq!(timed.time(), UnixMillis(20_000));
     }
 }

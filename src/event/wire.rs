@@ -13,6 +13,7 @@
 //!  "custom_details":{"value":93.5},"timestamp":1700000000000,"received_at":1700000000500,
 //!  "ends_at":1700000300000,"links":[{"href":"https://...","text":"Sentry"}],
 //!  "images":[{"src":"https://...","href":"https://...","alt":"chart"}]}
+//! {"v":1,"type":"event","routing_key":"dba",...,"routed":{"partition":3,"offset":1234,"index":0}}
 //! {"v":1,"type":"change","routing_key":"rk-1","integration":"pagerduty","summary":"deploy",
 //!  "received_at":1700000000500}
 //! {"v":1,"type":"watermark","at":1700000000500,"rules":"9f86d081884c7d65"}
@@ -30,6 +31,10 @@
 //!   watermark's `at`. Every other field is written only when it is set (not `None`, not
 //!   empty; an event's `summary` and `source` only when not empty) and reads as unset when
 //!   absent or `null`.
+//! - `routed`: on an event the event rules re-routed, written by the correlator of the
+//!   partition it first came to (see `correlate::shard::door`): where it was there. Its
+//!   `routing_key` is the new one, and the event rules have applied. A reader of version 1
+//!   without `routed` takes it as an event under its new key, which is what it is.
 //! - `key_space`: [`KeySpace`] numbers follow the integrations registry's order, which changes
 //!   between versions, so no number is ever written. An event in its integration's own space
 //!   has no `key_space`; one in [`KeySpace::SENTRY_METRIC_ALERTS`] has
@@ -58,7 +63,7 @@ mod encode;
 mod tests;
 
 pub use decode::decode;
-pub use encode::{encode, encode_change, encode_event, encode_watermark};
+pub use encode::{encode, encode_change, encode_event, encode_routed, encode_watermark};
 
 use crate::event::{ChangeEvent, Event};
 use crate::time::UnixMillis;
@@ -74,6 +79,12 @@ const SENTRY_METRIC_ALERTS: &str = "sentry_metric_alerts";
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     Event(Event),
+    /// An event the event rules gave another routing key, written by the correlator of the
+    /// partition it came to (its sender's routing key's) to its new key's partition.
+    Routed {
+        event: Event,
+        origin: Origin,
+    },
     Change(ChangeEvent),
     /// Written by an ingest instance to a partition it has no events for, so that the
     /// partition's time still advances: `at` is the writer's clock when it wrote it.
@@ -83,6 +94,16 @@ pub enum Record {
         /// when an ingest instance runs other rules than theirs.
         rules: Option<String>,
     },
+}
+
+/// Where a routed event came from: its source partition, the offset of its message there, and
+/// its place among that message's records. A partition takes each place once (a source
+/// partition processed again after a crash writes its routed events again, at the same places).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    pub partition: u32,
+    pub offset: u64,
+    pub index: u32,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::config::{CorrelateConfig, EventRule};
+use crate::config::CorrelateConfig;
 use crate::correlate::silence::Silence;
 use crate::correlate::{Correlator, Inline, Input};
 use crate::event::{ChangeEvent, Event};
@@ -17,14 +17,9 @@ use crate::publish::Sink;
 use super::{partition, Intake, Refused, To};
 
 /// Starts the correlator's shard tasks and returns the intake that feeds them.
-pub fn spawn(
-    config: &CorrelateConfig,
-    event_rules: &[EventRule],
-    clock: Clock,
-    sink: Arc<dyn Sink>,
-) -> (Correlator, Intake) {
-    let (correlator, senders) = Correlator::spawn(config, clock, sink);
-    let intake = Intake::with(To::Local(Local::Channels(senders.into())), event_rules);
+pub fn spawn(config: &CorrelateConfig, clock: Clock, sink: Arc<dyn Sink>) -> (Correlator, Intake) {
+    let (correlator, senders) = Correlator::spawn(config, clock, sink, partition);
+    let intake = Intake::with(To::Local(Local::Channels(senders.into())));
     (correlator, intake)
 }
 
@@ -32,12 +27,11 @@ pub fn spawn(
 /// that feeds them.
 pub fn inline(
     config: &CorrelateConfig,
-    event_rules: &[EventRule],
     clock: Clock,
     sink: Arc<dyn Sink>,
 ) -> (Arc<Mutex<Inline>>, Intake) {
-    let inline = Arc::new(Mutex::new(Inline::new(config, clock, sink)));
-    let intake = Intake::with(To::Local(Local::Inline(Arc::clone(&inline))), event_rules);
+    let inline = Arc::new(Mutex::new(Inline::new(config, clock, sink, partition)));
+    let intake = Intake::with(To::Local(Local::Inline(Arc::clone(&inline))));
     (inline, intake)
 }
 
@@ -133,4 +127,146 @@ fn to_channels<T>(
             .send(wrap(item));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::event::Action;
+    use crate::integration::Integration;
+    use crate::publish::MemorySink;
+    use crate::time::UnixMillis;
+    use serde_json::Value;
+
+    const SHARDS: usize = 4;
+
+    /// Sends `db-*` sources of any routing key to `dba`, and drops `noise`.
+    fn config() -> Config {
+        let mut config = Config::from_toml(
+            r#"
+            [[correlate.rules]]
+            group_wait = "10s"
+            group_interval = "10s"
+            [[event_rules]]
+            matchers = [{ name = "source", op = "=~", value = "db-.*" }]
+            set_routing_key = "dba"
+            [[event_rules]]
+            matchers = [{ name = "source", op = "=", value = "noise" }]
+            drop = true
+            "#,
+            Vec::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        config.correlate.shards = SHARDS;
+        config
+    }
+
+    /// A sender's routing key whose shard is not `dba`'s, so the event must travel.
+    fn sender_key() -> String {
+        (0..)
+            .map(|i| format!("web-{i}"))
+            .find(|k| partition(k, SHARDS) != partition("dba", SHARDS))
+            .expect("some key lands elsewhere")
+    }
+
+    /// A PagerDuty-style event: a trigger with its source, or a bare acknowledge / resolve.
+    fn event(rk: &str, action: Action, source: &str, at: u64) -> Event {
+        let mut e = Event::new(
+            Integration::PagerDuty,
+            action,
+            rk.into(),
+            "disk-full".into(),
+            UnixMillis(at),
+        );
+        e.source = source.into();
+        e
+    }
+
+    /// Each message's `(routing_key, type, status, open_alert_count)`.
+    fn messages(sink: &MemorySink) -> Vec<(String, String, String, u64)> {
+        sink.take()
+            .iter()
+            .map(|m| {
+                let b: Value = serde_json::from_slice(&m.body).expect("json");
+                let s = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+                (
+                    s("routing_key"),
+                    s("type"),
+                    s("status"),
+                    b["open_alert_count"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bare_resolve_follows_its_trigger_to_the_key_the_rules_gave_it() {
+        let config = config();
+        let rk = sender_key();
+        let sink = Arc::new(MemorySink::default());
+        let clock = Clock::manual(UnixMillis(0));
+        let (inline, intake) = inline(&config.correlate, clock.clone(), sink.clone());
+        let submit = |e: Event| intake.submit_events(vec![e]);
+        submit(event(&rk, Action::Trigger, "db-1", 0))
+            .await
+            .unwrap();
+        // Dropped by a rule before it reaches any alert: changes nothing.
+        submit(event(&rk, Action::Trigger, "noise", 0))
+            .await
+            .unwrap();
+        inline.lock().unwrap().advance_to(UnixMillis(10_000));
+        assert_eq!(
+            messages(&sink),
+            vec![("dba".into(), "opened".into(), "triggered".into(), 1)]
+        );
+        // PagerDuty acknowledges and resolves carry no source: no rule matches them.
+        clock.set(UnixMillis(11_000));
+        submit(event(&rk, Action::Acknowledge, "", 11_000))
+            .await
+            .unwrap();
+        clock.set(UnixMillis(12_000));
+        submit(event(&rk, Action::Resolve, "", 12_000))
+            .await
+            .unwrap();
+        let mut inline = inline.lock().unwrap();
+        inline.finish();
+        assert_eq!(
+            messages(&sink),
+            vec![
+                ("dba".into(), "updated".into(), "acknowledged".into(), 1),
+                ("dba".into(), "resolved".into(), "resolved".into(), 0)
+            ]
+        );
+        assert_eq!(inline.stats().dropped, 0, "nothing missed its alert");
+    }
+
+    #[tokio::test]
+    async fn shard_tasks_hand_re_routed_events_to_each_other_and_lose_none_on_stop() {
+        let config = config();
+        let rk = sender_key();
+        let sink = Arc::new(MemorySink::default());
+        let (correlator, intake) = spawn(
+            &config.correlate,
+            Clock::manual(UnixMillis(0)),
+            sink.clone(),
+        );
+        // Many alerts, each triggered and resolved at once: every resolve must find its
+        // trigger on the other shard, even as the correlator stops right after.
+        let mut events = Vec::new();
+        for i in 0..200u64 {
+            let mut t = event(&rk, Action::Trigger, "db-1", i);
+            t.dedup_key = format!("k{i}");
+            let mut r = event(&rk, Action::Resolve, "", i);
+            r.dedup_key = format!("k{i}");
+            events.extend([t, r]);
+        }
+        intake.submit_events(events).await.unwrap();
+        correlator.shutdown().await;
+        let out = messages(&sink);
+        assert!(!out.is_empty());
+        assert!(out.iter().all(|(k, _, _, _)| k == "dba"), "{out:?}");
+        let last = out.last().expect("a message");
+        assert_eq!((last.2.as_str(), last.3), ("resolved", 0), "{out:?}");
+    }
 }

@@ -2,30 +2,24 @@
 //!
 //! Ingest hands each request's normalized events to an [`Intake`] and answers its sender with
 //! what the intake says: accepted, or [`Refused`] (each variant maps to one HTTP answer in the
-//! ingest stage). The intake applies the event rules once per event, in one place, chooses
-//! each event's partition with the one [`partition`] function, and hands the events over to
+//! ingest stage). The intake chooses each event's partition with the one [`partition`]
+//! function, from the routing key its sender gave it (the event rules apply there, and an event
+//! they re-route is handed on to its new key's partition), and hands the events over to
 //! whatever correlates them: today in-process shards behind bounded channels, or the same
 //! shards driven inline for `sluice replay` ([`local`]); a durable events topic read by a
 //! consumer group plugs in here next. Ingest does not know which one it has, and the
 //! correlator does not know where its events came from: it takes its time from each event's
 //! `received_at` (stamped at ingest) and from ticks while idle.
 
-pub mod event_rules;
 pub mod kafka;
 pub mod local;
 
 use std::sync::Arc;
 
-use metrics::Counter;
 use tokio::sync::watch;
 
-use crate::config::EventRule;
 use crate::correlate::silence::Silence;
 use crate::event::{ChangeEvent, Event};
-use crate::metrics as m;
-
-/// Why an event rule ended an event (the `reason` of `sluice_events_dropped_total`).
-pub const DROP_EVENT_RULE: &str = "event_rule";
 
 /// The partition (local shard, or events-topic partition) that owns `routing_key`: every alert
 /// and incident of a routing key lives in one partition, so grouping never crosses partitions
@@ -65,15 +59,13 @@ impl Refused {
 pub fn rules_hash(config: &crate::config::Config) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
     h.update(crate::correlate::rules_fingerprint(&config.correlate).as_bytes());
-    h.update(format!("{:?}", config.event_rules).as_bytes());
+    h.update(format!("{:?}", config.correlate.event_rules).as_bytes());
     format!("{:016x}", h.digest())
 }
 
 /// Where ingest puts events: cheap to clone, one per server.
 #[derive(Clone)]
 pub struct Intake {
-    event_rules: Arc<[EventRule]>,
-    dropped_by_rule: Counter,
     to: To,
 }
 
@@ -88,12 +80,8 @@ enum To {
 }
 
 impl Intake {
-    fn with(to: To, event_rules: &[EventRule]) -> Self {
-        Intake {
-            event_rules: event_rules.into(),
-            dropped_by_rule: m::dropped(DROP_EVENT_RULE),
-            to,
-        }
+    fn with(to: To) -> Self {
+        Intake { to }
     }
 
     /// Kafka mode: events go to the events topic through `producer` (`None` on an instance
@@ -101,26 +89,17 @@ impl Intake {
     pub fn kafka(
         producer: Option<Arc<kafka::EventsProducer>>,
         silences: watch::Sender<Arc<[Silence]>>,
-        event_rules: &[EventRule],
     ) -> Self {
-        Intake::with(
-            To::Kafka {
-                producer,
-                silences: Arc::new(silences),
-            },
-            event_rules,
-        )
+        Intake::with(To::Kafka {
+            producer,
+            silences: Arc::new(silences),
+        })
     }
 
-    /// Applies the event rules, then hands over every remaining event of one request, or none
-    /// of them: a refusal never leaves half a batch accepted.
-    pub async fn submit_events(&self, mut events: Vec<Event>) -> Result<(), Refused> {
-        if !self.event_rules.is_empty() {
-            let before = events.len();
-            events.retain_mut(|e| event_rules::apply(&self.event_rules, e));
-            self.dropped_by_rule
-                .increment((before - events.len()) as u64);
-        }
+    /// Hands over every event of one request, or none of them: a refusal never leaves half a
+    /// batch accepted. Each goes to the partition of the routing key its sender gave it, where
+    /// the event rules apply (`correlate::shard::door`).
+    pub async fn submit_events(&self, events: Vec<Event>) -> Result<(), Refused> {
         match &self.to {
             To::Local(local) => local.events(events),
             To::Kafka {

@@ -3,6 +3,8 @@
 //! its source's one incident (its `resolved` message counts every key that was accepted),
 //! no group is opened twice, every incident's seqs run 1, 2, ... without a gap, and a message
 //! repeated after a crash is the same message (same id, seq and body but `published_at`).
+//! Event rules re-route most sources to other routing keys (and partitions), and every resolve
+//! carries only its dedup key, so it must follow the route its trigger took.
 //!
 //! CI runs a bounded set (`SLUICEDEV_CHAOS_KILLS`, default 2 kill points; the scaling run);
 //! `load-tests/chaos.sh` runs more kill points and reports.
@@ -32,7 +34,29 @@ group_by = ["source"]
 group_wait = "0s"
 group_interval = "1h"
 window_duration = "1h"
+# Event rules re-route six of the eight sources: two within the events topic's partition of
+# "svc" (team-b), four to other partitions (team-c, team-d). Resolves carry no source, so
+# they find their alerts only by the routes the triggers made.
+[[event_rules]]
+matchers = [{ name = "source", op = "=~", value = "src-[23]" }]
+set_routing_key = "team-b"
+[[event_rules]]
+matchers = [{ name = "source", op = "=~", value = "src-[45]" }]
+set_routing_key = "team-c"
+[[event_rules]]
+matchers = [{ name = "source", op = "=~", value = "src-[67]" }]
+set_routing_key = "team-d"
 "#;
+
+/// The routing key the event rules give a source's alerts.
+fn routing_key_of(source: &str) -> &'static str {
+    match source.trim_start_matches("src-") {
+        "2" | "3" => "team-b",
+        "4" | "5" => "team-c",
+        "6" | "7" => "team-d",
+        _ => "svc",
+    }
+}
 
 const SOURCES: usize = 8;
 
@@ -228,6 +252,11 @@ fn check(seen: &[Received], accepted: &BTreeMap<String, BTreeSet<String>>) {
             .as_str()
             .unwrap()
             .to_string();
+        assert_eq!(
+            msgs[0].body["routing_key"].as_str(),
+            Some(routing_key_of(&source)),
+            "{id}: the routing key the event rules gave {source}"
+        );
         by_source.entry(source).or_default().push(id);
         // Repeats are the same message; seqs run 1, 2, ... without a gap.
         let mut by_seq: BTreeMap<u64, Value> = BTreeMap::new();
@@ -266,6 +295,8 @@ async fn correlators_killed_mid_storm_lose_nothing_and_repeat_only_identical_mes
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
+    let p = |k| sluice::pipeline::partition(k, 4);
+    assert!(p("team-b") == p("svc") && p("team-c") != p("svc") && p("team-d") != p("svc"));
     let broker = Broker::start();
     let ingest = Sluice::start_with_env(
         "chaos-ingest",

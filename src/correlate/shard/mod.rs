@@ -15,6 +15,7 @@
 //! - `store`: the slots incidents live in, the dedup index of open alerts, and every change of
 //!   an alert's own state with the incident counters it moves;
 //! - `grouping`: which incident a new alert joins, opening incidents, windows, incident ids;
+//! - `door`: the event rules, and the routes they made, before an event is correlated;
 //! - `caps`: this shard's share of the caps ([`Caps`]), what they count, and fail-open;
 //! - `inhibit`: the inhibition index and the alerts it holds back;
 //! - `flap`: state-change history and flapping spells;
@@ -23,6 +24,7 @@
 //! - `stats`: [`Stats`] and the metrics.
 
 mod caps;
+mod door;
 mod flap;
 mod grouping;
 mod inhibit;
@@ -33,7 +35,9 @@ mod stats;
 mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::config::EventRule;
 use crate::event::{deterministic_id, Action, ChangeEvent, Event};
 use crate::publish::encode::{
     to_json, ChangeBody, MessageKind, OutboundMessage, Topic, CHANGE_SCHEMA,
@@ -47,10 +51,12 @@ use super::timers::{Timer, Timers};
 use super::Input;
 
 pub use caps::Caps;
+pub use door::Origin;
 pub use snapshot::{SnapshotError, VERSION as SNAPSHOT_VERSION};
 pub use stats::{Held, Stats, DROP_ALERT_NOT_OPEN};
 
 use caps::Usage;
+use door::{Door, Entry};
 use flap::FlapHistory;
 use grouping::Groups;
 use inhibit::Inhibition;
@@ -59,7 +65,11 @@ use silences::Silences;
 use stats::ShardMetrics;
 use store::{alert_hash, AlertIndex, ResolvedBy, Slots};
 
+/// How long routes are remembered unless the config says otherwise.
+const ROUTE_TTL: Duration = Duration::from_secs(7 * 86_400);
+
 pub struct Shard {
+    door: Door,
     rules: Arc<[Rule]>,
     caps: Caps,
     /// Incidents, by slot.
@@ -93,6 +103,7 @@ impl Shard {
     pub fn new(rules: Arc<[Rule]>, inhibit: Arc<[Inhibit]>, caps: Caps) -> Self {
         assert!(!rules.is_empty(), "a shard needs at least one rule");
         Shard {
+            door: Door::new(Arc::from(Vec::new()), ROUTE_TTL, caps.max_alerts),
             rules,
             caps,
             slots: Slots::default(),
@@ -108,6 +119,18 @@ impl Shard {
         }
     }
 
+    /// The shard with event rules at its door, and routes remembered for `route_ttl` (the
+    /// routes it remembers already stay).
+    pub fn with_event_rules(mut self, rules: Arc<[EventRule]>, route_ttl: Duration) -> Self {
+        self.door.set_rules(rules, route_ttl);
+        self
+    }
+
+    /// The routes the event rules made that the door remembers.
+    pub fn routes(&self) -> usize {
+        self.door.routes()
+    }
+
     pub fn open_alerts(&self) -> usize {
         self.alerts.len()
     }
@@ -121,13 +144,31 @@ impl Shard {
         self.timers.next_deadline()
     }
 
-    /// Applies whatever ingest handed over.
-    pub fn apply_input(&mut self, input: Input, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+    /// Applies whatever ingest (or another partition) handed over. An event the event rules
+    /// give another routing key comes back: the caller hands it, as [`Input::Routed`], to the
+    /// partition of its new key (this shard again, when it owns that key too).
+    #[must_use = "a re-routed event must be handed on"]
+    pub fn apply_input(
+        &mut self,
+        input: Input,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) -> Option<Event> {
         match input {
-            Input::Event(e) => self.apply(e, now, out),
+            Input::Event(e) => match self.door.enter(e, now) {
+                Entry::Here(e) => self.apply(e, now, out),
+                Entry::Elsewhere(e) => return Some(e),
+                Entry::Dropped => {}
+            },
+            Input::Routed { event, origin } => {
+                if self.door.take_routed(origin) {
+                    self.apply(event, now, out);
+                }
+            }
             Input::Change(c) => self.apply_change(c, out),
             Input::Silences(s) => self.set_silences(s, now, out),
         }
+        None
     }
 
     /// Applies one alert event received at `now`.

@@ -477,6 +477,7 @@ proptest! {
         silenced in any::<bool>(),
         flapping in any::<bool>(),
         max_alerts in prop::sample::select(vec![3usize, usize::MAX]),
+        reroute in any::<bool>(),
     ) {
         let flap = flapping.then_some(crate::config::FlapConfig {
             max_changes: 2,
@@ -484,7 +485,18 @@ proptest! {
             cooldown: Duration::from_millis(30_000),
         });
         let caps = Caps { max_alerts, ..Caps::unbounded(100) };
-        let make = || shard_with(flap, caps);
+        // Source "a" re-routed to another key: its bare acknowledges and resolves follow the
+        // route the door remembers, which the snapshot must carry.
+        let event_rules: Arc<[crate::config::EventRule]> = if reroute {
+            crate::config::Config::from_toml(
+                "[[event_rules]]\nmatchers = [{ name = \"source\", op = \"=\", value = \"a\" }]\nset_routing_key = \"rk2\"",
+                Vec::new(),
+            ).unwrap().correlate.event_rules.into()
+        } else {
+            Arc::from(Vec::new())
+        };
+        let ttl = Duration::from_millis(MAX_DURATION);
+        let make = || shard_with(flap, caps).with_event_rules(Arc::clone(&event_rules), ttl);
         let mut original = make();
         let silences: Arc<[crate::correlate::silence::Silence]> = if silenced {
             Arc::from(vec![silence_of_b(T0 + 20_000, T0 + 90_000)])
@@ -500,12 +512,13 @@ proptest! {
                 let mut bytes = Vec::new();
                 original.snapshot(UnixMillis(now), &mut bytes);
                 let template = make();
-                let (mut r, at) = Shard::restore(
+                let (r, at) = Shard::restore(
                     Arc::clone(&template.rules),
                     Arc::clone(template.inhibition.rules_arc()),
                     template.caps,
                     &bytes,
                 ).unwrap();
+                let mut r = r.with_event_rules(Arc::clone(&event_rules), ttl);
                 prop_assert_eq!(at, UnixMillis(now));
                 let mut none = Vec::new();
                 r.set_silences(Arc::clone(&silences), UnixMillis(now), &mut none);
@@ -519,7 +532,11 @@ proptest! {
                 let mut out = Vec::new();
                 s.advance(UnixMillis(now), &mut out);
                 if let Some(e) = event(op, now) {
-                    s.apply(e, UnixMillis(now), &mut out);
+                    let at = UnixMillis(now);
+                    if let Some(event) = s.apply_input(Input::Event(e), at, &mut out) {
+                        let routed = Input::Routed { event, origin: None };
+                        assert!(s.apply_input(routed, at, &mut out).is_none());
+                    }
                 }
                 out.into_iter().map(|m| (m.key, m.id, m.body)).collect::<Vec<_>>()
             };
@@ -532,6 +549,7 @@ proptest! {
         let r = restored.expect("restored at the cut");
         prop_assert_eq!(r.open_alerts(), original.open_alerts());
         prop_assert_eq!(r.open_incidents(), original.open_incidents());
+        prop_assert_eq!(r.routes(), original.routes());
         prop_assert_eq!(&r.stats, &original.stats);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         original.snapshot(UnixMillis(now), &mut a);

@@ -4,7 +4,8 @@
 //!
 //! What is written is what cannot be derived: the incidents in their slots (with their
 //! alerts), the free slots, the timers with their sequence, flap history, the ids opened in the
-//! current millisecond, the inhibition counts and targets, and the counters. The dedup index,
+//! current millisecond, the inhibition counts and targets, the counters, and what the door
+//! remembers (the routes the event rules made, the places of routed events taken). The dedup index,
 //! the group index and the per-routing-key usage are rebuilt from the incidents, so a restored
 //! shard answers every later input exactly as the shard that wrote it would have (the
 //! `restored_shard_continues_exactly` test runs random inputs through both).
@@ -27,6 +28,7 @@ use crate::time::UnixMillis;
 use super::super::rules::{self, Inhibit, Rule};
 use super::super::timers::Timers;
 use super::caps::Usage;
+use super::door::{Door, Remembered};
 use super::flap::FlapHistory;
 use super::grouping::{values_hash, Groups};
 use super::inhibit::Inhibition;
@@ -36,7 +38,8 @@ use super::store::{AlertIndex, Slots};
 use super::{Caps, Shard};
 
 /// The snapshot format's version.
-pub const VERSION: u32 = 1;
+/// 2: the door's routes and the places of the routed events taken (`door`).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -61,6 +64,7 @@ struct Written<'a> {
     groups: &'a Groups,
     inhibition: &'a Inhibition,
     stats: &'a Stats,
+    door: &'a Remembered,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +79,9 @@ struct Read {
     groups: Groups,
     inhibition: Inhibition,
     stats: Stats,
+    /// Absent before version 2: no routes.
+    #[serde(default)]
+    door: Remembered,
 }
 
 /// Only the version, read first so that a later format is refused by version, not by shape.
@@ -97,6 +104,7 @@ impl Shard {
             groups: &self.groups,
             inhibition: &self.inhibition,
             stats: &self.stats,
+            door: self.door.remembered(),
         };
         serde_json::to_writer(out, &written).expect("a shard always serializes");
     }
@@ -144,7 +152,10 @@ impl Shard {
         let metrics = ShardMetrics::new();
         metrics.alerts_open.increment(alerts.len() as f64);
         metrics.incidents_open.increment(slots.live() as f64);
+        let mut door = Door::new(Arc::from(Vec::new()), super::ROUTE_TTL, caps.max_alerts);
+        door.restore(read.door);
         let shard = Shard {
+            door,
             rules,
             caps,
             slots,

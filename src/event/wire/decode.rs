@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use super::{Record, WireError, SENTRY_METRIC_ALERTS, VERSION};
+use super::{Origin, Record, WireError, SENTRY_METRIC_ALERTS, VERSION};
 use crate::event::{Action, ChangeEvent, Details, Event, Image, Link, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
@@ -70,6 +70,7 @@ struct Fields<'a> {
     images: Raw<'a>,
     at: Raw<'a>,
     rules: Raw<'a>,
+    routed: Raw<'a>,
 }
 
 /// `custom_details` is kept as written, `null` included: whatever JSON the details were is
@@ -87,7 +88,12 @@ impl<'a> Fields<'a> {
         }
         let Name(kind) = required(self.kind, Slot::Type)?;
         match &*kind {
-            "event" => self.into_event().map(Record::Event),
+            "event" => match optional::<Origin>(self.routed, Slot::Routed)? {
+                None => self.into_event().map(Record::Event),
+                Some(origin) => self
+                    .into_event()
+                    .map(|event| Record::Routed { event, origin }),
+            },
             "change" => self.into_change().map(Record::Change),
             "watermark" => Ok(Record::Watermark {
                 at: UnixMillis(required(self.at, Slot::At)?),
@@ -270,6 +276,7 @@ pub(super) enum Slot {
     Images,
     At,
     Rules,
+    Routed,
     /// A name this version does not know.
     Other,
 }
@@ -278,7 +285,7 @@ const STRING: &str = "a string";
 const MILLIS: &str = "an integer of unix milliseconds";
 
 impl Slot {
-    pub(super) const KNOWN: [Slot; 22] = [
+    pub(super) const KNOWN: [Slot; 23] = [
         Slot::V,
         Slot::Type,
         Slot::RoutingKey,
@@ -301,6 +308,7 @@ impl Slot {
         Slot::Images,
         Slot::At,
         Slot::Rules,
+        Slot::Routed,
     ];
 
     pub(super) fn parse(name: &str) -> Slot {
@@ -341,6 +349,10 @@ impl Slot {
             ),
             Slot::At => ("at", MILLIS),
             Slot::Rules => ("rules", STRING),
+            Slot::Routed => (
+                "routed",
+                "an object with integers partition, offset and index",
+            ),
             Slot::Other => ("", ""),
         }
     }

@@ -3,7 +3,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::{Record, SENTRY_METRIC_ALERTS, VERSION};
+use super::{Origin, Record, SENTRY_METRIC_ALERTS, VERSION};
 use crate::event::{Action, ChangeEvent, Event, Image, Link};
 use crate::integration::KeySpace;
 use crate::time::UnixMillis;
@@ -12,6 +12,7 @@ use crate::time::UnixMillis;
 pub fn encode(record: &Record, out: &mut Vec<u8>) {
     match record {
         Record::Event(event) => encode_event(event, out),
+        Record::Routed { event, origin } => encode_routed(event, *origin, out),
         Record::Change(change) => encode_change(change, out),
         Record::Watermark { at, rules } => encode_watermark(*at, rules.as_deref(), out),
     }
@@ -20,6 +21,16 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
 /// Appends an event record to `out`, borrowing the event (ingest has an [`Event`], not a
 /// [`Record`]).
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    write_event(event, None, out);
+}
+
+/// Appends a routed event record to `out`: `event` as the event rules re-routed it, from
+/// `origin` in the events topic.
+pub fn encode_routed(event: &Event, origin: Origin, out: &mut Vec<u8>) {
+    write_event(event, Some(origin), out);
+}
+
+fn write_event(event: &Event, routed: Option<Origin>, out: &mut Vec<u8>) {
     let key_space = if event.key_space == event.integration.key_space() {
         None
     } else {
@@ -53,6 +64,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             ends_at: event.ends_at.map(|t| t.0),
             links: &event.links,
             images: &event.images,
+            routed,
         },
     );
 }
@@ -138,6 +150,8 @@ struct EventOut<'a> {
     links: &'a [Link],
     #[serde(skip_serializing_if = "<[_]>::is_empty", serialize_with = "images_out")]
     images: &'a [Image],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routed: Option<Origin>,
 }
 
 #[derive(Serialize)]

@@ -364,6 +364,34 @@ fn what_is_not_an_object_is_refused() {
 }
 
 #[test]
+fn a_routed_event_is_an_event_with_its_place_and_reads_as_one_without() {
+    let event = full_event();
+    let origin = Origin {
+        partition: 3,
+        offset: 1234,
+        index: 2,
+    };
+    let mut out = Vec::new();
+    encode_routed(&event, origin, &mut out);
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(text.starts_with(r#"{"v":1,"type":"event","#), "{text}");
+    assert!(
+        text.ends_with(r#","routed":{"partition":3,"offset":1234,"index":2}}"#),
+        "{text}"
+    );
+    assert_eq!(
+        decode(&out).unwrap(),
+        Record::Routed {
+            event: event.clone(),
+            origin
+        }
+    );
+    // A reader that did not know `routed` took it as the event it is.
+    let plain = text.replace(r#","routed":{"partition":3,"offset":1234,"index":2}"#, "");
+    assert_eq!(decode(plain.as_bytes()).unwrap(), Record::Event(event));
+}
+
+#[test]
 fn a_wrong_type_names_the_field_and_not_the_value() {
     for (field, extra) in [
         ("received_at", r#","received_at":"secret-1""#),
@@ -374,6 +402,15 @@ fn a_wrong_type_names_the_field_and_not_the_value() {
         ("ends_at", r#","ends_at":-1"#),
         ("timestamp", r#","timestamp":1.5"#),
         ("component", r#","component":["secret-1"]"#),
+        (
+            "routed",
+            r#","routed":{"partition":"secret-1","offset":1,"index":0}"#,
+        ),
+        (
+            "routed",
+            r#","routed":{"partition":1,"offset":-1,"index":0}"#,
+        ),
+        ("routed", r#","routed":7"#),
     ] {
         let record = if field == "received_at" {
             minimal("1", "").replace(r#""received_at":5"#, &extra[1..])
@@ -595,6 +632,9 @@ fn record() -> impl Strategy<Value = Record> {
         4 => event().prop_map(Record::Event),
         2 => change().prop_map(Record::Change),
         1 => (millis(), prop::option::of("[0-9a-f]{16}")).prop_map(|(at, rules)| Record::Watermark { at, rules }),
+        1 => (event(), any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(event, partition, offset, index)| {
+            Record::Routed { event, origin: Origin { partition, offset, index } }
+        }),
     ]
 }
 

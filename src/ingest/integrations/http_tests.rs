@@ -34,12 +34,8 @@ fn rig(queue_capacity: usize, integrations: SettingsByKind) -> Rig {
     config.correlate.queue_capacity = queue_capacity;
     let sink = Arc::new(MemorySink::default());
     let clock = Clock::manual(UnixMillis(1_714_641_300_000));
-    let (correlator, intake) = crate::pipeline::local::spawn(
-        &config.correlate,
-        &config.event_rules,
-        clock.clone(),
-        sink.clone(),
-    );
+    let (correlator, intake) =
+        crate::pipeline::local::spawn(&config.correlate, clock.clone(), sink.clone());
     let router = Router::new(
         intake,
         clock,

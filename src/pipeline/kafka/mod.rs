@@ -15,7 +15,7 @@
 //!   (`restore.rs`): its last snapshot from the state topic (`state.rs`), then the events after
 //!   it up to the group's committed offset, replayed with the output discarded; `/readyz` is
 //!   false until every assigned partition is restored. Every `commit_interval`, delivered work
-//!   is committed (after a producer flush), so a crash repeats at most the messages since the
+//!   is committed (`commit.rs`, after a producer flush), so a crash repeats at most the messages since the
 //!   last commit, each with the same `(incident_id, seq)` and body: at-least-once with
 //!   identical repeats. One partition due for a snapshot (records since its last one, at least
 //!   `snapshot_interval` ago) is snapshotted in that commit: its header's offset in the state
@@ -25,12 +25,13 @@
 //!   drops their state and pending output until the group confirms what it owns; a partition
 //!   left without a live owner (a coordinator that keeps a dead leader's assignment) makes the
 //!   correlator that sees it rejoin the group; the lag of owned partitions is a metric.
-//!
 //! - **Silences** come from the silences topic (`ingest::silence_log`) through a watch channel;
 //!   a restored partition takes the silences in force.
+//! - **Event rules** run in the partition of the sender's routing key (`correlate::shard::door`);
+//!   an event they give another partition's key is written there as a `routed` record
+//!   (`forward.rs`) before the offset that routed it is committed.
 //!
-//! Not yet: re-routed events forwarded between partitions (event rules run at ingest, before
-//! the partition is chosen), transactions.
+//! Not yet: transactions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,23 +39,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics::Counter;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::correlate::silence::Silence;
 use crate::correlate::{self, Input, TimedShard};
-use crate::event::wire::{self, Record};
+use crate::event::wire::{self, Origin, Record};
+use crate::event::Event;
 use crate::metrics as m;
+use crate::pipeline::partition;
 use crate::publish::encode::OutboundMessage;
 use crate::publish::kafka::{client_config, KafkaSetupError};
 use crate::publish::renew::Renewing;
 use crate::publish::Sink;
 use crate::time::UnixMillis;
 
+mod commit;
+mod forward;
 mod group;
 mod ownership;
 mod produce;
@@ -108,12 +112,19 @@ impl Owned {
         }
     }
 
-    /// Applies one Kafka message's records; their output goes to `out`.
-    /// Records that are not the wire format are skipped, counted, and logged once per message.
-    fn apply(&mut self, payload: &[u8], out: &mut Vec<OutboundMessage>) {
+    /// Applies one Kafka message's records; their output goes to `out`, the events their rules
+    /// re-route to other partitions to `routed`. Records that are not the wire format are
+    /// skipped, counted, and logged once per message.
+    fn apply(
+        &mut self,
+        at: MessageAt,
+        payload: &[u8],
+        out: &mut Vec<OutboundMessage>,
+        routed: &mut Vec<Routed>,
+    ) {
         self.since_snapshot += 1;
         let Owned { timed, rules, .. } = self;
-        apply_message(timed, payload, out, |theirs| {
+        apply_message(timed, at, payload, out, routed, |theirs| {
             if theirs != &**rules {
                 peer_rules_differ(rules, theirs);
             }
@@ -121,22 +132,74 @@ impl Owned {
     }
 }
 
+/// Where a message of the events topic is: its partition and offset, of `partitions`.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageAt {
+    pub partition: i32,
+    pub offset: i64,
+    pub partitions: usize,
+}
+
+/// An event the event rules re-routed to another partition of the events topic.
+#[derive(Debug)]
+pub struct Routed {
+    pub to: i32,
+    pub event: Event,
+    pub origin: Origin,
+}
+
 /// Applies one events-topic message (its wire records, newline-separated) to its partition's
-/// shard, output to `out`; `rules` sees the fingerprint each watermark carries. Records that
-/// are not the wire format are skipped, counted, and logged once per message. Kafka mode's
-/// correlators and `sluice replay` of the events topic both apply messages through here.
+/// shard, output to `out`; `rules` sees the fingerprint each watermark carries. An event the
+/// event rules give a routing key of this partition is applied here at once; one they give
+/// another partition's key goes to `routed`, with its place here. Records that are not the
+/// wire format are skipped, counted, and logged once per message. Kafka mode's correlators and
+/// `sluice replay` of the events topic both apply messages through here.
 pub fn apply_message(
     timed: &mut TimedShard,
+    at: MessageAt,
     payload: &[u8],
     out: &mut Vec<OutboundMessage>,
+    routed: &mut Vec<Routed>,
     mut rules: impl FnMut(&str),
 ) {
     let mut skipped = 0u64;
     let mut first_error = None;
-    for line in payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    let lines = payload.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    for (index, line) in lines.enumerate() {
         match wire::decode(line) {
-            Ok(Record::Event(e)) => timed.apply(Input::Event(e), no_time, out),
-            Ok(Record::Change(c)) => timed.apply(Input::Change(c), no_time, out),
+            Ok(Record::Event(e)) => {
+                let Some(event) = timed.apply(Input::Event(e), no_time, out) else {
+                    continue;
+                };
+                let to = partition(&event.routing_key, at.partitions) as i32;
+                if to == at.partition {
+                    let input = Input::Routed {
+                        event,
+                        origin: None,
+                    };
+                    let again = timed.apply(input, no_time, out);
+                    debug_assert!(again.is_none(), "a routed event is never re-routed");
+                } else {
+                    let origin = Origin {
+                        partition: at.partition as u32,
+                        offset: at.offset as u64,
+                        index: index as u32,
+                    };
+                    routed.push(Routed { to, event, origin });
+                }
+            }
+            Ok(Record::Routed { event, origin }) => {
+                let input = Input::Routed {
+                    event,
+                    origin: Some(origin),
+                };
+                let again = timed.apply(input, no_time, out);
+                debug_assert!(again.is_none(), "a routed event is never re-routed");
+            }
+            Ok(Record::Change(c)) => {
+                let again = timed.apply(Input::Change(c), no_time, out);
+                debug_assert!(again.is_none(), "a change is never re-routed");
+            }
             Ok(Record::Watermark { at, rules: theirs }) => {
                 timed.advance_to(at, out);
                 if let Some(theirs) = theirs {
@@ -160,19 +223,19 @@ fn no_time() -> UnixMillis {
     UnixMillis(0)
 }
 
-/// Applies the message at `offset` of partition `p` if this correlator owns `p` and has not
-/// applied it yet (a message fetched before its partition moved belongs to the next owner).
+/// Applies the message `at` if this correlator owns its partition and has not applied it yet
+/// (a message fetched before its partition moved belongs to the next owner).
 fn consume(
     owned: &mut HashMap<i32, Owned>,
     consumed: &Counter,
-    p: i32,
-    offset: i64,
+    at: MessageAt,
     payload: &[u8],
     out: &mut Vec<OutboundMessage>,
+    routed: &mut Vec<Routed>,
 ) {
-    if let Some(owned) = owned.get_mut(&p).filter(|o| offset >= o.next) {
-        owned.apply(payload, out);
-        owned.next = offset + 1;
+    if let Some(owned) = owned.get_mut(&at.partition).filter(|o| at.offset >= o.next) {
+        owned.apply(at, payload, out, routed);
+        owned.next = at.offset + 1;
         consumed.increment(1);
     }
 }
@@ -267,6 +330,8 @@ pub fn spawn_correlator(
         failures_seen: sink_failures,
         fence: ownership::Fence::new(pipeline.session_timeout),
         group_watch: ownership::GroupWatch::new(pipeline.session_timeout),
+        routed: Vec::new(),
+        forward: forward::Forwarder::connect(&config.kafka, bootstrap, &pipeline.events_topic)?,
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
     Ok(KafkaCorrelator { task, stop })
@@ -289,6 +354,9 @@ struct Run {
     failures_seen: u64,
     fence: ownership::Fence,
     group_watch: ownership::GroupWatch,
+    /// Events re-routed to other partitions, to hand to `forward`.
+    routed: Vec<Routed>,
+    forward: forward::Forwarder,
 }
 
 /// Where and how often partitions are snapshotted.
@@ -321,17 +389,19 @@ impl Run {
                         let payload = msg.payload().unwrap_or_default().to_vec();
                         drop(msg);
                         self.sync_assignment(&mut out);
-                        consume(&mut self.owned, &self.consumed, p, offset, &payload, &mut out);
+                        let at = self.at(p, offset);
+                        consume(&mut self.owned, &self.consumed, at, &payload, &mut out, &mut self.routed);
                     }
                     Ok(msg) => {
+                        let at = self.at(msg.partition(), msg.offset());
                         let payload = msg.payload().unwrap_or_default();
                         consume(
                             &mut self.owned,
                             &self.consumed,
-                            msg.partition(),
-                            msg.offset(),
+                            at,
                             payload,
                             &mut out,
+                            &mut self.routed,
                         );
                     }
                     Err(e) => {
@@ -368,7 +438,16 @@ impl Run {
             // Nothing goes out for partitions that may have moved during a pause.
             self.fence(&mut out);
             correlate::hand_to_sink(&*self.sink, &mut out).await;
+            self.forward.send(&mut self.routed).await;
             self.fence.mark_alive();
+        }
+    }
+
+    fn at(&self, partition: i32, offset: i64) -> MessageAt {
+        MessageAt {
+            partition,
+            offset,
+            partitions: self.partitions,
         }
     }
 
@@ -419,116 +498,5 @@ impl Run {
             restored.timed.shard.set_silences(silences, now, out);
         }
         Some(restored)
-    }
-
-    /// Delivers everything produced so far, then commits what produced it.
-    async fn commit(&mut self) {
-        if self.fence(&mut Vec::new()) || self.owned.is_empty() {
-            return;
-        }
-        let sink = Arc::clone(&self.sink);
-        let undelivered = tokio::task::spawn_blocking(move || sink.flush(DELIVERY_TIMEOUT))
-            .await
-            .unwrap_or(-1);
-        // Waiting for deliveries (up to the delivery timeout when the broker is away) is no pause.
-        self.fence.mark_alive();
-        let failures = self.sink.failures();
-        if failures > self.failures_seen {
-            // Messages of records not yet committed were lost: make them again by processing
-            // those records again, from the last commit (their other messages repeat,
-            // identical).
-            tracing::warn!(
-                failed = failures - self.failures_seen,
-                "messages not delivered: every partition is processed again from its last commit"
-            );
-            self.failures_seen = failures;
-            self.owned.clear();
-            m::gauge(m::PARTITIONS_OWNED).set(0.0);
-            self.retry_restore_soon();
-            return;
-        }
-        if undelivered != 0 {
-            tracing::warn!(undelivered, "not committing: messages still undelivered");
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (&p, owned) in &self.owned {
-            let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(owned.next));
-        }
-        let snapshot = self.snapshot_one().await;
-        self.fence.mark_alive();
-        let Some((p, header, at)) = snapshot else {
-            if self.fence(&mut Vec::new()) {
-                return;
-            }
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(error = %e, "offset commit failed");
-            }
-            return;
-        };
-        // The snapshot's header offset goes in the same commit as the events offset it covers.
-        let _ = tpl.add_partition_offset(self.state.writer.topic(), p, Offset::Offset(at));
-        if self.fence(&mut Vec::new()) {
-            return;
-        }
-        let committed =
-            tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
-        match committed {
-            Ok(()) => {
-                m::counter(m::SNAPSHOTS_WRITTEN).increment(1);
-                m::counter(m::SNAPSHOT_BYTES).increment(header.bytes);
-                if let Some(owned) = self.owned.get_mut(&p) {
-                    if let Some((old, _)) = owned.snapshot.replace((header, at)) {
-                        self.state.writer.forget(p, &old);
-                    }
-                }
-            }
-            Err(e) => {
-                m::counter(m::SNAPSHOT_FAILURES).increment(1);
-                tracing::warn!(error = %e, partition = p, "offset commit with a snapshot failed");
-            }
-        }
-    }
-
-    /// Writes the snapshot of the partition waiting longest for one, if any is due: one that
-    /// took records since its last snapshot, which is at least `snapshot_interval` old.
-    /// Returns its partition, header and the header's offset in the state topic.
-    async fn snapshot_one(&mut self) -> Option<(i32, state::Header, i64)> {
-        let every = self.state.every;
-        let (&p, owned) = self
-            .owned
-            .iter_mut()
-            .filter(|(_, o)| o.since_snapshot > 0 && o.snapshot_tried.elapsed() >= every)
-            .max_by_key(|(_, o)| o.snapshot_tried.elapsed())?;
-        owned.snapshot_tried = Instant::now();
-        let since = std::mem::take(&mut owned.since_snapshot);
-        self.state.made += 1;
-        let header = state::Header {
-            v: state::VERSION,
-            partition: p,
-            snapshot: format!(
-                "{}.{}.{}",
-                owned.epoch, self.state.writer_id, self.state.made
-            ),
-            epoch: owned.epoch,
-            events_offset: owned.next,
-            time: owned.timed.time(),
-            chunks: 0,
-            first_chunk: 0,
-            bytes: 0,
-            rules: self.rules.to_string(),
-        };
-        let bytes = owned.timed.snapshot();
-        match self.state.writer.write(p, header, &bytes).await {
-            Ok((header, at)) => Some((p, header, at)),
-            Err(e) => {
-                if let Some(owned) = self.owned.get_mut(&p) {
-                    owned.since_snapshot += since;
-                }
-                m::counter(m::SNAPSHOT_FAILURES).increment(1);
-                tracing::warn!(error = %e, partition = p, "snapshot not written");
-                None
-            }
-        }
     }
 }

@@ -103,8 +103,9 @@ impl Run {
                 "OWNERSHIP IN DOUBT: this correlator was paused longer than half the session timeout; its partitions' state and pending messages are dropped until the group confirms what it owns"
             );
         }
-        m::counter(m::FENCED_WRITES).increment(out.len() as u64);
+        m::counter(m::FENCED_WRITES).increment((out.len() + self.routed.len()) as u64);
         out.clear();
+        self.routed.clear();
         self.owned.clear();
         m::gauge(m::PARTITIONS_OWNED).set(0.0);
         self.fence.resync_at = Some(Instant::now() + self.fence.settle);

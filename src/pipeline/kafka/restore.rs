@@ -136,7 +136,7 @@ impl Run {
         };
         tpl.add_partition_offset(&self.topic, p, from)?;
         reader.assign(&tpl)?;
-        let mut discard = Vec::new();
+        let (mut discard, mut discard_routed) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + REPLAY_LIMIT;
         let mut first = true;
         while owned.next < until && Instant::now() < deadline {
@@ -153,8 +153,20 @@ impl Run {
                             "EVENTS LOST TO RETENTION: the events topic no longer holds every record the restore needs; raise its retention.ms"
                         );
                     }
-                    owned.apply(msg.payload().unwrap_or_default(), &mut discard);
+                    // Its routed events were delivered before its offset was committed.
+                    let at = super::MessageAt {
+                        partition: p,
+                        offset: msg.offset(),
+                        partitions: self.partitions,
+                    };
+                    owned.apply(
+                        at,
+                        msg.payload().unwrap_or_default(),
+                        &mut discard,
+                        &mut discard_routed,
+                    );
                     discard.clear();
+                    discard_routed.clear();
                     owned.next = msg.offset() + 1;
                     *records += 1;
                 }

@@ -1,25 +1,42 @@
-//! Event rules: matchers and actions applied once to every event at the pipeline's door, before
-//! the partition is chosen (a rule may change the routing key) and before dedup. All matching
-//! rules apply, in order; `drop` ends the event (accepted, counted, never correlated).
+//! Event rules: matchers and actions applied once to every event, in the partition of the
+//! routing key its sender gave it, before dedup (`shard::door`). All matching rules apply, in
+//! order; `drop` ends the event (accepted, counted, never correlated); a rule that changes the
+//! routing key sends the event on to that key's partition.
 
 use crate::config::EventRule;
 use crate::event::Event;
 use crate::matchers::all_match;
 
-/// Applies `rules` to `event`; false when a rule dropped it.
-pub fn apply(rules: &[EventRule], event: &mut Event) -> bool {
+/// Why an event rule ended an event (the `reason` of `sluice_events_dropped_total`).
+pub const DROP_EVENT_RULE: &str = "event_rule";
+
+/// What the event rules made of an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Correlated under the routing key it came with (whatever else the rules set).
+    Kept,
+    /// A rule gave it another routing key; this is the one it came with.
+    Rerouted(String),
+    /// A rule dropped it.
+    Dropped,
+}
+
+/// Applies `rules` to `event`, in order.
+pub fn apply(rules: &[EventRule], event: &mut Event) -> Applied {
+    let mut came_with = None;
     for rule in rules {
         if !all_match(&rule.matchers, event) {
             continue;
         }
         if rule.drop {
-            return false;
+            return Applied::Dropped;
         }
         if let Some(sev) = rule.set_severity {
             event.severity = sev;
         }
         if let Some(rk) = &rule.set_routing_key {
-            event.routing_key.clone_from(rk);
+            let old = std::mem::replace(&mut event.routing_key, rk.clone());
+            came_with.get_or_insert(old);
         }
         for (k, v) in &rule.set_label {
             match event.labels.iter_mut().find(|(have, _)| have == k) {
@@ -28,7 +45,10 @@ pub fn apply(rules: &[EventRule], event: &mut Event) -> bool {
             }
         }
     }
-    true
+    match came_with {
+        Some(old) if old != event.routing_key => Applied::Rerouted(old),
+        _ => Applied::Kept,
+    }
 }
 
 #[cfg(test)]
@@ -42,6 +62,7 @@ mod tests {
     fn rules(toml: &str) -> Vec<EventRule> {
         Config::from_toml(toml, Vec::new())
             .unwrap_or_else(|e| panic!("{e}"))
+            .correlate
             .event_rules
     }
 
@@ -75,7 +96,7 @@ mod tests {
             "#,
         );
         let mut e = event("db-1");
-        assert!(apply(&rules, &mut e));
+        assert_eq!(apply(&rules, &mut e), Applied::Rerouted("rk".into()));
         assert_eq!(
             (e.severity, e.routing_key.as_str()),
             (Severity::Critical, "dba")
@@ -88,10 +109,28 @@ mod tests {
             ]
         );
         let mut t = event("test-7");
-        assert!(!apply(&rules, &mut t));
+        assert_eq!(apply(&rules, &mut t), Applied::Dropped);
         let mut other = event("web-1");
-        assert!(apply(&rules, &mut other));
+        assert_eq!(apply(&rules, &mut other), Applied::Kept);
         assert_eq!(other.routing_key, "rk");
+    }
+
+    #[test]
+    fn a_key_set_back_to_the_one_it_came_with_is_no_reroute() {
+        let rules = rules(
+            r#"
+            [[event_rules]]
+            set_routing_key = "other"
+            [[event_rules]]
+            matchers = [{ name = "source", op = "=", value = "db-1" }]
+            set_routing_key = "rk"
+            "#,
+        );
+        assert_eq!(apply(&rules, &mut event("db-1")), Applied::Kept);
+        assert_eq!(
+            apply(&rules, &mut event("web-1")),
+            Applied::Rerouted("rk".into())
+        );
     }
 
     #[test]

@@ -1,0 +1,131 @@
+//! Committing: every `commit_interval`, what was produced is delivered (incident messages and
+//! routed events), then the offsets of the records that produced it are committed, with at most
+//! one partition's snapshot whose header offset goes in the same commit as the events offset it
+//! covers. Undelivered work is never committed past: every partition is processed again from
+//! its last commit instead.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::metrics as m;
+
+use super::produce::DELIVERY_TIMEOUT;
+use super::{state, Run};
+
+impl Run {
+    /// Delivers everything produced so far, then commits what produced it.
+    pub(super) async fn commit(&mut self) {
+        if self.fence(&mut Vec::new()) || self.owned.is_empty() {
+            return;
+        }
+        let sink = Arc::clone(&self.sink);
+        let undelivered = tokio::task::spawn_blocking(move || sink.flush(DELIVERY_TIMEOUT))
+            .await
+            .unwrap_or(-1);
+        let routed_delivered = self.forward.settle().await;
+        // Waiting for deliveries (up to the delivery timeout when the broker is away) is no pause.
+        self.fence.mark_alive();
+        let failures = self.sink.failures();
+        if failures > self.failures_seen || !routed_delivered {
+            // Messages (or routed events) of records not yet committed were lost: make them
+            // again by processing those records again, from the last commit (their other
+            // messages repeat, identical; the routed events' partition skips their repeats).
+            tracing::warn!(
+                failed = failures - self.failures_seen,
+                routed_delivered,
+                "messages not delivered: every partition is processed again from its last commit"
+            );
+            self.failures_seen = failures;
+            self.owned.clear();
+            m::gauge(m::PARTITIONS_OWNED).set(0.0);
+            self.retry_restore_soon();
+            return;
+        }
+        if undelivered != 0 {
+            tracing::warn!(undelivered, "not committing: messages still undelivered");
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, owned) in &self.owned {
+            let _ = tpl.add_partition_offset(&self.topic, p, Offset::Offset(owned.next));
+        }
+        let snapshot = self.snapshot_one().await;
+        self.fence.mark_alive();
+        let Some((p, header, at)) = snapshot else {
+            if self.fence(&mut Vec::new()) {
+                return;
+            }
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed");
+            }
+            return;
+        };
+        // The snapshot's header offset goes in the same commit as the events offset it covers.
+        let _ = tpl.add_partition_offset(self.state.writer.topic(), p, Offset::Offset(at));
+        if self.fence(&mut Vec::new()) {
+            return;
+        }
+        let committed =
+            tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
+        match committed {
+            Ok(()) => {
+                m::counter(m::SNAPSHOTS_WRITTEN).increment(1);
+                m::counter(m::SNAPSHOT_BYTES).increment(header.bytes);
+                if let Some(owned) = self.owned.get_mut(&p) {
+                    if let Some((old, _)) = owned.snapshot.replace((header, at)) {
+                        self.state.writer.forget(p, &old);
+                    }
+                }
+            }
+            Err(e) => {
+                m::counter(m::SNAPSHOT_FAILURES).increment(1);
+                tracing::warn!(error = %e, partition = p, "offset commit with a snapshot failed");
+            }
+        }
+    }
+
+    /// Writes the snapshot of the partition waiting longest for one, if any is due: one that
+    /// took records since its last snapshot, which is at least `snapshot_interval` old.
+    /// Returns its partition, header and the header's offset in the state topic.
+    async fn snapshot_one(&mut self) -> Option<(i32, state::Header, i64)> {
+        let every = self.state.every;
+        let (&p, owned) = self
+            .owned
+            .iter_mut()
+            .filter(|(_, o)| o.since_snapshot > 0 && o.snapshot_tried.elapsed() >= every)
+            .max_by_key(|(_, o)| o.snapshot_tried.elapsed())?;
+        owned.snapshot_tried = Instant::now();
+        let since = std::mem::take(&mut owned.since_snapshot);
+        self.state.made += 1;
+        let header = state::Header {
+            v: state::VERSION,
+            partition: p,
+            snapshot: format!(
+                "{}.{}.{}",
+                owned.epoch, self.state.writer_id, self.state.made
+            ),
+            epoch: owned.epoch,
+            events_offset: owned.next,
+            time: owned.timed.time(),
+            chunks: 0,
+            first_chunk: 0,
+            bytes: 0,
+            rules: self.rules.to_string(),
+        };
+        let bytes = owned.timed.snapshot();
+        match self.state.writer.write(p, header, &bytes).await {
+            Ok((header, at)) => Some((p, header, at)),
+            Err(e) => {
+                if let Some(owned) = self.owned.get_mut(&p) {
+                    owned.since_snapshot += since;
+                }
+                m::counter(m::SNAPSHOT_FAILURES).increment(1);
+                tracing::warn!(error = %e, partition = p, "snapshot not written");
+                None
+            }
+        }
+    }
+}
