@@ -11,5 +11,6 @@ mod integrations_cloud;
 mod integrations_webhooks;
 mod kafka_faults;
 mod kafka_mode;
+mod kafka_mode_faults;
 mod real_broker;
 mod replay;
