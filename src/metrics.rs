@@ -50,6 +50,7 @@ pub const RULES_INFO: &str = "sluice_rules_info";
 pub const EVENT_DELIVERY_DURATION: &str = "sluice_event_delivery_duration_seconds";
 pub const EVENTS_REROUTED: &str = "sluice_events_rerouted_total";
 pub const ROUTED_REPEATS: &str = "sluice_routed_repeats_total";
+pub const TRANSACTIONS_ABORTED: &str = "sluice_transactions_aborted_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -91,6 +92,7 @@ pub const ALL: &[(&str, &str)] = &[
     (RULES_INFO, "1, labelled with the fingerprint of this instance's rules (event rules, grouping and inhibition rules): instances that disagree run different rules."),
     (EVENTS_REROUTED, "Events the event rules (or a route they made earlier) gave another routing key than their sender's: correlated in that key's partition."),
     (ROUTED_REPEATS, "Kafka mode: re-routed events skipped because their partition had taken them already (their source partition was processed again after a crash or a move)."),
+    (TRANSACTIONS_ABORTED, "Kafka mode with transactions: transactions aborted (a delivery failed, the group moved on, the correlator was paused); their partitions are processed again from the last commit."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
 ];
 

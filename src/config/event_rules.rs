@@ -1,6 +1,6 @@
-//! `[[event_rules]]`: matchers and actions applied in order to every event at ingest, before
-//! dedup; `drop` ends it. There are none by default; in a rule every key is optional, the
-//! values shown are the defaults:
+//! `[[event_rules]]`: matchers and actions applied in order to every event, in the partition of
+//! its sender's routing key (`correlate::shard::door`), before dedup; `drop` ends it. There are
+//! none by default; in a rule every key is optional, the values shown are the defaults:
 //!
 //! ```toml
 //! [[event_rules]]
@@ -36,7 +36,7 @@ pub(super) struct RawEventRule {
     unknown: Unknown,
 }
 
-/// Matchers and actions applied to each event at ingest, before dedup, in order; `drop` ends it.
+/// Matchers and actions applied to each event before dedup, in order; `drop` ends it.
 #[derive(Clone, Debug)]
 pub struct EventRule {
     pub name: String,

@@ -14,6 +14,7 @@
 //! state_topic = "sluice.state"     # kafka mode: partition snapshots (compacted when created)
 //! snapshot_interval = "60s"        # kafka mode: a partition with new records is snapshotted this often
 //! silences_topic = "sluice.silences" # kafka mode: silences, shared by every instance (compacted)
+//! transactions = false             # kafka mode: each commit one transaction (brokers that have them)
 //! ```
 //!
 //! Validates the mode and roles by name (at least one role; memory mode runs both), the topic
@@ -48,6 +49,7 @@ pub(super) struct RawPipeline {
     state_topic: Option<String>,
     snapshot_interval: Option<String>,
     silences_topic: Option<String>,
+    transactions: Option<bool>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -88,6 +90,10 @@ pub struct PipelineConfig {
     pub snapshot_interval: Duration,
     /// Kafka mode: the silences every instance applies (one partition, compacted).
     pub silences_topic: String,
+    /// Kafka mode: a correlator's incident messages, routed events, snapshots and offsets of
+    /// each commit interval are one transaction (exactly once for `read_committed` consumers).
+    /// Needs a broker with transactions (Kafka 2.5+; not tansu 0.6).
+    pub transactions: bool,
 }
 
 impl RawPipeline {
@@ -197,6 +203,7 @@ impl RawPipeline {
             state_topic,
             snapshot_interval,
             silences_topic,
+            transactions: self.transactions.unwrap_or(false),
         }
     }
 }

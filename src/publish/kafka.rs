@@ -380,6 +380,35 @@ fn topic_names(
         .collect())
 }
 
+/// The CloudEvents headers (binary mode) of an incident or change message from `source`.
+pub fn cloud_event_headers(msg: &OutboundMessage, source: &str) -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(6)
+        .insert(Header {
+            key: "ce_specversion",
+            value: Some(CE_SPECVERSION),
+        })
+        .insert(Header {
+            key: "ce_type",
+            value: Some(msg.kind.ce_type()),
+        })
+        .insert(Header {
+            key: "ce_source",
+            value: Some(source),
+        })
+        .insert(Header {
+            key: "ce_id",
+            value: Some(msg.id.as_str()),
+        })
+        .insert(Header {
+            key: "ce_subject",
+            value: Some(msg.key.as_str()),
+        })
+        .insert(Header {
+            key: "content-type",
+            value: Some(CONTENT_TYPE),
+        })
+}
+
 impl Sink for KafkaSink {
     /// Whether the last metadata probe reached the cluster.
     fn ready(&self) -> bool {
@@ -407,31 +436,7 @@ impl Sink for KafkaSink {
             Topic::Incidents => &self.incidents_topic,
             Topic::Changes => &self.changes_topic,
         };
-        let headers = OwnedHeaders::new_with_capacity(6)
-            .insert(Header {
-                key: "ce_specversion",
-                value: Some(CE_SPECVERSION),
-            })
-            .insert(Header {
-                key: "ce_type",
-                value: Some(msg.kind.ce_type()),
-            })
-            .insert(Header {
-                key: "ce_source",
-                value: Some(self.source.as_str()),
-            })
-            .insert(Header {
-                key: "ce_id",
-                value: Some(msg.id.as_str()),
-            })
-            .insert(Header {
-                key: "ce_subject",
-                value: Some(msg.key.as_str()),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some(CONTENT_TYPE),
-            });
+        let headers = cloud_event_headers(msg, &self.source);
         let record = BaseRecord::with_opaque_to(topic, msg.kind.index())
             .key(msg.key.as_bytes())
             .payload(msg.body.as_slice())

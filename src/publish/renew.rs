@@ -87,6 +87,30 @@ impl Renewing<FutureProducer> {
         Renewing::new(what, move |_| pc.create()).map_err(KafkaSetupError::Producer)
     }
 
+    /// A transactional producer with `id` as its `transactional.id`, its transactions
+    /// initialized (fencing any earlier producer of that id) and the first one begun; a
+    /// successor does the same.
+    pub fn transactional(
+        what: &'static str,
+        config: &KafkaConfig,
+        bootstrap: &str,
+        delivery_timeout: Duration,
+        id: &str,
+    ) -> Result<Self, KafkaSetupError> {
+        let mut pc = idempotent_producer_config(config, bootstrap, delivery_timeout);
+        pc.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            (delivery_timeout * 6).as_millis().to_string(),
+        );
+        Renewing::new(what, move |_| {
+            let producer: FutureProducer = pc.create()?;
+            producer.init_transactions(delivery_timeout)?;
+            producer.begin_transaction()?;
+            Ok(producer)
+        })
+        .map_err(KafkaSetupError::Producer)
+    }
+
     /// After `producer` (of `generation`) failed a delivery with `error`: renews it if it
     /// failed fatally or the error says its producer id is no longer good.
     pub fn renew_after(&self, generation: u64, producer: &FutureProducer, error: &KafkaError) {

@@ -2,7 +2,7 @@
 //! librdkafka's mock cluster (three brokers): retriable errors on every request the pipeline
 //! makes (produce to the events, incidents and state topics, fetch, offset commit, heartbeat),
 //! partition leaders and the group coordinator moving mid-storm, and a produce error that is not
-//! retriable. The oracle: every trigger answered 202 opens exactly one incident (its `opened`
+//! retriable; and with transactions, transactions that must abort. The oracle: every trigger answered 202 opens exactly one incident (its `opened`
 //! message, repeats identical), and a refused one is answered 503 with Retry-After.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +20,11 @@ const PARTITIONS: i32 = 4;
 const GROUP: &str = "sluice-correlators";
 
 fn config(bootstrap: &str) -> Config {
+    config_with(bootstrap, "")
+}
+
+/// [`config`] with more `[pipeline]` keys.
+fn config_with(bootstrap: &str, pipeline: &str) -> Config {
     let text = format!(
         r#"
 [server]
@@ -34,6 +39,7 @@ commit_interval = "200ms"
 watermark_interval = "200ms"
 session_timeout = "6s"
 snapshot_interval = "1s"
+{pipeline}
 [[correlate.rules]]
 group_by = ["dedup_key"]
 group_wait = "0s"
@@ -94,8 +100,11 @@ async fn storm(client: &mut HttpClient, tag: &str, n: usize) -> (BTreeSet<String
 }
 
 /// Waits until every accepted key has its incident's `opened` message, then checks that no key
-/// opened twice and that repeats are identical.
-async fn every_accepted_key_opened_once(bootstrap: &str, accepted: &BTreeSet<String>) {
+/// opened twice and that repeats are identical; returns every message read.
+async fn every_accepted_key_opened_once(
+    bootstrap: &str,
+    accepted: &BTreeSet<String>,
+) -> Vec<crate::harness::Received> {
     let mut reader = Reader::new(bootstrap, "sluice.incidents");
     let keys_of = |seen: &[crate::harness::Received]| -> BTreeSet<String> {
         seen.iter()
@@ -132,6 +141,7 @@ async fn every_accepted_key_opened_once(bootstrap: &str, accepted: &BTreeSet<Str
             "{key}: one incident"
         );
     }
+    reader.seen
 }
 
 /// Errors a broker answers under leader elections, slow replicas and coordinator failover,
@@ -171,7 +181,7 @@ async fn retriable_broker_errors_on_every_request_lose_and_repeat_nothing() {
         "retriable errors are retried within the delivery timeout"
     );
     let accepted: BTreeSet<String> = before.union(&during).cloned().collect();
-    every_accepted_key_opened_once(&bootstrap, &accepted).await;
+    let _ = every_accepted_key_opened_once(&bootstrap, &accepted).await;
     running.shutdown();
     running.wait().await;
 }
@@ -209,7 +219,7 @@ async fn leaders_and_the_group_coordinator_moving_mid_storm_lose_nothing() {
     let (third, refused) = storm(&mut client, "back", 30).await;
     assert_eq!(refused, 0);
     let accepted: BTreeSet<String> = first.into_iter().chain(second).chain(third).collect();
-    every_accepted_key_opened_once(&bootstrap, &accepted).await;
+    let _ = every_accepted_key_opened_once(&bootstrap, &accepted).await;
     running.shutdown();
     running.wait().await;
 }
@@ -251,7 +261,7 @@ async fn a_produce_error_that_is_not_retriable_answers_503_and_takes_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let accepted: BTreeSet<String> = before.union(&after).cloned().collect();
-    every_accepted_key_opened_once(&bootstrap, &accepted).await;
+    let _ = every_accepted_key_opened_once(&bootstrap, &accepted).await;
     let mut reader = Reader::new(&bootstrap, "sluice.incidents");
     reader.extra_within(Duration::from_secs(2)).await;
     assert!(
@@ -263,4 +273,57 @@ async fn a_produce_error_that_is_not_retriable_answers_503_and_takes_nothing() {
     );
     running.shutdown();
     running.wait().await;
+}
+
+/// With transactions, a `read_committed` consumer sees every message exactly once, even when
+/// transactions abort (a partition the correlator may not add; offsets the group refuses as of
+/// an old generation while messages flow): what an aborted transaction wrote is made again and
+/// committed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_transactions_aborted_work_is_made_again_and_seen_exactly_once() {
+    let (cluster, bootstrap) = mock_cluster();
+    let (running, mut client) = in_process(config_with(&bootstrap, "transactions = true")).await;
+    let aborted = || metric("sluice_transactions_aborted_total");
+    let (first, refused) = storm(&mut client, "txn-a", 20).await;
+    assert_eq!(refused, 0);
+    let before = aborted();
+    use RDKafkaRespErr::*;
+    cluster.request_errors(
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let (second, refused) = storm(&mut client, "txn-b", 20).await;
+    assert_eq!(refused, 0);
+    let url = format!("http://{}", running.addr());
+    let storming = tokio::spawn(async move {
+        let mut client = HttpClient::connect(&url).await.unwrap();
+        storm(&mut client, "txn-c", 300).await
+    });
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        cluster.request_errors(
+            RDKafkaApiKey::TxnOffsetCommit,
+            &[RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION],
+        );
+    }
+    let (third, refused) = storming.await.unwrap();
+    assert_eq!(refused, 0);
+    let accepted: BTreeSet<String> = first.into_iter().chain(second).chain(third).collect();
+    let seen = every_accepted_key_opened_once(&bootstrap, &accepted).await;
+    assert!(aborted() >= before + 3.0, "the faults aborted transactions");
+    let mut pairs = BTreeSet::new();
+    for m in &seen {
+        let pair = (m.key.clone(), m.body["seq"].as_u64().unwrap());
+        assert!(pairs.insert(pair.clone()), "{pair:?} seen twice");
+    }
+    running.shutdown();
+    running.wait().await;
+}
+
+fn metric(name: &str) -> f64 {
+    sluice::metrics::install()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

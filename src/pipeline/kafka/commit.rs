@@ -16,7 +16,8 @@ use super::produce::DELIVERY_TIMEOUT;
 use super::{state, Run};
 
 impl Run {
-    /// Delivers everything produced so far, then commits what produced it.
+    /// Delivers everything produced so far, then commits what produced it (as one transaction
+    /// with it, in transactions mode).
     pub(super) async fn commit(&mut self) {
         if self.fence(&mut Vec::new()) || self.owned.is_empty() {
             return;
@@ -26,22 +27,26 @@ impl Run {
             .await
             .unwrap_or(-1);
         let routed_delivered = self.forward.settle().await;
+        let messages_delivered = match &self.txn {
+            Some(txn) => txn.sink.settle().await,
+            None => true,
+        };
         // Waiting for deliveries (up to the delivery timeout when the broker is away) is no pause.
         self.fence.mark_alive();
         let failures = self.sink.failures();
-        if failures > self.failures_seen || !routed_delivered {
+        if failures > self.failures_seen || !routed_delivered || !messages_delivered {
             // Messages (or routed events) of records not yet committed were lost: make them
             // again by processing those records again, from the last commit (their other
             // messages repeat, identical; the routed events' partition skips their repeats).
             tracing::warn!(
                 failed = failures - self.failures_seen,
                 routed_delivered,
+                messages_delivered,
                 "messages not delivered: every partition is processed again from its last commit"
             );
             self.failures_seen = failures;
-            self.owned.clear();
-            m::gauge(m::PARTITIONS_OWNED).set(0.0);
-            self.retry_restore_soon();
+            self.abort_transaction("a message or routed event was not delivered");
+            self.process_again();
             return;
         }
         if undelivered != 0 {
@@ -54,24 +59,27 @@ impl Run {
         }
         let snapshot = self.snapshot_one().await;
         self.fence.mark_alive();
-        let Some((p, header, at)) = snapshot else {
-            if self.fence(&mut Vec::new()) {
-                return;
-            }
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(error = %e, "offset commit failed");
-            }
-            return;
-        };
-        // The snapshot's header offset goes in the same commit as the events offset it covers.
-        let _ = tpl.add_partition_offset(self.state.writer.topic(), p, Offset::Offset(at));
+        if let Some((p, _, at)) = &snapshot {
+            // The snapshot's header offset goes in the same commit as the events offset it
+            // covers.
+            let _ = tpl.add_partition_offset(self.state.writer.topic(), *p, Offset::Offset(*at));
+        }
         if self.fence(&mut Vec::new()) {
             return;
         }
-        let committed =
-            tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync));
-        match committed {
-            Ok(()) => {
+        let committed = match (&self.txn, &snapshot) {
+            (Some(txn), _) => match self.consumer.group_metadata() {
+                Some(group) => tokio::task::block_in_place(|| txn.commit(&tpl, &group)),
+                None => Err(rdkafka::error::KafkaError::NoMessageReceived),
+            },
+            // Without a snapshot a lost commit costs only repeats: not waited for.
+            (None, None) => self.consumer.commit(&tpl, CommitMode::Async),
+            (None, Some(_)) => {
+                tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync))
+            }
+        };
+        match (committed, snapshot) {
+            (Ok(()), Some((p, header, at))) => {
                 m::counter(m::SNAPSHOTS_WRITTEN).increment(1);
                 m::counter(m::SNAPSHOT_BYTES).increment(header.bytes);
                 if let Some(owned) = self.owned.get_mut(&p) {
@@ -80,10 +88,33 @@ impl Run {
                     }
                 }
             }
-            Err(e) => {
-                m::counter(m::SNAPSHOT_FAILURES).increment(1);
-                tracing::warn!(error = %e, partition = p, "offset commit with a snapshot failed");
+            (Ok(()), None) => {}
+            (Err(e), snapshot) => {
+                if snapshot.is_some() {
+                    m::counter(m::SNAPSHOT_FAILURES).increment(1);
+                }
+                tracing::warn!(error = %e, snapshot = snapshot.is_some(), "offset commit failed");
+                if self.txn.is_some() {
+                    // The transaction was aborted: what it held is made again.
+                    self.process_again();
+                }
             }
+        }
+    }
+
+    /// Drops every partition's state, to restore each from its last commit and process its
+    /// records again from there.
+    pub(super) fn process_again(&mut self) {
+        self.owned.clear();
+        m::gauge(m::PARTITIONS_OWNED).set(0.0);
+        self.retry_restore_soon();
+    }
+
+    /// Transactions mode: aborts the open transaction (nothing it holds is ever seen by
+    /// `read_committed` consumers). Blocking.
+    pub(super) fn abort_transaction(&self, why: &str) {
+        if let Some(txn) = &self.txn {
+            tokio::task::block_in_place(|| txn.abort(why));
         }
     }
 

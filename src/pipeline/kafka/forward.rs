@@ -6,21 +6,19 @@
 //! the last commit, at the same places, and the partition they go to skips the repeats
 //! (`correlate::shard::door`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::config::KafkaConfig;
 use crate::event::wire;
-use crate::publish::kafka::KafkaSetupError;
 use crate::publish::renew::Renewing;
 
-use super::produce::DELIVERY_TIMEOUT;
 use super::Routed;
 
 pub(super) struct Forwarder {
-    producer: Renewing<FutureProducer>,
+    producer: Arc<Renewing<FutureProducer>>,
     topic: String,
     pending: Vec<DeliveryFuture>,
     /// A routed record was refused before it was queued.
@@ -29,18 +27,16 @@ pub(super) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(super) fn connect(
-        kafka: &KafkaConfig,
-        bootstrap: &str,
-        topic: &str,
-    ) -> Result<Self, KafkaSetupError> {
-        Ok(Forwarder {
-            producer: Renewing::idempotent("routed", kafka, bootstrap, DELIVERY_TIMEOUT)?,
+    /// Writes to `topic` through `producer` (the correlator's transactional producer, when it
+    /// has one).
+    pub(super) fn new(producer: Arc<Renewing<FutureProducer>>, topic: &str) -> Self {
+        Forwarder {
+            producer,
             topic: topic.to_string(),
             pending: Vec::new(),
             failed: false,
             body: Vec::with_capacity(512),
-        })
+        }
     }
 
     /// Queues every routed event for its partition (waiting while the producer's queue is full).

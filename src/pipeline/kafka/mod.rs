@@ -31,7 +31,8 @@
 //!   an event they give another partition's key is written there as a `routed` record
 //!   (`forward.rs`) before the offset that routed it is committed.
 //!
-//! Not yet: transactions.
+//! - **Transactions** (`pipeline.transactions`, `txn.rs`): each commit interval's output and
+//!   offsets are one transaction, for brokers that have them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,6 +65,7 @@ mod ownership;
 mod produce;
 mod restore;
 mod state;
+mod txn;
 
 use group::Rebalances;
 pub use produce::EventsProducer;
@@ -271,6 +273,8 @@ pub fn spawn_correlator(
     cc.set("group.id", &pipeline.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // Routed events and snapshots of aborted transactions are never read.
+        .set("isolation.level", "read_committed")
         .set("session.timeout.ms", session_ms.to_string())
         .set(
             "heartbeat.interval.ms",
@@ -299,8 +303,37 @@ pub fn spawn_correlator(
         .set("group.id", format!("{}.restore", pipeline.group_id))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-    let state_producer = Renewing::idempotent("state", &config.kafka, bootstrap, DELIVERY_TIMEOUT)?;
+    // One producer writes snapshots and routed events (and, with transactions, the messages).
+    let (output, txn) = if pipeline.transactions {
+        let id = format!("{}.{}", pipeline.group_id, config.instance);
+        let producer = Arc::new(Renewing::transactional(
+            "correlator",
+            &config.kafka,
+            bootstrap,
+            DELIVERY_TIMEOUT,
+            &id,
+        )?);
+        let sink = Arc::new(txn::TxnSink::new(
+            Arc::clone(&producer),
+            &config.kafka,
+            &config.instance,
+        ));
+        let txn = txn::Transactions {
+            producer: Arc::clone(&producer),
+            sink,
+        };
+        (producer, Some(txn))
+    } else {
+        let producer =
+            Renewing::idempotent("correlator", &config.kafka, bootstrap, DELIVERY_TIMEOUT)?;
+        (Arc::new(producer), None)
+    };
+    let sink: Arc<dyn Sink> = match &txn {
+        Some(txn) => Arc::clone(&txn.sink) as Arc<dyn Sink>,
+        None => sink,
+    };
     let rules: Arc<str> = super::rules_hash(config).into();
     let (stop, stop_rx) = watch::channel(false);
     let sink_failures = sink.failures();
@@ -315,7 +348,7 @@ pub fn spawn_correlator(
         silences,
         consumed: m::counter(m::EVENT_RECORDS_CONSUMED),
         state: Snapshots {
-            writer: state::StateWriter::new(state_producer, pipeline.state_topic.clone()),
+            writer: state::StateWriter::new(Arc::clone(&output), pipeline.state_topic.clone()),
             every: pipeline.snapshot_interval,
             writer_id: format!(
                 "{}.{}",
@@ -331,7 +364,8 @@ pub fn spawn_correlator(
         fence: ownership::Fence::new(pipeline.session_timeout),
         group_watch: ownership::GroupWatch::new(pipeline.session_timeout),
         routed: Vec::new(),
-        forward: forward::Forwarder::connect(&config.kafka, bootstrap, &pipeline.events_topic)?,
+        forward: forward::Forwarder::new(output, &pipeline.events_topic),
+        txn,
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
     Ok(KafkaCorrelator { task, stop })
@@ -357,6 +391,8 @@ struct Run {
     /// Events re-routed to other partitions, to hand to `forward`.
     routed: Vec<Routed>,
     forward: forward::Forwarder,
+    /// Transactions mode: the open transaction (its sink is `sink`).
+    txn: Option<txn::Transactions>,
 }
 
 /// Where and how often partitions are snapshotted.
@@ -460,6 +496,15 @@ impl Run {
         let restoring = Arc::clone(&context.restoring);
         if revoked.is_empty() && assigned.is_empty() {
             return;
+        }
+        if !revoked.is_empty() && self.txn.is_some() {
+            // The open transaction holds output of the revoked partitions' records since the
+            // last commit, which their next owner makes again: abort it, and process the
+            // partitions kept again from their last commit too.
+            self.abort_transaction("partitions revoked");
+            if self.owned.keys().any(|p| !revoked.contains(p)) {
+                self.process_again();
+            }
         }
         for p in revoked {
             if self.owned.remove(&p).is_some() {

@@ -106,6 +106,7 @@ impl Run {
         m::counter(m::FENCED_WRITES).increment((out.len() + self.routed.len()) as u64);
         out.clear();
         self.routed.clear();
+        self.abort_transaction("ownership in doubt");
         self.owned.clear();
         m::gauge(m::PARTITIONS_OWNED).set(0.0);
         self.fence.resync_at = Some(Instant::now() + self.fence.settle);

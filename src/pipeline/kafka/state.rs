@@ -17,6 +17,7 @@
 //! the current snapshot. After a snapshot is committed, the previous one's records are
 //! tombstoned, so a compacted state topic keeps about one snapshot per partition.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -74,12 +75,12 @@ pub(super) enum StateError {
 
 /// Writes snapshots to the state topic.
 pub(super) struct StateWriter {
-    producer: Renewing<FutureProducer>,
+    producer: Arc<Renewing<FutureProducer>>,
     topic: String,
 }
 
 impl StateWriter {
-    pub(super) fn new(producer: Renewing<FutureProducer>, topic: String) -> Self {
+    pub(super) fn new(producer: Arc<Renewing<FutureProducer>>, topic: String) -> Self {
         StateWriter { producer, topic }
     }
 
