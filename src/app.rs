@@ -366,6 +366,7 @@ async fn start_kafka_pipeline(
             sink,
             silences_rx,
             restoring,
+            clock.clone(),
         )?)
     } else {
         None

@@ -51,6 +51,7 @@ pub const EVENT_DELIVERY_DURATION: &str = "sluice_event_delivery_duration_second
 pub const EVENTS_REROUTED: &str = "sluice_events_rerouted_total";
 pub const ROUTED_REPEATS: &str = "sluice_routed_repeats_total";
 pub const TRANSACTIONS_ABORTED: &str = "sluice_transactions_aborted_total";
+pub const TIME_TO_PAGE: &str = "sluice_time_to_page_seconds";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -93,6 +94,7 @@ pub const ALL: &[(&str, &str)] = &[
     (EVENTS_REROUTED, "Events the event rules (or a route they made earlier) gave another routing key than their sender's: correlated in that key's partition."),
     (ROUTED_REPEATS, "Kafka mode: re-routed events skipped because their partition had taken them already (their source partition was processed again after a crash or a move)."),
     (TRANSACTIONS_ABORTED, "Kafka mode with transactions: transactions aborted (a delivery failed, the group moved on, the correlator was paused); their partitions are processed again from the last commit."),
+    (TIME_TO_PAGE, "From an incident's first event (received by ingest) to its opened message being handed to the producer: group_wait, any pause, queueing, and for an incident held by a threshold the wait for it."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
 ];
 
@@ -104,6 +106,11 @@ pub const LABEL_KIND: &str = "kind";
 /// Request-duration buckets, in seconds: sub-millisecond resolution where sluice lives.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Time-to-page buckets, in seconds: from well under a second to half an hour.
+const PAGE_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -121,6 +128,8 @@ pub fn install() -> PrometheusHandle {
                     DURATION_BUCKETS,
                 )
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(Matcher::Full(TIME_TO_PAGE.into()), PAGE_BUCKETS)
+                .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             for (name, help) in ALL {
@@ -129,7 +138,10 @@ pub fn install() -> PrometheusHandle {
                     | PARTITIONS_OWNED | CONSUMER_LAG | RULES_INFO => {
                         describe_gauge!(*name, *help)
                     }
-                    REQUEST_DURATION | RESTORE_DURATION | EVENT_DELIVERY_DURATION => {
+                    REQUEST_DURATION
+                    | RESTORE_DURATION
+                    | EVENT_DELIVERY_DURATION
+                    | TIME_TO_PAGE => {
                         describe_histogram!(*name, Unit::Seconds, *help)
                     }
                     _ => describe_counter!(*name, *help),

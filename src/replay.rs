@@ -324,6 +324,7 @@ pub fn events_dump(
                 partition,
                 offset,
                 partitions: of,
+                floor: 0,
             };
             crate::pipeline::kafka::apply_message(
                 &mut timed,

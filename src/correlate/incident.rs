@@ -320,6 +320,8 @@ impl Incident {
             key: self.id.clone(),
             id: format!("{}.{}", self.id, self.seq),
             body: to_json(&body),
+            published_at: None,
+            first_event_at: (kind == MessageKind::Opened).then_some(self.opened_at),
         }
     }
 }

@@ -333,14 +333,23 @@ impl Worker {
     }
 
     async fn publish(&self, out: &mut Vec<OutboundMessage>) {
-        hand_to_sink(&*self.sink, out).await;
+        hand_to_sink(&*self.sink, out, self.clock.now()).await;
     }
 }
 
-/// Hands every message to the sink in order. A full producer queue holds the caller (a
+/// Hands every message to the sink in order, stamped with the send time `now` (and, for an
+/// `opened` message, its time to page recorded). A full producer queue holds the caller (a
 /// shard's channel fills, and ingest answers 503) until there is room; nothing is dropped.
-pub async fn hand_to_sink(sink: &dyn Sink, out: &mut Vec<OutboundMessage>) {
-    for msg in out.drain(..) {
+pub async fn hand_to_sink(sink: &dyn Sink, out: &mut Vec<OutboundMessage>, now: UnixMillis) {
+    if out.is_empty() {
+        return;
+    }
+    let time_to_page = m::histogram(m::TIME_TO_PAGE);
+    for mut msg in out.drain(..) {
+        msg.stamp(now);
+        if let Some(first) = msg.first_event_at {
+            time_to_page.record(now.saturating_sub(first).as_secs_f64());
+        }
         let mut waited = false;
         loop {
             match sink.send(&msg) {

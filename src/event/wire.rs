@@ -13,7 +13,7 @@
 //!  "custom_details":{"value":93.5},"timestamp":1700000000000,"received_at":1700000000500,
 //!  "ends_at":1700000300000,"links":[{"href":"https://...","text":"Sentry"}],
 //!  "images":[{"src":"https://...","href":"https://...","alt":"chart"}]}
-//! {"v":1,"type":"event","routing_key":"dba",...,"routed":{"partition":3,"offset":1234,"index":0}}
+//! {"v":1,"type":"event","routing_key":"dba",...,"routed":{"partition":3,"offset":1234,"index":0,"floor":1200}}
 //! {"v":1,"type":"change","routing_key":"rk-1","integration":"pagerduty","summary":"deploy",
 //!  "received_at":1700000000500}
 //! {"v":1,"type":"watermark","at":1700000000500,"rules":"9f86d081884c7d65"}
@@ -97,13 +97,17 @@ pub enum Record {
 }
 
 /// Where a routed event came from: its source partition, the offset of its message there, and
-/// its place among that message's records. A partition takes each place once (a source
-/// partition processed again after a crash writes its routed events again, at the same places).
+/// its place among that message's records; and the source's floor, the offset below which
+/// every routed event of that partition was delivered (committed, with transactions) when this
+/// one was written. A partition takes each place once (a source partition processed again
+/// after a crash writes its routed events again, at the same places), and every place below a
+/// floor it has seen is a repeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     pub partition: u32,
     pub offset: u64,
     pub index: u32,
+    pub floor: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

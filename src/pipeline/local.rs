@@ -184,11 +184,14 @@ mod tests {
     }
 
     /// Each message's `(routing_key, type, status, open_alert_count)`.
+    /// Shard tasks stamp each message with its send time; inline shards (`sluice replay`) do
+    /// not.
     fn messages(sink: &MemorySink) -> Vec<(String, String, String, u64)> {
         sink.take()
             .iter()
             .map(|m| {
                 let b: Value = serde_json::from_slice(&m.body).expect("json");
+                assert_eq!(b["published_at"].is_string(), m.published_at.is_some());
                 let s = |k: &str| b[k].as_str().unwrap_or_default().to_string();
                 (
                     s("routing_key"),
@@ -263,6 +266,9 @@ mod tests {
         }
         intake.submit_events(events).await.unwrap();
         correlator.shutdown().await;
+        let taken = sink.take();
+        assert!(taken.iter().all(|m| m.published_at.is_some()));
+        taken.into_iter().for_each(|m| sink.send(&m).unwrap());
         let out = messages(&sink);
         assert!(!out.is_empty());
         assert!(out.iter().all(|(k, _, _, _)| k == "dba"), "{out:?}");

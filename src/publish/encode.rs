@@ -79,6 +79,31 @@ pub struct OutboundMessage {
     /// `ce_id`: unique per message and deterministic (`<incident_id>.<seq>`).
     pub id: String,
     pub body: Vec<u8>,
+    /// When it was handed to the producer ([`OutboundMessage::stamp`]): the body's
+    /// `published_at` and the `ce_time` header, the only send-time fields (a replay or a repeat
+    /// keeps every other byte).
+    pub published_at: Option<UnixMillis>,
+    /// An `opened` message's incident's first event (when ingest received it): time to page
+    /// runs from here.
+    pub first_event_at: Option<UnixMillis>,
+}
+
+impl OutboundMessage {
+    /// Stamps the send time `now` once: appends `"published_at"` to the body (a JSON object)
+    /// and keeps it for the `ce_time` header.
+    pub fn stamp(&mut self, now: UnixMillis) {
+        if self.published_at.is_some() {
+            return;
+        }
+        if self.body.last() == Some(&b'}') {
+            self.body.pop();
+            let empty = self.body.last() == Some(&b'{');
+            let comma = if empty { "" } else { "," };
+            self.body
+                .extend_from_slice(format!("{comma}\"published_at\":\"{now}\"}}").as_bytes());
+        }
+        self.published_at = Some(now);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -194,5 +219,39 @@ mod tests {
             assert_eq!(MessageKind::from_index(k.index()), Some(k));
             assert!(k.ce_type().ends_with(k.as_str()));
         }
+    }
+
+    #[test]
+    fn a_stamp_appends_published_at_once_and_keeps_every_other_byte() {
+        let body = br#"{"type":"opened","seq":1}"#.to_vec();
+        let mut msg = OutboundMessage {
+            topic: Topic::Incidents,
+            kind: MessageKind::Opened,
+            key: "inc_1".into(),
+            id: "inc_1.1".into(),
+            body: body.clone(),
+            published_at: None,
+            first_event_at: None,
+        };
+        msg.stamp(UnixMillis(1_700_000_000_123));
+        assert_eq!(
+            String::from_utf8(msg.body.clone()).unwrap(),
+            r#"{"type":"opened","seq":1,"published_at":"2023-11-14T22:13:20.123Z"}"#
+        );
+        // A send tried again keeps its first stamp.
+        let stamped = msg.body.clone();
+        msg.stamp(UnixMillis(1_800_000_000_000));
+        assert_eq!(
+            (msg.body, msg.published_at),
+            (stamped, Some(UnixMillis(1_700_000_000_123)))
+        );
+        let mut empty = OutboundMessage {
+            body: b"{}".to_vec(),
+            published_at: None,
+            ..msg
+        };
+        empty.stamp(UnixMillis(0));
+        let v: serde_json::Value = serde_json::from_slice(&empty.body).unwrap();
+        assert_eq!(v["published_at"], "1970-01-01T00:00:00.000Z");
     }
 }

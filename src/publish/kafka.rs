@@ -285,6 +285,8 @@ pub fn idempotent_producer_config(
     let mut pc = client_config(config, bootstrap);
     pc.set("enable.idempotence", "true")
         .set("acks", "all")
+        // Readers of the events topic rely on batches no larger (see `pipeline::kafka::SEEK_BACK`).
+        .set("batch.num.messages", "1000")
         .set("linger.ms", config.linger.as_millis().to_string())
         .set(
             "message.timeout.ms",
@@ -380,9 +382,10 @@ fn topic_names(
         .collect())
 }
 
-/// The CloudEvents headers (binary mode) of an incident or change message from `source`.
+/// The CloudEvents headers (binary mode) of an incident or change message from `source`, with
+/// `ce_time` once the message is stamped.
 pub fn cloud_event_headers(msg: &OutboundMessage, source: &str) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(6)
+    let headers = OwnedHeaders::new_with_capacity(7)
         .insert(Header {
             key: "ce_specversion",
             value: Some(CE_SPECVERSION),
@@ -406,7 +409,14 @@ pub fn cloud_event_headers(msg: &OutboundMessage, source: &str) -> OwnedHeaders 
         .insert(Header {
             key: "content-type",
             value: Some(CONTENT_TYPE),
-        })
+        });
+    match msg.published_at {
+        Some(at) => headers.insert(Header {
+            key: "ce_time",
+            value: Some(&at.to_string()),
+        }),
+        None => headers,
+    }
 }
 
 impl Sink for KafkaSink {

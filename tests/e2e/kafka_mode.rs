@@ -515,3 +515,83 @@ async fn an_events_topic_with_too_short_a_retention_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+/// The group's committed offset falls inside a record batch (producers batch records that
+/// arrive within `linger.ms`): the next owner must correlate the rest of that batch. tansu 0.6
+/// answers a fetch that starts inside a batch with nothing from it, so a reader that started at
+/// the committed offset would skip those events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_after_a_commit_inside_a_record_batch_are_correlated() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use sluice::event::{wire, Action, Event};
+    use sluice::integration::Integration;
+    use sluice::time::UnixMillis;
+
+    let broker = Broker::start();
+    let env = [("SLUICE_PIPELINE", "kafka")];
+    let first = Sluice::start_with_env("kafka-batch-1", &broker.bootstrap, CONFIG, &env);
+    send(&first.url, "trigger", "before", "host-b").await;
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    reader
+        .until("the first incident", |seen| !seen.is_empty())
+        .await;
+    drop(first); // SIGTERM: commits what it did, and leaves the group.
+
+    // Five events in one batch, all to the partition of the routing key `svc-payments`.
+    let p = sluice::pipeline::partition("svc-payments", 4) as i32;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "100")
+        .create()
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..5 {
+        let mut e = Event::new(
+            Integration::PagerDuty,
+            Action::Trigger,
+            "svc-payments".into(),
+            format!("batched-{i}"),
+            UnixMillis(sluice::clock::Clock::system().now().0),
+        );
+        e.source = format!("batch-host-{i}");
+        let mut body = Vec::new();
+        wire::encode_event(&e, &mut body);
+        let record = FutureRecord::<(), _>::to("sluice.events")
+            .partition(p)
+            .payload(&body);
+        deliveries.push(producer.send_result(record).unwrap());
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().unwrap().offset);
+    }
+    // The committed offset: the third record of the batch (the first two count as processed).
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("sluice.events", p, rdkafka::Offset::Offset(offsets[2]))
+        .unwrap();
+    let committer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "sluice-correlators")
+        .create()
+        .unwrap();
+    committer.commit(&tpl, CommitMode::Sync).unwrap();
+    drop(committer);
+
+    let second = Sluice::start_with_env("kafka-batch-2", &broker.bootstrap, CONFIG, &env);
+    let opened = |seen: &[crate::harness::Received], i: usize| {
+        seen.iter()
+            .any(|m| m.body["group_key"]["source"] == format!("batch-host-{i}").as_str())
+    };
+    reader
+        .until_or(
+            "the events after the committed offset correlated",
+            |seen| (2..5).all(|i| opened(seen, i)),
+            Duration::from_secs(40),
+            || second.log_text(),
+        )
+        .await;
+    reader.extra_within(Duration::from_secs(1)).await;
+    // The two before the committed offset were restored (their output discarded), not published.
+    assert!(!opened(&reader.seen, 0) && !opened(&reader.seen, 1));
+}

@@ -119,6 +119,10 @@ async fn incidents_reach_a_real_broker_in_order() {
         assert_eq!(m.headers["ce_id"], format!("{id}.{}", m.body["seq"]));
         assert_eq!(m.headers["ce_subject"], id);
         assert_eq!(m.headers["content-type"], "application/json");
+        // The send time, the same in the body and the header.
+        let published = m.body["published_at"].as_str().expect("published_at");
+        assert_eq!(m.headers["ce_time"], published);
+        assert!(published.ends_with('Z') && published >= m.body["updated_at"].as_str().unwrap());
     }
     for msgs in incidents.values() {
         assert!(

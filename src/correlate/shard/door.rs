@@ -11,14 +11,18 @@
 //!
 //! A routed event comes with its [`Origin`] when it travelled through the events topic: a
 //! source partition processed again after a crash hands on the same events again, at the same
-//! places, and the door skips each one at or before the last place it took from that partition.
+//! places, and the door takes each place once. The source's floor bounds what it remembers:
+//! every routed event below a floor was delivered before any record carrying that floor was
+//! written, so it came earlier in this partition, and a place below the highest floor seen is a
+//! repeat. (Not "every place up to the last one taken": a delivery that failed while a later one
+//! went through, or output dropped by a fenced correlator, is written again after later places.)
 //!
 //! Always true: every route was made or used by an event of the last `route_ttl` of partition
 //! time, give or take one sweep (`SWEEP_EVERY`); there are at most `cap` routes (past it, a
 //! re-routed event still goes on, unremembered, and the cap is counted); `taken` holds, per
-//! source partition, the place of the last routed event taken from it.
+//! source partition, the highest floor seen and the places taken at or above it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,9 +79,17 @@ pub(super) struct Remembered {
     #[serde(with = "pairs")]
     routes: HashMap<u64, Route>,
     next_sweep: UnixMillis,
-    /// Per source partition, the `(offset, index)` of the last routed event taken from it.
+    /// Per source partition, what was taken from it.
     #[serde(with = "pairs")]
-    taken: HashMap<u32, (u64, u32)>,
+    taken: HashMap<u32, Taken>,
+}
+
+/// The routed events taken from one source partition: the highest floor seen, and the places
+/// `(offset, index)` taken at or above it.
+#[derive(Default, Serialize, Deserialize)]
+struct Taken {
+    floor: u64,
+    places: BTreeSet<(u64, u32)>,
 }
 
 pub(super) struct Door {
@@ -203,13 +215,16 @@ impl Door {
         let Some(o) = origin else {
             return true;
         };
+        let taken = self.remembered.taken.entry(o.partition).or_default();
+        if o.floor > taken.floor {
+            taken.floor = o.floor;
+            taken.places = taken.places.split_off(&(o.floor, 0));
+        }
         let place = (o.offset, o.index);
-        let taken = &mut self.remembered.taken;
-        if taken.get(&o.partition).is_some_and(|&last| place <= last) {
+        if place < (taken.floor, 0) || !taken.places.insert(place) {
             self.repeats.increment(1);
             return false;
         }
-        taken.insert(o.partition, place);
         true
     }
 }
@@ -329,23 +344,32 @@ mod tests {
     }
 
     #[test]
-    fn a_routed_event_at_or_before_the_last_place_taken_is_a_repeat() {
+    fn each_place_is_taken_once_and_places_below_the_floor_are_repeats() {
         let mut d = door("", 10);
-        let at = |partition, offset, index| {
+        let at = |partition, offset, index, floor| {
             Some(Origin {
                 partition,
                 offset,
                 index,
+                floor,
             })
         };
         assert!(d.take_routed(None));
-        assert!(d.take_routed(at(1, 10, 0)));
-        assert!(d.take_routed(at(1, 10, 1)));
-        assert!(!d.take_routed(at(1, 10, 1)));
-        assert!(!d.take_routed(at(1, 9, 5)));
+        assert!(d.take_routed(at(1, 10, 0, 5)));
+        assert!(d.take_routed(at(1, 10, 1, 5)));
+        assert!(!d.take_routed(at(1, 10, 1, 5)), "the same place again");
+        // A later place went through before an earlier one (its delivery failed and it was
+        // written again): the earlier one is still new.
+        assert!(d.take_routed(at(1, 12, 0, 5)));
+        assert!(d.take_routed(at(1, 11, 0, 5)));
+        assert!(!d.take_routed(at(1, 12, 0, 5)));
+        // The source committed past 12: everything below is a repeat, and forgotten.
+        assert!(d.take_routed(at(1, 13, 0, 13)));
+        assert!(!d.take_routed(at(1, 9, 0, 5)));
+        assert!(!d.take_routed(at(1, 11, 0, 5)));
+        assert_eq!(d.remembered.taken[&1].places.len(), 1);
         // Each source partition has its own places.
-        assert!(d.take_routed(at(2, 3, 0)));
-        assert!(d.take_routed(at(1, 11, 0)));
+        assert!(d.take_routed(at(2, 3, 0, 0)));
         assert!(d.take_routed(None), "memory mode's routed events have none");
     }
 }

@@ -231,6 +231,8 @@ impl Shard {
             key: change.routing_key.clone(),
             body: to_json(&body),
             id,
+            published_at: None,
+            first_event_at: None,
         };
         publish(&mut self.stats, out, message);
     }

@@ -351,7 +351,7 @@ impl Slot {
             Slot::Rules => ("rules", STRING),
             Slot::Routed => (
                 "routed",
-                "an object with integers partition, offset and index",
+                "an object with integers partition, offset, index and floor",
             ),
             Slot::Other => ("", ""),
         }

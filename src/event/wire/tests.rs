@@ -370,13 +370,14 @@ fn a_routed_event_is_an_event_with_its_place_and_reads_as_one_without() {
         partition: 3,
         offset: 1234,
         index: 2,
+        floor: 1200,
     };
     let mut out = Vec::new();
     encode_routed(&event, origin, &mut out);
     let text = String::from_utf8(out.clone()).unwrap();
     assert!(text.starts_with(r#"{"v":1,"type":"event","#), "{text}");
     assert!(
-        text.ends_with(r#","routed":{"partition":3,"offset":1234,"index":2}}"#),
+        text.ends_with(r#","routed":{"partition":3,"offset":1234,"index":2,"floor":1200}}"#),
         "{text}"
     );
     assert_eq!(
@@ -387,7 +388,10 @@ fn a_routed_event_is_an_event_with_its_place_and_reads_as_one_without() {
         }
     );
     // A reader that did not know `routed` took it as the event it is.
-    let plain = text.replace(r#","routed":{"partition":3,"offset":1234,"index":2}"#, "");
+    let plain = text.replace(
+        r#","routed":{"partition":3,"offset":1234,"index":2,"floor":1200}"#,
+        "",
+    );
     assert_eq!(decode(plain.as_bytes()).unwrap(), Record::Event(event));
 }
 
@@ -404,13 +408,17 @@ fn a_wrong_type_names_the_field_and_not_the_value() {
         ("component", r#","component":["secret-1"]"#),
         (
             "routed",
-            r#","routed":{"partition":"secret-1","offset":1,"index":0}"#,
+            r#","routed":{"partition":"secret-1","offset":1,"index":0,"floor":0}"#,
         ),
         (
             "routed",
-            r#","routed":{"partition":1,"offset":-1,"index":0}"#,
+            r#","routed":{"partition":1,"offset":-1,"index":0,"floor":0}"#,
         ),
         ("routed", r#","routed":7"#),
+        (
+            "routed",
+            r#","routed":{"partition":1,"offset":1,"index":0}"#,
+        ),
     ] {
         let record = if field == "received_at" {
             minimal("1", "").replace(r#""received_at":5"#, &extra[1..])
@@ -632,8 +640,8 @@ fn record() -> impl Strategy<Value = Record> {
         4 => event().prop_map(Record::Event),
         2 => change().prop_map(Record::Change),
         1 => (millis(), prop::option::of("[0-9a-f]{16}")).prop_map(|(at, rules)| Record::Watermark { at, rules }),
-        1 => (event(), any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(event, partition, offset, index)| {
-            Record::Routed { event, origin: Origin { partition, offset, index } }
+        1 => (event(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(event, partition, offset, index, floor)| {
+            Record::Routed { event, origin: Origin { partition, offset, index, floor } }
         }),
     ]
 }

@@ -78,6 +78,16 @@ impl Run {
                 tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync))
             }
         };
+        if committed.is_ok() {
+            // Everything re-routed from below these offsets was delivered before them.
+            for e in tpl.elements_for_topic(&self.topic) {
+                if let (Some(owned), Offset::Offset(at)) =
+                    (self.owned.get_mut(&e.partition()), e.offset())
+                {
+                    owned.floor = at;
+                }
+            }
+        }
         match (committed, snapshot) {
             (Ok(()), Some((p, header, at))) => {
                 m::counter(m::SNAPSHOTS_WRITTEN).increment(1);

@@ -45,6 +45,7 @@ use rdkafka::message::Message;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::correlate::silence::Silence;
 use crate::correlate::{self, Input, TimedShard};
@@ -76,6 +77,9 @@ use produce::DELIVERY_TIMEOUT;
 struct Owned {
     timed: TimedShard,
     next: i64,
+    /// Every event this partition re-routed from records below this offset was delivered
+    /// (committed, with transactions): the last offset committed, or restored to.
+    floor: i64,
     /// The owner epoch this instance writes the partition's snapshots under.
     epoch: u64,
     /// The partition's last committed snapshot: its header and the header's offset.
@@ -106,6 +110,7 @@ impl Owned {
         Owned {
             timed,
             next,
+            floor: 0,
             epoch,
             rules,
             snapshot: None,
@@ -134,12 +139,14 @@ impl Owned {
     }
 }
 
-/// Where a message of the events topic is: its partition and offset, of `partitions`.
+/// Where a message of the events topic is: its partition and offset, of `partitions`; and the
+/// partition's floor (see [`Origin`]) for the events it re-routes.
 #[derive(Clone, Copy, Debug)]
 pub struct MessageAt {
     pub partition: i32,
     pub offset: i64,
     pub partitions: usize,
+    pub floor: i64,
 }
 
 /// An event the event rules re-routed to another partition of the events topic.
@@ -186,6 +193,7 @@ pub fn apply_message(
                         partition: at.partition as u32,
                         offset: at.offset as u64,
                         index: index as u32,
+                        floor: at.floor as u64,
                     };
                     routed.push(Routed { to, event, origin });
                 }
@@ -219,6 +227,15 @@ pub fn apply_message(
         tracing::error!(%error, skipped, "events topic records skipped");
     }
 }
+
+/// How far before the offset it needs a reader of the events topic starts (skipping what it
+/// has): tansu 0.6 answers a fetch that starts inside a record batch with nothing from that
+/// batch, so reading from the exact offset (a commit or a snapshot lands anywhere) would skip
+/// the rest of the batch. sluice's producers write at most this many records a batch
+/// (`batch.num.messages`, `publish::kafka::idempotent_producer_config`), so a batch that holds
+/// the offset starts within it. On brokers without the flaw it costs re-reading that many
+/// records on a restore.
+pub(super) const SEEK_BACK: i64 = 1000;
 
 /// Every record of the events topic brings its own time; none falls back to a clock.
 fn no_time() -> UnixMillis {
@@ -266,6 +283,7 @@ pub fn spawn_correlator(
     sink: Arc<dyn Sink>,
     silences: watch::Receiver<Arc<[Silence]>>,
     restoring: Arc<AtomicUsize>,
+    clock: Clock,
 ) -> Result<KafkaCorrelator, KafkaSetupError> {
     let pipeline = &config.pipeline;
     let session_ms = pipeline.session_timeout.as_millis();
@@ -365,6 +383,7 @@ pub fn spawn_correlator(
         group_watch: ownership::GroupWatch::new(pipeline.session_timeout),
         routed: Vec::new(),
         forward: forward::Forwarder::new(output, &pipeline.events_topic),
+        clock,
         txn,
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
@@ -391,6 +410,8 @@ struct Run {
     /// Events re-routed to other partitions, to hand to `forward`.
     routed: Vec<Routed>,
     forward: forward::Forwarder,
+    /// Stamps messages with their send time (partition time is not wall time).
+    clock: Clock,
     /// Transactions mode: the open transaction (its sink is `sink`).
     txn: Option<txn::Transactions>,
 }
@@ -473,10 +494,22 @@ impl Run {
             }
             // Nothing goes out for partitions that may have moved during a pause.
             self.fence(&mut out);
-            correlate::hand_to_sink(&*self.sink, &mut out).await;
+            correlate::hand_to_sink(&*self.sink, &mut out, self.clock.now()).await;
             self.forward.send(&mut self.routed).await;
             self.fence.mark_alive();
         }
+    }
+
+    /// Fetches partition `p` again from `next` (from [`SEEK_BACK`] records before it: the
+    /// records before `next` are skipped by [`consume`]).
+    fn fetch_from(&self, p: i32, next: i64) -> rdkafka::error::KafkaResult<()> {
+        let from = (next - SEEK_BACK).max(0);
+        self.consumer.seek(
+            &self.topic,
+            p,
+            rdkafka::Offset::Offset(from),
+            Duration::from_secs(10),
+        )
     }
 
     fn at(&self, partition: i32, offset: i64) -> MessageAt {
@@ -484,6 +517,7 @@ impl Run {
             partition,
             offset,
             partitions: self.partitions,
+            floor: self.owned.get(&partition).map_or(0, |o| o.floor),
         }
     }
 
@@ -519,7 +553,16 @@ impl Run {
                     self.retry_restore_soon();
                     continue;
                 };
+                let next = restored.next;
                 self.owned.insert(p, restored);
+                // The group's fetch starts at the committed offset, which may be inside a
+                // batch (see `SEEK_BACK`).
+                if let Err(e) = self.fetch_from(p, next) {
+                    tracing::warn!(partition = p, error = %e, "cannot fetch the partition from before its committed offset; taking it back in a second");
+                    self.owned.remove(&p);
+                    self.retry_restore_soon();
+                    continue;
+                }
             }
             restoring.fetch_sub(1, Ordering::Relaxed);
         }

@@ -146,12 +146,7 @@ impl Run {
             };
             let next = restored.next;
             self.owned.insert(p, restored);
-            if let Err(e) = self.consumer.seek(
-                &self.topic,
-                p,
-                Offset::Offset(next),
-                Duration::from_secs(10),
-            ) {
+            if let Err(e) = self.fetch_from(p, next) {
                 tracing::error!(partition = p, error = %e, "cannot fetch the partition again from its committed offset; leaving the group");
                 self.owned.remove(&p);
                 self.rejoin();

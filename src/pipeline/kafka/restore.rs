@@ -46,6 +46,8 @@ impl Run {
             Ok((owned, source, until))
         })?;
         owned.next = owned.next.max(until);
+        // What it re-routed before `until` was delivered before `until` was committed.
+        owned.floor = owned.next;
         m::counter(m::RESTORE_RECORDS).increment(records);
         m::restores(source).increment(1);
         m::histogram(m::RESTORE_DURATION).record(started.elapsed().as_secs_f64());
@@ -130,8 +132,9 @@ impl Run {
     ) -> Result<(), ReplayError> {
         let reader: BaseConsumer = self.restore.create()?;
         let mut tpl = TopicPartitionList::new();
-        let from = match owned.next {
-            0 => Offset::Beginning,
+        // From before `next`, skipping what it has (see `SEEK_BACK`).
+        let from = match owned.next - super::SEEK_BACK {
+            n if n <= 0 => Offset::Beginning,
             n => Offset::Offset(n),
         };
         tpl.add_partition_offset(&self.topic, p, from)?;
@@ -144,6 +147,9 @@ impl Run {
                 Some(Ok(msg)) => {
                     if msg.offset() >= until {
                         break;
+                    }
+                    if msg.offset() < owned.next {
+                        continue;
                     }
                     if std::mem::take(&mut first) && msg.offset() > owned.next {
                         tracing::error!(
@@ -158,6 +164,7 @@ impl Run {
                         partition: p,
                         offset: msg.offset(),
                         partitions: self.partitions,
+                        floor: 0,
                     };
                     owned.apply(
                         at,
