@@ -467,3 +467,30 @@ pub async fn wait_for_metric(url: &str, name_and_labels: &str, at_least: f64, wi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// librdkafka's mock cluster of `brokers` brokers with `topics` (name, partitions) created (it
+/// does not implement CreateTopics), and its bootstrap servers.
+pub fn mock_cluster(
+    brokers: i32,
+    topics: &[(&str, i32)],
+) -> (
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = rdkafka::mocking::MockCluster::new(brokers).unwrap();
+    for (topic, partitions) in topics {
+        cluster.create_topic(topic, *partitions, brokers).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    (cluster, bootstrap)
+}
+
+/// A metric of this process's recorder (the in-process sluice instances of a test binary share
+/// it: compare before and after, not absolute values).
+pub fn process_metric(name_and_labels: &str) -> f64 {
+    sluice::metrics::install()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use rdkafka::mocking::MockCluster;
 use sluice::config::Config;
 use sluice::send::pd_event;
 
@@ -30,25 +29,16 @@ group_wait = "0s"
     Config::from_toml(&text, Vec::new()).unwrap()
 }
 
-/// A one-broker mock cluster with sluice's topics (it does not implement CreateTopics).
+/// A one-broker mock cluster with sluice's topics.
 fn mock_cluster() -> (
-    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     String,
 ) {
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["sluice.incidents", "sluice.changes"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
-    let bootstrap = cluster.bootstrap_servers();
-    (cluster, bootstrap)
+    crate::harness::mock_cluster(1, &[("sluice.incidents", 1), ("sluice.changes", 1)])
 }
 
 fn metric(name_and_labels: &str) -> f64 {
-    sluice::metrics::install()
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    crate::harness::process_metric(name_and_labels)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

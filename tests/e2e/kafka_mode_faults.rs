@@ -48,23 +48,21 @@ group_wait = "0s"
     Config::from_toml(&text, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Three brokers with Kafka mode's topics (the mock cluster does not implement CreateTopics).
+/// Three brokers with Kafka mode's topics.
 fn mock_cluster() -> (
     MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     String,
 ) {
-    let cluster = MockCluster::new(3).unwrap();
-    for (topic, partitions) in [
-        ("sluice.incidents", 2),
-        ("sluice.changes", 2),
-        ("sluice.events", PARTITIONS),
-        ("sluice.state", PARTITIONS),
-        ("sluice.silences", 1),
-    ] {
-        cluster.create_topic(topic, partitions, 3).unwrap();
-    }
-    let bootstrap = cluster.bootstrap_servers();
-    (cluster, bootstrap)
+    crate::harness::mock_cluster(
+        3,
+        &[
+            ("sluice.incidents", 2),
+            ("sluice.changes", 2),
+            ("sluice.events", PARTITIONS),
+            ("sluice.state", PARTITIONS),
+            ("sluice.silences", 1),
+        ],
+    )
 }
 
 /// Posts `n` triggers, each a new dedup key, spread over routing keys; the keys answered 202
@@ -321,9 +319,5 @@ async fn with_transactions_aborted_work_is_made_again_and_seen_exactly_once() {
 }
 
 fn metric(name: &str) -> f64 {
-    sluice::metrics::install()
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    crate::harness::process_metric(name)
 }
