@@ -34,6 +34,7 @@ config 2s >"$work/snapshot.toml"
 
 serve() { # config file; sets server_pid
   SLUICE_LISTEN="127.0.0.1:$PORT" SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" SLUICE_PIPELINE=kafka \
+    SLUICE_LOG_LEVEL=info \
     "$sluice_bin" serve --config "$1" >>"$work/server.log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
@@ -72,7 +73,8 @@ history_records=$(metric sluice_restore_records_total)
 history_open=$(metric sluice_alerts_open)
 stop
 if [ "${history_records%.*}" -eq 0 ]; then
-  echo "the restore replayed no records: nothing to compare" >&2
+  cp "$work/server.log" /tmp/sluice-restore-server.log
+  echo "the restore replayed no records: nothing to compare (log: /tmp/sluice-restore-server.log)" >&2
   exit 1
 fi
 

@@ -283,6 +283,14 @@ pub fn idempotent_producer_config(
     delivery_timeout: Duration,
 ) -> ClientConfig {
     let mut pc = client_config(config, bootstrap);
+    // Batches compressed unless `kafka.properties` says otherwise: snapshots, routed events and
+    // incident messages are JSON, which lz4 shrinks several times for little CPU.
+    if !["compression.codec", "compression.type"]
+        .iter()
+        .any(|k| config.properties.contains_key(*k))
+    {
+        pc.set("compression.codec", "lz4");
+    }
     pc.set("enable.idempotence", "true")
         .set("acks", "all")
         // Readers of the events topic rely on batches no larger (see `pipeline::kafka::SEEK_BACK`).

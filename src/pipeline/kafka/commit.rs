@@ -19,6 +19,12 @@ impl Run {
     /// Delivers everything produced so far, then commits what produced it (as one transaction
     /// with it, in transactions mode).
     pub(super) async fn commit(&mut self) {
+        self.commit_then(false).await;
+    }
+
+    /// [`Run::commit`], waiting for the offset commit when `wait` (the last one, before the
+    /// process exits and takes an asynchronous commit with it).
+    pub(super) async fn commit_then(&mut self, wait: bool) {
         if self.fence(&mut Vec::new()) || self.owned.is_empty() {
             return;
         }
@@ -72,8 +78,11 @@ impl Run {
                 Some(group) => tokio::task::block_in_place(|| txn.commit(&tpl, &group)),
                 None => Err(rdkafka::error::KafkaError::NoMessageReceived),
             },
-            // Without a snapshot a lost commit costs only repeats: not waited for.
-            (None, None) => self.consumer.commit(&tpl, CommitMode::Async),
+            // Without a snapshot a lost commit costs only repeats: not waited for, but at exit.
+            (None, None) if !wait => self.consumer.commit(&tpl, CommitMode::Async),
+            (None, None) => {
+                tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync))
+            }
             (None, Some(_)) => {
                 tokio::task::block_in_place(|| self.consumer.commit(&tpl, CommitMode::Sync))
             }

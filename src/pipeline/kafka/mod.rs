@@ -487,7 +487,7 @@ impl Run {
                     }
                 }
                 _ = stop.changed() => {
-                    self.commit().await;
+                    self.commit_then(true).await;
                     self.consumer.unsubscribe();
                     return;
                 }
