@@ -47,7 +47,7 @@ impl Health {
         } else if !self.sink.as_ref().is_some_and(|s| s.ready()) {
             Some("kafka unreachable")
         } else if self.partitions_restoring.load(Ordering::Relaxed) > 0 {
-            Some("restoring partitions")
+            Some("joining the correlators' group or restoring partitions")
         } else {
             None
         }
@@ -107,7 +107,10 @@ mod tests {
         let health = Health::new(sink.clone(), Arc::default());
         assert_eq!(health.not_ready(), None);
         health.partitions_restoring.store(2, Ordering::Relaxed);
-        assert_eq!(health.not_ready(), Some("restoring partitions"));
+        assert_eq!(
+            health.not_ready(),
+            Some("joining the correlators' group or restoring partitions")
+        );
         sink.0.store(false, Ordering::Relaxed);
         assert_eq!(health.not_ready(), Some("kafka unreachable"));
         health.shutting_down.store(true, Ordering::Relaxed);

@@ -70,6 +70,16 @@ async fn a_resolve_after_a_crash_closes_the_incident_opened_before() {
     first.kill();
 
     let second = Sluice::start_with_env("kafka-crash-2", &broker.bootstrap, CONFIG, &env);
+    // The group waits for the dead member's session to end before it assigns anything: until
+    // then the new instance owns nothing and says it is not ready.
+    let mut client = HttpClient::connect(&second.url).await.unwrap();
+    let ready = client.get("/readyz").await.unwrap();
+    assert_eq!(ready.status, 503);
+    assert!(
+        String::from_utf8_lossy(&ready.body).contains("joining the correlators' group"),
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
     send(&second.url, "resolve", "db-1/disk", "").await;
     send(&second.url, "resolve", "web-1/http", "").await;
     reader
@@ -80,6 +90,9 @@ async fn a_resolve_after_a_crash_closes_the_incident_opened_before() {
     reader.extra_within(Duration::from_secs(2)).await;
 
     opened_then_resolved(&reader.seen, 2);
+    let mut client = HttpClient::connect(&second.url).await.unwrap();
+    let ready = client.get("/readyz").await.unwrap();
+    assert_eq!(ready.status, 200, "{}", second.log_text());
     assert!(
         second.log_text().contains("partition restored"),
         "{}",

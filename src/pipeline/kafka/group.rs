@@ -13,8 +13,11 @@ use crate::metrics as m;
 pub(super) struct Rebalances {
     pub(super) assigned: Mutex<Vec<i32>>,
     pub(super) revoked: Mutex<Vec<i32>>,
-    /// Partitions assigned and not yet restored: readiness waits for none.
+    /// Partitions assigned and not yet restored, plus one until the group's first assignment
+    /// (even an empty one): readiness waits for none.
     pub(super) restoring: Arc<AtomicUsize>,
+    /// Whether the group has assigned this correlator anything yet.
+    pub(super) joined: std::sync::atomic::AtomicBool,
 }
 
 impl ClientContext for Rebalances {
@@ -57,6 +60,9 @@ impl ConsumerContext for Rebalances {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             self.restoring
                 .fetch_add(partitions.len(), Ordering::Relaxed);
+            if !self.joined.swap(true, Ordering::Relaxed) {
+                self.restoring.fetch_sub(1, Ordering::Relaxed);
+            }
             self.assigned
                 .lock()
                 .expect("rebalance lock")

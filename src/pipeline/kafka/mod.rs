@@ -306,11 +306,14 @@ pub fn spawn_correlator(
     if tracing::enabled!(tracing::Level::DEBUG) {
         cc.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
+    // Not ready until the group has said what this correlator owns (see `Rebalances`).
+    restoring.fetch_add(1, Ordering::Relaxed);
     let consumer: StreamConsumer<Rebalances> = cc
         .create_with_context(Rebalances {
             assigned: Mutex::new(Vec::new()),
             revoked: Mutex::new(Vec::new()),
             restoring,
+            joined: std::sync::atomic::AtomicBool::new(false),
         })
         .map_err(KafkaSetupError::Consumer)?;
     consumer
