@@ -2,9 +2,13 @@
 //!
 //! ```text
 //! HTTP (ingest) ──▶ normalize (ingest::integrations) ──▶ correlate (sharded) ──▶ publish (Kafka)
-//!   PagerDuty v2/v1,        one Event model              dedup -> alerts          incident messages,
-//!   change events                                        group -> incidents       key = incident_id
+//!   PagerDuty v2/v1,        one Event model              event rules, dedup       incident messages,
+//!   change events                                        -> alerts, group ->      key = incident_id
+//!                                                        incidents
 //! ```
+//!
+//! Between ingest and correlation sits the [`pipeline`]: in-process channels, or Kafka mode's
+//! events topic read by a consumer group of correlators.
 //!
 //! Each stage has one module and data moves forward only: [`ingest`] knows nothing of Kafka,
 //! [`correlate`] nothing of HTTP, [`publish`] nothing of integrations. [`app`] wires them and
