@@ -42,14 +42,9 @@ use silence::Silence;
 #[derive(Debug)]
 pub enum Input {
     /// An event as its sender sent it, in the partition of the sender's routing key: the
-    /// event rules apply here.
+    /// event rules apply here. (An event they re-routed comes to its new key's partition
+    /// through [`TimedShard::apply_routed`].)
     Event(Event),
-    /// An event the event rules gave this partition's routing key in another partition (or in
-    /// this one): correlated as it is. Through the events topic it comes with its place there.
-    Routed {
-        event: Event,
-        origin: Option<Origin>,
-    },
     Change(ChangeEvent),
     /// The silences now in force (sent to every shard).
     Silences(Arc<[Silence]>),
@@ -59,7 +54,7 @@ impl Input {
     /// When ingest received it: the partition time it brings.
     pub fn received_at(&self) -> Option<UnixMillis> {
         match self {
-            Input::Event(e) | Input::Routed { event: e, .. } => Some(e.received_at),
+            Input::Event(e) => Some(e.received_at),
             Input::Change(c) => Some(c.received_at),
             Input::Silences(_) => None,
         }
@@ -137,7 +132,7 @@ impl Correlator {
         // first, and is handed on at most once, so these hold no more than those did.
         let (routed_tx, routed_rx): (Vec<_>, Vec<_>) =
             (0..n).map(|_| mpsc::unbounded_channel()).unzip();
-        let peers: Arc<[mpsc::UnboundedSender<Input>]> = routed_tx.into();
+        let peers: Arc<[mpsc::UnboundedSender<Event>]> = routed_tx.into();
         let drained = Arc::new(tokio::sync::Barrier::new(n));
         for (index, (shard, routed)) in build_shards(config, n)
             .into_iter()
@@ -235,15 +230,27 @@ impl TimedShard {
         let now = self.advance_to(input.received_at().unwrap_or_else(otherwise), out);
         self.shard.apply_input(input, now, out)
     }
+
+    /// Applies an event the event rules re-routed to this partition, at its `received_at`
+    /// (see [`Shard::apply_routed`]).
+    pub fn apply_routed(
+        &mut self,
+        event: Event,
+        origin: Option<Origin>,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let now = self.advance_to(event.received_at, out);
+        self.shard.apply_routed(event, origin, now, out);
+    }
 }
 
 struct Worker {
     timed: TimedShard,
     rx: mpsc::Receiver<Input>,
     /// Events other shards' event rules re-routed to this one.
-    routed: mpsc::UnboundedReceiver<Input>,
+    routed: mpsc::UnboundedReceiver<Event>,
     /// Every shard's `routed`, in shard order.
-    peers: Arc<[mpsc::UnboundedSender<Input>]>,
+    peers: Arc<[mpsc::UnboundedSender<Event>]>,
     index: usize,
     partition: PartitionFn,
     /// Passed by every shard once its own queue is drained on stop: nothing is re-routed after.
@@ -271,8 +278,8 @@ impl Worker {
                 biased;
                 n = self.routed.recv_many(&mut routed, BATCH) => {
                     debug_assert!(n > 0, "this worker holds a sender of its own");
-                    for input in routed.drain(..) {
-                        self.apply(input, &mut out);
+                    for event in routed.drain(..) {
+                        self.timed.apply_routed(event, None, &mut out);
                     }
                 }
                 n = self.rx.recv_many(&mut batch, BATCH) => {
@@ -304,14 +311,9 @@ impl Worker {
             return;
         };
         let to = (self.partition)(&event.routing_key, self.peers.len());
-        let routed = Input::Routed {
-            event,
-            origin: None,
-        };
         if to == self.index {
-            let again = self.timed.apply(routed, || self.clock.now(), out);
-            debug_assert!(again.is_none(), "a routed event is never re-routed");
-        } else if self.peers[to].send(routed).is_err() {
+            self.timed.apply_routed(event, None, out);
+        } else if self.peers[to].send(event).is_err() {
             tracing::error!(shard = to, "re-routed event lost: its shard has stopped");
         }
     }
@@ -324,8 +326,8 @@ impl Worker {
             self.apply(input, out);
         }
         self.drained.wait().await;
-        while let Ok(input) = self.routed.try_recv() {
-            self.apply(input, out);
+        while let Ok(event) = self.routed.try_recv() {
+            self.timed.apply_routed(event, None, out);
         }
         let now = self.timed.advance_to(self.clock.now(), out);
         self.timed.shard.flush(now, out);
@@ -413,12 +415,7 @@ impl Inline {
         for (s, input) in inputs {
             if let Some(event) = self.shards[s].apply_input(input, now, &mut self.out) {
                 let to = (self.partition)(&event.routing_key, n);
-                let routed = Input::Routed {
-                    event,
-                    origin: None,
-                };
-                let again = self.shards[to].apply_input(routed, now, &mut self.out);
-                debug_assert!(again.is_none(), "a routed event is never re-routed");
+                self.shards[to].apply_routed(event, None, now, &mut self.out);
             }
         }
         self.drain();

@@ -2,6 +2,8 @@
 //! Kafka (DESIGN section 4). The bytes built here are exactly what consumers read, and what
 //! `sluice replay` prints.
 
+use std::io::Write;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -99,8 +101,8 @@ impl OutboundMessage {
             self.body.pop();
             let empty = self.body.last() == Some(&b'{');
             let comma = if empty { "" } else { "," };
-            self.body
-                .extend_from_slice(format!("{comma}\"published_at\":\"{now}\"}}").as_bytes());
+            // Written in place: no string per message.
+            let _ = write!(self.body, "{comma}\"published_at\":\"{now}\"}}");
         }
         self.published_at = Some(now);
     }

@@ -3,7 +3,7 @@
 //! Ingest hands each event to the partition of the routing key its sender gave it, and the event
 //! rules apply here, in that partition. When they give the event another routing key, the door
 //! remembers the route under the sender's `(routing_key, key space, dedup_key)`, and the event
-//! leaves this shard to be correlated in its new key's partition (`Input::Routed`; the caller
+//! leaves this shard to be correlated in its new key's partition (`Shard::apply_routed`; the caller
 //! hands it on, to this same shard when it owns that key too). The alert's later events come
 //! through this door as well: those the rules do not re-route (an acknowledge or resolve that
 //! carries only a dedup key) follow the remembered route, so they find their alert. A resolve

@@ -65,8 +65,10 @@ use silences::Silences;
 use stats::ShardMetrics;
 use store::{alert_hash, AlertIndex, ResolvedBy, Slots};
 
-/// How long routes are remembered unless the config says otherwise.
-const ROUTE_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// How long routes are remembered unless the config says otherwise (`correlate.route_ttl`).
+fn default_route_ttl() -> Duration {
+    crate::time::parse_duration(crate::config::defaults::ROUTE_TTL).expect("a valid default")
+}
 
 pub struct Shard {
     door: Door,
@@ -103,7 +105,7 @@ impl Shard {
     pub fn new(rules: Arc<[Rule]>, inhibit: Arc<[Inhibit]>, caps: Caps) -> Self {
         assert!(!rules.is_empty(), "a shard needs at least one rule");
         Shard {
-            door: Door::new(Arc::from(Vec::new()), ROUTE_TTL, caps.max_alerts),
+            door: Door::new(Arc::from(Vec::new()), default_route_ttl(), caps.max_alerts),
             rules,
             caps,
             slots: Slots::default(),
@@ -144,9 +146,9 @@ impl Shard {
         self.timers.next_deadline()
     }
 
-    /// Applies whatever ingest (or another partition) handed over. An event the event rules
-    /// give another routing key comes back: the caller hands it, as [`Input::Routed`], to the
-    /// partition of its new key (this shard again, when it owns that key too).
+    /// Applies whatever ingest handed over. An event the event rules give another routing key
+    /// comes back: the caller hands it to the partition of its new key, whose shard (this one
+    /// again, when it owns that key too) takes it with [`Shard::apply_routed`].
     #[must_use = "a re-routed event must be handed on"]
     pub fn apply_input(
         &mut self,
@@ -160,15 +162,24 @@ impl Shard {
                 Entry::Elsewhere(e) => return Some(e),
                 Entry::Dropped => {}
             },
-            Input::Routed { event, origin } => {
-                if self.door.take_routed(origin) {
-                    self.apply(event, now, out);
-                }
-            }
             Input::Change(c) => self.apply_change(c, out),
             Input::Silences(s) => self.set_silences(s, now, out),
         }
         None
+    }
+
+    /// Applies an event the event rules re-routed to this shard's routing key, as it is (its
+    /// rules ran where it came from); one from `origin` already taken is skipped (see `door`).
+    pub fn apply_routed(
+        &mut self,
+        event: Event,
+        origin: Option<Origin>,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        if self.door.take_routed(origin) {
+            self.apply(event, now, out);
+        }
     }
 
     /// Applies one alert event received at `now`.

@@ -534,8 +534,7 @@ proptest! {
                 if let Some(e) = event(op, now) {
                     let at = UnixMillis(now);
                     if let Some(event) = s.apply_input(Input::Event(e), at, &mut out) {
-                        let routed = Input::Routed { event, origin: None };
-                        assert!(s.apply_input(routed, at, &mut out).is_none());
+                        s.apply_routed(event, None, at, &mut out);
                     }
                 }
                 out.into_iter().map(|m| (m.key, m.id, m.body)).collect::<Vec<_>>()

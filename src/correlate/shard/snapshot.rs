@@ -152,7 +152,11 @@ impl Shard {
         let metrics = ShardMetrics::new();
         metrics.alerts_open.increment(alerts.len() as f64);
         metrics.incidents_open.increment(slots.live() as f64);
-        let mut door = Door::new(Arc::from(Vec::new()), super::ROUTE_TTL, caps.max_alerts);
+        let mut door = Door::new(
+            Arc::from(Vec::new()),
+            super::default_route_ttl(),
+            caps.max_alerts,
+        );
         door.restore(read.door);
         let shard = Shard {
             door,

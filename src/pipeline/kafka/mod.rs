@@ -182,12 +182,7 @@ pub fn apply_message(
                 };
                 let to = partition(&event.routing_key, at.partitions) as i32;
                 if to == at.partition {
-                    let input = Input::Routed {
-                        event,
-                        origin: None,
-                    };
-                    let again = timed.apply(input, no_time, out);
-                    debug_assert!(again.is_none(), "a routed event is never re-routed");
+                    timed.apply_routed(event, None, out);
                 } else {
                     let origin = Origin {
                         partition: at.partition as u32,
@@ -198,14 +193,7 @@ pub fn apply_message(
                     routed.push(Routed { to, event, origin });
                 }
             }
-            Ok(Record::Routed { event, origin }) => {
-                let input = Input::Routed {
-                    event,
-                    origin: Some(origin),
-                };
-                let again = timed.apply(input, no_time, out);
-                debug_assert!(again.is_none(), "a routed event is never re-routed");
-            }
+            Ok(Record::Routed { event, origin }) => timed.apply_routed(event, Some(origin), out),
             Ok(Record::Change(c)) => {
                 let again = timed.apply(Input::Change(c), no_time, out);
                 debug_assert!(again.is_none(), "a change is never re-routed");
