@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn an_events_dump_runs_each_partition_on_its_own_time_once_per_offset() {
         let config = Config::from_toml(
-            "[pipeline]\npartitions = 2\n[[correlate.rules]]\ngroup_wait = \"10s\"",
+            "[pipeline]\npartitions = 2\n[[correlate.rules]]\ngroup_wait = \"10s\"\npause_transient = \"0s\"",
             Vec::new(),
         )
         .unwrap();

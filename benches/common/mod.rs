@@ -131,7 +131,7 @@ pub fn rule() -> Rule {
         max_duration: Duration::from_secs(86_400),
         group_wait: Duration::from_secs(30),
         group_interval: Duration::from_secs(60),
-        ..RuleConfig::default()
+        ..RuleConfig::plain()
     })
 }
 
@@ -195,6 +195,8 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         rule: 0,
         group_values: Box::new([template.source.as_str().into()]),
         group_hash: 0,
+        related: Box::new([]),
+        pause_end: now,
         title: template.summary.as_str().into(),
         opened_at: now,
         updated_at: now,

@@ -57,6 +57,8 @@ pub(super) struct RawCorrelate {
     max_incidents: Option<usize>,
     max_incidents_per_routing_key: Option<usize>,
     route_ttl: Option<String>,
+    auto_group: Option<Vec<String>>,
+    symptom_inhibition: Option<bool>,
     rules: Option<Vec<RawRule>>,
     inhibit: Option<Vec<RawInhibit>>,
     #[serde(flatten)]
@@ -81,6 +83,32 @@ struct RawFlap {
     unknown: Unknown,
 }
 
+/// `flap = false` (off), or the flap table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawFlapSetting {
+    On(bool),
+    Table(RawFlap),
+}
+
+/// `pause_transient = "2m"` (every severity), or a table by severity.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPause {
+    All(String),
+    BySeverity(RawPauseTable),
+}
+
+#[derive(Deserialize, Default)]
+struct RawPauseTable {
+    critical: Option<String>,
+    error: Option<String>,
+    warning: Option<String>,
+    info: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
 #[derive(Deserialize, Default)]
 struct RawRule {
     name: Option<String>,
@@ -91,9 +119,9 @@ struct RawRule {
     max_duration: Option<String>,
     group_wait: Option<String>,
     group_interval: Option<String>,
-    pause_transient: Option<String>,
+    pause_transient: Option<RawPause>,
     min_alerts: Option<u32>,
-    flap: Option<RawFlap>,
+    flap: Option<RawFlapSetting>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -144,42 +172,161 @@ pub enum WindowKind {
     Rolling,
 }
 
+/// What a rule without `group_by` groups by (`correlate.auto_group`): a new alert joins an
+/// open incident of its routing key and rule whose first alert has its value of one of these.
+/// `class` (the alert name or check: storm folding) joins while the incident's window is open;
+/// the others (topology) only within `window_duration` of the incident's opening, since a
+/// cascade arrives together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// `class` (Prometheus' `alertname`, PagerDuty's `class`, a check's name).
+    Class,
+    /// `labels.host`, `hostname`, `node` or `nodename`, else `labels.instance` without its port;
+    /// for events without labels, `source`.
+    Host,
+    /// `labels.pod`.
+    Pod,
+    /// `labels.rack`.
+    Rack,
+    /// `labels.service`; for events without labels, `component`.
+    Service,
+    /// `labels.cluster`; for events without labels, `group`.
+    Cluster,
+}
+
+impl LinkKind {
+    pub const ALL: [LinkKind; 6] = [
+        LinkKind::Class,
+        LinkKind::Host,
+        LinkKind::Pod,
+        LinkKind::Rack,
+        LinkKind::Service,
+        LinkKind::Cluster,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Class => "class",
+            LinkKind::Host => "host",
+            LinkKind::Pod => "pod",
+            LinkKind::Rack => "rack",
+            LinkKind::Service => "service",
+            LinkKind::Cluster => "cluster",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How long a new incident is held, by the severity of its alerts (`Severity as usize`):
+/// resolved within it, it is never published; a more severe alert joining shortens it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pause(pub [Duration; 4]);
+
+impl Pause {
+    /// The same pause for every severity.
+    pub fn all(d: Duration) -> Self {
+        Pause([d; 4])
+    }
+
+    pub fn of(&self, severity: crate::event::Severity) -> Duration {
+        self.0[severity as usize]
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RuleConfig {
     pub name: String,
     /// The events this rule applies to; empty matches everything. First matching rule wins.
     pub matchers: Vec<Matcher>,
     pub group_by: Vec<Field>,
+    /// Set when the rule names no `group_by`: grouping by shared values instead of equal keys.
+    pub auto_group: Vec<LinkKind>,
     pub window: WindowKind,
     pub window_duration: Duration,
     pub max_duration: Duration,
     pub group_wait: Duration,
     pub group_interval: Duration,
     /// An incident whose alerts all resolve within this time of opening is never published.
-    pub pause_transient: Option<Duration>,
+    pub pause_transient: Pause,
     /// Alerts an incident must gather (within its window) before it is published.
     pub min_alerts: u32,
     pub flap: Option<FlapConfig>,
 }
 
 impl Default for RuleConfig {
-    /// The built-in rule: every default, grouping by nothing.
+    /// The built-in rule: every default, grouping by [`defaults::AUTO_GROUP`].
     fn default() -> Self {
-        RawRule::default().validate("correlate.rules[default]", &mut Problems(Vec::new()))
+        let auto = auto_group(None, &mut Problems(Vec::new()));
+        RawRule::default().validate("correlate.rules[default]", &auto, &mut Problems(Vec::new()))
     }
+}
+
+impl RuleConfig {
+    /// The built-in rule without its noise defaults: grouping by nothing, no pause, no flap
+    /// detection (what a test of one mechanism builds on).
+    pub fn plain() -> Self {
+        RuleConfig {
+            auto_group: Vec::new(),
+            pause_transient: Pause::default(),
+            flap: None,
+            ..RuleConfig::default()
+        }
+    }
+}
+
+/// `correlate.auto_group`, parsed.
+fn auto_group(names: Option<Vec<String>>, p: &mut Problems) -> Vec<LinkKind> {
+    let names =
+        names.unwrap_or_else(|| defaults::AUTO_GROUP.iter().map(|s| s.to_string()).collect());
+    let mut kinds = Vec::new();
+    for n in &names {
+        match LinkKind::parse(n) {
+            Some(k) if !kinds.contains(&k) => kinds.push(k),
+            Some(_) => p.add("correlate.auto_group", format!("{n:?} is listed twice")),
+            None => p.add(
+                "correlate.auto_group",
+                format!("{n:?} is not one of class, host, pod, rack, service, cluster"),
+            ),
+        }
+    }
+    kinds
+}
+
+/// The built-in symptom inhibition (`correlate.symptom_inhibition`): an open alert whose
+/// class says its host is down or unreachable holds back the other alerts of that host, one
+/// rule per field that names a host (both alerts must have it).
+fn symptom_rules() -> Vec<InhibitRule> {
+    let down = defaults::HOST_DOWN_CLASS;
+    ["labels.node", "labels.host", "labels.hostname", "source"]
+        .iter()
+        .map(|field| {
+            let m = |name: &str, op: &str, value: &str| {
+                Matcher::new(name, op, value).expect("a valid built-in matcher")
+            };
+            InhibitRule {
+                source: vec![m("class", "=~", down), m(field, "=~", ".+")],
+                target: vec![m("class", "!~", down), m(field, "=~", ".+")],
+                equal: vec![Field::parse(field).expect("a field")],
+            }
+        })
+        .collect()
 }
 
 impl RawCorrelate {
     pub(super) fn validate(self, p: &mut Problems) -> CorrelateConfig {
         p.unknown("correlate", &self.unknown);
+        let auto = auto_group(self.auto_group, p);
         let raw_rules = self.rules.unwrap_or_default();
         let mut rules: Vec<RuleConfig> = raw_rules
             .into_iter()
             .enumerate()
-            .map(|(i, r)| r.validate(&format!("correlate.rules[{i}]"), p))
+            .map(|(i, r)| r.validate(&format!("correlate.rules[{i}]"), &auto, p))
             .collect();
-        if rules.is_empty() {
-            rules.push(RawRule::default().validate("correlate.rules[default]", p));
+        if rules.last().is_none_or(|r| !r.matchers.is_empty()) {
+            rules.push(RawRule::default().validate("correlate.rules[default]", &auto, p));
         }
         let mut names = HashSet::new();
         for (i, r) in rules.iter().enumerate() {
@@ -190,13 +337,19 @@ impl RawCorrelate {
                 );
             }
         }
-        let inhibit = self
+        let mut inhibit: Vec<InhibitRule> = self
             .inhibit
             .unwrap_or_default()
             .into_iter()
             .enumerate()
             .map(|(i, r)| r.validate(&format!("correlate.inhibit[{i}]"), p))
             .collect();
+        if self
+            .symptom_inhibition
+            .unwrap_or(defaults::SYMPTOM_INHIBITION)
+        {
+            inhibit.extend(symptom_rules());
+        }
         CorrelateConfig {
             max_alerts: p.positive(
                 "correlate.max_alerts",
@@ -239,8 +392,13 @@ impl RawCorrelate {
 }
 
 impl RawRule {
-    fn validate(self, at: &str, p: &mut Problems) -> RuleConfig {
+    fn validate(self, at: &str, auto: &[LinkKind], p: &mut Problems) -> RuleConfig {
         p.unknown(at, &self.unknown);
+        let auto_group = if self.group_by.is_none() {
+            auto.to_vec()
+        } else {
+            Vec::new()
+        };
         let group_by = fields(
             &format!("{at}.group_by"),
             self.group_by,
@@ -256,7 +414,12 @@ impl RawRule {
                 ("rolling", WindowKind::Rolling),
             ],
         );
-        let flap = self.flap.map(|f| {
+        let flap = match self.flap {
+            None | Some(RawFlapSetting::On(true)) => Some(RawFlap::default()),
+            Some(RawFlapSetting::On(false)) => None,
+            Some(RawFlapSetting::Table(f)) => Some(f),
+        };
+        let flap = flap.map(|f| {
             p.unknown(&format!("{at}.flap"), &f.unknown);
             FlapConfig {
                 max_changes: p.positive(
@@ -275,14 +438,29 @@ impl RawRule {
                 ),
             }
         });
-        let pause_transient = self
-            .pause_transient
-            .as_deref()
-            .map(|d| p.duration(&format!("{at}.pause_transient"), Some(d), "0s"));
+        let key = format!("{at}.pause_transient");
+        let pause_transient = match self.pause_transient {
+            Some(RawPause::All(d)) => Pause::all(p.duration(&key, Some(&d), "0s")),
+            by_severity => {
+                let t = match by_severity {
+                    Some(RawPause::BySeverity(t)) => t,
+                    _ => RawPauseTable::default(),
+                };
+                p.unknown(&key, &t.unknown);
+                let [info, warning, error, critical] = defaults::PAUSE_TRANSIENT;
+                Pause([
+                    p.duration(&format!("{key}.info"), t.info.as_deref(), info),
+                    p.duration(&format!("{key}.warning"), t.warning.as_deref(), warning),
+                    p.duration(&format!("{key}.error"), t.error.as_deref(), error),
+                    p.duration(&format!("{key}.critical"), t.critical.as_deref(), critical),
+                ])
+            }
+        };
         let rule = RuleConfig {
             name: self.name.unwrap_or_else(|| defaults::RULE_NAME.into()),
             matchers: p.matchers(&format!("{at}.matchers"), self.matchers.as_deref()),
             group_by,
+            auto_group,
             window,
             window_duration: p.duration(
                 &format!("{at}.window_duration"),

@@ -25,7 +25,9 @@ mod log;
 mod pipeline;
 mod server;
 
-pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, RuleConfig, WindowKind};
+pub use correlate::{
+    CorrelateConfig, FlapConfig, InhibitRule, LinkKind, Pause, RuleConfig, WindowKind,
+};
 pub use event_rules::EventRule;
 pub use kafka::{Brokers, KafkaConfig};
 pub use log::{LogConfig, LogFormat};
@@ -62,9 +64,16 @@ pub mod defaults {
     pub const GROUP_WAIT: &str = "30s";
     pub const GROUP_INTERVAL: &str = "1m";
     pub const MIN_ALERTS: u32 = 1;
-    /// The keys of a rule's `flap` table, when it has one.
+    /// A rule's `pause_transient` by severity: info, warning, error, critical.
+    pub const PAUSE_TRANSIENT: [&str; 4] = ["30m", "5m", "1m", "0s"];
+    /// What rules without `group_by` group by (`LinkKind`s, in order of precedence).
+    pub const AUTO_GROUP: [&str; 6] = ["class", "host", "pod", "rack", "service", "cluster"];
+    pub const SYMPTOM_INHIBITION: bool = true;
+    /// The classes (alert names) that say a host is down: they inhibit the host's other alerts.
+    pub const HOST_DOWN_CLASS: &str = "(?i)(host|node|instance|server|machine|vm)[-_ ]?(is[-_ ]?)?(down|unreachable|offline|unavailable|notready)";
+    /// A rule's flap detection, on unless `flap = false`.
     pub const FLAP_MAX_CHANGES: u32 = 4;
-    pub const FLAP_WITHIN: &str = "10m";
+    pub const FLAP_WITHIN: &str = "1h";
     pub const FLAP_COOLDOWN: &str = "15m";
     pub const MAX_ALERTS: usize = 1_000_000;
     pub const MAX_ALERTS_PER_ROUTING_KEY: usize = 100_000;

@@ -42,6 +42,10 @@ pub struct Alert {
     pub ends_at: Option<UnixMillis>,
     pub silenced: bool,
     pub inhibited: bool,
+    /// Under an auto rule, the link (an index into its `auto_group`) it joined its incident
+    /// by; none for the incident's first alert.
+    #[serde(default)]
+    pub grouped_by: Option<u8>,
 }
 
 impl Alert {
@@ -69,6 +73,7 @@ impl Alert {
             ends_at: event.ends_at,
             silenced: false,
             inhibited: false,
+            grouped_by: None,
         }
     }
 
@@ -171,6 +176,13 @@ pub struct Incident {
     pub rule: u16,
     pub group_values: Box<[Box<str>]>,
     pub group_hash: u64,
+    /// Under an auto rule, the link hashes it holds in the link index (see `shard::grouping`).
+    #[serde(default)]
+    pub related: Box<[u64]>,
+    /// Resolved before this (the end of the pause of its most severe alert), it is never
+    /// published.
+    #[serde(default)]
+    pub pause_end: UnixMillis,
     pub title: Box<str>,
     pub opened_at: UnixMillis,
     pub updated_at: UnixMillis,
@@ -275,6 +287,7 @@ impl Incident {
             group_key: GroupKey {
                 fields: &rule.field_names,
                 values: &self.group_values,
+                auto: !rule.auto().is_empty(),
             },
             title: &self.title,
             severity: self.severity(),
@@ -297,6 +310,14 @@ impl Incident {
                     last_seen: a.last_seen,
                     source: &a.source,
                     integration: a.integration.as_str(),
+                    grouped_by: a.grouped_by.and_then(|i| {
+                        let i = i as usize;
+                        Some(format!(
+                            "{}={}",
+                            rule.field_names.get(i)?,
+                            self.group_values.get(i)?
+                        ))
+                    }),
                     suppressed: match (a.silenced, a.inhibited) {
                         (true, _) => Some("silenced"),
                         (false, true) => Some("inhibited"),

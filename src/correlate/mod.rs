@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn partition_time_moves_with_inputs_and_never_back() {
         let config = Config::from_toml(
-            "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"10s\"",
+            "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"10s\"\npause_transient = \"0s\"",
             Vec::new(),
         )
         .unwrap();

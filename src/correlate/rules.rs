@@ -1,7 +1,7 @@
 //! Grouping and inhibition rules, ready for the hot path: matchers compiled, field names
 //! rendered once. Grouping rules are ordered and the first whose matchers an event meets wins.
 
-use crate::config::{InhibitRule, RuleConfig};
+use crate::config::{InhibitRule, LinkKind, RuleConfig};
 use crate::event::{Event, Field};
 use crate::matchers::{all_match, Matcher};
 
@@ -14,19 +14,33 @@ pub struct Rule {
 
 impl Rule {
     pub fn new(config: RuleConfig) -> Self {
-        Rule {
-            name: config.name.clone(),
-            field_names: config
+        let field_names = if config.auto_group.is_empty() {
+            config
                 .group_by
                 .iter()
                 .map(|f| f.name().into_owned())
-                .collect(),
+                .collect()
+        } else {
+            config
+                .auto_group
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect()
+        };
+        Rule {
+            name: config.name.clone(),
+            field_names,
             config,
         }
     }
 
     pub fn group_by(&self) -> &[Field] {
         &self.config.group_by
+    }
+
+    /// The link kinds of an auto rule (one without `group_by`); empty otherwise.
+    pub fn auto(&self) -> &[LinkKind] {
+        &self.config.auto_group
     }
 }
 

@@ -149,6 +149,7 @@ mod tests {
             [[correlate.rules]]
             group_wait = "10s"
             group_interval = "10s"
+            pause_transient = "0s"
             [[event_rules]]
             matchers = [{ name = "source", op = "=~", value = "db-.*" }]
             set_routing_key = "dba"

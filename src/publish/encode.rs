@@ -150,18 +150,22 @@ fn is_false(b: &bool) -> bool {
     !b
 }
 
-/// `{"source": "db-1"}`: the grouping fields and this incident's values.
+/// `{"source": "db-1"}`: the grouping fields and this incident's values; under an auto rule,
+/// its first alert's link values (those it has).
 pub struct GroupKey<'a> {
     pub fields: &'a [String],
     pub values: &'a [Box<str>],
+    pub auto: bool,
 }
 
 impl Serialize for GroupKey<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        let mut map = s.serialize_map(None)?;
         for (f, v) in self.fields.iter().zip(self.values) {
-            map.serialize_entry(f, v)?;
+            if !(self.auto && v.is_empty()) {
+                map.serialize_entry(f, v)?;
+            }
         }
         map.end()
     }
@@ -178,6 +182,10 @@ pub struct AlertBody<'a> {
     pub last_seen: UnixMillis,
     pub source: &'a str,
     pub integration: &'static str,
+    /// Under an auto rule, the shared value it joined its incident by (`host=db-1`); none for
+    /// the first alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grouped_by: Option<String>,
     /// `silenced` or `inhibited` while it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<&'static str>,

@@ -7,15 +7,22 @@
 //! the input alone, and distinct: `ids_this_ms` counts the incidents opened in the current
 //! millisecond by (group, first dedup key), and every one after the first gets its number in
 //! its id.
+//!
+//! A rule without `group_by` groups automatically (`auto_group`): its incident's group is its
+//! first alert's dedup key, its `group_values` are that alert's value of each link kind ("" for
+//! none), and the link index maps (routing key, rule, kind, value) to the latest incident
+//! opened with that value, while it is in the group index; `related` lists the link hashes an
+//! incident put there. Links come from the first alert only, so joins never chain: every alert
+//! of an auto incident shares a value with its first.
 
 use std::collections::HashMap;
 
 use hashbrown::HashTable;
 use xxhash_rust::xxh3::Xxh3Default;
 
-use crate::config::{RuleConfig, WindowKind};
+use crate::config::{LinkKind, RuleConfig, WindowKind};
 use crate::event::deterministic_id;
-use crate::event::Event;
+use crate::event::{Event, Severity};
 use crate::publish::encode::Status;
 use crate::time::UnixMillis;
 
@@ -46,6 +53,67 @@ fn group_values<'a>(rule: &'a Rule, event: &'a Event) -> impl Iterator<Item = &'
     rule.group_by().iter().map(|f| event.field(f))
 }
 
+/// The group values of an event under a rule: its `group_by` values, or its link values for
+/// an auto rule.
+fn values_of<'a>(rule: &'a Rule, event: &'a Event) -> Vec<&'a str> {
+    if rule.auto().is_empty() {
+        group_values(rule, event).collect()
+    } else {
+        rule.auto().iter().map(|&k| link_value(k, event)).collect()
+    }
+}
+
+/// An event's value of a link kind, "" when it has none.
+pub(crate) fn link_value(kind: LinkKind, e: &Event) -> &str {
+    let label = |name: &str| {
+        e.labels
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let bare = e.labels.is_empty();
+    let value = match kind {
+        LinkKind::Class => e.class.as_deref(),
+        LinkKind::Host => ["host", "hostname", "node", "nodename"]
+            .into_iter()
+            .find_map(label)
+            .or_else(|| label("instance").map(without_port))
+            .or_else(|| bare.then_some(e.source.as_str())),
+        LinkKind::Pod => label("pod"),
+        LinkKind::Rack => label("rack"),
+        LinkKind::Service => label("service").or_else(|| e.component.as_deref().filter(|_| bare)),
+        LinkKind::Cluster => label("cluster").or_else(|| e.group.as_deref().filter(|_| bare)),
+    };
+    value.unwrap_or("")
+}
+
+/// `host:port` without `:port` (`[::1]:9100` -> `[::1]`); anything else as it is.
+fn without_port(instance: &str) -> &str {
+    match instance.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            host
+        }
+        _ => instance,
+    }
+}
+
+/// The link index's key of a kind's value.
+fn link_hash(routing_key: &str, rule: u16, kind: LinkKind, value: &str) -> u64 {
+    values_hash(routing_key, rule, [kind.as_str(), value].into_iter())
+}
+
+/// Where a new alert goes: its group's hash, the incident it joins (if any: one it may join)
+/// and, for an auto rule, the link it joins by (an index into the rule's `auto_group`).
+pub(super) struct Found {
+    pub ghash: u64,
+    pub current: Option<u32>,
+    pub via: Option<u8>,
+}
+
 /// The current incident of a group.
 struct GroupRef {
     hash: u64,
@@ -57,6 +125,9 @@ pub(super) struct Groups {
     /// Rebuilt from the incidents when restored.
     #[serde(skip)]
     table: HashTable<GroupRef>,
+    /// Auto rules' link index. Rebuilt from the incidents when restored.
+    #[serde(skip)]
+    links: HashTable<GroupRef>,
     /// Base ids of incidents opened in the current millisecond, to keep ids unique when the
     /// same group opens twice within one millisecond (trigger, resolve, trigger).
     ids_this_ms: (UnixMillis, HashMap<u128, u32>),
@@ -66,6 +137,7 @@ impl Groups {
     pub(super) fn new() -> Self {
         Groups {
             table: HashTable::new(),
+            links: HashTable::new(),
             ids_this_ms: (UnixMillis(0), HashMap::new()),
         }
     }
@@ -73,10 +145,18 @@ impl Groups {
     /// The same, with the group index rebuilt from the incidents that are in it.
     pub(super) fn rebuilt(mut self, slots: &Slots) -> Self {
         self.table.clear();
-        for (slot, inc) in slots.iter().filter(|(_, inc)| inc.in_group_index) {
+        self.links.clear();
+        let mut indexed: Vec<(u32, &Incident)> =
+            slots.iter().filter(|(_, inc)| inc.in_group_index).collect();
+        // The latest incident holds a shared link, as it did before.
+        indexed.sort_by_key(|(slot, inc)| (inc.opened_at, *slot));
+        for (slot, inc) in indexed {
             let hash = inc.group_hash;
             self.table
                 .insert_unique(hash, GroupRef { hash, slot }, |g| g.hash);
+            for &hash in inc.related.iter() {
+                self.link(hash, slot);
+            }
         }
         self
     }
@@ -117,15 +197,83 @@ impl Groups {
     }
 }
 
+impl Groups {
+    /// Points the link `hash` at `slot`, in place of any earlier incident.
+    fn link(&mut self, hash: u64, slot: u32) {
+        match self.links.find_mut(hash, |g| g.hash == hash) {
+            Some(g) => g.slot = slot,
+            None => {
+                self.links
+                    .insert_unique(hash, GroupRef { hash, slot }, |g| g.hash);
+            }
+        }
+    }
+}
+
 impl Shard {
-    /// The group of `event` under `rule`: its hash, and the slot of its current incident if
-    /// it has one.
+    /// Where a new alert under `rule` goes: for a `group_by` rule, its group and the group's
+    /// current incident if it is joinable; for an auto rule, the first incident (in the order
+    /// of `auto_group`) whose first alert shares one of its link values and that it may join.
     pub(super) fn find_group(
         &self,
         rule: &Rule,
         rule_id: u16,
         event: &Event,
-    ) -> (u64, Option<u32>) {
+        now: UnixMillis,
+    ) -> Found {
+        if rule.auto().is_empty() {
+            let (ghash, current) = self.find_exact(rule, rule_id, event);
+            let current = current.filter(|&slot| self.joinable(slot, now));
+            return Found {
+                ghash,
+                current,
+                via: None,
+            };
+        }
+        let ghash = values_hash(
+            &event.routing_key,
+            rule_id,
+            std::iter::once(event.dedup_key.as_str()),
+        );
+        for (i, &kind) in rule.auto().iter().enumerate() {
+            let value = link_value(kind, event);
+            if value.is_empty() {
+                continue;
+            }
+            let hash = link_hash(&event.routing_key, rule_id, kind, value);
+            let Some(g) = self.groups.links.find(hash, |g| g.hash == hash) else {
+                continue;
+            };
+            let inc = self.slots.get(g.slot);
+            let same = inc.rule == rule_id
+                && *inc.routing_key == *event.routing_key
+                && inc.group_values.get(i).is_some_and(|v| **v == *value);
+            let open = if kind == LinkKind::Class {
+                now < inc.window_end
+            } else {
+                let config = &rule.config;
+                now < inc
+                    .opened_at
+                    .saturating_add(config.window_duration.min(config.max_duration))
+            };
+            if same && (open || inc.flapping(now)) {
+                return Found {
+                    ghash,
+                    current: Some(g.slot),
+                    via: Some(i as u8),
+                };
+            }
+        }
+        Found {
+            ghash,
+            current: None,
+            via: None,
+        }
+    }
+
+    /// The group of `event` under a `group_by` rule: its hash, and the slot of its current
+    /// incident if it has one.
+    fn find_exact(&self, rule: &Rule, rule_id: u16, event: &Event) -> (u64, Option<u32>) {
         let ghash = values_hash(&event.routing_key, rule_id, group_values(rule, event));
         let current = self
             .groups
@@ -145,30 +293,34 @@ impl Shard {
     }
 
     /// Whether a new alert joins the incident in `slot` (its group's current one).
-    pub(super) fn joinable(&self, slot: u32, now: UnixMillis) -> bool {
+    fn joinable(&self, slot: u32, now: UnixMillis) -> bool {
         let inc = self.slots.get(slot);
         now < inc.window_end || inc.flapping(now)
     }
 
     /// Opens an incident for the group of `first`, which becomes the group's current one in
-    /// place of `current`; returns its slot.
+    /// place of any earlier; returns its slot.
     pub(super) fn open_incident(
         &mut self,
-        current: Option<u32>,
         ghash: u64,
         rule_id: u16,
         first: &Event,
         now: UnixMillis,
     ) -> u32 {
-        if let Some(old) = current {
+        if let Ok(entry) = self.groups.table.find_entry(ghash, |g| g.hash == ghash) {
+            let old = entry.get().slot;
             self.unindex_group(old);
         }
         let incident = self.new_incident(ghash, rule_id, first, now);
         self.usage.incident_opened(incident.routing_key.clone());
+        let related = incident.related.clone();
         let slot = self.slots.insert(incident);
         self.groups
             .table
             .insert_unique(ghash, GroupRef { hash: ghash, slot }, |g| g.hash);
+        for &hash in related.iter() {
+            self.groups.link(hash, slot);
+        }
         self.stats.incidents_opened += 1;
         self.metrics.opened.increment(1);
         self.metrics.incidents_open.increment(1.0);
@@ -184,14 +336,21 @@ impl Shard {
         now: UnixMillis,
     ) -> Incident {
         let rule = &self.rules[rule_id as usize];
-        let group_values: Box<[Box<str>]> = group_values(rule, first).map(Box::from).collect();
+        let values = values_of(rule, first);
+        let related: Box<[u64]> = rule
+            .auto()
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(&k, v)| link_hash(&first.routing_key, rule_id, k, v))
+            .collect();
+        let group_values: Box<[Box<str>]> = values.into_iter().map(Box::from).collect();
         let id = self
             .groups
             .incident_id(ghash, rule, &group_values, first, now);
         let config = &rule.config;
-        let hold = config
-            .group_wait
-            .max(config.pause_transient.unwrap_or_default());
+        let pause = config.pause_transient.of(first.severity);
+        let hold = config.group_wait.max(pause);
         Incident {
             id,
             seq: 0,
@@ -199,6 +358,8 @@ impl Shard {
             rule: rule_id,
             group_values,
             group_hash: ghash,
+            related,
+            pause_end: now.saturating_add(pause),
             title: first.summary.as_str().into(),
             opened_at: now,
             updated_at: now,
@@ -241,13 +402,37 @@ impl Shard {
         }
     }
 
-    /// Takes the incident in `slot` out of the group index, if it is still there.
+    /// An unpublished incident is held for the pause of the most severe alert it has: a more
+    /// severe one joining (or rising) shortens the hold, down to `group_wait`.
+    pub(super) fn hold_for(&mut self, slot: u32, severity: Severity) {
+        let inc = self.slots.get_mut(slot);
+        if inc.published {
+            return;
+        }
+        let config = &self.rules[inc.rule as usize].config;
+        let pause_end = inc
+            .opened_at
+            .saturating_add(config.pause_transient.of(severity));
+        if pause_end < inc.pause_end {
+            inc.pause_end = pause_end;
+            let hold_end = pause_end.max(inc.opened_at.saturating_add(config.group_wait));
+            inc.publish_at = inc.publish_at.min(hold_end);
+        }
+    }
+
+    /// Takes the incident in `slot` out of the group index (and its links out of the link
+    /// index), if it is still there.
     pub(super) fn unindex_group(&mut self, slot: u32) {
         let inc = self.slots.get_mut(slot);
         if std::mem::take(&mut inc.in_group_index) {
             let hash = inc.group_hash;
             if let Ok(entry) = self.groups.table.find_entry(hash, |g| g.slot == slot) {
                 entry.remove();
+            }
+            for &hash in inc.related.iter() {
+                if let Ok(entry) = self.groups.links.find_entry(hash, |g| g.slot == slot) {
+                    entry.remove();
+                }
             }
         }
     }

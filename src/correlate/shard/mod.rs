@@ -320,18 +320,19 @@ impl Shard {
         let rule_idx = rules::select(&rules, &event);
         let rule = &rules[rule_idx];
         let rule_id = rule_idx as u16;
-        let (ghash, current) = self.find_group(rule, rule_id, &event);
-        let joinable = current.filter(|&slot| self.joinable(slot, now));
-        if let Some(cap) = self.cap_reached(&event.routing_key, joinable.is_none()) {
-            self.fail_open(cap, rule_id, ghash, event, now, out);
+        let found = self.find_group(rule, rule_id, &event, now);
+        if let Some(cap) = self.cap_reached(&event.routing_key, found.current.is_none()) {
+            self.fail_open(cap, rule_id, found.ghash, event, now, out);
             return;
         }
-        let slot = match joinable {
+        let slot = match found.current {
             Some(slot) => slot,
-            None => self.open_incident(current, ghash, rule_id, &event, now),
+            None => self.open_incident(found.ghash, rule_id, &event, now),
         };
         let mut alert = Alert::triggered(hash, &mut event, now);
+        alert.grouped_by = found.via;
         alert.silenced = self.silences.silenced(&event.routing_key, &alert, now);
+        self.hold_for(slot, alert.severity);
         let ends_at = alert.ends_at;
         self.extend_window(slot, &rule.config, now);
         let index = self.add_alert(slot, alert, event.links, now);
@@ -368,3 +369,6 @@ mod tests;
 
 #[cfg(test)]
 mod model;
+
+#[cfg(test)]
+mod noise_tests;

@@ -370,7 +370,7 @@ fn shard_with(flap: Option<crate::config::FlapConfig>, caps: Caps) -> Shard {
         max_duration: Duration::from_millis(MAX_DURATION),
         group_wait: Duration::from_millis(GROUP_WAIT),
         group_interval: Duration::from_millis(GROUP_INTERVAL),
-        ..RuleConfig::default()
+        ..RuleConfig::plain()
     };
     let inhibit = InhibitRule {
         source: vec![Matcher::new("class", "=", "down").unwrap()],

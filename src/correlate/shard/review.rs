@@ -76,9 +76,7 @@ impl Shard {
                 self.close(slot, None);
                 return;
             }
-            let transient = config
-                .pause_transient
-                .is_some_and(|p| now < inc.opened_at.saturating_add(p));
+            let transient = now < inc.pause_end;
             let held = if transient {
                 Some(Held::Transient)
             } else if inc.gathered == 0 {

@@ -1,0 +1,278 @@
+//! The noise defaults at the shard's boundary, under the config an empty file gives: auto
+//! grouping (storm folding and topology, bounded, never across routing keys), the pause by
+//! severity, symptom inhibition, and their reasons in messages.
+
+use serde_json::Value;
+
+use super::Shard;
+use crate::config::Config;
+use crate::correlate::build_shard;
+use crate::event::{Action, Event, Severity};
+use crate::integration::Integration;
+use crate::time::UnixMillis;
+
+const T0: u64 = 1_700_000_000_000;
+
+struct Lab {
+    shard: Shard,
+    now: u64,
+    out: Vec<crate::publish::encode::OutboundMessage>,
+}
+
+/// An alert as Prometheus sends it: `class` is its alertname, the rest are labels.
+struct A<'a> {
+    key: &'a str,
+    class: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+    severity: Severity,
+    routing_key: &'a str,
+}
+
+fn a<'a>(key: &'a str, class: &'a str, labels: &'a [(&'a str, &'a str)]) -> A<'a> {
+    A {
+        key,
+        class,
+        labels,
+        severity: Severity::Critical,
+        routing_key: "team-a",
+    }
+}
+
+impl Lab {
+    fn new(toml: &str) -> Self {
+        let config = Config::from_toml(toml, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        Lab {
+            shard: build_shard(&config.correlate, 1),
+            now: T0,
+            out: Vec::new(),
+        }
+    }
+
+    fn at(&mut self, secs: u64) -> &mut Self {
+        self.now = T0 + secs * 1000;
+        self.shard.advance(UnixMillis(self.now), &mut self.out);
+        self
+    }
+
+    fn send(&mut self, action: Action, alert: &A) -> &mut Self {
+        let mut e = Event::new(
+            Integration::AlertmanagerApi,
+            action,
+            alert.routing_key.into(),
+            alert.key.into(),
+            UnixMillis(self.now),
+        );
+        e.class = Some(alert.class.into());
+        e.summary = format!("{} {}", alert.class, alert.key);
+        e.severity = alert.severity;
+        e.labels = alert
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.shard.apply(e, UnixMillis(self.now), &mut self.out);
+        self
+    }
+
+    fn fire(&mut self, alert: A) -> &mut Self {
+        self.send(Action::Trigger, &alert)
+    }
+
+    fn take(&mut self) -> Vec<Value> {
+        self.out
+            .drain(..)
+            .map(|m| serde_json::from_slice(&m.body).unwrap())
+            .collect()
+    }
+}
+
+/// The dedup keys of each incident's alerts, from its messages, in incident order.
+fn incidents(msgs: &[Value]) -> Vec<Vec<String>> {
+    let mut ids: Vec<&str> = Vec::new();
+    let mut alerts: Vec<Vec<String>> = Vec::new();
+    for m in msgs {
+        let id = m["incident_id"].as_str().unwrap();
+        let keys = m["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["dedup_key"].as_str().unwrap().to_string())
+            .collect();
+        match ids.iter().position(|i| *i == id) {
+            Some(i) => alerts[i] = keys,
+            None => {
+                ids.push(id);
+                alerts.push(keys);
+            }
+        }
+    }
+    alerts
+}
+
+#[test]
+fn a_storm_of_one_alert_name_across_hosts_folds_into_one_incident() {
+    let mut lab = Lab::new("");
+    for (i, host) in ["web-1", "web-2", "web-3", "web-4"].iter().enumerate() {
+        lab.at(i as u64 * 20)
+            .fire(a(host, "HighLatency", &[("host", host)]));
+    }
+    lab.at(200);
+    let msgs = lab.take();
+    assert_eq!(incidents(&msgs), [["web-1", "web-2", "web-3", "web-4"]]);
+    let last = msgs.last().unwrap();
+    assert_eq!(
+        last["group_key"],
+        serde_json::json!({"class": "HighLatency", "host": "web-1"})
+    );
+    let by: Vec<&Value> = last["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["grouped_by"])
+        .collect();
+    assert_eq!(by[0], &Value::Null, "the first alert joined nothing");
+    assert_eq!(by[1], "class=HighLatency");
+}
+
+#[test]
+fn alerts_of_one_host_join_its_incident_while_the_cascade_lasts_and_not_after() {
+    let mut lab = Lab::new("");
+    lab.at(0)
+        .fire(a("disk", "DiskFull", &[("instance", "db-1:9100")]));
+    lab.at(60).fire(a(
+        "svc",
+        "ServiceDown",
+        &[("node", "db-1"), ("service", "api")],
+    ));
+    // Past the window (5 min from the incident's opening), the host links no more.
+    lab.at(301)
+        .fire(a("later", "CertExpiring", &[("host", "db-1")]));
+    lab.at(400);
+    let msgs = lab.take();
+    assert_eq!(incidents(&msgs), vec![vec!["disk", "svc"], vec!["later"]]);
+    let first = msgs.iter().find(|m| m["alert_count"] == 2).unwrap();
+    assert_eq!(first["alerts"][1]["grouped_by"], "host=db-1");
+}
+
+#[test]
+fn joins_never_chain_through_a_later_alert() {
+    let mut lab = Lab::new("");
+    lab.at(0)
+        .fire(a("x", "Errors", &[("host", "h1"), ("service", "pay")]));
+    // Joins by service, and has a pod the first alert has not.
+    lab.at(10).fire(a(
+        "y",
+        "Latency",
+        &[("host", "h2"), ("service", "pay"), ("pod", "p9")],
+    ));
+    // Shares only that pod: a new incident.
+    lab.at(20)
+        .fire(a("z", "OOMKilled", &[("host", "h3"), ("pod", "p9")]));
+    lab.at(100);
+    assert_eq!(incidents(&lab.take()), vec![vec!["x", "y"], vec!["z"]]);
+}
+
+#[test]
+fn grouping_never_crosses_routing_keys() {
+    let mut lab = Lab::new("");
+    lab.at(0).fire(a("x", "NodeDown", &[("node", "n1")]));
+    let mut other = a("y", "NodeDown", &[("node", "n1")]);
+    other.routing_key = "team-b";
+    lab.fire(other).at(100);
+    let msgs = lab.take();
+    assert_eq!(incidents(&msgs), vec![vec!["x"], vec!["y"]]);
+}
+
+#[test]
+fn a_lower_severity_waits_for_its_pause_and_never_pages_if_it_resolves_within_it() {
+    let mut lab = Lab::new("");
+    let mut warn = a("w", "QueueSlow", &[("service", "q")]);
+    warn.severity = Severity::Warning;
+    lab.at(0).send(Action::Trigger, &warn);
+    lab.at(31);
+    assert!(lab.take().is_empty(), "held past group_wait");
+    lab.at(200).send(Action::Resolve, &warn).at(400);
+    assert!(
+        lab.take().is_empty(),
+        "resolved within its pause: never published"
+    );
+    // The same, still open at the end of its pause (5 min): published then.
+    lab.at(1000).send(Action::Trigger, &warn);
+    lab.at(1299);
+    assert!(lab.take().is_empty());
+    lab.at(1300);
+    assert_eq!(lab.take()[0]["type"], "opened");
+}
+
+#[test]
+fn a_critical_alert_cuts_the_pause_of_the_incident_it_joins() {
+    let mut lab = Lab::new("");
+    let mut warn = a("w", "Latency", &[("service", "pay")]);
+    warn.severity = Severity::Warning;
+    lab.at(0).send(Action::Trigger, &warn);
+    lab.at(10).fire(a("c", "Errors", &[("service", "pay")]));
+    lab.at(29);
+    assert!(lab.take().is_empty(), "group_wait still holds it");
+    lab.at(30);
+    let msgs = lab.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["alert_count"], 2);
+    assert_eq!(msgs[0]["severity"], "critical");
+}
+
+#[test]
+fn a_host_down_inhibits_the_other_alerts_of_that_host_only() {
+    let mut lab = Lab::new("");
+    lab.at(0).fire(a("down", "NodeDown", &[("node", "n7")]));
+    lab.fire(a(
+        "svc",
+        "ServiceDown",
+        &[("node", "n7"), ("service", "api")],
+    ));
+    // Another host's alert in another team-a incident (a different class and node).
+    lab.at(400).fire(a("other", "DiskFull", &[("node", "n8")]));
+    lab.at(800);
+    let msgs = lab.take();
+    let opened: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "opened").collect();
+    assert_eq!(opened.len(), 2);
+    let alerts = opened[0]["alerts"].as_array().unwrap();
+    assert_eq!(alerts[0]["suppressed"], Value::Null);
+    assert_eq!(alerts[1]["suppressed"], "inhibited");
+    assert_eq!(opened[1]["alerts"][0]["suppressed"], Value::Null);
+}
+
+#[test]
+fn each_default_switches_off() {
+    let mut lab = Lab::new(
+        "[correlate]\nauto_group = []\nsymptom_inhibition = false\n\
+         [[correlate.rules]]\ngroup_by = [\"class\"]\npause_transient = \"0s\"\nflap = false",
+    );
+    let mut warn = a("w", "NodeDown", &[("node", "n7")]);
+    warn.severity = Severity::Warning;
+    lab.at(0).send(Action::Trigger, &warn);
+    lab.fire(a("svc", "ServiceDown", &[("node", "n7")]));
+    lab.at(30);
+    let msgs = lab.take();
+    assert_eq!(
+        incidents(&msgs),
+        vec![vec!["w"], vec!["svc"]],
+        "by class only"
+    );
+    assert!(msgs.iter().all(|m| m["alerts"][0]["suppressed"].is_null()));
+}
+
+#[test]
+fn a_restored_shard_keeps_its_links() {
+    let mut lab = Lab::new("");
+    lab.at(0).fire(a("x", "Errors", &[("service", "pay")]));
+    let mut bytes = Vec::new();
+    lab.shard.snapshot(UnixMillis(lab.now), &mut bytes);
+    let config = Config::from_toml("", Vec::new()).unwrap();
+    lab.shard = crate::correlate::TimedShard::restore(&config.correlate, 1, &bytes)
+        .unwrap()
+        .shard;
+    lab.at(10)
+        .fire(a("y", "Latency", &[("service", "pay")]))
+        .at(100);
+    assert_eq!(incidents(&lab.take()), vec![vec!["x", "y"]]);
+}
