@@ -494,3 +494,111 @@ pub fn process_metric(name_and_labels: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Where Alertmanager is: `$SLUICEDEV_ALERTMANAGER`, or `alertmanager` / `prometheus-alertmanager`
+/// (Debian's name) on the PATH.
+pub fn alertmanager_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SLUICEDEV_ALERTMANAGER") {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .flat_map(|d| [d.join("alertmanager"), d.join("prometheus-alertmanager")])
+        .find(|p| p.is_file())
+        .expect(
+            "Prometheus Alertmanager is not installed: run scripts/install-tools.sh (it runs \
+             `apt-get install prometheus-alertmanager` on Debian/Ubuntu), or put `alertmanager` \
+             on the PATH or set SLUICEDEV_ALERTMANAGER to its path",
+        )
+}
+
+/// A real Alertmanager on loopback ports, gossip off, state in a temp dir; killed on drop.
+pub struct Alertmanager {
+    child: Child,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    /// One route grouped by `alertname`, 1 s waits, posting to `webhook_url` (resolves too).
+    pub async fn start(webhook_url: &str) -> Alertmanager {
+        Alertmanager::start_with(
+            &format!(
+                r#"
+route:
+  receiver: sluice
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: sluice
+    webhook_configs:
+      - url: "{webhook_url}"
+        send_resolved: true
+"#
+            ),
+            &[],
+        )
+        .await
+    }
+
+    /// Alertmanager with `config` (its YAML) and `extra_args` (flags such as
+    /// `--alerts.gc-interval=30s`).
+    pub async fn start_with(config: &str, extra_args: &[String]) -> Alertmanager {
+        let dir = TempDir::new("alertmanager");
+        let config_file = dir.0.join("alertmanager.yml");
+        std::fs::write(&config_file, config).unwrap();
+        let port = free_port();
+        let child = Command::new(alertmanager_binary())
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.0.join("alertmanager.log")).unwrap())
+            .spawn()
+            .expect("alertmanager starts");
+        let mut am = Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        am.wait_ready().await;
+        am
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("alertmanager exited early with {status}: {}", self.log());
+            }
+            if let Ok(mut c) = HttpClient::connect(&self.url).await {
+                if c.get("/-/ready").await.is_ok_and(|r| r.status == 200) {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "alertmanager was not ready within {WAIT:?}: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("alertmanager.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

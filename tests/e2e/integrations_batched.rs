@@ -3,17 +3,13 @@
 //! Kafka-protocol broker (tansu) by a real consumer; and a real Prometheus Alertmanager (Debian's `prometheus-alertmanager`, installed
 //! by `scripts/install-tools.sh`) whose webhook receiver points at sluice.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use sluice::send::HttpClient;
 use sluice::time::UnixMillis;
 
-use crate::harness::{
-    by_incident, free_port, post_expect, Broker, Reader, Received, Sluice, TempDir, WAIT,
-};
+use crate::harness::{by_incident, post_expect, Alertmanager, Broker, Reader, Received, Sluice};
 
 /// Coalesced updates wait an hour, so only an incident's opening and its final resolve are
 /// published: the message sequence does not depend on timing.
@@ -292,106 +288,6 @@ async fn a_grafana_batch_becomes_one_incident_on_a_real_broker() {
     assert_eq!(last["status"], "resolved");
     assert_eq!(last["open_alert_count"], 0);
     assert_eq!(last["alert_count"], 2);
-}
-
-/// Where Alertmanager is: `$SLUICEDEV_ALERTMANAGER`, or `alertmanager` / `prometheus-alertmanager`
-/// (Debian's name) on the PATH.
-fn alertmanager_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICEDEV_ALERTMANAGER") {
-        return PathBuf::from(p);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .flat_map(|d| [d.join("alertmanager"), d.join("prometheus-alertmanager")])
-        .find(|p| p.is_file())
-        .expect(
-            "Prometheus Alertmanager is not installed: run scripts/install-tools.sh (it runs \
-             `apt-get install prometheus-alertmanager` on Debian/Ubuntu), or put `alertmanager` \
-             on the PATH or set SLUICEDEV_ALERTMANAGER to its path",
-        )
-}
-
-/// A real Alertmanager on loopback ports, gossip off, state in a temp dir; killed on drop.
-struct Alertmanager {
-    child: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-impl Alertmanager {
-    async fn start(webhook_url: &str) -> Alertmanager {
-        let dir = TempDir::new("alertmanager");
-        let config = dir.0.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-route:
-  receiver: sluice
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: sluice
-    webhook_configs:
-      - url: "{webhook_url}"
-        send_resolved: true
-"#
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new(alertmanager_binary())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.0.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.0.join("alertmanager.log")).unwrap())
-            .spawn()
-            .expect("alertmanager starts");
-        let mut am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        am.wait_ready().await;
-        am
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("alertmanager exited early with {status}: {}", self.log());
-            }
-            if let Ok(mut c) = HttpClient::connect(&self.url).await {
-                if c.get("/-/ready").await.is_ok_and(|r| r.status == 200) {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "alertmanager was not ready within {WAIT:?}: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.0.join("alertmanager.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn queue_alert(queue: &str, starts_at: &str, ends_at: Option<&str>) -> Value {

@@ -14,3 +14,4 @@ mod kafka_mode;
 mod kafka_mode_faults;
 mod real_broker;
 mod replay;
+mod scenarios;
