@@ -32,6 +32,7 @@ snapshot_interval = "2s"
 name = "by-source"
 group_by = ["source"]
 group_wait = "0s"
+pause_transient = "0s"
 group_interval = "1h"
 window_duration = "1h"
 # Event rules re-route six of the eight sources: two within the events topic's partition of

@@ -193,7 +193,7 @@ async fn v1_events_routing_and_health() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_hold_incidents_until_deleted() {
     let (running, mut client) = in_process(embedded_config(
-        "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"",
+        "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"\npause_transient = \"0s\"",
     ))
     .await;
 
@@ -279,7 +279,7 @@ async fn silences_hold_incidents_until_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_posts_to_the_alertmanager_api_path() {
     let (running, mut client) =
-        in_process(embedded_config("[[correlate.rules]]\ngroup_by = [\"labels.alertname\"]\ngroup_wait = \"0s\"\n[integrations.alertmanager_api]\nrouting_key = \"prometheus-eu1\"")).await;
+        in_process(embedded_config("[[correlate.rules]]\ngroup_by = [\"labels.alertname\"]\ngroup_wait = \"0s\"\npause_transient = \"0s\"\n[integrations.alertmanager_api]\nrouting_key = \"prometheus-eu1\"")).await;
     let batch = r#"[{"labels":{"alertname":"HighLatency","instance":"api-1:9090","severity":"warning"},"annotations":{"summary":"p99 over 2s"},"startsAt":"2026-11-21T10:00:00Z","generatorURL":"http://prometheus/graph"}]"#;
     post_expect(&mut client, "/api/v2/alerts", batch, 200).await;
     let mut reader = crate::harness::Reader::new(running.bootstrap_servers(), "sluice.incidents");
@@ -308,6 +308,7 @@ async fn vendor_paths_and_named_mappers_reach_their_formats() {
 [[correlate.rules]]
 group_by = ["dedup_key"]
 group_wait = "0s"
+pause_transient = "0s"
 [integrations.generic.shopmon]
 dedup_key = "/check/id"
 summary = "/check/output"

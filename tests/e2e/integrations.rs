@@ -18,6 +18,7 @@ partitions = 3
 name = "as-alertmanager-grouped"
 group_by = ["group"]
 group_wait = "1s"
+pause_transient = "0s"
 group_interval = "1h"
 window_duration = "10m"
 "#;

@@ -23,6 +23,7 @@ partitions = 3
 name = "e2e"
 group_by = [{group_by}]
 group_wait = "1s"
+pause_transient = "0s"
 group_interval = "1h"
 window_duration = "10m"
 "#

@@ -16,6 +16,7 @@ partitions = 3
 name = "per-alert"
 group_by = ["dedup_key"]
 group_wait = "1s"
+pause_transient = "0s"
 group_interval = "1h"
 window_duration = "10m"
 

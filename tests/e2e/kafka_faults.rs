@@ -24,6 +24,7 @@ queue_capacity = 2
 [[correlate.rules]]
 group_by = ["dedup_key"]
 group_wait = "0s"
+pause_transient = "0s"
 "#
     );
     Config::from_toml(&text, Vec::new()).unwrap()

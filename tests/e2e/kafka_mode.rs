@@ -24,6 +24,7 @@ session_timeout = "6s"
 name = "by-source"
 group_by = ["source"]
 group_wait = "0s"
+pause_transient = "0s"
 group_interval = "1h"
 window_duration = "10m"
 "#;
@@ -148,7 +149,7 @@ async fn ingest_and_correlation_run_in_separate_processes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_runs_kafka_mode() {
     let config = crate::harness::embedded_config(
-        "[pipeline]\nmode = \"kafka\"\npartitions = 2\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"",
+        "[pipeline]\nmode = \"kafka\"\npartitions = 2\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"\npause_transient = \"0s\"",
     );
     let (running, _client) = crate::harness::in_process(config).await;
     let url = format!("http://{}", running.addr());

@@ -43,6 +43,7 @@ snapshot_interval = "1s"
 [[correlate.rules]]
 group_by = ["dedup_key"]
 group_wait = "0s"
+pause_transient = "0s"
 "#
     );
     Config::from_toml(&text, Vec::new()).unwrap_or_else(|e| panic!("{e}"))

@@ -18,6 +18,7 @@ partitions = 3
 name = "by-source"
 group_by = ["source"]
 group_wait = "1s"
+pause_transient = "0s"
 group_interval = "1h"
 window_duration = "10m"
 "#;

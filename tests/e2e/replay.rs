@@ -80,7 +80,7 @@ async fn a_recording_replays_to_the_same_incidents() {
     let dir = std::env::temp_dir().join(format!("sluice-record-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let recording = dir.join("traffic.jsonl");
-    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"";
+    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"\npause_transient = \"0s\"";
     let config = sluice::config::Config::from_toml(toml, Vec::new()).unwrap();
     let running =
         sluice::app::start_recording(config, sluice::clock::Clock::system(), Some(&recording))
@@ -119,7 +119,7 @@ async fn a_recording_replays_to_the_same_incidents() {
     let cfg = dir.join("replay.toml");
     std::fs::write(
         &cfg,
-        "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"",
+        "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"0s\"\npause_transient = \"0s\"",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))

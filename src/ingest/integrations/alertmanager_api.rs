@@ -51,10 +51,13 @@ use crate::event::Event;
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
-use super::alertmanager_webhook::{labels_fingerprint, lookup, prometheus_event};
+use super::alertmanager_webhook::{
+    drop_replica_labels, labels_fingerprint, lookup, prometheus_event, replica_labels_setting,
+};
 use super::fields::Reader;
 use super::fields::{named_links, pairs_details};
-use super::{Batch, Format, IngestRequest, IntegrationError, Parsed};
+use super::{Batch, Format, IngestRequest, IntegrationError, IntegrationSettings, Parsed};
+use crate::config::{Problems, Unknown};
 
 const KIND: Integration = Integration::AlertmanagerApi;
 
@@ -66,6 +69,15 @@ pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub struct Api;
 
 impl Format for Api {
+    fn own_settings(
+        own: &mut Unknown,
+        at: &str,
+        settings: &mut IntegrationSettings,
+        p: &mut Problems,
+    ) {
+        replica_labels_setting(own, at, settings, p);
+    }
+
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let root = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
             kind: KIND,
@@ -126,6 +138,7 @@ fn read_alert<'v>(
 
     let mut labels = labels.unwrap_or_default();
     labels.retain(|(_, v)| !v.is_empty());
+    drop_replica_labels(&mut labels, req);
     let at = r.path;
     if labels_read && labels.is_empty() {
         r.errors.push(format!(
@@ -204,6 +217,49 @@ mod tests {
         );
         assert_eq!(f.dedup_key, e.dedup_key);
         assert!(f.labels.iter().all(|(k, _)| k != "x"));
+    }
+
+    #[test]
+    fn the_replicas_of_an_ha_pair_send_one_alert() {
+        let pair = |replica: &str| {
+            format!(r#"{{"labels":{{"alertname":"Down","instance":"a:1","{replica}":"x"}}}}"#)
+        };
+        let plain = one(r#"{"labels":{"alertname":"Down","instance":"a:1"}}"#);
+        for replica in ["replica", "prometheus_replica", "__replica__"] {
+            let e = one(&pair(replica));
+            assert_eq!(e.dedup_key, plain.dedup_key, "{replica}");
+            assert!(e.labels.iter().all(|(k, _)| k != replica));
+        }
+        // Through the webhook, Alertmanager's fingerprint counted the label: computed anew.
+        let webhook = br#"{"alerts":[{"status":"firing","fingerprint":"0123456789abcdef","labels":{"alertname":"Down","instance":"a:1","replica":"b"}}]}"#;
+        let via_webhook = parse(Integration::AlertmanagerWebhook, webhook).unwrap();
+        assert_eq!(via_webhook.events[0].dedup_key, plain.dedup_key);
+        // A configured list replaces the default one; an empty one keeps every label.
+        let settings = crate::config::Config::from_toml(
+            "[integrations.alertmanager_api]\nreplica_labels = []",
+            Vec::new(),
+        )
+        .and_then(|c| {
+            crate::ingest::integrations::settings::SettingsByKind::checked(&c.integrations)
+        })
+        .unwrap();
+        let kept = Request::default()
+            .settings(settings.get(KIND))
+            .parse(KIND, format!("[{}]", pair("replica")))
+            .unwrap();
+        assert_ne!(kept.events[0].dedup_key, plain.dedup_key);
+        let bad = crate::config::Config::from_toml(
+            "[integrations.alertmanager_api]\nreplica_labels = \"replica\"",
+            Vec::new(),
+        )
+        .and_then(|c| {
+            crate::ingest::integrations::settings::SettingsByKind::checked(&c.integrations)
+        });
+        let err = bad.err().expect("refused").to_string();
+        assert!(
+            err.contains("integrations.alertmanager_api.replica_labels"),
+            "{err}"
+        );
     }
 
     #[test]

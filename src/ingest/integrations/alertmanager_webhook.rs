@@ -43,7 +43,11 @@ use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
 
 use super::fields::{named_links, pairs_details, severity_named, Reader};
-use super::{json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError, Parsed};
+use super::{
+    json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError,
+    IntegrationSettings, Parsed,
+};
+use crate::config::{Problems, Unknown};
 use crate::ingest::response::Body;
 use crate::time::UnixMillis;
 
@@ -53,6 +57,15 @@ const KIND: Integration = Integration::AlertmanagerWebhook;
 pub struct Webhook;
 
 impl Format for Webhook {
+    fn own_settings(
+        own: &mut Unknown,
+        at: &str,
+        settings: &mut IntegrationSettings,
+        p: &mut Problems,
+    ) {
+        replica_labels_setting(own, at, settings, p);
+    }
+
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let root = json_object(KIND, body)?;
         read_envelope(KIND, &root, |r, top| read_alert(r, req, top))
@@ -166,6 +179,52 @@ pub(super) fn prometheus_event(
     (event, truncated)
 }
 
+/// The labels that tell the replicas of an HA Prometheus pair apart, unless
+/// `replica_labels` says otherwise: Prometheus' usual external label, the Prometheus
+/// Operator's, and Cortex/Thanos' convention.
+pub const REPLICA_LABELS: [&str; 3] = ["replica", "prometheus_replica", "__replica__"];
+
+/// `replica_labels = [...]` of `[integrations.<kind>]` (a Prometheus-label kind).
+pub(super) fn replica_labels_setting(
+    own: &mut Unknown,
+    at: &str,
+    settings: &mut IntegrationSettings,
+    p: &mut Problems,
+) {
+    let Some(value) = own.remove("replica_labels") else {
+        return;
+    };
+    let names = match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                toml::Value::String(s) if !s.is_empty() => Ok(s),
+                toml::Value::String(_) => Err("an empty name".to_string()),
+                other => Err(format!("a {} in the list", other.type_str())),
+            })
+            .collect::<Result<Vec<_>, _>>(),
+        other => Err(format!("a {}", other.type_str())),
+    };
+    match names {
+        Ok(names) => settings.replica_labels = names,
+        Err(bad) => p.add(
+            &format!("{at}.replica_labels"),
+            format!("must be a list of label names, not {bad}"),
+        ),
+    }
+}
+
+/// Drops the replica labels (see [`REPLICA_LABELS`]); whether there were any.
+pub(super) fn drop_replica_labels(
+    labels: &mut Vec<(String, String)>,
+    req: &IngestRequest<'_>,
+) -> bool {
+    let before = labels.len();
+    let replicas = &req.settings.replica_labels;
+    labels.retain(|(name, _)| !replicas.iter().any(|r| r == name));
+    labels.len() != before
+}
+
 /// Prometheus' fingerprint of a label set, as Alertmanager computes and sends it: FNV-1a-64
 /// over the labels sorted by name (byte order), each name and each value followed by the
 /// byte `0xFF` (which no UTF-8 text contains, so `("ab","c")` and `("a","bc")` differ), as
@@ -221,11 +280,13 @@ fn read_alert<'v>(
         return None;
     }
 
-    let labels = labels.unwrap_or_default();
+    let mut labels = labels.unwrap_or_default();
     let annotations = annotations.unwrap_or_default();
+    // Alertmanager's fingerprint counts the replica label: the pair's alerts differ in it.
+    let replicated = drop_replica_labels(&mut labels, req);
     let dedup_key = match fingerprint {
-        Some(f) => f.to_string(),
-        None => labels_fingerprint(&labels),
+        Some(f) if !replicated => f.to_string(),
+        _ => labels_fingerprint(&labels),
     };
     let (mut event, truncated) =
         prometheus_event(KIND, req, resolved, dedup_key, &labels, &annotations);

@@ -29,6 +29,9 @@ pub struct IntegrationSettings {
     pub mappers: Mappers,
     /// `cloudwatch_sns` only: how subscriptions are confirmed.
     pub sns: SnsSettings,
+    /// `alertmanager_api` and `alertmanager_webhook` only: the labels in which two replicas of
+    /// one Prometheus (an HA pair) differ; they are dropped, so the pair's alerts are one.
+    pub replica_labels: Vec<String>,
 }
 
 impl Default for IntegrationSettings {
@@ -46,6 +49,10 @@ impl IntegrationSettings {
             routing_key: config.routing_key.clone(),
             mappers: Mappers::default(),
             sns: SnsSettings::default(),
+            replica_labels: super::alertmanager_webhook::REPLICA_LABELS
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
         }
     }
 }
