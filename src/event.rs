@@ -166,6 +166,7 @@ impl Event {
                 .iter()
                 .find(|(k, _)| k == name)
                 .map_or("", |(_, v)| v.as_str()),
+            Field::Entity(kind) => kind.value(self),
         }
     }
 }
@@ -184,6 +185,127 @@ pub enum Field {
     Integration,
     DedupKey,
     Label(String),
+    /// `entity.<kind>`: see [`LinkKind`].
+    Entity(LinkKind),
+}
+
+/// What an alert is about, read from whichever field carries it (`entity.<kind>` in
+/// `group_by`, matchers and `equal`), and what a rule without `group_by` groups by
+/// (`correlate.auto_group`: see `correlate::shard::grouping`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// `class` (Prometheus' `alertname`, PagerDuty's `class`, a check's name).
+    Class,
+    /// `labels.host`, `hostname`, `node` or `nodename`, else `labels.instance` without its port;
+    /// for events without labels, `source`.
+    Host,
+    /// `labels.pod`.
+    Pod,
+    /// `labels.rack`.
+    Rack,
+    /// `labels.service`; for events without labels, `component`.
+    Service,
+    /// `labels.cluster`; for events without labels, `group`.
+    Cluster,
+}
+
+impl LinkKind {
+    pub const ALL: [LinkKind; 6] = [
+        LinkKind::Class,
+        LinkKind::Host,
+        LinkKind::Pod,
+        LinkKind::Rack,
+        LinkKind::Service,
+        LinkKind::Cluster,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Class => "class",
+            LinkKind::Host => "host",
+            LinkKind::Pod => "pod",
+            LinkKind::Rack => "rack",
+            LinkKind::Service => "service",
+            LinkKind::Cluster => "cluster",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What [`LinkKind::value`] reads of an event or an alert.
+pub trait Linked {
+    /// A label's value, when the label is there and not empty.
+    fn label(&self, name: &str) -> Option<&str>;
+    /// No labels at all (a PagerDuty-style event): then `source`, `component` and `group` name
+    /// the host, service and cluster.
+    fn bare(&self) -> bool;
+    fn source(&self) -> &str;
+    fn component(&self) -> Option<&str>;
+    fn group(&self) -> Option<&str>;
+    fn class(&self) -> Option<&str>;
+}
+
+impl LinkKind {
+    /// Its value for an event or alert, "" when it has none.
+    pub fn value<T: Linked>(self, x: &T) -> &str {
+        let bare = x.bare();
+        let value = match self {
+            LinkKind::Class => x.class(),
+            LinkKind::Host => ["host", "hostname", "node", "nodename"]
+                .into_iter()
+                .find_map(|l| x.label(l))
+                .or_else(|| x.label("instance").map(without_port))
+                .or_else(|| bare.then(|| x.source()).filter(|s| !s.is_empty())),
+            LinkKind::Pod => x.label("pod"),
+            LinkKind::Rack => x.label("rack"),
+            LinkKind::Service => x
+                .label("service")
+                .or_else(|| x.component().filter(|_| bare)),
+            LinkKind::Cluster => x.label("cluster").or_else(|| x.group().filter(|_| bare)),
+        };
+        value.unwrap_or("")
+    }
+}
+
+/// `host:port` without `:port` (`[::1]:9100` -> `[::1]`); anything else as it is.
+fn without_port(instance: &str) -> &str {
+    match instance.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            host
+        }
+        _ => instance,
+    }
+}
+
+impl Linked for Event {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+    fn bare(&self) -> bool {
+        self.labels.is_empty()
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn component(&self) -> Option<&str> {
+        self.component.as_deref()
+    }
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+    fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
 }
 
 impl Field {
@@ -198,7 +320,10 @@ impl Field {
             "summary" => Field::Summary,
             "integration" => Field::Integration,
             "dedup_key" => Field::DedupKey,
-            _ => Field::Label(s.strip_prefix("labels.").filter(|l| !l.is_empty())?.into()),
+            _ => match s.strip_prefix("entity.") {
+                Some(kind) => Field::Entity(LinkKind::parse(kind)?),
+                None => Field::Label(s.strip_prefix("labels.").filter(|l| !l.is_empty())?.into()),
+            },
         })
     }
 
@@ -214,6 +339,7 @@ impl Field {
             Field::Integration => "integration",
             Field::DedupKey => "dedup_key",
             Field::Label(l) => return format!("labels.{l}").into(),
+            Field::Entity(k) => return format!("entity.{}", k.as_str()).into(),
         })
     }
 }

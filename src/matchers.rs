@@ -92,7 +92,7 @@ impl Matcher {
     /// Builds a matcher; the error says what is wrong with which part.
     pub fn new(name: &str, op: &str, value: &str) -> Result<Matcher, String> {
         let field = Field::parse(name).ok_or_else(|| {
-            format!("name {name:?} is not a field (routing_key, integration, severity, source, component, group, class, summary, dedup_key, labels.<name>)")
+            format!("name {name:?} is not a field (routing_key, integration, severity, source, component, group, class, summary, dedup_key, labels.<name>, entity.<class|host|pod|rack|service|cluster>)")
         })?;
         let op = Op::parse(op).ok_or_else(|| format!("op {op:?} must be one of =, !=, =~, !~"))?;
         let regex = match op {

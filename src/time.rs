@@ -10,8 +10,14 @@ use std::time::Duration;
 pub struct UnixMillis(pub u64);
 
 impl UnixMillis {
+    /// What a `"never"` pause ends at.
+    pub const NEVER: UnixMillis = UnixMillis(u64::MAX);
+
     pub fn saturating_add(self, d: Duration) -> Self {
-        UnixMillis(self.0.saturating_add(d.as_millis() as u64))
+        UnixMillis(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 
     pub fn saturating_sub(self, other: UnixMillis) -> Duration {

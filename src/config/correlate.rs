@@ -44,7 +44,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{defaults, Problems, Unknown};
-use crate::event::Field;
+use crate::event::{Field, LinkKind};
 use crate::matchers::{Matcher, RawMatcher};
 
 #[derive(Deserialize, Default)]
@@ -172,60 +172,15 @@ pub enum WindowKind {
     Rolling,
 }
 
-/// What a rule without `group_by` groups by (`correlate.auto_group`): a new alert joins an
-/// open incident of its routing key and rule whose first alert has its value of one of these.
-/// `class` (the alert name or check: storm folding) joins while the incident's window is open;
-/// the others (topology) only within `window_duration` of the incident's opening, since a
-/// cascade arrives together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkKind {
-    /// `class` (Prometheus' `alertname`, PagerDuty's `class`, a check's name).
-    Class,
-    /// `labels.host`, `hostname`, `node` or `nodename`, else `labels.instance` without its port;
-    /// for events without labels, `source`.
-    Host,
-    /// `labels.pod`.
-    Pod,
-    /// `labels.rack`.
-    Rack,
-    /// `labels.service`; for events without labels, `component`.
-    Service,
-    /// `labels.cluster`; for events without labels, `group`.
-    Cluster,
-}
-
-impl LinkKind {
-    pub const ALL: [LinkKind; 6] = [
-        LinkKind::Class,
-        LinkKind::Host,
-        LinkKind::Pod,
-        LinkKind::Rack,
-        LinkKind::Service,
-        LinkKind::Cluster,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkKind::Class => "class",
-            LinkKind::Host => "host",
-            LinkKind::Pod => "pod",
-            LinkKind::Rack => "rack",
-            LinkKind::Service => "service",
-            LinkKind::Cluster => "cluster",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
 /// How long a new incident is held, by the severity of its alerts (`Severity as usize`):
 /// resolved within it, it is never published; a more severe alert joining shortens it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pause(pub [Duration; 4]);
 
 impl Pause {
+    /// `"never"`: alerts of this severity alone never publish their incident.
+    pub const NEVER: Duration = Duration::MAX;
+
     /// The same pause for every severity.
     pub fn all(d: Duration) -> Self {
         Pause([d; 4])
@@ -296,23 +251,18 @@ fn auto_group(names: Option<Vec<String>>, p: &mut Problems) -> Vec<LinkKind> {
 }
 
 /// The built-in symptom inhibition (`correlate.symptom_inhibition`): an open alert whose
-/// class says its host is down or unreachable holds back the other alerts of that host, one
-/// rule per field that names a host (both alerts must have it).
-fn symptom_rules() -> Vec<InhibitRule> {
+/// class says its host is down or unreachable holds back the other alerts about that host
+/// (`entity.host`: both alerts must name one).
+fn symptom_rule() -> InhibitRule {
     let down = defaults::HOST_DOWN_CLASS;
-    ["labels.node", "labels.host", "labels.hostname", "source"]
-        .iter()
-        .map(|field| {
-            let m = |name: &str, op: &str, value: &str| {
-                Matcher::new(name, op, value).expect("a valid built-in matcher")
-            };
-            InhibitRule {
-                source: vec![m("class", "=~", down), m(field, "=~", ".+")],
-                target: vec![m("class", "!~", down), m(field, "=~", ".+")],
-                equal: vec![Field::parse(field).expect("a field")],
-            }
-        })
-        .collect()
+    let m = |name: &str, op: &str, value: &str| {
+        Matcher::new(name, op, value).expect("a valid built-in matcher")
+    };
+    InhibitRule {
+        source: vec![m("class", "=~", down), m("entity.host", "=~", ".+")],
+        target: vec![m("class", "!~", down), m("entity.host", "=~", ".+")],
+        equal: vec![Field::Entity(LinkKind::Host)],
+    }
 }
 
 impl RawCorrelate {
@@ -348,7 +298,7 @@ impl RawCorrelate {
             .symptom_inhibition
             .unwrap_or(defaults::SYMPTOM_INHIBITION)
         {
-            inhibit.extend(symptom_rules());
+            inhibit.push(symptom_rule());
         }
         CorrelateConfig {
             max_alerts: p.positive(
@@ -402,7 +352,7 @@ impl RawRule {
         let group_by = fields(
             &format!("{at}.group_by"),
             self.group_by,
-            " (source, component, group, class, severity, summary, integration, dedup_key, labels.<name>)",
+            " (source, component, group, class, severity, summary, integration, dedup_key, labels.<name>, entity.<class|host|pod|rack|service|cluster>)",
             p,
         );
         let window = p.one_of(
@@ -448,11 +398,18 @@ impl RawRule {
                 };
                 p.unknown(&key, &t.unknown);
                 let [info, warning, error, critical] = defaults::PAUSE_TRANSIENT;
+                let mut pause = |name: &str, raw: Option<String>, default: &str| match raw
+                    .as_deref()
+                    .unwrap_or(default)
+                {
+                    "never" => Pause::NEVER,
+                    d => p.duration(&format!("{key}.{name}"), Some(d), "0s"),
+                };
                 Pause([
-                    p.duration(&format!("{key}.info"), t.info.as_deref(), info),
-                    p.duration(&format!("{key}.warning"), t.warning.as_deref(), warning),
-                    p.duration(&format!("{key}.error"), t.error.as_deref(), error),
-                    p.duration(&format!("{key}.critical"), t.critical.as_deref(), critical),
+                    pause("info", t.info, info),
+                    pause("warning", t.warning, warning),
+                    pause("error", t.error, error),
+                    pause("critical", t.critical, critical),
                 ])
             }
         };

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Details, Event, Field, Link, Severity};
+use crate::event::{Details, Event, Field, Link, Linked, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 use crate::publish::encode::{
@@ -86,6 +86,27 @@ impl Alert {
     }
 }
 
+impl Linked for Alert {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).filter(|v| !v.is_empty())
+    }
+    fn bare(&self) -> bool {
+        self.labels.iter().next().is_none()
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn component(&self) -> Option<&str> {
+        self.component.as_deref()
+    }
+    fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+    fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+}
+
 /// An alert with its routing key, for matchers.
 pub struct AlertView<'a> {
     pub routing_key: &'a str,
@@ -106,6 +127,7 @@ impl Subject for AlertView<'_> {
             Field::Integration => a.integration.as_str(),
             Field::DedupKey => &a.dedup_key,
             Field::Label(name) => a.labels.get(name).unwrap_or(""),
+            Field::Entity(kind) => kind.value(a),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Grouping and inhibition rules, ready for the hot path: matchers compiled, field names
 //! rendered once. Grouping rules are ordered and the first whose matchers an event meets wins.
 
-use crate::config::{InhibitRule, LinkKind, RuleConfig};
-use crate::event::{Event, Field};
+use crate::config::{InhibitRule, RuleConfig};
+use crate::event::{Event, Field, LinkKind};
 use crate::matchers::{all_match, Matcher};
 
 pub struct Rule {

@@ -310,7 +310,7 @@ mod tests {
             errors,
             vec![
                 "'color' is not a silence field (matchers, starts_at, ends_at, created_by, comment)",
-                "'matchers[0]' name \"hostname\" is not a field (routing_key, integration, severity, source, component, group, class, summary, dedup_key, labels.<name>)",
+                "'matchers[0]' name \"hostname\" is not a field (routing_key, integration, severity, source, component, group, class, summary, dedup_key, labels.<name>, entity.<class|host|pod|rack|service|cluster>)",
                 "'matchers[1]' needs string name, op and value",
                 "'starts_at' is not an RFC 3339 date-time",
                 "'created_by' is missing or blank",

@@ -13,16 +13,20 @@
 //! none), and the link index maps (routing key, rule, kind, value) to the latest incident
 //! opened with that value, while it is in the group index; `related` lists the link hashes an
 //! incident put there. Links come from the first alert only, so joins never chain: every alert
-//! of an auto incident shares a value with its first.
+//! of an auto incident shares a value with its first. A link holds while the window is open
+//! (`class`: storm folding), while the incident lasts (`service`, `pod`: a slow burn on one
+//! service), or within `window_duration` of the opening (`host`, `rack`, `cluster`: a cascade
+//! arrives together; an unrelated problem on the same host later opens its own incident). The
+//! first link in `auto_group` order that holds decides.
 
 use std::collections::HashMap;
 
 use hashbrown::HashTable;
 use xxhash_rust::xxh3::Xxh3Default;
 
-use crate::config::{LinkKind, RuleConfig, WindowKind};
+use crate::config::{RuleConfig, WindowKind};
 use crate::event::deterministic_id;
-use crate::event::{Event, Severity};
+use crate::event::{Event, LinkKind, Severity};
 use crate::publish::encode::Status;
 use crate::time::UnixMillis;
 
@@ -59,45 +63,7 @@ fn values_of<'a>(rule: &'a Rule, event: &'a Event) -> Vec<&'a str> {
     if rule.auto().is_empty() {
         group_values(rule, event).collect()
     } else {
-        rule.auto().iter().map(|&k| link_value(k, event)).collect()
-    }
-}
-
-/// An event's value of a link kind, "" when it has none.
-pub(crate) fn link_value(kind: LinkKind, e: &Event) -> &str {
-    let label = |name: &str| {
-        e.labels
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    };
-    let bare = e.labels.is_empty();
-    let value = match kind {
-        LinkKind::Class => e.class.as_deref(),
-        LinkKind::Host => ["host", "hostname", "node", "nodename"]
-            .into_iter()
-            .find_map(label)
-            .or_else(|| label("instance").map(without_port))
-            .or_else(|| bare.then_some(e.source.as_str())),
-        LinkKind::Pod => label("pod"),
-        LinkKind::Rack => label("rack"),
-        LinkKind::Service => label("service").or_else(|| e.component.as_deref().filter(|_| bare)),
-        LinkKind::Cluster => label("cluster").or_else(|| e.group.as_deref().filter(|_| bare)),
-    };
-    value.unwrap_or("")
-}
-
-/// `host:port` without `:port` (`[::1]:9100` -> `[::1]`); anything else as it is.
-fn without_port(instance: &str) -> &str {
-    match instance.rsplit_once(':') {
-        Some((host, port))
-            if !port.is_empty()
-                && port.bytes().all(|b| b.is_ascii_digit())
-                && (!host.contains(':') || host.ends_with(']')) =>
-        {
-            host
-        }
-        _ => instance,
+        rule.auto().iter().map(|&k| k.value(event)).collect()
     }
 }
 
@@ -236,7 +202,7 @@ impl Shard {
             std::iter::once(event.dedup_key.as_str()),
         );
         for (i, &kind) in rule.auto().iter().enumerate() {
-            let value = link_value(kind, event);
+            let value = kind.value(event);
             if value.is_empty() {
                 continue;
             }
@@ -248,13 +214,20 @@ impl Shard {
             let same = inc.rule == rule_id
                 && *inc.routing_key == *event.routing_key
                 && inc.group_values.get(i).is_some_and(|v| **v == *value);
-            let open = if kind == LinkKind::Class {
-                now < inc.window_end
-            } else {
-                let config = &rule.config;
-                now < inc
-                    .opened_at
-                    .saturating_add(config.window_duration.min(config.max_duration))
+            let config = &rule.config;
+            let open = match kind {
+                // Storm folding: while the window is open.
+                LinkKind::Class => now < inc.window_end,
+                // The same service or pod: while the incident lasts (a slow burn).
+                LinkKind::Service | LinkKind::Pod => {
+                    now < inc.opened_at.saturating_add(config.max_duration)
+                }
+                // Where it runs: a cascade arrives together, unrelated problems later.
+                LinkKind::Host | LinkKind::Rack | LinkKind::Cluster => {
+                    now < inc
+                        .opened_at
+                        .saturating_add(config.window_duration.min(config.max_duration))
+                }
             };
             if same && (open || inc.flapping(now)) {
                 return Found {

@@ -286,6 +286,10 @@ impl Shard {
             let Some(inc) = self.slots.try_get_mut(slot) else {
                 continue;
             };
+            if inc.publish_at == UnixMillis::NEVER {
+                // Held by a "never" pause: it would never have been published.
+                continue;
+            }
             inc.timer = 0;
             inc.publish_at = inc.publish_at.min(now);
             if inc.published && inc.dirty {

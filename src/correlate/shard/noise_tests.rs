@@ -191,17 +191,28 @@ fn a_lower_severity_waits_for_its_pause_and_never_pages_if_it_resolves_within_it
     lab.at(0).send(Action::Trigger, &warn);
     lab.at(31);
     assert!(lab.take().is_empty(), "held past group_wait");
-    lab.at(200).send(Action::Resolve, &warn).at(400);
+    lab.at(500).send(Action::Resolve, &warn).at(700);
     assert!(
         lab.take().is_empty(),
         "resolved within its pause: never published"
     );
-    // The same, still open at the end of its pause (5 min): published then.
+    // The same, still open at the end of its pause (10 min): published then.
     lab.at(1000).send(Action::Trigger, &warn);
-    lab.at(1299);
+    lab.at(1599);
     assert!(lab.take().is_empty());
-    lab.at(1300);
+    lab.at(1600);
     assert_eq!(lab.take()[0]["type"], "opened");
+    // Info alone never publishes, not even on shutdown; a critical joining publishes it all.
+    let mut info = a("i", "BackupDone", &[("service", "backup")]);
+    info.severity = Severity::Info;
+    lab.at(2000).send(Action::Trigger, &info).at(9000);
+    lab.shard.flush(UnixMillis(lab.now), &mut lab.out);
+    assert!(lab.take().is_empty());
+    lab.fire(a("c", "BackupFailed", &[("service", "backup")]))
+        .at(9030);
+    let msgs = lab.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["alert_count"], 2);
 }
 
 #[test]

@@ -97,7 +97,9 @@ impl Shard {
         if !inc.published {
             if now < inc.publish_at {
                 let at = inc.publish_at;
-                self.wake_at(slot, at);
+                if at != UnixMillis::NEVER {
+                    self.wake_at(slot, at);
+                }
                 return;
             }
             if inc.gathered < config.min_alerts || inc.visible() == 0 {

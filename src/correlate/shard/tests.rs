@@ -643,10 +643,10 @@ fn rules_that_all_have_matchers_fall_back_to_the_default_rule() {
         ..rule(&["source"])
     };
     let mut h = Harness::build(vec![only_db], &[], Caps::unbounded(100));
-    // The built-in rule holds a warning for its pause (5 min).
-    h.trigger("a", "web-1").at(299);
+    // The built-in rule holds a warning for its pause (10 min).
+    h.trigger("a", "web-1").at(599);
     assert!(h.take().is_empty());
-    h.at(300);
+    h.at(600);
     assert_eq!(h.take()[0]["rule"], "default");
 }
 
