@@ -59,6 +59,7 @@ pub(super) struct RawCorrelate {
     route_ttl: Option<String>,
     auto_group: Option<Vec<String>>,
     symptom_inhibition: Option<bool>,
+    learned_pause: Option<String>,
     rules: Option<Vec<RawRule>>,
     inhibit: Option<Vec<RawInhibit>>,
     #[serde(flatten)]
@@ -144,6 +145,9 @@ pub struct CorrelateConfig {
     /// How long a partition remembers where the event rules sent an alert after its last event
     /// (so that its acknowledges and resolves, which carry only a dedup key, follow it).
     pub route_ttl: Duration,
+    /// An alert whose class usually resolves within this is held this long whatever its
+    /// severity (`correlate::shard::pause`); zero: off.
+    pub learned_pause: Duration,
 }
 
 /// While an open alert matches `source`, alerts of the same routing key that match `target`
@@ -336,6 +340,11 @@ impl RawCorrelate {
                 "correlate.route_ttl",
                 self.route_ttl.as_deref(),
                 defaults::ROUTE_TTL,
+            ),
+            learned_pause: p.duration(
+                "correlate.learned_pause",
+                self.learned_pause.as_deref(),
+                defaults::LEARNED_PAUSE,
             ),
         }
     }

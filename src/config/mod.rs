@@ -69,6 +69,8 @@ pub mod defaults {
     /// incident (README "Noise reduction").
     pub const AUTO_GROUP: [&str; 5] = ["class", "host", "pod", "rack", "service"];
     pub const SYMPTOM_INHIBITION: bool = true;
+    /// Classes that usually resolve within this are held this long whatever their severity.
+    pub const LEARNED_PAUSE: &str = "3m";
     /// The classes (alert names) that say a host is down: they inhibit the host's other alerts.
     pub const HOST_DOWN_CLASS: &str = "(?i)(host|node|instance|server|machine|vm)[-_ ]?(is[-_ ]?)?(down|unreachable|offline|unavailable|notready)";
     /// A rule's flap detection, on unless `flap = false`.

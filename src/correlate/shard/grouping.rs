@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::config::{RuleConfig, WindowKind};
 use crate::event::deterministic_id;
-use crate::event::{Event, LinkKind, Severity};
+use crate::event::{Event, LinkKind};
 use crate::publish::encode::Status;
 use crate::time::UnixMillis;
 
@@ -322,7 +322,16 @@ impl Shard {
             .groups
             .incident_id(ghash, rule, &group_values, first, now);
         let config = &rule.config;
-        let pause = config.pause_transient.of(first.severity);
+        let pause = self.pause_for(
+            &first.routing_key,
+            first.class.as_deref(),
+            first.severity,
+            config,
+            now,
+        );
+        if pause > config.pause_transient.of(first.severity) {
+            self.stats.learned += 1;
+        }
         let hold = config.group_wait.max(pause);
         Incident {
             id,
@@ -372,24 +381,6 @@ impl Shard {
             inc.window_end = inc
                 .window_end
                 .max(now.saturating_add(config.window_duration).min(limit));
-        }
-    }
-
-    /// An unpublished incident is held for the pause of the most severe alert it has: a more
-    /// severe one joining (or rising) shortens the hold, down to `group_wait`.
-    pub(super) fn hold_for(&mut self, slot: u32, severity: Severity) {
-        let inc = self.slots.get_mut(slot);
-        if inc.published {
-            return;
-        }
-        let config = &self.rules[inc.rule as usize].config;
-        let pause_end = inc
-            .opened_at
-            .saturating_add(config.pause_transient.of(severity));
-        if pause_end < inc.pause_end {
-            inc.pause_end = pause_end;
-            let hold_end = pause_end.max(inc.opened_at.saturating_add(config.group_wait));
-            inc.publish_at = inc.publish_at.min(hold_end);
         }
     }
 

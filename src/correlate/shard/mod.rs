@@ -28,6 +28,7 @@ mod door;
 mod flap;
 mod grouping;
 mod inhibit;
+mod pause;
 mod review;
 mod silences;
 mod snapshot;
@@ -60,6 +61,7 @@ use door::{Door, Entry};
 use flap::FlapHistory;
 use grouping::Groups;
 use inhibit::Inhibition;
+use pause::Learned;
 use review::publish;
 use silences::Silences;
 use stats::ShardMetrics;
@@ -85,6 +87,9 @@ pub struct Shard {
     silences: Silences,
     inhibition: Inhibition,
     flaps: FlapHistory,
+    learned: Learned,
+    /// `correlate.learned_pause`; zero: off.
+    learned_pause: Duration,
     timers: Timers,
     pub stats: Stats,
     metrics: ShardMetrics,
@@ -115,6 +120,8 @@ impl Shard {
             silences: Silences::new(),
             inhibition: Inhibition::new(inhibit),
             flaps: FlapHistory::default(),
+            learned: Learned::default(),
+            learned_pause: Duration::ZERO,
             timers: Timers::default(),
             stats: Stats::default(),
             metrics: ShardMetrics::new(),
@@ -125,6 +132,12 @@ impl Shard {
     /// routes it remembers already stay).
     pub fn with_event_rules(mut self, rules: Arc<[EventRule]>, route_ttl: Duration) -> Self {
         self.door.set_rules(rules, route_ttl);
+        self
+    }
+
+    /// The shard with the learned pause on (`correlate.learned_pause`; zero: off).
+    pub fn with_learned_pause(mut self, pause: Duration) -> Self {
+        self.learned_pause = pause;
         self
     }
 
@@ -336,10 +349,10 @@ impl Shard {
         let mut alert = Alert::triggered(hash, &mut event, now);
         alert.grouped_by = found.via;
         alert.silenced = self.silences.silenced(&event.routing_key, &alert, now);
-        self.hold_for(slot, alert.severity);
         let ends_at = alert.ends_at;
         self.extend_window(slot, &rule.config, now);
         let index = self.add_alert(slot, alert, event.links, now);
+        self.hold_for(slot, index, now);
         self.usage.alert_opened(event.routing_key);
         if let Some(at) = ends_at {
             self.timers
@@ -361,6 +374,7 @@ impl Shard {
         out: &mut Vec<OutboundMessage>,
     ) {
         let hash = self.mark_resolved(slot, index, by, now);
+        self.learn(slot, index, now);
         self.usage.alert_resolved(&self.slots.get(slot).routing_key);
         self.inhibit_on_resolve(slot, index, now, out);
         self.record_state_change(slot, hash, now);

@@ -32,6 +32,7 @@ use super::door::{Door, Remembered};
 use super::flap::FlapHistory;
 use super::grouping::{values_hash, Groups};
 use super::inhibit::Inhibition;
+use super::pause::Learned;
 use super::silences::Silences;
 use super::stats::{ShardMetrics, Stats};
 use super::store::{AlertIndex, Slots};
@@ -39,7 +40,9 @@ use super::{Caps, Shard};
 
 /// The snapshot format's version.
 /// 2: the door's routes and the places of the routed events taken (`door`).
-pub const VERSION: u32 = 2;
+/// 3: the learned pause's history (`learned`); incidents' links and pause ends, alerts'
+/// `grouped_by`.
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -65,6 +68,7 @@ struct Written<'a> {
     inhibition: &'a Inhibition,
     stats: &'a Stats,
     door: &'a Remembered,
+    learned: &'a Learned,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +86,9 @@ struct Read {
     /// Absent before version 2: no routes.
     #[serde(default)]
     door: Remembered,
+    /// Absent before version 3: nothing learned.
+    #[serde(default)]
+    learned: Learned,
 }
 
 /// Only the version, read first so that a later format is refused by version, not by shape.
@@ -105,6 +112,7 @@ impl Shard {
             inhibition: &self.inhibition,
             stats: &self.stats,
             door: self.door.remembered(),
+            learned: &self.learned,
         };
         serde_json::to_writer(out, &written).expect("a shard always serializes");
     }
@@ -169,6 +177,8 @@ impl Shard {
             silences: Silences::new(),
             inhibition,
             flaps: read.flaps,
+            learned: read.learned,
+            learned_pause: std::time::Duration::ZERO,
             timers: read.timers,
             stats: read.stats,
             metrics,

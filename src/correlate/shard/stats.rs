@@ -50,6 +50,9 @@ pub struct Stats {
     pub flap: u64,
     pub transient: u64,
     pub threshold: u64,
+    /// Incidents held longer than their severity's pause because their class usually blips.
+    #[serde(default)]
+    pub learned: u64,
     pub dropped: u64,
     pub caps_reached: u64,
 }
@@ -68,6 +71,7 @@ impl Stats {
         self.inhibit += o.inhibit;
         self.flap += o.flap;
         self.transient += o.transient;
+        self.learned += o.learned;
         self.threshold += o.threshold;
         self.dropped += o.dropped;
         self.caps_reached += o.caps_reached;

@@ -307,7 +307,7 @@ impl Shard {
                 .schedule(at, Timer::AlertEnds { slot, index, hash });
         }
         if severity_changed {
-            self.hold_for(slot, event.severity);
+            self.hold_for(slot, index, now);
             self.changed(slot, now, out);
         }
     }

@@ -1,0 +1,220 @@
+//! The pause: how long a new incident is held before it is published, and never published if
+//! all its alerts resolve within it. By severity (the rule's `pause_transient`), and learned:
+//!
+//! The learned transient pause: per (routing key, class), how many of its alerts resolved
+//! within `learned_pause` of opening and how many lasted longer, as weights that halve every
+//! [`HALF_LIFE`] of partition time. A class whose alerts mostly blipped ([`MIN_SEEN`] alerts
+//! at least, [`SHARE`] of them short) is held for `learned_pause` whatever its severity, so it
+//! never pages when it blips again; once it starts lasting, the share drops and it pages at
+//! once again.
+//!
+//! Invariants: at most [`MAX_CLASSES`] records; a record's weights are as of its `at` (decayed
+//! lazily when read or written). Off (`learned_pause = "0s"`), nothing is recorded.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RuleConfig;
+use crate::event::Severity;
+use crate::time::UnixMillis;
+
+use super::grouping::values_hash;
+use super::Shard;
+
+/// How fast history fades.
+pub const HALF_LIFE: Duration = Duration::from_secs(24 * 3600);
+/// Weighted alerts of a class seen before its history decides anything.
+pub const MIN_SEEN: f32 = 2.0;
+/// The share of short alerts above which a class is held.
+pub const SHARE: f32 = 0.8;
+/// Classes remembered per shard; past it, the faintest histories are forgotten first.
+pub const MAX_CLASSES: usize = 10_000;
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Record {
+    short: f32,
+    long: f32,
+    at: UnixMillis,
+}
+
+impl Record {
+    fn decayed(self, now: UnixMillis) -> Record {
+        let dt = now.saturating_sub(self.at).as_secs_f32();
+        let factor = 0.5f32.powf(dt / HALF_LIFE.as_secs_f32());
+        Record {
+            short: self.short * factor,
+            long: self.long * factor,
+            at: self.at.max(now),
+        }
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub(super) struct Learned {
+    #[serde(with = "super::snapshot::pairs")]
+    classes: HashMap<u64, Record>,
+}
+
+/// The key of a class within a routing key.
+pub(super) fn class_key(routing_key: &str, class: &str) -> u64 {
+    values_hash(routing_key, u16::MAX, std::iter::once(class))
+}
+
+impl Learned {
+    /// An alert of the class `key` lasted `lasted`: short when under `pause`.
+    pub(super) fn record(&mut self, key: u64, lasted: Duration, pause: Duration, now: UnixMillis) {
+        if self.classes.len() >= MAX_CLASSES && !self.classes.contains_key(&key) {
+            self.forget_faintest(now);
+        }
+        let r = self.classes.entry(key).or_insert(Record {
+            short: 0.0,
+            long: 0.0,
+            at: now,
+        });
+        *r = r.decayed(now);
+        if lasted < pause {
+            r.short += 1.0;
+        } else {
+            r.long += 1.0;
+        }
+    }
+
+    /// Whether alerts of the class `key` usually blip.
+    pub(super) fn holds(&self, key: u64, now: UnixMillis) -> bool {
+        self.classes.get(&key).is_some_and(|r| {
+            let r = r.decayed(now);
+            let seen = r.short + r.long;
+            seen >= MIN_SEEN && r.short >= SHARE * seen
+        })
+    }
+
+    /// Drops the half of the records with the least weight.
+    fn forget_faintest(&mut self, now: UnixMillis) {
+        let mut weights: Vec<f32> = self
+            .classes
+            .values()
+            .map(|r| {
+                let r = r.decayed(now);
+                r.short + r.long
+            })
+            .collect();
+        weights.sort_by(f32::total_cmp);
+        let median = weights[weights.len() / 2];
+        self.classes.retain(|_, r| {
+            let r = r.decayed(now);
+            r.short + r.long > median
+        });
+    }
+}
+
+impl Shard {
+    /// The pause of an alert: its severity's, at least `learned_pause` when its class usually
+    /// blips.
+    pub(super) fn pause_for(
+        &self,
+        routing_key: &str,
+        class: Option<&str>,
+        severity: Severity,
+        config: &RuleConfig,
+        now: UnixMillis,
+    ) -> Duration {
+        let pause = config.pause_transient.of(severity);
+        match class {
+            Some(class) if !self.learned_pause.is_zero() => {
+                if self.learned.holds(class_key(routing_key, class), now) {
+                    pause.max(self.learned_pause)
+                } else {
+                    pause
+                }
+            }
+            _ => pause,
+        }
+    }
+
+    /// An unpublished incident is held for the pause of the alert that pauses least: a more
+    /// severe one joining (or rising) shortens the hold, down to `group_wait`.
+    pub(super) fn hold_for(&mut self, slot: u32, index: u32, now: UnixMillis) {
+        let inc = self.slots.get(slot);
+        if inc.published {
+            return;
+        }
+        let config = &self.rules[inc.rule as usize].config;
+        let a = &inc.alerts[index as usize];
+        let pause = self.pause_for(
+            &inc.routing_key,
+            a.class.as_deref(),
+            a.severity,
+            config,
+            now,
+        );
+        let group_wait = config.group_wait;
+        let inc = self.slots.get_mut(slot);
+        let pause_end = inc.opened_at.saturating_add(pause);
+        if pause_end < inc.pause_end {
+            inc.pause_end = pause_end;
+            let hold_end = pause_end.max(inc.opened_at.saturating_add(group_wait));
+            inc.publish_at = inc.publish_at.min(hold_end);
+        }
+    }
+
+    /// An alert resolved: its class learns how long it lasted.
+    pub(super) fn learn(&mut self, slot: u32, index: u32, now: UnixMillis) {
+        if self.learned_pause.is_zero() {
+            return;
+        }
+        let inc = self.slots.get(slot);
+        let a = &inc.alerts[index as usize];
+        if let Some(class) = a.class.as_deref() {
+            let key = class_key(&inc.routing_key, class);
+            let lasted = now.saturating_sub(a.first_seen);
+            self.learned.record(key, lasted, self.learned_pause, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_class_that_blips_is_held_until_it_starts_to_last_and_history_fades() {
+        let mut l = Learned::default();
+        let k = class_key("rk", "GcPause");
+        let t = |min: u64| UnixMillis(min * 60_000);
+        l.record(k, MIN, 3 * MIN, t(0));
+        assert!(!l.holds(k, t(1)), "one is not enough");
+        l.record(k, MIN, 3 * MIN, t(1));
+        l.record(k, MIN, 3 * MIN, t(2));
+        assert!(l.holds(k, t(2)));
+        assert!(!l.holds(class_key("rk", "Other"), t(2)));
+        assert!(!l.holds(class_key("other-rk", "GcPause"), t(2)));
+        // One long alert out of four: 75 % short, under the share.
+        l.record(k, 10 * MIN, 3 * MIN, t(3));
+        assert!(!l.holds(k, t(3)));
+        // Two days on, the weights are a quarter: below MIN_SEEN.
+        for _ in 0..2 {
+            l.record(k, MIN, 3 * MIN, t(3));
+        }
+        assert!(l.holds(k, t(3)));
+        assert!(!l.holds(k, t(3 + 48 * 60)));
+    }
+
+    #[test]
+    fn the_number_of_classes_is_bounded() {
+        let mut l = Learned::default();
+        for i in 0..(MAX_CLASSES + 10) {
+            let lasted = if i % 2 == 0 { MIN } else { 10 * MIN };
+            l.record(
+                class_key("rk", &i.to_string()),
+                lasted,
+                3 * MIN,
+                UnixMillis(i as u64),
+            );
+        }
+        assert!(l.classes.len() <= MAX_CLASSES);
+    }
+}
