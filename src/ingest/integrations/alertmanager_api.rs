@@ -255,7 +255,10 @@ mod tests {
         .and_then(|c| {
             crate::ingest::integrations::settings::SettingsByKind::checked(&c.integrations)
         });
-        let err = bad.err().expect("refused").to_string();
+        let Err(err) = bad else {
+            panic!("a string is not a list of labels")
+        };
+        let err = err.to_string();
         assert!(
             err.contains("integrations.alertmanager_api.replica_labels"),
             "{err}"
