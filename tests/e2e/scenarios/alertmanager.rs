@@ -239,10 +239,17 @@ async fn run(scenario: &Scenario, scale: f64) -> Vec<Figures> {
             .collect();
         let body = Bytes::from(Value::Array(items).to_string());
         for (am, client, _) in &mut ams {
-            let reply = client
-                .post("/api/v2/alerts", body.clone())
-                .await
-                .expect("alertmanager answers");
+            let reply = match client.post("/api/v2/alerts", body.clone()).await {
+                Ok(reply) => reply,
+                // A keep-alive connection the server closed: once more on a new one.
+                Err(_) => {
+                    *client = HttpClient::connect(&am.url).await.unwrap();
+                    client
+                        .post("/api/v2/alerts", body.clone())
+                        .await
+                        .expect("alertmanager answers")
+                }
+            };
             assert_eq!(
                 reply.status,
                 200,
