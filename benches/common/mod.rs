@@ -195,7 +195,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         rule: 0,
         group_values: Box::new([template.source.as_str().into()]),
         group_hash: 0,
-        related: Box::new([]),
+        related: Vec::new(),
         pause_end: now,
         title: template.summary.as_str().into(),
         opened_at: now,

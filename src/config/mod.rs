@@ -67,7 +67,7 @@ pub mod defaults {
     /// What rules without `group_by` group by (`LinkKind`s, in order of precedence).
     /// Not `cluster`: in the scenario lab it folded unrelated alerts of a cluster into one
     /// incident (README "Noise reduction").
-    pub const AUTO_GROUP: [&str; 5] = ["class", "host", "pod", "rack", "service"];
+    pub const AUTO_GROUP: [&str; 5] = ["host", "pod", "rack", "service", "class"];
     pub const SYMPTOM_INHIBITION: bool = true;
     /// Classes that usually resolve within this are held this long whatever their severity.
     pub const LEARNED_PAUSE: &str = "3m";

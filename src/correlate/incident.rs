@@ -200,7 +200,7 @@ pub struct Incident {
     pub group_hash: u64,
     /// Under an auto rule, the link hashes it holds in the link index (see `shard::grouping`).
     #[serde(default)]
-    pub related: Box<[u64]>,
+    pub related: Vec<u64>,
     /// Resolved before this (the end of the pause of its most severe alert), it is never
     /// published.
     #[serde(default)]
@@ -333,12 +333,8 @@ impl Incident {
                     source: &a.source,
                     integration: a.integration.as_str(),
                     grouped_by: a.grouped_by.and_then(|i| {
-                        let i = i as usize;
-                        Some(format!(
-                            "{}={}",
-                            rule.field_names.get(i)?,
-                            self.group_values.get(i)?
-                        ))
+                        let kind = rule.auto().get(i as usize)?;
+                        Some(format!("{}={}", kind.as_str(), kind.value(a)))
                     }),
                     suppressed: match (a.silenced, a.inhibited) {
                         (true, _) => Some("silenced"),

@@ -18,6 +18,12 @@
 //! service), or within `window_duration` of the opening (`host`, `rack`, `cluster`: a cascade
 //! arrives together; an unrelated problem on the same host later opens its own incident). The
 //! first link in `auto_group` order that holds decides.
+//!
+//! One exception to "from the first alert only": within the cascade (`window_duration` from
+//! the opening, when host links hold), every alert that joins adds its host's link, up to
+//! [`MAX_LINKS`] an incident: a rack's hosts all lead to the rack's incident, whichever
+//! tool names them and however. Past the cascade, host links lapse, so this chains nothing
+//! later.
 
 use std::collections::HashMap;
 
@@ -66,6 +72,9 @@ fn values_of<'a>(rule: &'a Rule, event: &'a Event) -> Vec<&'a str> {
         rule.auto().iter().map(|&k| k.value(event)).collect()
     }
 }
+
+/// Links an incident holds at most (its first alert's, and the hosts of its cascade).
+pub const MAX_LINKS: usize = 64;
 
 /// The link index's key of a kind's value.
 fn link_hash(routing_key: &str, rule: u16, kind: LinkKind, value: &str) -> u64 {
@@ -211,9 +220,9 @@ impl Shard {
                 continue;
             };
             let inc = self.slots.get(g.slot);
-            let same = inc.rule == rule_id
-                && *inc.routing_key == *event.routing_key
-                && inc.group_values.get(i).is_some_and(|v| **v == *value);
+            // The hash names the routing key, rule, kind and value (64 bits: a collision is
+            // not guarded against beyond the routing key and rule).
+            let same = inc.rule == rule_id && *inc.routing_key == *event.routing_key;
             let config = &rule.config;
             let open = match kind {
                 // Storm folding: while the window is open.
@@ -310,7 +319,7 @@ impl Shard {
     ) -> Incident {
         let rule = &self.rules[rule_id as usize];
         let values = values_of(rule, first);
-        let related: Box<[u64]> = rule
+        let related: Vec<u64> = rule
             .auto()
             .iter()
             .zip(&values)
@@ -382,6 +391,35 @@ impl Shard {
                 .window_end
                 .max(now.saturating_add(config.window_duration).min(limit));
         }
+    }
+
+    /// A new alert joined an auto incident: within its cascade, the alert's host leads to it
+    /// too (see the module's notes).
+    pub(super) fn link_host(&mut self, slot: u32, event: &Event, now: UnixMillis) {
+        let inc = self.slots.get(slot);
+        let rule = &self.rules[inc.rule as usize];
+        let config = &rule.config;
+        let cascade = now
+            < inc
+                .opened_at
+                .saturating_add(config.window_duration.min(config.max_duration));
+        if !rule.auto().contains(&LinkKind::Host)
+            || !cascade
+            || !inc.in_group_index
+            || inc.related.len() >= MAX_LINKS
+        {
+            return;
+        }
+        let host = LinkKind::Host.value(event);
+        if host.is_empty() {
+            return;
+        }
+        let hash = link_hash(&inc.routing_key, inc.rule, LinkKind::Host, host);
+        if inc.related.contains(&hash) {
+            return;
+        }
+        self.slots.get_mut(slot).related.push(hash);
+        self.groups.link(hash, slot);
     }
 
     /// Takes the incident in `slot` out of the group index (and its links out of the link

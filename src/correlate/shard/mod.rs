@@ -343,7 +343,10 @@ impl Shard {
             return;
         }
         let slot = match found.current {
-            Some(slot) => slot,
+            Some(slot) => {
+                self.link_host(slot, &event, now);
+                slot
+            }
             None => self.open_incident(found.ghash, rule_id, &event, now),
         };
         let mut alert = Alert::triggered(hash, &mut event, now);

@@ -287,3 +287,66 @@ fn a_restored_shard_keeps_its_links() {
         .at(100);
     assert_eq!(incidents(&lab.take()), vec![vec!["x", "y"]]);
 }
+
+#[test]
+fn a_class_that_blipped_before_is_held_even_when_critical() {
+    let mut lab = Lab::new("");
+    let gc = |key| a(key, "GcPause", &[("service", "api")]);
+    lab.at(0).fire(gc("first"));
+    lab.at(31);
+    assert_eq!(
+        lab.take()[0]["type"],
+        "opened",
+        "nothing learned yet: pages"
+    );
+    lab.at(60).send(Action::Resolve, &gc("first")).at(61);
+    lab.take();
+    // It lasted a minute: the class blips. The next critical of the class waits 3 min.
+    lab.at(1000).fire(gc("second"));
+    lab.at(1031);
+    assert!(lab.take().is_empty());
+    lab.at(1100).send(Action::Resolve, &gc("second")).at(1500);
+    assert!(
+        lab.take().is_empty(),
+        "resolved within the learned pause: never published"
+    );
+    // Off, it pages as any critical does.
+    let mut off = Lab::new("[correlate]\nlearned_pause = \"0s\"");
+    off.at(0)
+        .fire(gc("first"))
+        .at(60)
+        .send(Action::Resolve, &gc("first"));
+    off.take();
+    off.at(1000).fire(gc("second")).at(1031);
+    assert_eq!(off.take()[0]["type"], "opened");
+}
+
+#[test]
+fn within_the_cascade_every_host_that_joined_leads_to_the_incident() {
+    let mut lab = Lab::new("");
+    lab.at(0)
+        .fire(a("n1", "NodeDown", &[("node", "r1-n1"), ("rack", "r1")]));
+    lab.at(5)
+        .fire(a("n2", "KubeletDown", &[("node", "r1-n2"), ("rack", "r1")]));
+    // Another tool names the second host only, under another class: it joins by that host.
+    let mut ping = Event::new(
+        Integration::PagerDuty,
+        Action::Trigger,
+        "team-a".into(),
+        "ping-n2".into(),
+        UnixMillis(lab.now),
+    );
+    ping.source = "r1-n2".into();
+    ping.class = Some("ping_loss".into());
+    ping.summary = "ping r1-n2".into();
+    ping.severity = Severity::Critical;
+    lab.at(10);
+    lab.shard.apply(ping, UnixMillis(T0 + 10_000), &mut lab.out);
+    lab.at(100);
+    let msgs = lab.take();
+    assert_eq!(incidents(&msgs), vec![vec!["n1", "n2", "ping-n2"]]);
+    assert_eq!(
+        msgs.last().unwrap()["alerts"][2]["grouped_by"],
+        "host=r1-n2"
+    );
+}

@@ -25,8 +25,9 @@ use super::Shard;
 
 /// How fast history fades.
 pub const HALF_LIFE: Duration = Duration::from_secs(24 * 3600);
-/// Weighted alerts of a class seen before its history decides anything.
-pub const MIN_SEEN: f32 = 2.0;
+/// Weighted alerts of a class seen before its history decides anything: one recent alert
+/// (within about 3.6 hours), or more older ones.
+pub const MIN_SEEN: f32 = 0.9;
 /// The share of short alerts above which a class is held.
 pub const SHARE: f32 = 0.8;
 /// Classes remembered per shard; past it, the faintest histories are forgotten first.
@@ -133,8 +134,9 @@ impl Shard {
         }
     }
 
-    /// An unpublished incident is held for the pause of the alert that pauses least: a more
-    /// severe one joining (or rising) shortens the hold, down to `group_wait`.
+    /// An unpublished incident is held until one of its alerts has lasted its pause: an alert
+    /// joining (or rising) at `now` with a shorter pause shortens the hold, down to the end of
+    /// `group_wait`.
     pub(super) fn hold_for(&mut self, slot: u32, index: u32, now: UnixMillis) {
         let inc = self.slots.get(slot);
         if inc.published {
@@ -151,7 +153,7 @@ impl Shard {
         );
         let group_wait = config.group_wait;
         let inc = self.slots.get_mut(slot);
-        let pause_end = inc.opened_at.saturating_add(pause);
+        let pause_end = now.saturating_add(pause);
         if pause_end < inc.pause_end {
             inc.pause_end = pause_end;
             let hold_end = pause_end.max(inc.opened_at.saturating_add(group_wait));
@@ -185,22 +187,21 @@ mod tests {
         let mut l = Learned::default();
         let k = class_key("rk", "GcPause");
         let t = |min: u64| UnixMillis(min * 60_000);
+        assert!(!l.holds(k, t(0)), "nothing known");
         l.record(k, MIN, 3 * MIN, t(0));
-        assert!(!l.holds(k, t(1)), "one is not enough");
-        l.record(k, MIN, 3 * MIN, t(1));
-        l.record(k, MIN, 3 * MIN, t(2));
-        assert!(l.holds(k, t(2)));
-        assert!(!l.holds(class_key("rk", "Other"), t(2)));
-        assert!(!l.holds(class_key("other-rk", "GcPause"), t(2)));
-        // One long alert out of four: 75 % short, under the share.
-        l.record(k, 10 * MIN, 3 * MIN, t(3));
-        assert!(!l.holds(k, t(3)));
-        // Two days on, the weights are a quarter: below MIN_SEEN.
-        for _ in 0..2 {
-            l.record(k, MIN, 3 * MIN, t(3));
+        assert!(l.holds(k, t(1)), "one recent blip");
+        assert!(!l.holds(class_key("rk", "Other"), t(1)));
+        assert!(!l.holds(class_key("other-rk", "GcPause"), t(1)));
+        // One that lasted: half short, under the share.
+        l.record(k, 10 * MIN, 3 * MIN, t(1));
+        assert!(!l.holds(k, t(1)));
+        for _ in 0..4 {
+            l.record(k, MIN, 3 * MIN, t(1));
         }
-        assert!(l.holds(k, t(3)));
-        assert!(!l.holds(k, t(3 + 48 * 60)));
+        assert!(l.holds(k, t(1)), "5 of 6 short");
+        // Days on, the weights fade below MIN_SEEN.
+        assert!(l.holds(k, t(24 * 60)));
+        assert!(!l.holds(k, t(5 * 24 * 60)));
     }
 
     #[test]
