@@ -109,6 +109,12 @@ impl fmt::Display for Summary {
             "events suppressed: dedup {}, silence {}, inhibit {}, transient {}, threshold {}, flap {}",
             s.dedup, s.silence, s.inhibit, s.transient, s.threshold, s.flap
         )?;
+        let joins: Vec<String> = crate::event::LinkKind::ALL
+            .iter()
+            .map(|k| format!("{} {}", k.as_str(), s.joined_by[*k as usize]))
+            .collect();
+        writeln!(f, "auto grouping joins: {}", joins.join(", "))?;
+        writeln!(f, "incidents held by a learned pause: {}", s.learned)?;
         writeln!(
             f,
             "dropped (ack/resolve with no open alert): {}; past a cap: {}",

@@ -197,6 +197,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         group_hash: 0,
         related: Vec::new(),
         pause_end: now,
+        pause_learned: false,
         title: template.summary.as_str().into(),
         opened_at: now,
         updated_at: now,

@@ -1,13 +1,15 @@
 //! Alert and incident state, and how an incident is rendered into a message.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Details, Event, Field, Link, Linked, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 use crate::publish::encode::{
-    to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Status, Topic,
-    INCIDENT_SCHEMA,
+    to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Reasons, Status,
+    Topic, INCIDENT_SCHEMA,
 };
 use crate::time::UnixMillis;
 
@@ -205,6 +207,9 @@ pub struct Incident {
     /// published.
     #[serde(default)]
     pub pause_end: UnixMillis,
+    /// The pause that holds it was learned (the class usually blips), not its severity's.
+    #[serde(default)]
+    pub pause_learned: bool,
     pub title: Box<str>,
     pub opened_at: UnixMillis,
     pub updated_at: UnixMillis,
@@ -296,6 +301,38 @@ impl Incident {
         }
     }
 
+    /// What grouped, held and suppressed what (see [`Reasons`]).
+    fn reasons(&self, rule: &Rule) -> Reasons {
+        let mut joined_by = BTreeMap::new();
+        let (mut inhibited, mut silenced) = (0, 0);
+        for a in &self.alerts {
+            if let Some(kind) = a.grouped_by.and_then(|i| rule.auto().get(i as usize)) {
+                *joined_by.entry(kind.as_str()).or_insert(0) += 1;
+            }
+            silenced += u32::from(a.is_open() && a.silenced);
+            inhibited += u32::from(a.is_open() && a.inhibited && !a.silenced);
+        }
+        let waited = self.opened_at.saturating_add(rule.config.group_wait);
+        let paused = self.pause_end > waited && self.pause_end != UnixMillis::NEVER;
+        Reasons {
+            grouping: if rule.auto().is_empty() {
+                "group_by"
+            } else {
+                "auto"
+            },
+            joined_by,
+            paused_until: paused.then_some(self.pause_end),
+            pause: paused.then_some(if self.pause_learned {
+                "learned"
+            } else {
+                "severity"
+            }),
+            inhibited,
+            silenced,
+            flapping: self.flapping_until.is_some(),
+        }
+    }
+
     /// Renders the next message of this incident (the caller bumps `seq` first).
     pub fn to_message(&self, kind: MessageKind, rule: &Rule, max_alerts: usize) -> OutboundMessage {
         let shown = self.alerts.len().min(max_alerts);
@@ -352,6 +389,7 @@ impl Incident {
                 .collect(),
             links: &self.links,
             untracked: self.untracked,
+            reasons: self.reasons(rule),
         };
         OutboundMessage {
             topic: Topic::Incidents,

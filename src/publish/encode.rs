@@ -2,6 +2,7 @@
 //! Kafka (DESIGN section 4). The bytes built here are exactly what consumers read, and what
 //! `sluice replay` prints.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -144,6 +145,30 @@ pub struct IncidentBody<'a> {
     /// Set when a cap stopped sluice from tracking this incident: nothing will follow.
     #[serde(skip_serializing_if = "is_false")]
     pub untracked: bool,
+    pub reasons: Reasons,
+}
+
+/// Which mechanism grouped, held, inhibited or silenced what in an incident, so that an
+/// operator can trust or switch off each one (README "Noise reduction").
+#[derive(Serialize)]
+pub struct Reasons {
+    /// `auto` (shared values: `joined_by`) or `group_by` (equal values of the rule's fields).
+    pub grouping: &'static str,
+    /// Auto grouping: how many alerts joined by each link kind (the first alert joined none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub joined_by: BTreeMap<&'static str, u32>,
+    /// Published only after this, held by a pause beyond `group_wait`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<UnixMillis>,
+    /// `severity` (the rule's `pause_transient`) or `learned` (the class usually blips).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<&'static str>,
+    /// Alerts listed as inhibited or silenced now.
+    pub inhibited: u32,
+    pub silenced: u32,
+    /// In a flapping spell: updates are held until it ends.
+    #[serde(skip_serializing_if = "is_false")]
+    pub flapping: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -338,9 +338,8 @@ impl Shard {
             config,
             now,
         );
-        if pause > config.pause_transient.of(first.severity) {
-            self.stats.learned += 1;
-        }
+        let pause_learned = pause > config.pause_transient.of(first.severity);
+        self.stats.learned += u64::from(pause_learned);
         let hold = config.group_wait.max(pause);
         Incident {
             id,
@@ -351,6 +350,7 @@ impl Shard {
             group_hash: ghash,
             related,
             pause_end: now.saturating_add(pause),
+            pause_learned,
             title: first.summary.as_str().into(),
             opened_at: now,
             updated_at: now,

@@ -344,6 +344,9 @@ impl Shard {
         }
         let slot = match found.current {
             Some(slot) => {
+                if let Some(kind) = found.via.and_then(|i| rule.auto().get(i as usize)) {
+                    self.stats.joined_by[*kind as usize] += 1;
+                }
                 self.link_host(slot, &event, now);
                 slot
             }

@@ -132,6 +132,14 @@ fn a_storm_of_one_alert_name_across_hosts_folds_into_one_incident() {
         .collect();
     assert_eq!(by[0], &Value::Null, "the first alert joined nothing");
     assert_eq!(by[1], "class=HighLatency");
+    assert_eq!(
+        last["reasons"],
+        serde_json::json!({"grouping": "auto", "joined_by": {"class": 3}, "inhibited": 0, "silenced": 0})
+    );
+    assert_eq!(
+        lab.shard.stats.joined_by[crate::event::LinkKind::Class as usize],
+        3
+    );
 }
 
 #[test]
@@ -201,7 +209,13 @@ fn a_lower_severity_waits_for_its_pause_and_never_pages_if_it_resolves_within_it
     lab.at(1599);
     assert!(lab.take().is_empty());
     lab.at(1600);
-    assert_eq!(lab.take()[0]["type"], "opened");
+    let opened = lab.take();
+    assert_eq!(opened[0]["type"], "opened");
+    assert_eq!(opened[0]["reasons"]["pause"], "severity");
+    assert_eq!(
+        opened[0]["reasons"]["paused_until"],
+        UnixMillis(T0 + 1600 * 1000).to_string()
+    );
     // Info alone never publishes, not even on shutdown; a critical joining publishes it all.
     let mut info = a("i", "BackupDone", &[("service", "backup")]);
     info.severity = Severity::Info;

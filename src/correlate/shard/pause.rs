@@ -151,11 +151,13 @@ impl Shard {
             config,
             now,
         );
+        let learned = pause > config.pause_transient.of(a.severity);
         let group_wait = config.group_wait;
         let inc = self.slots.get_mut(slot);
         let pause_end = now.saturating_add(pause);
         if pause_end < inc.pause_end {
             inc.pause_end = pause_end;
+            inc.pause_learned = learned;
             let hold_end = pause_end.max(inc.opened_at.saturating_add(group_wait));
             inc.publish_at = inc.publish_at.min(hold_end);
         }

@@ -53,6 +53,9 @@ pub struct Stats {
     /// Incidents held longer than their severity's pause because their class usually blips.
     #[serde(default)]
     pub learned: u64,
+    /// Alerts that joined an incident by auto grouping, by link kind (`LinkKind as usize`).
+    #[serde(default)]
+    pub joined_by: [u64; 6],
     pub dropped: u64,
     pub caps_reached: u64,
 }
@@ -72,6 +75,9 @@ impl Stats {
         self.flap += o.flap;
         self.transient += o.transient;
         self.learned += o.learned;
+        for (a, b) in self.joined_by.iter_mut().zip(o.joined_by) {
+            *a += b;
+        }
         self.threshold += o.threshold;
         self.dropped += o.dropped;
         self.caps_reached += o.caps_reached;
