@@ -60,6 +60,7 @@ pub(super) struct RawCorrelate {
     auto_group: Option<Vec<String>>,
     symptom_inhibition: Option<bool>,
     learned_pause: Option<String>,
+    change_window: Option<String>,
     rules: Option<Vec<RawRule>>,
     inhibit: Option<Vec<RawInhibit>>,
     #[serde(flatten)]
@@ -148,6 +149,9 @@ pub struct CorrelateConfig {
     /// An alert whose class usually resolves within this is held this long whatever its
     /// severity (`correlate::shard::pause`); zero: off.
     pub learned_pause: Duration,
+    /// Incident messages list the change events of this long before they opened that name what
+    /// their alerts name (`correlate::shard::changes`); zero: off.
+    pub change_window: Duration,
 }
 
 /// While an open alert matches `source`, alerts of the same routing key that match `target`
@@ -345,6 +349,11 @@ impl RawCorrelate {
                 "correlate.learned_pause",
                 self.learned_pause.as_deref(),
                 defaults::LEARNED_PAUSE,
+            ),
+            change_window: p.duration(
+                "correlate.change_window",
+                self.change_window.as_deref(),
+                defaults::CHANGE_WINDOW,
             ),
         }
     }

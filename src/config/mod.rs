@@ -71,6 +71,8 @@ pub mod defaults {
     pub const SYMPTOM_INHIBITION: bool = true;
     /// Classes that usually resolve within this are held this long whatever their severity.
     pub const LEARNED_PAUSE: &str = "3m";
+    /// How long before an incident opened its change events are listed with it.
+    pub const CHANGE_WINDOW: &str = "30m";
     /// The classes (alert names) that say a host is down: they inhibit the host's other alerts.
     pub const HOST_DOWN_CLASS: &str = "(?i)(host|node|instance|server|machine|vm)[-_ ]?(is[-_ ]?)?(down|unreachable|offline|unavailable|notready)";
     /// A rule's flap detection, on unless `flap = false`.

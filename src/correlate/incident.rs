@@ -8,8 +8,8 @@ use crate::event::{Details, Event, Field, Link, Linked, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 use crate::publish::encode::{
-    to_json, AlertBody, GroupKey, IncidentBody, MessageKind, OutboundMessage, Reasons, Status,
-    Topic, INCIDENT_SCHEMA,
+    to_json, AlertBody, ChangeRef, GroupKey, IncidentBody, MessageKind, OutboundMessage, Reasons,
+    Status, Topic, INCIDENT_SCHEMA,
 };
 use crate::time::UnixMillis;
 
@@ -334,7 +334,13 @@ impl Incident {
     }
 
     /// Renders the next message of this incident (the caller bumps `seq` first).
-    pub fn to_message(&self, kind: MessageKind, rule: &Rule, max_alerts: usize) -> OutboundMessage {
+    pub fn to_message(
+        &self,
+        kind: MessageKind,
+        rule: &Rule,
+        max_alerts: usize,
+        changes: &[ChangeRef],
+    ) -> OutboundMessage {
         let shown = self.alerts.len().min(max_alerts);
         let body = IncidentBody {
             schema: INCIDENT_SCHEMA,
@@ -390,6 +396,7 @@ impl Incident {
             links: &self.links,
             untracked: self.untracked,
             reasons: self.reasons(rule),
+            changes,
         };
         OutboundMessage {
             topic: Topic::Incidents,

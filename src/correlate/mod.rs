@@ -66,7 +66,7 @@ pub fn build_shard(config: &CorrelateConfig, of: usize) -> Shard {
     let (rules, inhibit, caps) = shard_parts(config, of);
     Shard::new(rules, inhibit, caps)
         .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
-        .with_learned_pause(config.learned_pause)
+        .with_history(config.learned_pause, config.change_window)
 }
 
 /// The fingerprint of the grouping and inhibition rules `config` compiles to, in hex (see
@@ -84,7 +84,7 @@ pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
         .map(|_| {
             Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps)
                 .with_event_rules(Arc::clone(&event_rules), config.route_ttl)
-                .with_learned_pause(config.learned_pause)
+                .with_history(config.learned_pause, config.change_window)
         })
         .collect()
 }
@@ -211,7 +211,7 @@ impl TimedShard {
         let (shard, time) = Shard::restore(rules, inhibit, caps, bytes)?;
         let shard = shard
             .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
-            .with_learned_pause(config.learned_pause);
+            .with_history(config.learned_pause, config.change_window);
         Ok(TimedShard { shard, time })
     }
 

@@ -146,6 +146,20 @@ pub struct IncidentBody<'a> {
     #[serde(skip_serializing_if = "is_false")]
     pub untracked: bool,
     pub reasons: Reasons,
+    /// "What changed?": recent change events that name what its alerts name, latest first.
+    #[serde(skip_serializing_if = "<[ChangeRef]>::is_empty")]
+    pub changes: &'a [ChangeRef],
+}
+
+/// A change event listed in an incident message, and which value of the incident's alerts it
+/// named (`source=checkout`, `labels.service=checkout`, `entity.host=db-1`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeRef {
+    pub change_id: String,
+    pub summary: String,
+    pub source: Option<String>,
+    pub at: UnixMillis,
+    pub matched: String,
 }
 
 /// Which mechanism grouped, held, inhibited or silenced what in an incident, so that an

@@ -159,6 +159,7 @@ impl Shard {
             MessageKind::Opened,
             &self.rules[rule_id as usize],
             self.caps.max_alerts_per_message,
+            &[],
         );
         publish(&mut self.stats, out, message);
     }

@@ -24,6 +24,7 @@
 //! - `stats`: [`Stats`] and the metrics.
 
 mod caps;
+mod changes;
 mod door;
 mod flap;
 mod grouping;
@@ -57,6 +58,7 @@ pub use snapshot::{SnapshotError, VERSION as SNAPSHOT_VERSION};
 pub use stats::{Held, Stats, DROP_ALERT_NOT_OPEN};
 
 use caps::Usage;
+use changes::Changes;
 use door::{Door, Entry};
 use flap::FlapHistory;
 use grouping::Groups;
@@ -90,6 +92,9 @@ pub struct Shard {
     learned: Learned,
     /// `correlate.learned_pause`; zero: off.
     learned_pause: Duration,
+    changes: Changes,
+    /// `correlate.change_window`; zero: off.
+    change_window: Duration,
     timers: Timers,
     pub stats: Stats,
     metrics: ShardMetrics,
@@ -122,6 +127,8 @@ impl Shard {
             flaps: FlapHistory::default(),
             learned: Learned::default(),
             learned_pause: Duration::ZERO,
+            changes: Changes::default(),
+            change_window: Duration::ZERO,
             timers: Timers::default(),
             stats: Stats::default(),
             metrics: ShardMetrics::new(),
@@ -135,9 +142,12 @@ impl Shard {
         self
     }
 
-    /// The shard with the learned pause on (`correlate.learned_pause`; zero: off).
-    pub fn with_learned_pause(mut self, pause: Duration) -> Self {
-        self.learned_pause = pause;
+    /// The shard with what it learns from history on: the learned pause
+    /// (`correlate.learned_pause`) and change correlation (`correlate.change_window`); zero
+    /// turns either off.
+    pub fn with_history(mut self, learned_pause: Duration, change_window: Duration) -> Self {
+        self.learned_pause = learned_pause;
+        self.change_window = change_window;
         self
     }
 
@@ -249,6 +259,9 @@ impl Shard {
             links: &change.links,
             images: &change.images,
         };
+        if !self.change_window.is_zero() {
+            self.changes.record(&id, &change, self.change_window);
+        }
         let message = OutboundMessage {
             topic: Topic::Changes,
             kind: MessageKind::Change,

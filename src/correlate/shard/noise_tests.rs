@@ -364,3 +364,73 @@ fn within_the_cascade_every_host_that_joined_leads_to_the_incident() {
         "host=r1-n2"
     );
 }
+
+fn change(routing_key: &str, source: &str, details: &str, at: u64) -> crate::event::ChangeEvent {
+    crate::event::ChangeEvent {
+        routing_key: routing_key.into(),
+        integration: Integration::PagerDuty,
+        summary: format!("deploy by {source}"),
+        source: Some(source.into()),
+        custom_details: Some(crate::event::Details(
+            serde_json::value::RawValue::from_string(details.into()).unwrap(),
+        )),
+        timestamp: None,
+        received_at: UnixMillis(T0 + at * 1000),
+        links: Vec::new(),
+        images: Vec::new(),
+    }
+}
+
+#[test]
+fn an_incident_lists_the_changes_that_named_what_its_alerts_name() {
+    let mut lab = Lab::new("");
+    let mut apply = |lab: &mut Lab, c| lab.shard.apply_change(c, &mut lab.out);
+    apply(&mut lab, change("team-a", "checkout", "{}", 0)); // too early: 31 min before
+    lab.at(1860);
+    apply(
+        &mut lab,
+        change(
+            "team-a",
+            "ci",
+            r#"{"service":"checkout","sha":"ab12"}"#,
+            1860,
+        ),
+    );
+    apply(&mut lab, change("team-a", "checkout", "{}", 1870));
+    apply(&mut lab, change("team-b", "checkout", "{}", 1880)); // another team's
+    apply(&mut lab, change("team-a", "payments", "{}", 1890)); // another service
+    lab.take();
+    lab.at(1920).fire(a(
+        "e",
+        "Errors",
+        &[("service", "checkout"), ("instance", "c-1:80")],
+    ));
+    lab.at(1950);
+    let msgs = lab.take();
+    let changes = msgs[0]["changes"].as_array().unwrap();
+    let listed: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["summary"].as_str().unwrap(),
+                c["matched"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("deploy by checkout", "entity.service=checkout"),
+            ("deploy by ci", "labels.service=checkout"),
+        ]
+    );
+    // Off: none listed.
+    let mut off = Lab::new("[correlate]\nchange_window = \"0s\"");
+    off.shard
+        .apply_change(change("team-a", "checkout", "{}", 0), &mut off.out);
+    off.take();
+    off.at(10)
+        .fire(a("e", "Errors", &[("service", "checkout")]))
+        .at(60);
+    assert!(off.take()[0].get("changes").is_none());
+}

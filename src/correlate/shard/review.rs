@@ -150,12 +150,19 @@ impl Shard {
         now: UnixMillis,
         out: &mut Vec<OutboundMessage>,
     ) {
+        let changes = if self.change_window.is_zero() {
+            Vec::new()
+        } else {
+            self.changes
+                .matching(self.slots.get(slot), self.change_window, now)
+        };
         let inc = self.slots.get_mut(slot);
         inc.seq += 1;
         let message = inc.to_message(
             kind,
             &self.rules[inc.rule as usize],
             self.caps.max_alerts_per_message,
+            &changes,
         );
         publish(&mut self.stats, out, message);
         if kind == MessageKind::Flapping {

@@ -28,6 +28,7 @@ use crate::time::UnixMillis;
 use super::super::rules::{self, Inhibit, Rule};
 use super::super::timers::Timers;
 use super::caps::Usage;
+use super::changes::Changes;
 use super::door::{Door, Remembered};
 use super::flap::FlapHistory;
 use super::grouping::{values_hash, Groups};
@@ -40,8 +41,8 @@ use super::{Caps, Shard};
 
 /// The snapshot format's version.
 /// 2: the door's routes and the places of the routed events taken (`door`).
-/// 3: the learned pause's history (`learned`); incidents' links and pause ends, alerts'
-/// `grouped_by`.
+/// 3: the learned pause's history (`learned`), recent changes (`changes`); incidents' links
+/// and pause ends, alerts' `grouped_by`.
 pub const VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,7 @@ struct Written<'a> {
     stats: &'a Stats,
     door: &'a Remembered,
     learned: &'a Learned,
+    changes: &'a Changes,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +91,9 @@ struct Read {
     /// Absent before version 3: nothing learned.
     #[serde(default)]
     learned: Learned,
+    /// Absent before version 3: no changes remembered.
+    #[serde(default)]
+    changes: Changes,
 }
 
 /// Only the version, read first so that a later format is refused by version, not by shape.
@@ -113,6 +118,7 @@ impl Shard {
             stats: &self.stats,
             door: self.door.remembered(),
             learned: &self.learned,
+            changes: &self.changes,
         };
         serde_json::to_writer(out, &written).expect("a shard always serializes");
     }
@@ -179,6 +185,8 @@ impl Shard {
             flaps: read.flaps,
             learned: read.learned,
             learned_pause: std::time::Duration::ZERO,
+            changes: read.changes,
+            change_window: std::time::Duration::ZERO,
             timers: read.timers,
             stats: read.stats,
             metrics,
