@@ -384,7 +384,7 @@ fn change(routing_key: &str, source: &str, details: &str, at: u64) -> crate::eve
 #[test]
 fn an_incident_lists_the_changes_that_named_what_its_alerts_name() {
     let mut lab = Lab::new("");
-    let mut apply = |lab: &mut Lab, c| lab.shard.apply_change(c, &mut lab.out);
+    let apply = |lab: &mut Lab, c| lab.shard.apply_change(c, &mut lab.out);
     apply(&mut lab, change("team-a", "checkout", "{}", 0)); // too early: 31 min before
     lab.at(1860);
     apply(
