@@ -156,10 +156,22 @@ fn main() {
     for alerts in [1, 50] {
         let inc = common::incident(&template, &rule, alerts);
         for _ in 0..warm_up {
-            black_box(inc.to_message(MessageKind::Opened, &rule, MAX_ALERTS_PER_MESSAGE, &[]));
+            black_box(inc.to_message(
+                MessageKind::Opened,
+                &rule,
+                MAX_ALERTS_PER_MESSAGE,
+                &[],
+                UnixMillis(0),
+            ));
         }
         let (a, b) = per_event(n, 1, || {
-            black_box(inc.to_message(MessageKind::Opened, &rule, MAX_ALERTS_PER_MESSAGE, &[]));
+            black_box(inc.to_message(
+                MessageKind::Opened,
+                &rule,
+                MAX_ALERTS_PER_MESSAGE,
+                &[],
+                UnixMillis(0),
+            ));
         });
         rows.push((
             format!("encode opened, {alerts} alert(s) (per message)"),

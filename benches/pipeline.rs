@@ -77,7 +77,13 @@ fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     for alerts in [1usize, 50] {
         let inc = common::incident(&template, &rule, alerts);
-        let msg = inc.to_message(MessageKind::Opened, &rule, MAX_ALERTS_PER_MESSAGE, &[]);
+        let msg = inc.to_message(
+            MessageKind::Opened,
+            &rule,
+            MAX_ALERTS_PER_MESSAGE,
+            &[],
+            UnixMillis(0),
+        );
         eprintln!(
             "encode: {alerts} alert(s): body {} bytes, key {} bytes, id {} bytes",
             msg.body.len(),
@@ -90,7 +96,17 @@ fn encode(c: &mut Criterion) {
         });
         g.bench_function(
             BenchmarkId::new("opened", format!("{alerts}_alerts")),
-            |b| b.iter(|| inc.to_message(MessageKind::Opened, &rule, MAX_ALERTS_PER_MESSAGE, &[])),
+            |b| {
+                b.iter(|| {
+                    inc.to_message(
+                        MessageKind::Opened,
+                        &rule,
+                        MAX_ALERTS_PER_MESSAGE,
+                        &[],
+                        UnixMillis(0),
+                    )
+                })
+            },
         );
     }
     g.finish();

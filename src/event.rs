@@ -203,7 +203,8 @@ pub enum LinkKind {
     Pod,
     /// `labels.rack`.
     Rack,
-    /// `labels.service`; for events without labels, `component`.
+    /// `labels.service`; for events without labels, `group`, else `component` (PagerDuty's
+    /// `component` alone names a kind of thing, `postgres`, more often than one service).
     Service,
     /// `labels.cluster`; for events without labels, `group`.
     Cluster,
@@ -261,9 +262,11 @@ impl LinkKind {
                 .or_else(|| bare.then(|| x.source()).filter(|s| !s.is_empty())),
             LinkKind::Pod => x.label("pod"),
             LinkKind::Rack => x.label("rack"),
-            LinkKind::Service => x
-                .label("service")
-                .or_else(|| x.component().filter(|_| bare)),
+            LinkKind::Service => x.label("service").or_else(|| {
+                bare.then(|| x.group().or(x.component()))
+                    .flatten()
+                    .filter(|s| !s.is_empty())
+            }),
             LinkKind::Cluster => x.label("cluster").or_else(|| x.group().filter(|_| bare)),
         };
         value.unwrap_or("")

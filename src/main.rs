@@ -43,7 +43,8 @@ Examples:
 const EXAMPLES_REPLAY: &str = "\
 Examples:
   sluice replay requests.jsonl > incidents.jsonl   # with config/sluice.toml, as fast as it goes
-  sluice replay --config prod.toml --speed 10 requests.jsonl   # ten times real time";
+  sluice replay --config prod.toml --speed 10 requests.jsonl   # ten times real time
+  sluice replay --compare prod.toml candidate.toml requests.jsonl   # what-if, side by side";
 const EXAMPLES_TAIL: &str = "\
 Examples:
   sluice tail --brokers kafka-1:9092 --from end  # what is published from now on
@@ -136,6 +137,11 @@ enum Command {
         /// max, or a factor of real time (1 = as recorded).
         #[arg(long, default_value = "max")]
         speed: sluice::replay::Speed,
+        /// Replay under two configs instead and print their noise reports side by side
+        /// (incidents, pages, suppressed by mechanism, time to page, the largest incidents) and
+        /// the incidents that differ; no messages.
+        #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "speed")]
+        compare: Option<Vec<PathBuf>>,
         /// The recorded requests, one JSON object per line, in arrival order.
         file: PathBuf,
     },
@@ -255,9 +261,15 @@ fn main() -> ExitCode {
             ))
         }
         Command::Replay {
+            compare: Some(configs),
+            file,
+            ..
+        } => replay_compare(&configs, file),
+        Command::Replay {
             config,
             speed,
             file,
+            compare: None,
         } => replay(config, speed, file),
         Command::Tail {
             config,
@@ -362,6 +374,49 @@ fn replay(config_path: PathBuf, speed: sluice::replay::Speed, file: PathBuf) -> 
     match result {
         Ok(summary) => {
             eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `replay --compare A B FILE`: both noise reports, side by side.
+fn replay_compare(configs: &[PathBuf], file: PathBuf) -> ExitCode {
+    let mut loaded = Vec::new();
+    for path in configs {
+        match load_config(path) {
+            Ok(c) => loaded.push((path.display().to_string(), c)),
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    init_logging(&LogConfig {
+        level: "warn".into(),
+        format: LogFormat::Pretty,
+    });
+    let lines: Vec<String> = match std::fs::read_to_string(&file) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let [(a_name, a), (b_name, b)] = &loaded[..] else {
+        unreachable!("clap takes exactly two configs")
+    };
+    let report = runtime().block_on(sluice::replay::compare::compare(
+        (a_name, a),
+        (b_name, b),
+        &lines,
+    ));
+    match report {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -333,13 +333,15 @@ impl Incident {
         }
     }
 
-    /// Renders the next message of this incident (the caller bumps `seq` first).
+    /// Renders the next message of this incident, decided at `now` (the caller bumps `seq`
+    /// first).
     pub fn to_message(
         &self,
         kind: MessageKind,
         rule: &Rule,
         max_alerts: usize,
         changes: &[ChangeRef],
+        now: UnixMillis,
     ) -> OutboundMessage {
         let shown = self.alerts.len().min(max_alerts);
         let body = IncidentBody {
@@ -406,6 +408,7 @@ impl Incident {
             body: to_json(&body),
             published_at: None,
             first_event_at: (kind == MessageKind::Opened).then_some(self.opened_at),
+            decided_at: now,
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct OutboundMessage {
     /// An `opened` message's incident's first event (when ingest received it): time to page
     /// runs from here.
     pub first_event_at: Option<UnixMillis>,
+    /// When the correlator decided it, on partition time (`sluice replay --compare` measures
+    /// time to page with it, offline).
+    pub decided_at: UnixMillis,
 }
 
 impl OutboundMessage {
@@ -281,6 +284,7 @@ mod tests {
             body: body.clone(),
             published_at: None,
             first_event_at: None,
+            decided_at: UnixMillis(0),
         };
         msg.stamp(UnixMillis(1_700_000_000_123));
         assert_eq!(

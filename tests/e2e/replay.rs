@@ -217,3 +217,51 @@ fn a_dump_of_the_events_topic_replays() {
     assert_eq!(messages[0]["incident_id"], messages[1]["incident_id"]);
     assert!(stderr.contains("events-topic records: 3"), "{stderr}");
 }
+
+/// `--compare`: the fixture's rules against the defaults (an empty config), side by side.
+#[test]
+fn compare_prints_both_noise_reports_and_the_incidents_that_differ() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay");
+    let empty = std::env::temp_dir().join(format!("sluice-compare-{}.toml", std::process::id()));
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("replay")
+        .arg("--compare")
+        .arg(dir.join("sluice.toml"))
+        .arg(&empty)
+        .arg(dir.join("storm.jsonl"))
+        .env_remove("SLUICE_CONFIG")
+        .output()
+        .expect("sluice replay runs");
+    let _ = std::fs::remove_file(&empty);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name:?} in\n{text}"));
+        line[name.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // A's figures are the summary's (storm.summary.txt); B's come from the defaults.
+    assert_eq!(row("incidents published")[0], "6");
+    assert_eq!(row("suppressed: inhibit")[0], "32");
+    // The fixture drops canary events by an event rule; the defaults keep them.
+    assert_eq!(row("events"), ["143", "153"]);
+    assert_eq!(
+        row("auto grouping joins")[0],
+        "0",
+        "the fixture's rules group by fields"
+    );
+    assert_ne!(row("auto grouping joins")[1], "0", "{text}");
+    assert!(text.contains("largest incidents, A:\n      13 alerts  Cluster db-eu1 down"));
+    assert!(text.contains("incidents only A has (by alert set):"));
+    assert!(text.contains("incidents only B has (by alert set):"));
+}

@@ -160,6 +160,7 @@ impl Shard {
             &self.rules[rule_id as usize],
             self.caps.max_alerts_per_message,
             &[],
+            now,
         );
         publish(&mut self.stats, out, message);
     }

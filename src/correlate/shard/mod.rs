@@ -270,6 +270,7 @@ impl Shard {
             id,
             published_at: None,
             first_event_at: None,
+            decided_at: change.received_at,
         };
         publish(&mut self.stats, out, message);
     }

@@ -163,6 +163,7 @@ impl Shard {
             &self.rules[inc.rule as usize],
             self.caps.max_alerts_per_message,
             &changes,
+            now,
         );
         publish(&mut self.stats, out, message);
         if kind == MessageKind::Flapping {

@@ -33,10 +33,12 @@ use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::Router;
 use crate::pipeline::partition;
-use crate::publish::encode::MessageKind;
+use crate::publish::encode::{MessageKind, OutboundMessage};
 use crate::publish::MemorySink;
 use crate::recording::Recorded;
 use crate::time::{parse_timestamp, Timestamp, UnixMillis};
+
+pub mod compare;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -142,6 +144,22 @@ pub async fn run(
             return run_tailed(config, lines, out);
         }
     }
+    let mut write = |msg: &OutboundMessage| {
+        out.write_all(&msg.body)?;
+        out.write_all(b"\n")
+    };
+    run_each(config, lines, speed, &mut write).await
+}
+
+/// Replays recorded requests (or events-topic records), handing each message to `each` as
+/// it is decided.
+pub async fn run_each(
+    config: &Config,
+    lines: impl Iterator<Item = (usize, std::io::Result<String>)>,
+    speed: Speed,
+    each: &mut dyn FnMut(&OutboundMessage) -> std::io::Result<()>,
+) -> Result<Summary, ReplayError> {
+    let mut lines = lines.peekable();
     let start = match lines.peek() {
         Some((_, Ok(first))) => Recorded::from_line(first)
             .ok()
@@ -168,12 +186,8 @@ pub async fn run(
 
     let mut summary = Summary::default();
     let mut last = start;
-    let write = |out: &mut dyn Write| -> Result<(), std::io::Error> {
-        for msg in sink.take() {
-            out.write_all(&msg.body)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
+    let write = |each: &mut dyn FnMut(&OutboundMessage) -> std::io::Result<()>| {
+        sink.take().iter().try_for_each(each)
     };
     for (i, line) in lines {
         let line_no = i + 1;
@@ -196,7 +210,7 @@ pub async fn run(
                 last = now;
                 apply_record(&inline, record, now);
                 summary.records += 1;
-                write(out)?;
+                write(each)?;
                 continue;
             }
         };
@@ -228,13 +242,13 @@ pub async fn run(
             summary.rejected_requests += 1;
             tracing::warn!(line = line_no, status = resp.status().as_u16(), path = %rec.path, "request refused");
         }
-        write(out)?;
+        write(each)?;
     }
     let mut inline = inline.lock().expect("inline correlator lock");
     inline.finish();
     summary.stats = inline.stats();
     drop(inline);
-    write(out)?;
+    write(each)?;
     Ok(summary)
 }
 
