@@ -468,6 +468,9 @@ async fn alertmanager_comparison() {
             "\n### Totals, {set} seeds {seeds:?}: sluice vs Alertmanager per group_by\n\n{}",
             summary_table(&rows)
         );
+        for (name, f) in rows.iter().filter(|(_, f)| !f.missed.is_empty()) {
+            println!("{name} missed: {:?}", f.missed);
+        }
     }
     println!(
         "\nBest Alertmanager group_by on the {pick_set} seeds (nothing missed and purity >= 0.98, \

