@@ -77,7 +77,7 @@ fn values_of<'a>(rule: &'a Rule, event: &'a Event) -> Vec<&'a str> {
 pub const MAX_LINKS: usize = 64;
 
 /// The link index's key of a kind's value.
-fn link_hash(routing_key: &str, rule: u16, kind: LinkKind, value: &str) -> u64 {
+pub(super) fn link_hash(routing_key: &str, rule: u16, kind: LinkKind, value: &str) -> u64 {
     values_hash(routing_key, rule, [kind.as_str(), value].into_iter())
 }
 

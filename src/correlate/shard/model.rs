@@ -382,6 +382,21 @@ fn shard_with(flap: Option<crate::config::FlapConfig>, caps: Caps) -> Shard {
     Shard::new(rules, inhibit, caps)
 }
 
+/// A shard under the built-in rule with every noise default, on the model's time scale.
+fn noise_defaults_shard(caps: Caps) -> Shard {
+    let rule = RuleConfig {
+        name: "model".into(),
+        window_duration: Duration::from_millis(WINDOW),
+        max_duration: Duration::from_millis(MAX_DURATION),
+        group_wait: Duration::from_millis(GROUP_WAIT),
+        group_interval: Duration::from_millis(GROUP_INTERVAL),
+        ..RuleConfig::default()
+    };
+    let rules: Arc<[Rule]> = rules::with_fallback(&[rule]).into();
+    Shard::new(rules, Arc::from(Vec::new()), caps)
+        .with_history(Duration::from_millis(20_000), Duration::from_millis(WINDOW))
+}
+
 /// The silence of source `b` from `from` to `to`.
 fn silence_of_b(from: u64, to: u64) -> crate::correlate::silence::Silence {
     crate::correlate::silence::Silence {
@@ -478,6 +493,7 @@ proptest! {
         flapping in any::<bool>(),
         max_alerts in prop::sample::select(vec![3usize, usize::MAX]),
         reroute in any::<bool>(),
+        defaults in any::<bool>(),
     ) {
         let flap = flapping.then_some(crate::config::FlapConfig {
             max_changes: 2,
@@ -496,7 +512,16 @@ proptest! {
             Arc::from(Vec::new())
         };
         let ttl = Duration::from_millis(MAX_DURATION);
-        let make = || shard_with(flap, caps).with_event_rules(Arc::clone(&event_rules), ttl);
+        // With the noise defaults (automatic grouping, the pause by severity, flap detection,
+        // the learned pause): their links, pauses and history must be restored too.
+        let make = || {
+            let shard = if defaults {
+                noise_defaults_shard(caps)
+            } else {
+                shard_with(flap, caps)
+            };
+            shard.with_event_rules(Arc::clone(&event_rules), ttl)
+        };
         let mut original = make();
         let silences: Arc<[crate::correlate::silence::Silence]> = if silenced {
             Arc::from(vec![silence_of_b(T0 + 20_000, T0 + 90_000)])
@@ -518,7 +543,9 @@ proptest! {
                     template.caps,
                     &bytes,
                 ).unwrap();
-                let mut r = r.with_event_rules(Arc::clone(&event_rules), ttl);
+                let mut r = r
+                    .with_event_rules(Arc::clone(&event_rules), ttl)
+                    .with_history(template.learned_pause, template.change_window);
                 prop_assert_eq!(at, UnixMillis(now));
                 let mut none = Vec::new();
                 r.set_silences(Arc::clone(&silences), UnixMillis(now), &mut none);

@@ -434,3 +434,25 @@ fn an_incident_lists_the_changes_that_named_what_its_alerts_name() {
         .at(60);
     assert!(off.take()[0].get("changes").is_none());
 }
+
+#[test]
+fn a_snapshot_restored_under_renumbered_rules_keeps_auto_links() {
+    let mut lab = Lab::new("");
+    lab.at(0).fire(a("x", "Errors", &[("service", "pay")]));
+    let mut bytes = Vec::new();
+    lab.shard.snapshot(UnixMillis(lab.now), &mut bytes);
+    // A rule inserted before the built-in one: the incident keeps its rule by name.
+    let config = Config::from_toml(
+        "[[correlate.rules]]\nname = \"db\"\nmatchers = [{ name = \"class\", op = \"=\", value = \"Db\" }]\n\
+         [[correlate.rules]]\nname = \"default\"",
+        Vec::new(),
+    )
+    .unwrap();
+    lab.shard = crate::correlate::TimedShard::restore(&config.correlate, 1, &bytes)
+        .unwrap()
+        .shard;
+    lab.at(10)
+        .fire(a("y", "Latency", &[("service", "pay")]))
+        .at(100);
+    assert_eq!(incidents(&lab.take()), vec![vec!["x", "y"]]);
+}

@@ -31,7 +31,7 @@ use super::caps::Usage;
 use super::changes::Changes;
 use super::door::{Door, Remembered};
 use super::flap::FlapHistory;
-use super::grouping::{values_hash, Groups};
+use super::grouping::{link_hash, values_hash, Groups};
 use super::inhibit::Inhibition;
 use super::pause::Learned;
 use super::silences::Silences;
@@ -153,7 +153,7 @@ impl Shard {
                     .and_then(|name| by_name.get(name.as_str()).copied())
                     .unwrap_or(last) as u16
             };
-            slots.remap_rules(map);
+            slots.remap_rules(&rules, map);
         }
         let mut inhibition = read.inhibition;
         inhibition.set_rules(inhibit);
@@ -219,12 +219,32 @@ pub(super) mod pairs {
 }
 
 impl Slots {
-    /// Gives each incident the rule `map` says (by name), and re-hashes its group under it.
-    fn remap_rules(&mut self, map: impl Fn(u16) -> u16) {
+    /// Gives each incident the rule `map` says (by name), and re-hashes its group (and, under
+    /// an auto rule, its links: those of its first alert when the rule links the same kinds,
+    /// else none) under it.
+    fn remap_rules(&mut self, rules: &[Rule], map: impl Fn(u16) -> u16) {
         for inc in self.iter_mut() {
             inc.rule = map(inc.rule);
-            let values = inc.group_values.iter().map(|v| &**v);
-            inc.group_hash = values_hash(&inc.routing_key, inc.rule, values);
+            let rule = &rules[inc.rule as usize];
+            let rk = &inc.routing_key;
+            if rule.auto().is_empty() {
+                let values = inc.group_values.iter().map(|v| &**v);
+                inc.group_hash = values_hash(rk, inc.rule, values);
+                inc.related.clear();
+                continue;
+            }
+            let first = inc.alerts.first().map_or("", |a| &*a.dedup_key);
+            inc.group_hash = values_hash(rk, inc.rule, std::iter::once(first));
+            inc.related = if inc.group_values.len() == rule.auto().len() {
+                rule.auto()
+                    .iter()
+                    .zip(inc.group_values.iter())
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(&kind, v)| link_hash(rk, inc.rule, kind, v))
+                    .collect()
+            } else {
+                Vec::new()
+            };
         }
     }
 }
