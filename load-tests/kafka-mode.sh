@@ -5,13 +5,20 @@
 # (gen.py's s2_api50_new), closed loop `wrk -t1 -c$CONNS -d${DURATION}s`, $REPS alternating
 # repetitions. Memory mode answers once the shard queue has the events; Kafka mode once the
 # events topic has them (acks=all, idempotent), so the ratio is what durability costs at the
-# door. Prints a markdown report (machine, commit and command on top). Not part of CI.
+# door. Then latency at a fixed rate, half of Kafka mode's median maximum, open loop
+# (`oha -q RATE --latency-correction`, $RATE_REPS alternating repetitions of $RATE_DURATION s):
+# memory mode, Kafka mode, and the floor under Kafka mode, a bare librdkafka produce-and-ack
+# round trip of the same record with sluice's producer settings at the same rate
+# (examples/produce_round_trip.rs). Prints a markdown report (machine, commit and command on
+# top). Not part of CI.
 #
-#   load-tests/kafka-mode.sh                 # REPS=3 DURATION=10, about 2 minutes
+#   load-tests/kafka-mode.sh                 # REPS=3 DURATION=10 RATE_REPS=3 RATE_DURATION=15, about 5 minutes
 set -euo pipefail
 
 REPS=${REPS:-3}
 DURATION=${DURATION:-10}
+RATE_REPS=${RATE_REPS:-3}
+RATE_DURATION=${RATE_DURATION:-15}
 CONNS=${CONNS:-16}
 PORT=${SLUICEDEV_PORT:-18280}
 TANSU_PORT=${TANSU_PORT:-18292}
@@ -22,6 +29,16 @@ name=kafkamode
 . "$here/kafka-lib.sh"
 python3 "$here/gen.py" "$work" >&2
 bodies="$work/s2_api50_new.jsonl"
+# oha sends the lines as they are: each request a batch of 50 alerts, drawn from 200.
+sed 's/@@N@@/rate/g' "$bodies" >"$work/rate_x50.jsonl"
+oha_bin=$(command -v oha || echo "${CARGO_HOME:-$HOME/.cargo}/bin/oha")
+if [ ! -x "$oha_bin" ]; then
+  say "installing oha (cargo install oha --locked; about 5 minutes on 2 cores)"
+  (cd / && env -u CARGO_TARGET_DIR cargo install oha --locked >&2)
+fi
+say "building the bare produce round trip (release)"
+(cd "$root" && cargo build --release --example produce_round_trip >&2)
+round_trip_bin="$CARGO_TARGET_DIR/release/examples/produce_round_trip"
 
 run() { # mode rep
   local mode=$1 rep=$2
@@ -46,11 +63,57 @@ for rep in $(seq 1 "$REPS"); do
   run kafka "$rep"
 done
 
+# Half of Kafka mode's median maximum, in requests per second.
+rate=$(python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith("kafka ")]
+rps = [(int(r[2]) - int(r[4])) / (int(r[3]) / 1e6) for r in rows]
+print(max(1, int(statistics.median(rps) / 2)))
+PY
+)
+: >"$work/rate"
+rate_run() { # what rep
+  local what=$1 rep=$2
+  start_tansu "$TANSU_PORT"
+  if [ "$what" = bare ]; then
+    line=$("$round_trip_bin" "127.0.0.1:$TANSU_PORT" sluice.events 12 "$work/rate_x50.jsonl" "$rate" "$RATE_DURATION")
+    echo "$what $rep $(sed 's/[a-z0-9_]*=//g; s/^LT_PRODUCE //' <<<"$line")" >>"$work/rate"
+  else
+    SLUICE_LISTEN="127.0.0.1:$PORT" SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" \
+      SLUICE_PIPELINE="$what" "$sluice_bin" serve --config "$here/sluice.toml" >"$work/server.log" 2>&1 &
+    local server_pid=$!
+    pids+=("$server_pid")
+    wait_ready "http://127.0.0.1:$PORT/readyz" "$work/server.log"
+    "$oha_bin" --no-tui --output-format json -z "${RATE_DURATION}s" -q "$rate" --latency-correction \
+      -c "$CONNS" -m POST -H 'Content-Type: application/json' -Z "$work/rate_x50.jsonl" \
+      "http://127.0.0.1:$PORT/api/v2/alerts" >"$work/oha.json"
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    python3 - "$work/oha.json" "$what" "$rep" >>"$work/rate" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(r.get("errorDistribution", {}).values())
+print(sys.argv[2], sys.argv[3], sum(codes.values()), bad, int(p["p50"] * 1e6), int(p["p99"] * 1e6), "-")
+PY
+  fi
+  kill "$tansu_pid" 2>/dev/null || true
+  wait "$tansu_pid" 2>/dev/null || true
+  say "rate $what rep $rep: $(tail -1 "$work/rate")"
+}
+for rep in $(seq 1 "$RATE_REPS"); do
+  for what in memory kafka bare; do
+    rate_run "$what" "$rep"
+  done
+done
+
 echo "# Ingest: Kafka mode against memory mode"
 echo
 report_header
 echo "- a fresh broker for every run"
-echo "- command: REPS=$REPS DURATION=$DURATION CONNS=$CONNS load-tests/kafka-mode.sh"
+echo "- command: REPS=$REPS DURATION=$DURATION CONNS=$CONNS RATE_REPS=$RATE_REPS RATE_DURATION=$RATE_DURATION load-tests/kafka-mode.sh"
+echo "- $("$oha_bin" --version | head -1)"
 echo
 python3 - "$work/results" <<'PY'
 import statistics, sys
@@ -76,4 +139,30 @@ print()
 print(f"Kafka mode / memory mode: {k / m:.2f}x accepted events/s (the goal is at least 0.5x).")
 print()
 print("p99 per run (ms): " + ", ".join(f"{mode} {r[4]:.1f}" for mode in ("memory", "kafka") for r in by[mode]))
+PY
+echo
+echo "### Latency at $rate requests/s (half of Kafka mode's median maximum), open loop"
+echo
+python3 - "$work/rate" <<'PY'
+import statistics, sys
+# what rep requests errors p50_us p99_us record_bytes
+by = {}
+for l in open(sys.argv[1]):
+    what, rep, req, err, p50, p99, size = l.split()[:7]
+    by.setdefault(what, []).append((int(req), int(err), int(p50) / 1000, int(p99) / 1000, size))
+names = {"memory": "memory mode (oha)", "kafka": "Kafka mode (oha)",
+         "bare": "bare librdkafka produce round trip"}
+print("| path | requests | errors / non-2xx | p50 ms (median) | p99 ms (median) | p99 per run |")
+print("|---|---|---|---|---|---|")
+for what in ("memory", "kafka", "bare"):
+    runs = by.get(what, [])
+    if not runs:
+        continue
+    print(f"| {names[what]} | {sum(r[0] for r in runs)} | {sum(r[1] for r in runs)} | "
+          f"{statistics.median(r[2] for r in runs):.2f} | {statistics.median(r[3] for r in runs):.2f} | "
+          + ", ".join(f"{r[3]:.1f}" for r in runs) + " |")
+size = next((r[4] for r in by.get("bare", []) if r[4] != "-"), "?")
+print()
+print(f"The bare round trip produces one {size}-byte record per request (the 50 events of a batch in"
+      " the wire format), with sluice's producer settings.")
 PY
