@@ -28,6 +28,8 @@ pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
 pub const KAFKA_CONNECTED: &str = "sluice_kafka_connected";
 pub const INCIDENTS_HELD: &str = "sluice_incidents_suppressed_total";
 pub const INCIDENTS_FLAPPING: &str = "sluice_incidents_flapping_total";
+pub const ALERTS_AUTO_GROUPED: &str = "sluice_alerts_auto_grouped_total";
+pub const INCIDENTS_LEARNED_PAUSE: &str = "sluice_incidents_learned_pause_total";
 pub const CAPS_REACHED: &str = "sluice_caps_reached_total";
 pub const SILENCES_ACTIVE: &str = "sluice_silences_active";
 pub const RECORD_DROPPED: &str = "sluice_record_dropped_total";
@@ -72,6 +74,8 @@ pub const ALL: &[(&str, &str)] = &[
     (KAFKA_CONNECTED, "1 when the last metadata probe reached the Kafka cluster, else 0."),
     (INCIDENTS_HELD, "Incidents closed without ever being published, by reason (transient, threshold, suppressed)."),
     (INCIDENTS_FLAPPING, "Flapping spells announced (one flapping message each)."),
+    (ALERTS_AUTO_GROUPED, "Alerts that joined an incident by automatic grouping, by the link kind they shared (host, pod, rack, service, class, cluster)."),
+    (INCIDENTS_LEARNED_PAUSE, "Incidents held past their severity's pause because their class usually resolves within the learned pause."),
     (CAPS_REACHED, "Events past a cap, by cap: published untracked (fail open), or for `routes`, re-routed without remembering the route."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
@@ -102,6 +106,7 @@ pub const LABEL_INTEGRATION: &str = "integration";
 pub const LABEL_REASON: &str = "reason";
 pub const LABEL_TYPE: &str = "type";
 pub const LABEL_KIND: &str = "kind";
+pub const LABEL_BY: &str = "by";
 
 /// Request-duration buckets, in seconds: sub-millisecond resolution where sluice lives.
 const DURATION_BUCKETS: &[f64] = &[
@@ -214,6 +219,10 @@ pub fn consumer_lag(partition: i32) -> Gauge {
 
 pub fn restores(source: &'static str) -> Counter {
     metrics::counter!(RESTORES, "source" => source)
+}
+
+pub fn auto_grouped(by: &'static str) -> Counter {
+    metrics::counter!(ALERTS_AUTO_GROUPED, LABEL_BY => by)
 }
 
 pub fn incidents_held(reason: &'static str) -> Counter {

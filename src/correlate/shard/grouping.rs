@@ -339,7 +339,10 @@ impl Shard {
             now,
         );
         let pause_learned = pause > config.pause_transient.of(first.severity);
-        self.stats.learned += u64::from(pause_learned);
+        if pause_learned {
+            self.stats.learned += 1;
+            self.metrics.learned_pause.increment(1);
+        }
         let hold = config.group_wait.max(pause);
         Incident {
             id,

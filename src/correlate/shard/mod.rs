@@ -360,6 +360,7 @@ impl Shard {
             Some(slot) => {
                 if let Some(kind) = found.via.and_then(|i| rule.auto().get(i as usize)) {
                     self.stats.joined_by[*kind as usize] += 1;
+                    self.metrics.auto_grouped[*kind as usize].increment(1);
                 }
                 self.link_host(slot, &event, now);
                 slot

@@ -95,6 +95,9 @@ pub(super) struct ShardMetrics {
     /// By [`Held`].
     pub(super) held: [Counter; 3],
     pub(super) flapping: Counter,
+    /// By `LinkKind as usize`.
+    pub(super) auto_grouped: [Counter; 6],
+    pub(super) learned_pause: Counter,
     /// By the index of the cap in [`CAPS`].
     pub(super) caps: [Counter; 4],
 }
@@ -114,6 +117,8 @@ impl ShardMetrics {
             held: [Held::Transient, Held::Threshold, Held::Suppressed]
                 .map(|h| m::incidents_held(h.as_str())),
             flapping: m::counter(m::INCIDENTS_FLAPPING),
+            auto_grouped: crate::event::LinkKind::ALL.map(|k| m::auto_grouped(k.as_str())),
+            learned_pause: m::counter(m::INCIDENTS_LEARNED_PAUSE),
             caps: CAPS.map(m::cap_reached),
         }
     }
