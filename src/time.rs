@@ -42,9 +42,17 @@ impl fmt::Display for UnixMillis {
     }
 }
 
+/// RFC 3339 with milliseconds; past the year 9999 (a `"never"` pause's end, [`UnixMillis::NEVER`]),
+/// which RFC 3339 cannot write, a number of milliseconds.
 impl serde::Serialize for UnixMillis {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        /// 9999-12-31T23:59:59.999Z.
+        const LAST_RFC3339: u64 = 253_402_300_799_999;
+        if self.0 > LAST_RFC3339 {
+            s.serialize_u64(self.0)
+        } else {
+            s.collect_str(self)
+        }
     }
 }
 

@@ -55,6 +55,23 @@ impl Timers {
         }
     }
 
+    /// Every timer, in the order they would fire, leaving none.
+    pub fn drain_in_order(&mut self) -> Vec<(UnixMillis, Timer)> {
+        let mut all: Vec<_> = std::mem::take(&mut self.heap).into_vec();
+        all.sort_by_key(|Reverse((at, seq, _))| (*at, *seq));
+        all.into_iter().map(|Reverse((at, _, t))| (at, t)).collect()
+    }
+
+    /// The tokens handed out so far (the last one).
+    pub fn tokens(&self) -> u64 {
+        self.seq
+    }
+
+    /// Hands out no token at or below `seq` from now on.
+    pub fn reserve_tokens(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }

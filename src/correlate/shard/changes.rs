@@ -1,15 +1,18 @@
 //! Change correlation: "what changed?" on every incident. The shard remembers the change events
-//! (deploys, config pushes) of each routing key for `correlate.change_window`, and an
-//! incident's messages list those that arrived from `change_window` before it opened until
-//! now and name what the incident's alerts name: the change's `source` is one of an alert's
-//! source, component, host, service or pod; or a top-level string of the change's
-//! `custom_details` equals the alert's label of that name (`service`, `version`, ...), or its
-//! host, service or pod for those keys. Each listed change says which value matched.
+//! (deploys, config pushes) of each routing key, and an incident's messages list those that
+//! arrived from `correlate.change_window` before it opened until now and name what the
+//! incident's alerts name: the change's `source` is one of an alert's source, component, host,
+//! service or pod; or a top-level string of the change's `custom_details` equals the alert's
+//! label of that name (`service`, `version`, ...), or its host, service or pod for those keys.
+//! Each listed change says which value matched.
 //!
-//! Invariants: at most [`MAX_CHANGES`] changes a shard, oldest first, none older than the
-//! window before the newest; an incident lists at most [`MAX_LISTED`], the latest.
+//! Invariants: per routing key, changes oldest first, at most [`MAX_PER_KEY`], none older than
+//! [`KEEP`] plus the window before that key's newest; at most [`MAX_KEYS`] routing keys (past
+//! it, the key whose newest change is oldest is forgotten). What a key keeps depends only on
+//! that key's changes, so an incident lists the same changes whichever shard or partition
+//! holds its key. An incident lists at most [`MAX_LISTED`], the latest.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,16 +23,20 @@ use crate::time::UnixMillis;
 
 use super::super::incident::Incident;
 
-/// Changes a shard remembers, over all routing keys.
-pub const MAX_CHANGES: usize = 10_000;
+/// Changes remembered per routing key.
+pub const MAX_PER_KEY: usize = 100;
+/// Routing keys with changes remembered per shard.
+pub const MAX_KEYS: usize = 10_000;
+/// How long past the window a change is kept: an incident lasts up to `max_duration` (24 h by
+/// default) and lists changes from before it opened.
+pub const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// Changes an incident message lists.
 pub const MAX_LISTED: usize = 5;
 
 /// What the shard keeps of a change event.
 #[derive(Serialize, Deserialize)]
-struct Change {
+pub(super) struct Change {
     id: Box<str>,
-    routing_key: Box<str>,
     at: UnixMillis,
     summary: Box<str>,
     source: Option<Box<str>>,
@@ -39,13 +46,23 @@ struct Change {
 
 #[derive(Default, Serialize, Deserialize)]
 pub(super) struct Changes {
-    recent: VecDeque<Change>,
+    by_key: HashMap<Box<str>, VecDeque<Change>>,
 }
 
 /// The entity kinds a change's `source` (or a detail of the same name) is compared with.
 const ENTITIES: [LinkKind; 3] = [LinkKind::Host, LinkKind::Service, LinkKind::Pod];
 
 impl Changes {
+    /// Every routing key's changes, leaving none (see `split`).
+    pub(super) fn take_all(&mut self) -> Vec<(Box<str>, VecDeque<Change>)> {
+        self.by_key.drain().collect()
+    }
+
+    /// A routing key's changes, taken from another shard (which held all of them).
+    pub(super) fn put(&mut self, key: Box<str>, changes: VecDeque<Change>) {
+        self.by_key.insert(key, changes);
+    }
+
     /// Remembers a change (its id as published) and forgets what fell out of `window`.
     pub(super) fn record(&mut self, id: &str, change: &ChangeEvent, window: Duration) {
         let details = change
@@ -66,9 +83,13 @@ impl Changes {
             })
             .unwrap_or_default();
         let at = change.received_at;
-        self.recent.push_back(Change {
+        let key: &str = &change.routing_key;
+        if !self.by_key.contains_key(key) && self.by_key.len() >= MAX_KEYS {
+            self.forget_stalest();
+        }
+        let recent = self.by_key.entry(key.into()).or_default();
+        recent.push_back(Change {
             id: id.into(),
-            routing_key: change.routing_key.as_str().into(),
             at,
             summary: change.summary.as_str().into(),
             source: change
@@ -78,13 +99,25 @@ impl Changes {
                 .map(Into::into),
             details,
         });
-        let horizon = UnixMillis(at.0.saturating_sub(window.as_millis() as u64));
-        while self
-            .recent
+        let keep = (window + KEEP).as_millis() as u64;
+        let horizon = UnixMillis(at.0.saturating_sub(keep));
+        while recent
             .front()
-            .is_some_and(|c| c.at < horizon || self.recent.len() > MAX_CHANGES)
+            .is_some_and(|c| c.at < horizon || recent.len() > MAX_PER_KEY)
         {
-            self.recent.pop_front();
+            recent.pop_front();
+        }
+    }
+
+    /// Forgets the routing key whose newest change is oldest.
+    fn forget_stalest(&mut self) {
+        let stalest = self
+            .by_key
+            .iter()
+            .min_by_key(|(k, v)| (v.back().map(|c| c.at), k.to_string()))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = stalest {
+            self.by_key.remove(&k);
         }
     }
 
@@ -97,11 +130,14 @@ impl Changes {
     ) -> Vec<ChangeRef> {
         let from = UnixMillis(inc.opened_at.0.saturating_sub(window.as_millis() as u64));
         let mut out = Vec::new();
-        for c in self.recent.iter().rev() {
+        let Some(recent) = self.by_key.get(&*inc.routing_key) else {
+            return out;
+        };
+        for c in recent.iter().rev() {
             if out.len() >= MAX_LISTED || c.at < from {
                 break;
             }
-            if c.at > now || *c.routing_key != *inc.routing_key {
+            if c.at > now {
                 continue;
             }
             if let Some(matched) = inc.alerts.iter().find_map(|a| matches(c, a)) {

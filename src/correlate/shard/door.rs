@@ -55,7 +55,7 @@ pub(super) enum Entry {
 
 /// Where the event rules sent one alert of a sender's routing key.
 #[derive(Serialize, Deserialize)]
-struct Route {
+pub(super) struct Route {
     routing_key: Box<str>,
     key_space: KeySpace,
     dedup_key: Box<str>,
@@ -131,6 +131,20 @@ impl Door {
     }
 
     /// The routes remembered.
+    /// Every route, with its key, by the sender's routing key, leaving none (see `split`).
+    pub(super) fn take_routes(&mut self) -> Vec<(String, (u64, Route))> {
+        self.remembered
+            .routes
+            .drain()
+            .map(|(hash, route)| (route.routing_key.to_string(), (hash, route)))
+            .collect()
+    }
+
+    /// Remembers a route taken from another shard.
+    pub(super) fn add_route(&mut self, (hash, route): (u64, Route)) {
+        self.remembered.routes.insert(hash, route);
+    }
+
     pub(super) fn routes(&self) -> usize {
         self.remembered.routes.len()
     }

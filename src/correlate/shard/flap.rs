@@ -23,6 +23,13 @@ pub(super) struct FlapHistory {
 }
 
 impl FlapHistory {
+    /// Takes a copy of every history `other` has and this one has not.
+    pub(super) fn absorb(&mut self, other: &FlapHistory) {
+        for (hash, history) in &other.changes {
+            self.changes.entry(*hash).or_insert_with(|| history.clone());
+        }
+    }
+
     /// Records a change of the alert `hash` at `now`; whether it is flapping by `flap`.
     fn record(
         &mut self,

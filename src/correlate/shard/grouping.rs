@@ -81,6 +81,25 @@ pub(super) fn link_hash(routing_key: &str, rule: u16, kind: LinkKind, value: &st
     values_hash(routing_key, rule, [kind.as_str(), value].into_iter())
 }
 
+/// The link index as `(hash, slot)` pairs.
+mod link_pairs {
+    use super::GroupRef;
+    use hashbrown::HashTable;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &HashTable<GroupRef>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(t.iter().map(|g| (g.hash, g.slot)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashTable<GroupRef>, D::Error> {
+        let mut t = HashTable::new();
+        for (hash, slot) in Vec::<(u64, u32)>::deserialize(d)? {
+            t.insert_unique(hash, GroupRef { hash, slot }, |g| g.hash);
+        }
+        Ok(t)
+    }
+}
+
 /// Where a new alert goes: its group's hash, the incident it joins (if any: one it may join)
 /// and, for an auto rule, the link it joins by (an index into the rule's `auto_group`).
 pub(super) struct Found {
@@ -100,8 +119,10 @@ pub(super) struct Groups {
     /// Rebuilt from the incidents when restored.
     #[serde(skip)]
     table: HashTable<GroupRef>,
-    /// Auto rules' link index. Rebuilt from the incidents when restored.
-    #[serde(skip)]
+    /// Auto rules' link index, as `(hash, slot)` pairs in a snapshot: which of several
+    /// incidents holds a shared link is history (the latest to open, or the first to add a
+    /// cascade host), not something the incidents say.
+    #[serde(with = "link_pairs", default)]
     links: HashTable<GroupRef>,
     /// Base ids of incidents opened in the current millisecond, to keep ids unique when the
     /// same group opens twice within one millisecond (trigger, resolve, trigger).
@@ -117,23 +138,33 @@ impl Groups {
         }
     }
 
-    /// The same, with the group index rebuilt from the incidents that are in it.
-    pub(super) fn rebuilt(mut self, slots: &Slots) -> Self {
+    /// The same, with the group index rebuilt from the incidents that are in it; and the link
+    /// index too when `relink` (its hashes changed: rules renumbered), else kept as it was.
+    pub(super) fn rebuilt(mut self, slots: &Slots, relink: bool) -> Self {
         self.table.clear();
-        self.links.clear();
         let mut indexed: Vec<(u32, &Incident)> =
             slots.iter().filter(|(_, inc)| inc.in_group_index).collect();
-        // The latest incident holds a shared link, as it did before.
-        indexed.sort_by_key(|(slot, inc)| (inc.opened_at, *slot));
-        for (slot, inc) in indexed {
+        for &(slot, inc) in &indexed {
             let hash = inc.group_hash;
             self.table
                 .insert_unique(hash, GroupRef { hash, slot }, |g| g.hash);
-            for &hash in inc.related.iter() {
-                self.link(hash, slot);
+        }
+        if relink {
+            self.links.clear();
+            // Best effort: the latest incident holds a shared link.
+            indexed.sort_by_key(|(slot, inc)| (inc.opened_at, *slot));
+            for (slot, inc) in indexed {
+                for &hash in inc.related.iter() {
+                    self.link(hash, slot);
+                }
             }
         }
         self
+    }
+
+    /// Every link and the slot it leads to, leaving none (see `split`).
+    pub(super) fn take_links(&mut self) -> Vec<(u64, u32)> {
+        self.links.drain().map(|g| (g.hash, g.slot)).collect()
     }
 
     /// `inc_` + xxh3-128 of routing key, rule, group values, opening time and first dedup
@@ -173,8 +204,28 @@ impl Groups {
 }
 
 impl Groups {
+    /// Takes `other`'s ids of the current millisecond (the later millisecond's, when they
+    /// differ).
+    pub(super) fn absorb_ids(&mut self, other: &Groups) {
+        let (at, ids) = &other.ids_this_ms;
+        if *at > self.ids_this_ms.0 {
+            self.ids_this_ms = (*at, ids.clone());
+        } else if *at == self.ids_this_ms.0 {
+            for (base, n) in ids {
+                let mine = self.ids_this_ms.1.entry(*base).or_insert(0);
+                *mine = (*mine).max(*n);
+            }
+        }
+    }
+
+    /// The group index rebuilt from `slots` (see [`Groups::rebuilt`]); links kept.
+    pub(super) fn rebuild_from(&mut self, slots: &Slots) {
+        let groups = std::mem::replace(self, Groups::new());
+        *self = groups.rebuilt(slots, false);
+    }
+
     /// Points the link `hash` at `slot`, in place of any earlier incident.
-    fn link(&mut self, hash: u64, slot: u32) {
+    pub(super) fn link(&mut self, hash: u64, slot: u32) {
         match self.links.find_mut(hash, |g| g.hash == hash) {
             Some(g) => g.slot = slot,
             None => {
@@ -418,7 +469,8 @@ impl Shard {
             return;
         }
         let hash = link_hash(&inc.routing_key, inc.rule, LinkKind::Host, host);
-        if inc.related.contains(&hash) {
+        // Another incident's link stays its own (the first alert's links decide first).
+        if self.groups.links.find(hash, |g| g.hash == hash).is_some() {
             return;
         }
         self.slots.get_mut(slot).related.push(hash);

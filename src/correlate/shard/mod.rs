@@ -33,6 +33,7 @@ mod pause;
 mod review;
 mod silences;
 mod snapshot;
+mod split;
 mod stats;
 mod store;
 

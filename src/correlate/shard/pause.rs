@@ -64,6 +64,13 @@ pub(super) fn class_key(routing_key: &str, class: &str) -> u64 {
 }
 
 impl Learned {
+    /// Takes a copy of every class `other` knows and this one does not.
+    pub(super) fn absorb(&mut self, other: &Learned) {
+        for (key, record) in &other.classes {
+            self.classes.entry(*key).or_insert(*record);
+        }
+    }
+
     /// An alert of the class `key` lasted `lasted`: short when under `pause`.
     pub(super) fn record(&mut self, key: u64, lasted: Duration, pause: Duration, now: UnixMillis) {
         if self.classes.len() >= MAX_CLASSES && !self.classes.contains_key(&key) {

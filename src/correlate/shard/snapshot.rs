@@ -161,7 +161,7 @@ impl Shard {
             inhibition.reindex(&slots);
         }
         let alerts = AlertIndex::rebuild(&slots);
-        let groups = read.groups.rebuilt(&slots);
+        let groups = read.groups.rebuilt(&slots, !same_rules);
         let usage = Usage::rebuild(&slots);
         let metrics = ShardMetrics::new();
         metrics.alerts_open.increment(alerts.len() as f64);
