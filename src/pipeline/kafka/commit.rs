@@ -165,10 +165,7 @@ impl Run {
             bytes: 0,
             rules: self.rules.to_string(),
         };
-        // Serializing a big partition takes hundreds of milliseconds: off the async workers, so
-        // that ingest keeps answering meanwhile (it set the p99 of Kafka mode's answers at half
-        // the maximum rate, README "Running more than one instance").
-        let bytes = tokio::task::block_in_place(|| owned.timed.snapshot());
+        let bytes = owned.timed.snapshot();
         match self.state.writer.write(p, header, &bytes).await {
             Ok((header, at)) => Some((p, header, at)),
             Err(e) => {
