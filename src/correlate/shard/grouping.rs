@@ -382,14 +382,13 @@ impl Shard {
             .groups
             .incident_id(ghash, rule, &group_values, first, now);
         let config = &rule.config;
-        let pause = self.pause_for(
+        let (pause, pause_learned) = self.pause_for(
             &first.routing_key,
             first.class.as_deref(),
             first.severity,
             config,
             now,
         );
-        let pause_learned = pause > config.pause_transient.of(first.severity);
         if pause_learned {
             self.stats.learned += 1;
             self.metrics.learned_pause.increment(1);

@@ -119,7 +119,7 @@ impl Learned {
 
 impl Shard {
     /// The pause of an alert: its severity's, at least `learned_pause` when its class usually
-    /// blips.
+    /// blips; and whether that made it longer.
     pub(super) fn pause_for(
         &self,
         routing_key: &str,
@@ -127,17 +127,15 @@ impl Shard {
         severity: Severity,
         config: &RuleConfig,
         now: UnixMillis,
-    ) -> Duration {
+    ) -> (Duration, bool) {
         let pause = config.pause_transient.of(severity);
-        match class {
-            Some(class) if !self.learned_pause.is_zero() => {
-                if self.learned.holds(class_key(routing_key, class), now) {
-                    pause.max(self.learned_pause)
-                } else {
-                    pause
-                }
-            }
-            _ => pause,
+        let learned = class.is_some_and(|class| {
+            !self.learned_pause.is_zero() && self.learned.holds(class_key(routing_key, class), now)
+        });
+        if learned && self.learned_pause > pause {
+            (self.learned_pause, true)
+        } else {
+            (pause, false)
         }
     }
 
@@ -151,14 +149,13 @@ impl Shard {
         }
         let config = &self.rules[inc.rule as usize].config;
         let a = &inc.alerts[index as usize];
-        let pause = self.pause_for(
+        let (pause, learned) = self.pause_for(
             &inc.routing_key,
             a.class.as_deref(),
             a.severity,
             config,
             now,
         );
-        let learned = pause > config.pause_transient.of(a.severity);
         let group_wait = config.group_wait;
         let inc = self.slots.get_mut(slot);
         let pause_end = now.saturating_add(pause);

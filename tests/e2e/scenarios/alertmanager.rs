@@ -367,26 +367,12 @@ fn best(totals: &[Figures]) -> usize {
 
 /// A one-line-per-choice summary of totals.
 fn summary_table(rows: &[(String, Figures)]) -> String {
-    let mut out = String::from(
-        "| group_by | events | problems | incidents | pages | noise pages | purity | missed | compression | incidents/problem | TTP median s | TTP p95 s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    let mut out = format!(
+        "| group_by | {}\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        score::COLUMNS
     );
-    let opt = |v: Option<f64>, d: usize| v.map_or("-".into(), |v| format!("{v:.d$}"));
     for (name, f) in rows {
-        out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {} | {:.3} | {} | {:.4} | {} | {} | {} |\n",
-            f.events,
-            f.problems,
-            f.incidents,
-            f.pages,
-            f.noise_pages,
-            f.purity(),
-            f.missed.len(),
-            f.compression(),
-            opt(f.incidents_per_problem(), 2),
-            opt(f.time_to_page_s(0.5), 1),
-            opt(f.time_to_page_s(0.95), 1),
-        ));
+        out.push_str(&format!("| {name} | {}\n", score::cells(f)));
     }
     out
 }

@@ -233,30 +233,34 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
+/// The columns of a figures row, after its name (and runs).
+pub const COLUMNS: &str = "events | problems | incidents | pages | noise pages | purity | missed | compression | incidents/problem | TTP median s | TTP p95 s |";
+
+/// `figures`' cells for [`COLUMNS`], each followed by ` |`.
+pub fn cells(f: &Figures) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {:.3} | {} | {:.4} | {} | {} | {} |",
+        f.events,
+        f.problems,
+        f.incidents,
+        f.pages,
+        f.noise_pages,
+        f.purity(),
+        f.missed.len(),
+        f.compression(),
+        opt(f.incidents_per_problem(), 2),
+        opt(f.time_to_page_s(0.5), 1),
+        opt(f.time_to_page_s(0.95), 1),
+    )
+}
+
 /// A markdown table: one row per `(name, figures)`, then their total.
 pub fn table(rows: &[(String, Figures)]) -> String {
-    let mut out = String::from(
-        "| scenario | runs | events | problems | incidents | pages | noise pages | purity | missed | compression | incidents/problem | TTP median s | TTP p95 s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    let mut out = format!(
+        "| scenario | runs | {COLUMNS}\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut total = Figures::default();
-    let row = |name: &str, f: &Figures| {
-        format!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {:.3} | {} | {:.4} | {} | {} | {} |\n",
-            f.runs,
-            f.events,
-            f.problems,
-            f.incidents,
-            f.pages,
-            f.noise_pages,
-            f.purity(),
-            f.missed.len(),
-            f.compression(),
-            opt(f.incidents_per_problem(), 2),
-            opt(f.time_to_page_s(0.5), 1),
-            opt(f.time_to_page_s(0.95), 1),
-        )
-    };
+    let row = |name: &str, f: &Figures| format!("| {name} | {} | {}\n", f.runs, cells(f));
     for (name, f) in rows {
         out.push_str(&row(name, f));
         total.add(f);
