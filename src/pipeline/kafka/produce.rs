@@ -119,6 +119,19 @@ impl EventsProducer {
         let mut failed = false;
         for delivery in deliveries {
             match delivery.await {
+                // No offset: librdkafka took the broker's answer to a retry as a duplicate of an
+                // earlier attempt it cannot place. A broker that kept that attempt has the
+                // record; librdkafka's mock cluster was seen to answer so for a batch it did not
+                // keep. Unconfirmed, so the sender is told to retry (a repeated event is
+                // deduplicated): nothing answered 2xx rests on it.
+                Ok(Ok(d)) if d.offset < 0 => {
+                    m::event_delivery_failed("unconfirmed").increment(1);
+                    tracing::debug!(
+                        partition = d.partition,
+                        "events delivered without an offset"
+                    );
+                    failed = true;
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
                     m::event_delivery_failed(error_kind(&e)).increment(1);
