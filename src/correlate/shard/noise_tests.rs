@@ -48,6 +48,16 @@ impl Lab {
         }
     }
 
+    /// The shard restored from its own snapshot under the config `toml`.
+    fn restore_under(&mut self, toml: &str) {
+        let mut bytes = Vec::new();
+        self.shard.snapshot(UnixMillis(self.now), &mut bytes);
+        let config = Config::from_toml(toml, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        self.shard = crate::correlate::TimedShard::restore(&config.correlate, 1, &bytes)
+            .unwrap()
+            .shard;
+    }
+
     fn at(&mut self, secs: u64) -> &mut Self {
         self.now = T0 + secs * 1000;
         self.shard.advance(UnixMillis(self.now), &mut self.out);
@@ -290,12 +300,7 @@ fn each_default_switches_off() {
 fn a_restored_shard_keeps_its_links() {
     let mut lab = Lab::new("");
     lab.at(0).fire(a("x", "Errors", &[("service", "pay")]));
-    let mut bytes = Vec::new();
-    lab.shard.snapshot(UnixMillis(lab.now), &mut bytes);
-    let config = Config::from_toml("", Vec::new()).unwrap();
-    lab.shard = crate::correlate::TimedShard::restore(&config.correlate, 1, &bytes)
-        .unwrap()
-        .shard;
+    lab.restore_under("");
     lab.at(10)
         .fire(a("y", "Latency", &[("service", "pay")]))
         .at(100);
@@ -439,18 +444,11 @@ fn an_incident_lists_the_changes_that_named_what_its_alerts_name() {
 fn a_snapshot_restored_under_renumbered_rules_keeps_auto_links() {
     let mut lab = Lab::new("");
     lab.at(0).fire(a("x", "Errors", &[("service", "pay")]));
-    let mut bytes = Vec::new();
-    lab.shard.snapshot(UnixMillis(lab.now), &mut bytes);
     // A rule inserted before the built-in one: the incident keeps its rule by name.
-    let config = Config::from_toml(
+    lab.restore_under(
         "[[correlate.rules]]\nname = \"db\"\nmatchers = [{ name = \"class\", op = \"=\", value = \"Db\" }]\n\
          [[correlate.rules]]\nname = \"default\"",
-        Vec::new(),
-    )
-    .unwrap();
-    lab.shard = crate::correlate::TimedShard::restore(&config.correlate, 1, &bytes)
-        .unwrap()
-        .shard;
+    );
     lab.at(10)
         .fire(a("y", "Latency", &[("service", "pay")]))
         .at(100);
