@@ -11,8 +11,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{
+    future_producer::Delivery, BaseRecord, DeliveryFuture, DeliveryResult, Producer,
+    ProducerContext, ThreadedProducer,
+};
 
 use crate::config::KafkaConfig;
 use crate::metrics as m;
@@ -62,6 +65,16 @@ impl ProducerContext for DeliveryCounter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
         match result {
+            Ok(m) if m.offset() < 0 => {
+                // Not confirmed (see `Unconfirmed::NoOffset`): counted as failed, so that Kafka
+                // mode makes it again.
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                m::failed(Unconfirmed::NoOffset.kind()).increment(1);
+                tracing::error!(
+                    kind = "unconfirmed",
+                    "kafka delivery reported without an offset"
+                );
+            }
             Ok(_) => self.published[kind].increment(1),
             Err((err, _)) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -75,6 +88,51 @@ impl ProducerContext for DeliveryCounter {
                 tracing::error!(error = %err, kind = kind_label, message_type, "kafka delivery failed");
             }
         }
+    }
+}
+
+/// Why a record's delivery is not confirmed.
+#[derive(Debug)]
+pub enum Unconfirmed {
+    /// The producer reported the error.
+    Failed(KafkaError),
+    /// The producer went away before reporting.
+    Canceled,
+    /// Reported delivered without an offset: librdkafka took the broker's answer to a retry for
+    /// a duplicate of an earlier attempt it cannot place. A broker that kept that attempt has
+    /// the record, but librdkafka's mock cluster was seen to answer so for a batch it never
+    /// stored (README "Running more than one instance"), so it is not trusted.
+    NoOffset,
+}
+
+impl Unconfirmed {
+    /// For the `kind` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unconfirmed::Failed(e) => error_kind(e),
+            Unconfirmed::Canceled => "canceled",
+            Unconfirmed::NoOffset => "unconfirmed",
+        }
+    }
+}
+
+impl From<Unconfirmed> for KafkaError {
+    fn from(why: Unconfirmed) -> Self {
+        match why {
+            Unconfirmed::Failed(e) => e,
+            Unconfirmed::Canceled => KafkaError::Canceled,
+            Unconfirmed::NoOffset => KafkaError::MessageProduction(RDKafkaErrorCode::Fail),
+        }
+    }
+}
+
+/// Waits for a record's delivery report: its place when the broker confirmed it.
+pub async fn confirmed(delivery: DeliveryFuture) -> Result<Delivery, Unconfirmed> {
+    match delivery.await {
+        Ok(Ok(d)) if d.offset < 0 => Err(Unconfirmed::NoOffset),
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err((e, _))) => Err(Unconfirmed::Failed(e)),
+        Err(_) => Err(Unconfirmed::Canceled),
     }
 }
 

@@ -13,6 +13,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::event::wire;
+use crate::publish::kafka::{confirmed, Unconfirmed};
 use crate::publish::renew::Renewing;
 
 use super::Routed;
@@ -75,14 +76,12 @@ impl Forwarder {
         let mut delivered = !std::mem::take(&mut self.failed);
         let (generation, producer) = self.producer.get();
         for delivery in self.pending.drain(..) {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    tracing::warn!(error = %e, "routed event not delivered");
-                    self.producer.renew_after(generation, &producer, &e);
-                    delivered = false;
+            if let Err(why) = confirmed(delivery).await {
+                tracing::warn!(?why, "routed event not delivered");
+                if let Unconfirmed::Failed(e) = &why {
+                    self.producer.renew_after(generation, &producer, e);
                 }
-                Err(_) => delivered = false,
+                delivered = false;
             }
         }
         delivered

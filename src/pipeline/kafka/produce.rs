@@ -15,7 +15,7 @@ use crate::config::{KafkaConfig, PipelineConfig};
 use crate::event::wire;
 use crate::event::{ChangeEvent, Event};
 use crate::metrics as m;
-use crate::publish::kafka::{error_kind, KafkaSetupError};
+use crate::publish::kafka::{confirmed, error_kind, KafkaSetupError, Unconfirmed};
 use crate::publish::renew::Renewing;
 
 use super::super::{partition, Refused};
@@ -118,31 +118,15 @@ impl EventsProducer {
         }
         let mut failed = false;
         for delivery in deliveries {
-            match delivery.await {
-                // No offset: librdkafka took the broker's answer to a retry as a duplicate of an
-                // earlier attempt it cannot place. A broker that kept that attempt has the
-                // record; librdkafka's mock cluster was seen to answer so for a batch it did not
-                // keep. Unconfirmed, so the sender is told to retry (a repeated event is
-                // deduplicated): nothing answered 2xx rests on it.
-                Ok(Ok(d)) if d.offset < 0 => {
-                    m::event_delivery_failed("unconfirmed").increment(1);
-                    tracing::debug!(
-                        partition = d.partition,
-                        "events delivered without an offset"
-                    );
-                    failed = true;
+            // Unconfirmed, the sender is told to retry (a repeated event is deduplicated):
+            // nothing answered 2xx rests on a delivery the broker did not confirm.
+            if let Err(why) = confirmed(delivery).await {
+                m::event_delivery_failed(why.kind()).increment(1);
+                tracing::debug!(?why, "events not delivered");
+                if let Unconfirmed::Failed(e) = &why {
+                    self.producer.renew_after(generation, &producer, e);
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    m::event_delivery_failed(error_kind(&e)).increment(1);
-                    tracing::debug!(error = %e, "events not delivered");
-                    self.producer.renew_after(generation, &producer, &e);
-                    failed = true;
-                }
-                Err(_) => {
-                    m::event_delivery_failed("canceled").increment(1);
-                    failed = true;
-                }
+                failed = true;
             }
         }
         if failed {

@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::publish::kafka::confirmed;
 use crate::publish::renew::Renewing;
 use crate::time::UnixMillis;
 
@@ -125,8 +126,7 @@ impl StateWriter {
             deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
         }
         for delivery in deliveries {
-            let delivered = delivery.await.map_err(|_| KafkaError::Canceled)?;
-            let delivery = delivered.map_err(|(e, _)| e)?;
+            let delivery = confirmed(delivery).await.map_err(KafkaError::from)?;
             first_chunk.get_or_insert(delivery.offset);
         }
         header.chunks = chunks.len() as u32;
@@ -138,10 +138,11 @@ impl StateWriter {
             .partition(p)
             .key(&key)
             .payload(&body);
-        let delivery = producer
-            .send(record, Duration::from_secs(10))
+        let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+        let delivery = tokio::time::timeout(Duration::from_secs(10), confirmed(delivery))
             .await
-            .map_err(|(e, _)| e)?;
+            .map_err(|_| KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut))?
+            .map_err(KafkaError::from)?;
         Ok((header, delivery.offset))
     }
 

@@ -24,7 +24,7 @@ use rdkafka::TopicPartitionList;
 use crate::config::KafkaConfig;
 use crate::metrics as m;
 use crate::publish::encode::{MessageKind, OutboundMessage, Topic};
-use crate::publish::kafka::{cloud_event_headers, error_kind};
+use crate::publish::kafka::{cloud_event_headers, confirmed, error_kind};
 use crate::publish::renew::Renewing;
 use crate::publish::{SendError, Sink};
 
@@ -69,14 +69,13 @@ impl TxnSink {
         let pending = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
         let mut delivered = !self.refused.swap(false, Ordering::Relaxed);
         for (kind, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(_)) => self.published[kind].increment(1),
-                Ok(Err((e, _))) => {
-                    m::failed(error_kind(&e)).increment(1);
-                    tracing::warn!(error = %e, "message not delivered: the transaction aborts");
+            match confirmed(delivery).await {
+                Ok(_) => self.published[kind].increment(1),
+                Err(why) => {
+                    m::failed(why.kind()).increment(1);
+                    tracing::warn!(?why, "message not delivered: the transaction aborts");
                     delivered = false;
                 }
-                Err(_) => delivered = false,
             }
         }
         delivered
