@@ -50,6 +50,14 @@ Examples:
   sluice tail --brokers kafka-1:9092 --from end  # what is published from now on
   sluice tail --config /etc/sluice/sluice.toml --format json --idle-exit 3s
   sluice tail --brokers kafka-1:9092 --topic sluice.changes --max 10";
+const EXAMPLES_MIGRATE: &str = "\
+Examples:
+  sluice migrate --from /etc/sluice/sluice.toml --to /etc/sluice/sluice-24.toml
+
+With every correlator of --from stopped: restores each of its partitions, divides the state by
+routing key among --to's pipeline.partitions, and writes it to --to's state topic and group.
+--to names its own events_topic, state_topic and group_id (README: Running more than one
+instance, Partitions).";
 const EXAMPLES_COMPLETIONS: &str = "\
 Examples:
   sluice completions bash > ~/.local/share/bash-completion/completions/sluice
@@ -175,6 +183,17 @@ enum Command {
         #[arg(long)]
         repeats: bool,
     },
+    /// Move Kafka mode's state to another partition count (or topics, or cluster), keeping every
+    /// open alert and incident.
+    #[command(after_help = EXAMPLES_MIGRATE)]
+    Migrate {
+        /// The config the correlators ran with (their events topic, state topic and group).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The config to run next: its pipeline.partitions, events_topic, state_topic, group_id.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
     /// Print a shell completion script, generated from this command line.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions {
@@ -216,6 +235,7 @@ fn main() -> ExitCode {
         }
         Command::Man { subcommand, dir } => man(subcommand, dir),
         Command::Serve { config, record } => serve(config, record),
+        Command::Migrate { from, to } => migrate(&from, &to),
         Command::CheckConfig { file, config } => {
             // The environment only when the command line names no file (clap would take an
             // env value for --config as conflicting with FILE).
@@ -421,6 +441,22 @@ fn replay_compare(configs: &[PathBuf], file: PathBuf) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `migrate --from OLD --to NEW`.
+fn migrate(from: &std::path::Path, to: &std::path::Path) -> ExitCode {
+    let (Ok((_, old)), Ok((_, new))) = (load_named(from), load_named(to)) else {
+        return ExitCode::from(2);
+    };
+    init_logging(&old.log);
+    let mut report = std::io::stderr();
+    match runtime().block_on(sluice::pipeline::kafka::migrate(&old, &new, &mut report)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("migrate: {e}");
             ExitCode::FAILURE
         }
     }

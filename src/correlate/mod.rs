@@ -189,6 +189,11 @@ impl TimedShard {
         }
     }
 
+    /// A shard whose partition time is already `time` (a shard moved from other partitions).
+    pub fn at(shard: Shard, time: UnixMillis) -> Self {
+        TimedShard { shard, time }
+    }
+
     pub fn time(&self) -> UnixMillis {
         self.time
     }

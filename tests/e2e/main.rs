@@ -10,6 +10,7 @@ mod integrations_batched;
 mod integrations_cloud;
 mod integrations_webhooks;
 mod kafka_faults;
+mod kafka_migrate;
 mod kafka_mode;
 mod kafka_mode_faults;
 mod real_broker;

@@ -62,6 +62,7 @@ use crate::time::UnixMillis;
 mod commit;
 mod forward;
 mod group;
+mod migrate;
 mod ownership;
 mod produce;
 mod restore;
@@ -69,6 +70,7 @@ mod state;
 mod txn;
 
 use group::Rebalances;
+pub use migrate::{migrate, MigrateError};
 pub use produce::EventsProducer;
 use produce::DELIVERY_TIMEOUT;
 
@@ -307,13 +309,11 @@ pub fn spawn_correlator(
     consumer
         .subscribe(&[&pipeline.events_topic])
         .map_err(KafkaSetupError::Consumer)?;
-    let mut restore = client_config(&config.kafka, bootstrap);
-    restore
-        .set("group.id", format!("{}.restore", pipeline.group_id))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true");
+    let restore = restore::reader_config(
+        &config.kafka,
+        bootstrap,
+        &format!("{}.restore", pipeline.group_id),
+    );
     // One producer writes snapshots and routed events (and, with transactions, the messages).
     let (output, txn) = if pipeline.transactions {
         let id = format!("{}.{}", pipeline.group_id, config.instance);
