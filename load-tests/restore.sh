@@ -7,6 +7,8 @@
 #   2. `sluice tail --max N` reading the same records (a librdkafka consumer that prints each
 #      message to /dev/null): the plain consumer the restore is compared with;
 #   3. restore from a snapshot (written after the alerts were in): what a restart costs.
+#   4. `sluice migrate` of that partition to 4 partitions of new topics, and the restore of the
+#      migrated state by an instance of the new config.
 # Prints a markdown report (machine, commit and command on top). Not part of CI.
 #
 #   load-tests/restore.sh                 # OPEN=100000, about 2 minutes
@@ -31,6 +33,11 @@ config() { # snapshot_interval
 }
 config 1h >"$work/history.toml"
 config 2s >"$work/snapshot.toml"
+{
+  cat "$here/sluice.toml"
+  printf '\n[pipeline]\npartitions = 4\nsnapshot_interval = "1h"\n'
+  printf 'events_topic = "sluice.events.4"\nstate_topic = "sluice.state.4"\ngroup_id = "sluice-correlators.4"\n'
+} >"$work/migrated.toml"
 
 serve() { # config file; sets server_pid
   SLUICE_LISTEN="127.0.0.1:$PORT" SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" SLUICE_PIPELINE=kafka \
@@ -95,15 +102,28 @@ snapshot_records=$(metric sluice_restore_records_total)
 snapshot_open=$(metric sluice_alerts_open)
 stop
 
+say "migrate to 4 partitions, then restore the migrated state"
+start_ns=$(date +%s%N)
+SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" SLUICE_PIPELINE=kafka \
+  "$sluice_bin" migrate --from "$work/snapshot.toml" --to "$work/migrated.toml" 2>>"$work/migrate.log"
+migrate_s=$(awk -v ns="$(( $(date +%s%N) - start_ns ))" 'BEGIN { printf "%.3f", ns / 1e9 }')
+cat "$work/migrate.log" >&2
+serve "$work/migrated.toml"
+migrated_s=$(metric sluice_restore_duration_seconds_sum)
+migrated_open=$(metric sluice_alerts_open)
+stop
+
 echo "# Restoring a partition of $OPEN open alerts"
 echo
 report_header
 echo "- command: OPEN=$OPEN load-tests/restore.sh"
 echo
 python3 - "$OPEN" "$history_records" "$history_s" "$history_open" "$plain_s" \
-  "$snapshot_records" "$snapshot_s" "$snapshot_open" "$snapshot_bytes" <<'PY'
+  "$snapshot_records" "$snapshot_s" "$snapshot_open" "$snapshot_bytes" \
+  "$migrate_s" "$migrated_s" "$migrated_open" <<'PY'
 import sys
-opened, h_rec, h_s, h_open, plain_s, s_rec, s_s, s_open, s_bytes = sys.argv[1:]
+opened, h_rec, h_s, h_open, plain_s, s_rec, s_s, s_open, s_bytes, m_s, mr_s, m_open = sys.argv[1:]
+m_s, mr_s, m_open = float(m_s), float(mr_s), int(float(m_open))
 opened, h_rec, h_open, s_rec, s_open = map(lambda v: int(float(v)), (opened, h_rec, h_open, s_rec, s_open))
 h_s, plain_s, s_s = float(h_s), float(plain_s), float(s_s)
 print("| read | records (50 events each) | seconds | records/s | open alerts after |")
@@ -111,6 +131,8 @@ print("|---|---|---|---|---|")
 print(f"| restore from history | {h_rec} | {h_s:.2f} | {h_rec / h_s:,.0f} | {h_open} |")
 print(f"| plain consumer (`sluice tail`) | {h_rec} | {plain_s:.2f} | {h_rec / plain_s:,.0f} | |")
 print(f"| restore from a snapshot ({float(s_bytes) / 1e6:.1f} MB) | {s_rec} after it | {s_s:.2f} | | {s_open} |")
+print(f"| `sluice migrate` to 4 partitions (whole command) | | {m_s:.2f} | | |")
+print(f"| restore of the migrated state (4 snapshots, summed) | 0 | {mr_s:.2f} | | {m_open} |")
 print()
 print(f"Restore from history reads at {plain_s / h_s:.2f}x the plain consumer's records/s (goal >= 0.5x).")
 PY

@@ -35,7 +35,8 @@ pub enum KafkaSetupError {
     #[error(
         "topic {topic} has {found} partitions, but this config says {expected}: the partition \
          count of the events topic is fixed when it is created; set pipeline.partitions to \
-         {found}"
+         {found} (`sluice migrate` moves a deployment to another count: README, Moving to \
+         another partition count)"
     )]
     Partitions {
         topic: String,

@@ -74,9 +74,10 @@ fn migrate(dir: &TempDir, brokers: &str, old: &str, new: &str) -> (bool, String)
 }
 
 /// Eight routing keys' incidents are open on 2 partitions (some partitions snapshotted, one
-/// more alert after the snapshots); the instance stops, `sluice migrate` moves the state to 5
-/// partitions of new topics, and an instance of the new config continues every incident: an
-/// alert joins one, and bare resolves (routing key and dedup key only) close them all, each
+/// more alert after the snapshots); the instance stops, an ingest-only instance of the new
+/// config takes an alert for one of them, `sluice migrate` moves the state to 5 partitions of
+/// new topics, and an instance of the new config continues every incident: the waiting alert
+/// and one more join theirs, and bare resolves (routing key and dedup key only) close them all, each
 /// incident opened once (seq 1) and resolved with the next seq (2), the same id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_to_more_partitions_keeps_every_open_incident() {
@@ -107,6 +108,15 @@ async fn migrating_to_more_partitions_keeps_every_open_incident() {
     post(&first.url, "team-0", "trigger", "team-0/cpu", "team-0-db").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(first.terminate().success(), "{}", first.log_text());
+    // Ingest of the new config takes events before the migration: they wait on the new topic
+    // (an alert joining team-2's incident).
+    let ingest = Sluice::start_with_env(
+        "migrate-new-ingest",
+        &broker.bootstrap,
+        &new,
+        &[("SLUICE_PIPELINE", "kafka"), ("SLUICE_ROLES", "ingest")],
+    );
+    post(&ingest.url, "team-2", "trigger", "team-2/cpu", "team-2-db").await;
 
     let dir = TempDir::new("migrate");
     let (ok, report) = migrate(&dir, &broker.bootstrap, &old, &new);
@@ -138,7 +148,7 @@ async fn migrating_to_more_partitions_keeps_every_open_incident() {
     for rk in &keys {
         post(&second.url, rk, "resolve", &format!("{rk}/disk"), "").await;
     }
-    for rk in ["team-0", "team-1"] {
+    for rk in ["team-0", "team-1", "team-2"] {
         post(&second.url, rk, "resolve", &format!("{rk}/cpu"), "").await;
     }
     reader
@@ -159,7 +169,7 @@ async fn migrating_to_more_partitions_keeps_every_open_incident() {
         );
         let resolved = msgs.iter().find(|m| m.body["type"] == "resolved").unwrap();
         let rk = msgs[0].body["routing_key"].as_str().unwrap_or_default();
-        let alerts = if rk == "team-0" || rk == "team-1" {
+        let alerts = if ["team-0", "team-1", "team-2"].contains(&rk) {
             2
         } else {
             1
