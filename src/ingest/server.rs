@@ -1,18 +1,40 @@
 //! The HTTP/1.1 front end: an accept loop with a connection cap, hyper connections with
-//! keep-alive and a header-read timeout, and a drain on shutdown.
+//! keep-alive and a header-read timeout, a lingering close, and a drain on shutdown.
+//!
+//! Lingering close: hyper answers some requests before it has read them whole (a body over
+//! `server.max_body_bytes` gets its 413 from the router, headers over hyper's buffer get 431)
+//! and then closes the socket. Closing a socket with unread bytes makes the kernel send a reset,
+//! and a client that writes its whole request before reading (Python's urllib, curl without
+//! `Expect`, most scripts) sees a broken pipe instead of the answer. So when hyper is done with
+//! a connection whose peer has not closed its side, the socket's write side is shut (the answer
+//! is already flushed) and what the peer still sends is read and thrown away until it closes,
+//! as Apache and nginx do: bounded by [`LINGER_MAX_BYTES`], [`LINGER_MAX_TIME`] and a
+//! [`LINGER_IDLE`] gap, with the connection's slot held meanwhile. A connection hyper cut for
+//! a header-read timeout (slowloris) got no answer and does not linger.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch, Semaphore};
 
 use super::router::Router;
+
+/// The most a lingering close reads after the answer (a client sending a body several times
+/// the limit still gets to read its 413).
+pub const LINGER_MAX_BYTES: usize = 16 << 20;
+/// The longest a lingering close lasts.
+pub const LINGER_MAX_TIME: Duration = Duration::from_secs(5);
+/// A lingering close ends when the peer sends nothing for this long.
+pub const LINGER_IDLE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct ServerLimits {
@@ -61,10 +83,22 @@ pub async fn serve(
                     let router = Arc::clone(&router);
                     async move { Ok::<_, Infallible>(router.handle(req).await) }
                 });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let (io, returned) = Returned::new(stream);
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let result = conn.await;
+                    let cut_for_time = result.as_ref().is_err_and(hyper::Error::is_timeout);
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    // hyper has dropped the socket's wrapper by now, which handed it back.
+                    if let Ok((stream, peer_closed)) = returned.await {
+                        if !peer_closed && !cut_for_time {
+                            let drained = linger(stream).await;
+                            if drained > 0 {
+                                tracing::debug!(%peer, drained, "lingering close read past the answer");
+                            }
+                        }
                     }
                     drop(slot);
                 });
@@ -84,5 +118,108 @@ pub async fn serve(
             let left = slots.available_permits();
             limits.max_connections.saturating_sub(left)
         }
+    }
+}
+
+/// Shuts the write side of `stream` and reads what the peer still sends until it closes, within
+/// the linger bounds; returns the bytes thrown away.
+async fn linger(mut stream: TcpStream) -> usize {
+    // hyper shut the write side after a clean end; after an error it may not have.
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_MAX_TIME;
+    let mut scratch = vec![0u8; 8 * 1024];
+    let mut drained = 0;
+    while drained < LINGER_MAX_BYTES {
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(LINGER_IDLE);
+        match tokio::time::timeout(wait, stream.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            // Closed, failed, quiet for LINGER_IDLE, or out of time.
+            _ => break,
+        }
+    }
+    drained
+}
+
+/// The socket as hyper gets it: notes whether the peer closed its side, and hands the socket
+/// back (through `back`) when hyper drops it, so the connection task can linger on it.
+struct Returned {
+    stream: Option<TcpStream>,
+    peer_closed: bool,
+    back: Option<oneshot::Sender<(TcpStream, bool)>>,
+}
+
+impl Returned {
+    fn new(stream: TcpStream) -> (Self, oneshot::Receiver<(TcpStream, bool)>) {
+        let (tx, rx) = oneshot::channel();
+        let io = Returned {
+            stream: Some(stream),
+            peer_closed: false,
+            back: Some(tx),
+        };
+        (io, rx)
+    }
+
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.stream.as_mut().expect("the socket is held until drop"))
+    }
+}
+
+impl Drop for Returned {
+    fn drop(&mut self) {
+        if let (Some(stream), Some(back)) = (self.stream.take(), self.back.take()) {
+            let _ = back.send((stream, self.peer_closed));
+        }
+    }
+}
+
+impl AsyncRead for Returned {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let wanted = buf.remaining() > 0;
+        let polled = self.stream().poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            if wanted && buf.filled().len() == before {
+                self.peer_closed = true;
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Returned {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(AsyncWrite::is_write_vectored)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream().poll_shutdown(cx)
     }
 }

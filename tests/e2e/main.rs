@@ -16,3 +16,4 @@ mod kafka_mode_faults;
 mod real_broker;
 mod replay;
 mod scenarios;
+mod transport;
