@@ -526,12 +526,21 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
     })
 }
 
+/// Waits for SIGTERM or SIGINT (shut down and drain). SIGHUP, whose default action would kill
+/// the process undrained, is logged and ignored until reload exists.
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler installs");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = tokio::signal::ctrl_c() => return "SIGINT",
+            _ = hup.recv() => tracing::warn!(
+                signal = "SIGHUP",
+                "SIGHUP received: reload is not implemented yet; ignored"
+            ),
+        }
     }
 }
 
