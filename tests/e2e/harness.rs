@@ -410,8 +410,19 @@ pub async fn pd_post(
     key: &str,
     source: &str,
 ) -> Value {
+    pd_post_to(client, "svc-payments", action, key, source).await
+}
+
+/// [`pd_post`] for `routing_key`.
+pub async fn pd_post_to(
+    client: &mut sluice::send::HttpClient,
+    routing_key: &str,
+    action: &str,
+    key: &str,
+    source: &str,
+) -> Value {
     let body = sluice::send::pd_event(
-        "svc-payments",
+        routing_key,
         action,
         key,
         source,

@@ -4,38 +4,23 @@
 use std::process::Command;
 use std::time::Duration;
 
-use sluice::send::{pd_event, HttpClient};
+use sluice::send::HttpClient;
 
 use crate::harness::{
-    by_incident, metric, types, wait_for_metric, Broker, Reader, Sluice, TempDir,
+    by_incident, metric, pd_post_to, types, wait_for_metric, Broker, Reader, Sluice, TempDir,
 };
 
-/// Partitions, topics and group of a deployment; everything else as in the other Kafka-mode
-/// tests.
+/// Kafka mode's test config (`kafka_mode::CONFIG`) with its partitions, topics and group, and
+/// frequent snapshots.
 fn config(partitions: u32, suffix: &str) -> String {
-    format!(
-        r#"
-instance = "sluice-e2e-migrate"
-[kafka]
-partitions = 3
-[pipeline]
-partitions = {partitions}
-events_topic = "sluice.events{suffix}"
-state_topic = "sluice.state{suffix}"
-group_id = "sluice-correlators{suffix}"
-commit_interval = "200ms"
-watermark_interval = "200ms"
-session_timeout = "6s"
-snapshot_interval = "300ms"
-[[correlate.rules]]
-name = "by-source"
-group_by = ["source"]
-group_wait = "0s"
-pause_transient = "0s"
-group_interval = "1h"
-window_duration = "10m"
-"#
-    )
+    let pipeline = format!(
+        "[pipeline]\npartitions = {partitions}\nevents_topic = \"sluice.events{suffix}\"\n\
+         state_topic = \"sluice.state{suffix}\"\ngroup_id = \"sluice-correlators{suffix}\"\n\
+         snapshot_interval = \"300ms\"\n"
+    );
+    let config = crate::kafka_mode::CONFIG.replace("[pipeline]\npartitions = 4\n", &pipeline);
+    assert_ne!(config, crate::kafka_mode::CONFIG);
+    config
 }
 
 const KAFKA: [(&str, &str); 1] = [("SLUICE_PIPELINE", "kafka")];
@@ -43,14 +28,7 @@ const KAFKA: [(&str, &str); 1] = [("SLUICE_PIPELINE", "kafka")];
 /// Posts one PagerDuty event for `routing_key` and checks the 202.
 async fn post(url: &str, routing_key: &str, action: &str, key: &str, source: &str) {
     let mut client = HttpClient::connect(url).await.unwrap();
-    let body = pd_event(routing_key, action, key, source, "critical", key);
-    let reply = client.post("/v2/enqueue", body).await.unwrap();
-    assert_eq!(
-        reply.status,
-        202,
-        "{action} {key}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    pd_post_to(&mut client, routing_key, action, key, source).await;
 }
 
 /// Runs `sluice migrate --from old --to new` against `brokers`; its exit success and stderr.

@@ -11,7 +11,7 @@ use crate::harness::{
     by_incident, metric, pd_post, types, wait_for_metric, Broker, Reader, Sluice,
 };
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 instance = "sluice-e2e-kafka"
 [kafka]
 partitions = 3
