@@ -273,6 +273,42 @@ impl LinkKind {
     }
 }
 
+impl LinkKind {
+    /// What a bare (PagerDuty-style) event's `custom_details` name, where its tool puts that
+    /// there: `host` (or `hostname`, `node`, `nodename`), `pod`, `rack`, `service`, `cluster`,
+    /// as top-level strings. Auto grouping links by these besides the event's own fields.
+    pub fn named_in(details: &Details) -> Vec<(LinkKind, String)> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            host: Option<String>,
+            hostname: Option<String>,
+            node: Option<String>,
+            nodename: Option<String>,
+            pod: Option<String>,
+            rack: Option<String>,
+            service: Option<String>,
+            cluster: Option<String>,
+        }
+        let Ok(named) = serde_json::from_str::<Named>(details.0.get()) else {
+            return Vec::new();
+        };
+        let host = [named.host, named.hostname, named.node, named.nodename]
+            .into_iter()
+            .flatten()
+            .find(|h| !h.is_empty());
+        [
+            (LinkKind::Host, host),
+            (LinkKind::Pod, named.pod),
+            (LinkKind::Rack, named.rack),
+            (LinkKind::Service, named.service),
+            (LinkKind::Cluster, named.cluster),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| Some((kind, value.filter(|v| !v.is_empty())?)))
+        .collect()
+    }
+}
+
 /// `host:port` without `:port` (`[::1]:9100` -> `[::1]`); anything else as it is.
 fn without_port(instance: &str) -> &str {
     match instance.rsplit_once(':') {

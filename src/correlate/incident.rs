@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Details, Event, Field, Link, Linked, Severity};
+use crate::event::{Details, Event, Field, Link, LinkKind, Linked, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 use crate::publish::encode::{
@@ -48,6 +48,11 @@ pub struct Alert {
     /// by; none for the incident's first alert.
     #[serde(default)]
     pub grouped_by: Option<u8>,
+    /// Set when it joined by a value that is not its own of that link's kind: which of its
+    /// kinds named it (an index into `auto_group`), and whether its details did
+    /// (`grouping::JOINED_IN_DETAILS`): an APM tool's source matching a Prometheus `service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_as: Option<u8>,
 }
 
 impl Alert {
@@ -76,7 +81,30 @@ impl Alert {
             silenced: false,
             inhibited: false,
             grouped_by: None,
+            joined_as: None,
         }
+    }
+
+    /// The value it joined its incident by, the incident's link being of `kind` (see
+    /// `joined_as`).
+    fn joined_value(&self, auto: &[LinkKind], kind: LinkKind) -> String {
+        use super::shard::JOINED_IN_DETAILS;
+        let Some(as_) = self.joined_as else {
+            return kind.value(self).to_string();
+        };
+        let own = auto
+            .get((as_ & !JOINED_IN_DETAILS) as usize)
+            .copied()
+            .unwrap_or(kind);
+        if as_ & JOINED_IN_DETAILS == 0 {
+            return own.value(self).to_string();
+        }
+        self.details
+            .as_ref()
+            .map(LinkKind::named_in)
+            .and_then(|named| named.into_iter().find(|(k, _)| *k == own))
+            .map(|(_, v)| v)
+            .unwrap_or_default()
     }
 
     pub fn suppressed(&self) -> bool {
@@ -395,7 +423,11 @@ impl Incident {
                     integration: a.integration.as_str(),
                     grouped_by: a.grouped_by.and_then(|i| {
                         let kind = rule.auto().get(i as usize)?;
-                        Some(format!("{}={}", kind.as_str(), kind.value(a)))
+                        Some(format!(
+                            "{}={}",
+                            kind.as_str(),
+                            a.joined_value(rule.auto(), *kind)
+                        ))
                     }),
                     suppressed: match (a.silenced, a.inhibited) {
                         (true, _) => Some("silenced"),

@@ -144,7 +144,7 @@ impl Shard {
     ) {
         self.metrics.caps[cap].increment(1);
         self.stats.caps_reached += 1;
-        let mut inc = self.new_incident(ghash, rule_id, &event, now);
+        let mut inc = self.new_incident(ghash, rule_id, &event, &[], now);
         inc.untracked = true;
         inc.open_alerts = 1;
         inc.event_count = 1;

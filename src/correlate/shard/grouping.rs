@@ -20,17 +20,26 @@
 //! first link in `auto_group` order that holds decides.
 //!
 //! One exception to "from the first alert only": within the cascade (`window_duration` from
-//! the opening, when host links hold), every alert that joins adds its host's link, up to
+//! the opening, when host links hold), every alert that joins by topology (not by class: a
+//! storm member elsewhere is not part of this cascade) adds its host's link, up to
 //! [`MAX_LINKS`] an incident: a rack's hosts all lead to the rack's incident, whichever
 //! tool names them and however. Past the cascade, host links lapse, so this chains nothing
 //! later.
+//!
+//! Names are names whatever their kind: a host, pod or service value also finds the links of
+//! the other two kinds (after its own), since tools disagree on what they call a thing (an APM
+//! tool's `source` is the pod or service Prometheus labels `pod` or `service`). A bare
+//! (PagerDuty-style) event's `custom_details` may name its host, pod, rack, service or cluster
+//! (`LinkKind::named_in`): those are looked up and linked too, after its own fields. An
+//! incident held for good (info chatter, a "never" pause) draws in no alert that may page: a
+//! problem does not join the chatter that happened to name its service first.
 
 use std::collections::HashMap;
 
 use hashbrown::HashTable;
 use xxhash_rust::xxh3::Xxh3Default;
 
-use crate::config::{RuleConfig, WindowKind};
+use crate::config::{Pause, RuleConfig, WindowKind};
 use crate::event::deterministic_id;
 use crate::event::{Event, LinkKind};
 use crate::publish::encode::Status;
@@ -76,6 +85,22 @@ fn values_of<'a>(rule: &'a Rule, event: &'a Event) -> Vec<&'a str> {
 /// Links an incident holds at most (its first alert's, and the hosts of its cascade).
 pub const MAX_LINKS: usize = 64;
 
+/// What a bare event's details link it to ([`LinkKind::named_in`]): for the kinds of `auto`,
+/// values its own fields do not already give. For grouping only, not `entity.<kind>` fields.
+pub(super) fn detail_links(auto: &[LinkKind], event: &Event) -> Vec<(LinkKind, String)> {
+    match &event.custom_details {
+        Some(details) if event.labels.is_empty() => LinkKind::named_in(details)
+            .into_iter()
+            .filter(|(kind, value)| auto.contains(kind) && kind.value(event) != value.as_str())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The kinds whose values name one thing whatever the kind: a value of one finds the links of
+/// the others too (after its own), in `auto_group` order.
+const NAMES: [LinkKind; 3] = [LinkKind::Host, LinkKind::Pod, LinkKind::Service];
+
 /// The link index's key of a kind's value.
 pub(super) fn link_hash(routing_key: &str, rule: u16, kind: LinkKind, value: &str) -> u64 {
     values_hash(routing_key, rule, [kind.as_str(), value].into_iter())
@@ -106,7 +131,16 @@ pub(super) struct Found {
     pub ghash: u64,
     pub current: Option<u32>,
     pub via: Option<u8>,
+    /// When the value that joined is not the event's own of the link's kind: the index in
+    /// `auto_group` of the kind it is the event's value of, plus [`JOINED_IN_DETAILS`] when
+    /// its details named it (see `Alert::joined_as`).
+    pub joined_as: Option<u8>,
+    /// What the event's details link it to besides its fields ([`detail_links`]).
+    pub details: Vec<(LinkKind, String)>,
 }
+
+/// In `joined_as`: the value came from the event's details.
+pub const JOINED_IN_DETAILS: u8 = 0x80;
 
 /// The current incident of a group.
 struct GroupRef {
@@ -254,6 +288,8 @@ impl Shard {
                 ghash,
                 current,
                 via: None,
+                joined_as: None,
+                details: Vec::new(),
             };
         }
         let ghash = values_hash(
@@ -261,47 +297,90 @@ impl Shard {
             rule_id,
             std::iter::once(event.dedup_key.as_str()),
         );
-        for (i, &kind) in rule.auto().iter().enumerate() {
-            let value = kind.value(event);
+        let auto = rule.auto();
+        // A bare event's details may name what it is about besides its fields.
+        let details = detail_links(auto, event);
+        let values = auto
+            .iter()
+            .map(|&k| (k, k.value(event), false))
+            .chain(details.iter().map(|(k, v)| (*k, v.as_str(), true)));
+        for (kind, value, in_details) in values {
             if value.is_empty() {
                 continue;
             }
-            let hash = link_hash(&event.routing_key, rule_id, kind, value);
-            let Some(g) = self.groups.links.find(hash, |g| g.hash == hash) else {
-                continue;
-            };
-            let inc = self.slots.get(g.slot);
-            // The hash names the routing key, rule, kind and value (64 bits: a collision is
-            // not guarded against beyond the routing key and rule).
-            let same = inc.rule == rule_id && *inc.routing_key == *event.routing_key;
-            let config = &rule.config;
-            let open = match kind {
-                // Storm folding: while the window is open.
-                LinkKind::Class => now < inc.window_end,
-                // The same service or pod: while the incident lasts (a slow burn).
-                LinkKind::Service | LinkKind::Pod => {
-                    now < inc.opened_at.saturating_add(config.max_duration)
-                }
-                // Where it runs: a cascade arrives together, unrelated problems later.
-                LinkKind::Host | LinkKind::Rack | LinkKind::Cluster => {
-                    now < inc
-                        .opened_at
-                        .saturating_add(config.window_duration.min(config.max_duration))
-                }
-            };
-            if same && (open || inc.flapping(now)) {
-                return Found {
-                    ghash,
-                    current: Some(g.slot),
-                    via: Some(i as u8),
+            // An entity's name may be another kind's name elsewhere: an APM tool's source is
+            // the pod or service that Prometheus labels `pod` or `service`.
+            let named = std::iter::once(kind).chain(
+                NAMES
+                    .iter()
+                    .copied()
+                    .filter(move |&k| k != kind && NAMES.contains(&kind)),
+            );
+            for link in named {
+                let Some(i) = auto.iter().position(|&k| k == link) else {
+                    continue;
                 };
+                if let Some(slot) = self.linked(rule, rule_id, event, link, value, now) {
+                    let own = auto.iter().position(|&k| k == kind).unwrap_or(i) as u8;
+                    return Found {
+                        ghash,
+                        current: Some(slot),
+                        via: Some(i as u8),
+                        joined_as: (own != i as u8 || in_details)
+                            .then_some(own | if in_details { JOINED_IN_DETAILS } else { 0 }),
+                        details,
+                    };
+                }
             }
         }
         Found {
             ghash,
             current: None,
             via: None,
+            joined_as: None,
+            details,
         }
+    }
+
+    /// The incident that the link (`kind`, `value`) leads to, if `event` may join it now.
+    fn linked(
+        &self,
+        rule: &Rule,
+        rule_id: u16,
+        event: &Event,
+        kind: LinkKind,
+        value: &str,
+        now: UnixMillis,
+    ) -> Option<u32> {
+        let hash = link_hash(&event.routing_key, rule_id, kind, value);
+        let g = self.groups.links.find(hash, |g| g.hash == hash)?;
+        let inc = self.slots.get(g.slot);
+        // The hash names the routing key, rule, kind and value (64 bits: a collision is not
+        // guarded against beyond the routing key and rule).
+        let same = inc.rule == rule_id && *inc.routing_key == *event.routing_key;
+        let config = &rule.config;
+        // Chatter held for good (info) does not draw in an alert that may page.
+        let silent = !inc.published
+            && inc.publish_at == UnixMillis::NEVER
+            && config.pause_transient.of(event.severity) != Pause::NEVER;
+        if silent {
+            return None;
+        }
+        let open = match kind {
+            // Storm folding: while the window is open.
+            LinkKind::Class => now < inc.window_end,
+            // The same service or pod: while the incident lasts (a slow burn).
+            LinkKind::Service | LinkKind::Pod => {
+                now < inc.opened_at.saturating_add(config.max_duration)
+            }
+            // Where it runs: a cascade arrives together, unrelated problems later.
+            LinkKind::Host | LinkKind::Rack | LinkKind::Cluster => {
+                now < inc
+                    .opened_at
+                    .saturating_add(config.window_duration.min(config.max_duration))
+            }
+        };
+        (same && (open || inc.flapping(now))).then_some(g.slot)
     }
 
     /// The group of `event` under a `group_by` rule: its hash, and the slot of its current
@@ -338,13 +417,14 @@ impl Shard {
         ghash: u64,
         rule_id: u16,
         first: &Event,
+        details: &[(LinkKind, String)],
         now: UnixMillis,
     ) -> u32 {
         if let Ok(entry) = self.groups.table.find_entry(ghash, |g| g.hash == ghash) {
             let old = entry.get().slot;
             self.unindex_group(old);
         }
-        let incident = self.new_incident(ghash, rule_id, first, now);
+        let incident = self.new_incident(ghash, rule_id, first, details, now);
         self.usage.incident_opened(incident.routing_key.clone());
         let related = incident.related.clone();
         let slot = self.slots.insert(incident);
@@ -360,12 +440,14 @@ impl Shard {
         slot
     }
 
-    /// A new incident, with no alert yet, for the group `ghash` of `first` under the rule.
+    /// A new incident, with no alert yet, for the group `ghash` of `first` under the rule; an
+    /// auto rule's incident links what `first` and its `details` name.
     pub(super) fn new_incident(
         &mut self,
         ghash: u64,
         rule_id: u16,
         first: &Event,
+        details: &[(LinkKind, String)],
         now: UnixMillis,
     ) -> Incident {
         let rule = &self.rules[rule_id as usize];
@@ -373,7 +455,8 @@ impl Shard {
         let related: Vec<u64> = rule
             .auto()
             .iter()
-            .zip(&values)
+            .zip(values.iter().copied())
+            .chain(details.iter().map(|(k, v)| (k, v.as_str())))
             .filter(|(_, v)| !v.is_empty())
             .map(|(&k, v)| link_hash(&first.routing_key, rule_id, k, v))
             .collect();
@@ -446,9 +529,15 @@ impl Shard {
         }
     }
 
-    /// A new alert joined an auto incident: within its cascade, the alert's host leads to it
-    /// too (see the module's notes).
-    pub(super) fn link_host(&mut self, slot: u32, event: &Event, now: UnixMillis) {
+    /// A new alert joined an auto incident: within its cascade, the hosts it names (its own,
+    /// and one its details name) lead to it too (see the module's notes).
+    pub(super) fn link_cascade(
+        &mut self,
+        slot: u32,
+        event: &Event,
+        details: &[(LinkKind, String)],
+        now: UnixMillis,
+    ) {
         let inc = self.slots.get(slot);
         let rule = &self.rules[inc.rule as usize];
         let config = &rule.config;
@@ -456,24 +545,28 @@ impl Shard {
             < inc
                 .opened_at
                 .saturating_add(config.window_duration.min(config.max_duration));
-        if !rule.auto().contains(&LinkKind::Host)
-            || !cascade
-            || !inc.in_group_index
-            || inc.related.len() >= MAX_LINKS
-        {
+        if !rule.auto().contains(&LinkKind::Host) || !cascade || !inc.in_group_index {
             return;
         }
-        let host = LinkKind::Host.value(event);
-        if host.is_empty() {
-            return;
+        let hosts = std::iter::once(LinkKind::Host.value(event)).chain(
+            details
+                .iter()
+                .filter(|(k, _)| *k == LinkKind::Host)
+                .map(|(_, v)| v.as_str()),
+        );
+        for host in hosts {
+            let inc = self.slots.get(slot);
+            if host.is_empty() || inc.related.len() >= MAX_LINKS {
+                continue;
+            }
+            let hash = link_hash(&inc.routing_key, inc.rule, LinkKind::Host, host);
+            // Another incident's link stays its own (the first alert's links decide first).
+            if self.groups.links.find(hash, |g| g.hash == hash).is_some() {
+                continue;
+            }
+            self.slots.get_mut(slot).related.push(hash);
+            self.groups.link(hash, slot);
         }
-        let hash = link_hash(&inc.routing_key, inc.rule, LinkKind::Host, host);
-        // Another incident's link stays its own (the first alert's links decide first).
-        if self.groups.links.find(hash, |g| g.hash == hash).is_some() {
-            return;
-        }
-        self.slots.get_mut(slot).related.push(hash);
-        self.groups.link(hash, slot);
     }
 
     /// Takes the incident in `slot` out of the group index (and its links out of the link

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::EventRule;
-use crate::event::{deterministic_id, Action, ChangeEvent, Event};
+use crate::event::{deterministic_id, Action, ChangeEvent, Event, LinkKind};
 use crate::publish::encode::{
     to_json, ChangeBody, MessageKind, OutboundMessage, Topic, CHANGE_SCHEMA,
 };
@@ -55,6 +55,7 @@ use super::Input;
 
 pub use caps::Caps;
 pub use door::Origin;
+pub use grouping::JOINED_IN_DETAILS;
 pub use snapshot::{SnapshotError, VERSION as SNAPSHOT_VERSION};
 pub use stats::{Held, Stats, DROP_ALERT_NOT_OPEN};
 
@@ -359,17 +360,22 @@ impl Shard {
         }
         let slot = match found.current {
             Some(slot) => {
-                if let Some(kind) = found.via.and_then(|i| rule.auto().get(i as usize)) {
-                    self.stats.joined_by[*kind as usize] += 1;
-                    self.metrics.auto_grouped[*kind as usize].increment(1);
+                let via = found.via.and_then(|i| rule.auto().get(i as usize).copied());
+                if let Some(kind) = via {
+                    self.stats.joined_by[kind as usize] += 1;
+                    self.metrics.auto_grouped[kind as usize].increment(1);
                 }
-                self.link_host(slot, &event, now);
+                // A storm member (the same check elsewhere) is not part of the cascade.
+                if via != Some(LinkKind::Class) {
+                    self.link_cascade(slot, &event, &found.details, now);
+                }
                 slot
             }
-            None => self.open_incident(found.ghash, rule_id, &event, now),
+            None => self.open_incident(found.ghash, rule_id, &event, &found.details, now),
         };
         let mut alert = Alert::triggered(hash, &mut event, now);
         alert.grouped_by = found.via;
+        alert.joined_as = found.joined_as;
         alert.silenced = self.silences.silenced(&event.routing_key, &alert, now);
         let ends_at = alert.ends_at;
         self.extend_window(slot, &rule.config, now);

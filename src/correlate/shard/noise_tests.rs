@@ -226,7 +226,8 @@ fn a_lower_severity_waits_for_its_pause_and_never_pages_if_it_resolves_within_it
         opened[0]["reasons"]["paused_until"],
         UnixMillis(T0 + 1600 * 1000).to_string()
     );
-    // Info alone never publishes, not even on shutdown; a critical joining publishes it all.
+    // Info alone never publishes, not even on shutdown; nor does it draw in an alert that
+    // pages (chatter is not the problem): the critical opens an incident of its own.
     let mut info = a("i", "BackupDone", &[("service", "backup")]);
     info.severity = Severity::Info;
     lab.at(2000).send(Action::Trigger, &info).at(9000);
@@ -235,8 +236,12 @@ fn a_lower_severity_waits_for_its_pause_and_never_pages_if_it_resolves_within_it
     lab.fire(a("c", "BackupFailed", &[("service", "backup")]))
         .at(9030);
     let msgs = lab.take();
-    assert_eq!(msgs.len(), 1);
-    assert_eq!(msgs[0]["alert_count"], 2);
+    assert_eq!(incidents(&msgs), [["c"]]);
+    // Chatter of that service afterwards joins the incident that pages.
+    let mut more = a("i2", "BackupDone", &[("service", "backup")]);
+    more.severity = Severity::Info;
+    lab.at(9040).send(Action::Trigger, &more).at(9400);
+    assert_eq!(incidents(&lab.take()), [["c", "i2"]]);
 }
 
 #[test]
@@ -453,4 +458,108 @@ fn a_snapshot_restored_under_renumbered_rules_keeps_auto_links() {
         .fire(a("y", "Latency", &[("service", "pay")]))
         .at(100);
     assert_eq!(incidents(&lab.take()), vec![vec!["x", "y"]]);
+}
+
+/// A bare (PagerDuty-style) event about `source`, with `group` and `custom_details`.
+fn bare(lab: &Lab, key: &str, class: &str, source: &str, group: &str, details: &str) -> Event {
+    let mut e = Event::new(
+        Integration::PagerDuty,
+        Action::Trigger,
+        "team-a".into(),
+        key.into(),
+        UnixMillis(lab.now),
+    );
+    e.source = source.into();
+    e.group = (!group.is_empty()).then(|| group.into());
+    e.class = Some(class.into());
+    e.summary = format!("{class} {key}");
+    e.severity = Severity::Critical;
+    if !details.is_empty() {
+        e.custom_details = Some(crate::event::Details(
+            serde_json::value::RawValue::from_string(details.into()).unwrap(),
+        ));
+    }
+    e
+}
+
+#[test]
+fn a_tool_that_names_a_pod_or_service_as_its_source_joins_that_pod_or_service() {
+    let mut lab = Lab::new("");
+    lab.at(0).fire(a(
+        "p99",
+        "HighLatencyP99",
+        &[("node", "n1"), ("pod", "search-7f9"), ("service", "search")],
+    ));
+    // An APM tool's source is the service, another's the pod: other kinds, the same names.
+    let apdex = bare(&lab, "apdex", "apdex", "search", "discovery", "");
+    lab.shard.apply(apdex, UnixMillis(lab.now), &mut lab.out);
+    let errors = bare(&lab, "errors", "apm_error_rate", "search-7f9", "", "");
+    lab.shard.apply(errors, UnixMillis(lab.now), &mut lab.out);
+    lab.at(100);
+    let msgs = lab.take();
+    assert_eq!(incidents(&msgs), [["p99", "apdex", "errors"]]);
+    let alerts = &msgs.last().unwrap()["alerts"];
+    assert_eq!(alerts[1]["grouped_by"], "service=search");
+    assert_eq!(alerts[2]["grouped_by"], "pod=search-7f9");
+}
+
+#[test]
+fn what_a_bare_events_details_name_links_it_like_labels() {
+    let mut lab = Lab::new("");
+    // The switch names its rack in its details only.
+    let switch = bare(
+        &lab,
+        "tor",
+        "switch_down",
+        "r1-tor1",
+        "dc1-r1",
+        r#"{"rack":"r1"}"#,
+    );
+    lab.at(0);
+    lab.shard.apply(switch, UnixMillis(lab.now), &mut lab.out);
+    // Prometheus labels the rack: joins by it, and its host leads to the incident from now on.
+    lab.at(5).fire(a(
+        "osd",
+        "CephOSDDown",
+        &[("node", "r1-n5"), ("rack", "r1")],
+    ));
+    // An APM event about a pod on that host says so in its details.
+    let apm = bare(
+        &lab,
+        "apm",
+        "apm_error_rate",
+        "pay-5d8",
+        "",
+        r#"{"node":"r1-n5"}"#,
+    );
+    lab.at(10);
+    lab.shard.apply(apm, UnixMillis(lab.now), &mut lab.out);
+    // Details that are not an object, or name nothing, link nothing.
+    let odd = bare(&lab, "odd", "other", "elsewhere", "", r#""r1""#);
+    lab.shard.apply(odd, UnixMillis(lab.now), &mut lab.out);
+    lab.at(100);
+    let msgs = lab.take();
+    assert_eq!(
+        incidents(&msgs),
+        vec![vec!["tor", "osd", "apm"], vec!["odd"]]
+    );
+    let alerts = &msgs.iter().find(|m| m["alert_count"] == 3).unwrap()["alerts"];
+    assert_eq!(alerts[1]["grouped_by"], "rack=r1");
+    assert_eq!(alerts[2]["grouped_by"], "host=r1-n5");
+}
+
+#[test]
+fn a_storm_member_does_not_extend_the_cascade() {
+    let mut lab = Lab::new("");
+    lab.at(0).fire(a("n1", "HighLoad", &[("node", "n1")]));
+    // The same check on another host folds into the storm...
+    lab.at(5).fire(a("n2", "HighLoad", &[("node", "n2")]));
+    // ...but that host's other alerts are not drawn in by it.
+    lab.at(10).fire(a(
+        "pod",
+        "KubePodNotReady",
+        &[("node", "n2"), ("pod", "api-1")],
+    ));
+    lab.at(100);
+    assert_eq!(incidents(&lab.take()), vec![vec!["n1", "n2"], vec!["pod"]]);
 }
