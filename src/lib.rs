@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod correlate;
 pub mod event;
+pub mod fuzzing;
 pub mod ingest;
 pub mod integration;
 pub mod manual;
