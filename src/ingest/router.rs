@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Buf;
-use http::header::ALLOW;
+use http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -119,13 +119,22 @@ impl Router {
         self
     }
 
+    /// Records the request as decoded: a body that came compressed is written without its
+    /// `Content-Encoding` and `Content-Length`, so `sluice replay` reads it as it is.
     fn record(&self, parts: &http::request::Parts, body: &[u8]) {
         if let Some(r) = &self.recorder {
             let path = parts
                 .uri
                 .path_and_query()
                 .map_or(parts.uri.path(), |p| p.as_str());
-            r.record(path, &parts.headers, body);
+            if parts.headers.contains_key(CONTENT_ENCODING) {
+                let mut headers = parts.headers.clone();
+                headers.remove(CONTENT_ENCODING);
+                headers.remove(CONTENT_LENGTH);
+                r.record(path, &headers, body);
+            } else {
+                r.record(path, &parts.headers, body);
+            }
         }
     }
 
@@ -141,7 +150,15 @@ impl Router {
         B::Data: Buf,
     {
         let path = req.uri().path();
-        if let Some(rest) = path.strip_prefix(super::silences::PREFIX) {
+        if let Some(rest) = silences_rest(path) {
+            let allow = if rest.len() <= 1 {
+                "GET, POST"
+            } else {
+                "GET, DELETE"
+            };
+            if !allow.split(", ").any(|m| m == req.method().as_str()) {
+                return method_not_allowed(&format!("{path} takes {allow}"), allow);
+            }
             return self.silences_api(rest.to_string(), req).await;
         }
         if let Some(rest) = path.strip_prefix(endpoint::PREFIX) {
@@ -157,16 +174,7 @@ impl Router {
         // Vendor APIs emulated at their own paths, so senders only change a base URL.
         if let Some((kind, tail, key_in_body)) = own_path(path) {
             if req.method() != Method::POST {
-                let msg = format!("{path} takes POST");
-                let mut resp = response::error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method not allowed",
-                    &msg,
-                    &[],
-                );
-                resp.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static("POST"));
-                return resp;
+                return method_not_allowed(&format!("{path} takes POST"), "POST");
             }
             let tail = tail.to_string();
             let target = if key_in_body {
@@ -193,18 +201,8 @@ impl Router {
                 return response::error(StatusCode::NOT_FOUND, "not found", &msg, &[]);
             }
             let allow: Vec<&str> = matches.iter().map(|(_, m, _)| m.as_str()).collect();
-            let msg = format!("{path} takes {}", allow.join(", "));
-            let mut resp = response::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed",
-                &msg,
-                &[],
-            );
-            resp.headers_mut().insert(
-                ALLOW,
-                HeaderValue::from_str(&allow.join(", ")).expect("method names are valid"),
-            );
-            return resp;
+            let allow = allow.join(", ");
+            return method_not_allowed(&format!("{path} takes {allow}"), &allow);
         };
         let head = req.method() == Method::HEAD;
         let resp = match *route {
@@ -393,6 +391,28 @@ impl Router {
         }
         response::pd_change_accepted()
     }
+}
+
+/// What follows the silences API's prefix in `path` (empty, or `/<id>`), if `path` is in it
+/// (`/api/v1/silencesX` is not).
+fn silences_rest(path: &str) -> Option<&str> {
+    path.strip_prefix(super::silences::PREFIX)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// 405 naming the methods `path` takes, also in `Allow`.
+fn method_not_allowed(message: &str, allow: &str) -> Response<Body> {
+    let mut resp = response::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+        message,
+        &[],
+    );
+    resp.headers_mut().insert(
+        ALLOW,
+        HeaderValue::from_str(allow).expect("method names are valid"),
+    );
+    resp
 }
 
 /// The answer to a request the pipeline refused.

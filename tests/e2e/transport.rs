@@ -38,12 +38,12 @@ fn addr(sluice: &Sluice) -> String {
 }
 
 /// What a raw exchange got back: the whole answer as text (head and body).
-struct Raw {
-    text: String,
+pub struct Raw {
+    pub text: String,
 }
 
 impl Raw {
-    fn status(&self) -> u16 {
+    pub fn status(&self) -> u16 {
         self.text
             .strip_prefix("HTTP/1.1 ")
             .and_then(|t| t.get(..3))
@@ -51,7 +51,7 @@ impl Raw {
             .unwrap_or(0)
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         let head = self.text.split("\r\n\r\n").next()?;
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -59,7 +59,7 @@ impl Raw {
         })
     }
 
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         let body = self.text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         serde_json::from_str(body).unwrap_or(Value::Null)
     }
@@ -67,7 +67,7 @@ impl Raw {
 
 /// Writes `request` whole, and only then reads the answer to the end, as Python's urllib and
 /// most scripts do. Fails when the write or the read fails (a reset, a broken pipe).
-async fn send_then_read(addr: &str, request: &[u8]) -> std::io::Result<Raw> {
+pub async fn send_then_read(addr: &str, request: &[u8]) -> std::io::Result<Raw> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.write_all(request).await?;
     let mut answer = Vec::new();
@@ -79,7 +79,7 @@ async fn send_then_read(addr: &str, request: &[u8]) -> std::io::Result<Raw> {
     })
 }
 
-fn post_request(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub fn post_request(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nhost: sluice\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
@@ -104,7 +104,7 @@ fn event(dedup_key: &str) -> Vec<u8> {
     )
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()

@@ -79,10 +79,8 @@ impl Format for Api {
     }
 
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
-            kind: KIND,
-            what: "body is not valid JSON",
-        })?;
+        let root =
+            super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
         let Some(alerts) = root.as_array() else {
             return Err(IntegrationError::Malformed {
                 kind: KIND,

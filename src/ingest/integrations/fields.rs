@@ -25,11 +25,61 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
+/// Why a body is not JSON that sluice reads.
+#[derive(Debug)]
+pub enum JsonError {
+    /// Not JSON, or nested deeper than simd-json's 1024 levels.
+    Syntax(simd_json::Error),
+    /// A key appears twice in one object, at this path (`payload.severity`). simd-json keeps
+    /// both pairs of an object of up to 32 and a lookup finds the first, where most JSON readers
+    /// (a proxy, a signature check in front of sluice) take the last: such a body would mean
+    /// one thing to them and another to sluice, so it is refused. (In larger objects simd-json
+    /// keeps the last, as they do.)
+    RepeatedKey(String),
+}
+
 /// Parses a request body in place (simd-json rewrites escapes), reusing this thread's buffers:
 /// the value borrows the body only, so the buffers are free again when this returns.
-pub fn parse_json(body: &mut [u8]) -> Result<BorrowedValue<'_>, simd_json::Error> {
-    BUFFERS
+pub fn parse_json(body: &mut [u8]) -> Result<BorrowedValue<'_>, JsonError> {
+    let value = BUFFERS
         .with_borrow_mut(|buffers| simd_json::value::borrowed::to_value_with_buffers(body, buffers))
+        .map_err(JsonError::Syntax)?;
+    match repeated_key(&value) {
+        Some(path) => Err(JsonError::RepeatedKey(path)),
+        None => Ok(value),
+    }
+}
+
+/// The path of the first key that appears twice in one object of `value`
+/// (`alerts[0].labels.alertname`). Only objects simd-json kept every pair of (up to 32) are
+/// compared pairwise, so the cost stays linear in the body.
+fn repeated_key(value: &BorrowedValue<'_>) -> Option<String> {
+    let join = |parent: &str, inner: String| {
+        if inner.starts_with('[') {
+            format!("{parent}{inner}")
+        } else {
+            format!("{parent}.{inner}")
+        }
+    };
+    match value {
+        BorrowedValue::Object(map) => {
+            let small = map.len() <= 32;
+            for (i, (key, inner)) in map.iter().enumerate() {
+                if small && map.iter().take(i).any(|(earlier, _)| earlier == key) {
+                    return Some(key.to_string());
+                }
+                if let Some(path) = repeated_key(inner) {
+                    return Some(join(key, path));
+                }
+            }
+            None
+        }
+        BorrowedValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, inner)| Some(join(&format!("[{i}]"), repeated_key(inner)?))),
+        BorrowedValue::Static(_) | BorrowedValue::String(_) => None,
+    }
 }
 
 /// Anything serializable as compact `custom_details` text (serialized once, not re-read).
@@ -344,4 +394,43 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repeated(json: &str) -> Option<String> {
+        match parse_json(&mut json.as_bytes().to_vec()) {
+            Err(JsonError::RepeatedKey(path)) => Some(path),
+            Err(JsonError::Syntax(e)) => panic!("{json}: {e}"),
+            Ok(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_key_twice_in_one_object_is_named_by_its_path() {
+        assert_eq!(repeated(r#"{"a":1,"a":2}"#).as_deref(), Some("a"));
+        assert_eq!(
+            repeated(r#"{"payload":{"s":1,"t":2,"s":3}}"#).as_deref(),
+            Some("payload.s")
+        );
+        assert_eq!(
+            repeated(r#"{"alerts":[{},{"labels":{"x":"1","x":"2"}}]}"#).as_deref(),
+            Some("alerts[1].labels.x")
+        );
+        assert_eq!(
+            repeated(r#"[[{"k":1,"k":1}]]"#).as_deref(),
+            Some("[0][0].k")
+        );
+        // The same key in sibling objects, and in an object and its child, is fine.
+        assert_eq!(repeated(r#"[{"a":1},{"a":2}]"#), None);
+        assert_eq!(repeated(r#"{"a":{"a":{"a":1}}}"#), None);
+        // Over 32 pairs simd-json keeps the last of a repeated key, as other readers do.
+        let big: Vec<String> = (0..40).map(|i| format!("\"k{}\":{i}", i % 39)).collect();
+        let big = format!("{{{}}}", big.join(","));
+        let mut big = big.into_bytes();
+        let value = parse_json(&mut big).unwrap();
+        assert_eq!(value.get("k0").and_then(|v| v.as_u64()), Some(39));
+    }
 }

@@ -340,10 +340,8 @@ impl Format for Mapped {
             kind: KIND,
             problems: vec![p],
         })?;
-        let root = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
-            kind: KIND,
-            what: "body is not valid JSON",
-        })?;
+        let root =
+            super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
         match mapper.apply(&root, req) {
             Ok((event, truncated)) => Ok(Parsed::one(event, truncated)),
             Err(problems) => Err(IntegrationError::Invalid {

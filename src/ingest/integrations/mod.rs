@@ -140,6 +140,21 @@ pub enum IntegrationError {
 }
 
 impl IntegrationError {
+    /// The refusal of a body that is not JSON sluice reads: malformed, or a key given twice
+    /// (named).
+    pub fn from_json(kind: Integration, e: fields::JsonError) -> Self {
+        match e {
+            fields::JsonError::Syntax(_) => IntegrationError::Malformed {
+                kind,
+                what: "body is not valid JSON",
+            },
+            fields::JsonError::RepeatedKey(path) => IntegrationError::Invalid {
+                kind,
+                problems: vec![format!("'{path}' appears more than once")],
+            },
+        }
+    }
+
     pub fn kind(&self) -> Integration {
         match self {
             IntegrationError::Malformed { kind, .. }
@@ -288,10 +303,7 @@ pub fn json_object(
     kind: Integration,
     body: &mut [u8],
 ) -> Result<BorrowedValue<'_>, IntegrationError> {
-    let value = fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
-        kind,
-        what: "body is not valid JSON",
-    })?;
+    let value = fields::parse_json(body).map_err(|e| IntegrationError::from_json(kind, e))?;
     if value.is_object() {
         Ok(value)
     } else {

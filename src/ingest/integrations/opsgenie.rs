@@ -218,10 +218,8 @@ pub fn parse_at(
         })?;
     // The body (`{user, note, source}`) is optional; when sent it must be an object.
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let value = super::fields::parse_json(body).map_err(|_| IntegrationError::Malformed {
-            kind: KIND,
-            what: "body is not valid JSON",
-        })?;
+        let value =
+            super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
         if !value.is_object() && !value.is_null() {
             return Err(IntegrationError::Malformed {
                 kind: KIND,

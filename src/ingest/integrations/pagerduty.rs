@@ -51,8 +51,12 @@ pub struct OneEvent<T> {
 }
 
 fn object(body: &mut [u8]) -> Result<BorrowedValue<'_>, PdError> {
-    let value =
-        super::fields::parse_json(body).map_err(|_| PdError::Unrecognized("JSON parse error"))?;
+    let value = super::fields::parse_json(body).map_err(|e| match e {
+        super::fields::JsonError::Syntax(_) => PdError::Unrecognized("JSON parse error"),
+        super::fields::JsonError::RepeatedKey(path) => {
+            PdError::Invalid(vec![format!("'{path}' appears more than once")])
+        }
+    })?;
     if value.is_object() {
         Ok(value)
     } else {
