@@ -5,7 +5,11 @@
 //! routing key), open loop at a fixed rate, latency from each request's scheduled start (so a
 //! stall delays the requests behind it, as oha's `--latency-correction` counts them).
 //!
-//!   cargo run --release --example produce_round_trip -- BROKERS TOPIC PARTITIONS CORPUS RATE SECONDS
+//!   cargo run --release --example produce_round_trip -- BROKERS TOPIC PARTITIONS CORPUS RATE SECONDS [consume]
+//!
+//! With `consume`, a plain consumer reads the topic from its start meanwhile and drops what it
+//! reads, as Kafka mode's correlator reads what its ingest writes: the floor with the broker
+//! also serving fetches.
 //!
 //! CORPUS is a file of Alertmanager API bodies, one JSON array per line (`load-tests/gen.py`'s
 //! `s2_api50_new.jsonl`). Prints one line: `LT_PRODUCE requests=.. errors=.. p50_us=..
@@ -66,8 +70,12 @@ fn record(batch: &serde_json::Value, n: usize) -> Vec<u8> {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [brokers, topic, partitions, corpus, rate, seconds] = &args[..] else {
-        eprintln!("usage: produce_round_trip BROKERS TOPIC PARTITIONS CORPUS RATE SECONDS");
+    let (args, consume) = match &args[..] {
+        [rest @ .., last] if last == "consume" => (rest, true),
+        all => (all, false),
+    };
+    let [brokers, topic, partitions, corpus, rate, seconds] = args else {
+        eprintln!("usage: produce_round_trip BROKERS TOPIC PARTITIONS CORPUS RATE SECONDS [consume]");
         std::process::exit(2);
     };
     let partitions: usize = partitions.parse().expect("PARTITIONS: a number");
@@ -109,6 +117,7 @@ async fn main() {
         )
         .await
         .unwrap_or_else(|(e, _)| panic!("warm-up produce: {e}"));
+    let reading = consume.then(|| read_all(&config, brokers, topic, partitions));
     let total = (rate * seconds).round() as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
@@ -139,6 +148,11 @@ async fn main() {
     for t in tasks {
         let _ = t.await;
     }
+    if let Some((stop, reader)) = reading {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let read = reader.join().expect("the reader does not panic");
+        eprintln!("consumer read {read} records");
+    }
     let mut l = latencies.lock().unwrap().clone();
     l.sort_unstable();
     let pct = |p: f64| {
@@ -154,4 +168,40 @@ async fn main() {
         pct(0.5),
         pct(0.99)
     );
+}
+
+/// A plain consumer reading every partition of `topic` from its start until told to stop, on
+/// its own thread; returns the stop flag and the thread (which returns the records read).
+fn read_all(
+    config: &Config,
+    brokers: &str,
+    topic: &str,
+    partitions: usize,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut cc = sluice::publish::kafka::client_config(&config.kafka, brokers);
+    cc.set("group.id", "produce-round-trip-reader")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cc.create().expect("a consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("a partition");
+    }
+    consumer.assign(&tpl).expect("assigned");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let reader = std::thread::spawn(move || {
+        let mut read = 0;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                read += 1;
+            }
+        }
+        read
+    });
+    (stop, reader)
 }

@@ -9,7 +9,8 @@
 # (`oha -q RATE --latency-correction`, $RATE_REPS alternating repetitions of $RATE_DURATION s):
 # memory mode, Kafka mode, and the floor under Kafka mode, a bare librdkafka produce-and-ack
 # round trip of the same record with sluice's producer settings at the same rate
-# (examples/produce_round_trip.rs). Prints a markdown report (machine, commit and command on
+# (examples/produce_round_trip.rs), alone and with a plain consumer reading the topic meanwhile
+# (as Kafka mode's correlator reads what its ingest writes). Prints a markdown report (machine, commit and command on
 # top). Not part of CI.
 #
 #   load-tests/kafka-mode.sh                 # REPS=3 DURATION=10 RATE_REPS=3 RATE_DURATION=15, about 5 minutes
@@ -75,8 +76,10 @@ PY
 rate_run() { # what rep
   local what=$1 rep=$2
   start_tansu "$TANSU_PORT"
-  if [ "$what" = bare ]; then
-    line=$("$round_trip_bin" "127.0.0.1:$TANSU_PORT" sluice.events 12 "$work/rate_x50.jsonl" "$rate" "$RATE_DURATION")
+  if [ "$what" = bare ] || [ "$what" = bare_read ]; then
+    local consume=""
+    [ "$what" = bare_read ] && consume=consume
+    line=$("$round_trip_bin" "127.0.0.1:$TANSU_PORT" sluice.events 12 "$work/rate_x50.jsonl" "$rate" "$RATE_DURATION" $consume)
     echo "$what $rep $(sed 's/[a-z0-9_]*=//g; s/^LT_PRODUCE //' <<<"$line")" >>"$work/rate"
   else
     SLUICE_LISTEN="127.0.0.1:$PORT" SLUICE_KAFKA_BROKERS="127.0.0.1:$TANSU_PORT" \
@@ -103,7 +106,7 @@ PY
   say "rate $what rep $rep: $(tail -1 "$work/rate")"
 }
 for rep in $(seq 1 "$RATE_REPS"); do
-  for what in memory kafka bare; do
+  for what in memory kafka bare bare_read; do
     rate_run "$what" "$rep"
   done
 done
@@ -151,10 +154,11 @@ for l in open(sys.argv[1]):
     what, rep, req, err, p50, p99, size = l.split()[:7]
     by.setdefault(what, []).append((int(req), int(err), int(p50) / 1000, int(p99) / 1000, size))
 names = {"memory": "memory mode (oha)", "kafka": "Kafka mode (oha)",
-         "bare": "bare librdkafka produce round trip"}
+         "bare": "bare librdkafka produce round trip",
+         "bare_read": "the same, a plain consumer reading the topic meanwhile"}
 print("| path | requests | errors / non-2xx | p50 ms (median) | p99 ms (median) | p99 per run |")
 print("|---|---|---|---|---|---|")
-for what in ("memory", "kafka", "bare"):
+for what in ("memory", "kafka", "bare", "bare_read"):
     runs = by.get(what, [])
     if not runs:
         continue

@@ -350,6 +350,7 @@ async fn start_kafka_pipeline(
             pipeline,
             crate::pipeline::rules_hash(config),
         )?);
+        producer.announce(clock).await;
         tokio::spawn(Arc::clone(&producer).watermarks(
             clock.clone(),
             pipeline.watermark_interval,
