@@ -500,6 +500,7 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
     };
     init_logging(&config.log);
     runtime().block_on(async move {
+        let mut signals = Signals::install();
         let running =
             match sluice::app::start_recording(config, Clock::system(), record.as_deref()).await {
                 Ok(r) => r,
@@ -508,7 +509,7 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-        let signal = wait_for_signal().await;
+        let signal = signals.wait().await;
         tracing::info!(signal, "shutting down");
         running.shutdown();
         let report = running.wait().await;
@@ -526,20 +527,36 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
     })
 }
 
-/// Waits for SIGTERM or SIGINT (shut down and drain). SIGHUP, whose default action would kill
-/// the process undrained, is logged and ignored until reload exists.
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler installs");
-    loop {
-        tokio::select! {
-            _ = term.recv() => return "SIGTERM",
-            _ = tokio::signal::ctrl_c() => return "SIGINT",
-            _ = hup.recv() => tracing::warn!(
-                signal = "SIGHUP",
-                "SIGHUP received: reload is not implemented yet; ignored"
-            ),
+/// The signals `serve` answers, installed before sluice starts (until a handler is installed,
+/// SIGTERM, SIGINT and SIGHUP kill the process undrained): SIGTERM and SIGINT shut down and
+/// drain; SIGHUP is logged and ignored until reload exists.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler installs"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler installs"),
+            hup: signal(SignalKind::hangup()).expect("SIGHUP handler installs"),
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT, and names it.
+    async fn wait(&mut self) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => tracing::warn!(
+                    signal = "SIGHUP",
+                    "SIGHUP received: reload is not implemented yet; ignored"
+                ),
+            }
         }
     }
 }

@@ -450,6 +450,8 @@ async fn connections_past_the_cap_are_closed_unanswered_until_one_frees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_is_logged_and_ignored_then_sigterm_drains() {
     let mut sluice = start("sighup", CONFIG);
+    // As soon as the port is open: the handlers are installed before sluice starts serving.
+    sluice.signal("HUP");
     let mut client = HttpClient::connect(&sluice.url).await.unwrap();
     assert_eq!(
         client
@@ -459,7 +461,6 @@ async fn sighup_is_logged_and_ignored_then_sigterm_drains() {
             .status,
         202
     );
-    sluice.signal("HUP");
     sluice.signal("HUP");
     let deadline = Instant::now() + WAIT;
     while sluice.log_text().matches("SIGHUP received").count() < 2 {
