@@ -492,3 +492,38 @@ async fn sighup_is_logged_and_ignored_then_sigterm_drains() {
     );
     assert!(log.contains("shutdown complete"), "{log}");
 }
+
+/// A compressed body is recorded as it was decoded, without its `Content-Encoding`, so
+/// `sluice replay` reads it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_body_is_recorded_decoded() {
+    let dir = crate::harness::TempDir::new("record-gzip");
+    let recording = dir.0.join("traffic.jsonl");
+    let toml =
+        "[server]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"embedded\"\npartitions = 1\n";
+    let config = sluice::config::Config::from_toml(toml, Vec::new()).unwrap();
+    let running =
+        sluice::app::start_recording(config, sluice::clock::Clock::system(), Some(&recording))
+            .await
+            .unwrap();
+    let mut client = HttpClient::connect(&format!("http://{}", running.addr()))
+        .await
+        .unwrap();
+    let reply = client
+        .request_with(
+            http::Method::POST,
+            "/v2/enqueue",
+            &[("content-encoding", "gzip")],
+            gzip(&event("recorded")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 202);
+    running.shutdown();
+    running.wait().await;
+    let text = std::fs::read_to_string(&recording).unwrap();
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["body"]["dedup_key"], "recorded", "{text}");
+    assert!(line["headers"].get("content-encoding").is_none(), "{text}");
+    assert!(line["headers"].get("content-length").is_none(), "{text}");
+}
