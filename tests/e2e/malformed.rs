@@ -324,7 +324,9 @@ async fn every_malformed_request_gets_a_clear_4xx_and_the_good_ones_are_correlat
     let bad_rows = bad.iter().filter(|c| c.status >= 400).count();
     let mut table = Vec::new();
     let mut good_keys = Vec::new();
-    let special: [(&str, &[(&str, &str)], bool); 4] = [
+    // (summary, extra headers, gzip the body)
+    type Special<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+    let special: [Special; 4] = [
         (
             "CRLF\r\nand \u{1b}[31mANSI\u{1b}[0m in a summary \u{0}",
             &[],

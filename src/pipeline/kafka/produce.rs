@@ -146,7 +146,7 @@ impl EventsProducer {
         let deliveries = self.write_watermarks(clock, false);
         let all = futures_all(deliveries);
         match tokio::time::timeout(DELIVERY_TIMEOUT, all).await {
-            Ok(failed) if failed == 0 => {}
+            Ok(0) => {}
             Ok(failed) => tracing::warn!(failed, "watermarks not delivered at start"),
             Err(_) => tracing::warn!("watermarks not delivered at start within the delivery timeout"),
         }
