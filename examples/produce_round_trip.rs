@@ -75,7 +75,9 @@ async fn main() {
         all => (all, false),
     };
     let [brokers, topic, partitions, corpus, rate, seconds] = args else {
-        eprintln!("usage: produce_round_trip BROKERS TOPIC PARTITIONS CORPUS RATE SECONDS [consume]");
+        eprintln!(
+            "usage: produce_round_trip BROKERS TOPIC PARTITIONS CORPUS RATE SECONDS [consume]"
+        );
         std::process::exit(2);
     };
     let partitions: usize = partitions.parse().expect("PARTITIONS: a number");

@@ -148,7 +148,9 @@ impl EventsProducer {
         match tokio::time::timeout(DELIVERY_TIMEOUT, all).await {
             Ok(0) => {}
             Ok(failed) => tracing::warn!(failed, "watermarks not delivered at start"),
-            Err(_) => tracing::warn!("watermarks not delivered at start within the delivery timeout"),
+            Err(_) => {
+                tracing::warn!("watermarks not delivered at start within the delivery timeout")
+            }
         }
     }
 
