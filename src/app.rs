@@ -296,13 +296,11 @@ async fn start_kafka_pipeline(
     .await?;
     check_retention(config, bootstrap).await?;
     if pipeline.roles.correlate {
-        // One snapshot per partition is all a restore reads: compaction drops the rest.
-        ensure_topic(
+        crate::pipeline::kafka::ensure_state_topic(
             &config.kafka,
             bootstrap,
             &pipeline.state_topic,
             pipeline.partitions,
-            &[("cleanup.policy", "compact")],
         )
         .await?;
     }

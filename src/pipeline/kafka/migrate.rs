@@ -191,14 +191,7 @@ pub async fn migrate(
         &[],
     )
     .await?;
-    ensure_topic(
-        &to.kafka,
-        new_brokers,
-        &new.state_topic,
-        new.partitions,
-        &[("cleanup.policy", "compact")],
-    )
-    .await?;
+    super::ensure_state_topic(&to.kafka, new_brokers, &new.state_topic, new.partitions).await?;
     let new_group: BaseConsumer = group_member(&to.kafka, new_brokers, &new.group_id).create()?;
     for q in 0..new.partitions {
         let (_, state_at) = tokio::task::block_in_place(|| {

@@ -141,6 +141,24 @@ impl Owned {
     }
 }
 
+/// Makes sure the state topic exists (compacted: one snapshot per partition is all a restore
+/// reads) with the events topic's partition count.
+pub async fn ensure_state_topic(
+    kafka: &crate::config::KafkaConfig,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), KafkaSetupError> {
+    crate::publish::kafka::ensure_topic(
+        kafka,
+        bootstrap,
+        topic,
+        partitions,
+        &[("cleanup.policy", "compact")],
+    )
+    .await
+}
+
 /// Where a message of the events topic is: its partition and offset, of `partitions`; and the
 /// partition's floor (see [`Origin`]) for the events it re-routes.
 #[derive(Clone, Copy, Debug)]
