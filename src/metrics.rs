@@ -76,7 +76,7 @@ pub const ALL: &[(&str, &str)] = &[
     (INCIDENTS_FLAPPING, "Flapping spells announced (one flapping message each)."),
     (ALERTS_AUTO_GROUPED, "Alerts that joined an incident by automatic grouping, by the link kind they shared (host, pod, rack, service, class, cluster)."),
     (INCIDENTS_LEARNED_PAUSE, "Incidents held past their severity's pause because their class usually resolves within the learned pause."),
-    (CAPS_REACHED, "Events past a cap, by cap: published untracked (fail open), or for `routes`, re-routed without remembering the route."),
+    (CAPS_REACHED, "Alerts past a cap, by cap: folded into their routing key's overflow incident (fail open), or for `routes`, re-routed without remembering the route."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
     (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),

@@ -223,7 +223,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         dirty: true,
         timer: 0,
         timer_at: UnixMillis(0),
-        untracked: false,
+        overflow: None,
         in_group_index: true,
     };
     for i in 0..alerts {

@@ -133,8 +133,8 @@ pub struct CorrelateConfig {
     pub shards: usize,
     pub queue_capacity: usize,
     pub max_alerts_per_message: usize,
-    /// Caps over all shards (split evenly between them) and per routing key; past a cap an
-    /// event still produces an incident message, untracked, and the cap is counted.
+    /// Caps over all shards (split evenly between them) and per routing key; past a cap a new
+    /// alert folds into its routing key's overflow incident, and the cap is counted.
     pub max_alerts: usize,
     pub max_alerts_per_routing_key: usize,
     pub max_incidents: usize,

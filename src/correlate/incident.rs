@@ -236,6 +236,14 @@ impl<'de> Deserialize<'de> for Labels {
 
 /// A group of alerts, from its opening until all its alerts resolve. Serialized only into
 /// shard snapshots, like [`Alert`].
+/// What an overflow incident took past a cap: alerts in all, and those past the bound on the
+/// hashes it keeps, whose resolves cannot be matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverflowCounts {
+    pub taken: u64,
+    pub unmatched: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
@@ -292,8 +300,9 @@ pub struct Incident {
     /// The token and deadline of the pending timer (token 0: none).
     pub timer: u64,
     pub timer_at: UnixMillis,
-    /// Published past a cap: not tracked, so nothing follows its `opened`.
-    pub untracked: bool,
+    /// A routing key's overflow incident (past a cap, see `shard::overflow`): what it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<OverflowCounts>,
     /// Whether the group index still points here (false once the window closed).
     pub in_group_index: bool,
 }
@@ -388,6 +397,11 @@ impl Incident {
         now: UnixMillis,
     ) -> OutboundMessage {
         let shown = self.alerts.len().min(max_alerts);
+        // An overflow incident lists samples of the alerts it took.
+        let alert_count = self
+            .overflow
+            .map_or(self.alerts.len() as u64, |o| o.taken)
+            .min(u64::from(u32::MAX)) as u32;
         let body = IncidentBody {
             schema: INCIDENT_SCHEMA,
             kind,
@@ -406,7 +420,7 @@ impl Incident {
             opened_at: self.opened_at,
             updated_at: self.updated_at,
             resolved_at: self.resolved_at,
-            alert_count: self.alerts.len() as u32,
+            alert_count,
             open_alert_count: self.open_alerts,
             event_count: self.event_count,
             alerts: self.alerts[..shown]
@@ -437,14 +451,14 @@ impl Incident {
                     details: a.details.as_ref().map(|d| &*d.0),
                 })
                 .collect(),
-            alerts_truncated: (self.alerts.len() - shown) as u32,
+            alerts_truncated: alert_count - shown as u32,
             integrations: Integration::ALL
                 .iter()
                 .filter(|i| self.integrations & i.bit() != 0)
                 .map(|i| i.as_str())
                 .collect(),
             links: &self.links,
-            untracked: self.untracked,
+            overflow: self.overflow,
             reasons: self.reasons(rule),
             changes,
         };

@@ -145,9 +145,10 @@ pub struct IncidentBody<'a> {
     pub alerts_truncated: u32,
     pub integrations: Vec<&'static str>,
     pub links: &'a [Link],
-    /// Set when a cap stopped sluice from tracking this incident: nothing will follow.
-    #[serde(skip_serializing_if = "is_false")]
-    pub untracked: bool,
+    /// A routing key's overflow incident (past a cap): the alerts it took (not tracked one by
+    /// one; `alert_count` counts them too) and those whose resolves it cannot match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<crate::correlate::incident::OverflowCounts>,
     pub reasons: Reasons,
     /// "What changed?": recent change events that name what its alerts name, latest first.
     #[serde(skip_serializing_if = "<[ChangeRef]>::is_empty")]

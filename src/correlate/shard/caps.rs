@@ -1,18 +1,13 @@
-//! The caps: this shard's share of the configured limits on open alerts and incidents, and
-//! what happens past one (fail open: the event still gets an incident, untracked).
+//! The caps: this shard's share of the configured limits on open alerts and incidents. Past
+//! one an alert is not tracked one by one but folds into its routing key's overflow incident
+//! (fail open, bounded: `overflow`).
 //!
 //! Invariants: a routing key has an entry in `per_routing_key` exactly while one of its
 //! incidents is in a slot, and the entry counts its open alerts and its incidents in slots.
-//! Nothing is tracked past a cap: an event over one is published at once and forgotten.
+//! Nothing past a cap is tracked as an alert: its overflow incident keeps only its hash.
 
 use std::collections::HashMap;
 
-use crate::event::Event;
-use crate::publish::encode::{MessageKind, OutboundMessage};
-use crate::time::UnixMillis;
-
-use super::super::incident::Alert;
-use super::review::publish;
 use super::store::Slots;
 use super::Shard;
 
@@ -129,39 +124,5 @@ impl Shard {
         } else {
             None
         }
-    }
-
-    /// Past a cap the event is not tracked, but still produces an incident (fail open): a
-    /// one-off `opened` message marked `untracked`, and the cap is counted.
-    pub(super) fn fail_open(
-        &mut self,
-        cap: usize,
-        rule_id: u16,
-        ghash: u64,
-        mut event: Event,
-        now: UnixMillis,
-        out: &mut Vec<OutboundMessage>,
-    ) {
-        self.metrics.caps[cap].increment(1);
-        self.stats.caps_reached += 1;
-        let mut inc = self.new_incident(ghash, rule_id, &event, &[], now);
-        inc.untracked = true;
-        inc.open_alerts = 1;
-        inc.event_count = 1;
-        inc.severity_counts[event.severity as usize] = 1;
-        inc.integrations = event.integration.bit();
-        inc.seq = 1;
-        // Untracked: never looked up again, and it resolves with the next message or never.
-        let mut alert = Alert::triggered(0, &mut event, now);
-        alert.ends_at = None;
-        inc.alerts.push(alert);
-        let message = inc.to_message(
-            MessageKind::Opened,
-            &self.rules[rule_id as usize],
-            self.caps.max_alerts_per_message,
-            &[],
-            now,
-        );
-        publish(&mut self.stats, out, message);
     }
 }

@@ -512,7 +512,7 @@ impl Shard {
             dirty: false,
             timer: 0,
             timer_at: UnixMillis(0),
-            untracked: false,
+            overflow: None,
             in_group_index: true,
         }
     }

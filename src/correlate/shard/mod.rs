@@ -29,6 +29,7 @@ mod door;
 mod flap;
 mod grouping;
 mod inhibit;
+mod overflow;
 mod pause;
 mod review;
 mod silences;
@@ -65,6 +66,7 @@ use door::{Door, Entry};
 use flap::FlapHistory;
 use grouping::Groups;
 use inhibit::Inhibition;
+use overflow::Overflow;
 use pause::Learned;
 use review::publish;
 use silences::Silences;
@@ -98,6 +100,8 @@ pub struct Shard {
     /// `correlate.change_window`; zero: off.
     change_window: Duration,
     timers: Timers,
+    /// Each routing key's alerts past a cap.
+    overflow: Overflow,
     pub stats: Stats,
     metrics: ShardMetrics,
 }
@@ -132,6 +136,7 @@ impl Shard {
             changes: Changes::default(),
             change_window: Duration::ZERO,
             timers: Timers::default(),
+            overflow: Overflow::default(),
             stats: Stats::default(),
             metrics: ShardMetrics::new(),
         }
@@ -223,11 +228,16 @@ impl Shard {
         }
         match (event.action, at) {
             (Action::Trigger, Some((slot, index))) => self.retrigger(slot, index, event, now, out),
-            (Action::Trigger, None) => self.open_alert(hash, event, now, out),
+            (Action::Trigger, None) => {
+                if !self.repeats_spilled(&event, hash) {
+                    self.open_alert(hash, event, now, out);
+                }
+            }
             (Action::Acknowledge, Some((slot, index))) => self.acknowledge(slot, index, now, out),
             (Action::Resolve, Some((slot, index))) => {
                 self.resolve(slot, index, ResolvedBy::Event, now, out)
             }
+            (Action::Resolve, None) if self.unspill(&event.routing_key, hash, now, out) => {}
             (Action::Acknowledge | Action::Resolve, None) => {
                 self.stats.dropped += 1;
                 self.metrics.dropped_not_open.increment(1);
@@ -341,7 +351,7 @@ impl Shard {
     }
 
     /// A trigger for an alert not open: it joins its group's incident or opens one, unless a
-    /// cap is reached (then [`Shard::fail_open`]).
+    /// cap is reached (then it joins its routing key's overflow incident: [`Shard::spill`]).
     fn open_alert(
         &mut self,
         hash: u64,
@@ -355,7 +365,7 @@ impl Shard {
         let rule_id = rule_idx as u16;
         let found = self.find_group(rule, rule_id, &event, now);
         if let Some(cap) = self.cap_reached(&event.routing_key, found.current.is_none()) {
-            self.fail_open(cap, rule_id, found.ghash, event, now, out);
+            self.spill(cap, rule_id, found.ghash, event, now, out);
             return;
         }
         let slot = match found.current {

@@ -33,6 +33,7 @@ use super::door::{Door, Remembered};
 use super::flap::FlapHistory;
 use super::grouping::{link_hash, values_hash, Groups};
 use super::inhibit::Inhibition;
+use super::overflow::Overflow;
 use super::pause::Learned;
 use super::silences::Silences;
 use super::stats::{ShardMetrics, Stats};
@@ -43,7 +44,8 @@ use super::{Caps, Shard};
 /// 2: the door's routes and the places of the routed events taken (`door`).
 /// 3: the learned pause's history (`learned`), recent changes (`changes`); incidents' links
 /// and pause ends, alerts' `grouped_by`.
-pub const VERSION: u32 = 3;
+/// 4: the overflow incidents past the caps (`overflow`); alerts' `joined_as`.
+pub const VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -71,6 +73,7 @@ struct Written<'a> {
     door: &'a Remembered,
     learned: &'a Learned,
     changes: &'a Changes,
+    overflow: &'a Overflow,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +97,9 @@ struct Read {
     /// Absent before version 3: no changes remembered.
     #[serde(default)]
     changes: Changes,
+    /// Absent before version 4: no overflow incident.
+    #[serde(default)]
+    overflow: Overflow,
 }
 
 /// Only the version, read first so that a later format is refused by version, not by shape.
@@ -119,6 +125,7 @@ impl Shard {
             door: self.door.remembered(),
             learned: &self.learned,
             changes: &self.changes,
+            overflow: &self.overflow,
         };
         serde_json::to_writer(out, &written).expect("a shard always serializes");
     }
@@ -139,6 +146,7 @@ impl Shard {
         debug_assert!(read.v <= VERSION);
         let mut slots = read.slots;
         slots.check()?;
+        let mut overflow = read.overflow;
         let same_rules = read.rules_fingerprint == rules::fingerprint(&rules, &inhibit);
         if !same_rules {
             let last = rules.len() - 1;
@@ -154,6 +162,7 @@ impl Shard {
                     .unwrap_or(last) as u16
             };
             slots.remap_rules(&rules, map);
+            overflow.remap_rules(map);
         }
         let mut inhibition = read.inhibition;
         inhibition.set_rules(inhibit);
@@ -188,6 +197,7 @@ impl Shard {
             changes: read.changes,
             change_window: std::time::Duration::ZERO,
             timers: read.timers,
+            overflow,
             stats: read.stats,
             metrics,
         };

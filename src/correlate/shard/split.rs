@@ -4,7 +4,7 @@
 //! byte, the same ids and seqs). `sluice migrate` uses it on Kafka mode's partition snapshots.
 //!
 //! What moves with a routing key: its incidents (with their alerts and timers, in deadline
-//! order), its changes and the routes its senders' alerts took. What every new shard gets a
+//! order), its overflow incident, its changes and the routes its senders' alerts took. What every new shard gets a
 //! copy of, since it is keyed by hashes that name the routing key inside (so only its owner
 //! ever looks an entry up): flap histories, the learned pause's history, and the incident ids
 //! of the current millisecond. What is dropped: the places of routed events taken (they name
@@ -83,6 +83,9 @@ impl Shard {
         }
         for (rk, changes) in self.changes.take_all() {
             into[target(&rk)].changes.put(rk, changes);
+        }
+        for (rk, spill) in self.overflow.take_all() {
+            into[target(&rk)].overflow.put(rk, spill);
         }
         into[0].stats.add(&std::mem::take(&mut self.stats));
     }

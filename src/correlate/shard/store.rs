@@ -3,7 +3,7 @@
 //!
 //! Invariants: `free` lists exactly the empty slots, each once. Every open alert of a tracked
 //! incident is in the index exactly once, under [`alert_hash`] of its `(routing_key, key space,
-//! dedup_key)` and at its `(slot, index)`; resolved alerts and untracked incidents never are.
+//! dedup_key)` and at its `(slot, index)`; resolved alerts never are (nor an overflow incident's, which is in no slot).
 //! An incident's `open_alerts`, `acked_alerts`, `suppressed_open` and `severity_counts` always
 //! agree with its alerts, and every event counted on an alert is counted on its incident.
 
@@ -135,7 +135,7 @@ impl Slots {
         }
         for (_, inc) in self.iter() {
             let open = inc.alerts.iter().filter(|a| a.is_open()).count();
-            if open != inc.open_alerts as usize || inc.untracked {
+            if open != inc.open_alerts as usize || inc.overflow.is_some() {
                 return Err(SnapshotError::Inconsistent("open alerts"));
             }
         }

@@ -960,28 +960,67 @@ fn a_resolve_by_time_counts_no_event() {
 }
 
 #[test]
-fn past_a_cap_events_still_produce_an_untracked_incident() {
+fn past_a_cap_alerts_fold_into_one_overflow_incident_that_resolves_with_them() {
     let limits = Caps {
         max_alerts: 2,
         ..Caps::unbounded(100)
     };
     let mut h = Harness::build(vec![rule(&["source"])], &[], limits);
     h.trigger("a", "db-1").trigger("b", "db-1");
+    // Past the cap: published at once (it pages), not tracked one by one.
     h.trigger("c", "db-1");
     let msgs = h.take();
-    assert_eq!(
-        msgs.len(),
-        1,
-        "the third alert is over the cap: published at once, untracked"
-    );
-    assert_eq!(msgs[0]["untracked"], true);
-    assert_eq!(msgs[0]["alerts"][0]["dedup_key"], "c");
-    assert_eq!(h.shard.stats.caps_reached, 1);
-    assert_eq!(h.shard.open_alerts(), 2);
+    assert_eq!(msgs.len(), 1);
+    let opened = &msgs[0];
+    assert_eq!(opened["type"], "opened");
+    assert_eq!(opened["status"], "triggered");
+    assert_eq!(opened["overflow"], json!({"taken": 1, "unmatched": 0}));
+    assert_eq!(opened["alert_count"], 1);
+    assert_eq!(opened["alerts"][0]["dedup_key"], "c");
+    assert!(opened["title"]
+        .as_str()
+        .unwrap()
+        .contains("past sluice's alerts cap"));
+    let id = opened["incident_id"].clone();
+    // The second one taken doubles the count: an update; the third does not; a repeat of one
+    // it holds is a repeat, nothing new.
+    h.trigger("d", "db-2")
+        .trigger("e", "db-3")
+        .trigger("c", "db-1");
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["type"], "updated");
+    assert_eq!(msgs[0]["incident_id"], id);
+    assert_eq!(msgs[0]["overflow"]["taken"], 2);
+    assert_eq!(h.shard.stats.caps_reached, 3);
+    assert_eq!(h.shard.open_alerts(), 2, "the tracked ones only");
+    // Snapshotted and restored in between, it goes on.
+    let mut bytes = Vec::new();
+    h.shard.snapshot(UnixMillis(h.now), &mut bytes);
+    let rules: Arc<[Rule]> = rules::with_fallback(&[rule(&["source"])]).into();
+    h.shard = Shard::restore(rules, Arc::from(Vec::new()), limits, &bytes)
+        .unwrap()
+        .0;
+    // Resolves find what it holds; the last one resolves it.
+    h.resolve("c").resolve("d");
+    assert!(h.take().is_empty());
+    h.resolve("e");
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["type"], "resolved");
+    assert_eq!(msgs[0]["incident_id"], id);
+    assert_eq!(msgs[0]["seq"], 3);
+    assert_eq!(msgs[0]["open_alert_count"], 0);
+    // The tracked incident is untouched by all this.
     h.at(30);
     let msgs = h.take();
     assert_eq!(msgs[0]["alert_count"], 2);
-    assert_eq!(msgs[0].get("untracked"), None);
+    assert_eq!(msgs[0].get("overflow"), None);
+    // A later alert past the cap opens a new overflow incident.
+    h.trigger("f", "db-4");
+    let msgs = h.take();
+    assert_eq!(msgs[0]["type"], "opened");
+    assert_ne!(msgs[0]["incident_id"], id);
 }
 
 #[test]
