@@ -23,6 +23,7 @@ use crate::ingest::server::{self, ServerLimits};
 use crate::ingest::silence_log::SilenceLog;
 use crate::ingest::silences::SilenceStore;
 use crate::pipeline::kafka::{spawn_correlator, EventsProducer, KafkaCorrelator};
+use crate::pipeline::limits::RateLimits;
 use crate::pipeline::Intake;
 use crate::publish::embedded::EmbeddedBroker;
 use crate::publish::kafka::{ensure_topic, topic_config, KafkaSetupError, KafkaSink};
@@ -149,8 +150,12 @@ pub async fn start_recording(
     let restoring = Arc::new(AtomicUsize::new(0));
     let (correlator, intake, silences) = match config.pipeline.mode {
         PipelineMode::Memory => {
-            let (correlator, intake) =
-                crate::pipeline::local::spawn(&config.correlate, clock.clone(), sink.clone());
+            let (correlator, intake) = crate::pipeline::local::spawn_with(
+                &config.correlate,
+                config.limits.fair_admission,
+                clock.clone(),
+                sink.clone(),
+            );
             (Correlators::Local(correlator), intake, None)
         }
         PipelineMode::Kafka => {
@@ -163,6 +168,7 @@ pub async fn start_recording(
             start_kafka_pipeline(&config, &bootstrap, parts).await?
         }
     };
+    let intake = intake.with_rate_limits(RateLimits::start(&config.limits));
     let rules = crate::pipeline::rules_hash(&config);
     crate::metrics::rules_info(&rules).set(1.0);
     tracing::info!(rules = %rules, "rules fingerprint");

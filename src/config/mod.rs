@@ -21,6 +21,7 @@ mod correlate;
 mod event_rules;
 pub mod integrations;
 mod kafka;
+mod limits;
 mod log;
 mod pipeline;
 mod server;
@@ -28,6 +29,7 @@ mod server;
 pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, Pause, RuleConfig, WindowKind};
 pub use event_rules::EventRule;
 pub use kafka::{Brokers, KafkaConfig};
+pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
 pub use pipeline::{PipelineConfig, PipelineMode, Roles};
 pub use server::ServerConfig;
@@ -99,6 +101,9 @@ pub mod defaults {
     pub const STATE_TOPIC: &str = "sluice.state";
     pub const SILENCES_TOPIC: &str = "sluice.silences";
     pub const SNAPSHOT_INTERVAL: &str = "60s";
+    /// Routing keys the per-key rate limit tracks at once (about 30 bytes each).
+    pub const MAX_ROUTING_KEYS: usize = 100_000;
+    pub const FAIR_ADMISSION: bool = true;
 }
 
 /// Environment variables that override a config key; anything else named `SLUICE_*` is an
@@ -113,6 +118,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_INSTANCE", "instance"),
     ("SLUICE_PIPELINE", "pipeline.mode"),
     ("SLUICE_ROLES", "pipeline.roles"),
+    (
+        "SLUICE_RATE_LIMIT_PER_ROUTING_KEY",
+        "limits.per_routing_key and limits.burst (events per second, burst the same number)",
+    ),
 ];
 /// Read by the CLI itself (the config path), not an override.
 pub const ENV_CONFIG_PATH: &str = "SLUICE_CONFIG";
@@ -130,6 +139,7 @@ struct RawConfig {
     log: Option<log::RawLog>,
     pipeline: Option<pipeline::RawPipeline>,
     integrations: Option<integrations::RawIntegrations>,
+    limits: Option<limits::RawLimits>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -148,6 +158,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `[integrations.<kind>]`: per-integration settings.
     pub integrations: integrations::IntegrationsConfig,
+    /// `[limits]`: rate limits per routing key and per instance, fair admission.
+    pub limits: LimitsConfig,
 }
 
 /// Every problem found in a config, each naming its key.
@@ -295,6 +307,23 @@ impl RawConfig {
                     pipeline.roles = Some(pipeline::RawRoles::List(value));
                     continue;
                 }
+                "SLUICE_RATE_LIMIT_PER_ROUTING_KEY" => {
+                    match value.parse::<u32>() {
+                        Ok(rate) if rate > 0 => {
+                            let limits = self.limits.get_or_insert_with(Default::default);
+                            limits.per_routing_key = Some(rate);
+                            limits.burst = Some(rate);
+                        }
+                        _ => p.add(
+                            &name,
+                            format!(
+                                "{value:?} is not a whole number of events per second greater \
+                                 than zero"
+                            ),
+                        ),
+                    }
+                    continue;
+                }
                 "SLUICE_LISTEN" => &mut server.listen,
                 "SLUICE_KAFKA_BROKERS" => &mut kafka.brokers,
                 "SLUICE_KAFKA_TOPIC" => &mut kafka.topic,
@@ -331,6 +360,7 @@ impl RawConfig {
             log: self.log.unwrap_or_default().validate(p),
             pipeline: self.pipeline.unwrap_or_default().validate(p),
             integrations: integrations::validate(self.integrations, p),
+            limits: self.limits.unwrap_or_default().validate(p),
         };
         // Each topic holds one kind of record.
         let (pipeline, kafka) = (&config.pipeline, &config.kafka);

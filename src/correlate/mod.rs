@@ -50,6 +50,13 @@ pub enum Input {
     Silences(Arc<[Silence]>),
 }
 
+/// Told what a shard takes off its queue, as it takes it: the pipeline's fair admission counts
+/// the events each routing key has queued (`pipeline::fair`).
+pub trait Dequeued: Send + Sync {
+    /// `inputs` left the queue of shard `shard`, before any of them is applied.
+    fn taken(&self, shard: usize, inputs: &[Input]);
+}
+
 impl Input {
     /// When ingest received it: the partition time it brings.
     pub fn received_at(&self) -> Option<UnixMillis> {
@@ -114,19 +121,26 @@ pub struct Correlator {
 }
 
 impl Correlator {
-    /// Starts one task per shard (`config.shards`, or one per core when 0); returns the
-    /// shards' queues, in shard order. `partition` says which shard owns a routing key: a shard
-    /// hands each event its event rules re-route to that key's shard.
+    /// The shards `config` asks for: `config.shards`, or one per core when 0.
+    pub fn shards(config: &CorrelateConfig) -> usize {
+        match config.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// Starts one task per shard ([`Correlator::shards`]); returns the shards' queues, in
+    /// shard order. `partition` says which shard owns a routing key: a shard hands each event
+    /// its event rules re-route to that key's shard. `dequeued`, if any, is told what each
+    /// shard takes off its queue.
     pub fn spawn(
         config: &CorrelateConfig,
         clock: Clock,
         sink: Arc<dyn Sink>,
         partition: PartitionFn,
+        dequeued: Option<Arc<dyn Dequeued>>,
     ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
-        let n = match config.shards {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let n = Correlator::shards(config);
         let (stop, stop_rx) = watch::channel(false);
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
@@ -151,6 +165,7 @@ impl Correlator {
                 index,
                 partition,
                 drained: Arc::clone(&drained),
+                dequeued: dequeued.clone(),
                 clock: clock.clone(),
                 sink: Arc::clone(&sink),
                 stop: stop_rx.clone(),
@@ -264,6 +279,7 @@ struct Worker {
     partition: PartitionFn,
     /// Passed by every shard once its own queue is drained on stop: nothing is re-routed after.
     drained: Arc<tokio::sync::Barrier>,
+    dequeued: Option<Arc<dyn Dequeued>>,
     clock: Clock,
     sink: Arc<dyn Sink>,
     stop: watch::Receiver<bool>,
@@ -296,6 +312,9 @@ impl Worker {
                         // Every sender is gone (the server has shut down): finish as on stop.
                         self.finish(&mut out).await;
                         break;
+                    }
+                    if let Some(d) = &self.dequeued {
+                        d.taken(self.index, &batch);
                     }
                     for input in batch.drain(..) {
                         self.apply(input, &mut out);
@@ -332,6 +351,9 @@ impl Worker {
     async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
         self.rx.close();
         while let Some(input) = self.rx.recv().await {
+            if let Some(d) = &self.dequeued {
+                d.taken(self.index, std::slice::from_ref(&input));
+            }
             self.apply(input, out);
         }
         self.drained.wait().await;

@@ -156,3 +156,37 @@ pub fn unavailable(message: &str) -> Response<Body> {
         .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     resp
 }
+
+/// 503 with `Retry-After: <secs>`: the sender is over a rate limit (senders of webhooks retry
+/// 5xx only, not 429).
+pub fn rate_limited(message: &str, retry_after_secs: u32) -> Response<Body> {
+    let mut resp = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rate limited",
+        message,
+        &[],
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
+}
+
+/// PagerDuty's answer to an event over its rate limit, with `status` (429 on the Events API
+/// v2, 403 on the 2010-04-15 API: v1 and the Nagios plugin's endpoint) and `Retry-After`.
+/// PagerDuty documents the statuses but no body; this is the body its endpoint sends, whose
+/// "retry later" PagerDuty's Nagios plugin looks for to keep the event queued.
+pub fn pd_throttled(status: StatusCode, retry_after_secs: u32) -> Response<Body> {
+    let mut resp = json(
+        status,
+        &Status {
+            status: "throttle exceeded",
+            message: "Requests for this service are arriving too quickly. Please retry later.",
+            dedup_key: None,
+            incident_key: None,
+            errors: None,
+        },
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
+}

@@ -334,7 +334,7 @@ impl Router {
         if !events.is_empty() {
             if let Err(refused) = self.intake.submit_events(events).await {
                 m::rejected(name, refused.reason()).increment(accepted);
-                return refusal(refused);
+                return refusal(kind, refused);
             }
         }
         let counters = &self.per_integration[kind as usize].counters;
@@ -381,7 +381,7 @@ impl Router {
         };
         if let Err(refused) = self.intake.submit_change(parsed.event).await {
             m::rejected(name, refused.reason()).increment(1);
-            return refusal(refused);
+            return refusal(kind, refused);
         }
         let counters = &self.per_integration[kind as usize].counters;
         counters.received.increment(1);
@@ -415,11 +415,41 @@ fn method_not_allowed(message: &str, allow: &str) -> Response<Body> {
     resp
 }
 
-/// The answer to a request the pipeline refused.
-fn refusal(refused: Refused) -> Response<Body> {
+/// The answer to a `kind` request the pipeline refused.
+fn refusal(kind: Integration, refused: Refused) -> Response<Body> {
     match refused {
         Refused::Overloaded => {
             response::unavailable("sluice is at capacity; retry after the given seconds")
+        }
+        Refused::OverShare => response::unavailable(
+            "this routing key holds more than its share of sluice's queue; retry after the \
+             given seconds",
+        ),
+        Refused::RateLimited { retry_after_secs } => integrations::throttled(
+            kind,
+            retry_after_secs,
+            "this routing key is over its rate limit (limits.per_routing_key); retry after the \
+             given seconds",
+        ),
+        Refused::GlobalRateLimited { retry_after_secs } => integrations::throttled(
+            kind,
+            retry_after_secs,
+            "sluice is over its rate limit (limits.global); retry after the given seconds",
+        ),
+        Refused::OverBurst { burst, global } => {
+            let key = if global {
+                "limits.global_burst"
+            } else {
+                "limits.burst"
+            };
+            response::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too many events",
+                "More events in one request than the rate limit lets through at once",
+                &[format!(
+                    "a request may carry at most {burst} events ({key}); split it"
+                )],
+            )
         }
         Refused::Unavailable => response::unavailable(
             "the events topic did not take the events; retry after the given seconds",

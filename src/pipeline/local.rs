@@ -1,7 +1,9 @@
 //! The in-process pipeline: events go to the correlator's shards through bounded channels, one
 //! per shard, room reserved for a whole request before any of it is sent, so a full queue
-//! refuses the request (503) and never half of it. The same hand-over drives the inline
-//! shards of `sluice replay`, which apply each input the moment it is submitted.
+//! refuses the request (503) and never half of it. With fair admission (`super::fair`), a
+//! routing key over its share of a shard queue past half full is refused the same way while
+//! other keys are still taken. The same hand-over drives the inline shards of `sluice
+//! replay`, which apply each input the moment it is submitted.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,13 +16,35 @@ use crate::correlate::{Correlator, Inline, Input};
 use crate::event::{ChangeEvent, Event};
 use crate::publish::Sink;
 
-use super::{partition, Intake, Refused, To};
+use super::fair::FairShare;
+use super::{key_hash, partition, Intake, Refused, To};
 
-/// Starts the correlator's shard tasks and returns the intake that feeds them.
+/// Starts the correlator's shard tasks and returns the intake that feeds them, with fair
+/// admission.
 pub fn spawn(config: &CorrelateConfig, clock: Clock, sink: Arc<dyn Sink>) -> (Correlator, Intake) {
-    let (correlator, senders) = Correlator::spawn(config, clock, sink, partition);
-    let intake = Intake::with(To::Local(Local::Channels(senders.into())));
-    (correlator, intake)
+    spawn_with(config, true, clock, sink)
+}
+
+/// [`spawn`], with fair admission (`fair`, `limits.fair_admission`) or without.
+pub fn spawn_with(
+    config: &CorrelateConfig,
+    fair: bool,
+    clock: Clock,
+    sink: Arc<dyn Sink>,
+) -> (Correlator, Intake) {
+    let fair = fair.then(|| Arc::new(FairShare::new(Correlator::shards(config))));
+    let dequeued = fair
+        .clone()
+        .map(|f| f as Arc<dyn crate::correlate::Dequeued>);
+    let (correlator, senders) = Correlator::spawn(config, clock, sink, partition, dequeued);
+    let channels = Channels {
+        senders: senders.into(),
+        fair,
+    };
+    (
+        correlator,
+        Intake::with(To::Local(Local::Channels(channels))),
+    )
 }
 
 /// Shards applied synchronously on a manual clock (`sluice replay`, tests), and the intake
@@ -35,10 +59,37 @@ pub fn inline(
     (inline, intake)
 }
 
+/// Shard queues with no shard tasks behind them, for the benches: the intake, the receiving
+/// ends in shard order, and the fair admission table (when `fair`) that a reader of those ends
+/// tells what it took ([`crate::correlate::Dequeued`]).
+#[doc(hidden)]
+pub fn bare_channels(
+    shards: usize,
+    capacity: usize,
+    fair: bool,
+) -> (Intake, Vec<mpsc::Receiver<Input>>, Option<Arc<FairShare>>) {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..shards).map(|_| mpsc::channel(capacity)).unzip();
+    let fair = fair.then(|| Arc::new(FairShare::new(shards)));
+    let channels = Channels {
+        senders: senders.into(),
+        fair: fair.clone(),
+    };
+    let intake = Intake::with(To::Local(Local::Channels(channels)));
+    (intake, receivers, fair)
+}
+
 #[derive(Clone)]
 pub(super) enum Local {
-    Channels(Arc<[mpsc::Sender<Input>]>),
+    Channels(Channels),
     Inline(Arc<Mutex<Inline>>),
+}
+
+/// The shards' queues, in shard order, and what each routing key holds in them.
+#[derive(Clone)]
+pub(super) struct Channels {
+    senders: Arc<[mpsc::Sender<Input>]>,
+    fair: Option<Arc<FairShare>>,
 }
 
 impl Local {
@@ -52,8 +103,8 @@ impl Local {
 
     pub(super) async fn silences(&self, silences: Arc<[Silence]>) {
         match self {
-            Local::Channels(senders) => {
-                for s in senders.iter() {
+            Local::Channels(channels) => {
+                for s in channels.senders.iter() {
                     let _ = s.send(Input::Silences(Arc::clone(&silences))).await;
                 }
             }
@@ -71,7 +122,7 @@ impl Local {
         wrap: fn(T) -> Input,
     ) -> Result<(), Refused> {
         match self {
-            Local::Channels(senders) => to_channels(senders, items, routing_key, wrap),
+            Local::Channels(channels) => channels.send(items, routing_key, wrap),
             Local::Inline(inline) => {
                 let mut inline = inline.lock().expect("inline correlator lock");
                 let n = inline.shards();
@@ -86,45 +137,94 @@ impl Local {
     }
 }
 
-/// Reserves room in every shard queue the items need, then sends them; the events go to their
-/// shards as they are, with no copy of the batch.
-fn to_channels<T>(
-    senders: &[mpsc::Sender<Input>],
-    items: Vec<T>,
-    routing_key: fn(&T) -> &str,
-    wrap: fn(T) -> Input,
+impl Channels {
+    /// Reserves room in every shard queue the items need, admits each routing key's part (fair
+    /// admission), then sends them; the events go to their shards as they are, with no copy of
+    /// the batch. Refused, nothing is sent and nothing stays counted.
+    fn send<T>(
+        &self,
+        items: Vec<T>,
+        routing_key: fn(&T) -> &str,
+        wrap: fn(T) -> Input,
+    ) -> Result<(), Refused> {
+        let senders = &self.senders;
+        let n = senders.len();
+        if let [single] = items.as_slice() {
+            let hash = key_hash(routing_key(single));
+            let s = (hash % n as u64) as usize;
+            let fill = queued(&senders[s]);
+            let permit = senders[s].try_reserve().map_err(|_| Refused::Overloaded)?;
+            if let Some(fair) = &self.fair {
+                if !fair.admit(s, hash, 1, fill, senders[s].max_capacity()) {
+                    return Err(Refused::OverShare);
+                }
+            }
+            permit.send(wrap(items.into_iter().next().expect("one item")));
+            return Ok(());
+        }
+        let hashes: Vec<u64> = items.iter().map(|i| key_hash(routing_key(i))).collect();
+        let shard_of = |hash: u64| (hash % n as u64) as usize;
+        let mut counts = vec![0usize; n];
+        for &h in &hashes {
+            counts[shard_of(h)] += 1;
+        }
+        let fills: Vec<usize> = senders.iter().map(queued).collect();
+        let mut permits = Vec::with_capacity(n);
+        for (s, &count) in counts.iter().enumerate() {
+            permits.push(if count == 0 {
+                None
+            } else {
+                Some(
+                    senders[s]
+                        .try_reserve_many(count)
+                        .map_err(|_| Refused::Overloaded)?,
+                )
+            });
+        }
+        if let Some(fair) = &self.fair {
+            admit_all(fair, &hashes, n, |s| (fills[s], senders[s].max_capacity()))?;
+        }
+        for (item, h) in items.into_iter().zip(hashes) {
+            permits[shard_of(h)]
+                .as_mut()
+                .and_then(Iterator::next)
+                .expect("reserved")
+                .send(wrap(item));
+        }
+        Ok(())
+    }
+}
+
+/// Events in `sender`'s queue (or reserved for it).
+fn queued(sender: &mpsc::Sender<Input>) -> usize {
+    sender.max_capacity() - sender.capacity()
+}
+
+/// Admits each routing key's events of a request into its shard, or none of them: a refusal
+/// gives back what was admitted before it.
+fn admit_all(
+    fair: &FairShare,
+    hashes: &[u64],
+    shards: usize,
+    queue: impl Fn(usize) -> (usize, usize),
 ) -> Result<(), Refused> {
-    let n = senders.len();
-    if let [single] = items.as_slice() {
-        let permit = senders[partition(routing_key(single), n)]
-            .try_reserve()
-            .map_err(|_| Refused::Overloaded)?;
-        permit.send(wrap(items.into_iter().next().expect("one item")));
-        return Ok(());
+    let mut keys: Vec<(u64, u32)> = Vec::new();
+    for &h in hashes {
+        match keys.iter_mut().find(|(k, _)| *k == h) {
+            Some((_, n)) => *n += 1,
+            None => keys.push((h, 1)),
+        }
     }
-    let shards: Vec<usize> = items.iter().map(|i| partition(routing_key(i), n)).collect();
-    let mut counts = vec![0usize; n];
-    for &s in &shards {
-        counts[s] += 1;
-    }
-    let mut permits = Vec::with_capacity(n);
-    for (s, &count) in counts.iter().enumerate() {
-        permits.push(if count == 0 {
-            None
-        } else {
-            Some(
-                senders[s]
-                    .try_reserve_many(count)
-                    .map_err(|_| Refused::Overloaded)?,
-            )
-        });
-    }
-    for (item, s) in items.into_iter().zip(shards) {
-        permits[s]
-            .as_mut()
-            .and_then(Iterator::next)
-            .expect("reserved")
-            .send(wrap(item));
+    let shard_of = |hash: u64| (hash % shards as u64) as usize;
+    for (i, &(hash, n)) in keys.iter().enumerate() {
+        let s = shard_of(hash);
+        let (fill, capacity) = queue(s);
+        if !fair.admit(s, hash, n, fill, capacity) {
+            for &(hash, n) in &keys[..i] {
+                fair.release(shard_of(hash), hash, n);
+            }
+            return Err(Refused::OverShare);
+        }
     }
     Ok(())
 }
@@ -279,5 +379,64 @@ mod tests {
         assert!(out.iter().all(|(k, _, _, _)| k == "dba"), "{out:?}");
         let last = out.last().expect("a message");
         assert_eq!((last.2.as_str(), last.3), ("resolved", 0), "{out:?}");
+    }
+
+    /// One shard of 8 whose task has not run yet (a current-thread runtime runs it only when
+    /// the test yields), so what is submitted stays queued.
+    fn one_small_shard(fair: bool) -> (Correlator, Intake) {
+        let mut config = config();
+        config.correlate.shards = 1;
+        config.correlate.queue_capacity = 8;
+        let sink = Arc::new(MemorySink::default());
+        spawn_with(&config.correlate, fair, Clock::manual(UnixMillis(0)), sink)
+    }
+
+    fn triggers(rk: &str, n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut e = event(rk, Action::Trigger, "web-1", 0);
+                e.dedup_key = format!("{rk}-{i}");
+                e
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_flooding_key_holds_half_a_queue_and_a_quiet_key_still_gets_in() {
+        let (correlator, intake) = one_small_shard(true);
+        let submit = |rk: &str, n| intake.submit_events(triggers(rk, n));
+        let mut noisy = 0;
+        while submit("noisy", 1).await.is_ok() {
+            noisy += 1;
+        }
+        assert_eq!(noisy, 4, "half of the 8");
+        assert_eq!(submit("noisy", 1).await, Err(Refused::OverShare));
+        // The quiet key gets in with nothing queued, then is held to its share (2 of the half)
+        // like anyone: two of its events are queued, its third is refused.
+        assert_eq!(submit("quiet", 1).await, Ok(()));
+        assert_eq!(submit("quiet", 1).await, Ok(()));
+        assert_eq!(submit("quiet", 1).await, Err(Refused::OverShare));
+        // A request of both keys is refused whole, and counts nothing: a fresh key still finds
+        // the two places left.
+        let mut both = triggers("fresh", 1);
+        both.extend(triggers("noisy", 1));
+        assert_eq!(intake.submit_events(both).await, Err(Refused::OverShare));
+        assert_eq!(submit("fresh", 2).await, Ok(()));
+        assert_eq!(submit("other", 1).await, Err(Refused::Overloaded), "full");
+        // The shard takes what is queued: the noisy key is taken again.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(submit("noisy", 4).await, Ok(()));
+        correlator.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn without_fair_admission_a_flooding_key_fills_the_queue() {
+        let (correlator, intake) = one_small_shard(false);
+        for _ in 0..8 {
+            intake.submit_events(triggers("noisy", 1)).await.unwrap();
+        }
+        let refused = intake.submit_events(triggers("quiet", 1)).await;
+        assert_eq!(refused, Err(Refused::Overloaded));
+        correlator.shutdown().await;
     }
 }

@@ -10,8 +10,14 @@
 //! consumer group plugs in here next. Ingest does not know which one it has, and the
 //! correlator does not know where its events came from: it takes its time from each event's
 //! `received_at` (stamped at ingest) and from ticks while idle.
+//!
+//! Admission happens here too, the same in both modes: the rate limits of `[limits]`
+//! ([`limits`], per instance) before any hand-over, and in memory mode each routing key's
+//! share of the shard queues ([`fair`]).
 
+pub mod fair;
 pub mod kafka;
+pub mod limits;
 pub mod local;
 
 use std::sync::Arc;
@@ -25,7 +31,33 @@ use crate::event::{ChangeEvent, Event};
 /// and incident of a routing key lives in one partition, so grouping never crosses partitions
 /// and an acknowledge or resolve that carries only a dedup key finds its alert.
 pub fn partition(routing_key: &str, partitions: usize) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes()) % partitions as u64) as usize
+    (key_hash(routing_key) % partitions as u64) as usize
+}
+
+/// The hash of a routing key (xxh3) that [`partition`] divides and the admission tables are
+/// keyed by, so that they hold no routing key.
+pub fn key_hash(routing_key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes())
+}
+
+/// Hashes a [`key_hash`] as itself: the admission tables' keys are hashes already.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Why a request's events were not taken. Nothing of a refused request was taken.
@@ -34,6 +66,21 @@ pub enum Refused {
     /// A partition's queue is full: the sender should retry later (503 + Retry-After).
     #[error("correlator queues are full")]
     Overloaded,
+    /// Memory mode: the routing key holds more than its share of a shard queue that is more
+    /// than half full (503 + Retry-After), while other keys are still taken.
+    #[error("the routing key holds more than its share of the correlator queue")]
+    OverShare,
+    /// The routing key sent more than `limits.per_routing_key` allows: PagerDuty's answer on
+    /// its endpoints (429), 503 elsewhere; both with Retry-After.
+    #[error("the routing key is over its rate limit")]
+    RateLimited { retry_after_secs: u32 },
+    /// This instance took more than `limits.global` allows (answered as [`Refused::RateLimited`]).
+    #[error("this instance is over its rate limit")]
+    GlobalRateLimited { retry_after_secs: u32 },
+    /// More events in one request than a burst (`limits.burst`, or `limits.global_burst`)
+    /// allows: it could never pass (413).
+    #[error("more events in one request than the burst allows")]
+    OverBurst { burst: u32, global: bool },
     /// Kafka mode: the events topic did not take the events in time (503 + Retry-After).
     #[error("the events topic did not take the events")]
     Unavailable,
@@ -47,6 +94,10 @@ impl Refused {
     pub fn reason(self) -> &'static str {
         match self {
             Refused::Overloaded => "overloaded",
+            Refused::OverShare => "over_share",
+            Refused::RateLimited { .. } => "rate_limited",
+            Refused::GlobalRateLimited { .. } => "global_rate_limited",
+            Refused::OverBurst { .. } => "over_burst",
             Refused::Unavailable => "unavailable",
             Refused::NoIngest => "no_ingest",
         }
@@ -67,6 +118,7 @@ pub fn rules_hash(config: &crate::config::Config) -> String {
 #[derive(Clone)]
 pub struct Intake {
     to: To,
+    limits: Option<Arc<limits::RateLimits>>,
 }
 
 #[derive(Clone)]
@@ -81,7 +133,13 @@ enum To {
 
 impl Intake {
     fn with(to: To) -> Self {
-        Intake { to }
+        Intake { to, limits: None }
+    }
+
+    /// Applies `limits` to every request before its hand-over (`None`: no rate limit).
+    pub fn with_rate_limits(mut self, limits: Option<Arc<limits::RateLimits>>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Kafka mode: events go to the events topic through `producer` (`None` on an instance
@@ -100,6 +158,9 @@ impl Intake {
     /// batch accepted. Each goes to the partition of the routing key its sender gave it, where
     /// the event rules apply (`correlate::shard::door`).
     pub async fn submit_events(&self, events: Vec<Event>) -> Result<(), Refused> {
+        if let Some(limits) = &self.limits {
+            limits.admit_events(&events)?;
+        }
         match &self.to {
             To::Local(local) => local.events(events),
             To::Kafka {
@@ -111,6 +172,9 @@ impl Intake {
 
     /// Hands over a change event (published as is, never grouped).
     pub async fn submit_change(&self, change: ChangeEvent) -> Result<(), Refused> {
+        if let Some(limits) = &self.limits {
+            limits.admit_one(&change.routing_key)?;
+        }
         match &self.to {
             To::Local(local) => local.change(change),
             To::Kafka {

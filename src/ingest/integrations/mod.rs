@@ -237,6 +237,12 @@ pub trait Format {
     fn refused(err: &IntegrationError) -> Response<Body> {
         reply::refused(err)
     }
+
+    /// The answer when the sender is over a rate limit, `message` saying which (default: 503
+    /// with `Retry-After`, as senders of webhooks retry only 5xx).
+    fn throttled(retry_after_secs: u32, message: &str) -> Response<Body> {
+        crate::ingest::response::rate_limited(message, retry_after_secs)
+    }
 }
 
 macro_rules! dispatch {
@@ -279,6 +285,13 @@ macro_rules! dispatch {
         pub fn refused(err: &IntegrationError) -> Response<Body> {
             match err.kind() {
                 $( Integration::$variant => <$format as Format>::refused(err), )*
+            }
+        }
+
+        /// The answer `kind`'s sender expects when it is over a rate limit.
+        pub fn throttled(kind: Integration, retry_after_secs: u32, message: &str) -> Response<Body> {
+            match kind {
+                $( Integration::$variant => <$format as Format>::throttled(retry_after_secs, message), )*
             }
         }
 

@@ -379,6 +379,11 @@ impl Format for V2 {
     fn refused(err: &IntegrationError) -> http::Response<Body> {
         refused(err)
     }
+
+    /// The Events API v2 answers 429 (its clients retry it).
+    fn throttled(retry_after_secs: u32, _: &str) -> http::Response<Body> {
+        response::pd_throttled(http::StatusCode::TOO_MANY_REQUESTS, retry_after_secs)
+    }
 }
 
 impl Format for V1 {
@@ -398,6 +403,12 @@ impl Format for V1 {
 
     fn refused(err: &IntegrationError) -> http::Response<Body> {
         refused(err)
+    }
+
+    /// The 2010-04-15 Events API answers 403 to a sender over its rate limit (its spec: "Too
+    /// many API calls at a time", retry after some time).
+    fn throttled(retry_after_secs: u32, _: &str) -> http::Response<Body> {
+        response::pd_throttled(http::StatusCode::FORBIDDEN, retry_after_secs)
     }
 }
 
