@@ -13,6 +13,7 @@ mod kafka_faults;
 mod kafka_migrate;
 mod kafka_mode;
 mod kafka_mode_faults;
+mod limits;
 mod malformed;
 mod real_broker;
 mod replay;
