@@ -65,7 +65,7 @@ pub mod defaults {
     pub const GROUP_INTERVAL: &str = "1m";
     pub const MIN_ALERTS: u32 = 1;
     /// A rule's `pause_transient` by severity: info, warning, error, critical.
-    pub const PAUSE_TRANSIENT: [&str; 4] = ["never", "10m", "3m", "0s"];
+    pub const PAUSE_TRANSIENT: [&str; 4] = ["never", "10m", "5m", "0s"];
     /// What rules without `group_by` group by (`LinkKind`s, in order of precedence).
     /// Not `cluster`: in the scenario lab it folded unrelated alerts of a cluster into one
     /// incident (README "Noise reduction").

@@ -310,8 +310,8 @@ pub const TARGETS: Floors = Floors {
 pub const FLOORS: Floors = Floors {
     max_missed: 0,
     min_purity: 0.98,
-    max_incidents_per_problem: 2.0,
-    max_noise_pages_per_10_problems: 8.5,
+    max_incidents_per_problem: 1.8,
+    max_noise_pages_per_10_problems: 7.0,
     max_time_to_page_median_s: 33.0,
     max_time_to_page_p95_s: 660.0,
     min_compression: 0.997,
