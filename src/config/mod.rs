@@ -6,7 +6,8 @@
 //!
 //! This module holds the top level (`instance`, the overrides, `Problems` and the checks the
 //! sections share); each section's raw struct, typed struct and validation live in its own
-//! module: `server`, `kafka`, `correlate`, `event_rules`, `log`, `pipeline` and [`integrations`].
+//! module: `server`, `kafka`, `correlate`, `event_rules`, `log`, `pipeline`, [`auth`] and
+//! [`integrations`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use crate::matchers::{parse_all, Matcher, RawMatcher};
 use crate::time::parse_duration;
 
+pub mod auth;
 mod correlate;
 mod event_rules;
 pub mod integrations;
@@ -26,6 +28,7 @@ mod log;
 mod pipeline;
 mod server;
 
+pub use auth::AuthConfig;
 pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, Pause, RuleConfig, WindowKind};
 pub use event_rules::EventRule;
 pub use kafka::{Brokers, KafkaConfig};
@@ -119,12 +122,19 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_PIPELINE", "pipeline.mode"),
     ("SLUICE_ROLES", "pipeline.roles"),
     (
+        "SLUICE_ADMIN_TOKEN",
+        "auth.tokens (one token named \"env\", scopes read and write)",
+    ),
+    ("SLUICE_ROUTING_KEYS_FILE", "auth.routing_keys_file"),
+    (
         "SLUICE_RATE_LIMIT_PER_ROUTING_KEY",
         "limits.per_routing_key and limits.burst (events per second, burst the same number)",
     ),
 ];
 /// Read by the CLI itself (the config path), not an override.
 pub const ENV_CONFIG_PATH: &str = "SLUICE_CONFIG";
+/// One admin token named `env` with the read and write scopes (see [`auth`]).
+pub const ENV_ADMIN_TOKEN: &str = "SLUICE_ADMIN_TOKEN";
 
 /// The keys of a table that its reader did not take (reported as unknown, or handed on).
 pub type Unknown = BTreeMap<String, toml::Value>;
@@ -139,6 +149,7 @@ struct RawConfig {
     log: Option<log::RawLog>,
     pipeline: Option<pipeline::RawPipeline>,
     integrations: Option<integrations::RawIntegrations>,
+    auth: Option<auth::RawAuth>,
     limits: Option<limits::RawLimits>,
     #[serde(flatten)]
     unknown: Unknown,
@@ -158,6 +169,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `[integrations.<kind>]`: per-integration settings.
     pub integrations: integrations::IntegrationsConfig,
+    /// `[auth]`: routing key allowlist, integration secrets, admin tokens.
+    pub auth: AuthConfig,
     /// `[limits]`: rate limits per routing key and per instance, fair admission.
     pub limits: LimitsConfig,
 }
@@ -307,6 +320,13 @@ impl RawConfig {
                     pipeline.roles = Some(pipeline::RawRoles::List(value));
                     continue;
                 }
+                ENV_ADMIN_TOKEN => {
+                    let auth = self.auth.get_or_insert_with(Default::default);
+                    auth.tokens
+                        .get_or_insert_with(Vec::new)
+                        .push(auth::RawToken::from_env(value));
+                    continue;
+                }
                 "SLUICE_RATE_LIMIT_PER_ROUTING_KEY" => {
                     match value.parse::<u32>() {
                         Ok(rate) if rate > 0 => {
@@ -322,6 +342,11 @@ impl RawConfig {
                             ),
                         ),
                     }
+                    continue;
+                }
+                "SLUICE_ROUTING_KEYS_FILE" => {
+                    let auth = self.auth.get_or_insert_with(Default::default);
+                    auth.routing_keys_file = Some(value);
                     continue;
                 }
                 "SLUICE_LISTEN" => &mut server.listen,
@@ -360,6 +385,7 @@ impl RawConfig {
             log: self.log.unwrap_or_default().validate(p),
             pipeline: self.pipeline.unwrap_or_default().validate(p),
             integrations: integrations::validate(self.integrations, p),
+            auth: self.auth.unwrap_or_default().validate(p),
             limits: self.limits.unwrap_or_default().validate(p),
         };
         // Each topic holds one kind of record.
