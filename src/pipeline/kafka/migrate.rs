@@ -288,7 +288,10 @@ fn hold_group(
     session: Duration,
 ) -> Result<BaseConsumer, MigrateError> {
     let mut config = group_member(kafka, bootstrap, group);
-    config.set("session.timeout.ms", session.as_millis().to_string());
+    config
+        .set("session.timeout.ms", session.as_millis().to_string())
+        // It polls only while joining: stay a member however long the migration takes.
+        .set("max.poll.interval.ms", "86400000");
     let consumer: BaseConsumer = config.create()?;
     consumer.subscribe(&[topic])?;
     let wait = session * 3 + Duration::from_secs(10);
