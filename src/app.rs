@@ -16,6 +16,7 @@ use crate::config::{Brokers, Config, ConfigError, PipelineMode};
 use crate::correlate::silence::{Silence, SilenceState};
 use crate::correlate::Correlator;
 use crate::ingest::admin::Health;
+use crate::ingest::auth::Auth;
 use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::Router;
@@ -183,7 +184,8 @@ pub async fn start_recording(
             body_read_timeout: config.server.body_read_timeout,
         },
     )
-    .with_integrations(SettingsByKind::checked(&config.integrations)?);
+    .with_integrations(SettingsByKind::checked(&config.integrations)?)
+    .with_auth(Arc::new(Auth::from_config(&config.auth)));
     let router = match silences {
         Some(store) => router.with_silences(store),
         None => router,
@@ -203,6 +205,14 @@ pub async fn start_recording(
         source,
     })?;
     tracing::info!(%addr, "listening");
+    if admin_open_beyond_loopback(addr, &config.auth) {
+        tracing::warn!(
+            %addr,
+            "ADMIN ROUTES OPEN: no admin token is configured and sluice listens beyond \
+             loopback, so anyone who reaches it can create and expire silences; set \
+             [[auth.tokens]] or SLUICE_ADMIN_TOKEN"
+        );
+    }
 
     tokio::spawn(Arc::clone(&sink).watch_connection(KAFKA_PROBE_EVERY, stop_rx.clone()));
     let grace = config.server.shutdown_grace;
@@ -251,6 +261,11 @@ pub async fn start_recording(
         stop,
         task,
     })
+}
+
+/// Whether sluice serves its admin routes without a token to more than this machine.
+fn admin_open_beyond_loopback(addr: SocketAddr, auth: &crate::config::AuthConfig) -> bool {
+    auth.tokens.is_empty() && !addr.ip().is_loopback()
 }
 
 /// The correlator of either pipeline, for shutdown.
@@ -457,5 +472,28 @@ impl Running {
                 shards_unfinished: true,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_admin_routes_are_flagged_beyond_loopback_only() {
+        let open = crate::config::AuthConfig::default();
+        let mut guarded = open.clone();
+        guarded.tokens.push(crate::config::auth::AdminToken {
+            name: "ops".into(),
+            token: crate::config::auth::Secret::new("ops-token-0123456789"),
+            scopes: crate::config::auth::Scopes::ALL,
+            routing_keys: None,
+        });
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(!admin_open_beyond_loopback(at("127.0.0.1:8080"), &open));
+        assert!(!admin_open_beyond_loopback(at("[::1]:8080"), &open));
+        assert!(admin_open_beyond_loopback(at("0.0.0.0:8080"), &open));
+        assert!(admin_open_beyond_loopback(at("10.1.2.3:8080"), &open));
+        assert!(!admin_open_beyond_loopback(at("0.0.0.0:8080"), &guarded));
     }
 }

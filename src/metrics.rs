@@ -54,11 +54,13 @@ pub const EVENTS_REROUTED: &str = "sluice_events_rerouted_total";
 pub const ROUTED_REPEATS: &str = "sluice_routed_repeats_total";
 pub const TRANSACTIONS_ABORTED: &str = "sluice_transactions_aborted_total";
 pub const TIME_TO_PAGE: &str = "sluice_time_to_page_seconds";
+pub const ADMIN_REFUSED: &str = "sluice_admin_requests_refused_total";
+pub const ADMIN_CHANGES: &str = "sluice_admin_changes_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
     (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
-    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded)."),
+    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded; secret_missing, secret_wrong, routing_key_not_allowed: ingest auth)."),
     (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
     (EVENTS_DROPPED, "Accepted events not correlated, by reason (alert_not_open: an acknowledge/resolve with no open alert to apply to; event_rule: dropped by an event rule)."),
     (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),
@@ -100,6 +102,8 @@ pub const ALL: &[(&str, &str)] = &[
     (TRANSACTIONS_ABORTED, "Kafka mode with transactions: transactions aborted (a delivery failed, the group moved on, the correlator was paused); their partitions are processed again from the last commit."),
     (TIME_TO_PAGE, "From an incident's first event (received by ingest) to its opened message being handed to the producer: group_wait, any pause, queueing, and for an incident held by a threshold the wait for it."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
+    (ADMIN_REFUSED, "Admin requests refused by admin auth, by reason (token_missing, token_unknown, scope, routing_key, broad_silence)."),
+    (ADMIN_CHANGES, "Changes made through the admin routes, by action (silence_created, silence_expired); each is logged with its token's name."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -231,6 +235,14 @@ pub fn incidents_held(reason: &'static str) -> Counter {
 
 pub fn sns_subscription(outcome: &'static str) -> Counter {
     metrics::counter!(SNS_SUBSCRIPTIONS, "outcome" => outcome)
+}
+
+pub fn admin_refused(reason: &'static str) -> Counter {
+    metrics::counter!(ADMIN_REFUSED, LABEL_REASON => reason)
+}
+
+pub fn admin_change(action: &'static str) -> Counter {
+    metrics::counter!(ADMIN_CHANGES, "action" => action)
 }
 
 pub fn cap_reached(cap: &'static str) -> Counter {

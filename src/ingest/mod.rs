@@ -2,6 +2,7 @@
 //! the way it expects.
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod confirm;
 pub mod integrations;
@@ -11,3 +12,4 @@ pub mod router;
 pub mod server;
 pub mod silence_log;
 pub mod silences;
+pub mod silences_v2;

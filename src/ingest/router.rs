@@ -1,8 +1,10 @@
 //! Routes each request: the integrations' own vendor paths and `/integrations/<kind>/...`
-//! (generated from the registry's `Serving`), PagerDuty change events, the silences API and
-//! the admin routes (`admin.rs`). An ingest request's body is read within its limits
-//! (`body.rs`), parsed by its format, handed to the pipeline in one all-or-nothing hand-over,
-//! and answered as its sender expects.
+//! (generated from the registry's `Serving`), PagerDuty change events, the silences APIs (v1
+//! and Alertmanager's v2) and the admin routes (`admin.rs`). An ingest request's secret and
+//! routing key are checked (`auth::senders`) before its body is read (a key in the body right
+//! after it is parsed); its body is read within its limits (`body.rs`), parsed by its format,
+//! handed to the pipeline in one all-or-nothing hand-over, and answered as its sender expects.
+//! The silences APIs ask admin auth (`auth::admin`) who the caller is before anything else.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +22,8 @@ use crate::metrics::{self as m, IntegrationCounters};
 use crate::pipeline::{Intake, Refused};
 
 use super::admin::{self, Health};
+use super::auth::senders::{self, PathSecret};
+use super::auth::Auth;
 use super::body::{self, BodyLimits};
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
 use super::response::{self, Body};
@@ -61,6 +65,15 @@ pub struct Router {
     silences: Arc<super::silences::SilenceStore>,
     recorder: Option<super::record::Recorder>,
     confirmer: super::confirm::Confirmer,
+    auth: Arc<Auth>,
+}
+
+/// Which silences API a request is for.
+enum SilencesApi {
+    /// `/api/v1/silences` and what follows it (empty, or `/<id>`).
+    V1(String),
+    /// `/api/v2/silences` (`None`) or `/api/v2/silence/<id>`.
+    V2(Option<String>),
 }
 
 /// The kind whose own vendor path `path` is (PagerDuty's `/v2/enqueue`, the Alertmanager API,
@@ -104,7 +117,14 @@ impl Router {
             silences: Default::default(),
             recorder: None,
             confirmer: Default::default(),
+            auth: Default::default(),
         }
+    }
+
+    /// Ingest and admin auth (`[auth]`); open until this is called.
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// The silences API serves `store` (Kafka mode: the store kept with the silences topic).
@@ -120,21 +140,19 @@ impl Router {
     }
 
     /// Records the request as decoded: a body that came compressed is written without its
-    /// `Content-Encoding` and `Content-Length`, so `sluice replay` reads it as it is.
+    /// `Content-Encoding` and `Content-Length`, so `sluice replay` reads it as it is; secrets
+    /// and tokens are left out ([`Auth::recordable`]).
     fn record(&self, parts: &http::request::Parts, body: &[u8]) {
         if let Some(r) = &self.recorder {
             let path = parts
                 .uri
                 .path_and_query()
                 .map_or(parts.uri.path(), |p| p.as_str());
-            if parts.headers.contains_key(CONTENT_ENCODING) {
-                let mut headers = parts.headers.clone();
-                headers.remove(CONTENT_ENCODING);
+            let (path, mut headers) = self.auth.recordable(path, &parts.headers);
+            if headers.remove(CONTENT_ENCODING).is_some() {
                 headers.remove(CONTENT_LENGTH);
-                r.record(path, &headers, body);
-            } else {
-                r.record(path, &parts.headers, body);
             }
+            r.record(&path, &headers, body);
         }
     }
 
@@ -144,22 +162,28 @@ impl Router {
         self
     }
 
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    pub async fn handle<B>(&self, mut req: Request<B>) -> Response<Body>
     where
         B: http_body::Body + Unpin,
         B::Data: Buf,
     {
+        senders::take_path_secret(&mut req);
         let path = req.uri().path();
-        if let Some(rest) = silences_rest(path) {
-            let allow = if rest.len() <= 1 {
-                "GET, POST"
-            } else {
-                "GET, DELETE"
+        let silences = match (silences_rest(path), silences_v2(path)) {
+            (Some(rest), _) => Some(SilencesApi::V1(rest.to_string())),
+            (None, Some(id)) => Some(SilencesApi::V2(id.map(str::to_string))),
+            (None, None) => None,
+        };
+        if let Some(api) = silences {
+            let allow = match &api {
+                SilencesApi::V1(rest) if rest.len() > 1 => "GET, DELETE",
+                SilencesApi::V2(Some(_)) => "GET, DELETE",
+                _ => "GET, POST",
             };
             if !allow.split(", ").any(|m| m == req.method().as_str()) {
                 return method_not_allowed(&format!("{path} takes {allow}"), allow);
             }
-            return self.silences_api(rest.to_string(), req).await;
+            return self.silences_api(api, req).await;
         }
         if let Some(rest) = path.strip_prefix(endpoint::PREFIX) {
             let target = endpoint::target(
@@ -249,12 +273,17 @@ impl Router {
         }
     }
 
-    async fn silences_api<B>(&self, rest: String, req: Request<B>) -> Response<Body>
+    async fn silences_api<B>(&self, api: SilencesApi, req: Request<B>) -> Response<Body>
     where
         B: http_body::Body + Unpin,
         B::Data: Buf,
     {
         let method = req.method().clone();
+        let who = match self.auth.admin.authenticate(req.headers()) {
+            Ok(who) => who,
+            Err(denied) => return denied.refuse(&method, req.uri().path()),
+        };
+        let query = req.uri().query().map(str::to_string);
         let body = if method == Method::POST {
             let (parts, body) = req.into_parts();
             match body::read(&self.limits, &parts.headers, body).await {
@@ -267,9 +296,21 @@ impl Router {
         } else {
             None
         };
-        self.silences
-            .handle(&rest, &method, body, self.clock.now(), &self.intake)
-            .await
+        let call = super::silences::Call {
+            method: &method,
+            query: query.as_deref(),
+            body,
+            now: self.clock.now(),
+            intake: &self.intake,
+            who: &who,
+            max: self.auth.max_silence,
+        };
+        match api {
+            SilencesApi::V1(rest) => self.silences.handle(&rest, call).await,
+            SilencesApi::V2(id) => {
+                super::silences_v2::handle(&self.silences, id.as_deref(), call).await
+            }
+        }
     }
 
     /// Reads the body, or answers the request (413, 408, 400) and counts the refusal.
@@ -309,6 +350,9 @@ impl Router {
         B::Data: Buf,
     {
         let name = kind.as_str();
+        if let Err(denied) = self.admit(kind, routing_key, &req) {
+            return self.deny(kind, denied);
+        }
         let (parts, mut body) = match self.body_or_refusal(name, req).await {
             Ok(read) => read,
             Err(refusal) => return refusal,
@@ -328,6 +372,16 @@ impl Router {
                 return integrations::refused(&e);
             }
         };
+        // Keys in the body (PagerDuty's) are checked once read.
+        if routing_key.is_empty() {
+            let keys = parsed.events.iter().map(|e| e.routing_key.as_str());
+            if let Some(denied) = keys
+                .filter_map(|k| self.auth.senders.check_key(k).err())
+                .next()
+            {
+                return self.deny(kind, denied);
+            }
+        }
         let reply = integrations::accepted(kind, &parsed);
         let events = std::mem::take(&mut parsed.events);
         let accepted = events.len() as u64;
@@ -367,6 +421,9 @@ impl Router {
     {
         let kind = Integration::PagerDuty;
         let name = kind.as_str();
+        if let Err(denied) = self.admit(kind, "", &req) {
+            return self.deny(kind, denied);
+        }
         let (_, mut body) = match self.body_or_refusal(name, req).await {
             Ok(read) => read,
             Err(refusal) => return refusal,
@@ -379,6 +436,9 @@ impl Router {
                 return integrations::refused(&e);
             }
         };
+        if let Err(denied) = self.auth.senders.check_key(&parsed.event.routing_key) {
+            return self.deny(kind, denied);
+        }
         if let Err(refused) = self.intake.submit_change(parsed.event).await {
             m::rejected(name, refused.reason()).increment(1);
             return refusal(kind, refused);
@@ -390,6 +450,41 @@ impl Router {
             counters.summaries_truncated.increment(1);
         }
         response::pd_change_accepted()
+    }
+
+    /// Checks a `kind` request's secret, and its routing key when it comes from the request
+    /// (`routing_key` is empty when the key is in the body), before its body is read.
+    fn admit<B>(
+        &self,
+        kind: Integration,
+        routing_key: &str,
+        req: &Request<B>,
+    ) -> Result<(), senders::Denied> {
+        let path = req.extensions().get::<PathSecret>();
+        let senders = &self.auth.senders;
+        senders.check_secret(kind, req.headers(), req.uri().query(), path)?;
+        match routing_key {
+            "" => Ok(()),
+            key => senders.check_key(key),
+        }
+    }
+
+    /// Counts and answers a sender auth refusal.
+    fn deny(&self, kind: Integration, denied: senders::Denied) -> Response<Body> {
+        let reason = denied.reason();
+        m::rejected(kind.as_str(), reason).increment(1);
+        tracing::debug!(integration = kind.as_str(), reason, "sender refused");
+        denied.response(kind)
+    }
+}
+
+/// Whether `path` is in Alertmanager's silences API: `Some(None)` for the list, `Some(id)` for
+/// one silence.
+fn silences_v2(path: &str) -> Option<Option<&str>> {
+    use super::silences_v2::{LIST, ONE};
+    match path.strip_prefix(ONE) {
+        Some(id) if !id.is_empty() && !id.contains('/') => Some(Some(id)),
+        _ => (path == LIST).then_some(None),
     }
 }
 

@@ -479,6 +479,14 @@ pub async fn wait_for_metric(url: &str, name_and_labels: &str, at_least: f64, wi
     }
 }
 
+/// The time `after` from now in RFC 3339 (a silence's `ends_at`).
+pub fn from_now(after: Duration) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    sluice::time::UnixMillis((now + after).as_millis() as u64).to_string()
+}
+
 /// librdkafka's mock cluster of `brokers` brokers with `topics` (name, partitions) created (it
 /// does not implement CreateTopics), and its bootstrap servers.
 pub fn mock_cluster(

@@ -200,7 +200,10 @@ async fn silences_hold_incidents_until_deleted() {
     let created = client
         .post(
             "/api/v1/silences",
-            r#"{"matchers":[{"name":"source","op":"=","value":"db-1"}],"ends_at":"2999-01-01T00:00:00Z","created_by":"ana","comment":"disk swap"}"#,
+            format!(
+                r#"{{"matchers":[{{"name":"source","op":"=","value":"db-1"}}],"ends_at":"{}","created_by":"ana","comment":"disk swap"}}"#,
+                crate::harness::from_now(std::time::Duration::from_secs(86_400))
+            ),
         )
         .await
         .unwrap();

@@ -422,7 +422,8 @@ async fn a_silence_made_on_one_instance_applies_everywhere_and_survives_a_full_r
     let mut a = Sluice::start_with_env("kafka-sil-a", &broker.bootstrap, CONFIG, &named("a"));
     let mut b = Sluice::start_with_env("kafka-sil-b", &broker.bootstrap, CONFIG, &named("b"));
     let mut client = HttpClient::connect(&a.url).await.unwrap();
-    let ends = "2099-01-01T00:00:00Z";
+    // A day from now: silences last at most auth.max_silence (7 days by default).
+    let ends = crate::harness::from_now(std::time::Duration::from_secs(86_400));
     let body = format!(
         r#"{{"matchers":[{{"name":"source","op":"=","value":"quiet-1"}}],"ends_at":"{ends}","created_by":"e2e"}}"#
     );
