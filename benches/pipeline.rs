@@ -15,6 +15,13 @@
 //! - `correlate_new_alert/into_existing_group`: every event a new dedup key into one existing
 //!   group (the other storm), the group growing to 10^4 alerts before a fresh shard is taken.
 //!
+//! - `intake/<admission>/<n>_events`: one request of 1 or 50 PagerDuty events (one routing
+//!   key) handed to memory mode's shard queues (4 shards of 8192) through `Intake::submit_events`,
+//!   then taken off the queues as a shard does (`recv`), with the shard side's bookkeeping: the
+//!   fair admission table told what was taken. No correlator. `plain`: no admission (the hand-over
+//!   as it was before limits), `fair`: fair admission, `fair_limits`: fair admission and a
+//!   per-key and a global rate limit that never refuse (governor's GCRA on every request).
+//!   Building the request's events is not timed; dropping them is.
 //! - `snapshot/<open>`: Kafka mode's snapshot of a shard holding 10^5 open alerts (10^3
 //!   under `cargo test --benches`), serialized (`write`) and restored (`restore`, indexes
 //!   rebuilt); throughput in bytes of the snapshot, whose size is printed.
@@ -113,6 +120,73 @@ fn encode(c: &mut Criterion) {
 }
 
 /// Resident memory of this process, from /proc (0 where there is none).
+fn intake(c: &mut Criterion) {
+    use sluice::config::{LimitsConfig, Rate};
+    use sluice::correlate::Dequeued;
+    use sluice::pipeline::limits::RateLimits;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let template = common::pagerduty_event(&common::representative_cases());
+    let mut g = c.benchmark_group("intake");
+    let never = Rate {
+        per_second: u32::MAX,
+        burst: u32::MAX,
+    };
+    let limits = LimitsConfig {
+        per_routing_key: Some(never),
+        global: Some(never),
+        ..LimitsConfig::default()
+    };
+    for n in [1usize, 50] {
+        let request: Vec<Event> = (0..n)
+            .map(|i| {
+                let mut e = template.clone();
+                e.dedup_key = format!("k{i}");
+                e
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for admission in ["plain", "fair", "fair_limits"] {
+            let (intake, mut queues, fair) =
+                sluice::pipeline::local::bare_channels(4, 8192, admission != "plain");
+            let intake = match admission {
+                "fair_limits" => intake.with_rate_limits(
+                    RateLimits::with_clock(&limits, Default::default()).map(Arc::new),
+                ),
+                _ => intake,
+            };
+            let mut taken = Vec::with_capacity(n);
+            let id = BenchmarkId::new(admission, format!("{n}_events"));
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let events = request.clone();
+                        let started = Instant::now();
+                        // The local intake never waits: one poll completes it.
+                        let submit = std::pin::pin!(intake.submit_events(events));
+                        let polled = submit.poll(&mut Context::from_waker(Waker::noop()));
+                        assert!(matches!(polled, Poll::Ready(Ok(()))), "taken");
+                        for (shard, queue) in queues.iter_mut().enumerate() {
+                            while let Ok(input) = queue.try_recv() {
+                                taken.push(input);
+                            }
+                            if let Some(fair) = &fair {
+                                fair.taken(shard, &taken);
+                            }
+                            taken.clear();
+                        }
+                        spent += started.elapsed();
+                    }
+                    spent
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -245,6 +319,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .sample_size(50);
-    targets = parse, encode, correlate_repeat, correlate_new_alert, snapshot
+    targets = parse, intake, encode, correlate_repeat, correlate_new_alert, snapshot
 }
 criterion_main!(benches);
