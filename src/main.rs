@@ -11,7 +11,6 @@ use clap::{CommandFactory, Parser, Subcommand};
 use sluice::clock::Clock;
 use sluice::config::defaults::LISTEN as DEFAULT_LISTEN;
 use sluice::config::{Config, LogConfig, LogFormat, ENV_CONFIG_PATH};
-use sluice::send::{pd_event, HttpClient};
 use sluice::tail::{Format, Source, Start, TailOptions};
 use sluice::time::parse_duration;
 
@@ -23,51 +22,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Where the config is when neither the command line nor `SLUICE_CONFIG` says.
 const DEFAULT_CONFIG: &str = "config/sluice.toml";
 
-// The "Examples" section of each subcommand's help.
-const EXAMPLES_SERVE: &str = "\
-Examples:
-  sluice serve                                   # config/sluice.toml: the embedded broker, for trying
-  sluice serve --config /etc/sluice/sluice.toml
-  SLUICE_LISTEN=0.0.0.0:8080 sluice serve        # a SLUICE_* variable overrides its config key
-  sluice serve --record requests.jsonl           # and keep every ingest request for `sluice replay`";
-const EXAMPLES_CHECK_CONFIG: &str = "\
-Examples:
-  sluice check-config config/sluice.toml
-  SLUICE_KAFKA_BROKERS=kafka-1:9092 sluice check-config prod.toml   # with an override applied";
-const EXAMPLES_SEND: &str = "\
-Examples:
-  sluice send                                    # one trigger to http://127.0.0.1:8080
-  sluice send --config config/sluice.toml --count 400 --keys 40 --sources 4   # a storm
-  sluice send --config config/sluice.toml --count 40 --keys 40 --action resolve
-  sluice send --url http://sluice.internal:8080 --routing-key payments";
-const EXAMPLES_REPLAY: &str = "\
-Examples:
-  sluice replay requests.jsonl > incidents.jsonl   # with config/sluice.toml, as fast as it goes
-  sluice replay --config prod.toml --speed 10 requests.jsonl   # ten times real time
-  sluice replay --compare prod.toml candidate.toml requests.jsonl   # what-if, side by side";
-const EXAMPLES_TAIL: &str = "\
-Examples:
-  sluice tail --brokers kafka-1:9092 --from end  # what is published from now on
-  sluice tail --config /etc/sluice/sluice.toml --format json --idle-exit 3s
-  sluice tail --brokers kafka-1:9092 --topic sluice.changes --max 10";
-const EXAMPLES_MIGRATE: &str = "\
-Examples:
-  sluice migrate --from /etc/sluice/sluice.toml --to /etc/sluice/sluice-24.toml
-
-With every correlator of --from stopped: restores each of its partitions, divides the state by
-routing key among --to's pipeline.partitions, and writes it to --to's state topic and group.
---to names its own events_topic, state_topic and group_id (README: Running more than one
-instance, Partitions).";
-const EXAMPLES_COMPLETIONS: &str = "\
-Examples:
-  sluice completions bash > ~/.local/share/bash-completion/completions/sluice
-  sluice completions zsh > ~/.zfunc/_sluice      # with fpath+=~/.zfunc before compinit in ~/.zshrc
-  sluice completions fish > ~/.config/fish/completions/sluice.fish";
-const EXAMPLES_MAN: &str = "\
-Examples:
-  sluice man | man -l -                          # read sluice(1) without installing it
-  sluice man serve | man -l -                    # the page of one subcommand, sluice-serve(1)
-  sluice man --dir ~/.local/share/man/man1       # install every page, then: man sluice";
+use sluice::manual::examples::{
+    EXAMPLES_CHECK_CONFIG, EXAMPLES_COMPLETIONS, EXAMPLES_MAN, EXAMPLES_MIGRATE, EXAMPLES_REPLAY,
+    EXAMPLES_SEND, EXAMPLES_SERVE, EXAMPLES_TAIL,
+};
 
 #[derive(Parser)]
 #[command(
@@ -269,16 +227,17 @@ fn main() -> ExitCode {
                 |(_, c)| c.server.listen,
             );
             let url = url.unwrap_or_else(|| sluice::send::url_of(listen));
-            runtime().block_on(send(
+            let storm = sluice::send::Storm {
                 url,
                 routing_key,
                 count,
-                keys.max(1),
-                sources.max(1),
+                keys: keys.max(1),
+                sources: sources.max(1),
                 action,
                 severity,
                 key_prefix,
-            ))
+            };
+            runtime().block_on(storm.send())
         }
         Command::Replay {
             compare: Some(configs),
@@ -558,71 +517,6 @@ impl Signals {
                 ),
             }
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    url: String,
-    routing_key: String,
-    count: u32,
-    keys: u32,
-    sources: u32,
-    action: String,
-    severity: String,
-    key_prefix: String,
-) -> ExitCode {
-    // Refused before any request, as the action and severity are.
-    if let Err(e) = sluice::send::authority(&url) {
-        eprintln!("error: --url: {e}");
-        return ExitCode::from(2);
-    }
-    let mut client = match HttpClient::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut by_status = std::collections::BTreeMap::new();
-    for i in 0..count {
-        let k = i % keys;
-        let dedup_key = format!("{key_prefix}-{k}");
-        let source = format!("host-{}", k % sources);
-        let summary = format!("{key_prefix} alert {k} on {source}");
-        let body = pd_event(
-            &routing_key,
-            &action,
-            &dedup_key,
-            &source,
-            &severity,
-            &summary,
-        );
-        match client.post("/v2/enqueue", body).await {
-            Ok(reply) => {
-                if !reply.status.is_success() {
-                    eprintln!("{} {}", reply.status, String::from_utf8_lossy(&reply.body));
-                }
-                *by_status.entry(reply.status.as_u16()).or_insert(0u32) += 1;
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let summary: Vec<String> = by_status
-        .iter()
-        .map(|(s, n)| format!("{n} x {s}"))
-        .collect();
-    println!(
-        "sent {count} {action} event(s) to {url}: {}",
-        summary.join(", ")
-    );
-    if by_status.keys().all(|s| (200..300).contains(s)) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }
 

@@ -3,6 +3,8 @@
 //! (`sluice completions <shell>`). A subcommand's "Examples" (its `after_help`) become the
 //! page's EXAMPLES section, kept line for line.
 
+pub mod examples;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 

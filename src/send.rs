@@ -173,6 +173,83 @@ pub fn pd_event(
     serde_json::to_vec(&event).expect("json serializes")
 }
 
+/// `sluice send`: `count` PagerDuty v2 events posted one after another to `url`'s
+/// `/v2/enqueue`, event `i` with dedup key `<key_prefix>-<i % keys>` on host `k % sources`.
+pub struct Storm {
+    pub url: String,
+    pub routing_key: String,
+    pub count: u32,
+    pub keys: u32,
+    pub sources: u32,
+    pub action: String,
+    pub severity: String,
+    pub key_prefix: String,
+}
+
+impl Storm {
+    /// Posts the events and prints a line counting the answers by status; success when every
+    /// answer was 2xx.
+    pub async fn send(&self) -> std::process::ExitCode {
+        use std::process::ExitCode;
+        let Storm {
+            url,
+            routing_key,
+            count,
+            keys,
+            sources,
+            action,
+            severity,
+            key_prefix,
+        } = self;
+        let (count, keys, sources) = (*count, *keys, *sources);
+        // Refused before any request, as the action and severity are.
+        if let Err(e) = authority(url) {
+            eprintln!("error: --url: {e}");
+            return ExitCode::from(2);
+        }
+        let mut client = match HttpClient::connect(url).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut by_status = std::collections::BTreeMap::new();
+        for i in 0..count {
+            let k = i % keys;
+            let dedup_key = format!("{key_prefix}-{k}");
+            let source = format!("host-{}", k % sources);
+            let summary = format!("{key_prefix} alert {k} on {source}");
+            let body = pd_event(routing_key, action, &dedup_key, &source, severity, &summary);
+            match client.post("/v2/enqueue", body).await {
+                Ok(reply) => {
+                    if !reply.status.is_success() {
+                        eprintln!("{} {}", reply.status, String::from_utf8_lossy(&reply.body));
+                    }
+                    *by_status.entry(reply.status.as_u16()).or_insert(0u32) += 1;
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let summary: Vec<String> = by_status
+            .iter()
+            .map(|(s, n)| format!("{n} x {s}"))
+            .collect();
+        println!(
+            "sent {count} {action} event(s) to {url}: {}",
+            summary.join(", ")
+        );
+        if by_status.keys().all(|s| (200..300).contains(s)) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

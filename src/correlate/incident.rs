@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Details, Event, Field, Link, LinkKind, Linked, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
+pub use crate::publish::encode::OverflowCounts;
 use crate::publish::encode::{
     to_json, AlertBody, ChangeRef, GroupKey, IncidentBody, MessageKind, OutboundMessage, Reasons,
     Status, Topic, INCIDENT_SCHEMA,
@@ -236,14 +237,6 @@ impl<'de> Deserialize<'de> for Labels {
 
 /// A group of alerts, from its opening until all its alerts resolve. Serialized only into
 /// shard snapshots, like [`Alert`].
-/// What an overflow incident took past a cap: alerts in all, and those past the bound on the
-/// hashes it keeps, whose resolves cannot be matched.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OverflowCounts {
-    pub taken: u64,
-    pub unmatched: u64,
-}
-
 #[derive(Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,

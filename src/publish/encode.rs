@@ -148,11 +148,19 @@ pub struct IncidentBody<'a> {
     /// A routing key's overflow incident (past a cap): the alerts it took (not tracked one by
     /// one; `alert_count` counts them too) and those whose resolves it cannot match.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub overflow: Option<crate::correlate::incident::OverflowCounts>,
+    pub overflow: Option<OverflowCounts>,
     pub reasons: Reasons,
     /// "What changed?": recent change events that name what its alerts name, latest first.
     #[serde(skip_serializing_if = "<[ChangeRef]>::is_empty")]
     pub changes: &'a [ChangeRef],
+}
+
+/// What an overflow incident took past a cap: alerts in all, and those past the bound on the
+/// hashes it keeps, whose resolves cannot be matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OverflowCounts {
+    pub taken: u64,
+    pub unmatched: u64,
 }
 
 /// A change event listed in an incident message, and which value of the incident's alerts it
