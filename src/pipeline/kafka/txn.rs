@@ -158,9 +158,12 @@ impl Transactions {
         group: &ConsumerGroupMetadata,
     ) -> Result<(), KafkaError> {
         let (generation, producer) = self.producer.get();
-        let committed = producer
-            .send_offsets_to_transaction(offsets, group, TXN_TIMEOUT)
-            .and_then(|()| producer.commit_transaction(TXN_TIMEOUT));
+        // A retriable error (a timeout) leaves the outcome open: the coordinator may have
+        // committed. Aborting then and processing again would publish the transaction's
+        // messages twice, so the same call is made again, as librdkafka asks.
+        let committed =
+            retried(|| producer.send_offsets_to_transaction(offsets, group, TXN_TIMEOUT))
+                .and_then(|()| retried(|| producer.commit_transaction(TXN_TIMEOUT)));
         match committed {
             Ok(()) => {
                 if let Err(e) = producer.begin_transaction() {
@@ -194,3 +197,21 @@ impl Transactions {
         }
     }
 }
+
+/// Calls `op` again while it fails with a retriable transaction error, at most
+/// [`TXN_RETRIES`] times more.
+fn retried(op: impl Fn() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let mut again = 0;
+    loop {
+        match op() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && again < TXN_RETRIES => {
+                tracing::debug!(error = %e, "transaction call retried");
+                again += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How often a transaction call that failed retriably is made again.
+const TXN_RETRIES: u32 = 3;
