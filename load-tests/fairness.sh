@@ -13,9 +13,10 @@
 #   limits    per-key rate limits (SLUICE_RATE_LIMIT_PER_ROUTING_KEY=$LIMIT): a noisy key sends
 #             PagerDuty events at 10 x $LIMIT per second while a quiet key sends $QUIET_RATE
 #             per second; the quiet key's loss and p50/p99, against the quiet key alone.
-#   fair      fair admission, no rate limit: a noisy key floods 50-alert batches, closed loop
-#             on $CONNS connections (more than the shards take), while the quiet key sends
-#             $QUIET_RATE PagerDuty events per second; limits.fair_admission on and off.
+#   fair      fair admission, no rate limit: a noisy key floods, closed loop, 50-alert batches
+#             and single PagerDuty events on $CONNS/2 connections each (more than the shards
+#             take; the single events fill what room a batch cannot), while the quiet key
+#             sends $QUIET_RATE PagerDuty events per second; limits.fair_admission on and off.
 #
 # After every run each alert the run sent is resolved (its last event: a repeated trigger
 # changes nothing an incident publishes, a resolve does), sluice gets SIGTERM (it publishes every
@@ -32,6 +33,7 @@
 #   load-tests/fairness.sh                     # DURATION=10 REPS=3, about 6 minutes
 #   PHASES="limits" REPS=1 load-tests/fairness.sh
 #   PIN=1 load-tests/fairness.sh               # sluice and tansu on CPU 1, oha on CPU 0
+#   QUEUE=512 PHASES=fair load-tests/fairness.sh  # correlate.queue_capacity of the runs (8192)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -40,6 +42,7 @@ CONNS=${CONNS:-16}
 OVERLOAD=${OVERLOAD:-3}
 LIMIT=${LIMIT:-500}
 GLOBAL=${GLOBAL:-50000}
+QUEUE=${QUEUE:-8192}
 QUIET_RATE=${QUIET_RATE:-50}
 PHASES=${PHASES:-overload limits fair}
 PIN=${PIN:-0}
@@ -84,7 +87,7 @@ shutdown_grace = "60s"
 linger = "5ms"
 queue_max_messages = 100000
 [correlate]
-queue_capacity = 8192
+queue_capacity = @QUEUE@
 symptom_inhibition = false
 learned_pause = "0s"
 [[correlate.rules]]
@@ -99,6 +102,7 @@ routing_key = "loadtest"
 [log]
 level = "warn"
 TOML
+sed -i "s/@QUEUE@/$QUEUE/" "$config"
 printf '[limits]\nfair_admission = false\n' | cat "$config" - >"$work/unfair.toml"
 
 # Resolves what a run sent: every alert of x50.jsonl under routing key $2, or PagerDuty key $2's
@@ -264,12 +268,21 @@ noisy_and_quiet() { # phase run rep noisy-oha-args...
     local noisy_pid=$!
     pids+=("$noisy_pid")
   fi
+  if [ "$phase" = fair ]; then
+    # Single events of the noisy key besides its batches: a queue with no room for a batch
+    # may still have room for one event, and these take it (as a sender of single events does).
+    oha_run "$work/singles.json" -c $((CONNS / 2)) -d "$(pd_body noisy)" "$url/v2/enqueue" &
+    local singles_pid=$!
+    pids+=("$singles_pid")
+  fi
   oha_run "$work/quiet.json" -c 4 -q "$QUIET_RATE" --latency-correction -d "$(pd_body quiet)" \
     "$url/v2/enqueue"
   [ -z "${noisy_pid:-}" ] || wait "$noisy_pid"
+  [ -z "${singles_pid:-}" ] || wait "$singles_pid"
   resolve pd quiet
   if [ -n "${noisy_pid:-}" ]; then
-    if [ "$phase" = fair ]; then resolve x50 noisy; else resolve pd noisy; fi
+    if [ "$phase" = fair ]; then resolve x50 noisy; fi
+    resolve pd noisy
   fi
   stop_and_count "$work/nq.counts"
   record "$phase" "$run" "$rep" quiet "$work/quiet.json" 1 "$work/nq.counts" "$DURATION"
@@ -277,6 +290,9 @@ noisy_and_quiet() { # phase run rep noisy-oha-args...
     local per=1
     [ "$phase" = fair ] && per=50
     record "$phase" "$run" "$rep" noisy "$work/noisy.json" "$per" "$work/nq.counts" "$DURATION"
+  fi
+  if [ -n "${singles_pid:-}" ]; then
+    record "$phase" "$run" "$rep" noisy "$work/singles.json" 1 "$work/nq.counts" "$DURATION"
   fi
 }
 
@@ -291,11 +307,11 @@ for rep in $(seq 1 "$REPS"); do
   fi
   if has_phase fair; then
     for run in on off; do
-      say "fair rep $rep: fair admission $run, a noisy key flooding 50-alert batches"
+      say "fair rep $rep: fair admission $run, a noisy key flooding 50-alert batches and single events"
       cfg=$config
       [ "$run" = off ] && cfg="$work/unfair.toml"
       start_sluice "$cfg"
-      noisy_and_quiet fair "$run" "$rep" -c "$CONNS" -H 'X-Routing-Key: noisy' \
+      noisy_and_quiet fair "$run" "$rep" -c $((CONNS / 2)) -H 'X-Routing-Key: noisy' \
         -Z "$work/x50.jsonl" "$url/api/v2/alerts"
     done
   fi
@@ -311,7 +327,7 @@ if [ "$PIN" = 1 ]; then
 else
   echo "- not pinned: sluice, tansu and oha share the $(nproc) CPUs"
 fi
-echo "- command: DURATION=$DURATION REPS=$REPS CONNS=$CONNS OVERLOAD=$OVERLOAD LIMIT=$LIMIT GLOBAL=$GLOBAL QUIET_RATE=$QUIET_RATE PIN=$PIN PHASES=\"$PHASES\" load-tests/fairness.sh"
+echo "- command: DURATION=$DURATION REPS=$REPS CONNS=$CONNS OVERLOAD=$OVERLOAD LIMIT=$LIMIT GLOBAL=$GLOBAL QUEUE=$QUEUE QUIET_RATE=$QUIET_RATE PIN=$PIN PHASES=\"$PHASES\" load-tests/fairness.sh"
 echo
 python3 - "$work/runs.tsv" "$capacity" "$OVERLOAD" "$LIMIT" "$GLOBAL" <<'PY'
 import statistics, sys
@@ -364,7 +380,7 @@ if over:
 
 for phase, title, runs in (
     ("limits", f"Per-key rate limit ({limit} events/s): noisy key at 10x, PagerDuty events", ("alone", "noisy")),
-    ("fair", "Fair admission, no rate limit: noisy key flooding 50-alert batches (closed loop)", ("on", "off")),
+    ("fair", "Fair admission, no rate limit: noisy key flooding 50-alert batches and single events (closed loop)", ("on", "off")),
 ):
     mine = [r for r in rows if r[0] == phase]
     if not mine:
@@ -380,7 +396,10 @@ for phase, title, runs in (
             continue
         sent = sum(get(r, "ok", int) + get(r, "s503", int) + get(r, "s429", int) + get(r, "other", int) + get(r, "errors", int) for r in q)
         loss = sum(get(r, "s503", int) + get(r, "s429", int) + get(r, "other", int) + get(r, "errors", int) for r in q)
-        noisy_good = span((get(r, "ok", int) * get(r, "per", int) / get(r, "dur") for r in n), "{:,.0f}") if n else "-"
+        per_rep = {}
+        for r in n:
+            per_rep[r[2]] = per_rep.get(r[2], 0) + get(r, "ok", int) * get(r, "per", int) / get(r, "dur")
+        noisy_good = span(per_rep.values(), "{:,.0f}") if n else "-"
         refused = f"{sum(get(r, 's429', int) for r in n):,} / {sum(get(r, 's503', int) for r in n):,}" if n else "-"
         complete = all(lost(r) == 0 and exact(r) for r in q + n)
         label = {"alone": "quiet key alone", "noisy": "with the noisy key", "on": "fair admission on", "off": "fair admission off"}[run]
