@@ -15,8 +15,8 @@
 //!   path: empty).
 //! - [`router`]: the head's first line is `METHOD URI`, as in HTTP/1.1.
 //!
-//! Both run with the integration settings of [`CONFIG`] (generic mappers, SNS confirmation
-//! logged rather than fetched: a fuzz run makes no network request).
+//! Both run with [`CONFIG`] (generic mappers, SNS confirmation logged rather than fetched: a
+//! fuzz run makes no network request; `router` also with its secrets and admin tokens).
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::wire::{self, Record};
 use crate::ingest::admin::Health;
+use crate::ingest::auth::Auth;
 use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::fixture::NOW;
 use crate::ingest::integrations::settings::{self, SettingsByKind};
@@ -53,10 +54,37 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// The config both request targets run with: every format-owned setting that changes what a
-/// parser does, and one shard.
+/// parser does, one shard, and auth the way each kind of secret and token works (a few kinds
+/// with a secret, the others open so that the router reaches their parsers).
 pub const CONFIG: &str = r#"
 [correlate]
 shards = 1
+
+[auth]
+max_silence = "3d"
+
+[auth.integrations.grafana]
+secrets = ["fuzz-grafana-secret", "fuzz-grafana-old-secret"]
+header = "X-Sluice-Secret"
+
+[auth.integrations.pagerduty]
+secrets = ["fuzz-pagerduty-token"]
+query = "token"
+
+[auth.integrations.alertmanager_webhook]
+secrets = ["fuzz-path-secret"]
+path = true
+
+[[auth.tokens]]
+name = "ops"
+token = "fuzz-ops-token-0123456789"
+scopes = ["read", "write", "broad_silence"]
+
+[[auth.tokens]]
+name = "team"
+token = "fuzz-team-token-0123456789"
+scopes = ["read", "write"]
+routing_keys = ["rk-1"]
 
 [integrations.alertmanager_api]
 default_severity = "warning"
@@ -91,14 +119,24 @@ dedup_key = "/id"
 /// The routing key of a [`format`] input without an `X-Routing-Key` header.
 pub const ROUTING_KEY: &str = "fuzz-routing-key";
 
-fn fuzz_config() -> &'static (Config, SettingsByKind) {
-    static CONFIG_: OnceLock<(Config, SettingsByKind)> = OnceLock::new();
-    CONFIG_.get_or_init(|| {
+/// [`CONFIG`] loaded, and what the server builds from it (as `app` does).
+struct Loaded {
+    config: Config,
+    settings: SettingsByKind,
+    auth: Arc<Auth>,
+}
+
+fn loaded() -> &'static Loaded {
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
+    LOADED.get_or_init(|| {
         let config = Config::from_toml_with(CONFIG, Vec::new(), settings::check)
             .expect("the fuzz config is valid");
-        let settings =
-            SettingsByKind::checked(&config.integrations).expect("the fuzz config is valid");
-        (config, settings)
+        Loaded {
+            settings: SettingsByKind::checked(&config.integrations)
+                .expect("the fuzz config is valid"),
+            auth: Arc::new(Auth::from_config(&config.auth)),
+            config,
+        }
     })
 }
 
@@ -150,7 +188,7 @@ fn parse_format(data: &[u8]) -> Option<(Integration, Result<Parsed, IntegrationE
         None if kind.key_from_request() => ROUTING_KEY,
         None => "",
     };
-    let (_, settings) = fuzz_config();
+    let settings = &loaded().settings;
     let req = IngestRequest {
         routing_key,
         headers: &headers,
@@ -187,9 +225,10 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// One HTTP request through the real [`Router`] (routes, routing keys, body limits, parsers,
-/// silences, admin routes) on a fresh in-process pipeline whose correlator runs inline: a
-/// request that reaches it is correlated too. The answer is never a 500.
+/// One HTTP request through the real [`Router`] (routes, secrets and admin tokens, routing
+/// keys, body limits, parsers, both silences APIs, admin routes) on a fresh in-process
+/// pipeline whose correlator runs inline: a request that reaches it is correlated too. The
+/// answer is never a 500.
 pub fn router(data: &[u8]) {
     let (head, body) = split(data);
     let mut lines = lines(head);
@@ -211,7 +250,11 @@ pub fn router(data: &[u8]) {
         return; // hyper answers a request line it cannot read itself
     };
     *req.headers_mut() = headers(lines);
-    let (config, settings) = fuzz_config();
+    let Loaded {
+        config,
+        settings,
+        auth,
+    } = loaded();
     let clock = Clock::manual(NOW);
     let sink = Arc::new(MemorySink::default());
     let (_inline, intake) = crate::pipeline::local::inline(&config.correlate, clock.clone(), sink);
@@ -225,7 +268,8 @@ pub fn router(data: &[u8]) {
             body_read_timeout: config.server.body_read_timeout,
         },
     )
-    .with_integrations(settings.clone());
+    .with_integrations(settings.clone())
+    .with_auth(Arc::clone(auth));
     let resp = block_on(router.handle(req));
     assert_ne!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }

@@ -272,7 +272,9 @@ fn router_seeds() -> Vec<(String, Vec<u8>)> {
         if let Some(q) = f.query() {
             uri = format!("{uri}?{q}");
         }
-        let headers: Vec<(&str, &str)> = f.headers().collect();
+        let mut headers: Vec<(&str, &str)> = f.headers().collect();
+        let (uri, secret) = with_secret(f.kind, uri);
+        headers.extend(secret);
         let input = request(&format!("POST {uri}"), &headers, &f.body);
         out.push((format!("fixture-{kind}-{}", f.case), input));
     }
@@ -280,15 +282,49 @@ fn router_seeds() -> Vec<(String, Vec<u8>)> {
     let change = br#"{"routing_key":"rk-1","payload":{"summary":"deploy 42","source":"ci"}}"#;
     let alert = br#"[{"labels":{"alertname":"Down","instance":"a:9100"},"startsAt":"2024-05-02T09:00:00Z"}]"#;
     let opsgenie = br#"{"message":"disk full","alias":"disk-a","priority":"P2"}"#;
+    let silence_v2 = br#"{"matchers":[{"name":"routing_key","value":"rk-1","isRegex":false},{"name":"alertname","value":"Disk.*","isRegex":true}],"startsAt":"2024-05-02T09:00:00Z","endsAt":"2024-05-02T11:00:00Z","createdBy":"ana","comment":"disk swap"}"#;
+    let broad = br#"{"matchers":[{"name":"routing_key","value":"rk-1","isRegex":false},{"name":"source","value":".+","isRegex":true}],"startsAt":"2024-05-02T09:00:00Z","endsAt":"2024-05-02T11:00:00Z","createdBy":"ana","comment":"all"}"#;
+    let ops = ("authorization", "Bearer fuzz-ops-token-0123456789");
+    let team = ("authorization", "Bearer fuzz-team-token-0123456789");
+    let grafana =
+        std::fs::read(root().join("tests/fixtures/integrations/grafana/firing_batch.request.json"))
+            .unwrap();
     type Fixed<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
-    let fixed: [Fixed<'_>; 11] = [
+    let fixed: &[Fixed<'_>] = &[
         ("healthz", "GET /healthz", &[], b""),
         ("readyz-head", "HEAD /readyz", &[], b""),
         ("metrics", "GET /metrics", &[], b""),
-        ("change", "POST /v2/change/enqueue", &[], change),
-        ("silence-create", "POST /api/v1/silences", &[], silence),
-        ("silence-list", "GET /api/v1/silences", &[], b""),
-        ("silence-delete", "DELETE /api/v1/silences/1", &[], b""),
+        (
+            "change",
+            "POST /v2/change/enqueue?token=fuzz-pagerduty-token",
+            &[],
+            change,
+        ),
+        ("change-no-token", "POST /v2/change/enqueue", &[], change),
+        ("silence-create", "POST /api/v1/silences", &[ops], silence),
+        ("silence-no-token", "POST /api/v1/silences", &[], silence),
+        ("silence-list", "GET /api/v1/silences", &[team], b""),
+        ("silence-delete", "DELETE /api/v1/silences/1", &[ops], b""),
+        (
+            "silence-v2-create",
+            "POST /api/v2/silences",
+            &[team],
+            silence_v2,
+        ),
+        ("silence-v2-broad", "POST /api/v2/silences", &[team], broad),
+        ("silence-v2-list", "GET /api/v2/silences", &[ops], b""),
+        (
+            "grafana-old-secret",
+            "POST /integrations/grafana/rk-1",
+            &[("x-sluice-secret", "fuzz-grafana-old-secret")],
+            &grafana,
+        ),
+        (
+            "grafana-wrong-secret",
+            "POST /integrations/grafana/rk-1",
+            &[("x-sluice-secret", "nope")],
+            &grafana,
+        ),
         (
             "alertmanager-api-own",
             "POST /api/v2/alerts",
@@ -314,18 +350,35 @@ fn router_seeds() -> Vec<(String, Vec<u8>)> {
             b"{}",
         ),
     ];
-    for (name, line, headers, body) in fixed {
+    for &(name, line, headers, body) in fixed {
         out.push((name.to_string(), request(line, headers, body)));
     }
     let storm = std::fs::read_to_string(root().join("tests/fixtures/replay/storm.jsonl")).unwrap();
     for (i, line) in storm.lines().take(8).enumerate() {
         let rec: Value = serde_json::from_str(line).unwrap();
         let path = rec["path"].as_str().unwrap();
+        let kind = Integration::ALL
+            .into_iter()
+            .find(|k| k.own_path() == Some(path))
+            .unwrap_or(Integration::PagerDuty);
+        let (uri, secret) = with_secret(kind, path.to_string());
         let body = serde_json::to_vec(&rec["body"]).unwrap();
-        out.push((
-            format!("storm-{i}"),
-            request(&format!("POST {path}"), &[], &body),
-        ));
+        let input = request(&format!("POST {uri}"), &Vec::from_iter(secret), &body);
+        out.push((format!("storm-{i}"), input));
     }
     out
+}
+
+/// `uri` with the secret [`CONFIG`] asks of `kind` (a query parameter or a path prefix), and
+/// the header that carries it, if any.
+fn with_secret(kind: Integration, uri: String) -> (String, Option<(&'static str, &'static str)>) {
+    match kind {
+        Integration::Grafana => (uri, Some(("x-sluice-secret", "fuzz-grafana-secret"))),
+        Integration::PagerDuty => {
+            let sep = if uri.contains('?') { '&' } else { '?' };
+            (format!("{uri}{sep}token=fuzz-pagerduty-token"), None)
+        }
+        Integration::AlertmanagerWebhook => (format!("/secret/fuzz-path-secret{uri}"), None),
+        _ => (uri, None),
+    }
 }
