@@ -344,6 +344,31 @@ pub fn check(
 }
 
 /// Validates a silence body, reporting every problem with its field.
+/// The date-time field `name` of a silence body: `default` when absent (an error naming it when
+/// there is none), an error naming it when it is not RFC 3339.
+pub fn time_field(
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+    default: Option<UnixMillis>,
+    errors: &mut Vec<String>,
+) -> Option<UnixMillis> {
+    match obj.get(name) {
+        None | Some(Value::Null) => {
+            if default.is_none() {
+                errors.push(format!("'{name}' is missing"));
+            }
+            default
+        }
+        Some(v) => match v.as_str().and_then(parse_timestamp) {
+            Some(Timestamp::At(t)) => Some(t),
+            _ => {
+                errors.push(format!("'{name}' is not an RFC 3339 date-time"));
+                None
+            }
+        },
+    }
+}
+
 fn parse(body: &[u8], now: UnixMillis, max: Duration) -> Result<Silence, Vec<String>> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| vec![format!("'body' is not JSON: {e}")])?;
@@ -372,23 +397,8 @@ fn parse(body: &[u8], now: UnixMillis, max: Duration) -> Result<Silence, Vec<Str
         }
         _ => errors.push("'matchers' must be a non-empty array".into()),
     }
-    let mut time = |name: &str, default: Option<UnixMillis>| match obj.get(name) {
-        None | Some(Value::Null) => {
-            if default.is_none() {
-                errors.push(format!("'{name}' is missing"));
-            }
-            default
-        }
-        Some(v) => match v.as_str().and_then(parse_timestamp) {
-            Some(Timestamp::At(t)) => Some(t),
-            _ => {
-                errors.push(format!("'{name}' is not an RFC 3339 date-time"));
-                None
-            }
-        },
-    };
-    let starts_at = time("starts_at", Some(now));
-    let ends_at = time("ends_at", None);
+    let starts_at = time_field(obj, "starts_at", Some(now), &mut errors);
+    let ends_at = time_field(obj, "ends_at", None, &mut errors);
     check(
         &matchers,
         (starts_at, ends_at),

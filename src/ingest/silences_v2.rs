@@ -27,10 +27,10 @@ use serde_json::Value;
 use crate::correlate::silence::{Silence, SilenceState};
 use crate::event::Field;
 use crate::matchers::{Matcher, Op};
-use crate::time::{parse_timestamp, Timestamp, UnixMillis};
+use crate::time::UnixMillis;
 
 use super::response::{self, Body};
-use super::silences::{check, Call, Failed, SilenceStore};
+use super::silences::{check, time_field, Call, Failed, SilenceStore};
 
 /// `GET` and `POST` here.
 pub const LIST: &str = "/api/v2/silences";
@@ -247,23 +247,8 @@ fn parse(body: &[u8], now: UnixMillis, max: Duration) -> Result<Silence, Vec<Str
         }
         _ => errors.push("'matchers' must be a non-empty array".into()),
     }
-    let mut time = |name: &str, default: Option<UnixMillis>| match obj.get(name) {
-        None | Some(Value::Null) => {
-            if default.is_none() {
-                errors.push(format!("'{name}' is missing"));
-            }
-            default
-        }
-        Some(v) => match v.as_str().and_then(parse_timestamp) {
-            Some(Timestamp::At(t)) => Some(t),
-            _ => {
-                errors.push(format!("'{name}' is not an RFC 3339 date-time"));
-                None
-            }
-        },
-    };
-    let starts_at = time("startsAt", Some(now));
-    let ends_at = time("endsAt", None);
+    let starts_at = time_field(obj, "startsAt", Some(now), &mut errors);
+    let ends_at = time_field(obj, "endsAt", None, &mut errors);
     // Alertmanager moves a start in the past to now.
     let starts_at = starts_at.map(|s| s.max(now));
     check(
