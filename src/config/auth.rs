@@ -17,6 +17,10 @@
 //! # query = "token"                              # query (a parameter) or path = true
 //! # path = true                                  # (/secret/<secret>/integrations/grafana/<key>)
 //!
+//! [auth.integrations.sentry.signature]           # a signed body (see `signature`): with or
+//! scheme = "sentry"                              # without a secret beside it
+//! secrets_file = "/run/secrets/sentry"
+//!
 //! [[auth.tokens]]                                # admin bearer tokens; also SLUICE_ADMIN_TOKEN
 //! name = "ops"                                   # logged with every change it makes
 //! token_file = "/run/secrets/ops-token"          # or token = "..." (at least 16 characters)
@@ -38,6 +42,11 @@ use serde::Deserialize;
 
 use super::{Problems, Unknown};
 use crate::integration::{ByKind, Integration, MAX_ROUTING_KEY_CHARS};
+
+pub mod signature;
+
+use signature::RawSignature;
+pub use signature::SignatureConfig;
 
 pub mod defaults {
     pub const ROUTING_KEYS_RECHECK: &str = "5s";
@@ -74,6 +83,7 @@ struct RawIntegrationAuth {
     header: Option<String>,
     query: Option<String>,
     path: Option<bool>,
+    signature: Option<RawSignature>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -210,6 +220,8 @@ pub struct AuthConfig {
     pub max_silence: Duration,
     /// `[auth.integrations.<kind>]`: `None` for a kind without secrets.
     pub integrations: ByKind<Option<IntegrationAuth>>,
+    /// `[auth.integrations.<kind>.signature]`: `None` for a kind whose bodies are not signed.
+    pub signatures: ByKind<Option<SignatureConfig>>,
     pub tokens: Vec<AdminToken>,
 }
 
@@ -269,6 +281,7 @@ impl RawAuth {
             p.add("auth.max_silence", "must be greater than zero");
         }
         let mut integrations = ByKind::default();
+        let mut signatures = ByKind::default();
         for (name, raw) in self.integrations.unwrap_or_default() {
             let at = format!("auth.integrations.{name}");
             let Some(kind) = Integration::parse(&name) else {
@@ -279,7 +292,9 @@ impl RawAuth {
                 );
                 continue;
             };
-            integrations.set(kind, raw.validate(&at, p));
+            let (secret, signature) = raw.validate(&at, p);
+            integrations.set(kind, secret);
+            signatures.set(kind, signature);
         }
         let tokens = tokens(p, self.tokens.unwrap_or_default());
         AuthConfig {
@@ -289,35 +304,34 @@ impl RawAuth {
             routing_keys_recheck,
             max_silence,
             integrations,
+            signatures,
             tokens,
         }
     }
 }
 
 impl RawIntegrationAuth {
-    fn validate(self, at: &str, p: &mut Problems) -> Option<IntegrationAuth> {
+    /// The integration's secret check and its signature check; either may be absent.
+    fn validate(
+        self,
+        at: &str,
+        p: &mut Problems,
+    ) -> (Option<IntegrationAuth>, Option<SignatureConfig>) {
         p.unknown(at, &self.unknown);
-        let mut secrets = Vec::new();
-        let problems_before = p.0.len();
-        for (i, s) in self.secrets.unwrap_or_default().into_iter().enumerate() {
-            if let Some(s) = secret(p, &format!("{at}.secrets[{i}]"), s, 1) {
-                secrets.push(s);
-            }
+        let has_signature = self.signature.is_some();
+        let signature = self
+            .signature
+            .and_then(|s| s.validate(&format!("{at}.signature"), p));
+        let only_signature = has_signature
+            && self.secrets.is_none()
+            && self.secrets_file.is_none()
+            && self.header.is_none()
+            && self.query.is_none()
+            && self.path.is_none();
+        if only_signature {
+            return (None, signature);
         }
-        if let Some(path) = &self.secrets_file {
-            let key = format!("{at}.secrets_file");
-            match read_lines(Path::new(path)) {
-                Ok(lines) if lines.is_empty() => p.add(&key, format!("{path} holds no secret")),
-                Ok(lines) => {
-                    for (n, s) in lines {
-                        let line = format!("{key} line {n}");
-                        secrets.extend(secret(p, &line, s, 1));
-                    }
-                }
-                Err(e) => p.add(&key, e),
-            }
-        }
-        let secrets_reported = p.0.len() > problems_before;
+        let secrets = secrets(p, at, self.secrets, self.secrets_file.as_deref());
         let header = self.header.map(|h| {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 p.add(
@@ -348,18 +362,16 @@ impl RawIntegrationAuth {
                     locations.len()
                 ),
             );
-            return None;
+            return (None, signature);
         }
         if secrets.is_empty() {
-            if !secrets_reported {
-                p.add(at, "no secret: give secrets or secrets_file");
-            }
-            return None;
+            return (None, signature);
         }
-        Some(IntegrationAuth {
+        let secret = IntegrationAuth {
             secrets,
             location: locations.remove(0),
-        })
+        };
+        (Some(secret), signature)
     }
 }
 
@@ -464,6 +476,37 @@ fn secret(p: &mut Problems, key: &str, s: String, min: usize) -> Option<Secret> 
     } else {
         Some(Secret(s))
     }
+}
+
+/// `inline` secrets and the lines of `file` (the keys `<at>.secrets` and `<at>.secrets_file`);
+/// none at all is a problem.
+fn secrets(
+    p: &mut Problems,
+    at: &str,
+    inline: Option<Vec<String>>,
+    file: Option<&str>,
+) -> Vec<Secret> {
+    let before = p.0.len();
+    let mut out = Vec::new();
+    for (i, s) in inline.unwrap_or_default().into_iter().enumerate() {
+        out.extend(secret(p, &format!("{at}.secrets[{i}]"), s, 1));
+    }
+    if let Some(path) = file {
+        let key = format!("{at}.secrets_file");
+        match read_lines(Path::new(path)) {
+            Ok(lines) if lines.is_empty() => p.add(&key, format!("{path} holds no secret")),
+            Ok(lines) => {
+                for (n, s) in lines {
+                    out.extend(secret(p, &format!("{key} line {n}"), s, 1));
+                }
+            }
+            Err(e) => p.add(&key, e),
+        }
+    }
+    if out.is_empty() && p.0.len() == before {
+        p.add(at, "no secret: give secrets or secrets_file");
+    }
+    out
 }
 
 /// Routing keys as ingest takes them: non-blank, at most 255 characters.

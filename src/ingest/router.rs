@@ -313,10 +313,11 @@ impl Router {
         }
     }
 
-    /// Reads the body, or answers the request (413, 408, 400) and counts the refusal.
+    /// Reads a `kind` body and checks its signature (when `kind`'s are signed), or answers the
+    /// request (413, 408, 400, 401) and counts the refusal.
     async fn body_or_refusal<B>(
         &self,
-        name: &'static str,
+        kind: Integration,
         req: Request<B>,
     ) -> Result<(http::request::Parts, Vec<u8>), Response<Body>>
     where
@@ -324,16 +325,19 @@ impl Router {
         B::Data: Buf,
     {
         let (parts, body) = req.into_parts();
-        match body::read(&self.limits, &parts.headers, body).await {
-            Ok(b) => {
-                self.record(&parts, &b);
-                Ok((parts, b))
-            }
+        let body = match body::read(&self.limits, &parts.headers, body).await {
+            Ok(b) => b,
             Err(e) => {
-                m::rejected(name, e.reason()).increment(1);
-                Err(e.response(&self.limits))
+                m::rejected(kind.as_str(), e.reason()).increment(1);
+                return Err(e.response(&self.limits));
             }
+        };
+        let signatures = &self.auth.signatures;
+        if let Err(denied) = signatures.check(kind, &parts.headers, &body, self.clock.now()) {
+            return Err(self.deny(kind, denied));
         }
+        self.record(&parts, &body);
+        Ok((parts, body))
     }
 
     /// One request of a registered format: parse, queue every event in one all-or-nothing
@@ -353,7 +357,7 @@ impl Router {
         if let Err(denied) = self.admit(kind, routing_key, &req) {
             return self.deny(kind, denied);
         }
-        let (parts, mut body) = match self.body_or_refusal(name, req).await {
+        let (parts, mut body) = match self.body_or_refusal(kind, req).await {
             Ok(read) => read,
             Err(refusal) => return refusal,
         };
@@ -424,7 +428,7 @@ impl Router {
         if let Err(denied) = self.admit(kind, "", &req) {
             return self.deny(kind, denied);
         }
-        let (_, mut body) = match self.body_or_refusal(name, req).await {
+        let (_, mut body) = match self.body_or_refusal(kind, req).await {
             Ok(read) => read,
             Err(refusal) => return refusal,
         };

@@ -19,4 +19,5 @@ mod malformed;
 mod real_broker;
 mod replay;
 mod scenarios;
+mod signatures;
 mod transport;

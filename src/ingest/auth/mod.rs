@@ -1,6 +1,6 @@
 //! Who may send events and who may use the admin routes (`[auth]`, `crate::config::auth`):
 //! [`senders`] checks routing keys against the allowlist and each integration's secrets,
-//! [`admin`] the bearer tokens of the admin routes and what each may silence. Every secret and
+//! [`signatures`] webhook bodies' HMAC signatures, [`admin`] the bearer tokens of the admin routes and what each may silence. Every secret and
 //! token is compared in constant time ([`secrets`]) and kept out of answers, logs, metric
 //! labels and `serve --record` files ([`Auth::recordable`]).
 
@@ -8,6 +8,7 @@ pub mod admin;
 mod allowlist;
 mod secrets;
 pub mod senders;
+pub mod signatures;
 pub mod silence_policy;
 
 use std::time::Duration;
@@ -19,10 +20,13 @@ use crate::config::AuthConfig;
 
 pub use admin::{AdminAuth, Principal, Scope};
 pub use senders::SenderAuth;
+pub use signatures::Signatures;
 
 /// Ingest and admin auth, and the silence length cap.
 pub struct Auth {
     pub senders: SenderAuth,
+    /// Webhook body signatures, checked once a body is read.
+    pub signatures: Signatures,
     pub admin: AdminAuth,
     /// The longest silence (`auth.max_silence`).
     pub max_silence: Duration,
@@ -40,6 +44,7 @@ impl Auth {
     pub fn from_config(config: &AuthConfig) -> Auth {
         Auth {
             senders: SenderAuth::from_config(config),
+            signatures: Signatures::from_config(config),
             admin: AdminAuth::new(&config.tokens),
             max_silence: config.max_silence,
         }

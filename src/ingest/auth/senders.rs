@@ -37,7 +37,7 @@ struct KindSecrets {
 }
 
 /// Why a sender was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denied {
     /// No secret where the integration's secret goes (named).
     SecretMissing(String),
@@ -45,6 +45,12 @@ pub enum Denied {
     SecretWrong(String),
     /// The routing key is not in the allowlist.
     KeyNotAllowed,
+    /// No signature, or no timestamp beside it, in the header named.
+    SignatureMissing(String),
+    /// A signature that does not verify with any of the integration's secrets (where it was).
+    SignatureWrong(String),
+    /// A signed timestamp that is not one or is outside the tolerance.
+    SignatureExpired { at: String, problem: String },
 }
 
 impl Denied {
@@ -54,6 +60,9 @@ impl Denied {
             Denied::SecretMissing(_) => "secret_missing",
             Denied::SecretWrong(_) => "secret_wrong",
             Denied::KeyNotAllowed => "routing_key_not_allowed",
+            Denied::SignatureMissing(_) => "signature_missing",
+            Denied::SignatureWrong(_) => "signature_wrong",
+            Denied::SignatureExpired { .. } => "signature_expired",
         }
     }
 
@@ -70,6 +79,16 @@ impl Denied {
                 "routing key not allowed: it is not in auth.routing_keys or auth.routing_keys_file"
                     .into()
             }
+            Denied::SignatureMissing(at) => {
+                format!("a signature is required in {at} (auth.integrations.{name}.signature)")
+            }
+            Denied::SignatureWrong(at) => format!(
+                "the signature in {at} does not verify with any of \
+                 auth.integrations.{name}.signature's secrets"
+            ),
+            Denied::SignatureExpired { at, problem } => format!(
+                "the signed timestamp in {at} {problem} (auth.integrations.{name}.signature)"
+            ),
         }
     }
 
@@ -86,7 +105,7 @@ impl Denied {
             Denied::KeyNotAllowed => {
                 response::error(StatusCode::FORBIDDEN, "forbidden", &self.message(kind), &[])
             }
-            Denied::SecretMissing(_) | Denied::SecretWrong(_) => {
+            _ => {
                 let mut resp = response::error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
