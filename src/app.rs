@@ -23,6 +23,7 @@ use crate::ingest::router::Router;
 use crate::ingest::server::{self, ServerLimits};
 use crate::ingest::silence_log::SilenceLog;
 use crate::ingest::silences::SilenceStore;
+use crate::ingest::tls::{Tls, TlsError};
 use crate::pipeline::kafka::{spawn_correlator, EventsProducer, KafkaCorrelator};
 use crate::pipeline::limits::RateLimits;
 use crate::pipeline::Intake;
@@ -62,6 +63,8 @@ pub enum StartError {
         retention_ms: i64,
         needed_ms: u64,
     },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -194,6 +197,14 @@ pub async fn start_recording(
         Some(r) => router.with_recorder(r),
         None => router,
     });
+    let tls = match &config.server.tls {
+        Some(t) => {
+            let tls = Tls::new(t).map_err(StartError::Tls)?;
+            tls.follow(t);
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -204,7 +215,8 @@ pub async fn start_recording(
         addr: config.server.listen,
         source,
     })?;
-    tracing::info!(%addr, "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "listening");
     if admin_open_beyond_loopback(addr, &config.auth) {
         tracing::warn!(
             %addr,
@@ -222,7 +234,7 @@ pub async fn start_recording(
         drain: grace,
     };
     let task = tokio::spawn(async move {
-        let connections_cut = server::serve(listener, router, limits, stop_rx).await;
+        let connections_cut = server::serve(listener, router, limits, tls, stop_rx).await;
         let started = Instant::now();
         // Shards wait for room in the producer queue; with Kafka down that wait is bounded
         // by the grace period too, and what never reached the queue is reported.

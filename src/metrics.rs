@@ -56,11 +56,13 @@ pub const TRANSACTIONS_ABORTED: &str = "sluice_transactions_aborted_total";
 pub const TIME_TO_PAGE: &str = "sluice_time_to_page_seconds";
 pub const ADMIN_REFUSED: &str = "sluice_admin_requests_refused_total";
 pub const ADMIN_CHANGES: &str = "sluice_admin_changes_total";
+pub const TLS_HANDSHAKES_FAILED: &str = "sluice_tls_handshakes_failed_total";
+pub const TLS_RELOADS: &str = "sluice_tls_reloads_total";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
     (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
-    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded; secret_missing, secret_wrong, routing_key_not_allowed: ingest auth; rate_limited, global_rate_limited, over_burst: rate limits; over_share: fair admission)."),
+    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded; secret_missing, secret_wrong, routing_key_not_allowed, signature_missing, signature_wrong, signature_expired: ingest auth; rate_limited, global_rate_limited, over_burst: rate limits; over_share: fair admission)."),
     (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
     (EVENTS_DROPPED, "Accepted events not correlated, by reason (alert_not_open: an acknowledge/resolve with no open alert to apply to; event_rule: dropped by an event rule)."),
     (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),
@@ -81,6 +83,8 @@ pub const ALL: &[(&str, &str)] = &[
     (CAPS_REACHED, "Alerts past a cap, by cap: folded into their routing key's overflow incident (fail open), or for `routes`, re-routed without remembering the route."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
+    (TLS_HANDSHAKES_FAILED, "HTTPS listener: connections closed before their TLS handshake finished, by reason (timeout, error)."),
+    (TLS_RELOADS, "HTTPS listener: certificate files changed and loaded again, by outcome (loaded, failed: the previous pair stays)."),
     (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),
     (EVENTS_PRODUCED, "Kafka mode: events delivered to the events topic (acknowledged by the broker)."),
     (EVENT_DELIVERY_FAILED, "Kafka mode: events-topic records not delivered (the sender got 503), by kind of error."),
@@ -235,6 +239,14 @@ pub fn incidents_held(reason: &'static str) -> Counter {
 
 pub fn sns_subscription(outcome: &'static str) -> Counter {
     metrics::counter!(SNS_SUBSCRIPTIONS, "outcome" => outcome)
+}
+
+pub fn tls_handshakes_failed(reason: &'static str) -> Counter {
+    metrics::counter!(TLS_HANDSHAKES_FAILED, LABEL_REASON => reason)
+}
+
+pub fn tls_reloads(outcome: &'static str) -> Counter {
+    metrics::counter!(TLS_RELOADS, "outcome" => outcome)
 }
 
 pub fn admin_refused(reason: &'static str) -> Counter {

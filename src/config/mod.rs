@@ -35,7 +35,7 @@ pub use kafka::{Brokers, KafkaConfig};
 pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
 pub use pipeline::{PipelineConfig, PipelineMode, Roles};
-pub use server::ServerConfig;
+pub use server::{ServerConfig, TlsConfig, TlsVersion};
 
 /// Every default, in one place.
 pub mod defaults {
@@ -113,6 +113,8 @@ pub mod defaults {
 /// error, so a typo in an override is caught rather than silently ignored.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_LISTEN", "server.listen"),
+    ("SLUICE_TLS_CERT_FILE", "server.tls.cert_file"),
+    ("SLUICE_TLS_KEY_FILE", "server.tls.key_file"),
     ("SLUICE_KAFKA_BROKERS", "kafka.brokers"),
     ("SLUICE_KAFKA_TOPIC", "kafka.topic"),
     ("SLUICE_KAFKA_CHANGES_TOPIC", "kafka.changes_topic"),
@@ -350,6 +352,12 @@ impl RawConfig {
                     continue;
                 }
                 "SLUICE_LISTEN" => &mut server.listen,
+                "SLUICE_TLS_CERT_FILE" => {
+                    &mut server.tls.get_or_insert_with(Default::default).cert_file
+                }
+                "SLUICE_TLS_KEY_FILE" => {
+                    &mut server.tls.get_or_insert_with(Default::default).key_file
+                }
                 "SLUICE_KAFKA_BROKERS" => &mut kafka.brokers,
                 "SLUICE_KAFKA_TOPIC" => &mut kafka.topic,
                 "SLUICE_KAFKA_CHANGES_TOPIC" => &mut kafka.changes_topic,

@@ -10,6 +10,14 @@
 //!                                # keep-alive connection; then the connection is closed
 //! body_read_timeout = "30s"      # the whole body; then 408
 //! shutdown_grace = "30s"         # on SIGTERM: drain connections, then flush Kafka deliveries
+//!
+//! [server.tls]                   # HTTPS instead of HTTP; absent: plain HTTP
+//! cert_file = "/etc/sluice/tls/tls.crt"  # PEM chain, leaf first (SLUICE_TLS_CERT_FILE)
+//! key_file = "/etc/sluice/tls/tls.key"   # PEM private key: PKCS#8, PKCS#1 or SEC1
+//!                                        # (SLUICE_TLS_KEY_FILE)
+//! min_version = "1.2"            # or "1.3"
+//! recheck = "5s"                 # how often the files' modification times are looked at;
+//!                                # changed files are loaded for new connections
 //! ```
 //!
 //! One limit serves both the wire and the decoded body: the parsers never see more than
@@ -22,6 +30,7 @@
 //! rejected.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -38,8 +47,84 @@ pub(super) struct RawServer {
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    pub(super) tls: Option<RawTls>,
     #[serde(flatten)]
     unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawTls {
+    /// Set by `SLUICE_TLS_CERT_FILE` and `SLUICE_TLS_KEY_FILE` too.
+    pub(super) cert_file: Option<String>,
+    pub(super) key_file: Option<String>,
+    min_version: Option<String>,
+    recheck: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// The lowest TLS version the listener takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+/// `[server.tls]`, validated: the files exist; their contents are checked when sluice starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub min_version: TlsVersion,
+    pub recheck: Duration,
+}
+
+pub const DEFAULT_TLS_RECHECK: &str = "5s";
+
+impl RawTls {
+    fn validate(self, p: &mut Problems) -> Option<TlsConfig> {
+        p.unknown("server.tls", &self.unknown);
+        let mut file = |key: &str, raw: Option<String>| {
+            let key = format!("server.tls.{key}");
+            let Some(path) = raw else {
+                p.add(&key, "required with [server.tls]");
+                return None;
+            };
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => Some(PathBuf::from(path)),
+                Ok(_) => {
+                    p.add(&key, format!("{path} is not a regular file"));
+                    None
+                }
+                Err(e) => {
+                    p.add(&key, format!("cannot read {path}: {e}"));
+                    None
+                }
+            }
+        };
+        let cert_file = file("cert_file", self.cert_file);
+        let key_file = file("key_file", self.key_file);
+        let min_version = p.one_of(
+            "server.tls.min_version",
+            self.min_version.as_deref(),
+            "1.2",
+            &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)],
+        );
+        let recheck = p.duration(
+            "server.tls.recheck",
+            self.recheck.as_deref(),
+            DEFAULT_TLS_RECHECK,
+        );
+        if recheck.is_zero() && self.recheck.is_some_and(|r| parse_duration(&r).is_ok()) {
+            p.add("server.tls.recheck", "must be greater than zero");
+        }
+        Some(TlsConfig {
+            cert_file: cert_file?,
+            key_file: key_file?,
+            min_version,
+            recheck,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +135,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl RawServer {
@@ -90,6 +177,7 @@ impl RawServer {
                 self.shutdown_grace.as_deref(),
                 defaults::SHUTDOWN_GRACE,
             ),
+            tls: self.tls.and_then(|t| t.validate(p)),
         }
     }
 }

@@ -13,3 +13,4 @@ pub mod server;
 pub mod silence_log;
 pub mod silences;
 pub mod silences_v2;
+pub mod tls;

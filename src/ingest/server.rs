@@ -1,5 +1,7 @@
 //! The HTTP/1.1 front end: an accept loop with a connection cap, hyper connections with
-//! keep-alive and a header-read timeout, a lingering close, and a drain on shutdown.
+//! keep-alive and a header-read timeout, a lingering close, and a drain on shutdown; over TLS
+//! when `[server.tls]` is set (`super::tls`), the handshake done in the connection's task
+//! within the header-read timeout.
 //!
 //! Lingering close: hyper answers some requests before it has read them whole (a body over
 //! `server.max_body_bytes` gets its 413 from the router, headers over hyper's buffer get 431)
@@ -13,6 +15,7 @@
 //! a header-read timeout (slowloris) got no answer and does not linger.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,12 +24,14 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use super::router::Router;
+use super::tls::Tls;
+use crate::metrics as m;
 
 /// The most a lingering close reads after the answer (a client sending a body several times
 /// the limit still gets to read its 413).
@@ -51,6 +56,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Arc<Router>,
     limits: ServerLimits,
+    tls: Option<Arc<Tls>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> usize {
     let graceful = GracefulShutdown::new();
@@ -78,25 +84,29 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let router = Arc::clone(&router);
-                let service = service_fn(move |req| {
-                    let router = Arc::clone(&router);
-                    async move { Ok::<_, Infallible>(router.handle(req).await) }
-                });
-                let (io, returned) = Returned::new(stream);
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+                let serving = Serving {
+                    router: Arc::clone(&router),
+                    builder: builder.clone(),
+                    watcher: graceful.watcher(),
+                    peer,
+                };
+                let tls = tls.clone();
+                let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    let result = conn.await;
-                    let cut_for_time = result.as_ref().is_err_and(hyper::Error::is_timeout);
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    // hyper has dropped the socket's wrapper by now, which handed it back.
-                    if let Ok((stream, peer_closed)) = returned.await {
-                        if !peer_closed && !cut_for_time {
-                            let drained = linger(stream).await;
-                            if drained > 0 {
-                                tracing::debug!(%peer, drained, "lingering close read past the answer");
+                    match tls {
+                        None => serving.connection(stream).await,
+                        Some(tls) => {
+                            let handshake = tls.acceptor.accept(stream);
+                            match tokio::time::timeout(handshake_timeout, handshake).await {
+                                Ok(Ok(stream)) => serving.connection(stream).await,
+                                Ok(Err(e)) => {
+                                    m::tls_handshakes_failed("error").increment(1);
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    m::tls_handshakes_failed("timeout").increment(1);
+                                    tracing::debug!(%peer, "TLS handshake not done within server.header_read_timeout");
+                                }
                             }
                         }
                     }
@@ -121,9 +131,52 @@ pub async fn serve(
     }
 }
 
+/// What one connection needs once accepted (and, with TLS, once its handshake is done).
+struct Serving {
+    router: Arc<Router>,
+    builder: http1::Builder,
+    watcher: Watcher,
+    peer: SocketAddr,
+}
+
+impl Serving {
+    /// Serves `stream`'s requests until hyper is done with it, then lingers if need be.
+    async fn connection<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Serving {
+            router,
+            builder,
+            watcher,
+            peer,
+        } = self;
+        let service = service_fn(move |req| {
+            let router = Arc::clone(&router);
+            async move { Ok::<_, Infallible>(router.handle(req).await) }
+        });
+        let (io, returned) = Returned::new(stream);
+        let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+        let result = conn.await;
+        let cut_for_time = result.as_ref().is_err_and(hyper::Error::is_timeout);
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        // hyper has dropped the socket's wrapper by now, which handed it back.
+        if let Ok((stream, peer_closed)) = returned.await {
+            if !peer_closed && !cut_for_time {
+                let drained = linger(stream).await;
+                if drained > 0 {
+                    tracing::debug!(%peer, drained, "lingering close read past the answer");
+                }
+            }
+        }
+    }
+}
+
 /// Shuts the write side of `stream` and reads what the peer still sends until it closes, within
 /// the linger bounds; returns the bytes thrown away.
-async fn linger(mut stream: TcpStream) -> usize {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> usize {
     // hyper shut the write side after a clean end; after an error it may not have.
     let _ = stream.shutdown().await;
     let deadline = tokio::time::Instant::now() + LINGER_MAX_TIME;
@@ -144,14 +197,14 @@ async fn linger(mut stream: TcpStream) -> usize {
 
 /// The socket as hyper gets it: notes whether the peer closed its side, and hands the socket
 /// back (through `back`) when hyper drops it, so the connection task can linger on it.
-struct Returned {
-    stream: Option<TcpStream>,
+struct Returned<S> {
+    stream: Option<S>,
     peer_closed: bool,
-    back: Option<oneshot::Sender<(TcpStream, bool)>>,
+    back: Option<oneshot::Sender<(S, bool)>>,
 }
 
-impl Returned {
-    fn new(stream: TcpStream) -> (Self, oneshot::Receiver<(TcpStream, bool)>) {
+impl<S: AsyncRead + AsyncWrite + Unpin> Returned<S> {
+    fn new(stream: S) -> (Self, oneshot::Receiver<(S, bool)>) {
         let (tx, rx) = oneshot::channel();
         let io = Returned {
             stream: Some(stream),
@@ -161,12 +214,12 @@ impl Returned {
         (io, rx)
     }
 
-    fn stream(&mut self) -> Pin<&mut TcpStream> {
+    fn stream(&mut self) -> Pin<&mut S> {
         Pin::new(self.stream.as_mut().expect("the socket is held until drop"))
     }
 }
 
-impl Drop for Returned {
+impl<S> Drop for Returned<S> {
     fn drop(&mut self) {
         if let (Some(stream), Some(back)) = (self.stream.take(), self.back.take()) {
             let _ = back.send((stream, self.peer_closed));
@@ -174,7 +227,7 @@ impl Drop for Returned {
     }
 }
 
-impl AsyncRead for Returned {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Returned<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -192,7 +245,7 @@ impl AsyncRead for Returned {
     }
 }
 
-impl AsyncWrite for Returned {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Returned<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -2,6 +2,7 @@
 //! process or socket boundary.
 
 mod auth;
+mod certs;
 mod chaos;
 mod cli;
 mod harness;
@@ -20,4 +21,5 @@ mod real_broker;
 mod replay;
 mod scenarios;
 mod signatures;
+mod tls;
 mod transport;
