@@ -53,6 +53,7 @@ pub const EVENT_DELIVERY_DURATION: &str = "sluice_event_delivery_duration_second
 pub const EVENTS_REROUTED: &str = "sluice_events_rerouted_total";
 pub const ROUTED_REPEATS: &str = "sluice_routed_repeats_total";
 pub const TRANSACTIONS_ABORTED: &str = "sluice_transactions_aborted_total";
+pub const TRANSACTION_MESSAGES_ABORTED: &str = "sluice_transaction_messages_aborted_total";
 pub const TIME_TO_PAGE: &str = "sluice_time_to_page_seconds";
 pub const ADMIN_REFUSED: &str = "sluice_admin_requests_refused_total";
 pub const ADMIN_CHANGES: &str = "sluice_admin_changes_total";
@@ -104,6 +105,7 @@ pub const ALL: &[(&str, &str)] = &[
     (EVENTS_REROUTED, "Events the event rules (or a route they made earlier) gave another routing key than their sender's: correlated in that key's partition."),
     (ROUTED_REPEATS, "Kafka mode: re-routed events skipped because their partition had taken them already (their source partition was processed again after a crash or a move)."),
     (TRANSACTIONS_ABORTED, "Kafka mode with transactions: transactions aborted (a delivery failed, the group moved on, the correlator was paused); their partitions are processed again from the last commit."),
+    (TRANSACTION_MESSAGES_ABORTED, "Kafka mode with transactions: incident and change messages written in transactions that aborted; made again after, and never seen by read_committed consumers."),
     (TIME_TO_PAGE, "From an incident's first event (received by ingest) to its opened message being handed to the producer: group_wait, any pause, queueing, and for an incident held by a threshold the wait for it."),
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
     (ADMIN_REFUSED, "Admin requests refused by admin auth, by reason (token_missing, token_unknown, scope, routing_key, broad_silence)."),

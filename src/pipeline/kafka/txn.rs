@@ -11,7 +11,7 @@
 //! aborted transaction wrote is never seen by `read_committed` consumers, and what is written
 //! again is the same.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub(super) struct TxnSink {
     pending: Mutex<Vec<(usize, DeliveryFuture)>>,
     /// A message the producer would not queue (its transaction is failing): it must abort.
     refused: AtomicBool,
+    /// Messages written in the open transaction.
+    written: AtomicU64,
     incidents_topic: String,
     changes_topic: String,
     source: String,
@@ -53,6 +55,7 @@ impl TxnSink {
             producer,
             pending: Mutex::new(Vec::new()),
             refused: AtomicBool::new(false),
+            written: AtomicU64::new(0),
             incidents_topic: kafka.topic.clone(),
             changes_topic: kafka.changes_topic.clone(),
             source: source.to_string(),
@@ -81,10 +84,11 @@ impl TxnSink {
         delivered
     }
 
-    /// Forgets the messages of an aborted transaction.
-    fn discard(&self) {
+    /// Forgets the messages of an aborted transaction; returns how many it wrote.
+    fn discard(&self) -> u64 {
         self.pending.lock().expect("pending lock").clear();
         self.refused.store(false, Ordering::Relaxed);
+        self.written.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -115,6 +119,7 @@ impl Sink for TxnSink {
             .with(|p| p.send_result(record).map_err(|(e, _)| e));
         match sent {
             Ok(delivery) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
                 let kind = msg.kind.index();
                 self.pending
                     .lock()
@@ -166,6 +171,7 @@ impl Transactions {
                 .and_then(|()| retried(|| producer.commit_transaction(TXN_TIMEOUT)));
         match committed {
             Ok(()) => {
+                self.sink.written.store(0, Ordering::Relaxed);
                 if let Err(e) = producer.begin_transaction() {
                     self.producer
                         .renew(generation, &format!("cannot begin a transaction: {e}"));
@@ -182,14 +188,15 @@ impl Transactions {
     /// Aborts the open transaction (renewing the producer when it cannot) and begins the next.
     /// Blocking.
     pub(super) fn abort(&self, why: &str) {
-        self.sink.discard();
+        let discarded = self.sink.discard();
+        m::counter(m::TRANSACTION_MESSAGES_ABORTED).increment(discarded);
         let (generation, producer) = self.producer.get();
         let aborted = producer
             .abort_transaction(TXN_TIMEOUT)
             .and_then(|()| producer.begin_transaction());
         m::counter(m::TRANSACTIONS_ABORTED).increment(1);
         match aborted {
-            Ok(()) => tracing::warn!(why, "transaction aborted"),
+            Ok(()) => tracing::warn!(why, messages = discarded, "transaction aborted"),
             Err(e) => {
                 self.producer
                     .renew(generation, &format!("transaction not aborted ({why}): {e}"));
