@@ -257,8 +257,12 @@ fn decode(msg: &impl Message) -> Received {
                     .collect()
             })
             .unwrap_or_default(),
-        body: serde_json::from_slice(msg.payload().unwrap_or_default())
-            .expect("message body is JSON"),
+        body: {
+            let body = serde_json::from_slice(msg.payload().unwrap_or_default())
+                .expect("message body is JSON");
+            crate::schema::check_message(&body);
+            body
+        },
     }
 }
 

@@ -20,6 +20,7 @@ mod malformed;
 mod real_broker;
 mod replay;
 mod scenarios;
+mod schema;
 mod signatures;
 mod tls;
 mod transport;
