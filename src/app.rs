@@ -23,7 +23,9 @@ use crate::ingest::router::Router;
 use crate::ingest::server::{self, ServerLimits};
 use crate::ingest::silence_log::SilenceLog;
 use crate::ingest::silences::SilenceStore;
+use crate::ingest::sns_verify::SnsVerifier;
 use crate::ingest::tls::{Tls, TlsError};
+use crate::integration::Integration;
 use crate::pipeline::kafka::{spawn_correlator, EventsProducer, KafkaCorrelator};
 use crate::pipeline::limits::RateLimits;
 use crate::pipeline::Intake;
@@ -177,6 +179,8 @@ pub async fn start_recording(
     crate::metrics::rules_info(&rules).set(1.0);
     tracing::info!(rules = %rules, "rules fingerprint");
     let health = Arc::new(Health::new(sink.clone(), restoring).with_rules(rules));
+    let integrations = SettingsByKind::checked(&config.integrations)?;
+    let sns = SnsVerifier::from_settings(&integrations.get(Integration::CloudwatchSns).sns);
     let router = Router::new(
         intake,
         clock,
@@ -187,7 +191,8 @@ pub async fn start_recording(
             body_read_timeout: config.server.body_read_timeout,
         },
     )
-    .with_integrations(SettingsByKind::checked(&config.integrations)?)
+    .with_integrations(integrations)
+    .with_sns_verifier(sns)
     .with_auth(Arc::new(Auth::from_config(&config.auth)));
     let router = match silences {
         Some(store) => router.with_silences(store),

@@ -1,7 +1,8 @@
-//! Confirming SNS subscriptions: the one outbound HTTP request sluice makes.
+//! Confirming SNS subscriptions, and the outbound HTTP fetch it shares with `sns_verify`.
 //!
 //! The CloudWatch-via-SNS parser decides whether a `SubscribeURL` may be fetched at all (it must
-//! match `confirm_url_pattern`, see `integrations::cloudwatch_sns`); this module only does the
+//! match `confirm_url_pattern` and its topic be in `topic_arns`, see
+//! `integrations::cloudwatch_sns`); this module only does the
 //! fetch, after the sender has had its `200`: one `GET`, no redirects followed, the certificate
 //! verified against the system's CA store (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured), the
 //! whole exchange bounded by [`TIMEOUT`], the answer's body read up to [`MAX_BODY`] and only
@@ -10,7 +11,14 @@
 //! for three days and resends the confirmation when the subscription is re-requested).
 //!
 //! A pattern that admits `http://` URLs (a local SNS emulator) is fetched over plain HTTP.
+//!
+//! [`fetch_via`] is also how `sns_verify` fetches SNS signing certificates; both honour
+//! `[integrations.cloudwatch_sns] resolve` ([`Resolve`]: host names connected to at a fixed
+//! address, for tests and air-gapped mirrors), while the certificate is still verified against
+//! the host name of the URL.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -54,17 +62,39 @@ pub enum FetchError {
     TimedOut(Duration),
 }
 
+/// Host names (lower case) connected to at a fixed address instead of the one DNS gives.
+pub type Resolve = BTreeMap<String, SocketAddr>;
+
+/// The client config trusting the system's CA store, loaded on first use (reading the store
+/// takes a while: call [`SystemTls::get`] off the async threads) and shared by clones.
+#[derive(Clone, Default)]
+pub struct SystemTls(Arc<OnceLock<Result<Arc<ClientConfig>, String>>>);
+
+impl SystemTls {
+    /// A config given rather than loaded (tests).
+    pub fn fixed(config: Arc<ClientConfig>) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(Ok(config));
+        SystemTls(Arc::new(cell))
+    }
+
+    /// The config, or why there is none (no CA certificates found).
+    pub fn get(&self) -> Result<Arc<ClientConfig>, String> {
+        self.0.get_or_init(system_tls).clone()
+    }
+}
+
 /// Spawns confirmations; one per router.
 pub struct Confirmer {
-    /// Loaded by the first confirmation, in its task (reading the CA store takes a while).
-    tls: Arc<OnceLock<Result<Arc<ClientConfig>, String>>>,
+    /// Loaded by the first confirmation, in its task.
+    tls: SystemTls,
     slots: Arc<Semaphore>,
 }
 
 impl Default for Confirmer {
     fn default() -> Self {
         Confirmer {
-            tls: Arc::new(OnceLock::new()),
+            tls: SystemTls::default(),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
@@ -79,8 +109,9 @@ impl Confirmer {
             tracing::warn!(
                 topic_arn = sub.topic_arn,
                 subscribe_url = sub.url,
-                "SNS subscription awaits confirmation (auto_confirm is off): open subscribe_url \
-                 once, or run aws sns confirm-subscription with its Token"
+                "SNS subscription awaits confirmation: open subscribe_url once, or run aws sns \
+                 confirm-subscription with its Token (sluice confirms by itself only with \
+                 auto_confirm on and the topic in integrations.cloudwatch_sns.topic_arns)"
             );
             return;
         }
@@ -94,10 +125,10 @@ impl Confirmer {
             );
             return;
         };
-        let tls = Arc::clone(&self.tls);
+        let tls = self.tls.clone();
         tokio::spawn(async move {
-            let outcome = match tls.get_or_init(system_tls).clone() {
-                Ok(tls) => fetch(&sub.url, &tls, TIMEOUT).await,
+            let outcome = match tls.get() {
+                Ok(tls) => fetch_via(&sub.url, &tls, TIMEOUT, &sub.resolve).await,
                 Err(e) => Err(FetchError::NoRoots(e)),
             };
             drop(permit);
@@ -167,6 +198,17 @@ pub async fn fetch(
     tls: &Arc<ClientConfig>,
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), FetchError> {
+    fetch_via(url, tls, timeout, &Resolve::new()).await
+}
+
+/// [`fetch`], connecting to the address `resolve` gives the URL's host when it names it (the
+/// TLS server name, and so the certificate check, stay the URL's host).
+pub async fn fetch_via(
+    url: &str,
+    tls: &Arc<ClientConfig>,
+    timeout: Duration,
+    resolve: &Resolve,
+) -> Result<(StatusCode, Bytes), FetchError> {
     let bad = || FetchError::BadUrl(url.to_string());
     let uri: Uri = url.parse().map_err(|_| bad())?;
     let https = match uri.scheme_str() {
@@ -189,10 +231,13 @@ pub async fn fetch(
         .header(USER_AGENT, concat!("sluice/", env!("CARGO_PKG_VERSION")))
         .body(Empty::<Bytes>::new())
         .map_err(|_| bad())?;
+    let fixed = resolve.get(&host.to_ascii_lowercase()).copied();
     let exchange = async {
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(FetchError::Connect)?;
+        let tcp = match fixed {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((host, port)).await,
+        }
+        .map_err(FetchError::Connect)?;
         let _ = tcp.set_nodelay(true);
         if https {
             let name = ServerName::try_from(host.to_string()).map_err(|_| bad())?;
@@ -276,6 +321,26 @@ mod tests {
         assert!(head
             .to_ascii_lowercase()
             .contains(&format!("host: 127.0.0.1:{port}")));
+    }
+
+    #[tokio::test]
+    async fn a_resolved_host_is_reached_at_its_fixed_address_under_its_own_name() {
+        let (port, server) = one_answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let resolve: Resolve = [(
+            "sns.eu-west-1.amazonaws.com".to_string(),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        )]
+        .into();
+        let url = "http://SNS.eu-west-1.amazonaws.com/?Action=ConfirmSubscription";
+        let (status, body) = fetch_via(url, &no_roots(), TIMEOUT, &resolve)
+            .await
+            .unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+        let head = server.await.unwrap().to_ascii_lowercase();
+        assert!(
+            head.contains("host: sns.eu-west-1.amazonaws.com\r\n"),
+            "{head}"
+        );
     }
 
     #[tokio::test]

@@ -13,4 +13,5 @@ pub mod server;
 pub mod silence_log;
 pub mod silences;
 pub mod silences_v2;
+pub mod sns_verify;
 pub mod tls;

@@ -65,6 +65,8 @@ pub struct Router {
     silences: Arc<super::silences::SilenceStore>,
     recorder: Option<super::record::Recorder>,
     confirmer: super::confirm::Confirmer,
+    /// Checks CloudWatch-via-SNS messages before they are parsed (`sns_verify`).
+    sns: Option<super::sns_verify::SnsVerifier>,
     auth: Arc<Auth>,
 }
 
@@ -117,8 +119,15 @@ impl Router {
             silences: Default::default(),
             recorder: None,
             confirmer: Default::default(),
+            sns: None,
             auth: Default::default(),
         }
+    }
+
+    /// SNS signature and topic checks (`SnsVerifier::from_settings`); none until this is called.
+    pub fn with_sns_verifier(mut self, sns: Option<super::sns_verify::SnsVerifier>) -> Self {
+        self.sns = sns;
+        self
     }
 
     /// Ingest and admin auth (`[auth]`); open until this is called.
@@ -313,8 +322,9 @@ impl Router {
         }
     }
 
-    /// Reads a `kind` body and checks its signature (when `kind`'s are signed), or answers the
-    /// request (413, 408, 400, 401) and counts the refusal.
+    /// Reads a `kind` body and checks its signature (when `kind`'s are signed, and an SNS
+    /// message's), or answers the request (413, 408, 400, 401; SNS 403, 503) and counts the
+    /// refusal.
     async fn body_or_refusal<B>(
         &self,
         kind: Integration,
@@ -335,6 +345,12 @@ impl Router {
         let signatures = &self.auth.signatures;
         if let Err(denied) = signatures.check(kind, &parts.headers, &body, self.clock.now()) {
             return Err(self.deny(kind, denied));
+        }
+        if let (Integration::CloudwatchSns, Some(sns)) = (kind, &self.sns) {
+            if let Err(refused) = sns.verify(&body).await {
+                m::rejected(kind.as_str(), refused.reason()).increment(1);
+                return Err(refused.response());
+            }
         }
         self.record(&parts, &body);
         Ok((parts, body))

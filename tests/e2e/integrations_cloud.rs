@@ -2,24 +2,18 @@
 //! alarm delivered by SNS (JSON posted as `text/plain`, as SNS does), over a real socket to the
 //! real binary; the incidents are read back from a real Kafka-protocol broker (tansu). And the
 //! SNS subscription handshake: confirmed by one GET over verified TLS to a local server, or
-//! refused unfetched.
+//! refused unfetched. SNS messages are signed as SNS signs them and verified by sluice
+//! (`sns_signatures.rs` has the signing host and the refusals).
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{self, ServerConfig};
+use serde_json::{json, Value};
 
-use crate::harness::{by_incident, post, Broker, Reader, Sluice, TempDir, WAIT};
+use crate::harness::{by_incident, post, Broker, Reader, Sluice, WAIT};
+use crate::sns_signatures::SnsHost;
 
 /// One incident per alert; updates wait an hour, so only openings and resolves publish and the
-/// message sequence does not depend on timing.
+/// message sequence does not depend on timing. The SNS host's `resolve` line follows.
 const CONFIG: &str = r#"
 instance = "sluice-e2e"
 [kafka]
@@ -52,7 +46,7 @@ fn datadog(transition: &str, title: &str, date: &str) -> String {
     .to_string()
 }
 
-fn sns_alarm() -> String {
+fn sns_alarm() -> Value {
     let alarm = json!({
         "AlarmName": "orders-5xx", "AlarmDescription": null, "AWSAccountId": "111122223333",
         "NewStateValue": "ALARM",
@@ -66,15 +60,22 @@ fn sns_alarm() -> String {
         "Type": "Notification", "MessageId": "9e7c1f3a-0c1b-5a1e-b0b5-2f0c6c3d4e5f",
         "TopicArn": "arn:aws:sns:eu-west-1:111122223333:ops-alarms",
         "Subject": "ALARM: \"orders-5xx\" in EU (Ireland)", "Message": alarm.to_string(),
-        "Timestamp": "2024-05-02T09:31:10.530Z", "SignatureVersion": "1", "Signature": "ZmFrZQ==",
+        "Timestamp": "2024-05-02T09:31:10.530Z",
     })
-    .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     let broker = Broker::start();
-    let sluice = Sluice::start("cloud-webhooks", &broker.bootstrap, CONFIG);
+    let host = SnsHost::start("cloud-webhooks-sns").await;
+    let config = format!("{CONFIG}{}\n", host.resolve());
+    let ca = host.ca();
+    let sluice = Sluice::start_with_env(
+        "cloud-webhooks",
+        &broker.bootstrap,
+        &config,
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
     let url = sluice.url.clone();
     let sns_headers = [
         ("content-type", SNS_CONTENT_TYPE),
@@ -88,8 +89,8 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
         "TopicArn": "arn:aws:sns:eu-west-1:111122223333:ops-alarms",
         "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37fb",
         "Message": "You have chosen to subscribe", "Timestamp": "2024-05-02T08:00:00.000Z",
-    })
-    .to_string();
+    });
+    let confirmation = host.sign(confirmation, "1").to_string();
     let (status, body) = post(
         &url,
         "/integrations/cloudwatch_sns/svc-orders",
@@ -128,7 +129,7 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
         &url,
         "/integrations/cloudwatch_sns/svc-orders",
         &sns_headers,
-        sns_alarm(),
+        host.sign(sns_alarm(), "2").to_string(),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -225,145 +226,14 @@ async fn datadog_and_cloudwatch_sns_alerts_become_incidents_on_a_real_broker() {
     );
 }
 
-/// A test CA and a `localhost` server certificate it signed, made with the openssl CLI.
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"],
-        &ec[..],
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=sluice e2e CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"],
-        &ec[..],
-        &[
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-}
-
-/// An HTTPS server on loopback presenting the `localhost` certificate; it records the request
-/// line of every request and answers SNS's `ConfirmSubscriptionResponse`.
-async fn https_server(dir: &Path) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let (acceptor, record) = (acceptor.clone(), record.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                record
-                    .lock()
-                    .unwrap()
-                    .push(head.lines().next().unwrap_or_default().to_string());
-                let body = "<ConfirmSubscriptionResponse><ConfirmSubscriptionResult>\
-                    <SubscriptionArn>arn:aws:sns:eu-west-1:111122223333:ops-alarms:e2e</SubscriptionArn>\
-                    </ConfirmSubscriptionResult></ConfirmSubscriptionResponse>";
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(answer.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (port, seen)
-}
-
-fn subscription(url: &str) -> String {
-    json!({
+fn subscription(host: &SnsHost, url: &str) -> String {
+    let message = json!({
         "Type": "SubscriptionConfirmation", "Token": "2336412f37fb",
         "TopicArn": "arn:aws:sns:eu-west-1:111122223333:ops-alarms",
         "SubscribeURL": url, "Message": "You have chosen to subscribe",
         "Timestamp": "2024-05-02T08:00:00.000Z",
-    })
-    .to_string()
+    });
+    host.sign(message, "2").to_string()
 }
 
 /// The counter of `sluice_sns_subscriptions_total{outcome}` on `/metrics`.
@@ -374,22 +244,16 @@ async fn subscriptions(url: &str, outcome: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sns_subscriptions_are_confirmed_over_verified_tls_and_foreign_urls_are_never_fetched() {
-    let dir = TempDir::new("sns-confirm");
-    make_certificates(&dir.0);
-    let (port, seen) = https_server(&dir.0).await;
-    // The test CA is the only one sluice trusts (SSL_CERT_FILE replaces the system store), and
-    // the pattern admits this server's URLs only.
-    let config = r#"
-[integrations.cloudwatch_sns]
+    let host = SnsHost::start("sns-confirm").await;
+    let port = host.port;
+    // The test CA is the only one sluice trusts (SSL_CERT_FILE replaces the system store), the
+    // pattern admits this server's URLs only, and the topic is listed (only listed topics'
+    // subscriptions are confirmed by sluice).
+    let sns = r#"
 confirm_url_pattern = '^https://localhost:\d+/\?Action=ConfirmSubscription&'
+topic_arns = ["arn:aws:sns:eu-west-1:111122223333:ops-alarms"]
 "#;
-    let ca = dir.0.join("ca.pem");
-    let sluice = Sluice::start_with_env(
-        "sns-confirm",
-        "embedded",
-        config,
-        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
-    );
+    let sluice = host.sluice("sns-confirm", sns);
     let headers = [
         ("content-type", SNS_CONTENT_TYPE),
         ("x-amz-sns-message-type", "SubscriptionConfirmation"),
@@ -403,7 +267,7 @@ confirm_url_pattern = '^https://localhost:\d+/\?Action=ConfirmSubscription&'
         format!("https://localhost:{port}/latest/meta-data/?Action=ConfirmSubscription&"),
         "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=x".to_string(),
     ] {
-        let (status, body) = post(&sluice.url, path, &headers, subscription(&foreign)).await;
+        let (status, body) = post(&sluice.url, path, &headers, subscription(&host, &foreign)).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             body["rejected"][0]["item"], "SubscribeURL",
@@ -412,7 +276,7 @@ confirm_url_pattern = '^https://localhost:\d+/\?Action=ConfirmSubscription&'
     }
 
     let good = format!("https://localhost:{port}/?Action=ConfirmSubscription&Token=2336412f37fb");
-    let (status, body) = post(&sluice.url, path, &headers, subscription(&good)).await;
+    let (status, body) = post(&sluice.url, path, &headers, subscription(&host, &good)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rejected"], json!([]), "{body}");
 
@@ -426,7 +290,7 @@ confirm_url_pattern = '^https://localhost:\d+/\?Action=ConfirmSubscription&'
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        *seen.lock().unwrap(),
+        host.requests("GET /?"),
         ["GET /?Action=ConfirmSubscription&Token=2336412f37fb HTTP/1.1"],
         "exactly the confirmation URL was fetched"
     );

@@ -22,5 +22,6 @@ mod replay;
 mod scenarios;
 mod schema;
 mod signatures;
+mod sns_signatures;
 mod tls;
 mod transport;

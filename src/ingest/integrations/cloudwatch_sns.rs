@@ -14,16 +14,20 @@
 //!     `[integrations.cloudwatch_sns] confirm_url_pattern` (default
 //!     [`DEFAULT_CONFIRM_URL_PATTERN`]: `https://sns.<region>.amazonaws.com/...`, or
 //!     `.amazonaws.com.cn` in China) and, when it is on an SNS host, be in the region of
-//!     `TopicArn`. A URL that passes is confirmed by one GET (`auto_confirm = true`, the
-//!     default; see `crate::ingest::confirm`), or logged at warn level for an operator to open
-//!     (`auto_confirm = false`). A URL that does not pass is never fetched nor logged as a link
-//!     to follow: it is refused by name (listed in the answer's `rejected`). Either way the
-//!     answer is `200` and no event is produced.
+//!     `TopicArn`. A URL that passes is confirmed by one GET (see `crate::ingest::confirm`)
+//!     when `auto_confirm` is on (the default) **and** the topic is in `topic_arns`; otherwise
+//!     (no `topic_arns`, or `auto_confirm = false`) it is logged at warn level for an operator
+//!     to open. A URL that does not pass is never fetched nor logged as a link to follow: it is
+//!     refused by name (listed in the answer's `rejected`). Either way the answer is `200` and
+//!     no event is produced.
 //!   - `UnsubscribeConfirmation`: logged at info, `200`, no event.
 //!
-//!   SNS message signatures are **not verified** (that needs RSA and an HTTPS fetch of the
-//!   signing certificate, neither in this build): keep the routing key in the URL secret and
-//!   the endpoint behind TLS.
+//!   SNS message signatures are verified **before** this parser runs, by
+//!   `crate::ingest::sns_verify` (`verify_signatures = true`, the default; it also refuses
+//!   topics not in `topic_arns`): every envelope field this parser reads (`Type`, `Message`,
+//!   `MessageId`, `Subject`, `Timestamp`, `TopicArn`, `SubscribeURL`) is covered by the
+//!   signature. Raw message delivery carries no signature, so it is only read with
+//!   `verify_signatures = false` and no `topic_arns`. Settings: [`settings`].
 //! - **Resolve**: `NewStateValue` `OK` resolves, `ALARM` triggers. `INSUFFICIENT_DATA` is
 //!   accepted and **ignored** (no event): it means "not enough data points to evaluate", which
 //!   new alarms and sparse metrics report all the time; an alarm that was in `ALARM` stays open
@@ -44,7 +48,6 @@
 //!   5xx (a `400` here names the field and is not retried).
 
 use http::{Response, StatusCode};
-use regex::Regex;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
@@ -61,38 +64,9 @@ use super::{
 
 const KIND: Integration = Integration::CloudwatchSns;
 
-/// What a `SubscribeURL` must match unless configured otherwise: https, an SNS regional host,
-/// no port, no user info. A local SNS emulator (LocalStack) needs its own pattern.
-pub const DEFAULT_CONFIRM_URL_PATTERN: &str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/";
+pub mod settings;
 
-/// `[integrations.cloudwatch_sns]` settings beyond the common ones.
-#[derive(Clone, Debug)]
-pub struct SnsSettings {
-    /// Confirm a subscription by fetching its `SubscribeURL` (when it passes the checks);
-    /// off, the URL is logged for an operator.
-    pub auto_confirm: bool,
-    /// What a whole `SubscribeURL` must match to be confirmed or logged.
-    pub confirm_url_pattern: Regex,
-}
-
-impl Default for SnsSettings {
-    fn default() -> Self {
-        SnsSettings {
-            auto_confirm: true,
-            confirm_url_pattern: Regex::new(DEFAULT_CONFIRM_URL_PATTERN)
-                .expect("the default pattern is a regex"),
-        }
-    }
-}
-
-impl PartialEq for SnsSettings {
-    fn eq(&self, other: &Self) -> bool {
-        self.auto_confirm == other.auto_confirm
-            && self.confirm_url_pattern.as_str() == other.confirm_url_pattern.as_str()
-    }
-}
-
-impl Eq for SnsSettings {}
+pub use settings::{SnsSettings, DEFAULT_CONFIRM_URL_PATTERN};
 
 /// A subscription whose `SubscribeURL` passed the checks: the router confirms it (one GET) or
 /// logs it, as `confirm` says.
@@ -100,7 +74,10 @@ impl Eq for SnsSettings {}
 pub struct Subscription {
     pub topic_arn: String,
     pub url: String,
+    /// `auto_confirm` is on and the topic is in `topic_arns`.
     pub confirm: bool,
+    /// `[integrations.cloudwatch_sns] resolve`, for the confirmation's connection.
+    pub resolve: crate::ingest::confirm::Resolve,
 }
 
 /// The header SNS names the message type in.
@@ -110,39 +87,14 @@ pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 pub struct Sns;
 
 impl Format for Sns {
-    /// `auto_confirm` and `confirm_url_pattern`.
+    /// `auto_confirm`, `confirm_url_pattern` and the verification keys ([`settings`]).
     fn own_settings(
         own: &mut Unknown,
         at: &str,
         settings: &mut IntegrationSettings,
         p: &mut Problems,
     ) {
-        let sns = &mut settings.sns;
-        match own.remove("auto_confirm") {
-            None => {}
-            Some(toml::Value::Boolean(b)) => sns.auto_confirm = b,
-            Some(other) => p.add(
-                &format!("{at}.auto_confirm"),
-                format!("must be true or false, not a {}", other.type_str()),
-            ),
-        }
-        match own.remove("confirm_url_pattern") {
-            None => {}
-            Some(toml::Value::String(pattern)) => match Regex::new(&pattern) {
-                Ok(re) => sns.confirm_url_pattern = re,
-                Err(e) => p.add(
-                    &format!("{at}.confirm_url_pattern"),
-                    format!("{pattern:?} is not a regular expression: {e}"),
-                ),
-            },
-            Some(other) => p.add(
-                &format!("{at}.confirm_url_pattern"),
-                format!(
-                    "must be a string (a regular expression), not a {}",
-                    other.type_str()
-                ),
-            ),
-        }
+        settings::read(own, at, &mut settings.sns, p);
     }
 
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
@@ -205,7 +157,7 @@ impl Format for Sns {
 }
 
 /// `arn:<partition>:<service>:<region>:<account>:<resource>` -> (partition, region).
-fn arn_partition_region(arn: &str) -> Option<(&str, &str)> {
+pub fn arn_partition_region(arn: &str) -> Option<(&str, &str)> {
     let mut parts = arn.split(':');
     if parts.next() != Some("arn") {
         return None;
@@ -246,7 +198,8 @@ fn confirmation(r: &mut Reader<'_, '_>, settings: &SnsSettings) -> Parsed {
         parsed.subscription = Some(Subscription {
             topic_arn: topic.to_string(),
             url: url.to_string(),
-            confirm: settings.auto_confirm,
+            confirm: settings.auto_confirm && settings.lists(topic),
+            resolve: settings.resolve.clone(),
         });
     } else {
         tracing::warn!(
@@ -537,13 +490,32 @@ mod tests {
         let url = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription";
         let ok = confirm(url);
         assert!(ok.events.is_empty() && ok.rejected.is_empty());
+        // No topic_arns: the URL is logged for an operator, not fetched.
+        let mut want = Subscription {
+            topic_arn: "arn:aws:sns:eu-west-1:111122223333:ops".into(),
+            url: url.into(),
+            confirm: false,
+            resolve: Default::default(),
+        };
+        assert_eq!(ok.subscription.as_ref(), Some(&want));
+        // Listed, it is confirmed; with auto_confirm off, logged again.
+        let mut settings = IntegrationSettings::default();
+        settings.sns.topic_arns = Some([want.topic_arn.clone()].into());
+        let body = serde_json::json!({"Type": "SubscriptionConfirmation",
+            "TopicArn": want.topic_arn, "SubscribeURL": url, "Message": "m"})
+        .to_string();
+        let listed = Request::default().settings(&settings);
+        want.confirm = true;
         assert_eq!(
-            ok.subscription,
-            Some(Subscription {
-                topic_arn: "arn:aws:sns:eu-west-1:111122223333:ops".into(),
-                url: url.into(),
-                confirm: true,
-            })
+            listed.parse(KIND, body.as_bytes()).unwrap().subscription,
+            Some(want.clone())
+        );
+        settings.sns.auto_confirm = false;
+        let off = Request::default().settings(&settings);
+        want.confirm = false;
+        assert_eq!(
+            off.parse(KIND, body.as_bytes()).unwrap().subscription,
+            Some(want)
         );
         for refused in [
             "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
