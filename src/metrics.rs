@@ -63,7 +63,7 @@ pub const TLS_RELOADS: &str = "sluice_tls_reloads_total";
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
     (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
-    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded; secret_missing, secret_wrong, routing_key_not_allowed, signature_missing, signature_wrong, signature_expired: ingest auth; rate_limited, global_rate_limited, over_burst: rate limits; over_share: fair admission)."),
+    (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded; secret_missing, secret_wrong, routing_key_not_allowed, signature_missing, signature_wrong, signature_expired: ingest auth; sns_signature, sns_cert_url, sns_topic, sns_cert_unavailable: SNS signatures; rate_limited, global_rate_limited, over_burst: rate limits; over_share: fair admission)."),
     (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
     (EVENTS_DROPPED, "Accepted events not correlated, by reason (alert_not_open: an acknowledge/resolve with no open alert to apply to; event_rule: dropped by an event rule)."),
     (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),
