@@ -4,11 +4,47 @@
 #     tests use: in-memory (dynostore) and SQLite (libsql, which keeps data across a broker
 #     restart). Its first build takes 15-30 minutes on 2 cores; later runs find the binary,
 #     check its version and features (cargo's install record), and skip the build.
+#   - OpenSSL's headers and pkg-config (Debian's libssl-dev, pkg-config), which building sluice
+#     needs: librdkafka is built with OpenSSL (the default kafka-ssl feature) for TLS and SASL
+#     SCRAM to the brokers. Skipped when pkg-config already finds openssl.
 #   - Prometheus Alertmanager (Debian's prometheus-alertmanager), for the test that fires alerts
-#     through a real Alertmanager into sluice's webhook endpoint. Installed with apt-get, as
-#     root or through sudo; `apt-get update` runs only when the package is not yet known.
+#     through a real Alertmanager into sluice's webhook endpoint.
+# The Debian packages are installed with apt-get, as root or through sudo; `apt-get update` runs
+# only when a package is not yet known.
 # Idempotent: safe to run before every test run.
 set -euo pipefail
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+
+# apt-get install of the packages given, after `apt-get update` if one of them is not known yet.
+apt_install() {
+  local pkg
+  for pkg in "$@"; do
+    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+      echo "install-tools: apt-get update ($pkg is not in the package lists yet)"
+      $sudo apt-get update
+      break
+    fi
+  done
+  echo "install-tools: installing $* with apt-get"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+have_openssl_dev() {
+  command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl
+}
+
+if have_openssl_dev; then
+  echo "install-tools: OpenSSL headers and pkg-config already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+  apt_install libssl-dev pkg-config
+else
+  echo "install-tools: no apt-get here; install OpenSSL's development files and pkg-config" \
+    "yourself (building librdkafka with TLS needs them)" >&2
+fi
 
 TANSU_VERSION=0.6.0
 TANSU_FEATURES=dynostore,libsql
@@ -48,18 +84,8 @@ have_alertmanager() {
 if have_alertmanager; then
   echo "install-tools: Alertmanager already installed"
 elif command -v apt-get >/dev/null 2>&1; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    sudo="sudo"
-  fi
-  if ! apt-cache show prometheus-alertmanager >/dev/null 2>&1; then
-    echo "install-tools: apt-get update (prometheus-alertmanager is not in the package lists yet)"
-    $sudo apt-get update
-  fi
-  echo "install-tools: installing prometheus-alertmanager with apt-get"
   # Only the binary is needed: the tests start their own instance, never the system service.
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    prometheus-alertmanager
+  apt_install prometheus-alertmanager
 else
   echo "install-tools: no apt-get here; install Prometheus Alertmanager yourself and put" \
     "'alertmanager' (or set SLUICEDEV_ALERTMANAGER) on the PATH for the Alertmanager test" >&2

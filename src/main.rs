@@ -115,7 +115,7 @@ enum Command {
     #[command(after_help = EXAMPLES_TAIL)]
     Tail {
         /// The config file: its kafka.brokers and kafka.topic where the options below leave them
-        /// out, and its kafka.properties (TLS, SASL).
+        /// out, and its kafka.tls, kafka.sasl and kafka.properties.
         #[arg(long, env = ENV_CONFIG_PATH, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The Kafka bootstrap list, host:port[,host:port...] [default: kafka.brokers of --config]

@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::{defaults, Brokers, KafkaConfig};
+use crate::config::{defaults, Brokers, KafkaConfig, KafkaSecurity};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -71,8 +71,10 @@ struct JsonLine<'a> {
 pub struct Source {
     pub brokers: String,
     pub topic: String,
-    /// librdkafka settings from the config's `kafka.properties` (TLS, SASL, client.id, ...).
+    /// librdkafka settings from the config's `kafka.properties` (client.id, ...).
     pub properties: BTreeMap<String, String>,
+    /// The config's `[kafka.tls]` and `[kafka.sasl]`.
+    pub security: KafkaSecurity,
 }
 
 impl Source {
@@ -110,6 +112,7 @@ impl Source {
             properties: config
                 .map(|(_, k)| k.properties.clone())
                 .unwrap_or_default(),
+            security: config.map(|(_, k)| k.security.clone()).unwrap_or_default(),
         })
     }
 }
@@ -169,9 +172,13 @@ pub fn tail(opts: &TailOptions, out: &mut impl Write) -> Result<u64, KafkaError>
         brokers,
         topic,
         properties,
+        security,
     } = &opts.source;
     let mut client = ClientConfig::new();
     for (key, value) in properties {
+        client.set(key, value);
+    }
+    for (key, value) in security.settings() {
         client.set(key, value);
     }
     let consumer: BaseConsumer = client
@@ -337,6 +344,7 @@ mod tests {
                 brokers: "k3:9092".into(),
                 topic: "sluice.incidents".into(),
                 properties: BTreeMap::new(),
+                security: KafkaSecurity::default(),
             }
         );
     }

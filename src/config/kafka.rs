@@ -15,12 +15,16 @@
 //!
 //! [kafka.properties]               # none by default; passed to librdkafka as they are
 //! "client.id" = "sluice"
+//!
+//! [kafka.tls]                      # TLS to the brokers, and
+//! [kafka.sasl]                     # SASL (PLAIN, SCRAM-SHA-256/512): see `security`
 //! ```
 //!
 //! Validates that `brokers` is `"embedded"` or a list of `host:port`, both topics are legal
 //! Kafka topic names and differ, `properties` leaves alone what sluice sets itself
-//! (`bootstrap.servers`, `enable.idempotence`, `acks`), the counts are greater than zero and
-//! the times are durations; unknown keys are rejected.
+//! (`bootstrap.servers`, `enable.idempotence`, `acks`, and with `[kafka.tls]` or `[kafka.sasl]`
+//! the security settings), the counts are greater than zero and the times are durations;
+//! unknown keys are rejected. `Debug` of [`KafkaConfig`] shows no password.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +32,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{defaults, Problems, Unknown};
+
+mod security;
+
+pub use security::{KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism};
 
 #[derive(Deserialize, Default)]
 pub(super) struct RawKafka {
@@ -43,8 +51,19 @@ pub(super) struct RawKafka {
     message_timeout: Option<String>,
     queue_max_messages: Option<u32>,
     properties: Option<BTreeMap<String, String>>,
+    /// Some keys of both are set by environment variables too (`security::ENV_KEYS`).
+    tls: Option<security::RawTls>,
+    sasl: Option<security::RawSasl>,
     #[serde(flatten)]
     unknown: Unknown,
+}
+
+impl RawKafka {
+    /// Applies `name` if it sets a key of `[kafka.tls]` or `[kafka.sasl]`
+    /// (`security::ENV_KEYS`); `false` for any other name.
+    pub(super) fn apply_security_env(&mut self, name: &str, value: &str) -> bool {
+        security::apply_env(&mut self.tls, &mut self.sasl, name, value)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +84,7 @@ impl std::fmt::Display for Brokers {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KafkaConfig {
     pub brokers: Brokers,
     pub topic: String,
@@ -76,8 +95,49 @@ pub struct KafkaConfig {
     pub linger: Duration,
     pub message_timeout: Duration,
     pub queue_max_messages: u32,
-    /// Passed to librdkafka as they are (security, SASL, client.id, ...).
+    /// Passed to librdkafka as they are (client.id, compression, and security settings when
+    /// `security` is empty).
     pub properties: BTreeMap<String, String>,
+    /// `[kafka.tls]` and `[kafka.sasl]`; every client applies [`KafkaSecurity::settings`].
+    pub security: KafkaSecurity,
+}
+
+/// librdkafka properties whose values are secrets: `Debug` shows them redacted.
+const SECRET_PROPERTIES: [&str; 6] = [
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+    "sasl.oauthbearer.client.secret",
+];
+
+/// As derived, but the values of [`SECRET_PROPERTIES`] are not shown (the SASL password is a
+/// [`crate::config::auth::Secret`], which shows its length only).
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = SECRET_PROPERTIES.contains(&k.as_str());
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("changes_topic", &self.changes_topic)
+            .field("create_topics", &self.create_topics)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("linger", &self.linger)
+            .field("message_timeout", &self.message_timeout)
+            .field("queue_max_messages", &self.queue_max_messages)
+            .field("properties", &properties)
+            .field("security", &self.security)
+            .finish()
+    }
 }
 
 impl RawKafka {
@@ -129,6 +189,13 @@ impl RawKafka {
                 );
             }
         }
+        let security = security::validate(
+            self.tls,
+            self.sasl,
+            &properties,
+            brokers == Brokers::Embedded,
+            p,
+        );
         KafkaConfig {
             brokers,
             topic,
@@ -155,6 +222,7 @@ impl RawKafka {
                     .unwrap_or(defaults::QUEUE_MAX_MESSAGES),
             ),
             properties,
+            security,
         }
     }
 }
@@ -170,3 +238,6 @@ pub(super) fn check_topic_name(t: &str) -> Result<(), String> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

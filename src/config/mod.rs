@@ -31,7 +31,7 @@ mod server;
 pub use auth::AuthConfig;
 pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, Pause, RuleConfig, WindowKind};
 pub use event_rules::EventRule;
-pub use kafka::{Brokers, KafkaConfig};
+pub use kafka::{Brokers, KafkaConfig, KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism};
 pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
 pub use pipeline::{PipelineConfig, PipelineMode, Roles};
@@ -118,6 +118,13 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_KAFKA_BROKERS", "kafka.brokers"),
     ("SLUICE_KAFKA_TOPIC", "kafka.topic"),
     ("SLUICE_KAFKA_CHANGES_TOPIC", "kafka.changes_topic"),
+    ("SLUICE_KAFKA_SASL_USERNAME", "kafka.sasl.username"),
+    (
+        "SLUICE_KAFKA_SASL_PASSWORD",
+        "kafka.sasl.password (replaces kafka.sasl.password_file)",
+    ),
+    ("SLUICE_KAFKA_SASL_MECHANISM", "kafka.sasl.mechanism"),
+    ("SLUICE_KAFKA_TLS_CA_FILE", "kafka.tls.ca_file"),
     ("SLUICE_LOG_LEVEL", "log.level"),
     ("SLUICE_LOG_FORMAT", "log.format"),
     ("SLUICE_INSTANCE", "instance"),
@@ -361,6 +368,7 @@ impl RawConfig {
                 "SLUICE_KAFKA_BROKERS" => &mut kafka.brokers,
                 "SLUICE_KAFKA_TOPIC" => &mut kafka.topic,
                 "SLUICE_KAFKA_CHANGES_TOPIC" => &mut kafka.changes_topic,
+                _ if kafka.apply_security_env(&name, &value) => continue,
                 "SLUICE_LOG_LEVEL" => &mut log.level,
                 "SLUICE_LOG_FORMAT" => &mut log.format,
                 "SLUICE_INSTANCE" => &mut self.instance,

@@ -24,12 +24,20 @@ use super::encode::{MessageKind, OutboundMessage, Topic, CE_SPECVERSION, CONTENT
 use super::renew::Renewing;
 use super::{SendError, Sink};
 
+mod client;
+
+pub use client::client_config;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
     #[error("cannot create the Kafka producer: {0}")]
     Producer(KafkaError),
     #[error("cannot reach the Kafka cluster at {brokers}: {source}")]
     Unreachable { brokers: String, source: KafkaError },
+    #[error(
+        "cannot reach the Kafka cluster at {brokers}: {reason} (see kafka.tls and kafka.sasl)"
+    )]
+    Handshake { brokers: String, reason: String },
     #[error("cannot create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
     #[error(
@@ -56,9 +64,19 @@ pub struct DeliveryCounter {
     generation: u64,
     /// Set, with the generation, when a delivery said the producer's id is no longer good.
     fenced: Arc<std::sync::Mutex<Option<(u64, String)>>>,
+    /// librdkafka's last TLS or SASL failure, for the start-up error.
+    handshake: Arc<std::sync::Mutex<Option<String>>>,
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    /// TLS and SASL failures are logged ([`client::refused`]) and kept for the start-up error;
+    /// other transport errors are left to the connection watch ([`KafkaSink::watch_connection`]).
+    fn error(&self, error: KafkaError, reason: &str) {
+        if client::refused(&error, reason) {
+            *self.handshake.lock().expect("handshake lock") = Some(reason.to_string());
+        }
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     /// The message kind's index, so the report can be counted by type.
@@ -167,16 +185,6 @@ pub struct KafkaSink {
     brokers: String,
 }
 
-/// The client settings shared by every client sluice makes (producers, consumers, admin).
-pub fn client_config(config: &KafkaConfig, bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    for (k, v) in &config.properties {
-        c.set(k, v);
-    }
-    c
-}
-
 impl KafkaSink {
     /// Connects to `bootstrap`, creates the topics when asked and missing, and starts the
     /// producer. `source` goes into every message's `ce_source`.
@@ -196,6 +204,8 @@ impl KafkaSink {
         let counted = Arc::clone(&failures);
         let fenced = Arc::new(std::sync::Mutex::new(None));
         let flagged = Arc::clone(&fenced);
+        let handshake = Arc::new(std::sync::Mutex::new(None));
+        let failed_handshake = Arc::clone(&handshake);
         let producer = Renewing::new("incidents", move |generation| {
             let context = DeliveryCounter {
                 published: MessageKind::ALL
@@ -205,6 +215,7 @@ impl KafkaSink {
                 failures: Arc::clone(&counted),
                 generation,
                 fenced: Arc::clone(&flagged),
+                handshake: Arc::clone(&failed_handshake),
             };
             pc.create_with_context::<_, ThreadedProducer<DeliveryCounter>>(context)
         })
@@ -215,9 +226,12 @@ impl KafkaSink {
             tokio::task::spawn_blocking(move || topic_names(&probe, None, Duration::from_secs(10)))
                 .await
                 .expect("metadata probe does not panic")
-                .map_err(|source| KafkaSetupError::Unreachable {
-                    brokers: bootstrap.to_string(),
-                    source,
+                .map_err(|source| {
+                    let brokers = bootstrap.to_string();
+                    match handshake.lock().expect("handshake lock").take() {
+                        Some(reason) => KafkaSetupError::Handshake { brokers, reason },
+                        None => KafkaSetupError::Unreachable { brokers, source },
+                    }
                 })?;
         if config.create_topics {
             let missing: Vec<&str> = [&config.topic, &config.changes_topic]

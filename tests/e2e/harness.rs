@@ -71,8 +71,15 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_advertising(None)
+    }
+
+    /// A broker that gives clients `advertised` (`host:port`, a proxy in front of it) as its
+    /// address, or its own when `None`.
+    pub fn start_advertising(advertised: Option<&str>) -> Broker {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
         let mut child = Command::new(tansu_binary())
             .args([
                 "broker",
@@ -81,7 +88,7 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -274,7 +281,16 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(brokers: &str, topic: &str) -> Reader {
-        let consumer: StreamConsumer = ClientConfig::new()
+        Reader::with_settings(brokers, topic, &[])
+    }
+
+    /// A reader with more librdkafka `settings` (TLS, SASL).
+    pub fn with_settings(brokers: &str, topic: &str, settings: &[(&str, &str)]) -> Reader {
+        let mut config = ClientConfig::new();
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        let consumer: StreamConsumer = config
             .set("bootstrap.servers", brokers)
             .set(
                 "group.id",

@@ -15,6 +15,8 @@ mod kafka_faults;
 mod kafka_migrate;
 mod kafka_mode;
 mod kafka_mode_faults;
+mod kafka_proxy;
+mod kafka_security;
 mod limits;
 mod malformed;
 mod real_broker;
