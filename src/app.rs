@@ -32,6 +32,7 @@ use crate::pipeline::Intake;
 use crate::publish::embedded::EmbeddedBroker;
 use crate::publish::kafka::{ensure_topic, topic_config, KafkaSetupError, KafkaSink};
 use crate::publish::Sink;
+use crate::view::{View, ViewSink};
 
 /// How often the Kafka connection is probed for readiness.
 const KAFKA_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -67,6 +68,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot read the incidents topic for the incidents view: {0}")]
+    View(rdkafka::error::KafkaError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -154,13 +157,14 @@ pub async fn start_recording(
     );
     let (stop, stop_rx) = watch::channel(false);
     let restoring = Arc::new(AtomicUsize::new(0));
+    let view = View::new();
     let (correlator, intake, silences) = match config.pipeline.mode {
         PipelineMode::Memory => {
             let (correlator, intake) = crate::pipeline::local::spawn_with(
                 &config.correlate,
                 config.limits.fair_admission,
                 clock.clone(),
-                sink.clone(),
+                Arc::new(ViewSink::new(sink.clone(), Arc::clone(&view))),
             );
             (Correlators::Local(correlator), intake, None)
         }
@@ -174,6 +178,17 @@ pub async fn start_recording(
             start_kafka_pipeline(&config, &bootstrap, parts).await?
         }
     };
+    if config.pipeline.mode == PipelineMode::Kafka && config.pipeline.roles.ingest {
+        let (kafka, instance) = (&config.kafka, &config.instance);
+        crate::view::follow::follow(
+            Arc::clone(&view),
+            kafka,
+            &bootstrap,
+            instance,
+            stop_rx.clone(),
+        )
+        .map_err(StartError::View)?;
+    }
     let intake = intake.with_rate_limits(RateLimits::start(&config.limits));
     let rules = crate::pipeline::rules_hash(&config);
     crate::metrics::rules_info(&rules).set(1.0);
@@ -193,7 +208,8 @@ pub async fn start_recording(
     )
     .with_integrations(integrations)
     .with_sns_verifier(sns)
-    .with_auth(Arc::new(Auth::from_config(&config.auth)));
+    .with_auth(Arc::new(Auth::from_config(&config.auth)))
+    .with_view(view);
     let router = match silences {
         Some(store) => router.with_silences(store),
         None => router,

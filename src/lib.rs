@@ -32,3 +32,4 @@ pub mod replay;
 pub mod send;
 pub mod tail;
 pub mod time;
+pub mod view;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod confirm;
+pub mod incidents_api;
 pub mod integrations;
 pub mod record;
 pub mod response;

@@ -25,6 +25,7 @@ use super::admin::{self, Health};
 use super::auth::senders::{self, PathSecret};
 use super::auth::Auth;
 use super::body::{self, BodyLimits};
+use super::incidents_api;
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
 use super::response::{self, Body};
 
@@ -68,6 +69,8 @@ pub struct Router {
     /// Checks CloudWatch-via-SNS messages before they are parsed (`sns_verify`).
     sns: Option<super::sns_verify::SnsVerifier>,
     auth: Arc<Auth>,
+    /// The incidents view the incidents API reads (`None`: not served here).
+    view: Option<Arc<crate::view::View>>,
 }
 
 /// Which silences API a request is for.
@@ -121,12 +124,19 @@ impl Router {
             confirmer: Default::default(),
             sns: None,
             auth: Default::default(),
+            view: None,
         }
     }
 
     /// SNS signature and topic checks (`SnsVerifier::from_settings`); none until this is called.
     pub fn with_sns_verifier(mut self, sns: Option<super::sns_verify::SnsVerifier>) -> Self {
         self.sns = sns;
+        self
+    }
+
+    /// Serves the incidents API from `view`.
+    pub fn with_view(mut self, view: Arc<crate::view::View>) -> Self {
+        self.view = Some(view);
         self
     }
 
@@ -226,6 +236,10 @@ impl Router {
                 )
             };
             return self.ingest_target(target, req).await;
+        }
+        if incidents_api::serves(path) {
+            let view = self.view.as_deref();
+            return incidents_api::answer(&req, &self.auth, view, self.clock.now());
         }
         let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
         let Some((_, _, route)) = matches.iter().find(|(_, m, _)| m == req.method()) else {

@@ -174,15 +174,11 @@ async fn same_as_replay(seen: &[Received], broker: &Broker) {
             .collect()
     };
     let live = pairs(&mut seen.iter().map(|m| m.body.clone()));
-    let offline = pairs(
-        &mut replayed
-            .iter()
-            .map(|m| {
-                let body = serde_json::from_slice::<Value>(&m.body).unwrap();
-                crate::schema::check_message(&body);
-                body
-            }),
-    );
+    let offline = pairs(&mut replayed.iter().map(|m| {
+        let body = serde_json::from_slice::<Value>(&m.body).unwrap();
+        crate::schema::check_message(&body);
+        body
+    }));
     let only_live: Vec<_> = live.keys().filter(|k| !offline.contains_key(*k)).collect();
     let only_offline: Vec<_> = offline.keys().filter(|k| !live.contains_key(*k)).collect();
     assert!(

@@ -7,6 +7,7 @@ mod chaos;
 mod cli;
 mod harness;
 mod http_api;
+mod incidents_api;
 mod integrations;
 mod integrations_batched;
 mod integrations_cloud;

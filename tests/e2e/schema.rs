@@ -66,6 +66,14 @@ pub fn check_message(body: &Value) {
     );
 }
 
+/// The problems of `v` against `schema`, whose `$ref`s point into `root` (a schema file, or an
+/// OpenAPI document's components).
+pub fn problems(root: &Value, schema: &Value, v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    check(root, schema, v, "$", &mut out);
+    out
+}
+
 fn type_matches(t: &str, v: &Value) -> bool {
     match t {
         "object" => v.is_object(),
@@ -84,11 +92,15 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String
         return;
     };
     for key in s.keys() {
-        assert!(KNOWN.contains(&key.as_str()), "schema keyword {key:?} is not checked");
+        assert!(
+            KNOWN.contains(&key.as_str()),
+            "schema keyword {key:?} is not checked"
+        );
     }
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        let name = r.strip_prefix("#/$defs/").expect("local $ref");
-        check(root, &root["$defs"][name], v, at, out);
+        let pointer = r.strip_prefix('#').expect("a local $ref");
+        let target = root.pointer(pointer).unwrap_or_else(|| panic!("no {r}"));
+        check(root, target, v, at, out);
     }
     if let Some(t) = s.get("type") {
         let ok = match t {
