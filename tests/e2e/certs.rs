@@ -18,8 +18,29 @@ pub fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// Writes `ca.pem`/`ca.key` and `<name>.pem`/`<name>.key` (P-256) for `dns_names` into `dir`.
+/// Writes `ca.pem`/`ca.key` (once) and `<name>.pem`/`<name>.key` (P-256), a server certificate
+/// for `dns_names` (and 127.0.0.1) signed by that CA, into `dir`.
 pub fn server_certificate(dir: &Path, name: &str, dns_names: &[&str]) {
+    let mut alt: Vec<String> = dns_names.iter().map(|n| format!("DNS:{n}")).collect();
+    alt.push("IP:127.0.0.1".into());
+    let subject = dns_names.first().copied().unwrap_or("localhost");
+    let ext = format!(
+        "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        alt.join(",")
+    );
+    certificate(dir, name, subject, &ext);
+}
+
+/// Writes a client certificate for `subject` signed by the CA in `dir` (made if need be):
+/// `<name>.pem`/`<name>.key`.
+pub fn client_certificate(dir: &Path, name: &str, subject: &str) {
+    let ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+    certificate(dir, name, subject, ext);
+}
+
+/// `<name>.pem`/`<name>.key` for `/CN=<subject>` with the X.509 extensions `ext`, signed by
+/// `ca.pem` in `dir` (made first if it is not there).
+fn certificate(dir: &Path, name: &str, subject: &str, ext: &str) {
     let ec = [
         "-newkey",
         "ec",
@@ -40,25 +61,16 @@ pub fn server_certificate(dir: &Path, name: &str, dns_names: &[&str]) {
         ];
         openssl(dir, &[&["req", "-x509"], &ec[..], &ca[..]].concat());
     }
-    let (key, csr, pem, ext) = (
+    let (key, csr, pem, ext_file) = (
         format!("{name}.key"),
         format!("{name}.csr"),
         format!("{name}.pem"),
         format!("{name}.ext"),
     );
-    let subject = format!("/CN={}", dns_names.first().copied().unwrap_or("localhost"));
+    let subject = format!("/CN={subject}");
     let req = ["-keyout", &key, "-out", &csr, "-subj", &subject];
     openssl(dir, &[&["req"], &ec[..], &req[..]].concat());
-    let mut alt: Vec<String> = dns_names.iter().map(|n| format!("DNS:{n}")).collect();
-    alt.push("IP:127.0.0.1".into());
-    std::fs::write(
-        dir.join(&ext),
-        format!(
-            "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-            alt.join(",")
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join(&ext_file), ext).unwrap();
     openssl(
         dir,
         &[
@@ -76,7 +88,7 @@ pub fn server_certificate(dir: &Path, name: &str, dns_names: &[&str]) {
             "-days",
             "2",
             "-extfile",
-            &ext,
+            &ext_file,
         ],
     );
 }

@@ -36,41 +36,7 @@ window_duration = "10m"
 /// (`client.pem`) in `dir`.
 fn certificates(dir: &Path) {
     certs::server_certificate(dir, "broker", &["localhost"]);
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let req = ["-keyout", "client.key", "-out", "client.csr"];
-    let subject = ["-subj", "/CN=sluice"];
-    certs::openssl(dir, &[&["req"], &ec[..], &req[..], &subject[..]].concat());
-    certs::openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "client.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-        ],
-    );
+    certs::client_certificate(dir, "client", "sluice");
 }
 
 fn path(dir: &Path, name: &str) -> String {

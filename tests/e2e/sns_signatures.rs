@@ -7,7 +7,6 @@
 //! assumed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
+use crate::certs::{openssl, server_certificate};
 use crate::harness::{metric, Sluice, TempDir, WAIT};
 
 /// SNS posts its JSON as text.
@@ -39,76 +39,16 @@ pub struct SnsHost {
     pub seen: Arc<Mutex<Vec<String>>>,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl SnsHost {
     pub async fn start(tag: &str) -> SnsHost {
         let dir = TempDir::new(tag);
         let d = &dir.0;
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
+        let hosts = [
+            "sns.us-east-1.amazonaws.com",
+            "sns.eu-west-1.amazonaws.com",
+            "localhost",
         ];
-        let ca = [
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=e2e CA",
-        ];
-        openssl(d, &[&["req", "-x509"][..], &ec, &ca].concat());
-        let csr = [
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=sns",
-        ];
-        openssl(d, &[&["req"][..], &ec, &csr].concat());
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=DNS:sns.us-east-1.amazonaws.com,DNS:sns.eu-west-1.amazonaws.com,\
-             DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
-        );
+        server_certificate(d, "server", &hosts);
         for key in ["signing.key", "other.key"] {
             let rsa = [
                 "genpkey",
