@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::{Brokers, Config, ConfigError, PipelineMode};
 use crate::correlate::silence::{Silence, SilenceState};
+use crate::correlate::state_dir::{StateDir, StateError};
 use crate::correlate::Correlator;
 use crate::ingest::admin::Health;
 use crate::ingest::auth::Auth;
@@ -68,6 +69,10 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot read the saved silences: {0} (move the file away to start without them)")]
+    SavedSilences(String),
     #[error("cannot read the incidents topic for the incidents view: {0}")]
     View(rdkafka::error::KafkaError),
     #[error("cannot listen on {addr}: {source}")]
@@ -160,13 +165,30 @@ pub async fn start_recording(
     let view = View::new();
     let (correlator, intake, silences) = match config.pipeline.mode {
         PipelineMode::Memory => {
-            let (correlator, intake) = crate::pipeline::local::spawn_with(
+            let every = config.pipeline.snapshot_interval;
+            let state = match &config.pipeline.state_dir {
+                Some(dir) => Some(Arc::new(StateDir::open(dir, every)?)),
+                None => None,
+            };
+            let silences = match &state {
+                Some(dir) => {
+                    let file = dir.path().join("silences.jsonl");
+                    let store = SilenceStore::saved(file).map_err(StartError::SavedSilences)?;
+                    Some(Arc::new(store))
+                }
+                None => None,
+            };
+            let (correlator, intake) = crate::pipeline::local::spawn_saved(
                 &config.correlate,
                 config.limits.fair_admission,
                 clock.clone(),
                 Arc::new(ViewSink::new(sink.clone(), Arc::clone(&view))),
-            );
-            (Correlators::Local(correlator), intake, None)
+                state,
+            )?;
+            if let Some(store) = &silences {
+                store.publish(clock.now(), &intake).await;
+            }
+            (Correlators::Local(correlator), intake, silences)
         }
         PipelineMode::Kafka => {
             let parts = KafkaParts {

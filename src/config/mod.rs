@@ -130,6 +130,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_INSTANCE", "instance"),
     ("SLUICE_PIPELINE", "pipeline.mode"),
     ("SLUICE_ROLES", "pipeline.roles"),
+    ("SLUICE_STATE_DIR", "pipeline.state_dir"),
     (
         "SLUICE_ADMIN_TOKEN",
         "auth.tokens (one token named \"env\", scopes read and write)",
@@ -325,6 +326,7 @@ impl RawConfig {
             let pipeline = self.pipeline.get_or_insert_with(Default::default);
             let slot = match name.as_str() {
                 "SLUICE_PIPELINE" => &mut pipeline.mode,
+                "SLUICE_STATE_DIR" => &mut pipeline.state_dir,
                 "SLUICE_ROLES" => {
                     pipeline.roles = Some(pipeline::RawRoles::List(value));
                     continue;

@@ -15,6 +15,9 @@
 //! snapshot_interval = "60s"        # kafka mode: a partition with new records is snapshotted this often
 //! silences_topic = "sluice.silences" # kafka mode: silences, shared by every instance (compacted)
 //! transactions = false             # kafka mode: each commit one transaction (brokers that have them)
+//! # state_dir = "/var/lib/sluice"  # memory mode: open alerts, incidents, timers and silences
+//!                                  # saved here on SIGTERM (and every snapshot_interval) and
+//!                                  # restored at start (SLUICE_STATE_DIR); none: kept in memory only
 //! ```
 //!
 //! Validates the mode and roles by name (at least one role; memory mode runs both), the topic
@@ -50,6 +53,8 @@ pub(super) struct RawPipeline {
     snapshot_interval: Option<String>,
     silences_topic: Option<String>,
     transactions: Option<bool>,
+    /// Set by `SLUICE_STATE_DIR` too.
+    pub(super) state_dir: Option<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -94,6 +99,9 @@ pub struct PipelineConfig {
     /// each commit interval are one transaction (exactly once for `read_committed` consumers).
     /// Needs a broker with transactions (Kafka 2.5+; not tansu 0.6).
     pub transactions: bool,
+    /// Memory mode: where the correlator's state is saved on SIGTERM (and every
+    /// `snapshot_interval`) and restored from at start.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl RawPipeline {
@@ -204,6 +212,29 @@ impl RawPipeline {
             snapshot_interval,
             silences_topic,
             transactions: self.transactions.unwrap_or(false),
+            state_dir: state_dir(p, self.state_dir, mode),
         }
     }
+}
+
+/// `pipeline.state_dir`: memory mode only (Kafka mode keeps its state on the state topic); an
+/// existing path must be a directory (a missing one is made at start).
+fn state_dir(
+    p: &mut Problems,
+    raw: Option<String>,
+    mode: PipelineMode,
+) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(raw?);
+    if mode == PipelineMode::Kafka {
+        p.add(
+            "pipeline.state_dir",
+            "memory mode only: Kafka mode keeps its state on pipeline.state_topic",
+        );
+    } else if path.exists() && !path.is_dir() {
+        p.add(
+            "pipeline.state_dir",
+            format!("{} is not a directory", path.display()),
+        );
+    }
+    Some(path)
 }

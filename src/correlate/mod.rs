@@ -16,7 +16,9 @@ pub mod incident;
 pub mod rules;
 pub mod shard;
 pub mod silence;
+pub mod state_dir;
 pub mod timers;
+mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
 use crate::publish::{SendError, Sink};
 use crate::time::UnixMillis;
+use state_dir::{StateDir, StateError};
 
 pub use shard::{Origin, Shard, Stats};
 
@@ -141,6 +144,69 @@ impl Correlator {
         dequeued: Option<Arc<dyn Dequeued>>,
     ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
         let n = Correlator::shards(config);
+        let shards = build_shards(config, n).into_iter().map(TimedShard::new);
+        let parts = worker::Parts {
+            clock,
+            sink,
+            partition,
+            dequeued,
+            state: None,
+        };
+        Correlator::spawn_shards(config, shards.collect(), parts)
+    }
+
+    /// [`Correlator::spawn`] with the state saved in `state` (see `state_dir`): restored at
+    /// start, saved every `state.every` and at stop, when the incidents still waiting are not
+    /// published but kept for the next start.
+    pub fn spawn_saved(
+        config: &CorrelateConfig,
+        clock: Clock,
+        sink: Arc<dyn Sink>,
+        partition: PartitionFn,
+        dequeued: Option<Arc<dyn Dequeued>>,
+        state: Arc<StateDir>,
+    ) -> Result<(Correlator, Vec<mpsc::Sender<Input>>), StateError> {
+        let n = Correlator::shards(config);
+        let shards = match state.load(config, n, partition)? {
+            Some(restored) => {
+                tracing::info!(dir = %state.path().display(), shards = n, "state restored");
+                for (i, timed) in restored.iter().enumerate() {
+                    state
+                        .save(i, n, &timed.snapshot())
+                        .map_err(|source| StateError::Dir {
+                            dir: state.path().to_path_buf(),
+                            source,
+                        })?;
+                }
+                restored
+            }
+            None => build_shards(config, n)
+                .into_iter()
+                .map(TimedShard::new)
+                .collect(),
+        };
+        state
+            .forget_other_counts(n)
+            .map_err(|source| StateError::Dir {
+                dir: state.path().to_path_buf(),
+                source,
+            })?;
+        let parts = worker::Parts {
+            clock,
+            sink,
+            partition,
+            dequeued,
+            state: Some(state),
+        };
+        Ok(Correlator::spawn_shards(config, shards, parts))
+    }
+
+    fn spawn_shards(
+        config: &CorrelateConfig,
+        shards: Vec<TimedShard>,
+        parts: worker::Parts,
+    ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
+        let n = shards.len();
         let (stop, stop_rx) = watch::channel(false);
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
@@ -150,26 +216,19 @@ impl Correlator {
             (0..n).map(|_| mpsc::unbounded_channel()).unzip();
         let peers: Arc<[mpsc::UnboundedSender<Event>]> = routed_tx.into();
         let drained = Arc::new(tokio::sync::Barrier::new(n));
-        for (index, (shard, routed)) in build_shards(config, n)
-            .into_iter()
-            .zip(routed_rx)
-            .enumerate()
-        {
+        for (index, (timed, routed)) in shards.into_iter().zip(routed_rx).enumerate() {
             let (tx, rx) = mpsc::channel(config.queue_capacity);
             senders.push(tx);
-            let worker = Worker {
-                timed: TimedShard::new(shard),
+            let worker = worker::Worker::new(
+                timed,
                 rx,
                 routed,
-                peers: Arc::clone(&peers),
+                Arc::clone(&peers),
                 index,
-                partition,
-                drained: Arc::clone(&drained),
-                dequeued: dequeued.clone(),
-                clock: clock.clone(),
-                sink: Arc::clone(&sink),
-                stop: stop_rx.clone(),
-            };
+                Arc::clone(&drained),
+                &parts,
+                stop_rx.clone(),
+            );
             tasks.push(tokio::spawn(worker.run()));
         }
         (Correlator { tasks, stop }, senders)
@@ -265,108 +324,6 @@ impl TimedShard {
     ) {
         let now = self.advance_to(event.received_at, out);
         self.shard.apply_routed(event, origin, now, out);
-    }
-}
-
-struct Worker {
-    timed: TimedShard,
-    rx: mpsc::Receiver<Input>,
-    /// Events other shards' event rules re-routed to this one.
-    routed: mpsc::UnboundedReceiver<Event>,
-    /// Every shard's `routed`, in shard order.
-    peers: Arc<[mpsc::UnboundedSender<Event>]>,
-    index: usize,
-    partition: PartitionFn,
-    /// Passed by every shard once its own queue is drained on stop: nothing is re-routed after.
-    drained: Arc<tokio::sync::Barrier>,
-    dequeued: Option<Arc<dyn Dequeued>>,
-    clock: Clock,
-    sink: Arc<dyn Sink>,
-    stop: watch::Receiver<bool>,
-}
-
-/// Inputs applied between two hand-overs to the sink.
-const BATCH: usize = 256;
-
-impl Worker {
-    async fn run(mut self) {
-        let mut out = Vec::with_capacity(BATCH);
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut routed = Vec::new();
-        loop {
-            let sleep = self
-                .timed
-                .shard
-                .next_deadline()
-                .map(|at| tokio::time::sleep(at.saturating_sub(self.clock.now())));
-            tokio::select! {
-                biased;
-                n = self.routed.recv_many(&mut routed, BATCH) => {
-                    debug_assert!(n > 0, "this worker holds a sender of its own");
-                    for event in routed.drain(..) {
-                        self.timed.apply_routed(event, None, &mut out);
-                    }
-                }
-                n = self.rx.recv_many(&mut batch, BATCH) => {
-                    if n == 0 {
-                        // Every sender is gone (the server has shut down): finish as on stop.
-                        self.finish(&mut out).await;
-                        break;
-                    }
-                    if let Some(d) = &self.dequeued {
-                        d.taken(self.index, &batch);
-                    }
-                    for input in batch.drain(..) {
-                        self.apply(input, &mut out);
-                    }
-                }
-                _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
-                    self.timed.advance_to(self.clock.now(), &mut out);
-                }
-                _ = self.stop.changed() => {
-                    self.finish(&mut out).await;
-                    break;
-                }
-            }
-            self.publish(&mut out).await;
-        }
-    }
-
-    /// Applies one input; hands a re-routed event to its shard (applied here when it is this
-    /// one).
-    fn apply(&mut self, input: Input, out: &mut Vec<OutboundMessage>) {
-        let Some(event) = self.timed.apply(input, || self.clock.now(), out) else {
-            return;
-        };
-        let to = (self.partition)(&event.routing_key, self.peers.len());
-        if to == self.index {
-            self.timed.apply_routed(event, None, out);
-        } else if self.peers[to].send(event).is_err() {
-            tracing::error!(shard = to, "re-routed event lost: its shard has stopped");
-        }
-    }
-
-    /// Refuses new input, applies what is queued (and, once every shard has done so, what
-    /// they re-routed here), publishes what is waiting.
-    async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
-        self.rx.close();
-        while let Some(input) = self.rx.recv().await {
-            if let Some(d) = &self.dequeued {
-                d.taken(self.index, std::slice::from_ref(&input));
-            }
-            self.apply(input, out);
-        }
-        self.drained.wait().await;
-        while let Ok(event) = self.routed.try_recv() {
-            self.timed.apply_routed(event, None, out);
-        }
-        let now = self.timed.advance_to(self.clock.now(), out);
-        self.timed.shard.flush(now, out);
-        self.publish(out).await;
-    }
-
-    async fn publish(&self, out: &mut Vec<OutboundMessage>) {
-        hand_to_sink(&*self.sink, out, self.clock.now()).await;
     }
 }
 

@@ -65,6 +65,23 @@ struct Read {
     created_at: UnixMillis,
 }
 
+/// One silence as a record of the silences topic (and a line of memory mode's silences file).
+pub fn encode(silence: &Silence, now: UnixMillis) -> Vec<u8> {
+    serde_json::to_vec(&Written {
+        v: VERSION,
+        silence: silence.view(now),
+    })
+    .expect("a silence serializes")
+}
+
+/// A silence from what [`encode`] wrote.
+pub fn decode_silence(value: &[u8]) -> Result<Silence, String> {
+    match decode(None, Some(value))? {
+        Ok(silence) => Ok(silence),
+        Err(_) => Err("not a silence".into()),
+    }
+}
+
 /// One silence as its record says, or the id of a removed one (a tombstone).
 fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Result<Silence, String>, String> {
     let Some(value) = value else {
@@ -120,11 +137,7 @@ impl SilenceLog {
 
     /// Writes `silence` (as of `now`) and waits for the broker to have it.
     pub async fn write(&self, silence: &Silence, now: UnixMillis) -> Result<(), KafkaError> {
-        let body = serde_json::to_vec(&Written {
-            v: VERSION,
-            silence: silence.view(now),
-        })
-        .expect("a silence serializes");
+        let body = encode(silence, now);
         let (generation, producer) = self.producer.get();
         let record = FutureRecord::to(&self.topic)
             .partition(0)

@@ -15,6 +15,7 @@
 //! modes, check `write`, a limited token's routing keys and `broad_silence`, then log the
 //! change with the token's name and count it (`sluice_admin_changes_total`).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use crate::time::{parse_timestamp, Timestamp, UnixMillis};
 
 use super::auth::{admin, Principal, Scope};
 use super::response::{self, Body};
-use super::silence_log::SilenceLog;
+use super::silence_log::{self, SilenceLog};
 
 pub const PREFIX: &str = "/api/v1/silences";
 
@@ -42,6 +43,8 @@ pub struct SilenceStore {
     silences: Mutex<Vec<Silence>>,
     /// Kafka mode: the silences topic every change is written to before it is answered.
     log: Option<Arc<SilenceLog>>,
+    /// Memory mode with a state directory: the file every change is saved to.
+    file: Option<PathBuf>,
 }
 
 /// One request to a silences API, as the router hands it over.
@@ -104,6 +107,47 @@ impl SilenceStore {
         SilenceStore {
             silences: Mutex::new(loaded),
             log: Some(log),
+            file: None,
+        }
+    }
+
+    /// Memory mode with a state directory: the silences saved in `file` (one record a line,
+    /// as on Kafka mode's silences topic), saved again after every change.
+    pub fn saved(file: PathBuf) -> Result<Self, String> {
+        let mut loaded = Vec::new();
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let silence = silence_log::decode_silence(line)
+                        .map_err(|e| format!("{} line {}: {e}", file.display(), n + 1))?;
+                    loaded.push(silence);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        }
+        Ok(SilenceStore {
+            silences: Mutex::new(loaded),
+            log: None,
+            file: Some(file),
+        })
+    }
+
+    /// Writes every silence to the state directory's file, if there is one.
+    fn save(&self, all: &[Silence], now: UnixMillis) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        for s in all {
+            bytes.extend(silence_log::encode(s, now));
+            bytes.push(b'\n');
+        }
+        if let Err(e) = crate::correlate::state_dir::write_atomically(file, &bytes) {
+            tracing::error!(file = %file.display(), error = %e, "silences not saved");
         }
     }
 
@@ -271,6 +315,7 @@ impl SilenceStore {
         let snapshot: Arc<[Silence]> = {
             let mut all = self.silences.lock().expect("silences lock");
             all.retain(|s| now.saturating_sub(s.ends_at) < KEEP_EXPIRED || s.ends_at > now);
+            self.save(&all, now);
             let live: Vec<Silence> = all
                 .iter()
                 .filter(|s| s.state(now) != SilenceState::Expired)

@@ -18,6 +18,7 @@ use crate::publish::Sink;
 
 use super::fair::FairShare;
 use super::{key_hash, partition, Intake, Refused, To};
+use crate::correlate::state_dir::{StateDir, StateError};
 
 /// Starts the correlator's shard tasks and returns the intake that feeds them, with fair
 /// admission.
@@ -32,19 +33,33 @@ pub fn spawn_with(
     clock: Clock,
     sink: Arc<dyn Sink>,
 ) -> (Correlator, Intake) {
+    spawn_saved(config, fair, clock, sink, None).expect("no state directory, nothing to read")
+}
+
+/// [`spawn_with`], keeping the correlator's state in `state` across restarts when given.
+pub fn spawn_saved(
+    config: &CorrelateConfig,
+    fair: bool,
+    clock: Clock,
+    sink: Arc<dyn Sink>,
+    state: Option<Arc<StateDir>>,
+) -> Result<(Correlator, Intake), StateError> {
     let fair = fair.then(|| Arc::new(FairShare::new(Correlator::shards(config))));
     let dequeued = fair
         .clone()
         .map(|f| f as Arc<dyn crate::correlate::Dequeued>);
-    let (correlator, senders) = Correlator::spawn(config, clock, sink, partition, dequeued);
+    let (correlator, senders) = match state {
+        Some(state) => Correlator::spawn_saved(config, clock, sink, partition, dequeued, state)?,
+        None => Correlator::spawn(config, clock, sink, partition, dequeued),
+    };
     let channels = Channels {
         senders: senders.into(),
         fair,
     };
-    (
+    Ok((
         correlator,
         Intake::with(To::Local(Local::Channels(channels))),
-    )
+    ))
 }
 
 /// Shards applied synchronously on a manual clock (`sluice replay`, tests), and the intake

@@ -26,5 +26,6 @@ mod scenarios;
 mod schema;
 mod signatures;
 mod sns_signatures;
+mod state_dir;
 mod tls;
 mod transport;

@@ -1,0 +1,182 @@
+//! One shard's task in memory mode: takes inputs off its bounded queue in batches, fires its
+//! timers on time, hands re-routed events to their shards, publishes what it decided, and on
+//! stop drains its queue and either publishes what is still waiting or, with a state
+//! directory, saves it for the next start (also every `snapshot_interval` while running).
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use super::state_dir::StateDir;
+use super::{hand_to_sink, Dequeued, Input, PartitionFn, TimedShard};
+use crate::clock::Clock;
+use crate::event::Event;
+use crate::publish::encode::OutboundMessage;
+use crate::publish::Sink;
+
+/// What every shard's worker shares.
+pub(super) struct Parts {
+    pub clock: Clock,
+    pub sink: Arc<dyn Sink>,
+    pub partition: PartitionFn,
+    pub dequeued: Option<Arc<dyn Dequeued>>,
+    /// Memory mode with `pipeline.state_dir`: where the shard is saved.
+    pub state: Option<Arc<StateDir>>,
+}
+
+pub(super) struct Worker {
+    timed: TimedShard,
+    rx: mpsc::Receiver<Input>,
+    /// Events other shards' event rules re-routed to this one.
+    routed: mpsc::UnboundedReceiver<Event>,
+    /// Every shard's `routed`, in shard order.
+    peers: Arc<[mpsc::UnboundedSender<Event>]>,
+    index: usize,
+    partition: PartitionFn,
+    /// Passed by every shard once its own queue is drained on stop: nothing is re-routed after.
+    drained: Arc<tokio::sync::Barrier>,
+    dequeued: Option<Arc<dyn Dequeued>>,
+    clock: Clock,
+    sink: Arc<dyn Sink>,
+    stop: watch::Receiver<bool>,
+    state: Option<Arc<StateDir>>,
+}
+
+/// Inputs applied between two hand-overs to the sink.
+const BATCH: usize = 256;
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        timed: TimedShard,
+        rx: mpsc::Receiver<Input>,
+        routed: mpsc::UnboundedReceiver<Event>,
+        peers: Arc<[mpsc::UnboundedSender<Event>]>,
+        index: usize,
+        drained: Arc<tokio::sync::Barrier>,
+        parts: &Parts,
+        stop: watch::Receiver<bool>,
+    ) -> Worker {
+        Worker {
+            timed,
+            rx,
+            routed,
+            peers,
+            index,
+            partition: parts.partition,
+            drained,
+            dequeued: parts.dequeued.clone(),
+            clock: parts.clock.clone(),
+            sink: Arc::clone(&parts.sink),
+            stop,
+            state: parts.state.clone(),
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut out = Vec::with_capacity(BATCH);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut routed = Vec::new();
+        let mut saves = self.state.as_ref().map(|s| {
+            let mut every = tokio::time::interval(s.every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every
+        });
+        loop {
+            let sleep = self
+                .timed
+                .shard
+                .next_deadline()
+                .map(|at| tokio::time::sleep(at.saturating_sub(self.clock.now())));
+            tokio::select! {
+                biased;
+                n = self.routed.recv_many(&mut routed, BATCH) => {
+                    debug_assert!(n > 0, "this worker holds a sender of its own");
+                    for event in routed.drain(..) {
+                        self.timed.apply_routed(event, None, &mut out);
+                    }
+                }
+                n = self.rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        // Every sender is gone (the server has shut down): finish as on stop.
+                        self.finish(&mut out).await;
+                        break;
+                    }
+                    if let Some(d) = &self.dequeued {
+                        d.taken(self.index, &batch);
+                    }
+                    for input in batch.drain(..) {
+                        self.apply(input, &mut out);
+                    }
+                }
+                _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
+                    self.timed.advance_to(self.clock.now(), &mut out);
+                }
+                _ = async { saves.as_mut().expect("guarded").tick().await }, if saves.is_some() => {
+                    self.save().await;
+                }
+                _ = self.stop.changed() => {
+                    self.finish(&mut out).await;
+                    break;
+                }
+            }
+            self.publish(&mut out).await;
+        }
+    }
+
+    /// Applies one input; hands a re-routed event to its shard (applied here when it is this
+    /// one).
+    fn apply(&mut self, input: Input, out: &mut Vec<OutboundMessage>) {
+        let Some(event) = self.timed.apply(input, || self.clock.now(), out) else {
+            return;
+        };
+        let to = (self.partition)(&event.routing_key, self.peers.len());
+        if to == self.index {
+            self.timed.apply_routed(event, None, out);
+        } else if self.peers[to].send(event).is_err() {
+            tracing::error!(shard = to, "re-routed event lost: its shard has stopped");
+        }
+    }
+
+    /// Refuses new input, applies what is queued (and, once every shard has done so, what
+    /// they re-routed here), publishes what is waiting.
+    async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
+        self.rx.close();
+        while let Some(input) = self.rx.recv().await {
+            if let Some(d) = &self.dequeued {
+                d.taken(self.index, std::slice::from_ref(&input));
+            }
+            self.apply(input, out);
+        }
+        self.drained.wait().await;
+        while let Ok(event) = self.routed.try_recv() {
+            self.timed.apply_routed(event, None, out);
+        }
+        let now = self.timed.advance_to(self.clock.now(), out);
+        match self.state.is_some() {
+            // Kept for the next start instead of published early (a deploy would page).
+            true => self.save().await,
+            false => self.timed.shard.flush(now, out),
+        }
+        self.publish(out).await;
+    }
+
+    /// Saves the shard to the state directory (off the async threads).
+    async fn save(&self) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let bytes = self.timed.snapshot();
+        let (index, of) = (self.index, self.peers.len());
+        let saved = tokio::task::spawn_blocking(move || state.save(index, of, &bytes)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(shard = index, error = %e, "shard state not saved"),
+            Err(e) => tracing::error!(shard = index, error = %e, "shard state not saved"),
+        }
+    }
+
+    async fn publish(&self, out: &mut Vec<OutboundMessage>) {
+        hand_to_sink(&*self.sink, out, self.clock.now()).await;
+    }
+}
