@@ -397,6 +397,41 @@ pub struct ChangeEvent {
     pub images: Vec<Image>,
 }
 
+/// An operator's command on one incident (the admin API, the commands topic): it travels to
+/// the partition of its routing key like an event, in order with the incident's events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Command {
+    pub routing_key: String,
+    pub incident_id: String,
+    pub action: CommandAction,
+    /// Who asked (the admin token's name, or the command's `by`).
+    pub by: String,
+    pub reason: Option<String>,
+    pub received_at: UnixMillis,
+}
+
+/// What a [`Command`] does to its incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandAction {
+    /// Acknowledges every triggered alert of the incident.
+    Acknowledge,
+    /// Resolves every open alert of the incident.
+    Resolve,
+    /// Acknowledges every triggered alert until `until`, when those that are still open
+    /// trigger again (and page again).
+    Snooze { until: UnixMillis },
+}
+
+impl CommandAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandAction::Acknowledge => "acknowledge",
+            CommandAction::Resolve => "resolve",
+            CommandAction::Snooze { .. } => "snooze",
+        }
+    }
+}
+
 /// Free-form JSON from the sender (`custom_details`), validated once and kept as compact text.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]

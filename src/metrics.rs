@@ -57,6 +57,7 @@ pub const TRANSACTION_MESSAGES_ABORTED: &str = "sluice_transaction_messages_abor
 pub const TIME_TO_PAGE: &str = "sluice_time_to_page_seconds";
 pub const ADMIN_REFUSED: &str = "sluice_admin_requests_refused_total";
 pub const ADMIN_CHANGES: &str = "sluice_admin_changes_total";
+pub const COMMANDS: &str = "sluice_commands_total";
 pub const TLS_HANDSHAKES_FAILED: &str = "sluice_tls_handshakes_failed_total";
 pub const TLS_RELOADS: &str = "sluice_tls_reloads_total";
 
@@ -84,6 +85,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CAPS_REACHED, "Alerts past a cap, by cap: folded into their routing key's overflow incident (fail open), or for `routes`, re-routed without remembering the route."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
+    (COMMANDS, "Operator commands on incidents (admin API, commands topic), by action (acknowledge, resolve, snooze) and outcome (applied; unknown_incident: no open incident of that id in its partition)."),
     (TLS_HANDSHAKES_FAILED, "HTTPS listener: connections closed before their TLS handshake finished, by reason (timeout, error)."),
     (TLS_RELOADS, "HTTPS listener: certificate files changed and loaded again, by outcome (loaded, failed: the previous pair stays)."),
     (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),
@@ -241,6 +243,10 @@ pub fn incidents_held(reason: &'static str) -> Counter {
 
 pub fn sns_subscription(outcome: &'static str) -> Counter {
     metrics::counter!(SNS_SUBSCRIPTIONS, "outcome" => outcome)
+}
+
+pub fn commands(action: &'static str, outcome: &'static str) -> Counter {
+    metrics::counter!(COMMANDS, "action" => action, "outcome" => outcome)
 }
 
 pub fn tls_handshakes_failed(reason: &'static str) -> Counter {

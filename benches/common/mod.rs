@@ -225,6 +225,8 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         timer_at: UnixMillis(0),
         overflow: None,
         in_group_index: true,
+        snoozed_until: None,
+        last_command: None,
     };
     for i in 0..alerts {
         let mut e = template.clone();

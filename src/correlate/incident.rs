@@ -298,6 +298,12 @@ pub struct Incident {
     pub overflow: Option<OverflowCounts>,
     /// Whether the group index still points here (false once the window closed).
     pub in_group_index: bool,
+    /// Snoozed by an operator until this: its alerts stay acknowledged until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<UnixMillis>,
+    /// The last operator command applied, which its messages name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<crate::publish::encode::CommandNote>,
 }
 
 impl Incident {
@@ -454,6 +460,8 @@ impl Incident {
             overflow: self.overflow,
             reasons: self.reasons(rule),
             changes,
+            snoozed_until: self.snoozed_until,
+            command: self.last_command.as_ref(),
         };
         OutboundMessage {
             topic: Topic::Incidents,

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::CorrelateConfig;
-use crate::event::{ChangeEvent, Event};
+use crate::event::{ChangeEvent, Command, Event};
 use crate::metrics as m;
 use crate::publish::encode::OutboundMessage;
 use crate::publish::{SendError, Sink};
@@ -49,6 +49,8 @@ pub enum Input {
     /// through [`TimedShard::apply_routed`].)
     Event(Event),
     Change(ChangeEvent),
+    /// An operator's command on an incident of this partition.
+    Command(Command),
     /// The silences now in force (sent to every shard).
     Silences(Arc<[Silence]>),
 }
@@ -66,6 +68,7 @@ impl Input {
         match self {
             Input::Event(e) => Some(e.received_at),
             Input::Change(c) => Some(c.received_at),
+            Input::Command(c) => Some(c.received_at),
             Input::Silences(_) => None,
         }
     }
@@ -312,6 +315,17 @@ impl TimedShard {
     ) -> Option<Event> {
         let now = self.advance_to(input.received_at().unwrap_or_else(otherwise), out);
         self.shard.apply_input(input, now, out)
+    }
+
+    /// [`TimedShard::apply`] for an input that is never re-routed (a change, a command).
+    pub fn apply_unrouted(
+        &mut self,
+        input: Input,
+        otherwise: impl FnOnce() -> UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let again = self.apply(input, otherwise, out);
+        debug_assert!(again.is_none(), "only events are re-routed");
     }
 
     /// Applies an event the event rules re-routed to this partition, at its `received_at`

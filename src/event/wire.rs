@@ -17,6 +17,8 @@
 //! {"v":1,"type":"change","routing_key":"rk-1","integration":"pagerduty","summary":"deploy",
 //!  "received_at":1700000000500}
 //! {"v":1,"type":"watermark","at":1700000000500,"rules":"9f86d081884c7d65"}
+//! {"v":1,"type":"command","routing_key":"rk-1","incident_id":"inc_3f0c...","action":"snooze",
+//!  "until":1700003600500,"by":"ops","reason":"deploying the fix","received_at":1700000000500}
 //! ```
 //!
 //! (wrapped here; a record is one line: strings are escaped and `custom_details` is compact).
@@ -28,7 +30,9 @@
 //!   written and read back verbatim.
 //! - Required: an event's `routing_key`, `integration`, `action`, `dedup_key`, `severity` and
 //!   `received_at`; a change's `routing_key`, `integration`, `summary` and `received_at`; a
-//!   watermark's `at`. Every other field is written only when it is set (not `None`, not
+//!   watermark's `at`; a command's `routing_key`, `incident_id`, `action` (`acknowledge`,
+//!   `resolve`, `snooze`, which also needs `until`), `by` and `received_at`. Commands are
+//!   version 1 records too: a reader that predates them skips them as an unknown type. Every other field is written only when it is set (not `None`, not
 //!   empty; an event's `summary` and `source` only when not empty) and reads as unset when
 //!   absent or `null`.
 //! - `routed`: on an event the event rules re-routed, written by the correlator of the
@@ -63,9 +67,11 @@ mod encode;
 mod tests;
 
 pub use decode::decode;
-pub use encode::{encode, encode_change, encode_event, encode_routed, encode_watermark};
+pub use encode::{
+    encode, encode_change, encode_command, encode_event, encode_routed, encode_watermark,
+};
 
-use crate::event::{ChangeEvent, Event};
+use crate::event::{ChangeEvent, Command, Event};
 use crate::time::UnixMillis;
 
 /// The format version this build writes, and the latest it reads.
@@ -86,6 +92,8 @@ pub enum Record {
         origin: Origin,
     },
     Change(ChangeEvent),
+    /// An operator's command on an incident, in its routing key's partition.
+    Command(Command),
     /// Written by an ingest instance to a partition it has no events for, so that the
     /// partition's time still advances: `at` is the writer's clock when it wrote it.
     Watermark {

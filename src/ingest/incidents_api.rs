@@ -1,5 +1,5 @@
-//! The incidents API, read side (`openapi.json` describes it): the incidents view
-//! (`crate::view`) as JSON.
+//! The incidents API (`openapi.json` describes it): the incidents view (`crate::view`) as
+//! JSON, and commands on incidents ([`commands`]).
 //!
 //! - `GET /api/v1/incidents`: open incidents, newest opened first, filtered by `routing_key`,
 //!   `severity`, `status` (`triggered`, `acknowledged`, `resolved`; default the first two),
@@ -19,11 +19,15 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use serde_json::json;
 
 use crate::ingest::auth::{Auth, Scope};
+use crate::ingest::body::BodyLimits;
 use crate::ingest::integrations::fields::percent_decode;
 use crate::ingest::response::{self, Body};
+use crate::pipeline::Intake;
 use crate::time::{parse_duration, parse_timestamp, Timestamp, UnixMillis};
 use crate::view::query::DEFAULT_LIMIT;
 use crate::view::{Filter, View, KEEP_RESOLVED};
+
+mod commands;
 
 pub const INCIDENTS: &str = "/api/v1/incidents";
 pub const STATS: &str = "/api/v1/stats";
@@ -41,11 +45,36 @@ pub fn serves(path: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Answers a request to this API ([`serves`]): GET or HEAD, with the read scope.
-pub fn answer<B>(req: &Request<B>, auth: &Auth, view: Option<&View>, now: UnixMillis) -> Answer {
-    let (method, path) = (req.method(), req.uri().path());
-    if !matches!(*method, Method::GET | Method::HEAD) {
-        let msg = format!("{path} takes GET");
+/// What the API needs of the router.
+pub struct Context<'a> {
+    pub auth: &'a Auth,
+    /// `None` on an instance without the ingest role.
+    pub view: Option<&'a View>,
+    pub intake: &'a Intake,
+    pub limits: &'a BodyLimits,
+    pub now: UnixMillis,
+}
+
+/// Answers a request to this API ([`serves`]): GET or HEAD with the read scope, or a command
+/// (POST `<id>/<action>`, see [`commands`]) with the write scope.
+pub async fn handle<B>(req: Request<B>, cx: Context<'_>) -> Answer
+where
+    B: http_body::Body + Unpin,
+    B::Data: bytes::Buf,
+{
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let command = path
+        .strip_prefix(INCIDENTS)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(id, action)| !id.is_empty() && !action.contains('/'))
+        .map(|(id, action)| (id.to_string(), action.to_string()));
+    let allowed = match command {
+        Some(_) => "POST",
+        None => "GET, HEAD",
+    };
+    if !allowed.split(", ").any(|m| m == method.as_str()) {
+        let msg = format!("{path} takes {allowed}");
         let mut resp = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",
@@ -53,21 +82,31 @@ pub fn answer<B>(req: &Request<B>, auth: &Auth, view: Option<&View>, now: UnixMi
             &[],
         );
         resp.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            .insert(ALLOW, HeaderValue::from_static(allowed));
         return resp;
     }
-    let who = auth.admin.authenticate(req.headers());
-    if let Err(denied) = who.and_then(|who| who.require(Scope::Read)) {
-        return denied.refuse(method, path);
-    }
-    let resp = match view {
-        Some(view) => get(view, path, req.uri().query(), now),
-        None => {
-            let msg = "this instance keeps no incidents view (it has no ingest role)";
-            response::error(StatusCode::NOT_FOUND, "not found", msg, &[])
-        }
+    let who = match cx.auth.admin.authenticate(req.headers()) {
+        Ok(who) => who,
+        Err(denied) => return denied.refuse(&method, &path),
     };
-    match *method == Method::HEAD {
+    let Some(view) = cx.view else {
+        let msg = "this instance keeps no incidents view (it has no ingest role)";
+        return response::error(StatusCode::NOT_FOUND, "not found", msg, &[]);
+    };
+    if let Some((id, action)) = command {
+        let (parts, body) = req.into_parts();
+        let body = match crate::ingest::body::read(cx.limits, &parts.headers, body).await {
+            Ok(b) => b,
+            Err(e) => return e.response(cx.limits),
+        };
+        let target = (id.as_str(), action.as_str());
+        return commands::post(view, cx.intake, &who, target, &body, cx.now).await;
+    }
+    if let Err(denied) = who.require(Scope::Read) {
+        return denied.refuse(&method, &path);
+    }
+    let resp = get(view, &path, req.uri().query(), cx.now);
+    match method == Method::HEAD {
         true => response::without_body(resp),
         false => resp,
     }

@@ -238,8 +238,14 @@ impl Router {
             return self.ingest_target(target, req).await;
         }
         if incidents_api::serves(path) {
-            let view = self.view.as_deref();
-            return incidents_api::answer(&req, &self.auth, view, self.clock.now());
+            let cx = incidents_api::Context {
+                auth: &self.auth,
+                view: self.view.as_deref(),
+                intake: &self.intake,
+                limits: &self.limits,
+                now: self.clock.now(),
+            };
+            return incidents_api::handle(req, cx).await;
         }
         let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
         let Some((_, _, route)) = matches.iter().find(|(_, m, _)| m == req.method()) else {

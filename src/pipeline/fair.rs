@@ -100,6 +100,7 @@ impl Dequeued for FairShare {
             let key = match input {
                 Input::Event(e) => e.routing_key.as_str(),
                 Input::Change(c) => c.routing_key.as_str(),
+                Input::Command(c) => c.routing_key.as_str(),
                 Input::Silences(_) => continue,
             };
             match &mut run {

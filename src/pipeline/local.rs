@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::CorrelateConfig;
 use crate::correlate::silence::Silence;
 use crate::correlate::{Correlator, Inline, Input};
-use crate::event::{ChangeEvent, Event};
+use crate::event::{ChangeEvent, Command, Event};
 use crate::publish::Sink;
 
 use super::fair::FairShare;
@@ -114,6 +114,10 @@ impl Local {
 
     pub(super) fn change(&self, change: ChangeEvent) -> Result<(), Refused> {
         self.hand_over(vec![change], |c| &c.routing_key, Input::Change)
+    }
+
+    pub(super) fn command(&self, command: Command) -> Result<(), Refused> {
+        self.hand_over(vec![command], |c| &c.routing_key, Input::Command)
     }
 
     pub(super) async fn silences(&self, silences: Arc<[Silence]>) {
@@ -358,7 +362,12 @@ mod tests {
         assert_eq!(
             messages(&sink),
             vec![
-                ("dba".into(), "updated".into(), "acknowledged".into(), 1),
+                (
+                    "dba".into(),
+                    "acknowledged".into(),
+                    "acknowledged".into(),
+                    1
+                ),
                 ("dba".into(), "resolved".into(), "resolved".into(), 0)
             ]
         );

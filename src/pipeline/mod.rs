@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::correlate::silence::Silence;
-use crate::event::{ChangeEvent, Event};
+use crate::event::{ChangeEvent, Command, Event};
 
 /// The partition (local shard, or events-topic partition) that owns `routing_key`: every alert
 /// and incident of a routing key lives in one partition, so grouping never crosses partitions
@@ -180,6 +180,18 @@ impl Intake {
             To::Kafka {
                 producer: Some(p), ..
             } => p.change(&change).await,
+            To::Kafka { producer: None, .. } => Err(Refused::NoIngest),
+        }
+    }
+
+    /// Hands over an operator's command on an incident (to its routing key's partition).
+    /// Not rate limited: an admin action.
+    pub async fn submit_command(&self, command: Command) -> Result<(), Refused> {
+        match &self.to {
+            To::Local(local) => local.command(command),
+            To::Kafka {
+                producer: Some(p), ..
+            } => p.command(&command).await,
             To::Kafka { producer: None, .. } => Err(Refused::NoIngest),
         }
     }

@@ -25,15 +25,19 @@ pub enum MessageKind {
     Flapping,
     Resolved,
     Change,
+    Acknowledged,
+    Snoozed,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 5] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Opened,
         MessageKind::Updated,
         MessageKind::Flapping,
         MessageKind::Resolved,
         MessageKind::Change,
+        MessageKind::Acknowledged,
+        MessageKind::Snoozed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +47,8 @@ impl MessageKind {
             MessageKind::Flapping => "flapping",
             MessageKind::Resolved => "resolved",
             MessageKind::Change => "change",
+            MessageKind::Acknowledged => "acknowledged",
+            MessageKind::Snoozed => "snoozed",
         }
     }
 
@@ -54,6 +60,8 @@ impl MessageKind {
             MessageKind::Flapping => "io.sluice.incident.flapping",
             MessageKind::Resolved => "io.sluice.incident.resolved",
             MessageKind::Change => "io.sluice.change",
+            MessageKind::Acknowledged => "io.sluice.incident.acknowledged",
+            MessageKind::Snoozed => "io.sluice.incident.snoozed",
         }
     }
 
@@ -153,6 +161,22 @@ pub struct IncidentBody<'a> {
     /// "What changed?": recent change events that name what its alerts name, latest first.
     #[serde(skip_serializing_if = "<[ChangeRef]>::is_empty")]
     pub changes: &'a [ChangeRef],
+    /// Snoozed by an operator until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<UnixMillis>,
+    /// The last operator command applied to it (`action`, `by`, `reason`, `at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<&'a CommandNote>,
+}
+
+/// An operator command as an incident keeps it and its messages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CommandNote {
+    pub action: Box<str>,
+    pub by: Box<str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Box<str>>,
+    pub at: UnixMillis,
 }
 
 /// What an overflow incident took past a cap: alerts in all, and those past the bound on the

@@ -257,6 +257,7 @@ fn record_time(record: &Record) -> UnixMillis {
     match record {
         Record::Event(e) | Record::Routed { event: e, .. } => e.received_at,
         Record::Change(c) => c.received_at,
+        Record::Command(c) => c.received_at,
         Record::Watermark { at, .. } => *at,
     }
 }
@@ -271,6 +272,7 @@ fn apply_record(inline: &Mutex<Inline>, record: Record, now: UnixMillis) {
         Record::Event(e) => Some((partition(&e.routing_key, n), Input::Event(e))),
         Record::Routed { .. } => None,
         Record::Change(c) => Some((partition(&c.routing_key, n), Input::Change(c))),
+        Record::Command(c) => Some((partition(&c.routing_key, n), Input::Command(c))),
         Record::Watermark { .. } => None,
     };
     inline.apply(input.into_iter());

@@ -471,7 +471,7 @@ async fn limited_tokens_and_broad_silences(url: &str) {
         assert!(answer["message"]
             .as_str()
             .unwrap()
-            .starts_with("token \"team-a\" may only silence routing keys team-a"));
+            .starts_with("token \"team-a\" may only act on routing keys team-a"));
     }
     let (status, answer) = create(
         team_a.clone(),

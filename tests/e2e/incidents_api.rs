@@ -45,6 +45,92 @@ async fn get(url: &str, route: &str, path: &str) -> (u16, Value) {
     (reply.status.as_u16(), body)
 }
 
+/// POSTs a command and checks the answer against `openapi.json`.
+async fn command(url: &str, id: &str, action: &str, body: Value) -> (u16, Value) {
+    let mut client = HttpClient::connect(url).await.unwrap();
+    let path = format!("/api/v1/incidents/{id}/{action}");
+    let reply = client.post(&path, body.to_string()).await.unwrap();
+    let doc = openapi();
+    let op = &doc["paths"]["/api/v1/incidents/{incident_id}/{action}"]["post"];
+    let status = reply.status.as_u16().to_string();
+    let documented = &op["responses"][&status];
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    assert!(
+        documented.is_object(),
+        "POST {path} answered {status}: {answer}"
+    );
+    let schema = &documented["content"]["application/json"]["schema"];
+    let found = problems(&doc, schema, &answer);
+    assert!(found.is_empty(), "POST {path}: {found:?}\n{answer}");
+    (reply.status.as_u16(), answer)
+}
+
+/// Waits until incident `id`'s latest message in the view satisfies `done`.
+async fn until_incident(url: &str, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let path = format!("/api/v1/incidents/{id}");
+        let (_, one) = get(url, "/api/v1/incidents/{incident_id}", &path).await;
+        if done(&one["incident"]) {
+            return one;
+        }
+        assert!(Instant::now() < deadline, "{what}: {one}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Acknowledge, snooze and resolve the three open `payments` incidents through the API.
+async fn commands(url: &str) {
+    let page = until_total(url, "/api/v1/incidents?routing_key=payments", 3).await;
+    let ids: Vec<String> = page["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["incident_id"].as_str().unwrap().to_string())
+        .collect();
+    let body = json!({"by": "ana", "reason": "looking at it"});
+    let (status, answer) = command(url, &ids[0], "acknowledge", body).await;
+    assert_eq!(status, 202, "{answer}");
+    let acked = until_incident(url, &ids[0], "acknowledged", |m| {
+        m["type"] == "acknowledged"
+    })
+    .await;
+    assert_eq!(acked["incident"]["status"], "acknowledged");
+    assert_eq!(acked["incident"]["command"]["by"], "ana");
+    assert_eq!(acked["incident"]["command"]["reason"], "looking at it");
+
+    let (status, answer) = command(url, &ids[1], "snooze", json!({"duration": "1s"})).await;
+    assert_eq!(status, 202, "{answer}");
+    until_incident(url, &ids[1], "snoozed", |m| m["type"] == "snoozed").await;
+    let after = until_incident(url, &ids[1], "paged again", |m| {
+        m["type"] == "updated" && m["status"] == "triggered"
+    })
+    .await;
+    let kinds: Vec<&str> = after["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["opened", "snoozed", "updated"]);
+
+    let (status, answer) = command(url, &ids[2], "resolve", json!({})).await;
+    assert_eq!(status, 202, "{answer}");
+    until_incident(url, &ids[2], "resolved", |m| m["type"] == "resolved").await;
+
+    // Refusals, each documented.
+    let (status, _) = command(url, &ids[0], "snooze", json!({})).await;
+    assert_eq!(status, 400, "a snooze needs a duration");
+    let (status, _) = command(url, &ids[0], "acknowledge", json!({"duration": "1m"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = command(url, &ids[0], "acknowledge", json!({"who": "x"})).await;
+    assert_eq!(status, 400, "an unknown member");
+    let (status, _) = command(url, &ids[2], "acknowledge", json!({})).await;
+    assert_eq!(status, 404, "resolved");
+    let (status, _) = command(url, &ids[0], "escalate", json!({})).await;
+    assert_eq!(status, 404);
+}
+
 async fn trigger(url: &str, key: &str, dedup: &str, source: &str, severity: &str) {
     let body = sluice::send::pd_event(key, "trigger", dedup, source, severity, "disk full");
     let (status, answer) = post(url, "/v2/enqueue", &[], body).await;
@@ -197,6 +283,7 @@ async fn exercise(url: &str, ingest_url: &str) {
     for route in ["/healthz", "/readyz"] {
         get(url, route, route).await;
     }
+    commands(url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

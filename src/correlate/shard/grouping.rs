@@ -514,6 +514,8 @@ impl Shard {
             timer_at: UnixMillis(0),
             overflow: None,
             in_group_index: true,
+            snoozed_until: None,
+            last_command: None,
         }
     }
 

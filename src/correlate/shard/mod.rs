@@ -193,6 +193,7 @@ impl Shard {
                 Entry::Dropped => {}
             },
             Input::Change(c) => self.apply_change(c, out),
+            Input::Command(c) => self.apply_command(c, now, out),
             Input::Silences(s) => self.set_silences(s, now, out),
         }
         None
@@ -419,6 +420,8 @@ impl Shard {
         self.review(slot, now, out);
     }
 }
+
+mod commands;
 
 #[cfg(test)]
 mod tests;

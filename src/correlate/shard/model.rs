@@ -350,7 +350,10 @@ impl Model {
             let urgent =
                 inc.severity() > inc.published_severity || inc.status() != inc.published_status;
             if urgent || inc.last_published + GROUP_INTERVAL <= now {
-                self.emit(i, "updated", now);
+                // Reaching acknowledged is its own message type.
+                let acked =
+                    inc.status() == "acknowledged" && inc.published_status != "acknowledged";
+                self.emit(i, if acked { "acknowledged" } else { "updated" }, now);
             }
         }
     }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::publish::encode::{MessageKind, OutboundMessage};
+use crate::publish::encode::{MessageKind, OutboundMessage, Status};
 use crate::time::UnixMillis;
 
 use super::super::timers::Timer;
@@ -63,6 +63,10 @@ impl Shard {
         if flapping.is_some() && inc.published && !inc.flap_announced {
             inc.flap_announced = true;
             self.emit(slot, MessageKind::Flapping, now, out);
+        }
+        self.end_snooze(slot, now);
+        if let Some(until) = self.slots.get(slot).snoozed_until {
+            self.wake_at(slot, until);
         }
         let inc = self.slots.get_mut(slot);
         if inc.open_alerts == 0 {
@@ -124,7 +128,12 @@ impl Shard {
             inc.severity() > inc.published_severity || inc.status() != inc.published_status;
         let due = inc.last_published_at.saturating_add(config.group_interval);
         if urgent || due <= now {
-            self.emit(slot, MessageKind::Updated, now, out);
+            let acked = inc.status() == Status::Acknowledged;
+            let kind = match acked && inc.published_status != Status::Acknowledged {
+                true => MessageKind::Acknowledged,
+                false => MessageKind::Updated,
+            };
+            self.emit(slot, kind, now, out);
         } else {
             self.wake_at(slot, due);
         }

@@ -8,6 +8,7 @@ use metrics::{Counter, Gauge};
 
 use crate::integration::Integration;
 use crate::metrics as m;
+use crate::publish::encode::MessageKind;
 
 use super::caps::CAPS;
 
@@ -42,7 +43,7 @@ pub struct Stats {
     pub changes: u64,
     pub alerts_opened: u64,
     pub incidents_opened: u64,
-    pub messages: [u64; 5],
+    pub messages: [u64; MessageKind::ALL.len()],
     /// Events held back, by reason; an event can be held back for more than one.
     pub dedup: u64,
     pub silence: u64,

@@ -222,6 +222,8 @@ impl AlertIndex {
 pub(super) enum ResolvedBy {
     Event,
     Time,
+    /// An operator's command (no event of the alert's own).
+    Command,
 }
 
 /// One more event for the open alert at `index`, on the alert and on its incident.

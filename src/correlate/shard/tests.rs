@@ -81,6 +81,21 @@ impl Harness {
         self.event(Action::Resolve, key, "", Severity::Error)
     }
 
+    fn command(&mut self, incident: &str, action: crate::event::CommandAction) -> &mut Self {
+        let c = crate::event::Command {
+            routing_key: "rk".into(),
+            incident_id: incident.into(),
+            action,
+            by: "ana".into(),
+            reason: Some("on it".into()),
+            received_at: UnixMillis(self.now),
+        };
+        let _ = self
+            .shard
+            .apply_input(Input::Command(c), UnixMillis(self.now), &mut self.out);
+        self
+    }
+
     /// The messages published since the last call, as JSON.
     fn take(&mut self) -> Vec<Value> {
         self.out
@@ -257,7 +272,7 @@ fn acknowledging_every_alert_publishes_at_once_and_resolving_all_closes() {
     h.at(32).ack("b");
     assert_eq!(
         summary(&h.take()),
-        vec![s("updated", 2, 2, 2, 4, "acknowledged")]
+        vec![s("acknowledged", 2, 2, 2, 4, "acknowledged")]
     );
     h.at(33).resolve("a");
     assert!(
@@ -1112,4 +1127,55 @@ fn a_snapshot_of_a_later_version_or_inconsistent_is_refused() {
         ),
         Err(SnapshotError::Json(_))
     ));
+}
+
+#[test]
+fn commands_acknowledge_snooze_and_resolve_an_incident_by_its_id() {
+    use crate::event::CommandAction;
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("a", "db-1").trigger("b", "db-1").at(30);
+    let opened = h.take();
+    let id = opened[0]["incident_id"].as_str().unwrap().to_string();
+    // An unknown incident changes nothing.
+    h.at(31).command("inc_0", CommandAction::Acknowledge);
+    assert!(h.take().is_empty());
+    // Acknowledge: every alert acknowledged, at once, naming who and why.
+    h.at(32).command(&id, CommandAction::Acknowledge);
+    let msgs = h.take();
+    assert_eq!(
+        summary(&msgs),
+        vec![s("acknowledged", 2, 2, 2, 2, "acknowledged")]
+    );
+    assert_eq!(
+        msgs[0]["command"],
+        serde_json::json!({"action": "acknowledge", "by": "ana", "reason": "on it",
+                           "at": UnixMillis(T0 + 32_000).to_string()})
+    );
+    // A new alert joins triggered; snoozing acknowledges it until the snooze ends.
+    h.at(40).trigger("c", "db-1").at(100);
+    assert_eq!(summary(&h.take())[0].5, "triggered");
+    let until = UnixMillis(T0 + 400_000);
+    h.at(101).command(&id, CommandAction::Snooze { until });
+    let msgs = h.take();
+    assert_eq!(
+        summary(&msgs),
+        vec![s("snoozed", 4, 3, 3, 3, "acknowledged")]
+    );
+    assert_eq!(msgs[0]["snoozed_until"], until.to_string());
+    h.at(399);
+    assert!(h.take().is_empty(), "nothing while snoozed");
+    // At its end the open alerts trigger again: the incident pages again.
+    h.at(400);
+    let msgs = h.take();
+    assert_eq!(summary(&msgs), vec![s("updated", 5, 3, 3, 3, "triggered")]);
+    assert!(msgs[0].get("snoozed_until").is_none());
+    // Resolve: every open alert resolves, and the incident with them.
+    h.at(410).command(&id, CommandAction::Resolve);
+    assert_eq!(
+        summary(&h.take()),
+        vec![s("resolved", 6, 3, 0, 3, "resolved")]
+    );
+    // Commands for it now change nothing.
+    h.at(411).command(&id, CommandAction::Acknowledge);
+    assert!(h.take().is_empty());
 }

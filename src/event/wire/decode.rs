@@ -9,7 +9,9 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::{Origin, Record, WireError, SENTRY_METRIC_ALERTS, VERSION};
-use crate::event::{Action, ChangeEvent, Details, Event, Image, Link, Severity};
+use crate::event::{
+    Action, ChangeEvent, Command, CommandAction, Details, Event, Image, Link, Severity,
+};
 use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
@@ -71,6 +73,10 @@ struct Fields<'a> {
     at: Raw<'a>,
     rules: Raw<'a>,
     routed: Raw<'a>,
+    incident_id: Raw<'a>,
+    by: Raw<'a>,
+    reason: Raw<'a>,
+    until: Raw<'a>,
 }
 
 /// `custom_details` is kept as written, `null` included: whatever JSON the details were is
@@ -95,6 +101,7 @@ impl<'a> Fields<'a> {
                     .map(|event| Record::Routed { event, origin }),
             },
             "change" => self.into_change().map(Record::Change),
+            "command" => self.into_command().map(Record::Command),
             "watermark" => Ok(Record::Watermark {
                 at: UnixMillis(required(self.at, Slot::At)?),
                 rules: optional(self.rules, Slot::Rules)?,
@@ -129,6 +136,31 @@ impl<'a> Fields<'a> {
             ends_at: optional(self.ends_at, Slot::EndsAt)?.map(UnixMillis),
             links: links(self.links)?,
             images: images(self.images)?,
+        })
+    }
+
+    fn into_command(self) -> Result<Command, WireError> {
+        let Name(action) = required(self.action, Slot::Action)?;
+        let action = match &*action {
+            "acknowledge" => CommandAction::Acknowledge,
+            "resolve" => CommandAction::Resolve,
+            "snooze" => CommandAction::Snooze {
+                until: UnixMillis(required(self.until, Slot::Until)?),
+            },
+            other => {
+                return Err(WireError::Unknown {
+                    field: Slot::Action.name(),
+                    value: shown(other),
+                })
+            }
+        };
+        Ok(Command {
+            routing_key: required(self.routing_key, Slot::RoutingKey)?,
+            incident_id: required(self.incident_id, Slot::IncidentId)?,
+            action,
+            by: required(self.by, Slot::By)?,
+            reason: optional(self.reason, Slot::Reason)?,
+            received_at: UnixMillis(required(self.received_at, Slot::ReceivedAt)?),
         })
     }
 
@@ -277,6 +309,10 @@ pub(super) enum Slot {
     At,
     Rules,
     Routed,
+    IncidentId,
+    By,
+    Reason,
+    Until,
     /// A name this version does not know.
     Other,
 }
@@ -285,7 +321,7 @@ const STRING: &str = "a string";
 const MILLIS: &str = "an integer of unix milliseconds";
 
 impl Slot {
-    pub(super) const KNOWN: [Slot; 23] = [
+    pub(super) const KNOWN: [Slot; 27] = [
         Slot::V,
         Slot::Type,
         Slot::RoutingKey,
@@ -309,6 +345,10 @@ impl Slot {
         Slot::At,
         Slot::Rules,
         Slot::Routed,
+        Slot::IncidentId,
+        Slot::By,
+        Slot::Reason,
+        Slot::Until,
     ];
 
     pub(super) fn parse(name: &str) -> Slot {
@@ -353,6 +393,10 @@ impl Slot {
                 "routed",
                 "an object with integers partition, offset, index and floor",
             ),
+            Slot::IncidentId => ("incident_id", STRING),
+            Slot::By => ("by", STRING),
+            Slot::Reason => ("reason", STRING),
+            Slot::Until => ("until", MILLIS),
             Slot::Other => ("", ""),
         }
     }

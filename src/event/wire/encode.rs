@@ -4,7 +4,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::{Origin, Record, SENTRY_METRIC_ALERTS, VERSION};
-use crate::event::{Action, ChangeEvent, Event, Image, Link};
+use crate::event::{Action, ChangeEvent, Command, CommandAction, Event, Image, Link};
 use crate::integration::KeySpace;
 use crate::time::UnixMillis;
 
@@ -15,7 +15,30 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
         Record::Routed { event, origin } => encode_routed(event, *origin, out),
         Record::Change(change) => encode_change(change, out),
         Record::Watermark { at, rules } => encode_watermark(*at, rules.as_deref(), out),
+        Record::Command(command) => encode_command(command, out),
     }
+}
+
+/// Appends a command record to `out`.
+pub fn encode_command(command: &Command, out: &mut Vec<u8>) {
+    let until = match command.action {
+        CommandAction::Snooze { until } => Some(until.0),
+        _ => None,
+    };
+    write(
+        out,
+        &CommandOut {
+            v: VERSION,
+            kind: "command",
+            routing_key: &command.routing_key,
+            incident_id: &command.incident_id,
+            action: command.action.as_str(),
+            until,
+            by: &command.by,
+            reason: command.reason.as_deref(),
+            received_at: command.received_at.0,
+        },
+    );
 }
 
 /// Appends an event record to `out`, borrowing the event (ingest has an [`Event`], not a
@@ -173,6 +196,22 @@ struct ChangeOut<'a> {
     links: &'a [Link],
     #[serde(skip_serializing_if = "<[_]>::is_empty", serialize_with = "images_out")]
     images: &'a [Image],
+}
+
+#[derive(Serialize)]
+struct CommandOut<'a> {
+    v: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    routing_key: &'a str,
+    incident_id: &'a str,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
+    by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    received_at: u64,
 }
 
 #[derive(Serialize)]

@@ -686,3 +686,44 @@ proptest! {
         let _ = decode(&out);
     }
 }
+
+#[test]
+fn commands_round_trip_and_a_snooze_needs_its_until() {
+    use crate::event::{Command, CommandAction};
+    for action in [
+        CommandAction::Acknowledge,
+        CommandAction::Resolve,
+        CommandAction::Snooze {
+            until: UnixMillis(1_700_003_600_000),
+        },
+    ] {
+        for reason in [None, Some("deploying the fix".to_string())] {
+            let command = Command {
+                routing_key: "rk-1".into(),
+                incident_id: "inc_3f0c".into(),
+                action,
+                by: "ops".into(),
+                reason,
+                received_at: UnixMillis(1_700_000_000_500),
+            };
+            let mut out = Vec::new();
+            encode_command(&command, &mut out);
+            assert_eq!(
+                decode(&out).unwrap(),
+                Record::Command(command),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+    let no_until = br#"{"v":1,"type":"command","routing_key":"rk","incident_id":"inc_1","action":"snooze","by":"ops","received_at":1}"#;
+    assert!(matches!(decode(no_until), Err(WireError::Missing("until"))));
+    let unknown = br#"{"v":1,"type":"command","routing_key":"rk","incident_id":"inc_1","action":"escalate","by":"ops","received_at":1}"#;
+    assert!(matches!(
+        decode(unknown),
+        Err(WireError::Unknown {
+            field: "action",
+            ..
+        })
+    ));
+}

@@ -120,6 +120,19 @@ impl Principal {
         self.owns(matchers)
     }
 
+    /// Whether this caller may acknowledge, resolve or snooze incidents of `routing_key`:
+    /// `write`, and the key among its own if it is limited to some.
+    pub fn may_command(&self, routing_key: &str) -> Result<(), Denied> {
+        self.require(Scope::Write)?;
+        match &self.routing_keys {
+            Some(keys) if !keys.iter().any(|k| k == routing_key) => Err(Denied::RoutingKey {
+                token: self.name.clone(),
+                keys: keys.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// A limited token's silences carry `routing_key="<one of its keys>"`.
     fn owns(&self, matchers: &[Matcher]) -> Result<(), Denied> {
         let Some(keys) = &self.routing_keys else {
@@ -188,8 +201,8 @@ impl Denied {
                 format!("token {token:?} does not have the {} scope", scope.as_str())
             }
             Denied::RoutingKey { token, keys } => format!(
-                "token {token:?} may only silence routing keys {}: the silence needs a matcher \
-                 routing_key=\"<key>\" for one of them",
+                "token {token:?} may only act on routing keys {}: a silence needs a matcher \
+                 routing_key=\"<key>\" for one of them, a command an incident of one of them",
                 keys.join(", ")
             ),
             Denied::Broad { token } => format!(

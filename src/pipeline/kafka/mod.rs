@@ -214,10 +214,8 @@ pub fn apply_message(
                 }
             }
             Ok(Record::Routed { event, origin }) => timed.apply_routed(event, Some(origin), out),
-            Ok(Record::Change(c)) => {
-                let again = timed.apply(Input::Change(c), no_time, out);
-                debug_assert!(again.is_none(), "a change is never re-routed");
-            }
+            Ok(Record::Change(c)) => timed.apply_unrouted(Input::Change(c), no_time, out),
+            Ok(Record::Command(c)) => timed.apply_unrouted(Input::Command(c), no_time, out),
             Ok(Record::Watermark { at, rules: theirs }) => {
                 timed.advance_to(at, out);
                 if let Some(theirs) = theirs {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::event::wire;
-use crate::event::{ChangeEvent, Event};
+use crate::event::{ChangeEvent, Command, Event};
 use crate::metrics as m;
 use crate::publish::kafka::{confirmed, error_kind, KafkaSetupError, Unconfirmed};
 use crate::publish::renew::Renewing;
@@ -69,6 +69,15 @@ impl EventsProducer {
             std::slice::from_ref(change),
             |c| &c.routing_key,
             wire::encode_change,
+        )
+        .await
+    }
+
+    pub(in crate::pipeline) async fn command(&self, command: &Command) -> Result<(), Refused> {
+        self.produce(
+            std::slice::from_ref(command),
+            |c| &c.routing_key,
+            wire::encode_command,
         )
         .await
     }

@@ -177,7 +177,7 @@ fn refusals_are_401_or_403_in_json_and_never_show_the_token() {
     assert_eq!(json["status"], "forbidden");
     let message = json["message"].as_str().unwrap();
     assert!(
-        message.starts_with("token \"team-a\" may only silence routing keys team-a"),
+        message.starts_with("token \"team-a\" may only act on routing keys team-a"),
         "{message}"
     );
     assert!(!message.contains(TEAM_A));
