@@ -75,6 +75,8 @@ pub enum StartError {
     SavedSilences(String),
     #[error("cannot read the incidents topic for the incidents view: {0}")]
     View(rdkafka::error::KafkaError),
+    #[error("cannot read kafka.commands_topic: {0}")]
+    Commands(rdkafka::error::KafkaError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -212,6 +214,18 @@ pub async fn start_recording(
         .map_err(StartError::View)?;
     }
     let intake = intake.with_rate_limits(RateLimits::start(&config.limits));
+    if config.pipeline.roles.ingest {
+        let (kafka, view) = (&config.kafka, Arc::clone(&view));
+        crate::ingest::commands_topic::follow(
+            kafka,
+            &bootstrap,
+            intake.clone(),
+            view,
+            clock.clone(),
+            stop_rx.clone(),
+        )
+        .map_err(StartError::Commands)?;
+    }
     let rules = crate::pipeline::rules_hash(&config);
     crate::metrics::rules_info(&rules).set(1.0);
     tracing::info!(rules = %rules, "rules fingerprint");

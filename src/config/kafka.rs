@@ -6,6 +6,7 @@
 //! brokers = "embedded"             # in-process, in-memory mock cluster; or "kafka-1:9092,kafka-2:9092"
 //! topic = "sluice.incidents"
 //! changes_topic = "sluice.changes"
+//! commands_topic = "sluice.commands" # acknowledge/resolve/snooze from downstream; "" = off
 //! create_topics = true             # create missing topics at start-up
 //! partitions = 6
 //! replication_factor = 1
@@ -44,6 +45,7 @@ pub(super) struct RawKafka {
     pub(super) brokers: Option<String>,
     pub(super) topic: Option<String>,
     pub(super) changes_topic: Option<String>,
+    commands_topic: Option<String>,
     create_topics: Option<bool>,
     partitions: Option<i32>,
     replication_factor: Option<i32>,
@@ -89,6 +91,8 @@ pub struct KafkaConfig {
     pub brokers: Brokers,
     pub topic: String,
     pub changes_topic: String,
+    /// Commands on incidents from downstream consumers (`None`: not read).
+    pub commands_topic: Option<String>,
     pub create_topics: bool,
     pub partitions: i32,
     pub replication_factor: i32,
@@ -128,6 +132,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("changes_topic", &self.changes_topic)
+            .field("commands_topic", &self.commands_topic)
             .field("create_topics", &self.create_topics)
             .field("partitions", &self.partitions)
             .field("replication_factor", &self.replication_factor)
@@ -180,6 +185,21 @@ impl RawKafka {
         if topic == changes_topic {
             p.add("kafka.changes_topic", "must differ from kafka.topic");
         }
+        let commands_topic = match self.commands_topic {
+            None => Some(defaults::COMMANDS_TOPIC.to_string()),
+            Some(t) if t.is_empty() => None,
+            Some(t) => {
+                if let Err(why) = check_topic_name(&t) {
+                    p.add("kafka.commands_topic", why);
+                } else if t == topic || t == changes_topic {
+                    p.add(
+                        "kafka.commands_topic",
+                        "must differ from kafka.topic and kafka.changes_topic",
+                    );
+                }
+                Some(t)
+            }
+        };
         let properties = self.properties.unwrap_or_default();
         for managed in ["bootstrap.servers", "enable.idempotence", "acks"] {
             if properties.contains_key(managed) {
@@ -200,6 +220,7 @@ impl RawKafka {
             brokers,
             topic,
             changes_topic,
+            commands_topic,
             create_topics: self.create_topics.unwrap_or(defaults::CREATE_TOPICS),
             partitions: p.positive(
                 "kafka.partitions",

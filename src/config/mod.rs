@@ -49,6 +49,9 @@ pub mod defaults {
     pub const BROKERS: &str = "embedded";
     pub const TOPIC: &str = "sluice.incidents";
     pub const CHANGES_TOPIC: &str = "sluice.changes";
+    pub const COMMANDS_TOPIC: &str = "sluice.commands";
+    /// The consumer group that reads the commands topic (each command is applied once).
+    pub const COMMANDS_GROUP: &str = "sluice-commands";
     pub const CREATE_TOPICS: bool = true;
     pub const PARTITIONS: i32 = 6;
     pub const REPLICATION_FACTOR: i32 = 1;

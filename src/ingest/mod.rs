@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod commands_topic;
 pub mod confirm;
 pub mod incidents_api;
 pub mod integrations;

@@ -27,6 +27,7 @@ impl EmbeddedBroker {
             (config.topic.clone(), config.partitions),
             (config.changes_topic.clone(), config.partitions),
         ];
+        topics.extend(config.commands_topic.iter().map(|t| (t.clone(), 1)));
         topics.extend(more.iter().map(|&(t, n)| (t.to_string(), n)));
         let thread = std::thread::Builder::new()
             .name("sluice-embedded-broker".into())

@@ -236,6 +236,7 @@ impl KafkaSink {
         if config.create_topics {
             let missing: Vec<&str> = [&config.topic, &config.changes_topic]
                 .into_iter()
+                .chain(&config.commands_topic)
                 .map(String::as_str)
                 .filter(|t| !metadata.iter().any(|have| have == t))
                 .collect();

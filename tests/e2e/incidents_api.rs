@@ -350,3 +350,56 @@ async fn the_incidents_api_needs_a_read_token_when_tokens_are_configured() {
     assert_eq!(ask("writer-token-0123456789").await, 403);
     assert_eq!(ask("reader-and-writer-0123").await, 200);
 }
+
+/// Downstream acknowledges and resolves by writing to the commands topic (tansu): a command
+/// without a routing key finds it in the view, a record that is not a command is skipped and
+/// counted, the ones after it still apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_written_to_the_commands_topic_reach_their_incidents() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let broker = Broker::start();
+    let sluice = Sluice::start("commands-topic", &broker.bootstrap, CONFIG);
+    trigger(&sluice.url, "payments", "c0", "db-0", "critical").await;
+    trigger(&sluice.url, "payments", "c1", "db-1", "critical").await;
+    let page = until_total(&sluice.url, "/api/v1/incidents", 2).await;
+    let ids: Vec<String> = page["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["incident_id"].as_str().unwrap().to_string())
+        .collect();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    let records = [
+        json!({"schema": "sluice.command.v1", "incident_id": ids[0], "action": "acknowledge",
+               "by": "pagerduty-bridge (ana)", "reason": "acked in PagerDuty"})
+        .to_string(),
+        "this is not a command".to_string(),
+        json!({"schema": "sluice.command.v1", "incident_id": ids[1], "action": "resolve",
+               "by": "chatops", "routing_key": "payments"})
+        .to_string(),
+    ];
+    for (i, body) in records.iter().enumerate() {
+        let key = format!("k{i}");
+        let record = FutureRecord::to("sluice.commands").key(&key).payload(body);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let acked = until_incident(&sluice.url, &ids[0], "acknowledged", |m| {
+        m["type"] == "acknowledged"
+    })
+    .await;
+    assert_eq!(acked["incident"]["command"]["by"], "pagerduty-bridge (ana)");
+    until_incident(&sluice.url, &ids[1], "resolved", |m| {
+        m["type"] == "resolved"
+    })
+    .await;
+    let skipped = "sluice_command_records_skipped_total{reason=\"malformed\"}";
+    assert_eq!(crate::harness::metric(&sluice.url, skipped).await, 1.0);
+    let applied = "sluice_commands_total{action=\"resolve\",outcome=\"applied\"}";
+    assert_eq!(crate::harness::metric(&sluice.url, applied).await, 1.0);
+}
