@@ -517,7 +517,10 @@ pub fn mock_cluster(
     String,
 ) {
     let cluster = rdkafka::mocking::MockCluster::new(brokers).unwrap();
-    for (topic, partitions) in topics {
+    // The mock cluster does not create topics through the admin API: the commands topic every
+    // sluice reads is made here, as the embedded broker makes it.
+    let commands = [(sluice::config::defaults::COMMANDS_TOPIC, 1)];
+    for (topic, partitions) in topics.iter().chain(&commands) {
         cluster.create_topic(topic, *partitions, brokers).unwrap();
     }
     let bootstrap = cluster.bootstrap_servers();

@@ -58,7 +58,7 @@ async fn incidents_reach_a_real_broker_in_order() {
         .await;
 
     post(&mut client, "acknowledge", "db-1/cpu", "").await;
-    post(&mut client, "acknowledge", "db-1/disk", "").await; // all of A acknowledged: updated at once
+    post(&mut client, "acknowledge", "db-1/disk", "").await; // all of A acknowledged: at once
     post(&mut client, "resolve", "db-1/cpu", "").await;
     post(&mut client, "resolve", "db-1/disk", "").await; // all of A resolved: resolved at once
     post(&mut client, "resolve", "web-1/http", "").await;
@@ -85,7 +85,7 @@ async fn incidents_reach_a_real_broker_in_order() {
         types(a),
         [
             ("opened".into(), 1),
-            ("updated".into(), 2),
+            ("acknowledged".into(), 2),
             ("resolved".into(), 3)
         ]
     );
