@@ -16,4 +16,5 @@ pub mod silence_log;
 pub mod silences;
 pub mod silences_v2;
 pub mod sns_verify;
+pub mod status;
 pub mod tls;

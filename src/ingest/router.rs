@@ -5,6 +5,7 @@
 //! after it is parsed); its body is read within its limits (`body.rs`), parsed by its format,
 //! handed to the pipeline in one all-or-nothing hand-over, and answered as its sender expects.
 //! The silences APIs ask admin auth (`auth::admin`) who the caller is before anything else.
+//! `/` and `/ui/...` are the status page's (`status`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +20,7 @@ use crate::clock::Clock;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::integration::Integration;
 use crate::metrics::{self as m, IntegrationCounters};
-use crate::pipeline::{Intake, Refused};
+use crate::pipeline::Intake;
 
 use super::admin::{self, Health};
 use super::auth::senders::{self, PathSecret};
@@ -28,6 +29,10 @@ use super::body::{self, BodyLimits};
 use super::incidents_api;
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
 use super::response::{self, Body};
+use super::status;
+
+mod refusal;
+use refusal::refusal;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
@@ -71,6 +76,8 @@ pub struct Router {
     auth: Arc<Auth>,
     /// The incidents view the incidents API reads (`None`: not served here).
     view: Option<Arc<crate::view::View>>,
+    /// The status page's sessions and CSRF key.
+    sessions: status::Sessions,
 }
 
 /// Which silences API a request is for.
@@ -125,6 +132,7 @@ impl Router {
             sns: None,
             auth: Default::default(),
             view: None,
+            sessions: Default::default(),
         }
     }
 
@@ -236,6 +244,19 @@ impl Router {
                 )
             };
             return self.ingest_target(target, req).await;
+        }
+        if status::serves(path) {
+            let cx = status::Context {
+                sessions: &self.sessions,
+                auth: &self.auth,
+                view: self.view.as_deref(),
+                silences: &self.silences,
+                health: &self.health,
+                intake: &self.intake,
+                limits: &self.limits,
+                now: self.clock.now(),
+            };
+            return status::handle(req, cx).await;
         }
         if incidents_api::serves(path) {
             let cx = incidents_api::Context {
@@ -548,49 +569,4 @@ fn method_not_allowed(message: &str, allow: &str) -> Response<Body> {
         HeaderValue::from_str(allow).expect("method names are valid"),
     );
     resp
-}
-
-/// The answer to a `kind` request the pipeline refused.
-fn refusal(kind: Integration, refused: Refused) -> Response<Body> {
-    match refused {
-        Refused::Overloaded => {
-            response::unavailable("sluice is at capacity; retry after the given seconds")
-        }
-        Refused::OverShare => response::unavailable(
-            "this routing key holds more than its share of sluice's queue; retry after the \
-             given seconds",
-        ),
-        Refused::RateLimited { retry_after_secs } => integrations::throttled(
-            kind,
-            retry_after_secs,
-            "this routing key is over its rate limit (limits.per_routing_key); retry after the \
-             given seconds",
-        ),
-        Refused::GlobalRateLimited { retry_after_secs } => integrations::throttled(
-            kind,
-            retry_after_secs,
-            "sluice is over its rate limit (limits.global); retry after the given seconds",
-        ),
-        Refused::OverBurst { burst, global } => {
-            let key = if global {
-                "limits.global_burst"
-            } else {
-                "limits.burst"
-            };
-            response::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too many events",
-                "More events in one request than the rate limit lets through at once",
-                &[format!(
-                    "a request may carry at most {burst} events ({key}); split it"
-                )],
-            )
-        }
-        Refused::Unavailable => response::unavailable(
-            "the events topic did not take the events; retry after the given seconds",
-        ),
-        Refused::NoIngest => {
-            response::unavailable("this sluice instance does not run ingest; send to another")
-        }
-    }
 }
