@@ -9,6 +9,8 @@
 #     SCRAM to the brokers. Skipped when pkg-config already finds openssl.
 #   - Prometheus Alertmanager (Debian's prometheus-alertmanager), for the test that fires alerts
 #     through a real Alertmanager into sluice's webhook endpoint.
+#   - Chromium (Debian's chromium) and the DejaVu fonts (fonts-dejavu-core), for the status
+#     page's test: headless Chromium renders the page, runs its script and takes screenshots.
 # The Debian packages are installed with apt-get, as root or through sudo; `apt-get update` runs
 # only when a package is not yet known.
 # Idempotent: safe to run before every test run.
@@ -89,4 +91,22 @@ elif command -v apt-get >/dev/null 2>&1; then
 else
   echo "install-tools: no apt-get here; install Prometheus Alertmanager yourself and put" \
     "'alertmanager' (or set SLUICEDEV_ALERTMANAGER) on the PATH for the Alertmanager test" >&2
+fi
+
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+have_dejavu() {
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]
+}
+
+if have_chromium && have_dejavu; then
+  echo "install-tools: Chromium and the DejaVu fonts already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+  # Only headless use: the test reads the rendered DOM and takes screenshots.
+  apt_install chromium fonts-dejavu-core
+else
+  echo "install-tools: no apt-get here; install Chromium yourself and put 'chromium' (or set" \
+    "SLUICEDEV_CHROMIUM) on the PATH for the status page test" >&2
 fi

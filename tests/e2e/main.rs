@@ -27,5 +27,6 @@ mod schema;
 mod signatures;
 mod sns_signatures;
 mod state_dir;
+mod status_page;
 mod tls;
 mod transport;
