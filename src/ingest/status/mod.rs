@@ -254,6 +254,7 @@ where
                 Err(failed) => html_refusal(failed.response(&method, &path, &id), BACK).await,
             }
         }
+        // Logout: the one other route that takes POST.
         _ => {
             if let Binding::Session(id) = &who.binding {
                 cx.sessions.logout(id);
@@ -290,6 +291,7 @@ fn view_page(route: Route, who: &Caller, cx: &Context<'_>) -> Answer {
                 (StatusCode::NOT_FOUND, "Not found".into(), body)
             }
         },
+        // The overview: the one other route that takes GET.
         _ => {
             let o = overview::Overview {
                 view: cx.view,

@@ -91,7 +91,22 @@ impl Rig {
         cookies: &str,
         form: &str,
     ) -> (StatusCode, HeaderMap, String) {
+        self.send_with(method, uri, cookies, &[], form).await
+    }
+
+    /// [`Rig::send`] with more headers.
+    async fn send_with(
+        &self,
+        method: Method,
+        uri: &str,
+        cookies: &str,
+        headers: &[(&str, &str)],
+        form: &str,
+    ) -> (StatusCode, HeaderMap, String) {
         let mut req = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if !cookies.is_empty() {
             req = req.header(COOKIE, cookies);
         }
@@ -384,6 +399,31 @@ async fn with_tokens_a_login_starts_a_session_that_forms_are_bound_to() {
     );
     let (status, _, _) = rig.send(Method::GET, "/", &session, "").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_the_login_came_over_https() {
+    let rig = Rig::new(true);
+    for (headers, secure) in [
+        (&[("origin", "https://sluice.example")][..], true),
+        (&[("x-forwarded-proto", "https")][..], true),
+        (&[("origin", "http://sluice.example")][..], false),
+        (&[][..], false),
+    ] {
+        let (_, set, html) = rig.send(Method::GET, "/ui/login", "", "").await;
+        let nonce = set_cookie_of(&set, CSRF_COOKIE).unwrap();
+        let form = format!("csrf={}&token={OPS}", csrf_of(&html));
+        let (status, set, _) = rig
+            .send_with(Method::POST, "/ui/login", &nonce, headers, &form)
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let cookie = set[SET_COOKIE].to_str().unwrap();
+        assert_eq!(
+            cookie.ends_with("; Secure"),
+            secure,
+            "{headers:?}: {cookie}"
+        );
+    }
 }
 
 #[test]
