@@ -12,6 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+
+mod reload;
+
 use crate::config::{Brokers, Config, ConfigError, PipelineMode};
 use crate::correlate::silence::{Silence, SilenceState};
 use crate::correlate::state_dir::{StateDir, StateError};
@@ -34,6 +37,7 @@ use crate::publish::embedded::EmbeddedBroker;
 use crate::publish::kafka::{ensure_topic, topic_config, KafkaSetupError, KafkaSink};
 use crate::publish::Sink;
 use crate::view::{View, ViewSink};
+pub use reload::{Reloaded, Reloader};
 
 /// How often the Kafka connection is probed for readiness.
 const KAFKA_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -100,6 +104,8 @@ pub struct Running {
     health: Arc<Health>,
     stop: watch::Sender<bool>,
     task: JoinHandle<ShutdownReport>,
+    reloader: Reloader,
+    clock: Clock,
 }
 
 /// Starts sluice: the broker connection (or the embedded broker), topics, shards and the HTTP
@@ -232,6 +238,7 @@ pub async fn start_recording(
     let health = Arc::new(Health::new(sink.clone(), restoring).with_rules(rules));
     let integrations = SettingsByKind::checked(&config.integrations)?;
     let sns = SnsVerifier::from_settings(&integrations.get(Integration::CloudwatchSns).sns);
+    let reload_clock = clock.clone();
     let router = Router::new(
         intake,
         clock,
@@ -290,6 +297,12 @@ pub async fn start_recording(
         header_read_timeout: config.server.header_read_timeout,
         drain: grace,
     };
+    let rules = match &correlator {
+        Correlators::Local(c) => Some(c.rules()),
+        Correlators::Kafka(_) => None,
+    };
+    let reloader = Reloader::new(&config, rules);
+    reloader.started();
     let task = tokio::spawn(async move {
         let connections_cut = server::serve(listener, router, limits, tls, stop_rx).await;
         let started = Instant::now();
@@ -329,6 +342,8 @@ pub async fn start_recording(
         health,
         stop,
         task,
+        reloader,
+        clock: reload_clock,
     })
 }
 
@@ -529,6 +544,16 @@ impl Running {
     pub fn shutdown(&self) {
         self.health.shutting_down.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
+    }
+
+    /// Takes up `config` where it can without a restart (SIGHUP; see `reload`).
+    pub fn reload(&self, config: Config) -> Reloaded {
+        self.reloader.apply(config, self.clock.now())
+    }
+
+    /// A reload whose configuration did not validate (the running one stays).
+    pub fn reload_failed(&self) {
+        self.reloader.failed();
     }
 
     /// Waits for the shutdown sequence to finish.

@@ -468,7 +468,7 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-        let signal = signals.wait().await;
+        let signal = signals.wait(&running, &path).await;
         tracing::info!(signal, "shutting down");
         running.shutdown();
         let report = running.wait().await;
@@ -488,7 +488,7 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
 
 /// The signals `serve` answers, installed before sluice starts (until a handler is installed,
 /// SIGTERM, SIGINT and SIGHUP kill the process undrained): SIGTERM and SIGINT shut down and
-/// drain; SIGHUP is logged and ignored until reload exists.
+/// drain; SIGHUP reloads the config file (see `sluice::app::Reloader`).
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
@@ -505,16 +505,36 @@ impl Signals {
         }
     }
 
-    /// Waits for SIGTERM or SIGINT, and names it.
-    async fn wait(&mut self) -> &'static str {
+    /// Waits for SIGTERM or SIGINT, and names it; reloads `path` on every SIGHUP meanwhile.
+    async fn wait(
+        &mut self,
+        running: &sluice::app::Running,
+        path: &std::path::Path,
+    ) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",
                 _ = self.int.recv() => return "SIGINT",
-                _ = self.hup.recv() => tracing::warn!(
-                    signal = "SIGHUP",
-                    "SIGHUP received: reload is not implemented yet; ignored"
-                ),
+                _ = self.hup.recv() => match load_config(path) {
+                    Ok(config) => {
+                        let done = running.reload(config);
+                        tracing::info!(
+                            signal = "SIGHUP",
+                            rules = done.rules,
+                            "configuration reloaded"
+                        );
+                        if !done.need_restart.is_empty() {
+                            tracing::warn!(
+                                sections = %done.need_restart.join(", "),
+                                "these sections changed and take effect at the next start"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        running.reload_failed();
+                        tracing::error!(signal = "SIGHUP", error = %e, "configuration not reloaded; the running one stays");
+                    }
+                },
             }
         }
     }

@@ -58,6 +58,9 @@ pub const TIME_TO_PAGE: &str = "sluice_time_to_page_seconds";
 pub const ADMIN_REFUSED: &str = "sluice_admin_requests_refused_total";
 pub const ADMIN_CHANGES: &str = "sluice_admin_changes_total";
 pub const COMMANDS: &str = "sluice_commands_total";
+pub const CONFIG_RELOAD_SUCCESSFUL: &str = "sluice_config_last_reload_successful";
+pub const CONFIG_RELOAD_SUCCESS_TIMESTAMP: &str =
+    "sluice_config_last_reload_success_timestamp_seconds";
 pub const COMMAND_RECORDS_SKIPPED: &str = "sluice_command_records_skipped_total";
 pub const TLS_HANDSHAKES_FAILED: &str = "sluice_tls_handshakes_failed_total";
 pub const TLS_RELOADS: &str = "sluice_tls_reloads_total";
@@ -88,6 +91,8 @@ pub const ALL: &[(&str, &str)] = &[
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
     (COMMANDS, "Operator commands on incidents (admin API, commands topic), by action (acknowledge, resolve, snooze) and outcome (applied; unknown_incident: no open incident of that id in its partition)."),
     (COMMAND_RECORDS_SKIPPED, "Records of the commands topic skipped, by reason (malformed; unknown_incident: no routing_key and the incident is not in the incidents view)."),
+    (CONFIG_RELOAD_SUCCESSFUL, "Whether the last configuration load (start or SIGHUP) validated and was taken up: 1, or 0 (the running one stays)."),
+    (CONFIG_RELOAD_SUCCESS_TIMESTAMP, "When the configuration was last loaded successfully (start or SIGHUP), in unix seconds."),
     (TLS_HANDSHAKES_FAILED, "HTTPS listener: connections closed before their TLS handshake finished, by reason (timeout, error)."),
     (TLS_RELOADS, "HTTPS listener: certificate files changed and loaded again, by outcome (loaded, failed: the previous pair stays)."),
     (SNS_SUBSCRIPTIONS, "SNS subscription confirmations, by outcome (confirmed, failed, logged: auto_confirm off)."),

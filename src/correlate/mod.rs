@@ -124,6 +124,8 @@ fn shard_parts(
 pub struct Correlator {
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    /// The rules every shard applies; a new value is taken up by each (see [`Correlator::rules`]).
+    rules: watch::Sender<Arc<CorrelateConfig>>,
 }
 
 impl Correlator {
@@ -211,6 +213,7 @@ impl Correlator {
     ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
         let n = shards.len();
         let (stop, stop_rx) = watch::channel(false);
+        let (rules, rules_rx) = watch::channel(Arc::new(config.clone()));
         let mut senders = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
         // Re-routed events go between shards unbounded: each one took room in a bounded queue
@@ -231,10 +234,17 @@ impl Correlator {
                 Arc::clone(&drained),
                 &parts,
                 stop_rx.clone(),
+                rules_rx.clone(),
             );
             tasks.push(tokio::spawn(worker.run()));
         }
-        (Correlator { tasks, stop }, senders)
+        (Correlator { tasks, stop, rules }, senders)
+    }
+
+    /// Where new rules go (a hot reload): each shard takes them up between two batches, keeping
+    /// its state (see `worker`).
+    pub fn rules(&self) -> watch::Sender<Arc<CorrelateConfig>> {
+        self.rules.clone()
     }
 
     /// Stops taking input, applies what is queued, publishes every incident still waiting

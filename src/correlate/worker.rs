@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::state_dir::StateDir;
 use super::{hand_to_sink, Dequeued, Input, PartitionFn, TimedShard};
 use crate::clock::Clock;
+use crate::config::CorrelateConfig;
 use crate::event::Event;
 use crate::publish::encode::OutboundMessage;
 use crate::publish::Sink;
@@ -40,6 +41,8 @@ pub(super) struct Worker {
     sink: Arc<dyn Sink>,
     stop: watch::Receiver<bool>,
     state: Option<Arc<StateDir>>,
+    /// New rules from a hot reload.
+    rules: watch::Receiver<Arc<CorrelateConfig>>,
 }
 
 /// Inputs applied between two hand-overs to the sink.
@@ -56,6 +59,7 @@ impl Worker {
         drained: Arc<tokio::sync::Barrier>,
         parts: &Parts,
         stop: watch::Receiver<bool>,
+        rules: watch::Receiver<Arc<CorrelateConfig>>,
     ) -> Worker {
         Worker {
             timed,
@@ -70,6 +74,7 @@ impl Worker {
             sink: Arc::clone(&parts.sink),
             stop,
             state: parts.state.clone(),
+            rules,
         }
     }
 
@@ -115,6 +120,10 @@ impl Worker {
                 _ = async { saves.as_mut().expect("guarded").tick().await }, if saves.is_some() => {
                     self.save().await;
                 }
+                Ok(()) = self.rules.changed() => {
+                    let config = Arc::clone(&self.rules.borrow_and_update());
+                    self.take_rules(&config);
+                }
                 _ = self.stop.changed() => {
                     self.finish(&mut out).await;
                     break;
@@ -159,6 +168,26 @@ impl Worker {
             false => self.timed.shard.flush(now, out),
         }
         self.publish(out).await;
+    }
+
+    /// Carries the shard's state over to `config`'s rules and caps, as a restore from its own
+    /// snapshot would (incidents of a rule that is gone fall to the rule of the same name, else
+    /// the last one; see `shard::snapshot`). A snapshot that cannot be read back under the new
+    /// rules keeps the old ones, logged.
+    fn take_rules(&mut self, config: &CorrelateConfig) {
+        let of = self.peers.len();
+        match TimedShard::restore(config, of, &self.timed.snapshot()) {
+            Ok(mut timed) => {
+                timed.shard.rules_reloaded();
+                self.timed = timed;
+                tracing::info!(shard = self.index, "shard took the reloaded rules");
+            }
+            Err(e) => tracing::error!(
+                shard = self.index,
+                error = %e,
+                "shard keeps its rules: its state does not carry over to the reloaded ones"
+            ),
+        }
     }
 
     /// Saves the shard to the state directory (off the async threads).

@@ -209,6 +209,11 @@ impl Sluice {
         child.wait().unwrap();
     }
 
+    /// The config file it was started with (rewrite it, then SIGHUP, to reload).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.0.join("sluice.toml")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

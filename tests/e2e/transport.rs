@@ -448,7 +448,7 @@ async fn connections_past_the_cap_are_closed_unanswered_until_one_frees() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_is_logged_and_ignored_then_sigterm_drains() {
+async fn sighup_reloads_without_dropping_connections_then_sigterm_drains() {
     let mut sluice = start("sighup", CONFIG);
     // As soon as the port is open: the handlers are installed before sluice starts serving.
     sluice.signal("HUP");
@@ -463,13 +463,10 @@ async fn sighup_is_logged_and_ignored_then_sigterm_drains() {
     );
     sluice.signal("HUP");
     let deadline = Instant::now() + WAIT;
-    while sluice.log_text().matches("SIGHUP received").count() < 2 {
+    while sluice.log_text().matches("configuration reloaded").count() < 2 {
         assert!(Instant::now() < deadline, "{}", sluice.log_text());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(sluice
-        .log_text()
-        .contains("SIGHUP received: reload is not implemented yet; ignored"));
     // The same connection, and a new one, are served.
     assert_eq!(
         client
@@ -526,4 +523,95 @@ async fn a_compressed_body_is_recorded_decoded() {
     assert_eq!(line["body"]["dedup_key"], "recorded", "{text}");
     assert!(line["headers"].get("content-encoding").is_none(), "{text}");
     assert!(line["headers"].get("content-length").is_none(), "{text}");
+}
+
+/// SIGHUP takes up new correlation rules without losing state: an incident held by a one-hour
+/// `group_wait` comes out once the reloaded rules say `0s`; a config that does not validate
+/// is refused and the running one stays; a changed listener is named as needing a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_rules_keeping_state_and_refuses_a_bad_config() {
+    let held = "[[correlate.rules]]\ngroup_by = [\"source\"]\ngroup_wait = \"1h\"\npause_transient = \"0s\"\n";
+    let sluice = start("reload", held);
+    let config = sluice.config_path();
+    let mut client = HttpClient::connect(&sluice.url).await.unwrap();
+    assert_eq!(
+        client
+            .post("/v2/enqueue", event("held"))
+            .await
+            .unwrap()
+            .status,
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(
+            &sluice.url,
+            "sluice_messages_published_total{type=\"opened\"}"
+        )
+        .await,
+        0.0
+    );
+
+    // A config that does not validate: refused, counted, the old rules stay.
+    std::fs::write(&config, "[[correlate.rules]]\ngroup_wait = \"soon\"\n").unwrap();
+    sluice.signal("HUP");
+    let deadline = Instant::now() + WAIT;
+    while !sluice.log_text().contains("configuration not reloaded") {
+        assert!(Instant::now() < deadline, "{}", sluice.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        metric(&sluice.url, "sluice_config_last_reload_successful").await,
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &sluice.url,
+            "sluice_messages_published_total{type=\"opened\"}"
+        )
+        .await,
+        0.0
+    );
+
+    // group_wait 0s: the held incident comes out, the one alert it had (state kept).
+    let now_rules = held.replace("\"1h\"", "\"0s\"");
+    std::fs::write(
+        &config,
+        format!("{now_rules}[server]\nmax_connections = 77\n"),
+    )
+    .unwrap();
+    sluice.signal("HUP");
+    wait_for_metric(
+        &sluice.url,
+        "sluice_messages_published_total{type=\"opened\"}",
+        1.0,
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        metric(&sluice.url, "sluice_config_last_reload_successful").await,
+        1.0
+    );
+    assert!(
+        metric(
+            &sluice.url,
+            "sluice_config_last_reload_success_timestamp_seconds"
+        )
+        .await
+            > 1.7e9
+    );
+    let log = sluice.log_text();
+    assert!(
+        log.contains("take effect at the next start") && log.contains("server"),
+        "{log}"
+    );
+    // The same connection is still served.
+    assert_eq!(
+        client
+            .post("/v2/enqueue", event("after"))
+            .await
+            .unwrap()
+            .status,
+        202
+    );
 }

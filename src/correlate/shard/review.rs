@@ -139,6 +139,27 @@ impl Shard {
         }
     }
 
+    /// After a reload of the rules: an incident not yet published is held by its rule's
+    /// `group_wait` as it is now, when that ends sooner than the hold it had (a longer one does
+    /// not hold back what was due).
+    pub fn rules_reloaded(&mut self) {
+        let rules = Arc::clone(&self.rules);
+        let due: Vec<(u32, UnixMillis)> = self
+            .slots
+            .iter()
+            .filter(|(_, inc)| !inc.published && inc.publish_at != UnixMillis::NEVER)
+            .map(|(slot, inc)| {
+                let wait = rules[inc.rule as usize].config.group_wait;
+                let hold = inc.pause_end.max(inc.opened_at.saturating_add(wait));
+                (slot, inc.publish_at.min(hold))
+            })
+            .collect();
+        for (slot, at) in due {
+            self.slots.get_mut(slot).publish_at = at;
+            self.wake_at(slot, at);
+        }
+    }
+
     /// Makes sure the incident is reviewed again at `at` (keeps an earlier or equal timer).
     fn wake_at(&mut self, slot: u32, at: UnixMillis) {
         let inc = self.slots.get_mut(slot);
