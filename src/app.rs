@@ -301,7 +301,7 @@ pub async fn start_recording(
         Correlators::Local(c) => Some(c.rules()),
         Correlators::Kafka(_) => None,
     };
-    let reloader = Reloader::new(&config, rules);
+    let reloader = Reloader::new(&config, rules, Arc::clone(&router));
     reloader.started();
     let task = tokio::spawn(async move {
         let connections_cut = server::serve(listener, router, limits, tls, stop_rx).await;

@@ -521,6 +521,7 @@ impl Signals {
                         tracing::info!(
                             signal = "SIGHUP",
                             rules = done.rules,
+                            auth_and_integrations = done.auth_and_integrations,
                             "configuration reloaded"
                         );
                         if !done.need_restart.is_empty() {

@@ -1,13 +1,20 @@
 //! Hot reload (SIGHUP): a new configuration, already validated, replaces the running one where
 //! it can without dropping state or connections, and says what it could not.
 //!
-//! Taken up now: the correlation rules of memory mode (`[correlate]` and `[[event_rules]]`):
-//! each shard carries its state over to the new rules as a restore from its own snapshot
-//! would (an incident of a rule that is gone falls to the rule of the same name, else to the
-//! last rule; caps are the new ones). Everything else (the listener, Kafka, the pipeline, auth,
-//! integrations, limits, logging, and Kafka mode's correlation rules, which its correlators
-//! read at start) is compared with the running configuration, and each section that differs
-//! is named in a warning as needing a restart. A configuration that does not validate is
+//! Taken up now:
+//! - the correlation rules of memory mode (`[correlate]` and `[[event_rules]]`): each shard
+//!   carries its state over to the new rules as a restore from its own snapshot would (an
+//!   incident of a rule that is gone falls to the rule of the same name, else to the last rule;
+//!   caps are the new ones);
+//! - `[auth]` (allowlist, integration secrets and signatures, admin tokens, the silence cap)
+//!   and `[integrations.<kind>]`, for the requests that start after the reload (one request
+//!   sees one of them from start to end), except the SNS signature checks of
+//!   `cloudwatch_sns`, built at start.
+//!
+//! Everything else (the listener, Kafka, the pipeline, limits, logging, Kafka mode's
+//! correlation rules, which its correlators read at start, and the SNS checks) is compared
+//! with the running configuration, and each section that differs is named in a warning as
+//! needing a restart. A configuration that does not validate is
 //! never applied: the caller logs its problems and keeps the running one
 //! (`sluice_config_last_reload_successful` 0).
 
@@ -16,6 +23,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::config::{Config, CorrelateConfig, PipelineMode};
+use crate::ingest::auth::Auth;
+use crate::ingest::integrations::settings::SettingsByKind;
+use crate::ingest::router::Router;
+use crate::integration::Integration;
 use crate::metrics as m;
 use crate::time::UnixMillis;
 
@@ -25,6 +36,8 @@ pub struct Reloader {
     running: Mutex<Config>,
     /// Memory mode: where the shards take new rules.
     rules: Option<watch::Sender<Arc<CorrelateConfig>>>,
+    /// Where auth and the integrations' settings are read.
+    router: Arc<Router>,
 }
 
 /// What a reload did.
@@ -32,15 +45,22 @@ pub struct Reloader {
 pub struct Reloaded {
     /// The correlation rules were handed to the shards.
     pub rules: bool,
+    /// Auth and the integrations' settings were replaced.
+    pub auth_and_integrations: bool,
     /// Sections that differ and take effect only at the next start.
     pub need_restart: Vec<&'static str>,
 }
 
 impl Reloader {
-    pub fn new(config: &Config, rules: Option<watch::Sender<Arc<CorrelateConfig>>>) -> Reloader {
+    pub fn new(
+        config: &Config,
+        rules: Option<watch::Sender<Arc<CorrelateConfig>>>,
+        router: Arc<Router>,
+    ) -> Reloader {
         Reloader {
             running: Mutex::new(config.clone()),
             rules,
+            router,
         }
     }
 
@@ -59,16 +79,35 @@ impl Reloader {
             (_, true) => done.need_restart.push("correlate"),
             (_, false) => {}
         }
-        let sections: [(&'static str, bool); 8] = [
+        let sns = |c: &Config| {
+            SettingsByKind::checked(&c.integrations)
+                .map(|s| format!("{:?}", s.get(Integration::CloudwatchSns).sns))
+                .unwrap_or_default()
+        };
+        let sns_same = sns(&running) == sns(&new);
+        let changed =
+            !same(&running.auth, &new.auth) || !same(&running.integrations, &new.integrations);
+        if changed {
+            match SettingsByKind::checked(&new.integrations) {
+                Ok(settings) => {
+                    let auth = Arc::new(Auth::from_config(&new.auth));
+                    self.router.reload(auth, settings);
+                    done.auth_and_integrations = true;
+                    running.auth = new.auth.clone();
+                    running.integrations = new.integrations.clone();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "integration settings not reloaded");
+                    done.need_restart.push("integrations");
+                }
+            }
+        }
+        let sections: [(&'static str, bool); 7] = [
             ("instance", running.instance == new.instance),
             ("server", same(&running.server, &new.server)),
             ("kafka", same(&running.kafka, &new.kafka)),
             ("pipeline", same(&running.pipeline, &new.pipeline)),
-            (
-                "integrations",
-                same(&running.integrations, &new.integrations),
-            ),
-            ("auth", same(&running.auth, &new.auth)),
+            ("integrations.cloudwatch_sns (signature checks)", sns_same),
             ("limits", same(&running.limits, &new.limits)),
             ("log", same(&running.log, &new.log)),
         ];

@@ -28,6 +28,7 @@ use super::auth::Auth;
 use super::body::{self, BodyLimits};
 use super::incidents_api;
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
+use super::live::Live;
 use super::response::{self, Body};
 use super::status;
 
@@ -67,13 +68,13 @@ pub struct Router {
     metrics: PrometheusHandle,
     limits: BodyLimits,
     per_integration: Vec<PerIntegration>,
-    integrations: SettingsByKind,
+    integrations: Live<SettingsByKind>,
     silences: Arc<super::silences::SilenceStore>,
     recorder: Option<super::record::Recorder>,
     confirmer: super::confirm::Confirmer,
     /// Checks CloudWatch-via-SNS messages before they are parsed (`sns_verify`).
     sns: Option<super::sns_verify::SnsVerifier>,
-    auth: Arc<Auth>,
+    auth: Live<Auth>,
     /// The incidents view the incidents API reads (`None`: not served here).
     view: Option<Arc<crate::view::View>>,
     /// The status page's sessions and CSRF key.
@@ -125,7 +126,7 @@ impl Router {
             metrics,
             limits,
             per_integration,
-            integrations: SettingsByKind::default(),
+            integrations: Live::new(Arc::new(SettingsByKind::default())),
             silences: Default::default(),
             recorder: None,
             confirmer: Default::default(),
@@ -149,9 +150,16 @@ impl Router {
     }
 
     /// Ingest and admin auth (`[auth]`); open until this is called.
-    pub fn with_auth(mut self, auth: Arc<Auth>) -> Self {
-        self.auth = auth;
+    pub fn with_auth(self, auth: Arc<Auth>) -> Self {
+        self.auth.set(auth);
         self
+    }
+
+    /// Replaces auth and the per-integration settings for the requests that start from now on
+    /// (a reload).
+    pub fn reload(&self, auth: Arc<Auth>, integrations: SettingsByKind) {
+        self.auth.set(auth);
+        self.integrations.set(Arc::new(integrations));
     }
 
     /// The silences API serves `store` (Kafka mode: the store kept with the silences topic).
@@ -175,7 +183,7 @@ impl Router {
                 .uri
                 .path_and_query()
                 .map_or(parts.uri.path(), |p| p.as_str());
-            let (path, mut headers) = self.auth.recordable(path, &parts.headers);
+            let (path, mut headers) = self.auth.get().recordable(path, &parts.headers);
             if headers.remove(CONTENT_ENCODING).is_some() {
                 headers.remove(CONTENT_LENGTH);
             }
@@ -184,8 +192,8 @@ impl Router {
     }
 
     /// Per-integration settings (`[integrations.<kind>]`); every default until this is called.
-    pub fn with_integrations(mut self, integrations: SettingsByKind) -> Self {
-        self.integrations = integrations;
+    pub fn with_integrations(self, integrations: SettingsByKind) -> Self {
+        self.integrations.set(Arc::new(integrations));
         self
     }
 
@@ -218,7 +226,7 @@ impl Router {
                 req.method(),
                 req.headers(),
                 req.uri().query(),
-                &self.integrations,
+                &self.integrations.get(),
             );
             return self.ingest_target(target, req).await;
         }
@@ -240,15 +248,16 @@ impl Router {
                     &tail,
                     req.headers(),
                     req.uri().query(),
-                    &self.integrations,
+                    &self.integrations.get(),
                 )
             };
             return self.ingest_target(target, req).await;
         }
+        let auth = self.auth.get();
         if status::serves(path) {
             let cx = status::Context {
                 sessions: &self.sessions,
-                auth: &self.auth,
+                auth: &auth,
                 view: self.view.as_deref(),
                 silences: &self.silences,
                 health: &self.health,
@@ -260,7 +269,7 @@ impl Router {
         }
         if incidents_api::serves(path) {
             let cx = incidents_api::Context {
-                auth: &self.auth,
+                auth: &auth,
                 view: self.view.as_deref(),
                 intake: &self.intake,
                 limits: &self.limits,
@@ -329,7 +338,8 @@ impl Router {
         B::Data: Buf,
     {
         let method = req.method().clone();
-        let who = match self.auth.admin.authenticate(req.headers()) {
+        let auth = self.auth.get();
+        let who = match auth.admin.authenticate(req.headers()) {
             Ok(who) => who,
             Err(denied) => return denied.refuse(&method, req.uri().path()),
         };
@@ -353,7 +363,7 @@ impl Router {
             now: self.clock.now(),
             intake: &self.intake,
             who: &who,
-            max: self.auth.max_silence,
+            max: auth.max_silence,
         };
         match api {
             SilencesApi::V1(rest) => self.silences.handle(&rest, call).await,
@@ -383,7 +393,8 @@ impl Router {
                 return Err(e.response(&self.limits));
             }
         };
-        let signatures = &self.auth.signatures;
+        let auth = self.auth.get();
+        let signatures = &auth.signatures;
         if let Err(denied) = signatures.check(kind, &parts.headers, &body, self.clock.now()) {
             return Err(self.deny(kind, denied));
         }
@@ -418,13 +429,14 @@ impl Router {
             Ok(read) => read,
             Err(refusal) => return refusal,
         };
+        let integrations = self.integrations.get();
         let request = IngestRequest {
             routing_key,
             headers: &parts.headers,
             query: parts.uri.query(),
             path: format_path,
             now: self.clock.now(),
-            settings: self.integrations.get(kind),
+            settings: integrations.get(kind),
         };
         let mut parsed = match integrations::parse(kind, &request, &mut body) {
             Ok(p) => p,
@@ -437,7 +449,7 @@ impl Router {
         if routing_key.is_empty() {
             let keys = parsed.events.iter().map(|e| e.routing_key.as_str());
             if let Some(denied) = keys
-                .filter_map(|k| self.auth.senders.check_key(k).err())
+                .filter_map(|k| self.auth.get().senders.check_key(k).err())
                 .next()
             {
                 return self.deny(kind, denied);
@@ -497,7 +509,7 @@ impl Router {
                 return integrations::refused(&e);
             }
         };
-        if let Err(denied) = self.auth.senders.check_key(&parsed.event.routing_key) {
+        if let Err(denied) = self.auth.get().senders.check_key(&parsed.event.routing_key) {
             return self.deny(kind, denied);
         }
         if let Err(refused) = self.intake.submit_change(parsed.event).await {
@@ -522,7 +534,8 @@ impl Router {
         req: &Request<B>,
     ) -> Result<(), senders::Denied> {
         let path = req.extensions().get::<PathSecret>();
-        let senders = &self.auth.senders;
+        let auth = self.auth.get();
+        let senders = &auth.senders;
         senders.check_secret(kind, req.headers(), req.uri().query(), path)?;
         match routing_key {
             "" => Ok(()),

@@ -575,9 +575,10 @@ async fn sighup_reloads_the_rules_keeping_state_and_refuses_a_bad_config() {
 
     // group_wait 0s: the held incident comes out, the one alert it had (state kept).
     let now_rules = held.replace("\"1h\"", "\"0s\"");
+    // Also: an allowlist (auth, taken up at once) and a listener change (named for a restart).
     std::fs::write(
         &config,
-        format!("{now_rules}[server]\nmax_connections = 77\n"),
+        format!("{now_rules}[server]\nmax_connections = 77\n[auth]\nrouting_keys = [\"rk\"]\n"),
     )
     .unwrap();
     sluice.signal("HUP");
@@ -604,6 +605,13 @@ async fn sighup_reloads_the_rules_keeping_state_and_refuses_a_bad_config() {
     assert!(
         log.contains("take effect at the next start") && log.contains("server"),
         "{log}"
+    );
+    // The allowlist applies to the next requests: another key is refused.
+    let other = sluice::send::pd_event("other", "trigger", "x", "h", "critical", "x");
+    let reply = client.post("/v2/enqueue", other).await.unwrap();
+    assert_eq!(
+        reply.status, 400,
+        "PagerDuty's answer to a key it does not know"
     );
     // The same connection is still served.
     assert_eq!(
