@@ -15,6 +15,7 @@
 //! owns shutdown; all time comes from one [`clock::Clock`].
 
 pub mod app;
+pub mod base64;
 pub mod clock;
 pub mod config;
 pub mod correlate;

@@ -34,7 +34,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -536,18 +535,7 @@ fn routing_key_problem(key: &str) -> Option<String> {
 /// The non-blank lines of a regular file of at most [`MAX_FILE_BYTES`], trimmed, `#` comments
 /// left out, with their line numbers.
 fn read_lines(path: &Path) -> Result<Vec<(usize, String)>, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("{shown} is larger than {MAX_FILE_BYTES} bytes"));
-    }
+    let text = super::read_small_file(path, MAX_FILE_BYTES)?;
     Ok(text
         .lines()
         .enumerate()

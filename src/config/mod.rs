@@ -209,6 +209,24 @@ impl fmt::Display for ConfigError {
 }
 
 /// The problems found so far, and the checks every section shares.
+/// The text of a regular file of at most `max` bytes, or why not (naming the file).
+fn read_small_file(path: &std::path::Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if text.len() as u64 > max {
+        return Err(format!("{shown} is larger than {max} bytes"));
+    }
+    Ok(text)
+}
+
 #[derive(Debug, Default)]
 pub struct Problems(Vec<String>);
 

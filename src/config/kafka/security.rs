@@ -26,7 +26,6 @@
 //! `sasl.*` and `ssl.*` cannot also be set in `[kafka.properties]`: one way to configure each
 //! thing. Without them, `[kafka.properties]` passes such settings through as before.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -391,17 +390,5 @@ fn pem_file(p: &mut Problems, key: &str, file: String, kind: &str) -> PathBuf {
 
 /// The text of a regular file of at most [`MAX_FILE_BYTES`], or why not.
 fn read_small(path: &Path) -> Result<String, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("{shown} is larger than {MAX_FILE_BYTES} bytes"));
-    }
-    Ok(text)
+    crate::config::read_small_file(path, MAX_FILE_BYTES)
 }
