@@ -3,17 +3,17 @@
 //! publish every incident still waiting -> flush the producer within the grace period -> report.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 
 mod reload;
+mod running;
 
 use crate::config::{Brokers, Config, ConfigError, PipelineMode};
 use crate::correlate::silence::{Silence, SilenceState};
@@ -38,6 +38,7 @@ use crate::publish::kafka::{ensure_topic, topic_config, KafkaSetupError, KafkaSi
 use crate::publish::Sink;
 use crate::view::{View, ViewSink};
 pub use reload::{Reloaded, Reloader};
+pub use running::{Running, ShutdownReport};
 
 /// How often the Kafka connection is probed for readiness.
 const KAFKA_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -86,26 +87,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// What was left undone at exit; all zero after a clean shutdown.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ShutdownReport {
-    pub connections_cut: usize,
-    pub messages_undelivered: i32,
-    /// Shards still waiting for room in the producer queue when the grace period ran out.
-    pub shards_unfinished: bool,
-}
-
-/// A running gateway.
-pub struct Running {
-    addr: SocketAddr,
-    bootstrap: String,
-    health: Arc<Health>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<ShutdownReport>,
-    reloader: Reloader,
-    clock: Clock,
 }
 
 /// Starts sluice: the broker connection (or the embedded broker), topics, shards and the HTTP
@@ -302,6 +283,8 @@ pub async fn start_recording(
         Correlators::Kafka(_) => None,
     };
     let reloader = Reloader::new(&config, rules, Arc::clone(&router));
+    let (reload_tx, reloads) = tokio::sync::mpsc::channel(4);
+    let _ = health.reloads.set(reload_tx);
     reloader.started();
     let task = tokio::spawn(async move {
         let connections_cut = server::serve(listener, router, limits, tls, stop_rx).await;
@@ -344,6 +327,7 @@ pub async fn start_recording(
         task,
         reloader,
         clock: reload_clock,
+        reloads: std::sync::Mutex::new(Some(reloads)),
     })
 }
 
@@ -519,53 +503,6 @@ async fn check_retention(config: &Config, bootstrap: &str) -> Result<(), StartEr
             tracing::warn!(topic = %topic, %error, needed_ms = needed.as_millis() as u64, "cannot read the events topic's retention.ms; it must cover the interval between snapshots");
             Ok(())
         }
-    }
-}
-
-impl ShutdownReport {
-    /// Everything accepted was delivered.
-    pub fn clean(&self) -> bool {
-        self.connections_cut == 0 && self.messages_undelivered == 0 && !self.shards_unfinished
-    }
-}
-
-impl Running {
-    /// The address the HTTP server is bound to (useful with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The Kafka bootstrap servers in use (the embedded broker's loopback address, if embedded).
-    pub fn bootstrap_servers(&self) -> &str {
-        &self.bootstrap
-    }
-
-    /// Starts the shutdown sequence; [`Running::wait`] reports how it went.
-    pub fn shutdown(&self) {
-        self.health.shutting_down.store(true, Ordering::Relaxed);
-        let _ = self.stop.send(true);
-    }
-
-    /// Takes up `config` where it can without a restart (SIGHUP; see `reload`).
-    pub fn reload(&self, config: Config) -> Reloaded {
-        self.reloader.apply(config, self.clock.now())
-    }
-
-    /// A reload whose configuration did not validate (the running one stays).
-    pub fn reload_failed(&self) {
-        self.reloader.failed();
-    }
-
-    /// Waits for the shutdown sequence to finish.
-    pub async fn wait(self) -> ShutdownReport {
-        self.task.await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "shutdown task failed");
-            ShutdownReport {
-                connections_cut: 0,
-                messages_undelivered: -1,
-                shards_unfinished: true,
-            }
-        })
     }
 }
 

@@ -505,38 +505,57 @@ impl Signals {
         }
     }
 
-    /// Waits for SIGTERM or SIGINT, and names it; reloads `path` on every SIGHUP meanwhile.
+    /// Waits for SIGTERM or SIGINT, and names it; reloads `path` on every SIGHUP and
+    /// `POST /-/reload` meanwhile.
     async fn wait(
         &mut self,
         running: &sluice::app::Running,
         path: &std::path::Path,
     ) -> &'static str {
+        let mut asked = running.reload_requests();
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",
                 _ = self.int.recv() => return "SIGINT",
-                _ = self.hup.recv() => match load_config(path) {
-                    Ok(config) => {
-                        let done = running.reload(config);
-                        tracing::info!(
-                            signal = "SIGHUP",
-                            rules = done.rules,
-                            auth_and_integrations = done.auth_and_integrations,
-                            "configuration reloaded"
-                        );
-                        if !done.need_restart.is_empty() {
-                            tracing::warn!(
-                                sections = %done.need_restart.join(", "),
-                                "these sections changed and take effect at the next start"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        running.reload_failed();
-                        tracing::error!(signal = "SIGHUP", error = %e, "configuration not reloaded; the running one stays");
-                    }
-                },
+                _ = self.hup.recv() => {
+                    let _ = reload(running, path, "SIGHUP");
+                }
+                Some(reply) = async { asked.as_mut()?.recv().await }, if asked.is_some() => {
+                    let _ = reply.send(reload(running, path, "POST /-/reload"));
+                }
             }
+        }
+    }
+}
+
+/// Reads `path` again and hands it to `running`; the sections needing a restart, or the
+/// problems of a file that does not validate (the running configuration then stays).
+fn reload(
+    running: &sluice::app::Running,
+    path: &std::path::Path,
+    by: &'static str,
+) -> Result<Vec<String>, String> {
+    match load_config(path) {
+        Ok(config) => {
+            let done = running.reload(config);
+            tracing::info!(
+                by,
+                rules = done.rules,
+                auth_and_integrations = done.auth_and_integrations,
+                "configuration reloaded"
+            );
+            if !done.need_restart.is_empty() {
+                tracing::warn!(
+                    sections = %done.need_restart.join(", "),
+                    "these sections changed and take effect at the next start"
+                );
+            }
+            Ok(done.need_restart.iter().map(|s| s.to_string()).collect())
+        }
+        Err(e) => {
+            running.reload_failed();
+            tracing::error!(by, error = %e, "configuration not reloaded; the running one stays");
+            Err(e.to_string())
         }
     }
 }

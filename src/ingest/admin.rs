@@ -1,5 +1,6 @@
-//! The operator's routes served beside ingest: liveness (`/healthz`), readiness (`/readyz`)
-//! and the Prometheus exposition (`/metrics`). Readiness is false while shutting down, while
+//! The operator's routes served beside ingest: liveness (`/healthz`), readiness (`/readyz`),
+//! the Prometheus exposition (`/metrics`) and `POST /-/reload` (the write scope), which asks
+//! the process that runs `sluice serve` to reload its config file as SIGHUP does. Readiness is false while shutting down, while
 //! Kafka is unreachable, or (Kafka mode) while assigned partitions are being restored.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,7 +9,12 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::publish::Sink;
+
+use super::auth::admin::Denied;
+use super::auth::{Principal, Scope};
 
 use super::response::{self, Body};
 
@@ -23,6 +29,40 @@ pub struct Health {
     pub partitions_restoring: Arc<AtomicUsize>,
     /// The fingerprint of this instance's rules, shown by `/readyz`.
     pub rules: String,
+    /// Where `POST /-/reload` asks for a reload (set by `sluice serve`).
+    pub reloads: std::sync::OnceLock<mpsc::Sender<ReloadAsked>>,
+}
+
+/// A reload asked for over HTTP, and where its outcome goes: the sections that need a restart
+/// to take effect, or the configuration's problems.
+pub type ReloadAsked = oneshot::Sender<Result<Vec<String>, String>>;
+
+/// `POST /-/reload` for `who`: reloads as SIGHUP does and says how it went.
+pub async fn reload(health: &Health, who: Result<Principal, Denied>, path: &str) -> Response<Body> {
+    if let Err(denied) = who.and_then(|who| who.require(Scope::Write)) {
+        return denied.refuse(&http::Method::POST, path);
+    }
+    let Some(tx) = health.reloads.get() else {
+        let msg = "this process does not reload (only sluice serve does)";
+        return response::error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", msg, &[]);
+    };
+    let (reply, answer) = oneshot::channel();
+    if tx.send(reply).await.is_err() {
+        return response::unavailable("shutting down; not reloaded");
+    }
+    match answer.await {
+        Ok(Ok(need_restart)) => response::json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "reloaded", "need_restart": need_restart}),
+        ),
+        Ok(Err(problems)) => response::error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the configuration was not reloaded; the running one stays",
+            &[problems],
+        ),
+        Err(_) => response::unavailable("shutting down; not reloaded"),
+    }
 }
 
 impl Health {
@@ -32,6 +72,7 @@ impl Health {
             sink: Some(sink),
             partitions_restoring,
             rules: String::new(),
+            reloads: std::sync::OnceLock::new(),
         }
     }
 

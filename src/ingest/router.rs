@@ -41,6 +41,7 @@ enum Route {
     Healthz,
     Readyz,
     Metrics,
+    Reload,
 }
 
 impl Route {
@@ -53,6 +54,7 @@ impl Route {
         ("/readyz", Method::GET, Route::Readyz),
         ("/readyz", Method::HEAD, Route::Readyz),
         ("/metrics", Method::GET, Route::Metrics),
+        ("/-/reload", Method::POST, Route::Reload),
     ];
 }
 
@@ -300,6 +302,10 @@ impl Router {
             Route::Healthz => admin::healthz(),
             Route::Readyz => admin::readyz(&self.health),
             Route::Metrics => admin::metrics(&self.metrics),
+            Route::Reload => {
+                let who = auth.admin.authenticate(req.headers());
+                admin::reload(&self.health, who, path).await
+            }
         };
         if head {
             response::without_body(resp)

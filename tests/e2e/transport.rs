@@ -613,6 +613,25 @@ async fn sighup_reloads_the_rules_keeping_state_and_refuses_a_bad_config() {
         reply.status, 400,
         "PagerDuty's answer to a key it does not know"
     );
+    // POST /-/reload does the same over HTTP, and answers how it went.
+    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let answer: serde_json::Value = reply.json();
+    assert_eq!(answer["status"], "reloaded");
+    assert_eq!(answer["need_restart"], serde_json::json!(["server"]));
+    std::fs::write(&config, "[[correlate.rules]]\ngroup_wait = \"soon\"\n").unwrap();
+    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
+    assert_eq!(reply.status, 400);
+    let answer: serde_json::Value = reply.json();
+    assert!(
+        answer["errors"][0].as_str().unwrap().contains("group_wait"),
+        "{answer}"
+    );
     // The same connection is still served.
     assert_eq!(
         client
