@@ -19,6 +19,7 @@ pub mod base64;
 pub mod clock;
 pub mod config;
 pub mod correlate;
+pub mod deliver;
 pub mod event;
 pub mod fuzzing;
 pub mod ingest;

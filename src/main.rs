@@ -1,5 +1,5 @@
-//! The `sluice` command: serve, check-config, send, replay, tail; completions and man pages
-//! generated from this definition (`sluice::manual`). Every subcommand a config
+//! The `sluice` command: serve, check-config, send, replay, tail, forward; completions and man
+//! pages generated from this definition (`sluice::manual`). Every subcommand a config
 //! applies to takes it as `--config FILE` (or `SLUICE_CONFIG`); its options win over the file.
 
 use std::path::PathBuf;
@@ -141,6 +141,13 @@ enum Command {
         #[arg(long)]
         repeats: bool,
     },
+    /// Deliver incident messages from the topic to webhooks, Slack and PagerDuty ([[receivers]]).
+    #[command(after_help = sluice::deliver::EXAMPLES)]
+    Forward {
+        /// The config file: its [kafka], [deliver] and [[receivers]].
+        #[arg(long, env = ENV_CONFIG_PATH, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Move Kafka mode's state to another partition count (or topics, or cluster), keeping every
     /// open alert and incident.
     #[command(after_help = EXAMPLES_MIGRATE)]
@@ -194,6 +201,13 @@ fn main() -> ExitCode {
         Command::Man { subcommand, dir } => man(subcommand, dir),
         Command::Serve { config, record } => serve(config, record),
         Command::Migrate { from, to } => migrate(&from, &to),
+        Command::Forward { config } => match load_named(&config) {
+            Ok((_, config)) => {
+                init_logging(&config.log);
+                runtime().block_on(sluice::deliver::until_signal(config))
+            }
+            Err(code) => code,
+        },
         Command::CheckConfig { file, config } => {
             // The environment only when the command line names no file (clap would take an
             // env value for --config as conflicting with FILE).

@@ -64,6 +64,9 @@ pub const CONFIG_RELOAD_SUCCESS_TIMESTAMP: &str =
 pub const COMMAND_RECORDS_SKIPPED: &str = "sluice_command_records_skipped_total";
 pub const TLS_HANDSHAKES_FAILED: &str = "sluice_tls_handshakes_failed_total";
 pub const TLS_RELOADS: &str = "sluice_tls_reloads_total";
+pub const DELIVERIES: &str = "sluice_deliveries_total";
+pub const DELIVERY_DURATION: &str = "sluice_delivery_duration_seconds";
+pub const FORWARD_LAG: &str = "sluice_forward_lag";
 
 /// Every metric, with its help text, for `describe` and the README check.
 pub const ALL: &[(&str, &str)] = &[
@@ -119,6 +122,9 @@ pub const ALL: &[(&str, &str)] = &[
     (CONSUMER_LAG, "Kafka mode: records of an owned events-topic partition not yet processed, by partition (updated every session timeout)."),
     (ADMIN_REFUSED, "Admin requests refused by admin auth, by reason (token_missing, token_unknown, scope, routing_key, broad_silence)."),
     (ADMIN_CHANGES, "Changes made through the admin routes, by action (silence_created, silence_expired); each is logged with its token's name."),
+    (DELIVERIES, "sluice forward: incident messages handled per receiver, by receiver (its configured name), kind (webhook, slack, pagerduty) and outcome (delivered; retried: an attempt failed and is tried again; dead_lettered; skipped_by_matchers; skipped_by_type: its types leave it out, or its kind has no action for it)."),
+    (DELIVERY_DURATION, "sluice forward: one HTTP attempt to a receiver, request to answer or timeout, by receiver and kind."),
+    (FORWARD_LAG, "sluice forward: records of an owned incidents-topic partition not yet handled by every receiver, by partition (updated every 10 s)."),
 ];
 
 pub const LABEL_INTEGRATION: &str = "integration";
@@ -130,6 +136,11 @@ pub const LABEL_BY: &str = "by";
 /// Request-duration buckets, in seconds: sub-millisecond resolution where sluice lives.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Delivery buckets, in seconds: a receiver's answer, from a few milliseconds to a timeout.
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// Time-to-page buckets, in seconds: from well under a second to half an hour.
@@ -154,18 +165,21 @@ pub fn install() -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .set_buckets_for_metric(Matcher::Full(TIME_TO_PAGE.into()), PAGE_BUCKETS)
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(Matcher::Full(DELIVERY_DURATION.into()), DELIVERY_BUCKETS)
+                .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             for (name, help) in ALL {
                 match *name {
                     ALERTS_OPEN | INCIDENTS_OPEN | KAFKA_CONNECTED | SILENCES_ACTIVE
-                    | PARTITIONS_OWNED | CONSUMER_LAG | RULES_INFO => {
+                    | PARTITIONS_OWNED | CONSUMER_LAG | RULES_INFO | FORWARD_LAG => {
                         describe_gauge!(*name, *help)
                     }
                     REQUEST_DURATION
                     | RESTORE_DURATION
                     | EVENT_DELIVERY_DURATION
-                    | TIME_TO_PAGE => {
+                    | TIME_TO_PAGE
+                    | DELIVERY_DURATION => {
                         describe_histogram!(*name, Unit::Seconds, *help)
                     }
                     _ => describe_counter!(*name, *help),

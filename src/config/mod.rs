@@ -6,8 +6,8 @@
 //!
 //! This module holds the top level (`instance`, the overrides, `Problems` and the checks the
 //! sections share); each section's raw struct, typed struct and validation live in its own
-//! module: `server`, `kafka`, `correlate`, `event_rules`, `log`, `pipeline`, [`auth`] and
-//! [`integrations`].
+//! module: `server`, `kafka`, `correlate`, `event_rules`, `log`, `pipeline`, `receivers`
+//! (`[deliver]` and `[[receivers]]`), [`auth`] and [`integrations`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +26,7 @@ mod kafka;
 mod limits;
 mod log;
 mod pipeline;
+mod receivers;
 mod server;
 
 pub use auth::AuthConfig;
@@ -35,6 +36,7 @@ pub use kafka::{Brokers, KafkaConfig, KafkaSasl, KafkaSecurity, KafkaTls, SaslMe
 pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
 pub use pipeline::{PipelineConfig, PipelineMode, Roles};
+pub use receivers::{DeliverConfig, ReceiverConfig, ReceiverKind, StartFrom, MESSAGE_TYPES};
 pub use server::{ServerConfig, TlsConfig, TlsVersion};
 
 /// Every default, in one place.
@@ -110,6 +112,19 @@ pub mod defaults {
     /// Routing keys the per-key rate limit tracks at once (about 30 bytes each).
     pub const MAX_ROUTING_KEYS: usize = 100_000;
     pub const FAIR_ADMISSION: bool = true;
+    /// `sluice forward` (`[deliver]`, `[[receivers]]`).
+    pub const DELIVER_GROUP: &str = "sluice-forward";
+    pub const DEAD_LETTER_TOPIC: &str = "sluice.dead-letters";
+    pub const DELIVER_LISTEN: &str = "127.0.0.1:9466";
+    pub const DELIVER_START_FROM: &str = "end";
+    pub const DELIVER_MAX_PENDING: usize = 1000;
+    /// `updated` is left out: it is chatty.
+    pub const RECEIVER_TYPES: [&str; 4] = ["opened", "acknowledged", "resolved", "flapping"];
+    pub const RECEIVER_TIMEOUT: &str = "10s";
+    pub const RETRY_INITIAL: &str = "1s";
+    pub const RETRY_MAX: &str = "60s";
+    pub const GIVE_UP_AFTER: &str = "10m";
+    pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 }
 
 /// Environment variables that override a config key; anything else named `SLUICE_*` is an
@@ -164,6 +179,8 @@ struct RawConfig {
     integrations: Option<integrations::RawIntegrations>,
     auth: Option<auth::RawAuth>,
     limits: Option<limits::RawLimits>,
+    deliver: Option<receivers::RawDeliver>,
+    receivers: Option<Vec<receivers::RawReceiver>>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -186,6 +203,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[limits]`: rate limits per routing key and per instance, fair admission.
     pub limits: LimitsConfig,
+    /// `[deliver]` and `[[receivers]]`: `sluice forward`.
+    pub deliver: DeliverConfig,
 }
 
 /// Every problem found in a config, each naming its key.
@@ -426,9 +445,20 @@ impl RawConfig {
             integrations: integrations::validate(self.integrations, p),
             auth: self.auth.unwrap_or_default().validate(p),
             limits: self.limits.unwrap_or_default().validate(p),
+            deliver: receivers::validate(self.deliver, self.receivers, p),
         };
         // Each topic holds one kind of record.
         let (pipeline, kafka) = (&config.pipeline, &config.kafka);
+        config.deliver.check_topics(
+            &[
+                ("kafka.topic", &kafka.topic),
+                ("kafka.changes_topic", &kafka.changes_topic),
+                ("pipeline.events_topic", &pipeline.events_topic),
+                ("pipeline.state_topic", &pipeline.state_topic),
+                ("pipeline.silences_topic", &pipeline.silences_topic),
+            ],
+            p,
+        );
         for (key, topic) in [
             ("pipeline.events_topic", &pipeline.events_topic),
             ("pipeline.state_topic", &pipeline.state_topic),
