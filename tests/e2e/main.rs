@@ -5,6 +5,7 @@ mod auth;
 mod certs;
 mod chaos;
 mod cli;
+mod deliver;
 mod harness;
 mod http_api;
 mod incidents_api;
