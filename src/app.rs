@@ -189,7 +189,12 @@ pub async fn start_recording(
             start_kafka_pipeline(&config, &bootstrap, parts).await?
         }
     };
-    if config.pipeline.mode == PipelineMode::Kafka && config.pipeline.roles.ingest {
+    // Kafka mode: the view is the topic's. Memory mode on a real broker reads it too, so the
+    // incidents a state directory restored are in the view before their next message (what
+    // the sink hands it again is skipped by seq).
+    let real_broker = !matches!(config.kafka.brokers, Brokers::Embedded);
+    let follow = config.pipeline.mode == PipelineMode::Kafka || real_broker;
+    if follow && config.pipeline.roles.ingest {
         let (kafka, instance) = (&config.kafka, &config.instance);
         crate::view::follow::follow(
             Arc::clone(&view),

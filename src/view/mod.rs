@@ -5,7 +5,8 @@
 //! mode a [`ViewSink`] sees each message on its way to the producer; in Kafka mode every
 //! instance with the ingest role reads the incidents topic ([`follow`]), so any instance
 //! answers for every partition, a little behind the correlators (a message is in the view once
-//! it is on the topic). Messages of one incident apply in `seq` order; a repeat (a message made
+//! it is on the topic). Memory mode on a real broker reads the topic too, so that what a
+//! restart restored is in the view at once (what both feed is applied once, by `seq`). Messages of one incident apply in `seq` order; a repeat (a message made
 //! again after a failover) changes nothing.
 //!
 //! Bounded: open incidents are bounded by the correlators' caps; resolved ones are kept for

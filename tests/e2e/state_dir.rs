@@ -86,6 +86,24 @@ async fn a_planned_restart_keeps_open_incidents_pending_timers_and_silences() {
             seen.iter().any(|m| m.body["routing_key"] == "held")
         })
         .await;
+    // The incidents view knows the restored incidents before their next message (it reads
+    // the topic), so the API can act on them.
+    let mut client = sluice::send::HttpClient::connect(&second.url)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let page = client
+            .get("/api/v1/incidents?routing_key=payments")
+            .await
+            .unwrap()
+            .json();
+        if page["total"] == 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Resolves sent now close the incidents opened before the restart, with the next seq.
     for i in 0..5 {
         send(
