@@ -110,3 +110,55 @@ else
   echo "install-tools: no apt-get here; install Chromium yourself and put 'chromium' (or set" \
     "SLUICEDEV_CHROMIUM) on the PATH for the status page test" >&2
 fi
+
+# For the checks of deploy/ (tests/e2e/deploy.rs), about 20 s on a machine with none of them
+# (measured: apt-get install prometheus 11 s, pip install kubernetes-validate 7 s):
+#   - promtool, from Debian's prometheus: `promtool check rules`, `test rules` and
+#     `check config` on deploy/prometheus/. Only promtool is used; a Prometheus service that
+#     the package's install started is stopped and disabled again.
+#   - kubernetes-validate (PyPI), which carries the Kubernetes JSON schemas (1.25 to 1.37) in
+#     its wheel, so the manifests of deploy/kubernetes/ are validated offline; PyYAML, which
+#     the test also uses to read the manifests, comes with it.
+#   - systemd-analyze, from Debian's systemd: `verify` and `security --offline` on
+#     deploy/systemd/sluice.service.
+if command -v promtool >/dev/null 2>&1; then
+  echo "install-tools: promtool already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+  apt_install prometheus
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    echo "install-tools: stopping the Prometheus service the package started (only promtool is needed)"
+    $sudo systemctl disable --now prometheus || true
+  fi
+else
+  echo "install-tools: no apt-get here; install Prometheus's promtool yourself for the" \
+    "deploy/prometheus checks" >&2
+fi
+
+KUBERNETES_VALIDATE_VERSION=1.37.0
+have_kubernetes_validate() {
+  python3 - "$KUBERNETES_VALIDATE_VERSION" <<'PY' 2>/dev/null
+import importlib.metadata, sys
+import yaml  # noqa: F401 (the test reads the manifests with it)
+sys.exit(importlib.metadata.version("kubernetes-validate") != sys.argv[1])
+PY
+}
+
+if have_kubernetes_validate; then
+  echo "install-tools: kubernetes-validate $KUBERNETES_VALIDATE_VERSION already installed"
+elif command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+  echo "install-tools: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION with pip"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+else
+  echo "install-tools: no python3 with pip here; install kubernetes-validate" \
+    "$KUBERNETES_VALIDATE_VERSION yourself for the deploy/kubernetes checks" >&2
+fi
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+  echo "install-tools: systemd-analyze already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+  apt_install systemd
+else
+  echo "install-tools: no apt-get here; install systemd's systemd-analyze yourself for the" \
+    "deploy/systemd checks" >&2
+fi
