@@ -1,7 +1,7 @@
 //! A lane: one receiver's deliveries from one partition, in offset order (so an incident's
 //! messages reach each receiver in `seq` order), one message at a time. Each receiver has its
 //! own lane per partition, so a receiver that fails or stalls holds back only its own lane;
-//! the partition's offset is committed up to the slowest lane ([`super::Partition`]).
+//! the partition's offset is committed up to the slowest lane ([`super::group`]).
 //!
 //! Retries: a connection error, a timeout, a 5xx or a 429 is tried again after `retry_initial`,
 //! doubled after each failure up to `retry_max` (a 429's `Retry-After` seconds, when given,
@@ -117,7 +117,7 @@ enum Outcome {
 
 impl Lane {
     /// Handles each message sent to the lane, in order, until the channel closes.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Arc<Item>>) {
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Arc<Item>>) {
         while let Some(item) = rx.recv().await {
             self.handle(&item).await;
             self.done.store(item.offset, Ordering::Release);

@@ -15,32 +15,30 @@
 //! Each (partition, receiver) pair is a [`lane::Lane`] that delivers in offset order, so each
 //! receiver sees an incident's messages in `seq` order, and a receiver that fails or stalls
 //! holds back only its own lanes (until it is `deliver.max_pending` messages behind on a
-//! partition: then reading waits, so memory stays bounded). A partition's offset is
+//! partition: then that partition is paused, so memory stays bounded; see [`group`]). A
+//! partition's offset is
 //! committed (every second, on a rebalance and at shutdown) only up to the messages every lane
 //! has delivered, skipped or dead-lettered: delivery is at least once, and a message delivered
 //! again after a crash carries the same `Idempotency-Key` (webhook) or `dedup_key`
 //! (PagerDuty). Records that are not incident messages are passed over.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::config::{Brokers, Config, ReceiverConfig, StartFrom};
 use crate::ingest::confirm::SystemTls;
 use crate::metrics as m;
 
 mod dead_letter;
+mod group;
 mod http;
 mod lane;
 mod message;
@@ -63,13 +61,8 @@ Examples:
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Every this many commits, the lag of each partition is measured.
 const LAG_EVERY: u32 = 10;
-/// How far before its committed offset a partition is fetched (the records before it are
-/// passed over): tansu 0.6 answers a fetch that starts inside a record batch with nothing from
-/// that batch, and sluice's producers write at most this many records a batch (as
-/// `pipeline::kafka` reads the events topic).
-const SEEK_BACK: i64 = 1000;
-/// Bound on the broker calls made while partitions are assigned or revoked.
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often paused partitions are looked at for resuming.
+const RESUME_CHECK: Duration = Duration::from_millis(100);
 
 /// Why the forwarder could not start.
 #[derive(Debug, thiserror::Error)]
@@ -125,144 +118,6 @@ pub struct Shared {
     dead_letters: dead_letter::DeadLetters,
     receivers: Vec<(Arc<ReceiverConfig>, lane::ReceiverMetrics, http::Target)>,
     tls: Option<Result<Arc<rustls::ClientConfig>, String>>,
-    max_pending: usize,
-}
-
-/// An owned partition.
-struct Partition {
-    /// The next offset to hand to the lanes; records before it are passed over.
-    next: i64,
-    /// The offset committed last (the next one to read after a restart).
-    committed: i64,
-    lanes: Vec<LaneHandle>,
-}
-
-/// A running lane: where its messages go, what it has done, its task.
-struct LaneHandle {
-    tx: mpsc::Sender<Arc<Item>>,
-    /// The offset of the last message it handled.
-    done: Arc<AtomicI64>,
-    task: JoinHandle<()>,
-}
-
-impl Partition {
-    /// The offset every lane is done up to (exclusive).
-    fn position(&self) -> i64 {
-        self.lanes
-            .iter()
-            .map(|lane| lane.done.load(Ordering::Acquire) + 1)
-            .min()
-            .unwrap_or(self.committed)
-            .max(self.committed)
-    }
-
-    fn stop(&self) {
-        for lane in &self.lanes {
-            lane.task.abort();
-        }
-    }
-}
-
-type Table = Arc<Mutex<HashMap<i32, Partition>>>;
-
-/// The consumer's context: assigns partitions from before their committed offset (see
-/// [`SEEK_BACK`]) and commits what is done of partitions it loses.
-struct Rebalances {
-    table: Table,
-    topic: String,
-    start_from: StartFrom,
-}
-
-impl ClientContext for Rebalances {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(%error, reason, "forwarder consumer");
-    }
-}
-
-impl ConsumerContext for Rebalances {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let assignment = self.assign(consumer, tpl);
-                if let Err(e) = consumer.assign(&assignment) {
-                    tracing::error!(error = %e, "cannot take the assigned partitions");
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                let mut table = self.table.lock().expect("partition table lock");
-                let mut done = TopicPartitionList::new();
-                for p in &revoked {
-                    if let Some(part) = table.remove(p) {
-                        part.stop();
-                        let at = part.position();
-                        if at > part.committed {
-                            let _ = done.add_partition_offset(&self.topic, *p, Offset::Offset(at));
-                        }
-                        forward_lag(*p).set(0.0);
-                    }
-                }
-                drop(table);
-                if done.count() > 0 {
-                    if let Err(e) = consumer.commit(&done, CommitMode::Sync) {
-                        tracing::warn!(error = %e, "offsets of revoked partitions not committed (their messages are delivered again)");
-                    }
-                }
-                tracing::info!(?revoked, "partitions handed over");
-                let _ = consumer.unassign();
-            }
-            other => tracing::error!(error = ?other, "rebalance failed"),
-        }
-    }
-}
-
-impl Rebalances {
-    /// The assignment `tpl` with each partition starting [`SEEK_BACK`] records before its
-    /// committed offset (not before the log's start); the partitions enter the table.
-    fn assign(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &TopicPartitionList,
-    ) -> TopicPartitionList {
-        let committed = consumer.committed_offsets(tpl.clone(), BROKER_TIMEOUT);
-        let committed = committed.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "committed offsets unknown; reading from them as the group says");
-            tpl.clone()
-        });
-        let mut out = TopicPartitionList::new();
-        let mut table = self.table.lock().expect("partition table lock");
-        for e in committed.elements() {
-            let p = e.partition();
-            let (from, next) = match e.offset() {
-                Offset::Offset(n) => {
-                    let low = consumer
-                        .fetch_watermarks(&self.topic, p, BROKER_TIMEOUT)
-                        .map_or(0, |(low, _)| low);
-                    (Offset::Offset((n - SEEK_BACK).max(low).min(n)), n)
-                }
-                _ if self.start_from == StartFrom::Beginning => (Offset::Beginning, 0),
-                _ => (Offset::End, 0),
-            };
-            let _ = out.add_partition_offset(&self.topic, p, from);
-            if let Some(old) = table.insert(
-                p,
-                Partition {
-                    next,
-                    committed: next,
-                    lanes: Vec::new(),
-                },
-            ) {
-                old.stop();
-            }
-        }
-        tracing::info!(partitions = ?table.keys().collect::<Vec<_>>(), "partitions assigned");
-        out
-    }
 }
 
 /// Runs the forwarder until `stop` fires; commits what was done and returns.
@@ -319,15 +174,14 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<(), 
         ),
         receivers,
         tls,
-        max_pending: deliver.max_pending,
     });
-    let table: Table = Arc::default();
-    let context = Rebalances {
+    let table: group::Table = Arc::default();
+    let context = group::Rebalances {
         table: Arc::clone(&table),
         topic: kafka.topic.clone(),
         start_from: deliver.start_from,
     };
-    let consumer: StreamConsumer<Rebalances> =
+    let consumer: StreamConsumer<group::Rebalances> =
         crate::publish::kafka::client_config(kafka, bootstrap)
             .set("group.id", &deliver.group_id)
             .set("enable.auto.commit", "false")
@@ -358,18 +212,23 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<(), 
         kafka.topic.clone(),
         stop.clone(),
     ));
+    let mut resume_check = tokio::time::interval(RESUME_CHECK);
     loop {
         let received = tokio::select! {
             r = consumer.recv() => r,
+            _ = resume_check.tick() => {
+                group::resume_caught_up(&consumer, &table, deliver.max_pending);
+                continue;
+            }
             _ = stop.changed() => break,
         };
         match received {
             Ok(msg) => {
                 let item = Item::read(&msg);
                 drop(msg);
-                if !dispatch(&table, &shared, item, &mut stop).await {
-                    break;
-                }
+                let partition = item.partition;
+                dispatch(&table, &shared, item);
+                group::pause_if_behind(&consumer, &table, partition, deliver.max_pending);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading the incidents topic failed; retrying");
@@ -384,7 +243,7 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<(), 
     }
     let consumer2 = Arc::clone(&consumer);
     let topic = kafka.topic.clone();
-    tokio::task::spawn_blocking(move || commit(&consumer2, &table, &topic))
+    tokio::task::spawn_blocking(move || group::commit(&consumer2, &table, &topic))
         .await
         .expect("the last commit does not panic");
     consumer.unsubscribe();
@@ -392,64 +251,51 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<(), 
     Ok(())
 }
 
-/// Hands `item` to its partition's lanes (made on its first record); `false` when `stop`
-/// fired while a lane was full.
-async fn dispatch(
-    table: &Table,
-    shared: &Arc<Shared>,
-    item: Item,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    let senders: Vec<mpsc::Sender<Arc<Item>>> = {
-        let mut table = table.lock().expect("partition table lock");
-        // Not owned (fetched before a revocation), or read early (see SEEK_BACK) or again.
-        let Some(part) = table.get_mut(&item.partition) else {
-            return true;
-        };
-        if item.offset < part.next {
-            return true;
-        }
-        part.next = item.offset + 1;
-        if part.lanes.is_empty() {
-            part.lanes = shared
-                .receivers
-                .iter()
-                .map(|(receiver, metrics, target)| {
-                    let (tx, rx) = mpsc::channel(shared.max_pending);
-                    let done = Arc::new(AtomicI64::new(part.committed - 1));
-                    let lane = lane::Lane {
-                        receiver: Arc::clone(receiver),
-                        metrics: metrics.clone(),
-                        client: http::Client::new(target.clone(), shared.tls.clone()),
-                        shared: Arc::clone(shared),
-                        done: Arc::clone(&done),
-                        triggered: Default::default(),
-                    };
-                    LaneHandle {
-                        tx,
-                        done,
-                        task: tokio::spawn(lane.run(rx)),
-                    }
-                })
-                .collect();
-        }
-        part.lanes.iter().map(|lane| lane.tx.clone()).collect()
+/// Hands `item` to its partition's lanes (made on its first record).
+fn dispatch(table: &group::Table, shared: &Arc<Shared>, item: Item) {
+    let mut table = table.lock().expect("partition table lock");
+    // Not owned (fetched before a revocation), or read early (see `group`) or again.
+    let Some(part) = table.get_mut(&item.partition) else {
+        return;
     };
-    let item = Arc::new(item);
-    for tx in senders {
-        tokio::select! {
-            // A closed lane belongs to a partition revoked meanwhile.
-            _ = tx.send(Arc::clone(&item)) => {}
-            _ = stop.changed() => return false,
-        }
+    if item.offset < part.next {
+        return;
     }
-    true
+    part.next = item.offset + 1;
+    if part.lanes.is_empty() {
+        part.lanes = shared
+            .receivers
+            .iter()
+            .map(|(receiver, metrics, target)| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let done = Arc::new(AtomicI64::new(part.committed - 1));
+                let lane = lane::Lane {
+                    receiver: Arc::clone(receiver),
+                    metrics: metrics.clone(),
+                    client: http::Client::new(target.clone(), shared.tls.clone()),
+                    shared: Arc::clone(shared),
+                    done: Arc::clone(&done),
+                    triggered: Default::default(),
+                };
+                group::LaneHandle {
+                    tx,
+                    done,
+                    task: tokio::spawn(lane.run(rx)),
+                }
+            })
+            .collect();
+    }
+    let item = Arc::new(item);
+    for lane in &part.lanes {
+        // A closed lane belongs to a partition being revoked.
+        let _ = lane.tx.send(Arc::clone(&item));
+    }
 }
 
 /// Commits every partition's done offsets each [`COMMIT_INTERVAL`] until `stop` fires.
 async fn commit_loop(
-    consumer: Arc<StreamConsumer<Rebalances>>,
-    table: Table,
+    consumer: Arc<StreamConsumer<group::Rebalances>>,
+    table: group::Table,
     topic: String,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -463,61 +309,11 @@ async fn commit_loop(
         let (c, t, topic) = (Arc::clone(&consumer), Arc::clone(&table), topic.clone());
         let measure = ticks % LAG_EVERY == 0;
         let _ = tokio::task::spawn_blocking(move || {
-            commit(&c, &t, &topic);
+            group::commit(&c, &t, &topic);
             if measure {
-                measure_lag(&c, &t, &topic);
+                group::measure_lag(&c, &t, &topic);
             }
         })
         .await;
     }
-}
-
-/// Commits the partitions whose done offset moved (blocking).
-fn commit(consumer: &StreamConsumer<Rebalances>, table: &Table, topic: &str) {
-    let moved: Vec<(i32, i64)> = table
-        .lock()
-        .expect("partition table lock")
-        .iter()
-        .map(|(p, part)| (*p, part.position(), part.committed))
-        .filter(|(_, at, committed)| at > committed)
-        .map(|(p, at, _)| (p, at))
-        .collect();
-    if moved.is_empty() {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (p, at) in &moved {
-        let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*at));
-    }
-    match consumer.commit(&tpl, CommitMode::Sync) {
-        Ok(()) => {
-            let mut table = table.lock().expect("partition table lock");
-            for (p, at) in moved {
-                if let Some(part) = table.get_mut(&p) {
-                    part.committed = part.committed.max(at);
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "offsets not committed; trying again"),
-    }
-}
-
-/// Sets `sluice_forward_lag` of each owned partition: its high watermark less the offset every
-/// receiver is done up to (blocking).
-fn measure_lag(consumer: &StreamConsumer<Rebalances>, table: &Table, topic: &str) {
-    let owned: Vec<(i32, i64)> = table
-        .lock()
-        .expect("partition table lock")
-        .iter()
-        .map(|(p, part)| (*p, part.position()))
-        .collect();
-    for (p, at) in owned {
-        if let Ok((_, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) {
-            forward_lag(p).set((high - at).max(0) as f64);
-        }
-    }
-}
-
-fn forward_lag(partition: i32) -> metrics::Gauge {
-    metrics::gauge!(m::FORWARD_LAG, "partition" => partition.to_string())
 }
