@@ -27,7 +27,7 @@ use crate::time::{parse_duration, parse_timestamp, Timestamp, UnixMillis};
 use crate::view::query::DEFAULT_LIMIT;
 use crate::view::{Filter, View, KEEP_RESOLVED};
 
-mod commands;
+pub mod commands;
 
 pub const INCIDENTS: &str = "/api/v1/incidents";
 pub const STATS: &str = "/api/v1/stats";

@@ -8,6 +8,10 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use http::StatusCode;
+
+use crate::ingest::auth::Principal;
+use crate::ingest::incidents_api::commands;
 use crate::time::UnixMillis;
 use crate::view::{Entry, Step};
 
@@ -15,7 +19,13 @@ use super::html::{self, badge, esc, field, when};
 use super::overview::or_untitled;
 
 /// The body of one incident's page.
-pub fn page(e: &Entry, now: UnixMillis) -> String {
+/// What the page's action forms need: the CSRF token, and whether the caller may act.
+pub struct Actions<'a> {
+    pub csrf: &'a str,
+    pub can_write: bool,
+}
+
+pub fn page(e: &Entry, now: UnixMillis, actions: &Actions<'_>) -> String {
     let m = &e.latest;
     let mut out = format!(
         "<h1>{} {}</h1><section id=\"facts\"><dl class=\"facts\">\
@@ -71,6 +81,9 @@ pub fn page(e: &Entry, now: UnixMillis) -> String {
         let _ = write!(out, "<dt>links</dt><dd>{}</dd>", links.join("<br>"));
     }
     out.push_str("</dl></section>");
+    if actions.can_write && e.str("status") != "resolved" {
+        out.push_str(&action_forms(e, actions.csrf));
+    }
     out.push_str(&reasons(&m["reasons"], now));
     out.push_str(&alerts(m, now));
     out.push_str(&changes(m, now));
@@ -208,4 +221,67 @@ fn timeline(steps: &[Step]) -> String {
     }
     out.push_str("</table></section>");
     out
+}
+
+/// Acknowledge, snooze and resolve: each a form posting to `/ui/incidents/<id>/<action>`
+/// (see `incidents_api::commands`), with a reason.
+fn action_forms(e: &Entry, csrf: &str) -> String {
+    let id = esc(e.str("incident_id")).into_owned();
+    let form = |action: &str, label: &str, extra: &str| {
+        format!(
+            "<form class=\"inline\" method=\"post\" action=\"/ui/incidents/{id}/{action}\">{}\
+             <input name=\"reason\" placeholder=\"reason (optional)\" maxlength=\"1024\">{extra}\
+             <button type=\"submit\">{label}</button></form>",
+            html::csrf_input(csrf)
+        )
+    };
+    let durations = "<select name=\"duration\"><option>30m</option><option>1h</option>\
+                     <option>4h</option><option>1d</option></select>";
+    format!(
+        "<section id=\"actions\"><h2>Act</h2>{}{}{}</section>",
+        form("acknowledge", "Acknowledge", ""),
+        form("snooze", "Snooze", durations),
+        form("resolve", "Resolve", "")
+    )
+}
+
+/// `/ui/incidents/<id>/<action>` for one of the three actions: the id and the action.
+pub(super) fn command_path(path: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix(super::INCIDENT)?;
+    let (id, action) = rest.split_once('/')?;
+    let known = matches!(action, "acknowledge" | "snooze" | "resolve");
+    (known && !id.is_empty() && !id.contains('/')).then(|| (id.to_string(), action.to_string()))
+}
+
+/// `POST /ui/incidents/<id>/<action>` (CSRF already checked): the form's `reason` (and
+/// `duration` to snooze) handed to the incidents API's command, which checks what `who` may
+/// do; back to the incident's page once accepted.
+pub(super) async fn command(
+    form: &[(String, String)],
+    (id, action): (&str, &str),
+    who: &Principal,
+    cx: &super::Context<'_>,
+) -> super::Answer {
+    let back = format!("{}{id}", super::INCIDENT);
+    let Some(view) = cx.view else {
+        let msg = "this instance keeps no incidents view";
+        return super::page(
+            StatusCode::NOT_FOUND,
+            html::problem("Not found", msg, &[], "/"),
+        );
+    };
+    let mut body = serde_json::Map::new();
+    let reason = super::value(form, "reason").trim();
+    if !reason.is_empty() {
+        body.insert("reason".into(), reason.into());
+    }
+    if action == "snooze" {
+        body.insert("duration".into(), super::value(form, "duration").into());
+    }
+    let body = serde_json::to_vec(&body).expect("a map of strings serializes");
+    let resp = commands::post(view, cx.intake, who, (id, action), &body, cx.now).await;
+    match resp.status() {
+        StatusCode::ACCEPTED => super::see_other(&back),
+        _ => super::html_refusal(resp, &back).await,
+    }
 }

@@ -91,6 +91,8 @@ enum Route {
     Incident(String),
     Create,
     Expire(String),
+    /// An incident command: (id, action).
+    Command(String, String),
     Login,
     Logout,
     Static(&'static str, &'static str),
@@ -114,6 +116,10 @@ fn route(path: &str) -> Option<(Route, &'static str)> {
         ),
         _ => match path.strip_prefix(INCIDENT).and_then(id) {
             Some(i) => (Route::Incident(i), "GET, HEAD"),
+            None if incident::command_path(path).is_some() => {
+                let (i, action) = incident::command_path(path)?;
+                (Route::Command(i, action), "POST")
+            }
             None => {
                 let rest = path.strip_prefix("/ui/silences/")?;
                 let i = rest.strip_suffix("/expire").and_then(id)?;
@@ -247,6 +253,9 @@ where
     }
     match route {
         Route::Create => create(&form, &who.principal, cx).await,
+        Route::Command(id, action) => {
+            incident::command(&form, (&id, &action), &who.principal, cx).await
+        }
         Route::Expire(id) => {
             let expired = cx.silences.expire(&id, &who.principal, cx.now, cx.intake);
             match expired.await {
@@ -280,7 +289,11 @@ fn view_page(route: Route, who: &Caller, cx: &Context<'_>) -> Answer {
         Route::Incident(id) => match cx.view.and_then(|v| v.get(&id)) {
             Some(e) => {
                 let title = format!("Incident {}", overview::or_untitled(e.str("title")));
-                (StatusCode::OK, title, incident::page(&e, cx.now))
+                let actions = incident::Actions {
+                    csrf: &csrf,
+                    can_write: who.principal.require(Scope::Write).is_ok(),
+                };
+                (StatusCode::OK, title, incident::page(&e, cx.now, &actions))
             }
             None => {
                 let msg = format!(

@@ -462,3 +462,43 @@ fn forms_decode_or_say_which_field_is_bad() {
     assert!(route("/ui/incidents/").is_none());
     assert!(serves("/") && serves("/ui/x") && !serves("/uix") && !serves("/api/v1/incidents"));
 }
+
+#[tokio::test]
+async fn an_incident_page_acts_through_the_command_api_with_its_csrf_token() {
+    let mut rig = Rig::new(false);
+    let config = crate::config::Config::from_toml("", Vec::new()).unwrap();
+    let sink = Arc::new(crate::publish::MemorySink::default());
+    let (_shards, intake) =
+        crate::pipeline::local::inline(&config.correlate, crate::clock::Clock::manual(NOW), sink);
+    rig.intake = intake;
+    let (_, headers, html) = rig.send(Method::GET, "/ui/incidents/inc_1", "", "").await;
+    assert!(
+        html.contains("action=\"/ui/incidents/inc_1/acknowledge\""),
+        "{html}"
+    );
+    assert!(html.contains("action=\"/ui/incidents/inc_1/snooze\""));
+    let cookie = set_cookie_of(&headers, CSRF_COOKIE).unwrap();
+    let csrf = csrf_of(&html);
+    let ack = "/ui/incidents/inc_1/acknowledge";
+    let (status, _, _) = rig.send(Method::POST, ack, &cookie, "csrf=x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong CSRF token");
+    let form = format!("csrf={csrf}&reason=on+it");
+    let (status, headers, _) = rig.send(Method::POST, ack, &cookie, &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/ui/incidents/inc_1");
+    // A snooze needs a duration the API takes; a bad one is a page naming it.
+    let snooze = "/ui/incidents/inc_1/snooze";
+    let bad = format!("csrf={csrf}&duration=forever");
+    let (status, _, html) = rig.send(Method::POST, snooze, &cookie, &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("duration"), "{html}");
+    let (status, _, _) = rig
+        .send(
+            Method::POST,
+            "/ui/incidents/inc_9/resolve",
+            &cookie,
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no such incident");
+}
