@@ -8,7 +8,7 @@
 //! dead_letter_topic = "sluice.dead-letters"
 //! listen = "127.0.0.1:9466"               # GET /metrics and /healthz of the forwarder
 //! start_from = "end"                      # or "beginning": where a group without commits starts
-//! max_pending = 1000                      # messages a partition holds for its slowest receiver
+//! max_pending = 1000                      # a receiver this far behind on a partition pauses it
 //!
 //! [[receivers]]
 //! name = "payments-hook"                  # required, unique: [A-Za-z0-9_.-], 1-64 characters
@@ -133,7 +133,8 @@ pub struct DeliverConfig {
     /// The forwarder's `/metrics` and `/healthz`.
     pub listen: SocketAddr,
     pub start_from: StartFrom,
-    /// Messages of one partition held in memory until every receiver handled them.
+    /// How far (in messages) a partition's slowest receiver may fall behind before reading
+    /// that partition pauses (it resumes at half).
     pub max_pending: usize,
     pub receivers: Vec<ReceiverConfig>,
 }

@@ -161,7 +161,7 @@ impl Forwarder {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["forward", "--config"])
             .arg(config)
-            .env("SLUICE_LOG_LEVEL", "info")
+            .env("SLUICE_LOG_LEVEL", "info,sluice::deliver=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -192,6 +192,9 @@ brokers = "{bootstrap}"
 group_id = "e2e-forward"
 start_from = "beginning"
 listen = "127.0.0.1:{listen}"
+# Small, so that partitions are paused behind the flaky receiver (and while a backlog is
+# read) and resumed.
+max_pending = 2
 
 [[receivers]]
 name = "hook"
@@ -298,6 +301,16 @@ async fn forward_delivers_retries_dead_letters_and_survives_a_kill() {
     })
     .await;
     send(&url, "other", "trigger", "o0", "ot-1", "cpu hot").await;
+    // The webhook gets a message published after the flaky one while that one is still not
+    // delivered (the flaky receiver takes it only once the gate is open).
+    until(
+        "the webhook's message while the flaky one waits",
+        &state,
+        &forwarder,
+        |_| state.gate.load(Ordering::SeqCst),
+    )
+    .await;
+    assert!(!state.at("/flaky").iter().any(|g| g.answered == 200));
     send(
         &url,
         "payments",
@@ -537,10 +550,13 @@ async fn forward_delivers_retries_dead_letters_and_survives_a_kill() {
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{id}: {seqs:?}");
     }
     assert_eq!(seen, expected, "nothing but the topic's messages");
+    let pauses = |log: &str| log.matches("partition paused").count();
     eprintln!(
         "{} messages delivered to the webhook ({at_kill} requests before the kill), \
-         {repeats} repeat(s) after it",
-        expected.len()
+         {repeats} repeat(s) after it; partitions paused {} + {} time(s)",
+        expected.len(),
+        pauses(&std::fs::read_to_string(dir.0.join("forward-1.log")).unwrap()),
+        pauses(&forwarder.log_text()),
     );
 
     // SIGTERM: the forwarder stops cleanly, and the group's offsets are at the end of every
