@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tools.sh
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+# Under CI the deploy/ checks fail instead of skipping when one of their tools is missing.
+if [ "${CI:-}" = true ]; then export SLUICEDEV_REQUIRE_DEPLOY_TOOLS=1; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -6,6 +6,7 @@ mod certs;
 mod chaos;
 mod cli;
 mod deliver;
+mod deploy;
 mod harness;
 mod http_api;
 mod incidents_api;
