@@ -139,25 +139,30 @@ impl Rebalances {
         consumer: &BaseConsumer<Self>,
         tpl: &TopicPartitionList,
     ) -> TopicPartitionList {
-        let committed = consumer.committed_offsets(tpl.clone(), BROKER_TIMEOUT);
-        let committed = committed.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "committed offsets unknown; reading from them as the group says");
-            tpl.clone()
-        });
+        let committed = consumer
+            .committed_offsets(tpl.clone(), BROKER_TIMEOUT)
+            .map_err(|e| tracing::warn!(error = %e, "committed offsets unknown; reading from them as the group keeps them"))
+            .ok();
         let mut out = TopicPartitionList::new();
         let mut table = self.table.lock().expect("partition table lock");
-        for e in committed.elements() {
+        for e in tpl.elements() {
             let p = e.partition();
-            let (from, next) = match e.offset() {
-                Offset::Offset(n) => {
+            let offset = committed.as_ref().map(|c| {
+                c.find_partition(&self.topic, p)
+                    .map_or(Offset::Invalid, |e| e.offset())
+            });
+            let (from, next) = match offset {
+                Some(Offset::Offset(n)) => {
                     // Not before the log's start (what retention deleted is gone).
                     let low = consumer
                         .fetch_watermarks(&self.topic, p, BROKER_TIMEOUT)
                         .map_or(0, |(low, _)| low);
                     (Offset::Offset((n - SEEK_BACK).max(low)), n.max(low))
                 }
-                _ if self.start_from == StartFrom::Beginning => (Offset::Beginning, 0),
-                _ => (Offset::End, 0),
+                // The broker did not say: its committed offset, else the earliest record.
+                None => (Offset::Stored, 0),
+                Some(_) if self.start_from == StartFrom::Beginning => (Offset::Beginning, 0),
+                Some(_) => (Offset::End, 0),
             };
             let _ = out.add_partition_offset(&self.topic, p, from);
             if let Some(old) = table.insert(
@@ -257,7 +262,8 @@ pub(super) fn pause_if_behind(
 }
 
 /// Resumes the paused partitions whose slowest lane is down to `max / 2` messages behind,
-/// fetching them again from [`SEEK_BACK`] records before where they stopped.
+/// fetching them again from [`SEEK_BACK`] records before where they stopped (a position that
+/// retention has deleted restarts at the earliest record: `auto.offset.reset`).
 pub(super) fn resume_caught_up(consumer: &StreamConsumer<Rebalances>, table: &Table, max: usize) {
     let ready: Vec<(i32, i64)> = table
         .lock()

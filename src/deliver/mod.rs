@@ -33,7 +33,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Brokers, Config, ReceiverConfig, StartFrom};
+use crate::config::{Brokers, Config, ReceiverConfig};
 use crate::ingest::confirm::SystemTls;
 use crate::metrics as m;
 
@@ -188,13 +188,10 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<(), 
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "false")
-            .set(
-                "auto.offset.reset",
-                match deliver.start_from {
-                    StartFrom::Beginning => "earliest",
-                    StartFrom::End => "latest",
-                },
-            )
+            // `start_from` is applied by the assignment (`group`) to partitions without a
+            // commit; any other position out of range (retention went past it) restarts at the
+            // earliest record: repeats, never a gap.
+            .set("auto.offset.reset", "earliest")
             .create_with_context(context)?;
     consumer.subscribe(&[&kafka.topic])?;
     let consumer = Arc::new(consumer);
