@@ -1,7 +1,9 @@
 //! The forwarder's HTTP client: one `POST` to a receiver over plain HTTP or HTTPS (rustls with
 //! the system's CA store, as `ingest::confirm` fetches with), each attempt bounded by the
 //! receiver's `timeout` (connect, TLS handshake, request and answer together). One kept-alive
-//! connection per lane, dropped after any failure. No redirects are followed.
+//! connection per lane, dropped after any failure; a request that finds the kept connection
+//! closed by the receiver goes once more on a new one within the same attempt. No redirects
+//! are followed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,26 +128,41 @@ impl Client {
         body: Bytes,
     ) -> Result<Answer, SendError> {
         let t = &self.target;
-        let mut request = Request::post(t.path.as_str())
-            .header(HOST, t.authority.as_str())
-            .header(USER_AGENT, concat!("sluice/", env!("CARGO_PKG_VERSION")))
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, body.len());
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(Full::new(body))
-            .expect("the parts were checked by the config");
+        let request = || {
+            let mut request = Request::post(t.path.as_str())
+                .header(HOST, t.authority.as_str())
+                .header(USER_AGENT, concat!("sluice/", env!("CARGO_PKG_VERSION")))
+                .header(CONTENT_TYPE, "application/json")
+                .header(CONTENT_LENGTH, body.len());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request
+                .body(Full::new(body.clone()))
+                .expect("the parts were checked by the config")
+        };
         let kept = match self.conn.take() {
             Some(mut s) => s.ready().await.is_ok().then_some(s),
             None => None,
         };
-        let mut sender = match kept {
-            Some(s) => s,
-            None => self.connect().await?,
+        let (sender, response) = match kept {
+            Some(mut s) => match s.send_request(request()).await {
+                Ok(r) => (s, r),
+                // A kept-alive connection the receiver had closed meanwhile: once more on a
+                // new one (the receiver may have taken it: at least once, as everywhere).
+                Err(e) if e.is_closed() || e.is_canceled() || e.is_incomplete_message() => {
+                    let mut fresh = self.connect().await?;
+                    let r = fresh.send_request(request()).await?;
+                    (fresh, r)
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => {
+                let mut fresh = self.connect().await?;
+                let r = fresh.send_request(request()).await?;
+                (fresh, r)
+            }
         };
-        let response = sender.send_request(request).await?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -291,6 +308,38 @@ mod tests {
         assert!(head.contains("content-type: application/json"), "{head}");
         assert!(head.contains("idempotency-key: inc_1:1"), "{head}");
         assert!(heads[1].ends_with("{\"a\":2}"), "{}", heads[1]);
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_the_receiver_closes_under_a_request_is_replaced() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let srv = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            // The first connection: one answer, then the next request is read and the
+            // connection closed without an answer (an idle timeout racing the request).
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let _ = sock.read(&mut buf).await.unwrap();
+            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            sock.write_all(ok.as_bytes()).await.unwrap();
+            let _ = sock.read(&mut buf).await.unwrap();
+            drop(sock);
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let _ = sock.read(&mut buf).await.unwrap();
+            let accepted = "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n";
+            sock.write_all(accepted.as_bytes()).await.unwrap();
+        });
+        let target = Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let mut client = Client::new(target, None);
+        let timeout = Duration::from_secs(5);
+        let first = client
+            .post(&[], Bytes::from_static(b"{}"), timeout)
+            .await
+            .unwrap();
+        assert_eq!(first.status, StatusCode::OK);
+        let second = client.post(&[], Bytes::from_static(b"{}"), timeout).await;
+        assert_eq!(second.unwrap().status, StatusCode::ACCEPTED);
+        srv.await.unwrap();
     }
 
     #[tokio::test]
