@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -96,42 +98,72 @@ impl ConsumerContext for Rebalances {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let assignment = self.assign(consumer, tpl);
-                if let Err(e) = consumer.assign(&assignment) {
+                let taken = if cooperative {
+                    consumer.incremental_assign(&assignment)
+                } else {
+                    consumer.assign(&assignment)
+                };
+                if let Err(e) = taken {
                     tracing::error!(error = %e, "cannot take the assigned partitions");
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                let mut table = self.table.lock().expect("partition table lock");
-                let mut done = TopicPartitionList::new();
-                for p in &revoked {
-                    if let Some(part) = table.remove(p) {
-                        part.stop();
-                        let at = part.position();
-                        if at > part.committed {
-                            let _ = done.add_partition_offset(&self.topic, *p, Offset::Offset(at));
-                        }
-                        forward_lag(*p).set(0.0);
-                    }
-                }
-                drop(table);
-                if done.count() > 0 {
-                    if let Err(e) = consumer.commit(&done, CommitMode::Sync) {
-                        tracing::warn!(error = %e, "offsets of revoked partitions not committed (their messages are delivered again)");
-                    }
-                }
-                tracing::info!(?revoked, "partitions handed over");
+                self.revoke(consumer, &revoked);
+                let _ = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+            }
+            other => {
+                // librdkafka asks for the assignment to be dropped.
+                tracing::error!(error = ?other, "rebalance failed; every partition dropped");
+                let all: Vec<i32> = self
+                    .table
+                    .lock()
+                    .expect("partition table lock")
+                    .keys()
+                    .copied()
+                    .collect();
+                self.revoke(consumer, &all);
                 let _ = consumer.unassign();
             }
-            other => tracing::error!(error = ?other, "rebalance failed"),
         }
     }
 }
 
 impl Rebalances {
+    /// Stops the lanes of `partitions`, commits what they finished and forgets them.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
+        let mut table = self.table.lock().expect("partition table lock");
+        let mut done = TopicPartitionList::new();
+        for p in partitions {
+            if let Some(part) = table.remove(p) {
+                part.stop();
+                let at = part.position();
+                if at > part.committed {
+                    let _ = done.add_partition_offset(&self.topic, *p, Offset::Offset(at));
+                }
+                forward_lag(*p).set(0.0);
+            }
+        }
+        drop(table);
+        if done.count() > 0 {
+            if let Err(e) = consumer.commit(&done, CommitMode::Sync) {
+                tracing::warn!(error = %e, "offsets of revoked partitions not committed (their messages are delivered again)");
+            }
+        }
+        tracing::info!(revoked = ?partitions, "partitions handed over");
+    }
+
     /// The assignment `tpl` with each partition starting [`SEEK_BACK`] records before its
     /// committed offset (not before the log's start); the partitions enter the table.
     fn assign(

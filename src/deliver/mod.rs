@@ -265,7 +265,9 @@ fn dispatch(table: &group::Table, shared: &Arc<Shared>, item: Item) {
             .iter()
             .map(|(receiver, metrics, target)| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let done = Arc::new(AtomicI64::new(part.committed - 1));
+                // Nothing before the first record read needs delivering: it is the committed
+                // offset, the first record after it, or where `start_from` began.
+                let done = Arc::new(AtomicI64::new(item.offset - 1));
                 let lane = lane::Lane {
                     receiver: Arc::clone(receiver),
                     metrics: metrics.clone(),
