@@ -5,7 +5,7 @@
 # coverage), and appends one row per target to fuzz/RESULTS.md, whose totals table it
 # rewrites. Commit the corpus, any crash file under fuzz/artifacts/ and RESULTS.md afterwards.
 #
-#   TARGETS="format wire config router" SECS=600 load-tests/fuzz.sh
+#   TARGETS="format wire config router signatures" SECS=600 load-tests/fuzz.sh
 #
 # SECS is each target's fuzzing time (libFuzzer's -max_total_time); UNIT_TIMEOUT (default 10)
 # the seconds one input may take before libFuzzer reports it as a timeout. One fuzzing
@@ -13,7 +13,7 @@
 # it, the input is in fuzz/artifacts/<target>/, and the other targets still run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS="${TARGETS:-format wire config router}"
+TARGETS="${TARGETS:-format wire config router signatures}"
 SECS="${SECS:-600}"
 UNIT_TIMEOUT="${UNIT_TIMEOUT:-10}"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

@@ -17,6 +17,11 @@
 //!
 //! Both run with [`CONFIG`] (generic mappers, SNS confirmation logged rather than fetched: a
 //! fuzz run makes no network request; `router` also with its secrets and admin tokens).
+//!
+//! [`signatures`] checks signed bodies (SNS envelopes and their `SigningCertURL`, signing
+//! certificates, webhook HMAC signatures with [`SIGNATURES_CONFIG`]): the first byte picks
+//! what the rest is, as `fuzzing/signing.rs` describes; its webhook mode takes a head of
+//! header lines and a body split as above.
 
 use std::sync::{Arc, OnceLock};
 
@@ -39,8 +44,11 @@ use crate::ingest::router::Router;
 use crate::integration::Integration;
 use crate::publish::MemorySink;
 
+mod signing;
 #[cfg(test)]
 mod tests;
+
+pub use signing::{signatures, SIGNATURES_CONFIG, SIGNED_KINDS, SNS_TOPICS};
 
 /// A fuzz target: any bytes, never a panic.
 pub type Target = fn(&[u8]);
@@ -51,6 +59,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire", wire),
     ("config", config),
     ("router", router),
+    ("signatures", signatures),
 ];
 
 /// The config both request targets run with: every format-owned setting that changes what a

@@ -14,6 +14,10 @@ use super::*;
 use crate::event::wire::Origin;
 use crate::ingest::integrations::pagerduty;
 
+mod signing;
+
+use signing::signatures_seeds;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -157,6 +161,7 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "wire" => wire_seeds(),
         "config" => config_seeds(),
         "router" => router_seeds(),
+        "signatures" => signatures_seeds(),
         other => panic!("no seeds for {other}"),
     }
 }

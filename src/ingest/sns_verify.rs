@@ -28,7 +28,7 @@
 //! Every field the parser reads from the envelope is signed. Refusals are logged at debug
 //! level with the reason and the `SigningCertURL`; the signature itself never is.
 
-mod certs;
+pub(crate) mod certs;
 #[cfg(test)]
 mod tests;
 
@@ -155,7 +155,7 @@ impl SnsRefusal {
 
 /// The envelope's fields as read from the raw body.
 #[derive(Default)]
-struct Envelope {
+pub(crate) struct Envelope {
     values: [Option<String>; FIELDS.len()],
     seen: [bool; FIELDS.len()],
     /// The first problem met (a field twice, a field not a string).
@@ -163,7 +163,7 @@ struct Envelope {
 }
 
 impl Envelope {
-    fn read(body: &[u8]) -> Result<Envelope, SnsRefusal> {
+    pub(crate) fn read(body: &[u8]) -> Result<Envelope, SnsRefusal> {
         let mut env: Envelope = serde_json::from_slice(body).map_err(|e| {
             let what = match e.classify() {
                 serde_json::error::Category::Data => "body is not a JSON object",
@@ -177,7 +177,7 @@ impl Envelope {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         let i = FIELDS.iter().position(|f| *f == name)?;
         self.values[i].as_deref()
     }
@@ -231,7 +231,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 }
 
 /// AWS's string to sign: `Name\nValue\n` for each of `signed` present in the envelope.
-fn string_to_sign(env: &Envelope, signed: &[&str]) -> Vec<u8> {
+pub(crate) fn string_to_sign(env: &Envelope, signed: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     for name in signed {
         if let Some(value) = env.get(name) {
