@@ -143,6 +143,8 @@ pub struct CorrelateConfig {
     pub inhibit: Vec<InhibitRule>,
     /// The top-level `[[event_rules]]`, applied in the partition of the sender's routing key.
     pub event_rules: Vec<super::EventRule>,
+    /// The top-level `[[maintenance]]` windows: weekly silences.
+    pub maintenance: Vec<super::MaintenanceWindow>,
     /// How long a partition remembers where the event rules sent an alert after its last event
     /// (so that its acknowledges and resolves, which carry only a dedup key, follow it).
     pub route_ttl: Duration,
@@ -340,6 +342,7 @@ impl RawCorrelate {
             ),
             rules,
             event_rules: Vec::new(),
+            maintenance: Vec::new(),
             route_ttl: p.duration(
                 "correlate.route_ttl",
                 self.route_ttl.as_deref(),

@@ -6,7 +6,7 @@
 //!
 //! This module holds the top level (`instance`, the overrides, `Problems` and the checks the
 //! sections share); each section's raw struct, typed struct and validation live in its own
-//! module: `server`, `kafka`, `correlate`, `event_rules`, `log`, `pipeline`, `receivers`
+//! module: `server`, `kafka`, `correlate`, `event_rules`, `maintenance`, `log`, `pipeline`, `receivers`
 //! (`[deliver]` and `[[receivers]]`), [`auth`] and [`integrations`].
 
 use std::collections::BTreeMap;
@@ -25,6 +25,7 @@ pub mod integrations;
 mod kafka;
 mod limits;
 mod log;
+mod maintenance;
 mod pipeline;
 mod receivers;
 mod server;
@@ -35,6 +36,7 @@ pub use event_rules::EventRule;
 pub use kafka::{Brokers, KafkaConfig, KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism};
 pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
+pub use maintenance::MaintenanceWindow;
 pub use pipeline::{PipelineConfig, PipelineMode, Roles};
 pub use receivers::{DeliverConfig, ReceiverConfig, ReceiverKind, StartFrom, MESSAGE_TYPES};
 pub use server::{ServerConfig, TlsConfig, TlsVersion};
@@ -174,6 +176,7 @@ struct RawConfig {
     kafka: Option<kafka::RawKafka>,
     correlate: Option<correlate::RawCorrelate>,
     event_rules: Option<Vec<event_rules::RawEventRule>>,
+    maintenance: Option<Vec<maintenance::RawMaintenance>>,
     log: Option<log::RawLog>,
     pipeline: Option<pipeline::RawPipeline>,
     integrations: Option<integrations::RawIntegrations>,
@@ -192,7 +195,8 @@ pub struct Config {
     pub instance: String,
     pub server: ServerConfig,
     pub kafka: KafkaConfig,
-    /// `[correlate]`, with the top-level `[[event_rules]]` (applied by the correlator).
+    /// `[correlate]`, with the top-level `[[event_rules]]` and `[[maintenance]]` (applied by
+    /// the correlator).
     pub correlate: CorrelateConfig,
     pub log: LogConfig,
     /// `[pipeline]`: memory or Kafka, and this instance's roles.
@@ -435,6 +439,7 @@ impl RawConfig {
         }
         let mut correlate = self.correlate.unwrap_or_default().validate(p);
         correlate.event_rules = event_rules::validate(self.event_rules, p);
+        correlate.maintenance = maintenance::validate(self.maintenance, p);
         let config = Config {
             instance,
             server: self.server.unwrap_or_default().validate(p),

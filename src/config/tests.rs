@@ -286,3 +286,55 @@ fn every_sluice_variable_the_project_names_is_one_the_binary_reads() {
     assert!(files.len() > 50, "the walk found the project's files");
     assert_eq!(unknown, Vec::<String>::new());
 }
+
+#[test]
+fn maintenance_windows_parse_and_each_problem_names_its_key() {
+    let good = r#"
+        [[maintenance]]
+        name = "db-patching"
+        matchers = [{ name = "entity.host", op = "=~", value = "db-.*" }]
+        time_zone = "Europe/Berlin"
+        days = ["Sat", "sun"]
+        start = "22:30"
+        end = "02:00"
+    "#;
+    let config = Config::from_toml(good, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let w = &config.correlate.maintenance[0];
+    assert_eq!(w.days, [false, false, false, false, false, true, true]);
+    assert_eq!((w.start, w.end), (22 * 60 + 30, 120));
+    assert_eq!(w.zone_name, "Europe/Berlin");
+    let bad = r#"
+        [[maintenance]]
+        name = "a"
+        time_zone = "Mars/Olympus"
+        days = ["monday", "sat", "sat"]
+        start = "25:00"
+        end = "2:00"
+        every = "week"
+        [[maintenance]]
+        name = "a"
+        start = "01:00"
+        end = "01:00"
+        matchers = [{ name = "nope", op = "=", value = "x" }]
+        [[maintenance]]
+        days = []
+    "#;
+    let err = Config::from_toml(bad, no_env()).unwrap_err();
+    let all = err.problems.join("\n");
+    for needle in [
+        "maintenance[0].time_zone: \"Mars/Olympus\" is not a time zone",
+        "maintenance[0].days: \"monday\" must be one of mon, tue",
+        "maintenance[0].days: \"sat\" is listed twice",
+        "maintenance[0].start: \"25:00\" is not a time HH:MM",
+        "maintenance[0].end: \"2:00\" is not a time HH:MM",
+        "maintenance[0].every: unknown key",
+        "maintenance[1].end: must differ from start",
+        "maintenance[1].matchers[0]",
+        "maintenance[1].name: \"a\" is used twice",
+        "maintenance[2].name: is required",
+        "maintenance[2].days: must name at least one day",
+        "maintenance[2].start: is required",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}

@@ -9,8 +9,8 @@ use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 pub use crate::publish::encode::OverflowCounts;
 use crate::publish::encode::{
-    to_json, AlertBody, ChangeRef, GroupKey, IncidentBody, MessageKind, OutboundMessage, Reasons,
-    Status, Topic, INCIDENT_SCHEMA,
+    to_json, AlertBody, ChangeRef, GroupKey, IncidentBody, LabelMap, MessageKind, OutboundMessage,
+    Reasons, Status, Topic, INCIDENT_SCHEMA,
 };
 use crate::time::UnixMillis;
 
@@ -434,6 +434,10 @@ impl Incident {
                     last_seen: a.last_seen,
                     source: &a.source,
                     integration: a.integration.as_str(),
+                    class: a.class.as_deref(),
+                    component: a.component.as_deref(),
+                    group: a.group.as_deref(),
+                    labels: LabelMap(a.labels.iter().collect()),
                     grouped_by: a.grouped_by.and_then(|i| {
                         let kind = rule.auto().get(i as usize)?;
                         Some(format!(

@@ -13,6 +13,7 @@
 
 pub mod event_rules;
 pub mod incident;
+pub mod maintenance;
 pub mod rules;
 pub mod shard;
 pub mod silence;
@@ -80,6 +81,7 @@ pub fn build_shard(config: &CorrelateConfig, of: usize) -> Shard {
     Shard::new(rules, inhibit, caps)
         .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
         .with_history(config.learned_pause, config.change_window)
+        .with_maintenance(config.maintenance.clone().into())
 }
 
 /// The fingerprint of the grouping and inhibition rules `config` compiles to, in hex (see
@@ -93,11 +95,13 @@ pub fn rules_fingerprint(config: &CorrelateConfig) -> String {
 pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
     let (rules, inhibit, caps) = shard_parts(config, n);
     let event_rules: Arc<[crate::config::EventRule]> = config.event_rules.clone().into();
+    let windows: Arc<[crate::config::MaintenanceWindow]> = config.maintenance.clone().into();
     (0..n)
         .map(|_| {
             Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps)
                 .with_event_rules(Arc::clone(&event_rules), config.route_ttl)
                 .with_history(config.learned_pause, config.change_window)
+                .with_maintenance(Arc::clone(&windows))
         })
         .collect()
 }
@@ -303,7 +307,8 @@ impl TimedShard {
         let (shard, time) = Shard::restore(rules, inhibit, caps, bytes)?;
         let shard = shard
             .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
-            .with_history(config.learned_pause, config.change_window);
+            .with_history(config.learned_pause, config.change_window)
+            .with_maintenance(config.maintenance.clone().into());
         Ok(TimedShard { shard, time })
     }
 

@@ -31,6 +31,8 @@ pub struct Health {
     pub rules: String,
     /// Where `POST /-/reload` asks for a reload (set by `sluice serve`).
     pub reloads: std::sync::OnceLock<mpsc::Sender<ReloadAsked>>,
+    /// When the process started (Alertmanager's `uptime`).
+    pub started: crate::time::UnixMillis,
 }
 
 /// A reload asked for over HTTP, and where its outcome goes: the sections that need a restart
@@ -73,6 +75,7 @@ impl Health {
             partitions_restoring,
             rules: String::new(),
             reloads: std::sync::OnceLock::new(),
+            started: crate::clock::Clock::system().now(),
         }
     }
 

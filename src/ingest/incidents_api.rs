@@ -1,5 +1,6 @@
 //! The incidents API (`openapi.json` describes it): the incidents view (`crate::view`) as
-//! JSON, and commands on incidents ([`commands`]).
+//! JSON, commands on incidents ([`commands`]), and Alertmanager's read API over the same view
+//! ([`alertmanager`]).
 //!
 //! - `GET /api/v1/incidents`: open incidents, newest opened first, filtered by `routing_key`,
 //!   `severity`, `status` (`triggered`, `acknowledged`, `resolved`; default the first two),
@@ -27,6 +28,7 @@ use crate::time::{parse_duration, parse_timestamp, Timestamp, UnixMillis};
 use crate::view::query::DEFAULT_LIMIT;
 use crate::view::{Filter, View, KEEP_RESOLVED};
 
+pub mod alertmanager;
 pub mod commands;
 
 pub const INCIDENTS: &str = "/api/v1/incidents";
@@ -37,9 +39,10 @@ const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
 type Answer = http::Response<Body>;
 
-/// Whether `path` is one of this API's.
-pub fn serves(path: &str) -> bool {
-    path == STATS
+/// Whether `path` is one of this API's (with Alertmanager's read routes).
+pub fn serves(path: &str, method: &Method) -> bool {
+    alertmanager::serves(path, method)
+        || path == STATS
         || path
             .strip_prefix(INCIDENTS)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -52,6 +55,9 @@ pub struct Context<'a> {
     pub view: Option<&'a View>,
     pub intake: &'a Intake,
     pub limits: &'a BodyLimits,
+    pub silences: &'a crate::ingest::silences::SilenceStore,
+    /// When this process started.
+    pub started: UnixMillis,
     pub now: UnixMillis,
 }
 
@@ -105,7 +111,18 @@ where
     if let Err(denied) = who.require(Scope::Read) {
         return denied.refuse(&method, &path);
     }
-    let resp = get(view, &path, req.uri().query(), cx.now);
+    let resp = match alertmanager::serves(&path, &method) {
+        true => {
+            let sources = alertmanager::Sources {
+                view,
+                silences: cx.silences,
+                started: cx.started,
+                now: cx.now,
+            };
+            alertmanager::get(&path, req.uri().query(), &sources)
+        }
+        false => get(view, &path, req.uri().query(), cx.now),
+    };
     match method == Method::HEAD {
         true => response::without_body(resp),
         false => resp,

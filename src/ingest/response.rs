@@ -190,3 +190,20 @@ pub fn pd_throttled(status: StatusCode, retry_after_secs: u32) -> Response<Body>
         .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
     resp
 }
+
+/// The body of a response built in memory (a `Full` body is ready at once).
+#[cfg(test)]
+pub fn body_bytes(resp: Response<Body>) -> Vec<u8> {
+    use http_body::Body as _;
+    let mut body = resp.into_body();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut out = Vec::new();
+    while let std::task::Poll::Ready(Some(frame)) =
+        std::pin::Pin::new(&mut body).poll_frame(&mut cx)
+    {
+        if let Ok(data) = frame.expect("a Full body cannot fail").into_data() {
+            out.extend_from_slice(&data);
+        }
+    }
+    out
+}

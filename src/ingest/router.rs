@@ -5,7 +5,8 @@
 //! after it is parsed); its body is read within its limits (`body.rs`), parsed by its format,
 //! handed to the pipeline in one all-or-nothing hand-over, and answered as its sender expects.
 //! The silences APIs ask admin auth (`auth::admin`) who the caller is before anything else.
-//! `/` and `/ui/...` are the status page's (`status`).
+//! `/` and `/ui/...` are the status page's (`status`); the incidents API and Alertmanager's read
+//! API (`/api/v2/alerts` GET, `/api/v2/status`, ...) are `incidents_api`'s.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -232,10 +233,25 @@ impl Router {
             );
             return self.ingest_target(target, req).await;
         }
+        let auth = self.auth.get();
+        // Before the vendor paths: Alertmanager's read API shares `/api/v2/alerts`.
+        if incidents_api::serves(path, req.method()) {
+            let cx = incidents_api::Context {
+                auth: &auth,
+                view: self.view.as_deref(),
+                intake: &self.intake,
+                limits: &self.limits,
+                silences: &self.silences,
+                started: self.health.started,
+                now: self.clock.now(),
+            };
+            return incidents_api::handle(req, cx).await;
+        }
         // Vendor APIs emulated at their own paths, so senders only change a base URL.
         if let Some((kind, tail, key_in_body)) = own_path(path) {
             if req.method() != Method::POST {
-                return method_not_allowed(&format!("{path} takes POST"), "POST");
+                let allow = incidents_api::alertmanager::allowed(path).unwrap_or("POST");
+                return method_not_allowed(&format!("{path} takes {allow}"), allow);
             }
             let tail = tail.to_string();
             let target = if key_in_body {
@@ -255,7 +271,6 @@ impl Router {
             };
             return self.ingest_target(target, req).await;
         }
-        let auth = self.auth.get();
         if status::serves(path) {
             let cx = status::Context {
                 sessions: &self.sessions,
@@ -268,16 +283,6 @@ impl Router {
                 now: self.clock.now(),
             };
             return status::handle(req, cx).await;
-        }
-        if incidents_api::serves(path) {
-            let cx = incidents_api::Context {
-                auth: &auth,
-                view: self.view.as_deref(),
-                intake: &self.intake,
-                limits: &self.limits,
-                now: self.clock.now(),
-            };
-            return incidents_api::handle(req, cx).await;
         }
         let matches: Vec<_> = Route::TABLE.iter().filter(|(p, _, _)| *p == path).collect();
         let Some((_, _, route)) = matches.iter().find(|(_, m, _)| m == req.method()) else {

@@ -181,7 +181,7 @@ pub async fn handle(
 }
 
 /// Alertmanager's `filter` parameters: matchers such as `alertname="Down"` or `team=~"db.*"`.
-fn filters(query: Option<&str>) -> Result<Vec<(String, Matcher)>, String> {
+pub(crate) fn filters(query: Option<&str>) -> Result<Vec<(String, Matcher)>, String> {
     let mut out = Vec::new();
     for pair in query.unwrap_or_default().split('&') {
         let Some(raw) = pair.strip_prefix("filter=") else {

@@ -257,6 +257,16 @@ pub struct AlertBody<'a> {
     pub last_seen: UnixMillis,
     pub source: &'a str,
     pub integration: &'static str,
+    /// The alert's rule, check or metric (Prometheus' `alertname`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<&'a str>,
+    /// The sender's labels, as an object (absent when it sent none).
+    #[serde(skip_serializing_if = "LabelMap::is_empty")]
+    pub labels: LabelMap<'a>,
     /// Under an auto rule, the shared value it joined its incident by (`host=db-1`); none for
     /// the first alert.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,6 +276,29 @@ pub struct AlertBody<'a> {
     pub suppressed: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<&'a RawValue>,
+}
+
+/// Name-value pairs written as one JSON object (a later pair of a name wins, as in a JSON
+/// reader).
+pub struct LabelMap<'a>(pub Vec<(&'a str, &'a str)>);
+
+impl LabelMap<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for LabelMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if !self.0[i + 1..].iter().any(|(n, _)| n == name) {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]

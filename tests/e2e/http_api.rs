@@ -294,11 +294,14 @@ async fn prometheus_posts_to_the_alertmanager_api_path() {
     );
     assert_eq!(m["group_key"]["labels.alertname"], "HighLatency");
     assert_eq!(m["integrations"], json!(["alertmanager_api"]));
-    assert_eq!(
-        client.get("/api/v2/alerts").await.unwrap().status,
-        405,
-        "the path takes POST only"
-    );
+    let listed = client.get("/api/v2/alerts").await.unwrap();
+    assert_eq!(listed.status, 200, "GET is Alertmanager's read API");
+    assert_eq!(listed.json()[0]["labels"]["alertname"], "HighLatency");
+    let put = client
+        .request(http::Method::PUT, "/api/v2/alerts", bytes::Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(put.status, 405, "POST and GET only");
     running.shutdown();
     running.wait().await;
 }

@@ -403,3 +403,43 @@ async fn commands_written_to_the_commands_topic_reach_their_incidents() {
     let applied = "sluice_commands_total{action=\"resolve\",outcome=\"applied\"}";
     assert_eq!(crate::harness::metric(&sluice.url, applied).await, 1.0);
 }
+
+/// A `[[maintenance]]` window open now (from an hour ago to an hour ahead, UTC, every day)
+/// silences what it matches through the real binary: the other source's incident shows, the
+/// matched one never opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_window_open_now_silences_what_it_matches() {
+    let minutes = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
+        % 1440;
+    let hhmm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    let config = format!(
+        "{CONFIG}\n[[maintenance]]\nname = \"patching\"\nmatchers = [{{ name = \"source\", op = \"=\", value = \"db-9\" }}]\nstart = \"{}\"\nend = \"{}\"\n",
+        hhmm((minutes + 1440 - 60) % 1440),
+        hhmm((minutes + 60) % 1440),
+    );
+    let sluice = Sluice::start("maintenance", "embedded", &config);
+    trigger(&sluice.url, "maint", "m-1", "db-9", "critical").await;
+    trigger(&sluice.url, "maint", "m-2", "web-1", "critical").await;
+    let page = until_total(&sluice.url, "/api/v1/incidents?routing_key=maint", 1).await;
+    assert_eq!(page["incidents"][0]["title"], "disk full", "{page}");
+    let id = page["incidents"][0]["incident_id"].as_str().unwrap();
+    let (_, one) = get(
+        &sluice.url,
+        "/api/v1/incidents/{incident_id}",
+        &format!("/api/v1/incidents/{id}"),
+    )
+    .await;
+    assert_eq!(one["incident"]["alerts"][0]["source"], "web-1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, page) = get(
+        &sluice.url,
+        "/api/v1/incidents",
+        "/api/v1/incidents?routing_key=maint",
+    )
+    .await;
+    assert_eq!(page["total"], 1, "db-9 is in maintenance: {page}");
+}

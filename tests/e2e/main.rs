@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary (one link of rdkafka) for everything that crosses a
 //! process or socket boundary.
 
+mod alertmanager_read;
 mod auth;
 mod certs;
 mod chaos;

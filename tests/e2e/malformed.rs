@@ -237,7 +237,7 @@ fn methods() -> Vec<Case> {
         (V1, "POST"),
         (GRAFANA, "POST"),
         ("/integrations/generic/shop/rk", "POST"),
-        ("/api/v2/alerts", "POST"),
+        ("/api/v2/alerts", "GET, HEAD, POST"),
         ("/v2/alerts", "POST"),
         ("/v2/alerts/a1/close", "POST"),
         ("/nagios/2010-04-15/create_event", "POST"),

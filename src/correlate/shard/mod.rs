@@ -158,6 +158,12 @@ impl Shard {
         self
     }
 
+    /// The shard with `[[maintenance]]` windows silencing what they match while open.
+    pub fn with_maintenance(mut self, windows: Arc<[crate::config::MaintenanceWindow]>) -> Self {
+        self.silences.set_windows(windows);
+        self
+    }
+
     /// The routes the event rules made that the door remembers.
     pub fn routes(&self) -> usize {
         self.door.routes()
@@ -292,6 +298,9 @@ impl Shard {
     /// order, so a late call decides exactly what a punctual one would have. Call it before
     /// applying events that arrived at `now`.
     pub fn advance(&mut self, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        // The windows' first change is scheduled at the first call (a shard learns the time
+        // from its inputs); each later one when the one before fires.
+        self.silences.start_windows(now, &mut self.timers);
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Incident { slot, token } => {
@@ -313,7 +322,10 @@ impl Shard {
                         self.resolve(slot, index, ResolvedBy::Time, at, out);
                     }
                 }
-                Timer::Silences => self.reevaluate_silences(at, out),
+                Timer::Silences => {
+                    self.silences.windows_fired(at, &mut self.timers);
+                    self.reevaluate_silences(at, out)
+                }
             }
         }
     }

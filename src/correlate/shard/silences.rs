@@ -1,8 +1,10 @@
-//! Silences in force, and which open alerts they silence.
+//! Silences in force and maintenance windows, and which open alerts they silence.
 //!
-//! Invariants: an open alert's `silenced` flag is what the silences in force say of it, as
-//! decided when it opened and re-decided for every open alert whenever the silences change and
-//! at every start and end of a silence (a `Timer::Silences` is set at each one still to come).
+//! Invariants: an open alert's `silenced` flag is what the silences in force and the open
+//! maintenance windows say of it, as decided when it opened and re-decided for every open
+//! alert whenever the silences change and at every start and end of a silence or window (a
+//! `Timer::Silences` is set at each one still to come; for the windows, one at a time: the
+//! next change of any of them, scheduled from the first `advance` on).
 
 use std::sync::Arc;
 
@@ -13,16 +15,53 @@ use super::super::incident::{Alert, AlertView};
 use super::super::silence::Silence;
 use super::super::timers::{Timer, Timers};
 use super::Shard;
+use crate::config::MaintenanceWindow;
 
 pub(super) struct Silences {
     in_force: Arc<[Silence]>,
+    windows: Arc<[MaintenanceWindow]>,
+    /// When the windows' next change is scheduled (`None`: not yet).
+    windows_next: Option<UnixMillis>,
 }
 
 impl Silences {
     pub(super) fn new() -> Self {
         Silences {
             in_force: Arc::from(Vec::new()),
+            windows: Arc::from(Vec::new()),
+            windows_next: None,
         }
+    }
+
+    pub(super) fn set_windows(&mut self, windows: Arc<[MaintenanceWindow]>) {
+        self.windows = windows;
+        self.windows_next = None;
+    }
+
+    /// Schedules the windows' first change after `now`, once.
+    pub(super) fn start_windows(&mut self, now: UnixMillis, timers: &mut Timers) {
+        if self.windows_next.is_none() {
+            self.schedule_windows(now, timers);
+        }
+    }
+
+    /// A `Timer::Silences` fired at `at`: when it was the windows' change, schedules the next.
+    pub(super) fn windows_fired(&mut self, at: UnixMillis, timers: &mut Timers) {
+        if self.windows_next.is_some_and(|next| next <= at) {
+            self.schedule_windows(at, timers);
+        }
+    }
+
+    fn schedule_windows(&mut self, after: UnixMillis, timers: &mut Timers) {
+        let next = self
+            .windows
+            .iter()
+            .filter_map(|w| w.next_change(after))
+            .min();
+        if let Some(at) = next {
+            timers.schedule(at, Timer::Silences);
+        }
+        self.windows_next = Some(next.unwrap_or(UnixMillis::NEVER));
     }
 
     /// Replaces the silences in force, with a timer at each start or end still to come.
@@ -45,6 +84,10 @@ impl Silences {
     pub(super) fn silenced(&self, routing_key: &str, alert: &Alert, now: UnixMillis) -> bool {
         let view = AlertView { routing_key, alert };
         self.in_force.iter().any(|s| s.silences(&view, now))
+            || self
+                .windows
+                .iter()
+                .any(|w| w.open_at(now) && crate::matchers::all_match(&w.matchers, &view))
     }
 }
 

@@ -1179,3 +1179,58 @@ fn commands_acknowledge_snooze_and_resolve_an_incident_by_its_id() {
     h.at(411).command(&id, CommandAction::Acknowledge);
     assert!(h.take().is_empty());
 }
+
+#[test]
+fn a_maintenance_window_silences_while_open_and_again_when_it_comes_back() {
+    // T0 is a Tuesday, 22:13:20 UTC: a daily 22:00-22:15 window is open, and closes at +100 s.
+    let window = crate::config::MaintenanceWindow {
+        name: "nightly".into(),
+        matchers: vec![m("source", "=", "db-1")],
+        time_zone: jiff::tz::TimeZone::UTC,
+        zone_name: "UTC".into(),
+        days: [true; 7],
+        start: 22 * 60,
+        end: 22 * 60 + 15,
+        comment: String::new(),
+    };
+    let mut h = Harness::new(rule(&["source"]));
+    h.shard = std::mem::replace(
+        &mut h.shard,
+        Shard::new(
+            rules::with_fallback(&[]).into(),
+            Arc::from(Vec::new()),
+            Caps::unbounded(1),
+        ),
+    )
+    .with_maintenance(Arc::from(vec![window]));
+    h.trigger("a", "db-1").trigger("b", "db-2").at(30);
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1, "only db-2 pages while the window is open");
+    assert_eq!(msgs[0]["group_key"]["source"], "db-2");
+    assert_eq!(msgs[0]["reasons"]["silenced"], 0);
+    h.at(99);
+    assert!(h.take().is_empty());
+    h.at(100);
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1, "published when the window closes");
+    assert_eq!(msgs[0]["group_key"]["source"], "db-1");
+    // The next evening it opens again: db-1's open alert is silenced (its incident's updates
+    // held) and a new one waits; a late wake-up sees the close at its own time.
+    let reopens = 86_400 - 800;
+    h.at(reopens + 5).trigger("a2", "db-1").at(reopens + 600);
+    assert!(h.take().is_empty(), "nothing while it is open");
+    h.at(reopens + 900 + 60);
+    let mut msgs = h.take();
+    msgs.sort_by_key(|m| m["seq"].as_u64());
+    let kinds: Vec<(&str, &str)> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap(),
+                m["alerts"][0]["dedup_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("opened", "a2"), ("updated", "a")]);
+    assert_eq!(msgs[0]["opened_at"], "2023-11-15T22:00:05.000Z");
+}

@@ -13,11 +13,8 @@
 //! expected file; review the diff before committing it.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
 
 use http::Response;
-use http_body::Body as _;
 use serde_json::{json, Value};
 
 use crate::event::{Action, Event};
@@ -32,18 +29,7 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/integrat
 const BLESS: &str = "SLUICEDEV_BLESS";
 const MIN_CASES: usize = 3;
 
-/// The body of a response built in memory (a `Full` body is ready at once).
-pub(super) fn body_bytes(resp: Response<Body>) -> Vec<u8> {
-    let mut body = resp.into_body();
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut out = Vec::new();
-    while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
-        if let Ok(data) = frame.expect("a Full body cannot fail").into_data() {
-            out.extend_from_slice(&data);
-        }
-    }
-    out
-}
+pub(super) use crate::ingest::response::body_bytes;
 
 fn answer_json(resp: Response<Body>) -> Value {
     let status = resp.status().as_u16();
