@@ -86,6 +86,9 @@ macro_rules! registry {
             /// Pingdom webhook state changes (uptime and transaction checks).
             Pingdom => "pingdom", pingdom::Webhook,
                 Serving::GENERIC;
+            /// Explicit beats of sluice's dead man's switches (`POST /heartbeat/<name>`).
+            Heartbeat => "heartbeat", heartbeat::Beat,
+                Serving::GENERIC.also_at("/heartbeat").with_tail();
             /// The generic mapper: any JSON webhook mapped in `[integrations.generic.<name>]`.
             Generic => "generic", generic::Mapped,
                 Serving::GENERIC;

@@ -32,6 +32,7 @@ pub const ALERTS_AUTO_GROUPED: &str = "sluice_alerts_auto_grouped_total";
 pub const INCIDENTS_LEARNED_PAUSE: &str = "sluice_incidents_learned_pause_total";
 pub const CAPS_REACHED: &str = "sluice_caps_reached_total";
 pub const SILENCES_ACTIVE: &str = "sluice_silences_active";
+pub const HEARTBEATS_MISSED: &str = "sluice_heartbeats_missed_total";
 pub const RECORD_DROPPED: &str = "sluice_record_dropped_total";
 pub const SNS_SUBSCRIPTIONS: &str = "sluice_sns_subscriptions_total";
 pub const EVENTS_PRODUCED: &str = "sluice_events_produced_total";
@@ -73,7 +74,7 @@ pub const ALL: &[(&str, &str)] = &[
     (EVENTS_RECEIVED, "Events accepted (answered 2xx), by integration."),
     (EVENTS_REJECTED, "Events or requests refused, by integration and reason (invalid, malformed, unsupported_encoding, too_large, overloaded; secret_missing, secret_wrong, routing_key_not_allowed, signature_missing, signature_wrong, signature_expired: ingest auth; sns_signature, sns_cert_url, sns_topic, sns_cert_unavailable: SNS signatures; rate_limited, global_rate_limited, over_burst: rate limits; over_share: fair admission)."),
     (EVENTS_DEDUPLICATED, "Triggers that matched an open alert and were folded into it, by integration."),
-    (EVENTS_DROPPED, "Accepted events not correlated, by reason (alert_not_open: an acknowledge/resolve with no open alert to apply to; event_rule: dropped by an event rule)."),
+    (EVENTS_DROPPED, "Accepted events not correlated, by reason (alert_not_open: an acknowledge/resolve with no open alert to apply to; event_rule: dropped by an event rule; unknown_heartbeat: a beat for no heartbeat configured under its routing key)."),
     (SUMMARIES_TRUNCATED, "Summaries longer than 1024 characters that were cut (the event is still accepted), by integration."),
     (CHANGE_EVENTS, "Change events accepted, by integration."),
     (ALERTS_OPEN, "Alerts currently triggered or acknowledged."),
@@ -91,6 +92,7 @@ pub const ALL: &[(&str, &str)] = &[
     (INCIDENTS_LEARNED_PAUSE, "Incidents held past their severity's pause because their class usually resolves within the learned pause."),
     (CAPS_REACHED, "Alerts past a cap, by cap: folded into their routing key's overflow incident (fail open), or for `routes`, re-routed without remembering the route."),
     (SILENCES_ACTIVE, "Silences in force (pending or active)."),
+    (HEARTBEATS_MISSED, "Heartbeats ([[heartbeats]]) that went a whole interval without a beat, by heartbeat name; each opened a missed-heartbeat incident."),
     (RECORD_DROPPED, "Requests not written to the --record file because its queue was full."),
     (COMMANDS, "Operator commands on incidents (admin API, commands topic), by action (acknowledge, resolve, snooze) and outcome (applied; unknown_incident: no open incident of that id in its partition)."),
     (COMMAND_RECORDS_SKIPPED, "Records of the commands topic skipped, by reason (malformed; unknown_incident: no routing_key and the incident is not in the incidents view)."),
@@ -224,6 +226,11 @@ pub fn rejected(integration: &'static str, reason: &'static str) -> Counter {
 
 pub fn dropped(reason: &'static str) -> Counter {
     metrics::counter!(EVENTS_DROPPED, LABEL_REASON => reason)
+}
+
+/// Heartbeat `name` missed (names come from the config: bounded).
+pub fn heartbeat_missed(name: &str) -> Counter {
+    metrics::counter!(HEARTBEATS_MISSED, "heartbeat" => name.to_string())
 }
 
 pub fn published(kind: &'static str) -> Counter {

@@ -145,6 +145,8 @@ pub struct CorrelateConfig {
     pub event_rules: Vec<super::EventRule>,
     /// The top-level `[[maintenance]]` windows: weekly silences.
     pub maintenance: Vec<super::MaintenanceWindow>,
+    /// The top-level `[[heartbeats]]`: dead man's switches.
+    pub heartbeats: Vec<super::HeartbeatConfig>,
     /// How long a partition remembers where the event rules sent an alert after its last event
     /// (so that its acknowledges and resolves, which carry only a dedup key, follow it).
     pub route_ttl: Duration,
@@ -343,6 +345,7 @@ impl RawCorrelate {
             rules,
             event_rules: Vec::new(),
             maintenance: Vec::new(),
+            heartbeats: Vec::new(),
             route_ttl: p.duration(
                 "correlate.route_ttl",
                 self.route_ttl.as_deref(),

@@ -6,7 +6,7 @@
 //!
 //! This module holds the top level (`instance`, the overrides, `Problems` and the checks the
 //! sections share); each section's raw struct, typed struct and validation live in its own
-//! module: `server`, `kafka`, `correlate`, `event_rules`, `maintenance`, `log`, `pipeline`, `receivers`
+//! module: `server`, `kafka`, `correlate`, `event_rules`, `maintenance`, `heartbeats`, `log`, `pipeline`, `receivers`
 //! (`[deliver]` and `[[receivers]]`), [`auth`] and [`integrations`].
 
 use std::collections::BTreeMap;
@@ -21,6 +21,7 @@ use crate::time::parse_duration;
 pub mod auth;
 mod correlate;
 mod event_rules;
+mod heartbeats;
 pub mod integrations;
 mod kafka;
 mod limits;
@@ -33,6 +34,7 @@ mod server;
 pub use auth::AuthConfig;
 pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, Pause, RuleConfig, WindowKind};
 pub use event_rules::EventRule;
+pub use heartbeats::HeartbeatConfig;
 pub use kafka::{Brokers, KafkaConfig, KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism};
 pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
@@ -177,6 +179,7 @@ struct RawConfig {
     correlate: Option<correlate::RawCorrelate>,
     event_rules: Option<Vec<event_rules::RawEventRule>>,
     maintenance: Option<Vec<maintenance::RawMaintenance>>,
+    heartbeats: Option<Vec<heartbeats::RawHeartbeat>>,
     log: Option<log::RawLog>,
     pipeline: Option<pipeline::RawPipeline>,
     integrations: Option<integrations::RawIntegrations>,
@@ -195,8 +198,8 @@ pub struct Config {
     pub instance: String,
     pub server: ServerConfig,
     pub kafka: KafkaConfig,
-    /// `[correlate]`, with the top-level `[[event_rules]]` and `[[maintenance]]` (applied by
-    /// the correlator).
+    /// `[correlate]`, with the top-level `[[event_rules]]`, `[[maintenance]]` and
+    /// `[[heartbeats]]` (applied by the correlator).
     pub correlate: CorrelateConfig,
     pub log: LogConfig,
     /// `[pipeline]`: memory or Kafka, and this instance's roles.
@@ -440,6 +443,7 @@ impl RawConfig {
         let mut correlate = self.correlate.unwrap_or_default().validate(p);
         correlate.event_rules = event_rules::validate(self.event_rules, p);
         correlate.maintenance = maintenance::validate(self.maintenance, p);
+        correlate.heartbeats = heartbeats::validate(self.heartbeats, p);
         let config = Config {
             instance,
             server: self.server.unwrap_or_default().validate(p),

@@ -40,6 +40,36 @@ pub use shard::{Origin, Shard, Stats};
 
 /// Which of `n` shards (or partitions) owns a routing key: the pipeline's partition function.
 pub type PartitionFn = fn(&str, usize) -> usize;
+
+/// The partition (local shard, or events-topic partition) that owns `routing_key`: every alert
+/// and incident of a routing key lives in one partition, so grouping never crosses partitions
+/// and an acknowledge or resolve that carries only a dedup key finds its alert.
+pub fn partition(routing_key: &str, partitions: usize) -> usize {
+    (key_hash(routing_key) % partitions as u64) as usize
+}
+
+/// The hash of a routing key (xxh3) that [`partition`] divides and the admission tables are
+/// keyed by, so that they hold no routing key.
+pub fn key_hash(routing_key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes())
+}
+
+/// Which shard (or partition) of how many: what a shard owns ([`partition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Part {
+    /// The one shard of one.
+    pub const ONLY: Part = Part { index: 0, of: 1 };
+
+    /// Whether this part owns `routing_key`.
+    pub fn owns(self, routing_key: &str) -> bool {
+        partition(routing_key, self.of) == self.index
+    }
+}
 use silence::Silence;
 
 /// What the pipeline hands to a shard.
@@ -75,13 +105,10 @@ impl Input {
     }
 }
 
-/// One of `of` shards (or partitions) a config asks for, with its share of the caps.
-pub fn build_shard(config: &CorrelateConfig, of: usize) -> Shard {
-    let (rules, inhibit, caps) = shard_parts(config, of);
-    Shard::new(rules, inhibit, caps)
-        .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
-        .with_history(config.learned_pause, config.change_window)
-        .with_maintenance(config.maintenance.clone().into())
+/// Shard (or partition) `part` of those a config asks for, with its share of the caps.
+pub fn build_shard(config: &CorrelateConfig, part: Part) -> Shard {
+    let (rules, inhibit, caps) = shard_parts(config, part.of);
+    Shard::new(rules, inhibit, caps).configured(config, part)
 }
 
 /// The fingerprint of the grouping and inhibition rules `config` compiles to, in hex (see
@@ -94,14 +121,10 @@ pub fn rules_fingerprint(config: &CorrelateConfig) -> String {
 /// The shards a config asks for: rules compiled once, caps split evenly between shards.
 pub fn build_shards(config: &CorrelateConfig, n: usize) -> Vec<Shard> {
     let (rules, inhibit, caps) = shard_parts(config, n);
-    let event_rules: Arc<[crate::config::EventRule]> = config.event_rules.clone().into();
-    let windows: Arc<[crate::config::MaintenanceWindow]> = config.maintenance.clone().into();
     (0..n)
-        .map(|_| {
+        .map(|index| {
             Shard::new(Arc::clone(&rules), Arc::clone(&inhibit), caps)
-                .with_event_rules(Arc::clone(&event_rules), config.route_ttl)
-                .with_history(config.learned_pause, config.change_window)
-                .with_maintenance(Arc::clone(&windows))
+                .configured(config, Part { index, of: n })
         })
         .collect()
 }
@@ -296,19 +319,16 @@ impl TimedShard {
         bytes
     }
 
-    /// The timed shard a snapshot holds, with `config`'s rules and one shard's share of the
-    /// caps when there are `of` shards.
+    /// The timed shard a snapshot holds, as shard `part` under `config` (its rules, its share
+    /// of the caps, the heartbeats it owns).
     pub fn restore(
         config: &CorrelateConfig,
-        of: usize,
+        part: Part,
         bytes: &[u8],
     ) -> Result<Self, shard::SnapshotError> {
-        let (rules, inhibit, caps) = shard_parts(config, of);
+        let (rules, inhibit, caps) = shard_parts(config, part.of);
         let (shard, time) = Shard::restore(rules, inhibit, caps, bytes)?;
-        let shard = shard
-            .with_event_rules(config.event_rules.clone().into(), config.route_ttl)
-            .with_history(config.learned_pause, config.change_window)
-            .with_maintenance(config.maintenance.clone().into());
+        let shard = shard.configured(config, part);
         Ok(TimedShard { shard, time })
     }
 
@@ -517,7 +537,7 @@ mod tests {
             Vec::new(),
         )
         .unwrap();
-        let mut timed = TimedShard::new(build_shard(&config.correlate, 1));
+        let mut timed = TimedShard::new(build_shard(&config.correlate, Part::ONLY));
         let mut out = Vec::new();
         assert!(timed
             .apply(trigger("a", 1_000), || UnixMillis(0), &mut out)

@@ -81,10 +81,11 @@ impl StateDir {
                 file: file.clone(),
                 problem: e.to_string(),
             })?;
-            let timed = TimedShard::restore(config, of, &bytes).map_err(|e| StateError::File {
-                file: file.clone(),
-                problem: e.to_string(),
-            })?;
+            let timed = TimedShard::restore(config, super::Part { index: *index, of }, &bytes)
+                .map_err(|e| StateError::File {
+                    file: file.clone(),
+                    problem: e.to_string(),
+                })?;
             shards.push((*index, timed));
         }
         if shards.len() != of {

@@ -20,6 +20,8 @@ pub enum Timer {
     AlertEnds { slot: u32, index: u32, hash: u64 },
     /// A silence starts or ends: re-evaluate which alerts are silenced.
     Silences,
+    /// The shard's heartbeat `index` (of those it owns) is checked.
+    Heartbeat { index: u32 },
 }
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]

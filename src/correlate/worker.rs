@@ -176,7 +176,14 @@ impl Worker {
     /// rules keeps the old ones, logged.
     fn take_rules(&mut self, config: &CorrelateConfig) {
         let of = self.peers.len();
-        match TimedShard::restore(config, of, &self.timed.snapshot()) {
+        match TimedShard::restore(
+            config,
+            super::Part {
+                index: self.index,
+                of,
+            },
+            &self.timed.snapshot(),
+        ) {
             Ok(mut timed) => {
                 timed.shard.rules_reloaded();
                 self.timed = timed;

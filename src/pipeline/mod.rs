@@ -27,18 +27,7 @@ use tokio::sync::watch;
 use crate::correlate::silence::Silence;
 use crate::event::{ChangeEvent, Command, Event};
 
-/// The partition (local shard, or events-topic partition) that owns `routing_key`: every alert
-/// and incident of a routing key lives in one partition, so grouping never crosses partitions
-/// and an acknowledge or resolve that carries only a dedup key finds its alert.
-pub fn partition(routing_key: &str, partitions: usize) -> usize {
-    (key_hash(routing_key) % partitions as u64) as usize
-}
-
-/// The hash of a routing key (xxh3) that [`partition`] divides and the admission tables are
-/// keyed by, so that they hold no routing key.
-pub fn key_hash(routing_key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes())
-}
+pub use crate::correlate::{key_hash, partition};
 
 /// Hashes a [`key_hash`] as itself: the admission tables' keys are hashes already.
 #[derive(Default)]

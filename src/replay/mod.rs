@@ -339,7 +339,11 @@ pub fn events_dump(
     let mut stats = Stats::default();
     let mut routed = Vec::new();
     for (&partition, messages) in &partitions {
-        let shard = crate::correlate::build_shard(&config.correlate, of);
+        let part = crate::correlate::Part {
+            index: partition as usize,
+            of,
+        };
+        let shard = crate::correlate::build_shard(&config.correlate, part);
         let mut timed = crate::correlate::TimedShard::new(shard);
         for (&offset, payload) in messages {
             let at = crate::pipeline::kafka::MessageAt {

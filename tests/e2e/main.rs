@@ -9,6 +9,7 @@ mod cli;
 mod deliver;
 mod deploy;
 mod harness;
+mod heartbeats;
 mod http_api;
 mod incidents_api;
 mod integrations;

@@ -28,6 +28,7 @@ mod changes;
 mod door;
 mod flap;
 mod grouping;
+mod heartbeats;
 mod inhibit;
 mod overflow;
 mod pause;
@@ -65,6 +66,7 @@ use changes::Changes;
 use door::{Door, Entry};
 use flap::FlapHistory;
 use grouping::Groups;
+use heartbeats::Heartbeats;
 use inhibit::Inhibition;
 use overflow::Overflow;
 use pause::Learned;
@@ -91,6 +93,7 @@ pub struct Shard {
     /// What the per-routing-key caps count.
     usage: Usage,
     silences: Silences,
+    heartbeats: Heartbeats,
     inhibition: Inhibition,
     flaps: FlapHistory,
     learned: Learned,
@@ -129,6 +132,7 @@ impl Shard {
             groups: Groups::new(),
             usage: Usage::default(),
             silences: Silences::new(),
+            heartbeats: Heartbeats::new(),
             inhibition: Inhibition::new(inhibit),
             flaps: FlapHistory::default(),
             learned: Learned::default(),
@@ -162,6 +166,21 @@ impl Shard {
     pub fn with_maintenance(mut self, windows: Arc<[crate::config::MaintenanceWindow]>) -> Self {
         self.silences.set_windows(windows);
         self
+    }
+
+    /// The shard as part `part` of those `config` asks for: its event rules, history,
+    /// maintenance windows and the heartbeats of the routing keys it owns.
+    pub fn configured(self, config: &crate::config::CorrelateConfig, part: super::Part) -> Self {
+        let owned: Vec<_> = config
+            .heartbeats
+            .iter()
+            .filter(|h| part.owns(&h.routing_key))
+            .cloned()
+            .collect();
+        self.with_event_rules(config.event_rules.clone().into(), config.route_ttl)
+            .with_history(config.learned_pause, config.change_window)
+            .with_maintenance(config.maintenance.clone().into())
+            .with_heartbeats(owned.into())
     }
 
     /// The routes the event rules made that the door remembers.
@@ -219,8 +238,15 @@ impl Shard {
         }
     }
 
-    /// Applies one alert event received at `now`.
+    /// Applies one alert event received at `now` (a heartbeat's beat: `heartbeats`).
     pub fn apply(&mut self, event: Event, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        if !self.take_beat(&event, now, out) {
+            self.correlate(event, now, out);
+        }
+    }
+
+    /// Dedups `event` into its alert, or opens one.
+    fn correlate(&mut self, event: Event, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
         self.stats.events += 1;
         let hash = alert_hash(&event.routing_key, event.key_space, &event.dedup_key);
         let at = self.alerts.find(&self.slots, hash, &event);
@@ -301,6 +327,7 @@ impl Shard {
         // The windows' first change is scheduled at the first call (a shard learns the time
         // from its inputs); each later one when the one before fires.
         self.silences.start_windows(now, &mut self.timers);
+        self.start_heartbeats(now);
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Incident { slot, token } => {
@@ -322,6 +349,7 @@ impl Shard {
                         self.resolve(slot, index, ResolvedBy::Time, at, out);
                     }
                 }
+                Timer::Heartbeat { index } => self.heartbeat_due(index, at, out),
                 Timer::Silences => {
                     self.silences.windows_fired(at, &mut self.timers);
                     self.reevaluate_silences(at, out)

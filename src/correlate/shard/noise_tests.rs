@@ -42,7 +42,7 @@ impl Lab {
     fn new(toml: &str) -> Self {
         let config = Config::from_toml(toml, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         Lab {
-            shard: build_shard(&config.correlate, 1),
+            shard: build_shard(&config.correlate, crate::correlate::Part::ONLY),
             now: T0,
             out: Vec::new(),
         }
@@ -53,9 +53,13 @@ impl Lab {
         let mut bytes = Vec::new();
         self.shard.snapshot(UnixMillis(self.now), &mut bytes);
         let config = Config::from_toml(toml, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-        self.shard = crate::correlate::TimedShard::restore(&config.correlate, 1, &bytes)
-            .unwrap()
-            .shard;
+        self.shard = crate::correlate::TimedShard::restore(
+            &config.correlate,
+            crate::correlate::Part::ONLY,
+            &bytes,
+        )
+        .unwrap()
+        .shard;
     }
 
     fn at(&mut self, secs: u64) -> &mut Self {

@@ -32,6 +32,7 @@ use super::changes::Changes;
 use super::door::{Door, Remembered};
 use super::flap::FlapHistory;
 use super::grouping::{link_hash, values_hash, Groups};
+use super::heartbeats::{Beats, Heartbeats};
 use super::inhibit::Inhibition;
 use super::overflow::Overflow;
 use super::pause::Learned;
@@ -45,7 +46,8 @@ use super::{Caps, Shard};
 /// 3: the learned pause's history (`learned`), recent changes (`changes`); incidents' links
 /// and pause ends, alerts' `grouped_by`.
 /// 4: the overflow incidents past the caps (`overflow`); alerts' `joined_as`.
-pub const VERSION: u32 = 4;
+/// 5: the heartbeats' last beats (`heartbeats`).
+pub const VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -74,6 +76,7 @@ struct Written<'a> {
     learned: &'a Learned,
     changes: &'a Changes,
     overflow: &'a Overflow,
+    heartbeats: &'a Beats,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +103,9 @@ struct Read {
     /// Absent before version 4: no overflow incident.
     #[serde(default)]
     overflow: Overflow,
+    /// Absent before version 5: no beat remembered.
+    #[serde(default)]
+    heartbeats: Beats,
 }
 
 /// Only the version, read first so that a later format is refused by version, not by shape.
@@ -126,6 +132,7 @@ impl Shard {
             learned: &self.learned,
             changes: &self.changes,
             overflow: &self.overflow,
+            heartbeats: self.heartbeats.remembered(),
         };
         serde_json::to_writer(out, &written).expect("a shard always serializes");
     }
@@ -190,6 +197,11 @@ impl Shard {
             groups,
             usage,
             silences: Silences::new(),
+            heartbeats: {
+                let mut heartbeats = Heartbeats::new();
+                heartbeats.restore(read.heartbeats);
+                heartbeats
+            },
             inhibition,
             flaps: read.flaps,
             learned: read.learned,

@@ -8,8 +8,9 @@
 //! copy of, since it is keyed by hashes that name the routing key inside (so only its owner
 //! ever looks an entry up): flap histories, the learned pause's history, and the incident ids
 //! of the current millisecond. What is dropped: the places of routed events taken (they name
-//! the old partitions; a new events topic has no routed records), and silence timers (a runner
-//! sets the silences on every shard). The counters go to the first new shard. Everything
+//! the old partitions; a new events topic has no routed records), silence timers (a runner
+//! sets the silences on every shard) and heartbeat checks (each new owner sets its own, with
+//! its last beats, which move with their routing key). The counters go to the first new shard. Everything
 //! derived (the dedup, group and link indexes, the per-routing-key usage, inhibition's
 //! counts) is rebuilt.
 
@@ -62,7 +63,7 @@ impl Shard {
                     Some(&(t, slot)) => (t, Timer::AlertEnds { slot, index, hash }),
                     None => continue,
                 },
-                Timer::Silences => continue,
+                Timer::Silences | Timer::Heartbeat { .. } => continue,
             };
             into[t].timers.schedule(at, timer);
         }
@@ -86,6 +87,9 @@ impl Shard {
         }
         for (rk, spill) in self.overflow.take_all() {
             into[target(&rk)].overflow.put(rk, spill);
+        }
+        for (key, beat) in self.heartbeats.take_all() {
+            into[target(&key.0)].heartbeats.put(key, beat);
         }
         into[0].stats.add(&std::mem::take(&mut self.stats));
     }

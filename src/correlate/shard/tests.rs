@@ -1234,3 +1234,136 @@ fn a_maintenance_window_silences_while_open_and_again_when_it_comes_back() {
     assert_eq!(kinds, [("opened", "a2"), ("updated", "a")]);
     assert_eq!(msgs[0]["opened_at"], "2023-11-15T22:00:05.000Z");
 }
+
+fn heartbeat(
+    name: &str,
+    secs: u64,
+    events: Option<Vec<Matcher>>,
+) -> crate::config::HeartbeatConfig {
+    crate::config::HeartbeatConfig {
+        name: name.into(),
+        routing_key: "rk".into(),
+        interval: Duration::from_secs(secs),
+        interval_text: format!("{secs}s"),
+        consume: events.is_some(),
+        events,
+        severity: Severity::Critical,
+    }
+}
+
+impl Harness {
+    fn beat(&mut self, name: &str) -> &mut Self {
+        let e = Event::new(
+            Integration::Heartbeat,
+            Action::Trigger,
+            "rk".into(),
+            name.into(),
+            UnixMillis(self.now),
+        );
+        self.shard.apply(e, UnixMillis(self.now), &mut self.out);
+        self
+    }
+}
+
+#[test]
+fn a_missed_heartbeat_pages_and_its_next_beat_resolves_it() {
+    let mut h = Harness::new(rule(&["source"]));
+    let watchdog = vec![m("class", "=", "Watchdog")];
+    h.shard = std::mem::replace(
+        &mut h.shard,
+        Shard::new(
+            rules::with_fallback(&[]).into(),
+            Arc::from(Vec::new()),
+            Caps::unbounded(1),
+        ),
+    )
+    .with_heartbeats(Arc::from(vec![
+        heartbeat("backup", 60, None),
+        heartbeat("prometheus", 120, Some(watchdog)),
+    ]));
+    // The start at 0: each heartbeat has a full interval of grace.
+    h.at(0).at(59).beat("nobody-configured-this");
+    assert!(h.take().is_empty(), "an unknown beat is dropped");
+    assert_eq!(h.shard.open_alerts(), 0);
+    h.at(40);
+    let mut watchdog = Event::new(
+        Integration::AlertmanagerApi,
+        Action::Trigger,
+        "rk".into(),
+        "wd".into(),
+        UnixMillis(h.now),
+    );
+    watchdog.class = Some("Watchdog".into());
+    h.shard.apply(watchdog, UnixMillis(h.now), &mut h.out);
+    assert_eq!(
+        h.shard.open_alerts(),
+        0,
+        "the Watchdog is consumed as a beat"
+    );
+    // backup's deadline passes at 60: its missed alert opens and pages after group_wait.
+    h.at(60);
+    assert_eq!(h.shard.open_alerts(), 1);
+    h.at(90);
+    let msgs = h.take();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["type"], "opened");
+    assert_eq!(msgs[0]["title"], "no heartbeat from backup for 60s");
+    assert_eq!(msgs[0]["severity"], "critical");
+    assert_eq!(msgs[0]["alerts"][0]["dedup_key"], "missed:backup");
+    assert_eq!(msgs[0]["alerts"][0]["integration"], "heartbeat");
+    // A late beat resolves it; the next deadline is a full interval later.
+    h.at(100).beat("backup");
+    h.at(130);
+    assert_eq!(h.types(), ["resolved:2"]);
+    h.at(159);
+    assert_eq!(h.shard.open_alerts(), 0);
+    // prometheus' Watchdog last beat at 40: missed at 160; backup at 160 too.
+    h.at(160);
+    assert_eq!(h.shard.open_alerts(), 2);
+    // Restored from a snapshot (a restart): beats and misses carry over, and the missed
+    // ones resolve when beats return.
+    let mut bytes = Vec::new();
+    h.shard.snapshot(UnixMillis(h.now), &mut bytes);
+    let config = heartbeat("backup", 60, None);
+    let (restored, _) = Shard::restore(
+        rules::with_fallback(&[]).into(),
+        Arc::from(Vec::new()),
+        Caps::unbounded(1),
+        &bytes,
+    )
+    .unwrap();
+    h.shard = restored.with_heartbeats(Arc::from(vec![config]));
+    h.at(170).beat("backup");
+    assert_eq!(h.shard.open_alerts(), 1, "backup's missed alert resolved");
+}
+
+#[test]
+fn after_a_restart_a_heartbeat_gets_a_full_interval_of_grace() {
+    let mut h = Harness::new(rule(&["source"]));
+    h.shard = std::mem::replace(
+        &mut h.shard,
+        Shard::new(
+            rules::with_fallback(&[]).into(),
+            Arc::from(Vec::new()),
+            Caps::unbounded(1),
+        ),
+    )
+    .with_heartbeats(Arc::from(vec![heartbeat("backup", 60, None)]));
+    h.at(0).beat("backup").at(50);
+    let mut bytes = Vec::new();
+    h.shard.snapshot(UnixMillis(h.now), &mut bytes);
+    // Down from 50 to 200: the last beat (0) is long past its deadline, yet a start gives
+    // the heartbeat until 260.
+    let (restored, _) = Shard::restore(
+        rules::with_fallback(&[]).into(),
+        Arc::from(Vec::new()),
+        Caps::unbounded(1),
+        &bytes,
+    )
+    .unwrap();
+    h.shard = restored.with_heartbeats(Arc::from(vec![heartbeat("backup", 60, None)]));
+    h.at(200).at(259);
+    assert_eq!(h.shard.open_alerts(), 0);
+    h.at(260);
+    assert_eq!(h.shard.open_alerts(), 1);
+}

@@ -26,6 +26,7 @@ pub mod fields;
 pub mod gcp_monitoring;
 pub mod generic;
 pub mod grafana;
+pub mod heartbeat;
 pub mod nagios;
 pub mod newrelic_legacy;
 pub mod newrelic_workflow;

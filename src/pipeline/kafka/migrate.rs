@@ -179,7 +179,7 @@ pub async fn migrate(
 
     let n = new.partitions as usize;
     let mut moved: Vec<Shard> = (0..n)
-        .map(|_| correlate::build_shard(&from.correlate, n))
+        .map(|index| correlate::build_shard(&from.correlate, correlate::Part { index, of: n }))
         .collect();
     Shard::redistribute(shards, &mut moved, partition);
 

@@ -141,10 +141,10 @@ impl Restorer<'_> {
                 Err(Unreadable::Kafka(e)) => return Err(e),
                 Err(Unreadable::Invalid(error)) => {
                     tracing::error!(partition = p, %error, "snapshot not restored; replaying the partition's retained history instead");
-                    (self.fresh(), "history")
+                    (self.fresh(p), "history")
                 }
             },
-            None => (self.fresh(), "history"),
+            None => (self.fresh(p), "history"),
         };
         let mut records = 0;
         if owned.next < until {
@@ -155,9 +155,17 @@ impl Restorer<'_> {
         Ok((owned, Restored { source, records }))
     }
 
+    /// Partition `p` of the events topic's.
+    fn part(&self, p: i32) -> correlate::Part {
+        correlate::Part {
+            index: p as usize,
+            of: self.partitions,
+        }
+    }
+
     /// An empty partition, for its first owner.
-    fn fresh(&self) -> Owned {
-        let shard = correlate::build_shard(self.correlate, self.partitions);
+    fn fresh(&self, p: i32) -> Owned {
+        let shard = correlate::build_shard(self.correlate, self.part(p));
         Owned::new(TimedShard::new(shard), 0, 1, Arc::clone(self.rules))
     }
 
@@ -168,7 +176,7 @@ impl Restorer<'_> {
                 state::StateError::Kafka(e) => Unreadable::Kafka(e.to_string()),
                 other => Unreadable::Invalid(other.to_string()),
             })?;
-        let timed = TimedShard::restore(self.correlate, self.partitions, &bytes)
+        let timed = TimedShard::restore(self.correlate, self.part(p), &bytes)
             .map_err(|e| Unreadable::Invalid(e.to_string()))?;
         if *header.rules != **self.rules {
             tracing::warn!(

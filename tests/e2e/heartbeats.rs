@@ -1,0 +1,118 @@
+//! Dead man's switches through the real binary: a heartbeat that gets no beat opens an
+//! incident under its routing key, a beat at `POST /heartbeat/<name>` resolves it; a
+//! Prometheus `Watchdog` alert is a beat and never an incident; a beat for no configured
+//! heartbeat is dropped and counted; a missed heartbeat stays missed across a restart (state
+//! directory) and its next beat resolves the incident opened before.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sluice::send::HttpClient;
+
+use crate::harness::{metric, post, Sluice, TempDir, WAIT};
+
+const CONFIG: &str = r#"
+[[correlate.rules]]
+group_by = ["source"]
+group_wait = "0s"
+pause_transient = "0s"
+
+[[heartbeats]]
+name = "nightly-backup"
+routing_key = "infra"
+interval = "2s"
+
+[[heartbeats]]
+name = "prometheus"
+routing_key = "infra"
+interval = "1h"
+events = [{ name = "class", op = "=", value = "Watchdog" }]
+consume = true
+"#;
+
+/// The incidents of `infra` with `status` once there are `total` of them.
+async fn until_infra(url: &str, status: &str, total: u64) -> Value {
+    let deadline = Instant::now() + WAIT;
+    let path = format!("/api/v1/incidents?routing_key=infra&status={status}");
+    loop {
+        let mut client = HttpClient::connect(url).await.unwrap();
+        let page = client.get(&path).await.unwrap().json();
+        if page["total"] == total {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "{path}: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn beat(url: &str, name: &str) {
+    let path = format!("/heartbeat/{name}?routing_key=infra");
+    let (status, body) = post(url, &path, &[], "").await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_heartbeat_pages_until_beats_return_even_across_a_restart() {
+    let dir = TempDir::new("heartbeats");
+    let env = [("SLUICE_STATE_DIR", dir.0.to_str().unwrap())];
+    let mut first = Sluice::start_with_env("heartbeats-1", "embedded", CONFIG, &env);
+    beat(&first.url, "nightly-backup").await;
+    // The Watchdog, as Prometheus posts it: a beat of "prometheus", never an incident.
+    let watchdog = json!([{"labels": {"alertname": "Watchdog", "severity": "none"},
+                           "annotations": {"summary": "the alerting pipeline works"}}]);
+    let (status, _) = post(
+        &first.url,
+        "/api/v2/alerts?routing_key=infra",
+        &[],
+        watchdog.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    beat(&first.url, "no-such-heartbeat").await;
+
+    // Two seconds without a beat: the incident opens.
+    let page = until_infra(&first.url, "triggered", 1).await;
+    let incident = &page["incidents"][0];
+    assert_eq!(incident["title"], "no heartbeat from nightly-backup for 2s");
+    assert_eq!(incident["severity"], "critical");
+    assert_eq!(
+        metric(
+            &first.url,
+            "sluice_heartbeats_missed_total{heartbeat=\"nightly-backup\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &first.url,
+            "sluice_events_dropped_total{reason=\"unknown_heartbeat\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &first.url,
+            "sluice_heartbeats_missed_total{heartbeat=\"prometheus\"}"
+        )
+        .await,
+        0.0,
+        "the Watchdog beat"
+    );
+
+    // A restart: the heartbeat is still missed; its next beat resolves what opened before.
+    assert!(first.terminate().success());
+    let second = Sluice::start_with_env("heartbeats-2", "embedded", CONFIG, &env);
+    beat(&second.url, "nightly-backup").await;
+    let page = until_infra(&second.url, "resolved", 1).await;
+    assert_eq!(page["incidents"][0]["incident_id"], incident["incident_id"]);
+    // Nothing of the Watchdog ever became an incident.
+    let mut client = HttpClient::connect(&second.url).await.unwrap();
+    let all = client
+        .get("/api/v1/incidents?routing_key=infra&status=triggered,acknowledged,resolved")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(all["total"], 1, "{all}");
+}
