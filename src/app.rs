@@ -277,6 +277,25 @@ pub async fn start_recording(
     }
 
     tokio::spawn(Arc::clone(&sink).watch_connection(KAFKA_PROBE_EVERY, stop_rx.clone()));
+    let roles = [
+        ("ingest", config.pipeline.roles.ingest),
+        ("correlate", config.pipeline.roles.correlate),
+    ];
+    let liveness = crate::publish::liveness::Liveness {
+        instance: config.instance.clone(),
+        started_at: health.started,
+        interval: config.kafka.liveness_interval,
+        mode: match config.pipeline.mode {
+            PipelineMode::Memory => "memory",
+            PipelineMode::Kafka => "kafka",
+        },
+        roles: roles
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(r, _)| *r)
+            .collect(),
+    };
+    tokio::spawn(liveness.run(sink.clone(), Clock::system(), stop_rx.clone()));
     let grace = config.server.shutdown_grace;
     let limits = ServerLimits {
         max_connections: config.server.max_connections,

@@ -13,6 +13,7 @@
 //! linger = "5ms"
 //! message_timeout = "300s"
 //! queue_max_messages = 100000
+//! liveness_interval = "1m"         # each instance's liveness record on `topic`; "0s" = off
 //!
 //! [kafka.properties]               # none by default; passed to librdkafka as they are
 //! "client.id" = "sluice"
@@ -52,6 +53,7 @@ pub(super) struct RawKafka {
     linger: Option<String>,
     message_timeout: Option<String>,
     queue_max_messages: Option<u32>,
+    liveness_interval: Option<String>,
     properties: Option<BTreeMap<String, String>>,
     /// Some keys of both are set by environment variables too (`security::ENV_KEYS`).
     tls: Option<security::RawTls>,
@@ -99,6 +101,8 @@ pub struct KafkaConfig {
     pub linger: Duration,
     pub message_timeout: Duration,
     pub queue_max_messages: u32,
+    /// How often each instance writes its liveness record to `topic` (zero: never).
+    pub liveness_interval: Duration,
     /// Passed to librdkafka as they are (client.id, compression, and security settings when
     /// `security` is empty).
     pub properties: BTreeMap<String, String>,
@@ -139,6 +143,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("linger", &self.linger)
             .field("message_timeout", &self.message_timeout)
             .field("queue_max_messages", &self.queue_max_messages)
+            .field("liveness_interval", &self.liveness_interval)
             .field("properties", &properties)
             .field("security", &self.security)
             .finish()
@@ -241,6 +246,11 @@ impl RawKafka {
                 "kafka.queue_max_messages",
                 self.queue_max_messages
                     .unwrap_or(defaults::QUEUE_MAX_MESSAGES),
+            ),
+            liveness_interval: p.duration(
+                "kafka.liveness_interval",
+                self.liveness_interval.as_deref(),
+                defaults::LIVENESS_INTERVAL,
             ),
             properties,
             security,

@@ -63,6 +63,7 @@ pub mod defaults {
     pub const REPLICATION_FACTOR: i32 = 1;
     pub const LINGER: &str = "5ms";
     pub const MESSAGE_TIMEOUT: &str = "300s";
+    pub const LIVENESS_INTERVAL: &str = "1m";
     pub const QUEUE_MAX_MESSAGES: u32 = 100_000;
     /// One shard per core.
     pub const SHARDS: usize = 0;

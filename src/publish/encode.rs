@@ -27,10 +27,12 @@ pub enum MessageKind {
     Change,
     Acknowledged,
     Snoozed,
+    /// An instance's liveness record on the incidents topic (`publish::liveness`).
+    Liveness,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 8] = [
         MessageKind::Opened,
         MessageKind::Updated,
         MessageKind::Flapping,
@@ -38,6 +40,7 @@ impl MessageKind {
         MessageKind::Change,
         MessageKind::Acknowledged,
         MessageKind::Snoozed,
+        MessageKind::Liveness,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl MessageKind {
             MessageKind::Change => "change",
             MessageKind::Acknowledged => "acknowledged",
             MessageKind::Snoozed => "snoozed",
+            MessageKind::Liveness => "liveness",
         }
     }
 
@@ -62,6 +66,7 @@ impl MessageKind {
             MessageKind::Change => "io.sluice.change",
             MessageKind::Acknowledged => "io.sluice.incident.acknowledged",
             MessageKind::Snoozed => "io.sluice.incident.snoozed",
+            MessageKind::Liveness => "io.sluice.liveness",
         }
     }
 

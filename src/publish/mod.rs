@@ -7,6 +7,7 @@
 pub mod embedded;
 pub mod encode;
 pub mod kafka;
+pub mod liveness;
 pub mod renew;
 
 use std::sync::Mutex;

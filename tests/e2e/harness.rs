@@ -281,7 +281,10 @@ fn decode(msg: &impl Message) -> Received {
 /// A consumer-group member reading `topic` from the beginning.
 pub struct Reader {
     consumer: StreamConsumer,
+    /// Every message but the instances' liveness records.
     pub seen: Vec<Received>,
+    /// The liveness records (`sluice.liveness.v1`), set aside as a consumer of incidents does.
+    pub liveness: Vec<Received>,
 }
 
 impl Reader {
@@ -309,6 +312,14 @@ impl Reader {
         Reader {
             consumer,
             seen: Vec::new(),
+            liveness: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, received: Received) {
+        match received.body["schema"] == "sluice.liveness.v1" {
+            true => self.liveness.push(received),
+            false => self.seen.push(received),
         }
     }
 
@@ -337,7 +348,7 @@ impl Reader {
                     )
                 });
             match msg {
-                Ok(msg) => self.seen.push(decode(&msg)),
+                Ok(msg) => self.take(decode(&msg)),
                 // A broker that was away reports transport errors before it delivers again.
                 Err(e) => {
                     eprintln!("reader: {e}");
@@ -353,7 +364,7 @@ impl Reader {
         let deadline = tokio::time::Instant::now() + quiet;
         while let Ok(msg) = tokio::time::timeout_at(deadline, self.consumer.recv()).await {
             match msg {
-                Ok(msg) => self.seen.push(decode(&msg)),
+                Ok(msg) => self.take(decode(&msg)),
                 Err(e) => eprintln!("reader: {e}"),
             }
         }

@@ -2,7 +2,8 @@
 //! incident under its routing key, a beat at `POST /heartbeat/<name>` resolves it; a
 //! Prometheus `Watchdog` alert is a beat and never an incident; a beat for no configured
 //! heartbeat is dropped and counted; a missed heartbeat stays missed across a restart (state
-//! directory) and its next beat resolves the incident opened before.
+//! directory) and its next beat resolves the incident opened before. And sluice's own liveness
+//! record on the incidents topic.
 
 use std::time::{Duration, Instant};
 
@@ -115,4 +116,29 @@ async fn a_missed_heartbeat_pages_until_beats_return_even_across_a_restart() {
         .unwrap()
         .json();
     assert_eq!(all["total"], 1, "{all}");
+}
+
+/// sluice's own liveness record: every `kafka.liveness_interval` on the incidents topic (tansu),
+/// checked against `schemas/sluice.liveness.v1.json` as it is read; the last one of a SIGTERM
+/// says `stopping`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_writes_a_liveness_record_and_a_last_one_when_it_stops() {
+    use crate::harness::{Broker, Reader};
+    let broker = Broker::start();
+    let config = "instance = \"live-a\"\n[kafka]\nliveness_interval = \"1s\"\n";
+    let mut sluice = Sluice::start("liveness", &broker.bootstrap, config);
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    // One at the start, then one a second.
+    reader.extra_within(Duration::from_millis(2500)).await;
+    assert!(reader.liveness.len() >= 2, "{:#?}", reader.liveness);
+    let first = &reader.liveness[0];
+    assert_eq!(first.key, "liveness:live-a");
+    assert_eq!(first.headers["ce_type"], "io.sluice.liveness");
+    assert_eq!(first.body["state"], "running");
+    assert_eq!(first.body["roles"], json!(["ingest", "correlate"]));
+    assert!(reader.seen.is_empty(), "no incident: {:#?}", reader.seen);
+    assert!(sluice.terminate().success());
+    reader.extra_within(Duration::from_secs(2)).await;
+    let last = reader.liveness.last().unwrap();
+    assert_eq!(last.body["state"], "stopping", "{:#?}", reader.liveness);
 }
