@@ -225,6 +225,7 @@ pub async fn start_recording(
     let integrations = SettingsByKind::checked(&config.integrations)?;
     let sns = SnsVerifier::from_settings(&integrations.get(Integration::CloudwatchSns).sns);
     let reload_clock = clock.clone();
+    let limits_intake = intake.clone();
     let router = Router::new(
         intake,
         clock,
@@ -304,9 +305,10 @@ pub async fn start_recording(
     };
     let rules = match &correlator {
         Correlators::Local(c) => Some(c.rules()),
-        Correlators::Kafka(_) => None,
+        Correlators::Kafka(Some(c)) => Some(c.rules()),
+        Correlators::Kafka(None) => None,
     };
-    let reloader = Reloader::new(&config, rules, Arc::clone(&router));
+    let reloader = Reloader::new(&config, rules, Arc::clone(&router), limits_intake);
     let (reload_tx, reloads) = tokio::sync::mpsc::channel(4);
     let _ = health.reloads.set(reload_tx);
     reloader.started();

@@ -24,6 +24,7 @@ pub mod event;
 pub mod fuzzing;
 pub mod ingest;
 pub mod integration;
+pub mod live;
 pub mod manual;
 pub mod matchers;
 pub mod metrics;

@@ -556,6 +556,7 @@ fn reload(
                 by,
                 rules = done.rules,
                 auth_and_integrations = done.auth_and_integrations,
+                limits = done.limits,
                 "configuration reloaded"
             );
             if !done.need_restart.is_empty() {

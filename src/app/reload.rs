@@ -2,17 +2,24 @@
 //! it can without dropping state or connections, and says what it could not.
 //!
 //! Taken up now:
-//! - the correlation rules of memory mode (`[correlate]` and `[[event_rules]]`): each shard
-//!   carries its state over to the new rules as a restore from its own snapshot would (an
+//! - the correlation rules (`[correlate]`, `[[event_rules]]` with their lookup tables,
+//!   `[[maintenance]]`, `[[heartbeats]]`): each shard (memory mode) or owned partition (Kafka
+//!   mode) carries its state over to the new rules as a restore from its own snapshot would (an
 //!   incident of a rule that is gone falls to the rule of the same name, else to the last rule;
-//!   caps are the new ones);
+//!   caps are the new ones; heartbeats get a new interval of grace), and in Kafka mode
+//!   partitions restored later take them and the watermarks name the new fingerprint. In Kafka
+//!   mode every instance should be given the same rules: until all are, correlators log RULES
+//!   DIFFER, as during a rolling restart;
+//! - the rate limits of `[limits]` (`per_routing_key`, `burst`, `global`, `global_burst`,
+//!   `max_routing_keys`): new limiters for the requests that start after the reload (what a
+//!   key had spent is forgotten);
 //! - `[auth]` (allowlist, integration secrets and signatures, admin tokens, the silence cap)
 //!   and `[integrations.<kind>]`, for the requests that start after the reload (one request
 //!   sees one of them from start to end), except the SNS signature checks of
 //!   `cloudwatch_sns`, built at start.
 //!
-//! Everything else (the listener, Kafka, the pipeline, limits, logging, Kafka mode's
-//! correlation rules, which its correlators read at start, and the SNS checks) is compared
+//! Everything else (the listener, Kafka, the pipeline, `limits.fair_admission`, logging, and
+//! the SNS checks) is compared
 //! with the running configuration, and each section that differs is named in a warning as
 //! needing a restart. A configuration that does not validate is
 //! never applied: the caller logs its problems and keeps the running one
@@ -22,12 +29,14 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::config::{Config, CorrelateConfig, PipelineMode};
+use crate::config::{Config, CorrelateConfig};
 use crate::ingest::auth::Auth;
 use crate::ingest::integrations::settings::SettingsByKind;
 use crate::ingest::router::Router;
 use crate::integration::Integration;
 use crate::metrics as m;
+use crate::pipeline::limits::RateLimits;
+use crate::pipeline::Intake;
 use crate::time::UnixMillis;
 
 /// What a reload can reach of a running gateway.
@@ -38,6 +47,8 @@ pub struct Reloader {
     rules: Option<watch::Sender<Arc<CorrelateConfig>>>,
     /// Where auth and the integrations' settings are read.
     router: Arc<Router>,
+    /// Where the rate limits are read.
+    intake: Intake,
 }
 
 /// What a reload did.
@@ -47,6 +58,8 @@ pub struct Reloaded {
     pub rules: bool,
     /// Auth and the integrations' settings were replaced.
     pub auth_and_integrations: bool,
+    /// The rate limits were replaced (their limiters start afresh).
+    pub limits: bool,
     /// Sections that differ and take effect only at the next start.
     pub need_restart: Vec<&'static str>,
 }
@@ -56,11 +69,13 @@ impl Reloader {
         config: &Config,
         rules: Option<watch::Sender<Arc<CorrelateConfig>>>,
         router: Arc<Router>,
+        intake: Intake,
     ) -> Reloader {
         Reloader {
             running: Mutex::new(config.clone()),
             rules,
             router,
+            intake,
         }
     }
 
@@ -71,13 +86,15 @@ impl Reloader {
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
         let mut done = Reloaded::default();
         let rules_changed = !same(&running.correlate, &new.correlate);
-        match (&self.rules, rules_changed) {
-            (Some(tx), true) if new.pipeline.mode == PipelineMode::Memory => {
+        if rules_changed {
+            // Kafka mode: the watermarks this instance writes name its rules.
+            self.intake
+                .set_rules_hash(crate::pipeline::rules_hash_of(&new.correlate));
+            if let Some(tx) = &self.rules {
                 let _ = tx.send(Arc::new(new.correlate.clone()));
-                done.rules = true;
             }
-            (_, true) => done.need_restart.push("correlate"),
-            (_, false) => {}
+            // An ingest-only instance (Kafka mode) has no shard: the fingerprint is all.
+            done.rules = true;
         }
         let sns = |c: &Config| {
             SettingsByKind::checked(&c.integrations)
@@ -102,13 +119,30 @@ impl Reloader {
                 }
             }
         }
+        // The rates and the table's bound are taken up now (the limiters start afresh); fair
+        // admission is decided when the shard queues are made.
+        let rates = |c: &Config| {
+            let l = &c.limits;
+            format!("{:?}", (&l.per_routing_key, &l.global, l.max_routing_keys))
+        };
+        if rates(&running) != rates(&new) {
+            self.intake.set_rate_limits(RateLimits::start(&new.limits));
+            done.limits = true;
+            // Fair admission stays as it started until a restart (and is named until then).
+            let fair = running.limits.fair_admission;
+            running.limits = new.limits.clone();
+            running.limits.fair_admission = fair;
+        }
         let sections: [(&'static str, bool); 7] = [
             ("instance", running.instance == new.instance),
             ("server", same(&running.server, &new.server)),
             ("kafka", same(&running.kafka, &new.kafka)),
             ("pipeline", same(&running.pipeline, &new.pipeline)),
             ("integrations.cloudwatch_sns (signature checks)", sns_same),
-            ("limits", same(&running.limits, &new.limits)),
+            (
+                "limits.fair_admission",
+                running.limits.fair_admission == new.limits.fair_admission,
+            ),
             ("log", same(&running.log, &new.log)),
         ];
         done.need_restart.extend(

@@ -10,18 +10,26 @@
 //! # set_severity = "warning"     # not set unless given; critical, error, warning or info
 //! # set_routing_key = "payments" # not set unless given
 //! # set_label = { team = "db" }  # none unless given
+//! # enrich = { file = "/etc/sluice/services.csv", field = "labels.service", key = "service" }
 //! ```
 //!
-//! Validates that each rule has an action (`drop`, `set_severity`, `set_routing_key` or
-//! `set_label`), its matchers parse, `set_severity` is a severity and `set_routing_key` is not
-//! blank; unknown keys are rejected.
+//! `enrich` looks the event's `field` up in a lookup table (`lookup`: CSV or JSON, keyed by
+//! column `key`, default its first) and adds the row's other columns as labels the event does
+//! not have yet; the table is read with the configuration (and at every reload).
+//!
+//! Validates that each rule has an action (`drop`, `set_severity`, `set_routing_key`,
+//! `set_label` or `enrich`), its matchers parse, `set_severity` is a severity,
+//! `set_routing_key` is not blank, and `enrich` names a field and a table that reads; unknown
+//! keys are rejected.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::lookup::LookupTable;
 use super::{Problems, Unknown};
-use crate::event::Severity;
+use crate::event::{Field, Severity};
 use crate::matchers::{Matcher, RawMatcher};
 
 #[derive(Deserialize, Default)]
@@ -32,8 +40,25 @@ pub(super) struct RawEventRule {
     set_severity: Option<String>,
     set_routing_key: Option<String>,
     set_label: Option<BTreeMap<String, String>>,
+    enrich: Option<RawEnrich>,
     #[serde(flatten)]
     unknown: Unknown,
+}
+
+#[derive(Deserialize, Default)]
+struct RawEnrich {
+    file: Option<String>,
+    field: Option<String>,
+    key: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Labels added from a lookup table: the row whose key is the event's `field`.
+#[derive(Clone, Debug)]
+pub struct Enrich {
+    pub field: Field,
+    pub table: Arc<LookupTable>,
 }
 
 /// Matchers and actions applied to each event before dedup, in order; `drop` ends it.
@@ -45,6 +70,7 @@ pub struct EventRule {
     pub set_severity: Option<Severity>,
     pub set_routing_key: Option<String>,
     pub set_label: Vec<(String, String)>,
+    pub enrich: Option<Enrich>,
 }
 
 /// Every `[[event_rules]]` entry, in order, each reported as `event_rules[i]`.
@@ -83,17 +109,54 @@ impl RawEventRule {
             set_severity,
             set_routing_key: self.set_routing_key,
             set_label: self.set_label.unwrap_or_default().into_iter().collect(),
+            enrich: self
+                .enrich
+                .and_then(|e| e.validate(&format!("{at}.enrich"), p)),
         };
         if !rule.drop
             && rule.set_severity.is_none()
             && rule.set_routing_key.is_none()
             && rule.set_label.is_empty()
+            && rule.enrich.is_none()
         {
             p.add(
                 at,
-                "has no action (drop, set_severity, set_routing_key, set_label)",
+                "has no action (drop, set_severity, set_routing_key, set_label, enrich)",
             );
         }
         rule
+    }
+}
+
+impl RawEnrich {
+    fn validate(self, at: &str, p: &mut Problems) -> Option<Enrich> {
+        p.unknown(at, &self.unknown);
+        let field = match self.field.as_deref() {
+            None => {
+                p.add(
+                    &format!("{at}.field"),
+                    "is required: the event field looked up",
+                );
+                None
+            }
+            Some(name) => Field::parse(name).or_else(|| {
+                p.add(&format!("{at}.field"), format!("{name:?} is not a field"));
+                None
+            }),
+        };
+        let Some(file) = self.file else {
+            p.add(
+                &format!("{at}.file"),
+                "is required: a CSV or JSON lookup table",
+            );
+            return None;
+        };
+        let table = LookupTable::load(&file, self.key.as_deref())
+            .map_err(|e| p.add(&format!("{at}.file"), e))
+            .ok()?;
+        Some(Enrich {
+            field: field?,
+            table: Arc::new(table),
+        })
     }
 }

@@ -26,6 +26,7 @@ pub mod integrations;
 mod kafka;
 mod limits;
 mod log;
+pub mod lookup;
 mod maintenance;
 mod pipeline;
 mod receivers;
@@ -33,7 +34,7 @@ mod server;
 
 pub use auth::AuthConfig;
 pub use correlate::{CorrelateConfig, FlapConfig, InhibitRule, Pause, RuleConfig, WindowKind};
-pub use event_rules::EventRule;
+pub use event_rules::{Enrich, EventRule};
 pub use heartbeats::HeartbeatConfig;
 pub use kafka::{Brokers, KafkaConfig, KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism};
 pub use limits::{LimitsConfig, Rate};

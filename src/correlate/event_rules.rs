@@ -44,6 +44,15 @@ pub fn apply(rules: &[EventRule], event: &mut Event) -> Applied {
                 None => event.labels.push((k.clone(), v.clone())),
             }
         }
+        if let Some(enrich) = &rule.enrich {
+            if let Some(row) = enrich.table.get(event.field(&enrich.field)) {
+                for (k, v) in row {
+                    if !event.labels.iter().any(|(have, _)| have == k) {
+                        event.labels.push((k.clone(), v.clone()));
+                    }
+                }
+            }
+        }
     }
     match came_with {
         Some(old) if old != event.routing_key => Applied::Rerouted(old),
@@ -134,11 +143,36 @@ mod tests {
     }
 
     #[test]
+    fn enrich_adds_the_rows_columns_the_event_lacks() {
+        let dir = std::env::temp_dir().join(format!("sluice-enrich-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = dir.join("hosts.csv");
+        std::fs::write(&table, "host,team,tier\ndb-1,dba,1\n").unwrap();
+        let rules = rules(&format!(
+            "[[event_rules]]\nset_label = {{ tier = \"0\" }}\n[[event_rules]]\nenrich = {{ file = {:?}, field = \"source\" }}\n",
+            table.to_str().unwrap()
+        ));
+        let mut e = event("db-1");
+        assert_eq!(apply(&rules, &mut e), Applied::Kept);
+        assert_eq!(
+            e.labels,
+            [
+                ("tier".to_string(), "0".to_string()),
+                ("team".into(), "dba".into())
+            ],
+            "a label the event has stays"
+        );
+        let mut other = event("web-1");
+        apply(&rules, &mut other);
+        assert_eq!(other.labels, [("tier".to_string(), "0".to_string())]);
+    }
+
+    #[test]
     fn a_rule_needs_an_action() {
         let err = Config::from_toml("[[event_rules]]\nname = \"noop\"", Vec::new()).unwrap_err();
         assert_eq!(
             err.problems,
-            vec!["event_rules[0]: has no action (drop, set_severity, set_routing_key, set_label)"]
+            vec!["event_rules[0]: has no action (drop, set_severity, set_routing_key, set_label, enrich)"]
         );
     }
 }

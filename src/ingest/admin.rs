@@ -28,7 +28,7 @@ pub struct Health {
     /// Kafka mode: partitions assigned to this instance and not yet restored.
     pub partitions_restoring: Arc<AtomicUsize>,
     /// The fingerprint of this instance's rules, shown by `/readyz`.
-    pub rules: String,
+    pub rules: crate::live::Live<String>,
     /// Where `POST /-/reload` asks for a reload (set by `sluice serve`).
     pub reloads: std::sync::OnceLock<mpsc::Sender<ReloadAsked>>,
     /// When the process started (Alertmanager's `uptime`).
@@ -73,14 +73,14 @@ impl Health {
             shutting_down: AtomicBool::new(false),
             sink: Some(sink),
             partitions_restoring,
-            rules: String::new(),
+            rules: Default::default(),
             reloads: std::sync::OnceLock::new(),
             started: crate::clock::Clock::system().now(),
         }
     }
 
-    pub fn with_rules(mut self, rules: String) -> Self {
-        self.rules = rules;
+    pub fn with_rules(self, rules: String) -> Self {
+        self.rules.set(std::sync::Arc::new(rules));
         self
     }
 
@@ -108,7 +108,7 @@ pub fn readyz(health: &Health) -> Response<Body> {
         None => (StatusCode::OK, "ready".to_string()),
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
     };
-    let body = match health.rules.as_str() {
+    let body = match health.rules.get().as_str() {
         "" => format!("{first}\n"),
         rules => format!("{first}\nrules {rules}\n"),
     };

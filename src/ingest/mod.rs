@@ -8,7 +8,6 @@ pub mod commands_topic;
 pub mod confirm;
 pub mod incidents_api;
 pub mod integrations;
-pub mod live;
 pub mod record;
 pub mod response;
 pub mod router;

@@ -29,9 +29,9 @@ use super::auth::Auth;
 use super::body::{self, BodyLimits};
 use super::incidents_api;
 use super::integrations::{self, endpoint, pagerduty, IngestRequest};
-use super::live::Live;
 use super::response::{self, Body};
 use super::status;
+use crate::live::Live;
 
 mod refusal;
 use refusal::refusal;

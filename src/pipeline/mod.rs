@@ -97,9 +97,14 @@ impl Refused {
 /// digits). Exposed as `sluice_rules_info{hash}` and on `/readyz`; Kafka mode writes it into
 /// watermarks and snapshot headers, so instances running other rules are noticed.
 pub fn rules_hash(config: &crate::config::Config) -> String {
+    rules_hash_of(&config.correlate)
+}
+
+/// [`rules_hash`] of the correlation section alone.
+pub fn rules_hash_of(correlate: &crate::config::CorrelateConfig) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-    h.update(crate::correlate::rules_fingerprint(&config.correlate).as_bytes());
-    h.update(format!("{:?}", config.correlate.event_rules).as_bytes());
+    h.update(crate::correlate::rules_fingerprint(correlate).as_bytes());
+    h.update(format!("{:?}", correlate.event_rules).as_bytes());
     format!("{:016x}", h.digest())
 }
 
@@ -107,7 +112,8 @@ pub fn rules_hash(config: &crate::config::Config) -> String {
 #[derive(Clone)]
 pub struct Intake {
     to: To,
-    limits: Option<Arc<limits::RateLimits>>,
+    /// Shared by every clone, so that a reload reaches them all.
+    limits: Arc<crate::live::Live<Option<Arc<limits::RateLimits>>>>,
 }
 
 #[derive(Clone)]
@@ -122,13 +128,32 @@ enum To {
 
 impl Intake {
     fn with(to: To) -> Self {
-        Intake { to, limits: None }
+        Intake {
+            to,
+            limits: Default::default(),
+        }
     }
 
     /// Applies `limits` to every request before its hand-over (`None`: no rate limit).
-    pub fn with_rate_limits(mut self, limits: Option<Arc<limits::RateLimits>>) -> Self {
-        self.limits = limits;
+    pub fn with_rate_limits(self, limits: Option<Arc<limits::RateLimits>>) -> Self {
+        self.set_rate_limits(limits);
         self
+    }
+
+    /// Kafka mode: the rules fingerprint this instance's watermarks carry from now on (a reload).
+    pub fn set_rules_hash(&self, hash: String) {
+        if let To::Kafka {
+            producer: Some(p), ..
+        } = &self.to
+        {
+            p.set_rules(hash);
+        }
+    }
+
+    /// Replaces the rate limits, for this intake and every clone of it, from the next request
+    /// on (a reload: the limiters start afresh).
+    pub fn set_rate_limits(&self, limits: Option<Arc<limits::RateLimits>>) {
+        self.limits.set(Arc::new(limits));
     }
 
     /// Kafka mode: events go to the events topic through `producer` (`None` on an instance
@@ -147,7 +172,7 @@ impl Intake {
     /// batch accepted. Each goes to the partition of the routing key its sender gave it, where
     /// the event rules apply (`correlate::shard::door`).
     pub async fn submit_events(&self, events: Vec<Event>) -> Result<(), Refused> {
-        if let Some(limits) = &self.limits {
+        if let Some(limits) = self.limits.get().as_ref() {
             limits.admit_events(&events)?;
         }
         match &self.to {
@@ -161,7 +186,7 @@ impl Intake {
 
     /// Hands over a change event (published as is, never grouped).
     pub async fn submit_change(&self, change: ChangeEvent) -> Result<(), Refused> {
-        if let Some(limits) = &self.limits {
+        if let Some(limits) = self.limits.get().as_ref() {
             limits.admit_one(&change.routing_key)?;
         }
         match &self.to {

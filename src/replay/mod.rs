@@ -101,8 +101,10 @@ impl fmt::Display for Summary {
             "incidents opened: {} ({} published)",
             s.incidents_opened, incidents
         )?;
+        // Liveness records are the running instances' own, never a replay's.
         let by_type: Vec<String> = MessageKind::ALL
             .iter()
+            .filter(|k| **k != MessageKind::Liveness)
             .map(|k| format!("{} {}", k.as_str(), s.messages[k.index()]))
             .collect();
         writeln!(f, "messages: {}", by_type.join(", "))?;

@@ -610,3 +610,44 @@ async fn events_after_a_commit_inside_a_record_batch_are_correlated() {
     // The two before the committed offset were restored (their output discarded), not published.
     assert!(!opened(&reader.seen, 0) && !opened(&reader.seen, 1));
 }
+
+async fn readyz(client: &mut HttpClient) -> String {
+    let reply = client.get("/readyz").await.unwrap();
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+/// A reload hands new correlation rules to Kafka mode's correlators: an incident held by a
+/// one-hour `group_wait` comes out once the reloaded rules say `0s` (its partition's state
+/// carried over), nothing needs a restart, and `/readyz` names the new rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_hands_new_rules_to_the_partitions_this_instance_owns() {
+    let broker = Broker::start();
+    let held = CONFIG.replace("group_wait = \"0s\"", "group_wait = \"1h\"");
+    let env = [("SLUICE_PIPELINE", "kafka")];
+    let sluice = Sluice::start_with_env("kafka-reload", &broker.bootstrap, &held, &env);
+    let mut client = HttpClient::connect(&sluice.url).await.unwrap();
+    let before = readyz(&mut client).await;
+    send(&sluice.url, "trigger", "db-1/disk", "db-1").await;
+    let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
+    assert_eq!(reader.extra_within(Duration::from_secs(2)).await, 0, "held");
+    std::fs::write(sluice.config_path(), CONFIG).unwrap();
+    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["need_restart"], serde_json::json!([]));
+    reader.until("opened", |seen| !seen.is_empty()).await;
+    assert_eq!(reader.seen[0].body["type"], "opened");
+    assert_eq!(reader.seen[0].body["alert_count"], 1);
+    let after = readyz(&mut client).await;
+    assert_ne!(
+        before, after,
+        "the rules fingerprint changed: {before} -> {after}"
+    );
+    assert!(sluice
+        .log_text()
+        .contains("correlator took the reloaded rules"));
+}

@@ -1,6 +1,7 @@
 //! Rate limits through the real binary: PagerDuty's 429 (and the v1 API's 403) with its body
 //! and `Retry-After`, 503 with `Retry-After` for the Alertmanager API, a flooding key beside a
-//! quiet one that loses nothing (read back from a real broker), and the environment override.
+//! quiet one that loses nothing (read back from a real broker), the environment override, and
+//! limits set and lifted by a reload.
 //! Nothing here times anything: the limits are set so that the requests a test sends back to
 //! back are far more than a burst, and the assertions count answers and events.
 
@@ -329,4 +330,44 @@ async fn the_environment_sets_the_per_key_limit() {
         ),
         "{err}"
     );
+}
+
+async fn all_accepted(client: &mut HttpClient, round: &str) {
+    for i in 0..20 {
+        let body = trigger("svc", &format!("{round}{i}"));
+        let reply = client.post("/v2/enqueue", body).await.unwrap();
+        assert_eq!(reply.status, 202, "{round} {i}");
+    }
+}
+
+async fn reload(client: &mut HttpClient) -> Value {
+    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+/// A reload takes up new rates at once: none, then two a second per key, then none again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_sets_and_lifts_rate_limits_without_a_restart() {
+    let sluice = Sluice::start("limits-reload", "embedded", "");
+    let mut client = HttpClient::connect(&sluice.url).await.unwrap();
+    all_accepted(&mut client, "before").await;
+    let config = "[limits]\nper_routing_key = 2\nburst = 2\n";
+    std::fs::write(sluice.config_path(), config).unwrap();
+    let answer = reload(&mut client).await;
+    assert_eq!(answer["need_restart"], json!([]), "{answer}");
+    let (accepted, reply) = until_refused(&mut client, "/v2/enqueue", 202, 20, |i| {
+        trigger("svc", &format!("limited{i}"))
+    })
+    .await;
+    assert!((2..20).contains(&accepted), "{accepted}");
+    assert_eq!((reply.status.as_u16(), reply.json()), (429, throttled()));
+    std::fs::write(sluice.config_path(), "").unwrap();
+    reload(&mut client).await;
+    all_accepted(&mut client, "after").await;
 }

@@ -8,6 +8,7 @@ mod chaos;
 mod cli;
 mod deliver;
 mod deploy;
+mod enrich;
 mod harness;
 mod heartbeats;
 mod http_api;

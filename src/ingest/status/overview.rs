@@ -415,12 +415,9 @@ fn health(health: &Health, view: Option<&View>) -> String {
             "<dt>incidents view</dt><dd>{open} open, {resolved} resolved kept</dd>"
         );
     }
-    if !health.rules.is_empty() {
-        let _ = write!(
-            out,
-            "<dt>rules</dt><dd><code>{}</code></dd>",
-            esc(&health.rules)
-        );
+    let rules = health.rules.get();
+    if !rules.is_empty() {
+        let _ = write!(out, "<dt>rules</dt><dd><code>{}</code></dd>", esc(&rules));
     }
     out.push_str(
         "</dl><p class=\"muted\">Details: <a href=\"/readyz\">/readyz</a>, \

@@ -269,9 +269,16 @@ fn consume(
 pub struct KafkaCorrelator {
     task: JoinHandle<()>,
     stop: watch::Sender<bool>,
+    /// The correlation rules; a new value is taken up by every owned partition (a reload).
+    rules: watch::Sender<Arc<crate::config::CorrelateConfig>>,
 }
 
 impl KafkaCorrelator {
+    /// Where a reload hands new correlation rules.
+    pub fn rules(&self) -> watch::Sender<Arc<crate::config::CorrelateConfig>> {
+        self.rules.clone()
+    }
+
     /// Stops consuming, delivers and commits what was processed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -361,6 +368,7 @@ pub fn spawn_correlator(
     };
     let rules: Arc<str> = super::rules_hash(config).into();
     let (stop, stop_rx) = watch::channel(false);
+    let (rules_tx, rules_rx) = watch::channel(Arc::new(config.correlate.clone()));
     let sink_failures = sink.failures();
     let run = Run {
         consumer,
@@ -371,6 +379,7 @@ pub fn spawn_correlator(
         sink,
         owned: HashMap::new(),
         silences,
+        rules_rx,
         consumed: m::counter(m::EVENT_RECORDS_CONSUMED),
         state: Snapshots {
             writer: state::StateWriter::new(Arc::clone(&output), pipeline.state_topic.clone()),
@@ -394,7 +403,11 @@ pub fn spawn_correlator(
         txn,
     };
     let task = tokio::spawn(run.run(pipeline.commit_interval, stop_rx));
-    Ok(KafkaCorrelator { task, stop })
+    Ok(KafkaCorrelator {
+        task,
+        stop,
+        rules: rules_tx,
+    })
 }
 
 struct Run {
@@ -406,6 +419,8 @@ struct Run {
     sink: Arc<dyn Sink>,
     owned: HashMap<i32, Owned>,
     silences: watch::Receiver<Arc<[Silence]>>,
+    /// New correlation rules from a reload.
+    rules_rx: watch::Receiver<Arc<crate::config::CorrelateConfig>>,
     consumed: Counter,
     state: Snapshots,
     /// The fingerprint of this instance's rules (hex, [`super::rules_hash`]).
@@ -439,6 +454,7 @@ impl Run {
         let mut commit = tokio::time::interval(commit_every);
         commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut silences_open = true;
+        let mut rules_open = true;
         // Often enough to tell a pause from an idle wait (see `ownership`).
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -491,6 +507,12 @@ impl Run {
                     for owned in self.owned.values_mut() {
                         let now = owned.timed.time();
                         owned.timed.shard.set_silences(Arc::clone(&silences), now, &mut out);
+                    }
+                }
+                changed = self.rules_rx.changed(), if rules_open => {
+                    match changed {
+                        Ok(()) => self.take_rules(&mut out),
+                        Err(_) => rules_open = false,
                     }
                 }
                 _ = stop.changed() => {
@@ -577,6 +599,39 @@ impl Run {
     }
 
     /// Partition `p` restored, with the silences in force; `None` when it could not be (logged).
+    /// A reload's rules: every owned partition carries its state over to them as a restore
+    /// from its own snapshot would (what a restart under them would do, without the replay),
+    /// and partitions restored later take them. A partition whose state does not carry over
+    /// keeps the old rules, logged.
+    fn take_rules(&mut self, out: &mut Vec<OutboundMessage>) {
+        let config = self.rules_rx.borrow_and_update().clone();
+        let hash: Arc<str> = super::rules_hash_of(&config).into();
+        let silences = self.silences.borrow().clone();
+        for (&p, owned) in self.owned.iter_mut() {
+            let part = correlate::Part {
+                index: p as usize,
+                of: self.partitions,
+            };
+            match TimedShard::restore(&config, part, &owned.timed.snapshot()) {
+                Ok(mut timed) => {
+                    timed.shard.rules_reloaded();
+                    let now = timed.time();
+                    timed.shard.set_silences(Arc::clone(&silences), now, out);
+                    owned.timed = timed;
+                    owned.rules = Arc::clone(&hash);
+                }
+                Err(error) => tracing::error!(
+                    partition = p,
+                    %error,
+                    "partition keeps its rules: its state does not carry over to the reloaded ones"
+                ),
+            }
+        }
+        tracing::info!(partitions = self.owned.len(), rules = %hash, "correlator took the reloaded rules");
+        self.correlate = (*config).clone();
+        self.rules = hash;
+    }
+
     fn restore_owned(&mut self, p: i32, out: &mut Vec<OutboundMessage>) -> Option<Owned> {
         let restored = self.restore(p);
         self.fence.mark_alive();

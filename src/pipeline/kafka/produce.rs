@@ -34,7 +34,7 @@ pub struct EventsProducer {
     /// From producing a request's records to their last delivery report.
     delivery: metrics::Histogram,
     /// This instance's rules fingerprint, written into every watermark.
-    rules: String,
+    rules: std::sync::Mutex<String>,
 }
 
 impl EventsProducer {
@@ -53,8 +53,13 @@ impl EventsProducer {
             written: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
             produced: m::counter(m::EVENTS_PRODUCED),
             delivery: m::histogram(m::EVENT_DELIVERY_DURATION),
-            rules,
+            rules: std::sync::Mutex::new(rules),
         })
+    }
+
+    /// The rules fingerprint of the next watermarks (a reload).
+    pub fn set_rules(&self, rules: String) {
+        *self.rules.lock().expect("rules lock") = rules;
     }
 
     /// Produces every event of one request, one record per partition touched, and waits for
@@ -184,7 +189,8 @@ impl EventsProducer {
     /// when `idle_only`); returns their deliveries.
     fn write_watermarks(&self, clock: &Clock, idle_only: bool) -> Vec<DeliveryFuture> {
         let mut body = Vec::with_capacity(64);
-        wire::encode_watermark(clock.now(), Some(&self.rules), &mut body);
+        let rules = self.rules.lock().expect("rules lock").clone();
+        wire::encode_watermark(clock.now(), Some(&rules), &mut body);
         let mut deliveries = Vec::new();
         for p in 0..self.partitions {
             if self.written[p].swap(false, Ordering::Relaxed) && idle_only {

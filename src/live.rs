@@ -1,4 +1,5 @@
-//! A value the server reads for every request and a reload (SIGHUP) replaces while it runs:
+//! A value read for every request that a reload (SIGHUP) replaces while it runs (auth, the
+//! integrations' settings, the rate limits):
 //! readers take the current one (an `Arc`, cheap to clone under a read lock) and keep it for
 //! their request, so a request sees one configuration from start to end.
 
