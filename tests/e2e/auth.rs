@@ -14,7 +14,7 @@ use http::Method;
 use serde_json::{json, Value};
 use sluice::send::HttpClient;
 
-use crate::harness::{free_port, from_now, metric, post, Broker, Sluice, TempDir, WAIT};
+use crate::harness::{amtool, free_port, from_now, metric, post, Broker, Sluice, TempDir, WAIT};
 
 const GRAFANA_NEW: &str = "grafana-secret-new-7d1f";
 const GRAFANA_OLD: &str = "grafana-secret-old-2b9c";
@@ -211,27 +211,6 @@ path = true
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
         assert!(!metrics.contains(secret), "{secret} in the metrics");
     }
-}
-
-/// The `amtool` on the PATH (Debian's `prometheus-alertmanager` package has it).
-fn amtool(url: &str, http_config: Option<&Path>, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new("amtool");
-    cmd.arg(format!("--alertmanager.url={url}"))
-        .arg("--no-version-check")
-        .arg("--timeout=10s");
-    if let Some(file) = http_config {
-        cmd.arg(format!("--http.config.file={}", file.display()));
-    }
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("amtool runs: install Debian's prometheus-alertmanager package");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// An amtool HTTP config giving `token` as a bearer token.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sluice::send::HttpClient;
 
-use crate::harness::{post, Sluice, WAIT};
+use crate::harness::{post, reload, Sluice, WAIT};
 
 fn config(table: &str) -> String {
     format!(
@@ -82,13 +82,7 @@ async fn enrich_adds_a_lookup_tables_columns_and_reads_it_again_at_a_reload() {
     // The table changes; a reload reads it again.
     std::fs::write(&table, "host,team\ndb-2,storage\n").unwrap();
     let mut client = HttpClient::connect(&sluice.url).await.unwrap();
-    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reload(&mut client).await;
     trigger(&sluice.url, "c", "db-2").await;
     assert_eq!(labels_of(&sluice.url, "db-2").await["team"], "storage");
 

@@ -660,3 +660,41 @@ impl Drop for Alertmanager {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `amtool` on the PATH (Debian's `prometheus-alertmanager` package has it) against
+/// `url`, without its version check: whether it succeeded, its output and its errors.
+pub fn amtool(
+    url: &str,
+    http_config: Option<&std::path::Path>,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new("amtool");
+    cmd.arg(format!("--alertmanager.url={url}"))
+        .arg("--no-version-check")
+        .arg("--timeout=10s");
+    if let Some(file) = http_config {
+        cmd.arg(format!("--http.config.file={}", file.display()));
+    }
+    let out = cmd
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("amtool runs: install Debian's prometheus-alertmanager package");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `POST /-/reload` on `client`, which must answer 200; its answer.
+pub async fn reload(client: &mut HttpClient) -> Value {
+    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}

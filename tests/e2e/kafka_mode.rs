@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice::send::{pd_event, HttpClient};
 
 use crate::harness::{
-    by_incident, metric, pd_post, types, wait_for_metric, Broker, Reader, Sluice,
+    by_incident, metric, pd_post, reload, types, wait_for_metric, Broker, Reader, Sluice,
 };
 
 pub(crate) const CONFIG: &str = r#"
@@ -631,14 +631,8 @@ async fn a_reload_hands_new_rules_to_the_partitions_this_instance_owns() {
     let mut reader = Reader::new(&broker.bootstrap, "sluice.incidents");
     assert_eq!(reader.extra_within(Duration::from_secs(2)).await, 0, "held");
     std::fs::write(sluice.config_path(), CONFIG).unwrap();
-    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert_eq!(reply.json()["need_restart"], serde_json::json!([]));
+    let answer = reload(&mut client).await;
+    assert_eq!(answer["need_restart"], serde_json::json!([]));
     reader.until("opened", |seen| !seen.is_empty()).await;
     assert_eq!(reader.seen[0].body["type"], "opened");
     assert_eq!(reader.seen[0].body["alert_count"], 1);

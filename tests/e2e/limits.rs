@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use sluice::send::{pd_event, HttpClient, Reply};
 
-use crate::harness::{by_incident, metric, Broker, Reader, Sluice};
+use crate::harness::{by_incident, metric, reload, Broker, Reader, Sluice};
 
 /// PagerDuty's body for an event over its rate limit.
 fn throttled() -> Value {
@@ -338,17 +338,6 @@ async fn all_accepted(client: &mut HttpClient, round: &str) {
         let reply = client.post("/v2/enqueue", body).await.unwrap();
         assert_eq!(reply.status, 202, "{round} {i}");
     }
-}
-
-async fn reload(client: &mut HttpClient) -> Value {
-    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()
 }
 
 /// A reload takes up new rates at once: none, then two a second per key, then none again.

@@ -1194,15 +1194,7 @@ fn a_maintenance_window_silences_while_open_and_again_when_it_comes_back() {
         comment: String::new(),
     };
     let mut h = Harness::new(rule(&["source"]));
-    h.shard = std::mem::replace(
-        &mut h.shard,
-        Shard::new(
-            rules::with_fallback(&[]).into(),
-            Arc::from(Vec::new()),
-            Caps::unbounded(1),
-        ),
-    )
-    .with_maintenance(Arc::from(vec![window]));
+    h.configure(|s| s.with_maintenance(Arc::from(vec![window])));
     h.trigger("a", "db-1").trigger("b", "db-2").at(30);
     let msgs = h.take();
     assert_eq!(msgs.len(), 1, "only db-2 pages while the window is open");
@@ -1233,6 +1225,30 @@ fn a_maintenance_window_silences_while_open_and_again_when_it_comes_back() {
         .collect();
     assert_eq!(kinds, [("opened", "a2"), ("updated", "a")]);
     assert_eq!(msgs[0]["opened_at"], "2023-11-15T22:00:05.000Z");
+}
+
+impl Harness {
+    /// The harness's shard, built on by `f`.
+    fn configure(&mut self, f: impl FnOnce(Shard) -> Shard) {
+        let placeholder = Shard::new(
+            rules::with_fallback(&[]).into(),
+            Arc::from(Vec::new()),
+            Caps::unbounded(1),
+        );
+        let shard = std::mem::replace(&mut self.shard, placeholder);
+        self.shard = f(shard);
+    }
+}
+
+/// A shard with the default rule only, restored from `bytes`.
+fn restore_bare(bytes: &[u8]) -> (Shard, UnixMillis) {
+    Shard::restore(
+        rules::with_fallback(&[]).into(),
+        Arc::from(Vec::new()),
+        Caps::unbounded(1),
+        bytes,
+    )
+    .unwrap()
 }
 
 fn heartbeat(
@@ -1269,18 +1285,12 @@ impl Harness {
 fn a_missed_heartbeat_pages_and_its_next_beat_resolves_it() {
     let mut h = Harness::new(rule(&["source"]));
     let watchdog = vec![m("class", "=", "Watchdog")];
-    h.shard = std::mem::replace(
-        &mut h.shard,
-        Shard::new(
-            rules::with_fallback(&[]).into(),
-            Arc::from(Vec::new()),
-            Caps::unbounded(1),
-        ),
-    )
-    .with_heartbeats(Arc::from(vec![
-        heartbeat("backup", 60, None),
-        heartbeat("prometheus", 120, Some(watchdog)),
-    ]));
+    h.configure(|s| {
+        s.with_heartbeats(Arc::from(vec![
+            heartbeat("backup", 60, None),
+            heartbeat("prometheus", 120, Some(watchdog)),
+        ]))
+    });
     // The start at 0: each heartbeat has a full interval of grace.
     h.at(0).at(59).beat("nobody-configured-this");
     assert!(h.take().is_empty(), "an unknown beat is dropped");
@@ -1325,13 +1335,7 @@ fn a_missed_heartbeat_pages_and_its_next_beat_resolves_it() {
     let mut bytes = Vec::new();
     h.shard.snapshot(UnixMillis(h.now), &mut bytes);
     let config = heartbeat("backup", 60, None);
-    let (restored, _) = Shard::restore(
-        rules::with_fallback(&[]).into(),
-        Arc::from(Vec::new()),
-        Caps::unbounded(1),
-        &bytes,
-    )
-    .unwrap();
+    let (restored, _) = restore_bare(&bytes);
     h.shard = restored.with_heartbeats(Arc::from(vec![config]));
     h.at(170).beat("backup");
     assert_eq!(h.shard.open_alerts(), 1, "backup's missed alert resolved");
@@ -1340,27 +1344,13 @@ fn a_missed_heartbeat_pages_and_its_next_beat_resolves_it() {
 #[test]
 fn after_a_restart_a_heartbeat_gets_a_full_interval_of_grace() {
     let mut h = Harness::new(rule(&["source"]));
-    h.shard = std::mem::replace(
-        &mut h.shard,
-        Shard::new(
-            rules::with_fallback(&[]).into(),
-            Arc::from(Vec::new()),
-            Caps::unbounded(1),
-        ),
-    )
-    .with_heartbeats(Arc::from(vec![heartbeat("backup", 60, None)]));
+    h.configure(|s| s.with_heartbeats(Arc::from(vec![heartbeat("backup", 60, None)])));
     h.at(0).beat("backup").at(50);
     let mut bytes = Vec::new();
     h.shard.snapshot(UnixMillis(h.now), &mut bytes);
     // Down from 50 to 200: the last beat (0) is long past its deadline, yet a start gives
     // the heartbeat until 260.
-    let (restored, _) = Shard::restore(
-        rules::with_fallback(&[]).into(),
-        Arc::from(Vec::new()),
-        Caps::unbounded(1),
-        &bytes,
-    )
-    .unwrap();
+    let (restored, _) = restore_bare(&bytes);
     h.shard = restored.with_heartbeats(Arc::from(vec![heartbeat("backup", 60, None)]));
     h.at(200).at(259);
     assert_eq!(h.shard.open_alerts(), 0);

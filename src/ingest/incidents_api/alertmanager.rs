@@ -270,12 +270,7 @@ fn groups(src: &Sources<'_>, params: &Params) -> Vec<Group> {
                 if alerts.is_empty() {
                     return None;
                 }
-                let mut labels: BTreeMap<String, String> = inc["group_key"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect();
+                let mut labels = strings_of(&inc["group_key"]);
                 labels.insert("incident_id".into(), e.str("incident_id").to_string());
                 Some(Group {
                     labels,
@@ -305,6 +300,15 @@ impl Params {
                 .iter()
                 .all(|(name, m)| m.matches_value(a.labels.get(name).map_or("", String::as_str)))
     }
+}
+
+/// The string members of `v` (none when it is not an object).
+fn strings_of(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
 }
 
 /// One alert of incident message `inc` as Alertmanager shows it.
@@ -343,12 +347,7 @@ fn alert(
             labels.insert(shown, value.to_string());
         }
     }
-    let mut annotations: BTreeMap<String, String> = a["details"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-        .collect();
+    let mut annotations = strings_of(&a["details"]);
     if let Some(summary) = text(&a["summary"]) {
         annotations.entry("summary".into()).or_insert(summary);
     }
