@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metrics::Counter;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -48,16 +48,12 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::correlate::silence::Silence;
-use crate::correlate::{self, Input, TimedShard};
-use crate::event::wire::{self, Origin, Record};
-use crate::event::Event;
+use crate::correlate::{self, TimedShard};
 use crate::metrics as m;
-use crate::pipeline::partition;
 use crate::publish::encode::OutboundMessage;
 use crate::publish::kafka::{client_config, KafkaSetupError};
 use crate::publish::renew::Renewing;
 use crate::publish::Sink;
-use crate::time::UnixMillis;
 
 mod commit;
 mod forward;
@@ -65,6 +61,7 @@ mod group;
 mod migrate;
 mod ownership;
 mod produce;
+mod records;
 mod restore;
 mod state;
 mod txn;
@@ -73,73 +70,8 @@ use group::Rebalances;
 pub use migrate::{migrate, MigrateError};
 pub use produce::EventsProducer;
 use produce::DELIVERY_TIMEOUT;
-
-/// One owned partition: its shard on partition time, the next offset to commit, and its
-/// snapshots.
-struct Owned {
-    timed: TimedShard,
-    next: i64,
-    /// Every event this partition re-routed from records below this offset was delivered
-    /// (committed, with transactions): the last offset committed, or restored to.
-    floor: i64,
-    /// The owner epoch this instance writes the partition's snapshots under.
-    epoch: u64,
-    /// The partition's last committed snapshot: its header and the header's offset.
-    snapshot: Option<(state::Header, i64)>,
-    /// Records applied since that snapshot, and when this instance last tried one.
-    since_snapshot: u64,
-    snapshot_tried: Instant,
-    /// This instance's rules fingerprint, to compare with the ones watermarks bring.
-    rules: Arc<str>,
-}
-
-/// Logs, once per fingerprint, that an instance writing to the events topic runs other rules.
-fn peer_rules_differ(ours: &str, theirs: &str) {
-    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let mut seen = SEEN.lock().expect("rules lock");
-    if !seen.iter().any(|s| s == theirs) {
-        seen.push(theirs.to_string());
-        tracing::error!(
-            ours,
-            theirs,
-            "RULES DIFFER: an ingest instance writing to the events topic runs other rules than this correlator (compare sluice_rules_info across instances; a rollout in progress looks like this until it ends)"
-        );
-    }
-}
-
-impl Owned {
-    fn new(timed: TimedShard, next: i64, epoch: u64, rules: Arc<str>) -> Self {
-        Owned {
-            timed,
-            next,
-            floor: 0,
-            epoch,
-            rules,
-            snapshot: None,
-            since_snapshot: 0,
-            snapshot_tried: Instant::now(),
-        }
-    }
-
-    /// Applies one Kafka message's records; their output goes to `out`, the events their rules
-    /// re-route to other partitions to `routed`. Records that are not the wire format are
-    /// skipped, counted, and logged once per message.
-    fn apply(
-        &mut self,
-        at: MessageAt,
-        payload: &[u8],
-        out: &mut Vec<OutboundMessage>,
-        routed: &mut Vec<Routed>,
-    ) {
-        self.since_snapshot += 1;
-        let Owned { timed, rules, .. } = self;
-        apply_message(timed, at, payload, out, routed, |theirs| {
-            if theirs != &**rules {
-                peer_rules_differ(rules, theirs);
-            }
-        });
-    }
-}
+pub use records::{apply_message, MessageAt, Routed};
+use records::{consume, Owned};
 
 /// Makes sure the state topic exists (compacted: one snapshot per partition is all a restore
 /// reads) with the events topic's partition count.
@@ -159,81 +91,6 @@ pub async fn ensure_state_topic(
     .await
 }
 
-/// Where a message of the events topic is: its partition and offset, of `partitions`; and the
-/// partition's floor (see [`Origin`]) for the events it re-routes.
-#[derive(Clone, Copy, Debug)]
-pub struct MessageAt {
-    pub partition: i32,
-    pub offset: i64,
-    pub partitions: usize,
-    pub floor: i64,
-}
-
-/// An event the event rules re-routed to another partition of the events topic.
-#[derive(Debug)]
-pub struct Routed {
-    pub to: i32,
-    pub event: Event,
-    pub origin: Origin,
-}
-
-/// Applies one events-topic message (its wire records, newline-separated) to its partition's
-/// shard, output to `out`; `rules` sees the fingerprint each watermark carries. An event the
-/// event rules give a routing key of this partition is applied here at once; one they give
-/// another partition's key goes to `routed`, with its place here. Records that are not the
-/// wire format are skipped, counted, and logged once per message. Kafka mode's correlators and
-/// `sluice replay` of the events topic both apply messages through here.
-pub fn apply_message(
-    timed: &mut TimedShard,
-    at: MessageAt,
-    payload: &[u8],
-    out: &mut Vec<OutboundMessage>,
-    routed: &mut Vec<Routed>,
-    mut rules: impl FnMut(&str),
-) {
-    let mut skipped = 0u64;
-    let mut first_error = None;
-    let lines = payload.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-    for (index, line) in lines.enumerate() {
-        match wire::decode(line) {
-            Ok(Record::Event(e)) => {
-                let Some(event) = timed.apply(Input::Event(e), no_time, out) else {
-                    continue;
-                };
-                let to = partition(&event.routing_key, at.partitions) as i32;
-                if to == at.partition {
-                    timed.apply_routed(event, None, out);
-                } else {
-                    let origin = Origin {
-                        partition: at.partition as u32,
-                        offset: at.offset as u64,
-                        index: index as u32,
-                        floor: at.floor as u64,
-                    };
-                    routed.push(Routed { to, event, origin });
-                }
-            }
-            Ok(Record::Routed { event, origin }) => timed.apply_routed(event, Some(origin), out),
-            Ok(Record::Change(c)) => timed.apply_unrouted(Input::Change(c), no_time, out),
-            Ok(Record::Command(c)) => timed.apply_unrouted(Input::Command(c), no_time, out),
-            Ok(Record::Watermark { at, rules: theirs }) => {
-                timed.advance_to(at, out);
-                if let Some(theirs) = theirs {
-                    rules(&theirs);
-                }
-            }
-            Err(e) => {
-                skipped += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(error) = first_error {
-        m::counter(m::EVENTS_UNDECODABLE).increment(skipped);
-        tracing::error!(%error, skipped, "events topic records skipped");
-    }
-}
-
 /// How far before the offset it needs a reader of the events topic starts (skipping what it
 /// has): tansu 0.6 answers a fetch that starts inside a record batch with nothing from that
 /// batch, so reading from the exact offset (a commit or a snapshot lands anywhere) would skip
@@ -242,28 +99,6 @@ pub fn apply_message(
 /// the offset starts within it. On brokers without the flaw it costs re-reading that many
 /// records on a restore.
 pub(super) const SEEK_BACK: i64 = 1000;
-
-/// Every record of the events topic brings its own time; none falls back to a clock.
-fn no_time() -> UnixMillis {
-    UnixMillis(0)
-}
-
-/// Applies the message `at` if this correlator owns its partition and has not applied it yet
-/// (a message fetched before its partition moved belongs to the next owner).
-fn consume(
-    owned: &mut HashMap<i32, Owned>,
-    consumed: &Counter,
-    at: MessageAt,
-    payload: &[u8],
-    out: &mut Vec<OutboundMessage>,
-    routed: &mut Vec<Routed>,
-) {
-    if let Some(owned) = owned.get_mut(&at.partition).filter(|o| at.offset >= o.next) {
-        owned.apply(at, payload, out, routed);
-        owned.next = at.offset + 1;
-        consumed.increment(1);
-    }
-}
 
 /// The running correlator of Kafka mode.
 pub struct KafkaCorrelator {
