@@ -22,6 +22,9 @@ pub(super) struct Silences {
     windows: Arc<[MaintenanceWindow]>,
     /// When the windows' next change is scheduled (`None`: not yet).
     windows_next: Option<UnixMillis>,
+    /// Which windows are open from `.0` until the next change (read instead of working the
+    /// time zones out for every alert).
+    windows_open: (UnixMillis, Vec<bool>),
 }
 
 impl Silences {
@@ -30,12 +33,14 @@ impl Silences {
             in_force: Arc::from(Vec::new()),
             windows: Arc::from(Vec::new()),
             windows_next: None,
+            windows_open: (UnixMillis::NEVER, Vec::new()),
         }
     }
 
     pub(super) fn set_windows(&mut self, windows: Arc<[MaintenanceWindow]>) {
         self.windows = windows;
         self.windows_next = None;
+        self.windows_open = (UnixMillis::NEVER, Vec::new());
     }
 
     /// Schedules the windows' first change after `now`, once.
@@ -62,6 +67,21 @@ impl Silences {
             timers.schedule(at, Timer::Silences);
         }
         self.windows_next = Some(next.unwrap_or(UnixMillis::NEVER));
+        self.windows_open = (
+            after,
+            self.windows.iter().map(|w| w.open_at(after)).collect(),
+        );
+    }
+
+    /// Whether window `i` is open at `now`: as worked out at the last change when `now` is
+    /// before the next one, else worked out now.
+    fn window_open(&self, i: usize, now: UnixMillis) -> bool {
+        let (from, open) = &self.windows_open;
+        let until = self.windows_next.unwrap_or_default();
+        match *from <= now && now < until {
+            true => open[i],
+            false => self.windows[i].open_at(now),
+        }
     }
 
     /// Replaces the silences in force, with a timer at each start or end still to come.
@@ -84,10 +104,9 @@ impl Silences {
     pub(super) fn silenced(&self, routing_key: &str, alert: &Alert, now: UnixMillis) -> bool {
         let view = AlertView { routing_key, alert };
         self.in_force.iter().any(|s| s.silences(&view, now))
-            || self
-                .windows
-                .iter()
-                .any(|w| w.open_at(now) && crate::matchers::all_match(&w.matchers, &view))
+            || self.windows.iter().enumerate().any(|(i, w)| {
+                crate::matchers::all_match(&w.matchers, &view) && self.window_open(i, now)
+            })
     }
 }
 
