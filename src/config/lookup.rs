@@ -58,16 +58,7 @@ impl LookupTable {
     /// by member name need none).
     pub fn load(file: &str, key: Option<&str>) -> Result<LookupTable, String> {
         let path = Path::new(file);
-        let size = std::fs::metadata(path)
-            .map_err(|e| format!("{file:?} cannot be read: {e}"))?
-            .len();
-        if size > MAX_BYTES {
-            return Err(format!(
-                "{file:?} is {size} bytes, over the {MAX_BYTES} a table may have"
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| format!("{file:?} cannot be read: {e}"))?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("{file:?} is not UTF-8"))?;
+        let text = super::read_small_file(path, MAX_BYTES)?;
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -327,6 +318,8 @@ mod tests {
             assert!(err.contains(want), "{name}: {err}");
         }
         let err = LookupTable::load("/nonexistent/t.csv", None).unwrap_err();
-        assert!(err.contains("cannot be read"), "{err}");
+        assert!(err.contains("cannot read"), "{err}");
+        let err = LookupTable::load("/dev/zero", None).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

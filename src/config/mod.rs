@@ -236,9 +236,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// The problems found so far, and the checks every section shares.
 /// The text of a regular file of at most `max` bytes, or why not (naming the file).
-fn read_small_file(path: &std::path::Path, max: u64) -> Result<String, String> {
+pub(super) fn read_small_file(path: &std::path::Path, max: u64) -> Result<String, String> {
     use std::io::Read;
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
@@ -255,6 +254,7 @@ fn read_small_file(path: &std::path::Path, max: u64) -> Result<String, String> {
     Ok(text)
 }
 
+/// The problems found so far, and the checks every section shares.
 #[derive(Debug, Default)]
 pub struct Problems(Vec<String>);
 
