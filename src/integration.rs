@@ -230,15 +230,13 @@ macro_rules! integration_enum {
 }
 registry!(integration_enum);
 
-/// Sets of integrations are `u64` bit masks.
-const _: () = assert!(Integration::ALL.len() <= 64);
+/// Words of a [`KindSet`]: room for 256 kinds.
+const KIND_WORDS: usize = 4;
+const _: () = assert!(Integration::ALL.len() <= 64 * KIND_WORDS);
+// Key spaces are a byte, one past the kinds taken by `KeySpace::SENTRY_METRIC_ALERTS`.
+const _: () = assert!(Integration::ALL.len() < u8::MAX as usize);
 
 impl Integration {
-    /// A bit per integration, for compact sets.
-    pub fn bit(self) -> u64 {
-        1 << (self as u32)
-    }
-
     /// Where this integration's dedup keys live (see [`KeySpace`]).
     pub fn key_space(self) -> KeySpace {
         let canonical = match self {
@@ -364,24 +362,43 @@ impl<'de> serde::Deserialize<'de> for KeySpace {
     }
 }
 
-/// A set of integrations as [`Integration::bit`]s, stored as their names
-/// (`#[serde(with = "integration::bits_by_name")]`).
-pub mod bits_by_name {
-    use super::Integration;
-    use serde::{Deserialize, Deserializer, Serializer};
+/// A set of integrations, a bit per kind; stored (snapshots) as their names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindSet([u64; KIND_WORDS]);
 
-    pub fn serialize<S: Serializer>(bits: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            Integration::ALL
-                .iter()
-                .filter(|k| bits & k.bit() != 0)
-                .map(|k| k.as_str()),
-        )
+impl KindSet {
+    pub fn insert(&mut self, kind: Integration) {
+        let i = kind as usize;
+        self.0[i / 64] |= 1 << (i % 64);
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        let kinds = Vec::<Integration>::deserialize(d)?;
-        Ok(kinds.iter().fold(0, |acc, k| acc | k.bit()))
+    pub fn contains(&self, kind: Integration) -> bool {
+        let i = kind as usize;
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Its kinds, in registry order.
+    pub fn iter(&self) -> impl Iterator<Item = Integration> + '_ {
+        Integration::ALL
+            .iter()
+            .copied()
+            .filter(|k| self.contains(*k))
+    }
+}
+
+impl serde::Serialize for KindSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(Integration::as_str))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KindSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut set = KindSet::default();
+        for kind in Vec::<Integration>::deserialize(d)? {
+            set.insert(kind);
+        }
+        Ok(set)
     }
 }
 
@@ -401,11 +418,25 @@ mod tests {
                 "{name}"
             );
             assert_eq!(Integration::parse(name), Some(kind));
-            assert_eq!(kind.bit().count_ones(), 1);
         }
         assert_eq!(Integration::parse("PagerDuty"), None);
-        let bits = Integration::ALL.iter().fold(0u64, |acc, k| acc | k.bit());
-        assert_eq!(bits.count_ones() as usize, Integration::ALL.len());
+    }
+
+    #[test]
+    fn a_kind_set_holds_each_kind_once_and_reads_back_by_name() {
+        let mut set = KindSet::default();
+        for kind in Integration::ALL.iter().rev() {
+            set.insert(*kind);
+            set.insert(*kind);
+        }
+        assert_eq!(set.iter().collect::<Vec<_>>(), Integration::ALL);
+        let mut two = KindSet::default();
+        two.insert(Integration::Generic);
+        two.insert(Integration::PagerDuty);
+        let json = serde_json::to_string(&two).unwrap();
+        assert_eq!(json, r#"["pagerduty","generic"]"#);
+        assert_eq!(serde_json::from_str::<KindSet>(&json).unwrap(), two);
+        assert!(!two.contains(Integration::Grafana));
     }
 
     #[test]

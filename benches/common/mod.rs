@@ -214,7 +214,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         severity_counts: [0; 4],
         last_severity: template.severity,
         event_count: 0,
-        integrations: 0,
+        integrations: Default::default(),
         links: Vec::new(),
         published: false,
         published_severity: template.severity,
@@ -236,7 +236,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         inc.event_count += 1;
         inc.gathered += 1;
         inc.severity_counts[alert.severity as usize] += 1;
-        inc.integrations |= alert.integration.bit();
+        inc.integrations.insert(alert.integration);
         inc.add_links(e.links);
         inc.alerts.push(alert);
     }

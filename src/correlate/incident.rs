@@ -281,8 +281,7 @@ pub struct Incident {
     /// was): what [`Incident::severity`] says once none is open.
     pub last_severity: Severity,
     pub event_count: u64,
-    #[serde(with = "crate::integration::bits_by_name")]
-    pub integrations: u64,
+    pub integrations: crate::integration::KindSet,
     pub links: Vec<Link>,
     pub published: bool,
     pub published_severity: Severity,
@@ -455,11 +454,7 @@ impl Incident {
                 })
                 .collect(),
             alerts_truncated: alert_count - shown as u32,
-            integrations: Integration::ALL
-                .iter()
-                .filter(|i| self.integrations & i.bit() != 0)
-                .map(|i| i.as_str())
-                .collect(),
+            integrations: self.integrations.iter().map(Integration::as_str).collect(),
             links: &self.links,
             overflow: self.overflow,
             reasons: self.reasons(rule),

@@ -503,7 +503,7 @@ impl Shard {
             severity_counts: [0; 4],
             last_severity: first.severity,
             event_count: 0,
-            integrations: 0,
+            integrations: Default::default(),
             links: Vec::new(),
             published: false,
             published_severity: first.severity,

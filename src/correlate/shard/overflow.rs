@@ -129,7 +129,7 @@ impl Shard {
         inc.open_alerts = (spill.open.len() as u64 + counts.unmatched) as u32;
         inc.event_count += 1;
         inc.severity_counts[event.severity as usize] += 1;
-        inc.integrations |= event.integration.bit();
+        inc.integrations.insert(event.integration);
         inc.updated_at = now;
         if inc.alerts.len() < SAMPLES {
             let mut alert = Alert::triggered(hash, &mut event, now);

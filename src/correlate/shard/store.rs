@@ -250,7 +250,7 @@ impl Shard {
         inc.open_alerts += 1;
         inc.event_count += 1;
         inc.severity_counts[alert.severity as usize] += 1;
-        inc.integrations |= alert.integration.bit();
+        inc.integrations.insert(alert.integration);
         inc.updated_at = now;
         inc.add_links(links);
         inc.dirty = true;
