@@ -184,7 +184,13 @@ pub fn score(
             inc.alerts.insert(key, t);
         }
     }
+    // The history before a scenario is not scored: its incidents are left out.
+    let history = |t: &Option<Truth>| t.as_ref().is_some_and(super::storms::is_history);
     for inc in incidents.values() {
+        if !inc.alerts.is_empty() && inc.alerts.values().all(history) {
+            continue;
+        }
+        f.incidents += 1;
         let mut classes: BTreeMap<Option<&Truth>, usize> = BTreeMap::new();
         for t in inc.alerts.values() {
             let class = match t {
@@ -204,7 +210,6 @@ pub fn score(
         f.noise_pages += usize::from(inc.paged && all_noise);
         f.unresolved_incidents += usize::from(!inc.resolved);
     }
-    f.incidents = incidents.len();
     for p in &scenario.problems {
         match first_listed.get(&p.name) {
             None => f.missed.push(format!(

@@ -364,6 +364,22 @@ impl Gen {
         self.push(end, alert, Action::Resolve);
     }
 
+    /// `ms` of background noise on each of `routing_keys`, marked [`HISTORY`].
+    fn history(&mut self, routing_keys: &[&str], ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let before = self.events.len();
+        for rk in routing_keys {
+            self.rk = (*rk).into();
+            self.ha = false;
+            background(self, 0, ms);
+        }
+        for e in &mut self.events[before..] {
+            e.truth = Truth::Noise(HISTORY);
+        }
+    }
+
     fn finish(mut self, name: &'static str, seed: u64) -> Scenario {
         self.events.sort_by_key(|e| e.at_ms);
         self.changes.sort_by_key(|c| c.at_ms);
@@ -1247,8 +1263,22 @@ pub const NAMES: [&str; 9] = [
 /// A scenario's story: alerts from `t0` on; returns when it is over.
 type Part = fn(&mut Gen, u64) -> u64;
 
-/// The scenario `name` for `seed`.
+/// The scenario `name` for `seed`, starting cold (sluice has seen nothing of these senders).
 pub fn scenario(name: &str, seed: u64) -> Scenario {
+    scenario_after(name, seed, 0)
+}
+
+/// Noise of the kind [`Truth::Noise`] names for the history before a scenario: never scored.
+pub const HISTORY: &str = "history";
+
+pub fn is_history(truth: &Truth) -> bool {
+    *truth == Truth::Noise(HISTORY)
+}
+
+/// The scenario `name` for `seed` after `history_ms` of its routing keys' everyday background
+/// noise (blips and chatter, [`HISTORY`]), as a sluice that has been running sees it: what
+/// it learned from that history applies to the scenario, whose story starts when it ends.
+pub fn scenario_after(name: &str, seed: u64, history_ms: u64) -> Scenario {
     // Each scenario draws from its own stream.
     let salt = NAMES
         .iter()
@@ -1257,7 +1287,8 @@ pub fn scenario(name: &str, seed: u64) -> Scenario {
     let mut g = Gen::new(seed.wrapping_mul(1000).wrapping_add(salt));
     let name = NAMES[salt as usize];
     if name == "composite" {
-        composite(&mut g);
+        g.history(&["team-infra", "team-shop", "team-edge"], history_ms);
+        composite(&mut g, history_ms);
         return g.finish(name, seed);
     }
     // Routing key, HA pair, what happens.
@@ -1271,18 +1302,19 @@ pub fn scenario(name: &str, seed: u64) -> Scenario {
         "two_on_one_host" => ("team-infra", false, two_on_one_host),
         _ => ("team-shop", false, chatty_info),
     };
+    g.history(&[rk], history_ms);
     g.rk = rk.into();
     g.ha = ha;
-    let end = part(&mut g, 0);
+    let end = part(&mut g, history_ms);
     if name != "transient_blips" {
-        background(&mut g, 0, end);
+        background(&mut g, history_ms, end);
     }
     g.finish(name, seed)
 }
 
 /// All of the above at once on three teams' routing keys, staggered over 20 min, plus more
 /// noise on each team.
-fn composite(g: &mut Gen) -> u64 {
+fn composite(g: &mut Gen, from: u64) -> u64 {
     let parts: [(&str, &str, bool, Part); 8] = [
         ("team-infra", "fra1", true, cascading_host),
         ("team-infra", "fra2", false, rack_failure),
@@ -1300,14 +1332,14 @@ fn composite(g: &mut Gen) -> u64 {
         g.rk = rk.into();
         g.site = site.into();
         g.ha = ha;
-        let t0 = g.rng.range(0, 20 * MIN);
+        let t0 = from + g.rng.range(0, 20 * MIN);
         end = end.max(part(g, t0));
     }
     for rk in ["team-infra", "team-shop", "team-edge"] {
         g.rk = rk.into();
         g.site = "iad1".into();
         g.ha = false;
-        background(g, 0, end);
+        background(g, from, end);
     }
     end
 }
@@ -1481,6 +1513,8 @@ pub struct Rendered {
     /// Alert events sent (an item of an Alertmanager batch or a PagerDuty event; change events
     /// not counted): the denominator of compression.
     pub events: usize,
+    /// Of those, the history's before the scenario (not scored).
+    pub history_events: usize,
     /// Each problem's first sent event (offset).
     pub first_sent: BTreeMap<String, u64>,
 }
@@ -1493,6 +1527,7 @@ const MAX_BATCH: usize = 256;
 /// PagerDuty change events.
 pub fn render_sluice(scenario: &Scenario) -> Rendered {
     let mut out: Vec<(u64, String)> = Vec::new();
+    let mut history = 0;
     let mut events = 0;
     let mut first_sent: BTreeMap<String, u64> = BTreeMap::new();
     let mut saw = |truth: &Truth, at: u64| {
@@ -1543,6 +1578,7 @@ pub fn render_sluice(scenario: &Scenario) -> Rendered {
             })
             .collect();
         events += items.len();
+        history += batch.iter().filter(|s| is_history(&s.truth)).count();
         // The routing key in the header (replica a, or no pair) or the query (replica b).
         let rk = &first.routing_key;
         let agent = ("user-agent", "Prometheus/2.53.0");
@@ -1594,6 +1630,7 @@ pub fn render_sluice(scenario: &Scenario) -> Rendered {
             saw(&e.truth, e.at_ms);
         }
         events += 1;
+        history += usize::from(is_history(&e.truth));
         out.push(line(e.at_ms, "/v2/enqueue", &[], body));
     }
     for c in &scenario.changes {
@@ -1613,6 +1650,7 @@ pub fn render_sluice(scenario: &Scenario) -> Rendered {
     Rendered {
         lines: out,
         events,
+        history_events: history,
         first_sent,
     }
 }
