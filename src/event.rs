@@ -5,7 +5,10 @@ use std::fmt;
 use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
+mod labels;
 pub mod wire;
+
+pub use labels::Labels;
 
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;

@@ -283,22 +283,22 @@ pub struct AlertBody<'a> {
     pub details: Option<&'a RawValue>,
 }
 
-/// Name-value pairs written as one JSON object (a later pair of a name wins, as in a JSON
-/// reader).
-pub struct LabelMap<'a>(pub Vec<(&'a str, &'a str)>);
+/// An alert's labels written as one JSON object, without copying them (a later label of a
+/// name wins, as in a JSON reader).
+pub struct LabelMap<'a>(pub &'a crate::event::Labels);
 
 impl LabelMap<'_> {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.iter().next().is_none()
     }
 }
 
 impl Serialize for LabelMap<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
+        let mut map = s.serialize_map(None)?;
         for (i, (name, value)) in self.0.iter().enumerate() {
-            if !self.0[i + 1..].iter().any(|(n, _)| n == name) {
+            if !self.0.iter().skip(i + 1).any(|(n, _)| n == name) {
                 map.serialize_entry(name, value)?;
             }
         }
