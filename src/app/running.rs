@@ -61,13 +61,17 @@ impl Running {
     /// Takes up `config` where it can without a restart (SIGHUP; see `reload`).
     pub fn reload(&self, config: Config) -> Reloaded {
         let hash = crate::pipeline::rules_hash(&config);
+        let windows = Arc::new(config.correlate.maintenance.clone());
         let done = self.reloader.apply(config, self.clock.now());
+        if done.rules {
+            self.health.maintenance.set(windows);
+        }
         let old = self.health.rules.get();
         if done.rules && *old != hash {
             // `/readyz`, the status page and `sluice_rules_info` name the rules in force.
             crate::metrics::rules_info(&old).set(0.0);
             crate::metrics::rules_info(&hash).set(1.0);
-            self.health.rules.set(std::sync::Arc::new(hash));
+            self.health.rules.set(Arc::new(hash));
         }
         done
     }

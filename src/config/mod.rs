@@ -39,7 +39,7 @@ pub use heartbeats::HeartbeatConfig;
 pub use kafka::{Brokers, KafkaConfig, KafkaSasl, KafkaSecurity, KafkaTls, SaslMechanism};
 pub use limits::{LimitsConfig, Rate};
 pub use log::{LogConfig, LogFormat};
-pub use maintenance::MaintenanceWindow;
+pub use maintenance::{MaintenanceWindow, DAYS as MAINTENANCE_DAYS};
 pub use pipeline::{PipelineConfig, PipelineMode, Roles};
 pub use receivers::{DeliverConfig, ReceiverConfig, ReceiverKind, StartFrom, MESSAGE_TYPES};
 pub use server::{ServerConfig, TlsConfig, TlsVersion};

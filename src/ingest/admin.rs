@@ -33,6 +33,8 @@ pub struct Health {
     pub reloads: std::sync::OnceLock<mpsc::Sender<ReloadAsked>>,
     /// When the process started (Alertmanager's `uptime`).
     pub started: crate::time::UnixMillis,
+    /// The `[[maintenance]]` windows in force, for the status page (replaced at a reload).
+    pub maintenance: crate::live::Live<Vec<crate::config::MaintenanceWindow>>,
 }
 
 /// A reload asked for over HTTP, and where its outcome goes: the sections that need a restart
@@ -76,6 +78,7 @@ impl Health {
             rules: Default::default(),
             reloads: std::sync::OnceLock::new(),
             started: crate::clock::Clock::system().now(),
+            maintenance: Default::default(),
         }
     }
 

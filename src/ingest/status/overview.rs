@@ -1,6 +1,6 @@
 //! The status page's overview at `/`, as HTML: open incidents by severity, a storm in
 //! progress, compression by integration, the noisiest routing keys and sources, silences with
-//! their expiry and the forms that change them, pipeline health. Every string from a sender or
+//! their expiry and the forms that change them, the maintenance windows, pipeline health. Every string from a sender or
 //! an operator goes through `html::esc`.
 
 use std::collections::HashMap;
@@ -278,6 +278,55 @@ fn noisiest(view: &View, now: UnixMillis) -> String {
 }
 
 /// Pending and active silences, with their expire buttons and the create form.
+/// The `[[maintenance]]` windows: when each opens, and whether it is open now.
+fn maintenance(o: &Overview<'_>) -> String {
+    let windows = o.health.maintenance.get();
+    if windows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h3>Maintenance windows (configuration)</h3><table class=\"silences\"><tr>\
+         <th>name</th><th>matchers</th><th>when</th><th>state</th><th>comment</th></tr>",
+    );
+    let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    for w in windows.iter() {
+        let days: Vec<&str> = crate::config::MAINTENANCE_DAYS
+            .iter()
+            .zip(w.days)
+            .filter(|(_, on)| *on)
+            .map(|(d, _)| *d)
+            .collect();
+        let matchers: Vec<String> = w
+            .matchers
+            .iter()
+            .map(|m| format!("<code>{}</code>", esc(&m.to_string())))
+            .collect();
+        let next = w.next_change(o.now);
+        let state = match (w.open_at(o.now), next) {
+            (true, Some(at)) => format!("{} until {}", badge("active"), when(at, o.now)),
+            (true, None) => badge("active"),
+            (false, Some(at)) => format!("opens {}", when(at, o.now)),
+            (false, None) => "never opens".into(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{} {}-{} {}</td><td>{state}</td><td>{}</td></tr>",
+            esc(&w.name),
+            match matchers.is_empty() {
+                true => "every alert".to_string(),
+                false => matchers.join(" "),
+            },
+            days.join(", "),
+            hhmm(w.start),
+            hhmm(w.end),
+            esc(&w.zone_name),
+            esc(&w.comment),
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 fn silences(o: &Overview<'_>) -> String {
     let mut live: Vec<&Silence> = o
         .silences
@@ -338,6 +387,7 @@ fn silences(o: &Overview<'_>) -> String {
              (<code>GET /api/v1/silences</code> lists them).</p>"
         );
     }
+    out.push_str(&maintenance(o));
     if o.can_write {
         out.push_str(&create_form(o.csrf, o.user));
     } else {

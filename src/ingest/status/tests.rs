@@ -502,3 +502,40 @@ async fn an_incident_page_acts_through_the_command_api_with_its_csrf_token() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no such incident");
 }
+
+#[tokio::test]
+async fn the_overview_lists_maintenance_windows_with_when_they_open() {
+    let rig = Rig::new(false);
+    let window =
+        |name: &str, days: [bool; 7], start: u16, end: u16| crate::config::MaintenanceWindow {
+            name: name.into(),
+            matchers: vec![crate::matchers::Matcher::new("source", "=~", "db-.*").unwrap()],
+            time_zone: jiff::tz::TimeZone::UTC,
+            zone_name: "UTC".into(),
+            days,
+            start,
+            end,
+            comment: "<patching>".into(),
+        };
+    rig.health.maintenance.set(Arc::new(vec![
+        // Every day, all day but a minute: open now (almost surely).
+        window("always", [true; 7], 0, 23 * 60 + 59),
+        window(
+            "never-today",
+            [false, false, false, false, false, false, true],
+            60,
+            61,
+        ),
+    ]));
+    let (status, _, html) = rig.send(Method::GET, "/", "", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<h3>Maintenance windows (configuration)</h3>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>always</td>"));
+    assert!(html.contains("mon, tue, wed, thu, fri, sat, sun 00:00-23:59 UTC"));
+    assert!(html.contains("<td>sun 01:00-01:01 UTC</td>"));
+    assert!(html.contains("&lt;patching&gt;"), "the comment is escaped");
+    assert!(html.contains("opens <time"), "{html}");
+}
