@@ -121,12 +121,40 @@ impl Shard {
         self
     }
 
-    /// At the first `advance`: the start, and every heartbeat's first check.
-    pub(super) fn start_heartbeats(&mut self, now: UnixMillis) {
-        if self.heartbeats.started.is_some() || self.heartbeats.owned.is_empty() {
+    /// At the first `advance`: the start, and every heartbeat's first check. A heartbeat
+    /// missed before and no longer configured (a reload took it out) is forgotten, and its
+    /// alert resolves.
+    pub(super) fn start_heartbeats(&mut self, now: UnixMillis, out: &mut Vec<OutboundMessage>) {
+        if self.heartbeats.started.is_some() {
             return;
         }
         self.heartbeats.started = Some(now);
+        let owned = &self.heartbeats.owned;
+        let gone: Vec<(String, String)> = self
+            .heartbeats
+            .beats
+            .by
+            .keys()
+            .filter(|(rk, name)| {
+                !owned
+                    .iter()
+                    .any(|h| h.routing_key == *rk && h.name == *name)
+            })
+            .cloned()
+            .collect();
+        for (rk, name) in gone {
+            let beat = self.heartbeats.beats.by.remove(&(rk.clone(), name.clone()));
+            if beat.is_some_and(|b| b.missed) {
+                let resolve = Event::new(
+                    Integration::Heartbeat,
+                    Action::Resolve,
+                    rk,
+                    format!("missed:{name}"),
+                    now,
+                );
+                self.correlate(resolve, now, out);
+            }
+        }
         for i in 0..self.heartbeats.owned.len() {
             if !self.heartbeats.beat(i).missed {
                 self.check_heartbeat_at(i, self.heartbeats.deadline(i));

@@ -327,7 +327,7 @@ impl Shard {
         // The windows' first change is scheduled at the first call (a shard learns the time
         // from its inputs); each later one when the one before fires.
         self.silences.start_windows(now, &mut self.timers);
-        self.start_heartbeats(now);
+        self.start_heartbeats(now, out);
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Incident { slot, token } => {
