@@ -142,3 +142,17 @@ async fn every_instance_writes_a_liveness_record_and_a_last_one_when_it_stops() 
     let last = reader.liveness.last().unwrap();
     assert_eq!(last.body["state"], "stopping", "{:#?}", reader.liveness);
 }
+
+/// A heartbeat nobody ever beats (a mistyped URL from day one) is missed one interval after
+/// the start, with no event at all reaching sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_never_beaten_is_missed_without_any_event() {
+    let config = "[[correlate.rules]]\ngroup_wait = \"0s\"\npause_transient = \"0s\"\n\
+                  [[heartbeats]]\nname = \"cron\"\nrouting_key = \"infra\"\ninterval = \"1s\"\n";
+    let sluice = Sluice::start("heartbeats-never", "embedded", config);
+    let page = until_infra(&sluice.url, "triggered", 1).await;
+    assert_eq!(
+        page["incidents"][0]["title"],
+        "no heartbeat from cron for 1s"
+    );
+}

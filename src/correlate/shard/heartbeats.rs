@@ -121,6 +121,12 @@ impl Shard {
         self
     }
 
+    /// Whether there are heartbeats (or beats remembered) and the first `advance` is to come.
+    pub(super) fn heartbeats_unstarted(&self) -> bool {
+        self.heartbeats.started.is_none()
+            && !(self.heartbeats.owned.is_empty() && self.heartbeats.beats.by.is_empty())
+    }
+
     /// At the first `advance`: the start, and every heartbeat's first check. A heartbeat
     /// missed before and no longer configured (a reload took it out) is forgotten, and its
     /// alert resolves.

@@ -198,6 +198,11 @@ impl Shard {
 
     /// When [`Shard::advance`] next has work, if ever.
     pub fn next_deadline(&self) -> Option<UnixMillis> {
+        // Maintenance windows and heartbeats start at the first `advance`: at once, so that a
+        // heartbeat nobody ever beats is missed even when no event comes.
+        if self.silences.windows_unstarted() || self.heartbeats_unstarted() {
+            return Some(UnixMillis(0));
+        }
         self.timers.next_deadline()
     }
 

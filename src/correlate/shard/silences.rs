@@ -43,6 +43,11 @@ impl Silences {
         self.windows_open = (UnixMillis::NEVER, Vec::new());
     }
 
+    /// Whether there are windows whose first change is not scheduled yet.
+    pub(super) fn windows_unstarted(&self) -> bool {
+        !self.windows.is_empty() && self.windows_next.is_none()
+    }
+
     /// Schedules the windows' first change after `now`, once.
     pub(super) fn start_windows(&mut self, now: UnixMillis, timers: &mut Timers) {
         if self.windows_next.is_none() {
