@@ -614,14 +614,7 @@ async fn sighup_reloads_the_rules_keeping_state_and_refuses_a_bad_config() {
         "PagerDuty's answer to a key it does not know"
     );
     // POST /-/reload does the same over HTTP, and answers how it went.
-    let reply = client.post("/-/reload", Vec::new()).await.unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let answer: serde_json::Value = reply.json();
+    let answer = crate::harness::reload(&mut client).await;
     assert_eq!(answer["status"], "reloaded");
     assert_eq!(answer["need_restart"], serde_json::json!(["server"]));
     std::fs::write(&config, "[[correlate.rules]]\ngroup_wait = \"soon\"\n").unwrap();

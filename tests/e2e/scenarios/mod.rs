@@ -399,18 +399,17 @@ pub fn broken(set: &str, f: &Floors, t: &Figures) -> Vec<String> {
     out
 }
 
-/// Every scenario on the tuning and the holdout seeds with the default config: prints the
-/// tables (`--nocapture`) and holds the totals of each seed set to [`FLOORS`].
-#[test]
-fn default_config_floors() {
-    let started = Instant::now();
+/// Every scenario on the tuning and the holdout seeds with the default config after
+/// `history_ms` of history: prints the tables (`--nocapture`) and returns which of `floors`
+/// each seed set's totals break.
+fn run_lab(what: &str, history_ms: u64, floors: Option<&Floors>) -> Vec<String> {
     let config = default_config();
     let mut failures = Vec::new();
     for (set, seeds) in [("tuning", &TUNING_SEEDS), ("holdout", &HOLDOUT_SEEDS)] {
-        let rows = score_sluice(&config, seeds);
+        let rows = score_sluice_after(&config, seeds, history_ms);
         let t = total(&rows);
         println!(
-            "\n### sluice, default config, {set} seeds {seeds:?}\n\n{}",
+            "\n### sluice, default config, {what}{set} seeds {seeds:?}\n\n{}",
             score::table(&rows)
         );
         println!("{}", score::diagnostics(&t));
@@ -418,8 +417,20 @@ fn default_config_floors() {
         if !misses.is_empty() {
             println!("issue targets not met yet: {misses:#?}");
         }
-        failures.extend(broken(set, &FLOORS, &t));
+        if let Some(floors) = floors {
+            failures.extend(broken(set, floors, &t));
+        }
     }
+    failures
+}
+
+/// Every scenario on the tuning and the holdout seeds with the default config, sluice starting
+/// with the storm: prints the tables (`--nocapture`) and holds the totals of each seed set to
+/// [`FLOORS`].
+#[test]
+fn default_config_floors() {
+    let started = Instant::now();
+    let failures = run_lab("", 0, Some(&FLOORS));
     println!("\n(in {:.1} s)", started.elapsed().as_secs_f64());
     assert!(failures.is_empty(), "floors broken: {failures:#?}");
 }
@@ -435,24 +446,9 @@ fn default_config_after_history() {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(HISTORY_MIN);
-    let config = default_config();
-    let mut failures = Vec::new();
-    for (set, seeds) in [("tuning", &TUNING_SEEDS), ("holdout", &HOLDOUT_SEEDS)] {
-        let rows = score_sluice_after(&config, seeds, minutes * 60_000);
-        let t = total(&rows);
-        println!(
-            "\n### sluice, default config, after {minutes} min of history, {set} seeds {seeds:?}\n\n{}",
-            score::table(&rows)
-        );
-        println!("{}", score::diagnostics(&t));
-        let misses = broken(set, &TARGETS, &t);
-        if !misses.is_empty() {
-            println!("issue targets not met yet: {misses:#?}");
-        }
-        if minutes == HISTORY_MIN {
-            failures.extend(broken(set, &FLOORS_AFTER_HISTORY, &t));
-        }
-    }
+    let floors = (minutes == HISTORY_MIN).then_some(&FLOORS_AFTER_HISTORY);
+    let what = format!("after {minutes} min of history, ");
+    let failures = run_lab(&what, minutes * 60_000, floors);
     println!("\n(in {:.1} s)", started.elapsed().as_secs_f64());
     assert!(failures.is_empty(), "floors broken: {failures:#?}");
 }
