@@ -3,7 +3,8 @@
 //! field is, as JSON pointers (RFC 6901: `/alert/id`, `/tags/0`, `~1` for `/`, `~0` for `~`,
 //! `""` for the whole body). Served at `POST /integrations/generic/<routing_key>`; the request
 //! names its mapper with `?mapper=<name>` or an `X-Sluice-Mapper` header, which may be left
-//! out when exactly one mapper is configured. One event per request.
+//! out when exactly one mapper is configured. One event per request, or per item of a batch
+//! (`items`).
 //!
 //! ```toml
 //! [integrations.generic.shop_monitor]
@@ -22,6 +23,8 @@
 //! action_pointer = "/check/state"
 //! action_map = { failing = "trigger", acked = "acknowledge", passing = "resolve" }
 //! resolve_when = { pointer = "/check/healthy", equals = ["true"] }
+//! links = { Dashboard = "/check/dashboard_url", Runbook = "/check/runbook" }
+//! # items = "/alerts"                   # a batch: every other pointer is read in each item
 //! ```
 //!
 //! - Every key is optional except one of `dedup_key` / `dedup_key_template`; unknown keys are
@@ -41,6 +44,12 @@
 //!   text values; `labels` maps label names to pointers (absent values are skipped);
 //!   `details` keeps any JSON; `timestamp` is read leniently. A value of the wrong type (an
 //!   object where text is wanted) is refused naming the pointer and the field.
+//! - **Links**: `links` maps each link's text to the pointer of its `href` (absent or blank
+//!   values are skipped; the status page shows only http(s) links as links).
+//! - **Batches**: with `items`, the value there must be an array; each item is one event,
+//!   mapped by the other pointers relative to the item. An item that does not map is refused
+//!   alone (`items[i]`, with its problems) and the others are taken; a request whose items are
+//!   all refused is a `400`.
 //! - Events say `integration: generic`; the mapper's name is not part of the dedup key, so
 //!   give each mapper its own routing keys where their keys could collide.
 //! - **Answer**: `202` and the generic body.
@@ -242,6 +251,16 @@ impl Mapper {
             .details
             .as_ref()
             .and_then(|p| raw_details(p.get(root)?));
+        let mut links = Vec::new();
+        for (text, p) in &self.links {
+            let href = self.text(root, p, &format!("links.{text}"), &mut problems);
+            if let Some(href) = href.filter(|h| !h.trim().is_empty()) {
+                links.push(crate::event::Link {
+                    href,
+                    text: Some(text.clone()),
+                });
+            }
+        }
         let (Some(key), true) = (key, problems.is_empty()) else {
             return Err(problems);
         };
@@ -266,6 +285,7 @@ impl Mapper {
         labels.sort();
         event.labels = labels;
         event.custom_details = details;
+        event.links = links;
         Ok((event, truncated))
     }
 }
@@ -342,6 +362,33 @@ impl Format for Mapped {
         })?;
         let root =
             super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
+        let named = |problems: Vec<String>| -> Vec<String> {
+            problems
+                .into_iter()
+                .map(|p| format!("mapper {}: {p}", mapper.name))
+                .collect()
+        };
+        if let Some(p) = &mapper.items {
+            let Some(items) = p.get(&root).and_then(|v| v.as_array()) else {
+                return Err(IntegrationError::Invalid {
+                    kind: KIND,
+                    problems: named(vec![format!("'{}' (items) is not an array", p.as_str())]),
+                });
+            };
+            let mut batch = super::Batch::new(KIND, items.len());
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("items[{i}]");
+                if !item.is_object() {
+                    batch.reject(&at, named(vec![format!("'{at}' must be an object")]));
+                    continue;
+                }
+                match mapper.apply(item, req) {
+                    Ok((event, truncated)) => batch.accept(event, truncated),
+                    Err(problems) => batch.reject(&at, named(problems)),
+                }
+            }
+            return batch.finish();
+        }
         match mapper.apply(&root, req) {
             Ok((event, truncated)) => Ok(Parsed::one(event, truncated)),
             Err(problems) => Err(IntegrationError::Invalid {

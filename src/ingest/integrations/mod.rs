@@ -415,20 +415,28 @@ impl Batch {
             None
         };
         match result {
-            Some((event, truncated)) if errors.is_empty() => {
-                self.parsed.summaries_truncated += u64::from(truncated);
-                self.parsed.events.push(event);
-            }
+            Some((event, truncated)) if errors.is_empty() => self.accept(event, truncated),
             _ => {
                 if errors.is_empty() {
                     errors.push(format!("'{at}' could not be read"));
                 }
-                self.parsed.rejected.push(Rejected {
-                    item: at.to_string(),
-                    errors,
-                });
+                self.reject(at, errors);
             }
         }
+    }
+
+    /// Takes one item's event (`truncated`: its summary was cut).
+    pub fn accept(&mut self, event: Event, truncated: bool) {
+        self.parsed.summaries_truncated += u64::from(truncated);
+        self.parsed.events.push(event);
+    }
+
+    /// Refuses the item at `at` for `errors`.
+    pub fn reject(&mut self, at: &str, errors: Vec<String>) {
+        self.parsed.rejected.push(Rejected {
+            item: at.to_string(),
+            errors,
+        });
     }
 
     /// The batch's result: refused as a whole only when it had items and every one was refused.

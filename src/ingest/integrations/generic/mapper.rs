@@ -30,6 +30,10 @@ pub struct Mapper {
     pub(super) action: Option<Pointer>,
     pub(super) action_map: Vec<(String, Action)>,
     pub(super) resolve_when: Option<(Pointer, Vec<String>)>,
+    /// A batch: the array of items, each mapped by the other pointers (relative to the item).
+    pub(super) items: Option<Pointer>,
+    /// Links: their text and the pointer to their `href`.
+    pub(super) links: Vec<(String, Pointer)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +104,8 @@ struct RawMapper {
     action_pointer: Option<String>,
     action_map: Option<BTreeMap<String, String>>,
     resolve_when: Option<RawCondition>,
+    items: Option<String>,
+    links: Option<BTreeMap<String, String>>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -155,10 +161,17 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
     let timestamp = pointer("timestamp", raw.timestamp);
     let details = pointer("details", raw.details);
     let action = pointer("action_pointer", raw.action_pointer);
+    let items = pointer("items", raw.items);
     let mut labels = Vec::new();
     for (label, value) in raw.labels.unwrap_or_default() {
         if let Some(p) = pointer(&format!("labels.{label}"), Some(value)) {
             labels.push((label, p));
+        }
+    }
+    let mut links = Vec::new();
+    for (text, value) in raw.links.unwrap_or_default() {
+        if let Some(p) = pointer(&format!("links.{text}"), Some(value)) {
+            links.push((text, p));
         }
     }
     let resolve_when = raw.resolve_when.and_then(|c| {
@@ -241,5 +254,7 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
         action,
         action_map,
         resolve_when,
+        items,
+        links,
     })
 }
