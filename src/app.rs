@@ -222,8 +222,12 @@ pub async fn start_recording(
     crate::metrics::rules_info(&rules).set(1.0);
     tracing::info!(rules = %rules, "rules fingerprint");
     let health = Arc::new(Health::new(sink.clone(), restoring).with_rules(rules));
-    let windows = Arc::new(config.correlate.maintenance.clone());
-    health.maintenance.set(windows);
+    health
+        .maintenance
+        .set(Arc::new(config.correlate.maintenance.clone()));
+    health
+        .heartbeats
+        .set(Arc::new(config.correlate.heartbeats.clone()));
     let integrations = SettingsByKind::checked(&config.integrations)?;
     let sns = SnsVerifier::from_settings(&integrations.get(Integration::CloudwatchSns).sns);
     let reload_clock = clock.clone();

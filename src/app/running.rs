@@ -62,9 +62,11 @@ impl Running {
     pub fn reload(&self, config: Config) -> Reloaded {
         let hash = crate::pipeline::rules_hash(&config);
         let windows = Arc::new(config.correlate.maintenance.clone());
+        let heartbeats = Arc::new(config.correlate.heartbeats.clone());
         let done = self.reloader.apply(config, self.clock.now());
         if done.rules {
             self.health.maintenance.set(windows);
+            self.health.heartbeats.set(heartbeats);
         }
         let old = self.health.rules.get();
         if done.rules && *old != hash {

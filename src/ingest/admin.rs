@@ -35,6 +35,8 @@ pub struct Health {
     pub started: crate::time::UnixMillis,
     /// The `[[maintenance]]` windows in force, for the status page (replaced at a reload).
     pub maintenance: crate::live::Live<Vec<crate::config::MaintenanceWindow>>,
+    /// The `[[heartbeats]]` in force, for the status page (replaced at a reload).
+    pub heartbeats: crate::live::Live<Vec<crate::config::HeartbeatConfig>>,
 }
 
 /// A reload asked for over HTTP, and where its outcome goes: the sections that need a restart
@@ -79,6 +81,7 @@ impl Health {
             reloads: std::sync::OnceLock::new(),
             started: crate::clock::Clock::system().now(),
             maintenance: Default::default(),
+            heartbeats: Default::default(),
         }
     }
 

@@ -442,6 +442,48 @@ fn create_form(csrf: &str, user: &str) -> String {
 }
 
 /// Readiness and why not, Kafka, the incidents view's size, the rules fingerprint.
+/// The `[[heartbeats]]`, each with its missed-heartbeat incident when one is open (as the
+/// incidents view has it).
+fn heartbeats(health: &Health, view: Option<&View>) -> String {
+    let all = health.heartbeats.get();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<dt>heartbeats</dt><dd><ul class=\"plain\">");
+    for h in all.iter() {
+        let key = format!("missed:{}", h.name);
+        let missed = view.and_then(|v| {
+            v.with_entries(|entries| {
+                entries.iter().find_map(|(id, e)| {
+                    let open = e.resolved.is_none() && e.str("routing_key") == h.routing_key;
+                    let alerts = e.latest["alerts"].as_array()?;
+                    let listed = alerts
+                        .iter()
+                        .any(|a| a["dedup_key"] == key.as_str() && a["status"] != "resolved");
+                    (open && listed).then(|| id.clone())
+                })
+            })
+        });
+        let state = match missed {
+            Some(id) => format!(
+                "{} <a href=\"/ui/incidents/{}\">missed</a>",
+                badge("critical"),
+                esc(&id)
+            ),
+            None => "no missed-heartbeat incident open".into(),
+        };
+        let _ = write!(
+            out,
+            "<li><code>{}</code> on <code>{}</code>, every {}: {state}</li>",
+            esc(&h.name),
+            esc(&h.routing_key),
+            esc(&h.interval_text)
+        );
+    }
+    out.push_str("</ul></dd>");
+    out
+}
+
 fn health(health: &Health, view: Option<&View>) -> String {
     let readiness = match health.not_ready() {
         None => "<span class=\"ready\">ready</span>".to_string(),
@@ -465,6 +507,7 @@ fn health(health: &Health, view: Option<&View>) -> String {
             "<dt>incidents view</dt><dd>{open} open, {resolved} resolved kept</dd>"
         );
     }
+    out.push_str(&heartbeats(health, view));
     let rules = health.rules.get();
     if !rules.is_empty() {
         let _ = write!(out, "<dt>rules</dt><dd><code>{}</code></dd>", esc(&rules));

@@ -539,3 +539,34 @@ async fn the_overview_lists_maintenance_windows_with_when_they_open() {
     assert!(html.contains("&lt;patching&gt;"), "the comment is escaped");
     assert!(html.contains("opens <time"), "{html}");
 }
+
+#[tokio::test]
+async fn the_overview_names_each_heartbeat_and_links_its_missed_incident() {
+    let rig = Rig::new(false);
+    let heartbeat = |name: &str| crate::config::HeartbeatConfig {
+        name: name.into(),
+        routing_key: "pay<b>ments".into(),
+        interval: Duration::from_secs(600),
+        interval_text: "10m".into(),
+        events: None,
+        consume: false,
+        severity: crate::event::Severity::Critical,
+    };
+    rig.health.heartbeats.set(Arc::new(vec![
+        heartbeat("k'1-not-missed"),
+        heartbeat("cron"),
+    ]));
+    let mut missed: serde_json::Value = serde_json::from_slice(&hostile()).unwrap();
+    missed["incident_id"] = json!("inc_2");
+    missed["alerts"][0]["dedup_key"] = json!("missed:cron");
+    rig.view
+        .apply(&serde_json::to_vec(&missed).unwrap())
+        .unwrap();
+    let (status, _, html) = rig.send(Method::GET, "/", "", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<code>cron</code> on <code>pay&lt;b&gt;ments</code>, every 10m: <span class=\"badge critical\">critical</span> <a href=\"/ui/incidents/inc_2\">missed</a>"),
+        "{html}"
+    );
+    assert!(html.contains("<code>k&#39;1-not-missed</code> on <code>pay&lt;b&gt;ments</code>, every 10m: no missed-heartbeat incident open"), "{html}");
+}
