@@ -2,7 +2,7 @@
 //! `prometheus-alertmanager` package) lists sluice's open alerts, filters them, sees a silence
 //! it made cover one, and reads the status; the requests Grafana's Alertmanager data source
 //! makes (as its documentation and Alertmanager's `openapi.yaml` give them) get
-//! Alertmanager's shapes.
+//! Alertmanager's shapes, each answer checked against `openapi.json`.
 
 use std::time::{Duration, Instant};
 
@@ -40,10 +40,10 @@ async fn until_query(url: &str, args: &[&str], done: impl Fn(&[Value]) -> bool) 
     }
 }
 
+/// GETs `path`, checking the answer against `openapi.json` (its route: the path alone).
 async fn get(url: &str, path: &str) -> (u16, Value) {
-    let mut client = HttpClient::connect(url).await.unwrap();
-    let reply = client.get(path).await.unwrap();
-    (reply.status.as_u16(), reply.json())
+    let route = path.split('?').next().unwrap_or(path);
+    crate::incidents_api::get(url, route, path).await
 }
 
 fn names(alerts: &[Value]) -> Vec<String> {

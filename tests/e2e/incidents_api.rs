@@ -24,7 +24,7 @@ fn openapi() -> Value {
 }
 
 /// GETs `path` and checks the answer against `openapi.json`'s `route` (a path template).
-async fn get(url: &str, route: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn get(url: &str, route: &str, path: &str) -> (u16, Value) {
     let mut client = HttpClient::connect(url).await.unwrap();
     let reply = client.get(path).await.unwrap();
     let doc = openapi();
