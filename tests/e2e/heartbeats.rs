@@ -156,3 +156,41 @@ async fn a_heartbeat_never_beaten_is_missed_without_any_event() {
         "no heartbeat from cron for 1s"
     );
 }
+
+/// The other ways to beat: the routing key in the path before the heartbeat path (a sender
+/// configured with a base URL), and the name in the query of the generic path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beats_are_taken_at_every_path_the_integration_serves() {
+    let config = "[[heartbeats]]\nname = \"a\"\nrouting_key = \"infra\"\ninterval = \"1h\"\n\
+                  [[heartbeats]]\nname = \"b\"\nrouting_key = \"infra\"\ninterval = \"1h\"\n";
+    let sluice = Sluice::start("heartbeats-paths", "embedded", config);
+    for path in [
+        "/integrations/heartbeat/infra/heartbeat/a",
+        "/integrations/heartbeat/infra?name=b",
+    ] {
+        let (status, body) = post(&sluice.url, path, &[], "").await;
+        assert_eq!(status, 202, "{path}: {body}");
+    }
+    let (status, body) = post(&sluice.url, "/integrations/heartbeat/infra", &[], "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("'name' is missing"),
+        "{body}"
+    );
+    let received = "sluice_events_received_total{integration=\"heartbeat\"}";
+    assert_eq!(metric(&sluice.url, received).await, 2.0);
+    // A beat for no configured name, after them in the same shard's queue: once it is
+    // counted, a and b were taken before it, and were not counted.
+    let (status, _) = post(&sluice.url, "/heartbeat/c?routing_key=infra", &[], "").await;
+    assert_eq!(status, 202);
+    let unknown = "sluice_events_dropped_total{reason=\"unknown_heartbeat\"}";
+    crate::harness::wait_for_metric(&sluice.url, unknown, 1.0, WAIT).await;
+    assert_eq!(
+        metric(&sluice.url, unknown).await,
+        1.0,
+        "a and b are configured"
+    );
+}
