@@ -159,6 +159,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+    /// Check integration definitions (<kind>.toml) and run their fixtures (<kind>/<case>.*).
+    CheckIntegration(sluice::ingest::integrations::catalog::CheckArgs),
     /// Print a shell completion script, generated from this command line.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions {
@@ -199,6 +201,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Man { subcommand, dir } => man(subcommand, dir),
+        Command::CheckIntegration(args) => args.run(),
         Command::Serve { config, record } => serve(config, record),
         Command::Migrate { from, to } => migrate(&from, &to),
         Command::Forward { config } => match load_named(&config) {

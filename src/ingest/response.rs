@@ -192,7 +192,6 @@ pub fn pd_throttled(status: StatusCode, retry_after_secs: u32) -> Response<Body>
 }
 
 /// The body of a response built in memory (a `Full` body is ready at once).
-#[cfg(test)]
 pub fn body_bytes(resp: Response<Body>) -> Vec<u8> {
     use http_body::Body as _;
     let mut body = resp.into_body();

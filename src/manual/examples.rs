@@ -10,6 +10,11 @@ pub const EXAMPLES_CHECK_CONFIG: &str = "\
 Examples:
   sluice check-config config/sluice.toml
   SLUICE_KAFKA_BROKERS=kafka-1:9092 sluice check-config prod.toml   # with an override applied";
+pub const EXAMPLES_CHECK_INTEGRATION: &str = "\
+Examples:
+  sluice check-integration /etc/sluice/integrations          # your definitions and their fixtures
+  sluice check-integration --bless /etc/sluice/integrations  # write the expected files, then review
+  sluice check-integration catalog                           # the bundled catalog (in the source tree)";
 pub const EXAMPLES_SEND: &str = "\
 Examples:
   sluice send                                    # one trigger to http://127.0.0.1:8080

@@ -190,9 +190,9 @@ mod tests {
     use super::*;
     use crate::event::Action;
     use crate::event::Severity;
-    use crate::ingest::integrations::golden::body_bytes;
     use crate::ingest::integrations::settings::IntegrationSettings;
     use crate::ingest::integrations::testing::{parse, Request, NOW};
+    use crate::ingest::response::body_bytes;
     use crate::time::UnixMillis;
 
     fn one(alert: &str) -> Event {

@@ -70,8 +70,8 @@ use super::{summary, Format, IngestRequest, IntegrationError, IntegrationSetting
 mod mapper;
 mod pointer;
 
-pub use mapper::{build, Mapper, Mappers};
-pub use pointer::{Pointer, Template};
+pub use mapper::{build, BodyKind, Mapper, Mappers};
+pub use pointer::{Pointer, Source, Template};
 
 use mapper::TextField;
 use pointer::Part;
@@ -122,76 +122,137 @@ impl Mapper {
         text
     }
 
-    fn dedup_key(&self, root: &BorrowedValue<'_>, problems: &mut Vec<String>) -> Option<String> {
-        if let Some(p) = &self.dedup_key {
-            if let Some(k) = self
-                .text(root, p, "dedup_key", problems)
-                .filter(|k| !k.trim().is_empty())
-            {
-                return Some(k);
-            }
-        }
-        let Some(t) = &self.dedup_key_template else {
-            if problems.is_empty() {
-                let p = self.dedup_key.as_ref().map_or("", Pointer::as_str);
-                problems.push(format!("'{p}' (dedup_key) is missing or blank"));
-            }
-            return None;
-        };
+    /// The first of a placeholder's alternatives that is present and not blank.
+    fn first(
+        &self,
+        root: &BorrowedValue<'_>,
+        alternatives: &[Pointer],
+        field: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<String> {
+        alternatives.iter().find_map(|p| {
+            self.text(root, p, field, problems)
+                .filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// A template with every placeholder filled, or the placeholders that were missing.
+    fn render(
+        &self,
+        root: &BorrowedValue<'_>,
+        t: &Template,
+        field: &str,
+        problems: &mut Vec<String>,
+    ) -> Result<String, Vec<String>> {
         let mut out = String::new();
         let mut missing = Vec::new();
         for part in t.parts() {
             match part {
                 Part::Text(s) => out.push_str(s),
-                Part::Value(p) => match self.text(root, p, "dedup_key_template", problems) {
+                Part::Value(alts) => match self.first(root, alts, field, problems) {
                     Some(v) => out.push_str(&v),
-                    None => missing.push(p.as_str()),
+                    None => {
+                        let names: Vec<&str> = alts.iter().map(Pointer::as_str).collect();
+                        missing.push(names.join("|"));
+                    }
                 },
             }
         }
-        if !missing.is_empty() {
-            let mut msg = String::new();
-            for (i, m) in missing.iter().enumerate() {
-                let _ = write!(msg, "{}'{m}'", if i > 0 { ", " } else { "" });
-            }
-            let verb = if missing.len() == 1 { "is" } else { "are" };
-            let id = match &self.dedup_key {
-                Some(p) => format!("'{}' (dedup_key) is absent and ", p.as_str()),
-                None => String::new(),
-            };
-            problems.push(format!(
-                "no dedup key: {id}{msg} (dedup_key_template) {verb} missing"
-            ));
-            return None;
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(missing)
         }
-        Some(out)
     }
 
-    /// Maps one body to an event, or every problem, each naming the pointer and field.
-    fn apply(
+    /// A field's text: the value at its pointer, or its template with missing placeholders
+    /// read as empty (a blank result is none).
+    fn text_of(
         &self,
         root: &BorrowedValue<'_>,
-        req: &IngestRequest<'_>,
-    ) -> Result<(Event, bool), Vec<String>> {
-        let mut problems = Vec::new();
-        let key = self.dedup_key(root, &mut problems);
+        src: &Source,
+        field: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<String> {
+        match src {
+            Source::Pointer(p) => self.text(root, p, field, problems),
+            Source::Template(t) => {
+                let mut out = String::new();
+                for part in t.parts() {
+                    match part {
+                        Part::Text(s) => out.push_str(s),
+                        Part::Value(alts) => {
+                            if let Some(v) = self.first(root, alts, field, problems) {
+                                out.push_str(&v);
+                            }
+                        }
+                    }
+                }
+                (!out.trim().is_empty()).then_some(out)
+            }
+        }
+    }
+
+    fn dedup_key(&self, root: &BorrowedValue<'_>, problems: &mut Vec<String>) -> Option<String> {
+        let mut absent = String::new();
+        match &self.dedup_key {
+            Some(Source::Pointer(p)) => {
+                if let Some(k) = self
+                    .text(root, p, "dedup_key", problems)
+                    .filter(|k| !k.trim().is_empty())
+                {
+                    return Some(k);
+                }
+                absent = format!("'{}' (dedup_key) is absent and ", p.as_str());
+            }
+            Some(Source::Template(t)) => match self.render(root, t, "dedup_key", problems) {
+                Ok(k) if !k.trim().is_empty() => return Some(k),
+                Ok(_) => absent = "dedup_key is blank and ".into(),
+                Err(missing) if self.dedup_key_template.is_none() => {
+                    problems.push(missing_message("dedup_key", &missing, ""));
+                    return None;
+                }
+                Err(_) => absent = "dedup_key's placeholders are absent and ".into(),
+            },
+            None => {}
+        }
+        let Some(t) = &self.dedup_key_template else {
+            if problems.is_empty() {
+                let p = self.dedup_key.as_ref().map_or("", Source::as_str);
+                problems.push(format!("'{p}' (dedup_key) is missing or blank"));
+            }
+            return None;
+        };
+        match self.render(root, t, "dedup_key_template", problems) {
+            Ok(k) => Some(k),
+            Err(missing) => {
+                problems.push(missing_message("dedup_key_template", &missing, &absent));
+                None
+            }
+        }
+    }
+
+    fn action(&self, root: &BorrowedValue<'_>, problems: &mut Vec<String>) -> Action {
         let mut action = Action::Trigger;
-        if let Some(p) = &self.action {
-            if let Some(v) = self.text(root, p, "action_pointer", &mut problems) {
-                match lookup(&self.action_map, &v) {
+        if let Some(src) = &self.action {
+            if let Some(v) = self.text_of(root, src, self.action_key, problems) {
+                match lookup(&self.action_map, &v).or(self.action_other) {
                     Some(a) => action = a,
                     None if self.action_map.is_empty() => match Action::parse(&v) {
                         Some(a) => action = a,
                         None => problems.push(format!(
-                            "'{}' (action_pointer) is {v:?}, which is not trigger, acknowledge or resolve",
-                            p.as_str()
+                            "'{}' ({}) is {v:?}, which is not trigger, acknowledge or resolve",
+                            src.as_str(),
+                            self.action_key
                         )),
                     },
                     None => {
-                        let known: Vec<&str> = self.action_map.iter().map(|(k, _)| k.as_str()).collect();
+                        let known: Vec<&str> =
+                            self.action_map.iter().map(|(k, _)| k.as_str()).collect();
                         problems.push(format!(
-                            "'{}' (action_pointer) is {v:?}, which action_map does not have ({})",
-                            p.as_str(),
+                            "'{}' ({}) is {v:?}, which action_map does not have ({})",
+                            src.as_str(),
+                            self.action_key,
                             known.join(", ")
                         ));
                     }
@@ -205,16 +266,33 @@ impl Mapper {
                 }
             }
         }
+        action
+    }
+
+    /// Maps one document to an event, or every problem, each naming the pointer and field.
+    fn apply(
+        &self,
+        kind: Integration,
+        root: &BorrowedValue<'_>,
+        req: &IngestRequest<'_>,
+    ) -> Result<(Event, bool), Vec<String>> {
+        let mut problems = Vec::new();
+        let key = self.dedup_key(root, &mut problems);
+        let action = self.action(root, &mut problems);
         let severity = match &self.severity {
-            Some(p) => self
-                .text(root, p, "severity", &mut problems)
-                .and_then(|v| lookup(&self.severity_map, &v).or_else(|| Severity::parse(&v))),
+            Some(src) => self
+                .text_of(root, src, "severity", &mut problems)
+                .and_then(|v| {
+                    lookup(&self.severity_map, &v)
+                        .or(self.severity_other)
+                        .or_else(|| Severity::parse(&v))
+                }),
             None => None,
         };
         let mut texts: [Option<String>; 5] = Default::default();
-        for (i, (field, p)) in self.text_fields.iter().enumerate() {
+        for (i, (field, src)) in self.text_fields.iter().enumerate() {
             texts[i] = self
-                .text(root, p, field.name(), &mut problems)
+                .text_of(root, src, field.name(), &mut problems)
                 .filter(|s| !s.trim().is_empty());
         }
         let field = |f: TextField| -> Option<String> {
@@ -242,8 +320,8 @@ impl Mapper {
             }
         });
         let mut labels = Vec::with_capacity(self.labels.len());
-        for (name, p) in &self.labels {
-            if let Some(v) = self.text(root, p, &format!("labels.{name}"), &mut problems) {
+        for (name, src) in &self.labels {
+            if let Some(v) = self.text_of(root, src, &format!("labels.{name}"), &mut problems) {
                 labels.push((name.clone(), v));
             }
         }
@@ -252,8 +330,8 @@ impl Mapper {
             .as_ref()
             .and_then(|p| raw_details(p.get(root)?));
         let mut links = Vec::new();
-        for (text, p) in &self.links {
-            let href = self.text(root, p, &format!("links.{text}"), &mut problems);
+        for (text, src) in &self.links {
+            let href = self.text_of(root, src, &format!("links.{text}"), &mut problems);
             if let Some(href) = href.filter(|h| !h.trim().is_empty()) {
                 links.push(crate::event::Link {
                     href,
@@ -269,14 +347,16 @@ impl Mapper {
         } else {
             key
         };
-        let mut event = Event::new(KIND, action, req.routing_key.to_string(), key, req.now);
+        let mut event = Event::new(kind, action, req.routing_key.to_string(), key, req.now);
         let (s, truncated) = summary(
             field(TextField::Summary)
                 .as_deref()
                 .unwrap_or(&event.dedup_key),
         );
         event.summary = s;
-        event.severity = severity.unwrap_or(req.settings.default_severity);
+        event.severity = severity
+            .or(self.default_severity)
+            .unwrap_or(req.settings.default_severity);
         event.source = field(TextField::Source).unwrap_or_default();
         event.component = field(TextField::Component);
         event.group = field(TextField::Group);
@@ -288,6 +368,124 @@ impl Mapper {
         event.links = links;
         Ok((event, truncated))
     }
+
+    /// Maps one request to events as `kind`: its document from the body (or query) as the
+    /// mapper's [`BodyKind`] says, then one event, or one per item of a batch. Problems of a
+    /// configured mapper (`generic`) are prefixed with its name.
+    pub fn map(
+        &self,
+        kind: Integration,
+        req: &IngestRequest<'_>,
+        body: &mut [u8],
+    ) -> Result<Parsed, IntegrationError> {
+        let named = |problems: Vec<String>| -> Vec<String> {
+            if kind != Integration::Generic {
+                return problems;
+            }
+            problems
+                .into_iter()
+                .map(|p| format!("mapper {}: {p}", self.name))
+                .collect()
+        };
+        let mut document;
+        let root = match &self.body {
+            BodyKind::Json => {
+                super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(kind, e))?
+            }
+            BodyKind::Query => form_object(kind, req.query.unwrap_or("").as_bytes())?,
+            BodyKind::Form(None) => form_object(kind, body)?,
+            BodyKind::Form(Some(field)) => {
+                let fields = form_object(kind, body)?;
+                let Some(text) = fields.get(field.as_str()).and_then(|v| v.as_str()) else {
+                    return Err(IntegrationError::Invalid {
+                        kind,
+                        problems: named(vec![format!(
+                            "form field '{field}' (form_field) is missing"
+                        )]),
+                    });
+                };
+                document = text.as_bytes().to_vec();
+                super::fields::parse_json(&mut document)
+                    .map_err(|e| IntegrationError::from_json(kind, e))?
+            }
+        };
+        if let Some(p) = &self.items {
+            let Some(items) = p.get(&root).and_then(|v| v.as_array()) else {
+                return Err(IntegrationError::Invalid {
+                    kind,
+                    problems: named(vec![format!("'{}' (items) is not an array", p.as_str())]),
+                });
+            };
+            let mut batch = super::Batch::new(kind, items.len());
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("items[{i}]");
+                if !item.is_object() {
+                    batch.reject(&at, named(vec![format!("'{at}' must be an object")]));
+                    continue;
+                }
+                match self.apply(kind, item, req) {
+                    Ok((event, truncated)) => batch.accept(event, truncated),
+                    Err(problems) => batch.reject(&at, named(problems)),
+                }
+            }
+            return batch.finish();
+        }
+        if !root.is_object() && !root.is_array() {
+            return Err(IntegrationError::Malformed {
+                kind,
+                what: "body is not a JSON object",
+            });
+        }
+        match self.apply(kind, &root, req) {
+            Ok((event, truncated)) => Ok(Parsed::one(event, truncated)),
+            Err(problems) => Err(IntegrationError::Invalid {
+                kind,
+                problems: named(problems),
+            }),
+        }
+    }
+}
+
+/// `missing` placeholders of `field` as one problem.
+fn missing_message(field: &str, missing: &[String], absent: &str) -> String {
+    let mut msg = String::new();
+    for (i, m) in missing.iter().enumerate() {
+        let _ = write!(msg, "{}'{m}'", if i > 0 { ", " } else { "" });
+    }
+    let verb = if missing.len() == 1 { "is" } else { "are" };
+    format!("no dedup key: {absent}{msg} ({field}) {verb} missing")
+}
+
+/// Form fields (`a=b&c=d`, `+` as a space) as a JSON object of strings; a field given twice
+/// is an array of its values.
+fn form_object(
+    kind: Integration,
+    bytes: &[u8],
+) -> Result<BorrowedValue<'static>, IntegrationError> {
+    let malformed = |what| IntegrationError::Malformed { kind, what };
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed("body is not UTF-8 form data"))?;
+    let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+    for pair in text.trim().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s| super::fields::percent_decode(s, true);
+        let (Some(k), Some(v)) = (decode(k), decode(v)) else {
+            return Err(malformed("form data has a broken %-escape"));
+        };
+        match fields.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, values)) => values.push(v),
+            None => fields.push((k, vec![v])),
+        }
+    }
+    let mut object = simd_json::borrowed::Object::with_capacity(fields.len());
+    for (k, mut values) in fields {
+        let value = if values.len() == 1 {
+            BorrowedValue::from(values.pop().expect("one value"))
+        } else {
+            BorrowedValue::from(values)
+        };
+        object.insert(k.into(), value);
+    }
+    Ok(BorrowedValue::from(object))
 }
 
 /// The mapper a request names (`/integrations/generic/<name>/<key>`, `?mapper=`,
@@ -360,45 +558,7 @@ impl Format for Mapped {
             kind: KIND,
             problems: vec![p],
         })?;
-        let root =
-            super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
-        let named = |problems: Vec<String>| -> Vec<String> {
-            problems
-                .into_iter()
-                .map(|p| format!("mapper {}: {p}", mapper.name))
-                .collect()
-        };
-        if let Some(p) = &mapper.items {
-            let Some(items) = p.get(&root).and_then(|v| v.as_array()) else {
-                return Err(IntegrationError::Invalid {
-                    kind: KIND,
-                    problems: named(vec![format!("'{}' (items) is not an array", p.as_str())]),
-                });
-            };
-            let mut batch = super::Batch::new(KIND, items.len());
-            for (i, item) in items.iter().enumerate() {
-                let at = format!("items[{i}]");
-                if !item.is_object() {
-                    batch.reject(&at, named(vec![format!("'{at}' must be an object")]));
-                    continue;
-                }
-                match mapper.apply(item, req) {
-                    Ok((event, truncated)) => batch.accept(event, truncated),
-                    Err(problems) => batch.reject(&at, named(problems)),
-                }
-            }
-            return batch.finish();
-        }
-        match mapper.apply(&root, req) {
-            Ok((event, truncated)) => Ok(Parsed::one(event, truncated)),
-            Err(problems) => Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: problems
-                    .into_iter()
-                    .map(|p| format!("mapper {}: {p}", mapper.name))
-                    .collect(),
-            }),
-        }
+        mapper.map(KIND, req, body)
     }
 }
 

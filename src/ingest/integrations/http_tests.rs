@@ -20,7 +20,7 @@ use crate::integration::Integration;
 use crate::publish::MemorySink;
 use crate::time::UnixMillis;
 
-use super::golden::body_bytes;
+use crate::ingest::response::body_bytes;
 
 struct Rig {
     router: Router,

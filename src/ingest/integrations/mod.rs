@@ -16,6 +16,8 @@
 pub mod alertmanager_api;
 pub mod alertmanager_webhook;
 pub mod azure_monitor;
+pub mod cases;
+pub mod catalog;
 pub mod checkmk;
 pub mod cloudwatch_sns;
 pub mod datadog;

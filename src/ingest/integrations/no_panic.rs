@@ -10,7 +10,8 @@ use proptest::sample::Index;
 use crate::integration::Integration;
 
 use super::fixture::{context, CaseContext};
-use super::golden::{cases, folder};
+use super::cases::cases;
+use super::golden::folder;
 use super::parse;
 
 /// One fixture request with the context it is sent in.

@@ -366,7 +366,7 @@ mod tests {
 
     use super::*;
 
-    use crate::ingest::integrations::golden::body_bytes;
+    use crate::ingest::response::body_bytes;
     use crate::ingest::integrations::testing::Request;
 
     fn at(tail: &str, query: Option<&str>, body: &[u8]) -> Result<Parsed, IntegrationError> {

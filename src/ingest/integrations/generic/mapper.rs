@@ -13,27 +13,74 @@ use serde::Deserialize;
 
 use crate::event::{Action, Severity};
 
-use super::pointer::{Pointer, Template};
+use super::pointer::{Pointer, Source, Template};
 
 /// One validated mapper.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mapper {
     pub name: String,
-    pub(super) dedup_key: Option<Pointer>,
+    pub(super) dedup_key: Option<Source>,
     pub(super) dedup_key_template: Option<Template>,
-    pub(super) text_fields: Vec<(TextField, Pointer)>,
-    pub(super) severity: Option<Pointer>,
+    pub(super) text_fields: Vec<(TextField, Source)>,
+    pub(super) severity: Option<Source>,
+    /// `"*"` (every other value) is kept apart, in `severity_other`.
     pub(super) severity_map: Vec<(String, Severity)>,
+    pub(super) severity_other: Option<Severity>,
+    /// When `severity` gives none (before the kind's `default_severity`).
+    pub(super) default_severity: Option<Severity>,
     pub(super) timestamp: Option<Pointer>,
     pub(super) details: Option<Pointer>,
-    pub(super) labels: Vec<(String, Pointer)>,
-    pub(super) action: Option<Pointer>,
+    pub(super) labels: Vec<(String, Source)>,
+    pub(super) action: Option<Source>,
+    /// How the config spelled `action` (`action_pointer` is the older name), for messages.
+    pub(super) action_key: &'static str,
+    /// `"*"` (every other value) is kept apart, in `action_other`.
     pub(super) action_map: Vec<(String, Action)>,
+    pub(super) action_other: Option<Action>,
     pub(super) resolve_when: Option<(Pointer, Vec<String>)>,
     /// A batch: the array of items, each mapped by the other pointers (relative to the item).
     pub(super) items: Option<Pointer>,
-    /// Links: their text and the pointer to their `href`.
-    pub(super) links: Vec<(String, Pointer)>,
+    /// Links: their text and where their `href` comes from.
+    pub(super) links: Vec<(String, Source)>,
+    /// What the request's body is.
+    pub body: BodyKind,
+}
+
+/// What a mapped request carries its document in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A JSON document.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded` fields, as an object of strings (a field given twice
+    /// is an array); with a field name, that field's value is the JSON document.
+    Form(Option<String>),
+    /// The request's query string, read as form fields; the body is ignored.
+    Query,
+}
+
+impl BodyKind {
+    /// `body` and `form_field` as a definition or mapper spells them.
+    pub fn parse(
+        body: Option<&str>,
+        form_field: Option<String>,
+    ) -> Result<BodyKind, (String, String)> {
+        let kind = match body.unwrap_or("json") {
+            "json" => BodyKind::Json,
+            "form" => BodyKind::Form(form_field.clone()),
+            "query" => BodyKind::Query,
+            other => {
+                return Err((
+                    "body".into(),
+                    format!("{other:?} must be one of json, form, query"),
+                ))
+            }
+        };
+        if form_field.is_some() && !matches!(kind, BodyKind::Form(_)) {
+            return Err(("form_field".into(), "needs body = \"form\"".into()));
+        }
+        Ok(kind)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +104,55 @@ impl TextField {
     }
 }
 
+impl Mapper {
+    /// Whether any payload can map to a resolve: an action value mapped (or named) so, or a
+    /// `resolve_when`.
+    pub fn can_resolve(&self) -> bool {
+        self.resolve_when.is_some()
+            || self.action_other == Some(Action::Resolve)
+            || self.action_map.iter().any(|(_, a)| *a == Action::Resolve)
+            || (self.action.is_some() && self.action_map.is_empty() && self.action_other.is_none())
+    }
+
+    /// The dedup key's pointer or template, as configured (the catalog table shows it).
+    pub fn dedup_key_text(&self) -> String {
+        match (&self.dedup_key, &self.dedup_key_template) {
+            (Some(k), Some(t)) => format!("{}, else {}", k.as_str(), t.as_str()),
+            (Some(k), None) => k.as_str().to_string(),
+            (None, Some(t)) => t.as_str().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// How a resolve is signalled, in words (the catalog table shows it).
+    pub fn resolve_text(&self) -> String {
+        let mut ways = Vec::new();
+        let resolving: Vec<&str> = self
+            .action_map
+            .iter()
+            .filter(|(_, a)| *a == Action::Resolve)
+            .map(|(v, _)| v.as_str())
+            .collect();
+        if let Some(src) = &self.action {
+            if !resolving.is_empty() {
+                ways.push(format!("{} is {}", src.as_str(), resolving.join(" or ")));
+            } else if self.action_other == Some(Action::Resolve) {
+                ways.push(format!("{} is any other value", src.as_str()));
+            } else if self.action_map.is_empty() && self.action_other.is_none() {
+                ways.push(format!("{} is resolve", src.as_str()));
+            }
+        }
+        if let Some((p, equals)) = &self.resolve_when {
+            ways.push(format!("{} is {}", p.as_str(), equals.join(" or ")));
+        }
+        if ways.is_empty() {
+            "never (triggers only: resolve_timeout)".into()
+        } else {
+            ways.join("; ")
+        }
+    }
+}
+
 /// Every configured mapper of `[integrations.generic.<name>]`, in name order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mappers(pub Vec<Mapper>);
@@ -71,6 +167,9 @@ impl Mappers {
         names.join(", ")
     }
 }
+
+/// The key of a value map that stands for every value the map does not list.
+pub(super) const ANY: &str = "*";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -98,16 +197,36 @@ struct RawMapper {
     class: Option<String>,
     severity: Option<String>,
     severity_map: Option<BTreeMap<String, String>>,
+    default_severity: Option<String>,
     timestamp: Option<String>,
     details: Option<String>,
     labels: Option<BTreeMap<String, String>>,
     action_pointer: Option<String>,
+    action: Option<String>,
     action_map: Option<BTreeMap<String, String>>,
     resolve_when: Option<RawCondition>,
     items: Option<String>,
     links: Option<BTreeMap<String, String>>,
+    body: Option<String>,
+    form_field: Option<String>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
+}
+
+/// `value` parsed by `parse`, or its problem recorded under `key`.
+fn read<T>(
+    problems: &mut Vec<(String, String)>,
+    key: &str,
+    parse: fn(&str) -> Result<T, String>,
+    value: Option<String>,
+) -> Option<T> {
+    match parse(&value?) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push((key.to_string(), e));
+            None
+        }
+    }
 }
 
 /// Builds the mapper `name` from its config table. Problems are `(key, message)`, the key
@@ -134,17 +253,7 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
     for key in raw.unknown.keys() {
         problems.push((key.clone(), "unknown key".into()));
     }
-    let mut pointer = |key: &str, value: Option<String>| -> Option<Pointer> {
-        let value = value?;
-        match Pointer::parse(&value) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                problems.push((key.to_string(), e));
-                None
-            }
-        }
-    };
-    let dedup_key = pointer("dedup_key", raw.dedup_key);
+    let dedup_key = read(&mut problems, "dedup_key", Source::parse, raw.dedup_key);
     let mut text_fields = Vec::new();
     for (field, value) in [
         (TextField::Summary, raw.summary),
@@ -153,27 +262,57 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
         (TextField::Group, raw.group),
         (TextField::Class, raw.class),
     ] {
-        if let Some(p) = pointer(field.name(), value) {
+        if let Some(p) = read(&mut problems, field.name(), Source::parse, value) {
             text_fields.push((field, p));
         }
     }
-    let severity = pointer("severity", raw.severity);
-    let timestamp = pointer("timestamp", raw.timestamp);
-    let details = pointer("details", raw.details);
-    let action = pointer("action_pointer", raw.action_pointer);
-    let items = pointer("items", raw.items);
+    let severity = read(&mut problems, "severity", Source::parse, raw.severity);
+    let (action_key, action) = match (raw.action, raw.action_pointer) {
+        (Some(a), None) => (
+            "action",
+            read(&mut problems, "action", Source::parse, Some(a)),
+        ),
+        (None, p) => (
+            "action_pointer",
+            read(&mut problems, "action_pointer", Source::parse, p),
+        ),
+        (Some(_), Some(_)) => {
+            problems.push((
+                "action".into(),
+                "give action or action_pointer, not both".into(),
+            ));
+            ("action", None)
+        }
+    };
     let mut labels = Vec::new();
     for (label, value) in raw.labels.unwrap_or_default() {
-        if let Some(p) = pointer(&format!("labels.{label}"), Some(value)) {
+        if let Some(p) = read(
+            &mut problems,
+            &format!("labels.{label}"),
+            Source::parse,
+            Some(value),
+        ) {
             labels.push((label, p));
         }
     }
     let mut links = Vec::new();
     for (text, value) in raw.links.unwrap_or_default() {
-        if let Some(p) = pointer(&format!("links.{text}"), Some(value)) {
+        if let Some(p) = read(
+            &mut problems,
+            &format!("links.{text}"),
+            Source::parse,
+            Some(value),
+        ) {
             links.push((text, p));
         }
     }
+    let timestamp = read(&mut problems, "timestamp", Pointer::parse, raw.timestamp);
+    let details = read(&mut problems, "details", Pointer::parse, raw.details);
+    let items = read(&mut problems, "items", Pointer::parse, raw.items);
+    let body = BodyKind::parse(raw.body.as_deref(), raw.form_field).unwrap_or_else(|p| {
+        problems.push(p);
+        BodyKind::Json
+    });
     let resolve_when = raw.resolve_when.and_then(|c| {
         for key in c.unknown.keys() {
             problems.push((format!("resolve_when.{key}"), "unknown key".into()));
@@ -206,8 +345,10 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
             }
         });
     let mut severity_map = Vec::new();
+    let mut severity_other = None;
     for (value, sev) in raw.severity_map.unwrap_or_default() {
         match Severity::parse(&sev) {
+            Some(s) if value == ANY => severity_other = Some(s),
             Some(s) => severity_map.push((value, s)),
             None => problems.push((
                 format!("severity_map.{value}"),
@@ -215,9 +356,21 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
             )),
         }
     }
+    let default_severity = raw.default_severity.and_then(|sev| {
+        let parsed = Severity::parse(&sev);
+        if parsed.is_none() {
+            problems.push((
+                "default_severity".into(),
+                format!("{sev:?} must be one of {}", Severity::NAMES),
+            ));
+        }
+        parsed
+    });
     let mut action_map = Vec::new();
+    let mut action_other = None;
     for (value, act) in raw.action_map.unwrap_or_default() {
         match Action::parse(&act) {
+            Some(a) if value == ANY => action_other = Some(a),
             Some(a) => action_map.push((value, a)),
             None => problems.push((
                 format!("action_map.{value}"),
@@ -225,11 +378,11 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
             )),
         }
     }
-    if !action_map.is_empty()
+    if (!action_map.is_empty() || action_other.is_some())
         && action.is_none()
-        && !problems.iter().any(|(k, _)| k == "action_pointer")
+        && !problems.iter().any(|(k, _)| k == action_key)
     {
-        problems.push(("action_map".into(), "needs action_pointer".into()));
+        problems.push(("action_map".into(), "needs action".into()));
     }
     let has_key = dedup_key.is_some() || dedup_key_template.is_some();
     if !has_key && !problems.iter().any(|(k, _)| k.starts_with("dedup_key")) {
@@ -248,13 +401,18 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
         text_fields,
         severity,
         severity_map,
+        severity_other,
+        default_severity,
         timestamp,
         details,
         labels,
         action,
+        action_key,
         action_map,
+        action_other,
         resolve_when,
         items,
         links,
+        body,
     })
 }

@@ -74,9 +74,11 @@ impl Pointer {
     }
 }
 
-/// A dedup-key template: text with `{/pointer}` placeholders.
+/// A template: text with `{/pointer}` placeholders, each of which may list alternatives
+/// (`{/title|/message}`: the first present and not blank).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
+    text: String,
     parts: Vec<Part>,
 }
 
@@ -84,11 +86,22 @@ pub struct Template {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Part {
     Text(String),
-    Value(Pointer),
+    /// The first of these that is present and not blank.
+    Value(Vec<Pointer>),
 }
 
 impl Template {
+    /// A dedup-key template: at least one placeholder.
     pub fn parse(s: &str) -> Result<Template, String> {
+        let t = Template::parse_text(s)?;
+        if !t.parts.iter().any(|p| matches!(p, Part::Value(_))) {
+            return Err(format!("{s:?} has no {{/pointer}} placeholder"));
+        }
+        Ok(t)
+    }
+
+    /// Any template, a constant (no placeholder) included.
+    pub fn parse_text(s: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = s;
         while !rest.is_empty() {
@@ -108,26 +121,57 @@ impl Template {
                         return Err(format!("{s:?}: a '{{' without its '}}'"));
                     };
                     let inner = &rest[i + 1..i + end];
-                    if !inner.starts_with('/') {
-                        return Err(format!(
-                            "{s:?}: each placeholder is a JSON pointer such as {{/host}}, not {{{inner}}}"
-                        ));
+                    let mut alternatives = Vec::new();
+                    for alt in inner.split('|') {
+                        if !alt.starts_with('/') {
+                            return Err(format!(
+                                "{s:?}: each placeholder is a JSON pointer such as {{/host}} (or alternatives {{/a|/b}}), not {{{inner}}}"
+                            ));
+                        }
+                        alternatives.push(Pointer::parse(alt).map_err(|e| format!("{s:?}: {e}"))?);
                     }
-                    parts.push(Part::Value(
-                        Pointer::parse(inner).map_err(|e| format!("{s:?}: {e}"))?,
-                    ));
+                    parts.push(Part::Value(alternatives));
                     rest = &rest[i + end + 1..];
                 }
             }
         }
-        if !parts.iter().any(|p| matches!(p, Part::Value(_))) {
-            return Err(format!("{s:?} has no {{/pointer}} placeholder"));
-        }
-        Ok(Template { parts })
+        Ok(Template {
+            text: s.to_string(),
+            parts,
+        })
     }
 
-    /// The template's pieces in order; at least one is a [`Part::Value`].
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The template's pieces in order.
     pub(super) fn parts(&self) -> &[Part] {
         &self.parts
+    }
+}
+
+/// Where a mapped field's value comes from: a pointer, or a template (a constant when it has
+/// no placeholder). Config text that is `""` or starts with `/` is a pointer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Pointer(Pointer),
+    Template(Template),
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Result<Source, String> {
+        if s.is_empty() || s.starts_with('/') {
+            Pointer::parse(s).map(Source::Pointer)
+        } else {
+            Template::parse_text(s).map(Source::Template)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Source::Pointer(p) => p.as_str(),
+            Source::Template(t) => t.as_str(),
+        }
     }
 }

@@ -82,7 +82,7 @@ fn config_problems_are_named_at_once() {
         default_severity = "warning"
         colour = "blue"
         [integrations.generic.shop]
-        summary = "title"
+        summary = "{/title"
         severity_map = { P1 = "urgent" }
         action_map = { down = "fire", up = "resolve" }
         labels = { team = "/owner~" }
@@ -97,7 +97,7 @@ fn config_problems_are_named_at_once() {
     let all = problems.join("\n");
     for needle in [
         "integrations.generic.colour: unknown key",
-        "integrations.generic.shop.summary: \"title\" is not a JSON pointer (RFC 6901)",
+        "integrations.generic.shop.summary: \"{/title\": a '{' without its '}'",
         "integrations.generic.shop.severity_map.P1: \"urgent\" must be one of critical, error, warning, info",
         "integrations.generic.shop.action_map.down: \"fire\" must be one of trigger, acknowledge, resolve",
         "integrations.generic.shop.labels.team: \"/owner~\" is not a JSON pointer",
@@ -105,7 +105,7 @@ fn config_problems_are_named_at_once() {
         "integrations.generic.shop.resolve_when.equals: must name at least one value",
         "integrations.generic.shop.dedup_key_template: \"{host}\": each placeholder is a JSON pointer",
         "integrations.generic.shop.sumary: unknown key",
-        "integrations.generic.shop.action_map: needs action_pointer",
+        "integrations.generic.shop.action_map: needs action",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
