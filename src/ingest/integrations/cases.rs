@@ -108,7 +108,7 @@ fn event_json(e: &Event) -> Value {
 }
 
 /// The request file of a case: `.request.json`, else `.request.txt`.
-fn request_file(dir: &Path, case: &str) -> PathBuf {
+pub fn request_file(dir: &Path, case: &str) -> PathBuf {
     let json = dir.join(format!("{case}.request.json"));
     if json.exists() {
         json

@@ -9,8 +9,8 @@ use proptest::sample::Index;
 
 use crate::integration::Integration;
 
+use super::cases::{cases, request_file};
 use super::fixture::{context, CaseContext};
-use super::cases::cases;
 use super::golden::folder;
 use super::parse;
 
@@ -31,7 +31,7 @@ fn fixtures() -> &'static [Case] {
             let names = cases(&dir).unwrap_or_else(|e| panic!("{e}"));
             assert!(!names.is_empty(), "{} has no fixtures", kind.as_str());
             for case in names {
-                let body = std::fs::read(dir.join(format!("{case}.request.json"))).unwrap();
+                let body = std::fs::read(request_file(&dir, &case)).unwrap();
                 let ctx = context(&dir.join(format!("{case}.context.json")))
                     .unwrap_or_else(|e| panic!("{e}"));
                 out.push(Case { kind, body, ctx });

@@ -366,8 +366,8 @@ mod tests {
 
     use super::*;
 
-    use crate::ingest::response::body_bytes;
     use crate::ingest::integrations::testing::Request;
+    use crate::ingest::response::body_bytes;
 
     fn at(tail: &str, query: Option<&str>, body: &[u8]) -> Result<Parsed, IntegrationError> {
         Request::default()

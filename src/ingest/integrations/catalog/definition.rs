@@ -159,7 +159,10 @@ pub fn parse(
         {
             Some(s) => s,
             None => {
-                problem("answer", "must be a success status with a body: 200 to 299, not 204 or 205".into());
+                problem(
+                    "answer",
+                    "must be a success status with a body: 200 to 299, not 204 or 205".into(),
+                );
                 StatusCode::ACCEPTED
             }
         },
