@@ -44,6 +44,16 @@ pub(super) struct RawIntegration {
 
 pub(super) type RawIntegrations = BTreeMap<String, RawIntegration>;
 
+/// `SLUICE_INTEGRATIONS_DIR`: `[integrations.generic] definitions_dir`, a key the generic
+/// format owns (the folder of the user's integration definitions).
+pub(super) fn set_definitions_dir(raw: &mut Option<RawIntegrations>, dir: String) {
+    raw.get_or_insert_with(Default::default)
+        .entry("generic".into())
+        .or_default()
+        .unknown
+        .insert("definitions_dir".into(), toml::Value::String(dir));
+}
+
 /// One integration's common settings, validated, and its format's own keys, not yet.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IntegrationConfig {

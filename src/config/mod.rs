@@ -156,6 +156,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SLUICE_ROLES", "pipeline.roles"),
     ("SLUICE_STATE_DIR", "pipeline.state_dir"),
     (
+        "SLUICE_INTEGRATIONS_DIR",
+        "integrations.generic.definitions_dir",
+    ),
+    (
         "SLUICE_ADMIN_TOKEN",
         "auth.tokens (one token named \"env\", scopes read and write)",
     ),
@@ -376,6 +380,10 @@ impl RawConfig {
             let slot = match name.as_str() {
                 "SLUICE_PIPELINE" => &mut pipeline.mode,
                 "SLUICE_STATE_DIR" => &mut pipeline.state_dir,
+                "SLUICE_INTEGRATIONS_DIR" => {
+                    integrations::set_definitions_dir(&mut self.integrations, value);
+                    continue;
+                }
                 "SLUICE_ROLES" => {
                     pipeline.roles = Some(pipeline::RawRoles::List(value));
                     continue;

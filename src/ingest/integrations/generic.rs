@@ -29,6 +29,13 @@
 //!
 //! - Every key is optional except one of `dedup_key` / `dedup_key_template`; unknown keys are
 //!   refused by name at config load, and every pointer and template is checked then.
+//! - **Values**: every field but `items`, `details`, `timestamp` and `resolve_when` may also be
+//!   a template (text that is not `""` nor `/`-led): `{/pointer}` placeholders, `{/a|/b}` for
+//!   the first present, none for a constant; `action` is `action_pointer`'s newer name; `"*"` in
+//!   `action_map` / `severity_map` is every other value; `default_severity`; `body = "form"`
+//!   (with `form_field`) or `"query"` (see `docs/integration-catalog.md`, whose definitions are
+//!   these tables plus metadata; `definitions_dir = "<folder>"` loads a folder of them as
+//!   mappers named by their files).
 //! - **Dedup key**: the value at `dedup_key` (a string, number or boolean, as text); when it
 //!   is absent or not configured, `dedup_key_template` with each `{/pointer}` replaced by its
 //!   value (every placeholder must be present). A key over 255 characters becomes 32 hex digits
@@ -80,6 +87,8 @@ const KIND: Integration = Integration::Generic;
 /// The query parameter and header that name a request's mapper.
 pub const MAPPER_PARAM: &str = "mapper";
 pub const MAPPER_HEADER: &str = "x-sluice-mapper";
+/// `[integrations.generic] definitions_dir`: the folder of the user's definitions.
+pub const DEFINITIONS_DIR: &str = "definitions_dir";
 
 /// The generic mapper in the integrations registry.
 pub struct Mapped;
@@ -534,9 +543,28 @@ impl Format for Mapped {
             .map(|(k, _)| k.clone())
             .collect();
         let mut mappers = Vec::new();
+        // The user's definitions (docs/integration-catalog.md), one mapper each.
+        if let Some(dir) = own.remove(DEFINITIONS_DIR) {
+            let at_dir = format!("{at}.{DEFINITIONS_DIR}");
+            match dir.as_str() {
+                Some(dir) => match super::catalog::load_dir(std::path::Path::new(dir)) {
+                    Ok(definitions) => mappers.extend(definitions.into_iter().map(|d| d.mapper)),
+                    Err(problems) => {
+                        for problem in problems {
+                            p.add(&at_dir, problem);
+                        }
+                    }
+                },
+                None => p.add(&at_dir, "must be a folder's path"),
+            }
+        }
         for name in names {
             let table = own.remove(&name).expect("listed above");
             match build(&name, table) {
+                Ok(m) if mappers.iter().any(|d: &Mapper| d.name == m.name) => p.add(
+                    &format!("{at}.{name}"),
+                    format!("a definition in {DEFINITIONS_DIR} has this name already"),
+                ),
                 Ok(m) => mappers.push(m),
                 Err(problems) => {
                     for (key, msg) in problems {

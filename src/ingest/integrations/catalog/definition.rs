@@ -1,4 +1,4 @@
-//! One declarative definition (`catalog/<kind>.toml`, or a file of `integrations_dir`): the
+//! One declarative definition (`catalog/<kind>.toml`, or a file of `definitions_dir`): the
 //! sender's metadata and its [`Mapper`], checked as a whole with every problem named by file
 //! and key. The format is documented in `docs/integration-catalog.md`.
 
