@@ -3,7 +3,6 @@
 //! `src/ingest/integrations/golden.rs`), one representative accepted trigger case per kind,
 //! and the events, incidents and rules that the correlate and encode stages are measured with.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,13 +11,13 @@ use sluice::correlate::incident::{Alert, Incident};
 use sluice::correlate::rules::Rule;
 use sluice::event::deterministic_id;
 use sluice::event::{Action, Event, Field, Severity};
+use sluice::ingest::integrations::cases::{cases, fixture_folder, request_file};
+use sluice::ingest::integrations::catalog::definition_of;
 use sluice::ingest::integrations::fixture::{context, CaseContext};
 use sluice::ingest::integrations::{self, IngestRequest, Parsed};
 use sluice::integration::Integration;
 use sluice::publish::encode::Status;
 use sluice::time::UnixMillis;
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/integrations");
 
 /// Whether criterion measures (`cargo bench`) rather than runs each bench once as a test
 /// (`cargo test --benches`, or `cargo bench -- --test`): the same rule criterion applies.
@@ -71,17 +70,29 @@ fn accepted_trigger_events(expected: &Value) -> Option<usize> {
 /// Per registered kind, its representative case: of the cases accepted with at least one
 /// trigger and nothing rejected, the one with the largest body (ties: first by name).
 /// Each is parsed once here, and must yield the events its expected file lists.
+/// Catalog kinds benched by default, each beside a native format of similar payloads (uptime
+/// checks, error trackers, incident tools, CI, a batch, a form body); `SLUICEBENCH_CATALOG=all`
+/// benches every catalog kind.
+const CATALOG_SAMPLE: [&str; 7] = [
+    "uptimerobot",
+    "hyperping",
+    "rollbar",
+    "opsgenie_webhook",
+    "github_actions",
+    "servicenow_events",
+    "statuscake",
+];
+
 pub fn representative_cases() -> Vec<Case> {
     let mut out = Vec::new();
+    let all_catalog = std::env::var("SLUICEBENCH_CATALOG").is_ok_and(|v| v == "all");
     for kind in Integration::ALL {
-        let dir = PathBuf::from(ROOT).join(kind.as_str());
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(".request.json").map(str::to_string)
-            })
-            .collect();
+        if definition_of(kind).is_some() && !all_catalog && !CATALOG_SAMPLE.contains(&kind.as_str())
+        {
+            continue;
+        }
+        let dir = fixture_folder(kind);
+        let mut names = cases(&dir).unwrap_or_else(|e| panic!("{e}"));
         names.sort();
         let mut best: Option<(Vec<u8>, String, usize)> = None;
         for name in names {
@@ -92,7 +103,7 @@ pub fn representative_cases() -> Vec<Case> {
             let Some(events) = accepted_trigger_events(&value) else {
                 continue;
             };
-            let body = std::fs::read(dir.join(format!("{name}.request.json"))).expect("readable");
+            let body = std::fs::read(request_file(&dir, &name)).expect("readable");
             if best.as_ref().is_none_or(|(b, _, _)| body.len() > b.len()) {
                 best = Some((body, name, events));
             }

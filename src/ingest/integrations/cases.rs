@@ -107,6 +107,19 @@ fn event_json(e: &Event) -> Value {
     })
 }
 
+/// Where `kind`'s golden fixtures are: a catalog kind's `catalog/<kind>/`, beside its
+/// definition; a native kind's `tests/fixtures/integrations/<kind>/`.
+pub fn fixture_folder(kind: Integration) -> PathBuf {
+    match super::catalog::definition_of(kind) {
+        Some(_) => Path::new(super::catalog::ROOT).join(kind.as_str()),
+        None => Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/integrations"
+        ))
+        .join(kind.as_str()),
+    }
+}
+
 /// The request file of a case: `.request.json`, else `.request.txt`.
 pub fn request_file(dir: &Path, case: &str) -> PathBuf {
     let json = dir.join(format!("{case}.request.json"));

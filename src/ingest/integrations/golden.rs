@@ -13,8 +13,6 @@
 //! After a deliberate change, `SLUICEDEV_BLESS=1 cargo test --lib golden` rewrites every
 //! expected file; review the diff before committing it.
 
-use std::path::{Path, PathBuf};
-
 use crate::integration::Integration;
 
 use super::cases::{cases, check, outcome, Runner, BLESS};
@@ -29,12 +27,7 @@ fn bless() -> bool {
     std::env::var(BLESS).is_ok_and(|v| v == "1")
 }
 
-pub(super) fn folder(kind: Integration) -> PathBuf {
-    match super::catalog::definition_of(kind) {
-        Some(_) => Path::new(super::catalog::ROOT).join(kind.as_str()),
-        None => Path::new(ROOT).join(kind.as_str()),
-    }
-}
+pub(super) use super::cases::fixture_folder as folder;
 
 #[test]
 fn every_kind_has_a_fixture_folder_and_every_folder_names_a_kind() {
