@@ -108,8 +108,10 @@ pub enum Timestamp {
 }
 
 /// Parses a date-time string leniently: RFC 3339 / ISO 8601 with any fraction and a `Z`,
-/// `±hh:mm`, `±hhmm` or `±hh` offset (a space may stand for `T`), or a numeric string
-/// of epoch seconds or milliseconds. `None` when it is none of those.
+/// `±hh:mm`, `±hhmm` or `±hh` offset, or `UTC` / `GMT` (a space may stand for `T`, and one
+/// may come before the offset: `2016-08-12 15:26:29 UTC`, `2021-04-28 21:50:00 +0200`), or
+/// a numeric string of epoch seconds, milliseconds, microseconds or nanoseconds (see
+/// [`from_epoch_number`]). `None` when it is none of those.
 pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -118,8 +120,9 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     parse_iso(s)
 }
 
-/// Epoch seconds or milliseconds as a JSON number; values above 10^11 are taken as
-/// milliseconds (10^11 seconds is the year 5138).
+/// Epoch seconds, milliseconds, microseconds or nanoseconds as a JSON number, told apart by
+/// size: from 10^11 milliseconds (10^11 seconds is the year 5138), from 10^14 microseconds,
+/// from 10^17 nanoseconds (the same bound, one unit down each time).
 pub fn from_epoch_number(n: f64) -> Option<Timestamp> {
     if !n.is_finite() || n < 0.0 {
         return None;
@@ -127,7 +130,15 @@ pub fn from_epoch_number(n: f64) -> Option<Timestamp> {
     if n == 0.0 {
         return Some(Timestamp::Unset);
     }
-    let ms = if n >= 1e11 { n } else { n * 1000.0 };
+    let ms = if n >= 1e17 {
+        n / 1e6
+    } else if n >= 1e14 {
+        n / 1e3
+    } else if n >= 1e11 {
+        n
+    } else {
+        n * 1000.0
+    };
     (ms < 253_402_300_800_000.0).then_some(Timestamp::At(UnixMillis(ms as u64)))
 }
 
@@ -171,8 +182,13 @@ fn parse_iso(s: &str) -> Option<Timestamp> {
             millis *= 10;
         }
     }
+    if b.get(i) == Some(&b' ') && i + 1 < b.len() {
+        i += 1;
+    }
+    let zone = &s[i.min(s.len())..];
     let offset_secs: i64 = match b.get(i) {
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        _ if zone.eq_ignore_ascii_case("utc") || zone.eq_ignore_ascii_case("gmt") => 0,
         Some(&sign @ (b'+' | b'-')) => {
             let oh = num(i + 1, 2)?;
             let om = match b.len() - (i + 3) {
@@ -281,6 +297,14 @@ mod tests {
         assert_eq!(at("1714641247120"), want);
         assert_eq!(at("2024-05-02T09:14:07"), want - 120);
         assert_eq!(at("2024-05-02T09:14Z"), want - 7_120);
+        // GitLab's and Ruby's spellings; microseconds and nanoseconds since the epoch.
+        assert_eq!(at("2024-05-02 09:14:07.120 UTC"), want);
+        assert_eq!(at("2024-05-02 09:14:07 gmt"), want - 120);
+        assert_eq!(at("2024-05-02 11:14:07.120 +0200"), want);
+        assert_eq!(at("1714641247120000"), want);
+        assert_eq!(at("1714641247120000000"), want);
+        assert_eq!(parse_timestamp("2024-05-02 09:14:07 CEST"), None);
+        assert_eq!(parse_timestamp("2024-05-02 09:14:07 +"), None);
     }
 
     #[test]

@@ -241,11 +241,21 @@ impl Mapper {
         }
     }
 
-    fn action(&self, root: &BorrowedValue<'_>, problems: &mut Vec<String>) -> Action {
+    /// The document's action, or `None` when its action value is ignored.
+    fn action(&self, root: &BorrowedValue<'_>, problems: &mut Vec<String>) -> Option<Action> {
         let mut action = Action::Trigger;
         if let Some(src) = &self.action {
             if let Some(v) = self.text_of(root, src, self.action_key, problems) {
-                match lookup(&self.action_map, &v).or(self.action_other) {
+                // The values listed come before "*", whichever action they name.
+                let listed = lookup(&self.action_map, &v);
+                if listed.is_none() && self.ignore.iter().any(|i| i.eq_ignore_ascii_case(&v)) {
+                    return None;
+                }
+                let mapped = listed.or(self.action_other);
+                if mapped.is_none() && self.ignore_other {
+                    return None;
+                }
+                match mapped {
                     Some(a) => action = a,
                     None if self.action_map.is_empty() => match Action::parse(&v) {
                         Some(a) => action = a,
@@ -275,7 +285,7 @@ impl Mapper {
                 }
             }
         }
-        action
+        Some(action)
     }
 
     /// Maps one document to an event, or every problem, each naming the pointer and field.
@@ -284,10 +294,15 @@ impl Mapper {
         kind: Integration,
         root: &BorrowedValue<'_>,
         req: &IngestRequest<'_>,
-    ) -> Result<(Event, bool), Vec<String>> {
+    ) -> Result<Option<(Event, bool)>, Vec<String>> {
+        // The action first: an ignored document is no event, whatever else it lacks.
+        let mut action_problems = Vec::new();
+        let Some(action) = self.action(root, &mut action_problems) else {
+            return Ok(None);
+        };
         let mut problems = Vec::new();
         let key = self.dedup_key(root, &mut problems);
-        let action = self.action(root, &mut problems);
+        problems.append(&mut action_problems);
         let severity = match &self.severity {
             Some(src) => self
                 .text_of(root, src, "severity", &mut problems)
@@ -310,11 +325,18 @@ impl Mapper {
                 .position(|(tf, _)| *tf == f)
                 .and_then(|i| texts[i].clone())
         };
-        let timestamp = self.timestamp.as_ref().and_then(|p| {
-            let v = p.get(root)?;
-            let parsed = match v.as_str() {
-                Some(s) => parse_timestamp(s),
-                None => v.cast_f64().and_then(from_epoch_number),
+        let timestamp = self.timestamp.as_ref().and_then(|src| {
+            let parsed = match src {
+                Source::Pointer(p) => {
+                    let v = p.get(root)?;
+                    match v.as_str() {
+                        Some(s) => parse_timestamp(s),
+                        None => v.cast_f64().and_then(from_epoch_number),
+                    }
+                }
+                Source::Template(_) => {
+                    parse_timestamp(&self.text_of(root, src, "timestamp", &mut problems)?)
+                }
             };
             match parsed {
                 Some(Time::At(t)) => Some(t),
@@ -322,7 +344,7 @@ impl Mapper {
                 None => {
                     problems.push(format!(
                         "'{}' (timestamp) is not a valid date-time (RFC 3339 / ISO 8601 or epoch seconds)",
-                        p.as_str()
+                        src.as_str()
                     ));
                     None
                 }
@@ -375,7 +397,7 @@ impl Mapper {
         event.labels = labels;
         event.custom_details = details;
         event.links = links;
-        Ok((event, truncated))
+        Ok(Some((event, truncated)))
     }
 
     /// Maps one request to events as `kind`: its document from the body (or query) as the
@@ -433,7 +455,8 @@ impl Mapper {
                     continue;
                 }
                 match self.apply(kind, item, req) {
-                    Ok((event, truncated)) => batch.accept(event, truncated),
+                    Ok(Some((event, truncated))) => batch.accept(event, truncated),
+                    Ok(None) => {}
                     Err(problems) => batch.reject(&at, named(problems)),
                 }
             }
@@ -446,7 +469,8 @@ impl Mapper {
             });
         }
         match self.apply(kind, &root, req) {
-            Ok((event, truncated)) => Ok(Parsed::one(event, truncated)),
+            Ok(Some((event, truncated))) => Ok(Parsed::one(event, truncated)),
+            Ok(None) => Ok(Parsed::default()),
             Err(problems) => Err(IntegrationError::Invalid {
                 kind,
                 problems: named(problems),

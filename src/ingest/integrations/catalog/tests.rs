@@ -72,7 +72,7 @@ answer = 200
 [map]
 dedup_key = "{/check}@{/host|/ip}"
 action = "/state"
-action_map = { ok = "resolve", "*" = "trigger" }
+action_map = { ok = "resolve", ping = "ignore", "*" = "trigger" }
 severity = "/level"
 severity_map = { P1 = "critical" }
 default_severity = "warning"
@@ -216,6 +216,13 @@ fn a_definitions_dir_serves_each_definition_as_a_mapper() {
     assert_eq!(parsed.events[0].dedup_key, "disk@db-1");
     assert_eq!(parsed.events[0].action, crate::event::Action::Resolve);
     assert_eq!(parsed.events[0].integration, Integration::Generic);
+    // A value mapped to ignore makes no event, and is no refusal.
+    let parsed = Request::default()
+        .settings(generic)
+        .path("shop")
+        .parse(Integration::Generic, "state=PING")
+        .unwrap();
+    assert!(parsed.events.is_empty() && parsed.rejected.is_empty());
 
     std::fs::write(dir.join("shop.toml"), SHOP.replace("[map]", "[mapp]")).unwrap();
     let text = format!(

@@ -28,7 +28,8 @@ pub struct Mapper {
     pub(super) severity_other: Option<Severity>,
     /// When `severity` gives none (before the kind's `default_severity`).
     pub(super) default_severity: Option<Severity>,
-    pub(super) timestamp: Option<Pointer>,
+    /// A pointer (a string or an epoch number there), or a template read as text.
+    pub(super) timestamp: Option<Source>,
     pub(super) details: Option<Pointer>,
     pub(super) labels: Vec<(String, Source)>,
     pub(super) action: Option<Source>,
@@ -37,6 +38,10 @@ pub struct Mapper {
     /// `"*"` (every other value) is kept apart, in `action_other`.
     pub(super) action_map: Vec<(String, Action)>,
     pub(super) action_other: Option<Action>,
+    /// Action values mapped to `ignore`: the sender's events that are not alerts (a test ping,
+    /// a CI run starting); such a document makes no event. `"*"` sets `ignore_other`.
+    pub(super) ignore: Vec<String>,
+    pub(super) ignore_other: bool,
     pub(super) resolve_when: Option<(Pointer, Vec<String>)>,
     /// A batch: the array of items, each mapped by the other pointers (relative to the item).
     pub(super) items: Option<Pointer>,
@@ -145,11 +150,17 @@ impl Mapper {
         if let Some((p, equals)) = &self.resolve_when {
             ways.push(format!("{} is {}", p.as_str(), equals.join(" or ")));
         }
-        if ways.is_empty() {
-            "never (triggers only: resolve_timeout)".into()
+        let mut text = if ways.is_empty() {
+            "never (triggers only: resolve_timeout)".to_string()
         } else {
             ways.join("; ")
+        };
+        if !self.ignore.is_empty() {
+            text.push_str(&format!("; ignored: {}", self.ignore.join(", ")));
+        } else if self.ignore_other {
+            text.push_str("; other values ignored");
         }
+        text
     }
 }
 
@@ -170,6 +181,8 @@ impl Mappers {
 
 /// The key of a value map that stands for every value the map does not list.
 pub(super) const ANY: &str = "*";
+/// The action of a value whose document makes no event.
+pub(super) const IGNORE: &str = "ignore";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -306,7 +319,7 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
             links.push((text, p));
         }
     }
-    let timestamp = read(&mut problems, "timestamp", Pointer::parse, raw.timestamp);
+    let timestamp = read(&mut problems, "timestamp", Source::parse, raw.timestamp);
     let details = read(&mut problems, "details", Pointer::parse, raw.details);
     let items = read(&mut problems, "items", Pointer::parse, raw.items);
     let body = BodyKind::parse(raw.body.as_deref(), raw.form_field).unwrap_or_else(|p| {
@@ -368,17 +381,21 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
     });
     let mut action_map = Vec::new();
     let mut action_other = None;
+    let mut ignore = Vec::new();
+    let mut ignore_other = false;
     for (value, act) in raw.action_map.unwrap_or_default() {
         match Action::parse(&act) {
             Some(a) if value == ANY => action_other = Some(a),
             Some(a) => action_map.push((value, a)),
+            None if act == IGNORE && value == ANY => ignore_other = true,
+            None if act == IGNORE => ignore.push(value),
             None => problems.push((
                 format!("action_map.{value}"),
-                format!("{act:?} must be one of trigger, acknowledge, resolve"),
+                format!("{act:?} must be one of trigger, acknowledge, resolve, ignore"),
             )),
         }
     }
-    if (!action_map.is_empty() || action_other.is_some())
+    if (!action_map.is_empty() || action_other.is_some() || !ignore.is_empty() || ignore_other)
         && action.is_none()
         && !problems.iter().any(|(k, _)| k == action_key)
     {
@@ -410,6 +427,8 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
         action_key,
         action_map,
         action_other,
+        ignore,
+        ignore_other,
         resolve_when,
         items,
         links,
