@@ -117,6 +117,16 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return s.parse::<f64>().ok().and_then(from_epoch_number);
     }
+    // Go's `time.Time.String()`: a numeric offset, then the zone's abbreviation, which the
+    // offset makes redundant (`2024-05-02 11:14:07 +0200 CEST`).
+    if let Some((head, zone)) = s.rsplit_once(' ') {
+        let numeric_offset = head.len() > 5
+            && matches!(head.as_bytes()[head.len() - 5], b'+' | b'-')
+            && head[head.len() - 4..].bytes().all(|b| b.is_ascii_digit());
+        if numeric_offset && !zone.is_empty() && zone.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return parse_iso(head);
+        }
+    }
     parse_iso(s)
 }
 
@@ -303,6 +313,8 @@ mod tests {
         assert_eq!(at("2024-05-02 11:14:07.120 +0200"), want);
         assert_eq!(at("1714641247120000"), want);
         assert_eq!(at("1714641247120000000"), want);
+        assert_eq!(at("2024-05-02 11:14:07.12 +0200 CEST"), want);
+        assert_eq!(at("2024-05-02 09:14:07.120 +0000 UTC"), want);
         assert_eq!(parse_timestamp("2024-05-02 09:14:07 CEST"), None);
         assert_eq!(parse_timestamp("2024-05-02 09:14:07 +"), None);
     }

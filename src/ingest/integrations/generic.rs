@@ -241,8 +241,16 @@ impl Mapper {
         }
     }
 
-    /// The document's action, or `None` when its action value is ignored.
+    /// The document's action, or `None` when its action value is ignored. `resolve_when`
+    /// decides first: a document it names is a resolve, whatever its action value.
     fn action(&self, root: &BorrowedValue<'_>, problems: &mut Vec<String>) -> Option<Action> {
+        if let Some((p, equals)) = &self.resolve_when {
+            if let Some(v) = p.get(root).and_then(scalar) {
+                if equals.iter().any(|e| *e == v) {
+                    return Some(Action::Resolve);
+                }
+            }
+        }
         let mut action = Action::Trigger;
         if let Some(src) = &self.action {
             if let Some(v) = self.text_of(root, src, self.action_key, problems) {
@@ -275,13 +283,6 @@ impl Mapper {
                             known.join(", ")
                         ));
                     }
-                }
-            }
-        }
-        if let Some((p, equals)) = &self.resolve_when {
-            if let Some(v) = p.get(root).and_then(scalar) {
-                if equals.iter().any(|e| *e == v) {
-                    action = Action::Resolve;
                 }
             }
         }

@@ -394,3 +394,68 @@ async fn a_body_in_an_unsupported_coding_is_refused_with_415_naming_the_accepted
         "the refused bodies never reached the correlator"
     );
 }
+
+/// Catalog kinds go through the same router as native ones: their path, their answer, the
+/// routing key from the path, and a vendor path with the key in `Authorization` (Alerta's
+/// `POST /alert`, `Authorization: Key <key>`).
+#[tokio::test]
+async fn catalog_kinds_are_served_as_native_ones_are() {
+    use crate::ingest::integrations::cases::{cases, fixture_folder, request_file};
+    let rig = rig(64, SettingsByKind::default());
+    let fixture = |kind: Integration| {
+        let dir = fixture_folder(kind);
+        let case = cases(&dir)
+            .unwrap()
+            .into_iter()
+            .find(|c| {
+                let text = std::fs::read_to_string(dir.join(format!("{c}.expected.json"))).unwrap();
+                text.contains("\"action\": \"trigger\"")
+            })
+            .expect("a trigger case");
+        let body = std::fs::read_to_string(request_file(&dir, &case)).unwrap();
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{case}.expected.json"))).unwrap(),
+        )
+        .unwrap();
+        (body, expected)
+    };
+    for name in ["uptimerobot", "statuscake", "alerta"] {
+        let kind = Integration::parse(name).unwrap();
+        let (body, expected) = fixture(kind);
+        let (status, answer) = rig
+            .post(&format!("/integrations/{name}/rk-{name}"), &[], body)
+            .await;
+        assert_eq!(
+            status.as_u16(),
+            expected["answer"]["status"],
+            "{name}: {answer}"
+        );
+        assert_eq!(
+            answer["accepted"],
+            expected["events"].as_array().unwrap().len(),
+            "{name}"
+        );
+    }
+    let (body, _) = fixture(Integration::parse("alerta").unwrap());
+    for (uri, auth) in [
+        ("/alert", "Key rk-own-path"),
+        ("/integrations/alerta/rk-base-url/alert", ""),
+    ] {
+        let headers: Vec<(&str, &str)> = [("authorization", auth)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let (status, answer) = rig.post(uri, &headers, body.clone()).await;
+        assert!(status.is_success(), "{uri}: {status} {answer}");
+    }
+    let keys: Vec<String> = rig.published().await.into_iter().map(|(k, _)| k).collect();
+    for key in [
+        "rk-uptimerobot",
+        "rk-statuscake",
+        "rk-alerta",
+        "rk-own-path",
+        "rk-base-url",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} not among {keys:?}");
+    }
+}

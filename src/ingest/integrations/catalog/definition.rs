@@ -50,7 +50,9 @@ pub struct Definition {
 }
 
 /// Keys of the top level besides `[map]`.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
+    "path",
+    "routing_key_auth_scheme",
     "vendor",
     "title",
     "category",
@@ -118,6 +120,26 @@ pub fn parse(
     });
     let signature = text_of(&table, "signature", true, &mut problem);
     let notes = text_of(&table, "notes", false, &mut problem);
+    // Read by build.rs into the registry's `Serving`; checked here for users' files too.
+    if let Some(p) = text_of(&table, "path", false, &mut problem) {
+        if !p.starts_with('/') || p.contains(char::is_whitespace) {
+            problem(
+                "path",
+                format!("{p:?} must start with '/' and hold no spaces"),
+            );
+        }
+    }
+    if let Some(s) = text_of(&table, "routing_key_auth_scheme", false, &mut problem) {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            problem(
+                "routing_key_auth_scheme",
+                format!("{s:?} must be one word, such as Key"),
+            );
+        }
+    }
     let mut list = |key: &str, required: bool| -> Vec<String> {
         match table.get(key) {
             None if required => {
