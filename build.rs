@@ -12,15 +12,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-/// Top-level keys every definition must have (see docs/integration-catalog.md).
-const REQUIRED: [&str; 6] = [
-    "vendor",
-    "title",
-    "category",
-    "docs",
-    "samples",
-    "signature",
-];
+#[path = "src/ingest/integrations/catalog/names.rs"]
+mod names;
+use names::{valid_kind, REQUIRED};
 
 /// `uptime_robot` -> `UptimeRobot`.
 fn variant(kind: &str) -> String {
@@ -48,13 +42,8 @@ fn catalog() {
         else {
             continue;
         };
-        let valid = kind.len() <= 40
-            && kind.starts_with(|c: char| c.is_ascii_lowercase())
-            && kind
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         assert!(
-            valid,
+            valid_kind(kind),
             "catalog/{kind}.toml: a kind is [a-z][a-z0-9_]*, at most 40 characters"
         );
         let text = std::fs::read_to_string(&path).expect("catalog files are UTF-8");

@@ -20,6 +20,7 @@ use super::cases::{cases, check, Runner};
 use super::{Format, IngestRequest, IntegrationError, Parsed};
 
 mod definition;
+mod names;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -108,12 +109,7 @@ fn read_dir(dir: &Path, as_kind: bool) -> (Vec<Definition>, Vec<String>) {
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        let valid = kind.len() <= 40
-            && kind.starts_with(|c: char| c.is_ascii_lowercase())
-            && kind
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid {
+        if !names::valid_kind(&kind) {
             problems.push(format!(
                 "{file}: the file's name is the kind: [a-z][a-z0-9_]*, at most 40 characters"
             ));

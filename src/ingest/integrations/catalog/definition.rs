@@ -7,6 +7,7 @@ use http::StatusCode;
 use crate::integration::Integration;
 
 use super::super::generic::{build, Mapper};
+use super::names::REQUIRED;
 
 /// The categories of the catalog table, in its order.
 pub const CATEGORIES: [&str; 9] = [
@@ -49,16 +50,10 @@ pub struct Definition {
     pub mapper: Mapper,
 }
 
-/// Keys of the top level besides `[map]`.
-const KEYS: [&str; 13] = [
+/// Keys of the top level a definition may have besides [`REQUIRED`] and `[map]`.
+const OPTIONAL: [&str; 7] = [
     "path",
     "routing_key_auth_scheme",
-    "vendor",
-    "title",
-    "category",
-    "docs",
-    "samples",
-    "signature",
     "body",
     "form_field",
     "answer",
@@ -190,7 +185,8 @@ pub fn parse(
         },
     };
     for key in table.keys() {
-        if key != "map" && !KEYS.contains(&key.as_str()) {
+        let known = REQUIRED.contains(&key.as_str()) || OPTIONAL.contains(&key.as_str());
+        if key != "map" && !known {
             problem(key, "unknown key".into());
         }
     }
