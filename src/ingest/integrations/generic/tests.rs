@@ -1,7 +1,9 @@
 use http::{HeaderMap, HeaderValue};
+use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use super::*;
+use crate::event::{Action, Severity};
 use crate::ingest::integrations::settings::{IntegrationSettings, SettingsByKind};
 use crate::ingest::integrations::testing::Request;
 use crate::time::UnixMillis;
