@@ -160,7 +160,7 @@ enum Command {
         to: PathBuf,
     },
     /// Check integration definitions (<kind>.toml) and run their fixtures (<kind>/<case>.*).
-    CheckIntegration(sluice::ingest::integrations::catalog::CheckArgs),
+    CheckIntegration(sluice::ingest::integrations::check::CheckArgs),
     /// Print a shell completion script, generated from this command line.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions {

@@ -129,28 +129,9 @@ impl Format for Mapped {
             .map(|(k, _)| k.clone())
             .collect();
         let mut mappers = Vec::new();
-        // The user's definitions (docs/integration-catalog.md), one mapper each.
-        if let Some(dir) = own.remove(DEFINITIONS_DIR) {
-            let at_dir = format!("{at}.{DEFINITIONS_DIR}");
-            match dir.as_str() {
-                Some(dir) => match super::catalog::load_dir(std::path::Path::new(dir)) {
-                    Ok(definitions) => mappers.extend(definitions.into_iter().map(|d| d.mapper)),
-                    Err(problems) => {
-                        for problem in problems {
-                            p.add(&at_dir, problem);
-                        }
-                    }
-                },
-                None => p.add(&at_dir, "must be a folder's path"),
-            }
-        }
         for name in names {
             let table = own.remove(&name).expect("listed above");
             match build(&name, table) {
-                Ok(m) if mappers.iter().any(|d: &Mapper| d.name == m.name) => p.add(
-                    &format!("{at}.{name}"),
-                    format!("a definition in {DEFINITIONS_DIR} has this name already"),
-                ),
                 Ok(m) => mappers.push(m),
                 Err(problems) => {
                     for (key, msg) in problems {

@@ -18,6 +18,7 @@ pub mod alertmanager_webhook;
 pub mod azure_monitor;
 pub mod cases;
 pub mod catalog;
+pub mod check;
 pub mod checkmk;
 pub mod cloudwatch_sns;
 pub mod datadog;

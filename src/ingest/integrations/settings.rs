@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::config::integrations::{IntegrationConfig, IntegrationsConfig};
 use crate::config::{Config, ConfigError, Problems};
 use crate::event::Severity;
-use crate::integration::ByKind;
+use crate::integration::{ByKind, Integration};
 
 use super::cloudwatch_sns::SnsSettings;
-use super::generic::Mappers;
+use super::generic::{Mappers, DEFINITIONS_DIR};
 
 /// One integration's validated settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,8 +70,14 @@ impl SettingsByKind {
             if !kind_config.own.is_empty() {
                 let at = format!("integrations.{}", kind.as_str());
                 let mut own = kind_config.own.clone();
+                let dir = own
+                    .remove(DEFINITIONS_DIR)
+                    .filter(|_| kind == Integration::Generic);
                 super::own_settings(kind, &at, &mut own, &mut settings, p);
                 p.unknown(&at, &own);
+                if let Some(dir) = dir {
+                    add_definitions(&dir, &format!("{at}.{DEFINITIONS_DIR}"), &mut settings, p);
+                }
             }
             settings
         })
@@ -88,6 +94,39 @@ impl SettingsByKind {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config = Config::from_toml_with(text, Vec::new(), check)?;
         SettingsByKind::checked(&config.integrations)
+    }
+}
+
+/// `[integrations.generic] definitions_dir`: the user's definitions (docs/integration-catalog.md),
+/// each a mapper named by its file, beside the configured ones.
+fn add_definitions(
+    dir: &toml::Value,
+    at: &str,
+    settings: &mut IntegrationSettings,
+    p: &mut Problems,
+) {
+    let Some(dir) = dir.as_str() else {
+        p.add(at, "must be a folder's path");
+        return;
+    };
+    match super::catalog::load_dir(std::path::Path::new(dir)) {
+        Ok(definitions) => {
+            for d in definitions {
+                if settings.mappers.get(&d.kind).is_some() {
+                    p.add(
+                        &format!("integrations.generic.{}", d.kind),
+                        format!("the definition {dir}/{}.toml has this name already", d.kind),
+                    );
+                } else {
+                    settings.mappers.0.push(d.mapper);
+                }
+            }
+        }
+        Err(problems) => {
+            for problem in problems {
+                p.add(at, problem);
+            }
+        }
     }
 }
 

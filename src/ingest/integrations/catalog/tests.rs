@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::ingest::integrations::cases::BLESS;
+use crate::ingest::integrations::check::check_dir;
 
 #[test]
 fn every_bundled_definition_loads_and_is_a_kind() {
