@@ -11,7 +11,9 @@
 //!   the body's; elements are the alerts in it. The six CloudEvents headers are built by
 //!   librdkafka in `KafkaSink::send` and are not part of this figure.
 //! - `correlate_repeat_trigger/<open>`: a repeat trigger of one of 1, 10^4 or 10^6 open alerts
-//!   (the dedup path of every storm), with the RSS per open alert printed for 10^6.
+//!   (the dedup path of every storm), with the RSS per open alert printed for 10^6; beside it
+//!   `correlate_repeat_trigger/hashbrown_baseline/<open>`, the same events looked up and
+//!   updated in a bare hashbrown map (the floor a refresh is measured against).
 //! - `correlate_new_alert/into_existing_group`: every event a new dedup key into one existing
 //!   group (the other storm), the group growing to 10^4 alerts before a fresh shard is taken.
 //!
@@ -237,8 +239,48 @@ fn correlate_repeat(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+        // The floor the refresh is measured against: the same events, looked up by routing
+        // key and dedup key in a bare hashbrown map and updated in place (a count and a time).
+        let mut map: hashbrown::HashMap<(String, String), (u64, UnixMillis), Xxh3Hash> =
+            hashbrown::HashMap::with_capacity_and_hasher(open as usize, Default::default());
+        for k in 0..open {
+            let e = common::trigger(k);
+            map.insert((e.routing_key, e.dedup_key), (1, UnixMillis(1_000)));
+        }
+        let mut next = 0u64;
+        let id = BenchmarkId::new("hashbrown_baseline", open);
+        g.bench_with_input(id, &open, |b, &open| {
+            b.iter_batched(
+                || {
+                    next = (next + 7919) % open;
+                    common::trigger(next)
+                },
+                |e| {
+                    let slot = map
+                        .get_mut(&Key(&e.routing_key, &e.dedup_key))
+                        .expect("every key is open");
+                    slot.0 += 1;
+                    slot.1 = e.received_at;
+                    drop(e);
+                },
+                BatchSize::SmallInput,
+            )
+        });
     }
     g.finish();
+}
+
+/// The shard's hash function (xxh3), so the baseline differs from it only in what it does.
+type Xxh3Hash = xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
+/// `(routing_key, dedup_key)` borrowed, hashed as the owned pair is.
+#[derive(Hash)]
+struct Key<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String)> for Key<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 /// New alerts a fresh shard's group takes before the next fresh shard.
