@@ -64,6 +64,11 @@ impl SettingsByKind {
     /// Builds every kind's settings, each format reading its own keys; a key no one took is
     /// reported as unknown under `integrations.<kind>`.
     pub fn build(config: &IntegrationsConfig, p: &mut Problems) -> Self {
+        // A bundled definition that does not load (never in a tested build) stops the start
+        // here, by name, rather than at its first request.
+        for problem in super::catalog::bundled_problems() {
+            p.add("catalog", problem.clone());
+        }
         ByKind::from_fn(|&kind| {
             let kind_config = config.get(kind);
             let mut settings = IntegrationSettings::common(kind_config);
