@@ -14,6 +14,12 @@ pub const NATIVE_ALIASES: [(&str, &str); 5] = [
     ("Icinga 2", "nagios"),
 ];
 
+/// Senders a team may expect here that have nothing to receive, and why.
+pub const NOT_COVERED: [(&str, &str); 1] = [(
+    "DigitalOcean monitoring and uptime alerts",
+    "they notify by email and Slack only: no webhook or HTTP payload to receive",
+)];
+
 /// A table cell: pipes escaped, in backticks when it is code.
 fn cell(text: &str, code: bool) -> String {
     let text = text.replace('|', "\\|").replace('\n', " ");
@@ -89,6 +95,10 @@ pub fn readme_table() -> String {
     out.push_str("| sender | use the kind |\n|---|---|\n");
     for (alias, kind) in aliases {
         let _ = writeln!(out, "| {} | `{kind}` |", cell(&alias, false));
+    }
+    out.push_str("\n**Not covered** (nothing to receive)\n\n| sender | why |\n|---|---|\n");
+    for (sender, why) in NOT_COVERED {
+        let _ = writeln!(out, "| {sender} | {why} |");
     }
     out
 }
