@@ -244,6 +244,13 @@ const _: () = assert!(Integration::ALL.len() <= 64 * KIND_WORDS);
 const _: () = assert!(Integration::ALL.len() < u8::MAX as usize);
 
 impl Integration {
+    /// Whether the kind is a catalog definition (`catalog/<kind>.toml`) rather than native Rust.
+    /// Their metrics series appear when first used, so that the 100-odd kinds a deployment
+    /// never sees do not fill `/metrics` with zeros; native kinds' are there from the start.
+    pub fn is_catalog(self) -> bool {
+        self as usize >= Integration::ALL.len() - CATALOG_KINDS
+    }
+
     /// Where this integration's dedup keys live (see [`KeySpace`]).
     pub fn key_space(self) -> KeySpace {
         let canonical = match self {

@@ -206,7 +206,7 @@ impl IntegrationCounters {
         let label = [(LABEL_INTEGRATION, integration.as_str())];
         IntegrationCounters {
             received: metrics::counter!(EVENTS_RECEIVED, &label),
-            deduplicated: metrics::counter!(EVENTS_DEDUPLICATED, &label),
+            deduplicated: deduplicated(integration),
             summaries_truncated: metrics::counter!(SUMMARIES_TRUNCATED, &label),
             change_events: metrics::counter!(CHANGE_EVENTS, &label),
         }
@@ -218,6 +218,11 @@ impl IntegrationCounters {
             .map(|&i| (i, IntegrationCounters::new(i)))
             .collect()
     }
+}
+
+/// `sluice_events_deduplicated_total` of one kind.
+pub fn deduplicated(integration: Integration) -> Counter {
+    metrics::counter!(EVENTS_DEDUPLICATED, LABEL_INTEGRATION => integration.as_str())
 }
 
 pub fn rejected(integration: &'static str, reason: &'static str) -> Counter {

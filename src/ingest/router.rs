@@ -8,7 +8,7 @@
 //! `/` and `/ui/...` are the status page's (`status`); the incidents API and Alertmanager's read
 //! API (`/api/v2/alerts` GET, `/api/v2/status`, ...) are `incidents_api`'s.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Buf;
@@ -64,13 +64,23 @@ struct PerIntegration {
     duration: Histogram,
 }
 
+impl PerIntegration {
+    fn new(kind: Integration) -> Self {
+        PerIntegration {
+            counters: IntegrationCounters::new(kind),
+            duration: metrics::histogram!(m::REQUEST_DURATION, m::LABEL_INTEGRATION => kind.as_str()),
+        }
+    }
+}
+
 pub struct Router {
     intake: Intake,
     clock: Clock,
     health: Arc<Health>,
     metrics: PrometheusHandle,
     limits: BodyLimits,
-    per_integration: Vec<PerIntegration>,
+    /// By kind; a catalog kind's series are registered when it is first used.
+    per_integration: Vec<OnceLock<PerIntegration>>,
     integrations: Live<SettingsByKind>,
     silences: Arc<super::silences::SilenceStore>,
     recorder: Option<super::record::Recorder>,
@@ -108,6 +118,11 @@ fn own_path(path: &str) -> Option<(Integration, &str, bool)> {
 }
 
 impl Router {
+    /// `kind`'s metrics handles, registered on first use for a catalog kind.
+    fn per(&self, kind: Integration) -> &PerIntegration {
+        self.per_integration[kind as usize].get_or_init(|| PerIntegration::new(kind))
+    }
+
     pub fn new(
         intake: Intake,
         clock: Clock,
@@ -117,9 +132,12 @@ impl Router {
     ) -> Self {
         let per_integration = Integration::ALL
             .iter()
-            .map(|&i| PerIntegration {
-                counters: IntegrationCounters::new(i),
-                duration: metrics::histogram!(m::REQUEST_DURATION, m::LABEL_INTEGRATION => i.as_str()),
+            .map(|&i| {
+                let cell = OnceLock::new();
+                if !i.is_catalog() {
+                    let _ = cell.set(PerIntegration::new(i));
+                }
+                cell
             })
             .collect();
         Router {
@@ -299,7 +317,7 @@ impl Router {
             Route::PagerDutyChange => {
                 let started = Instant::now();
                 let resp = self.ingest_change(req).await;
-                self.per_integration[Integration::PagerDuty as usize]
+                self.per(Integration::PagerDuty)
                     .duration
                     .record(started.elapsed().as_secs_f64());
                 resp
@@ -334,7 +352,7 @@ impl Router {
                 let resp = self
                     .ingest_format(t.kind, &t.routing_key, &t.path, req)
                     .await;
-                self.per_integration[t.kind as usize]
+                self.per(t.kind)
                     .duration
                     .record(started.elapsed().as_secs_f64());
                 resp
@@ -475,7 +493,7 @@ impl Router {
                 return refusal(kind, refused);
             }
         }
-        let counters = &self.per_integration[kind as usize].counters;
+        let counters = &self.per(kind).counters;
         counters.received.increment(accepted);
         if parsed.summaries_truncated > 0 {
             counters
@@ -527,7 +545,7 @@ impl Router {
             m::rejected(name, refused.reason()).increment(1);
             return refusal(kind, refused);
         }
-        let counters = &self.per_integration[kind as usize].counters;
+        let counters = &self.per(kind).counters;
         counters.received.increment(1);
         counters.change_events.increment(1);
         if parsed.summary_truncated {

@@ -184,6 +184,15 @@ async fn an_alertmanager_batch_becomes_one_incident_on_a_real_broker() {
         ),
         "{metrics}"
     );
+    // Native kinds' series are there from the start; the catalog's 100-odd kinds only once used.
+    assert!(
+        metrics.contains("sluice_events_received_total{integration=\"pagerduty\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("integration=\"uptimerobot\""),
+        "an unused catalog kind has no series: {metrics}"
+    );
 }
 
 /// Refusals before any parsing, from the real binary: unknown kind, missing routing key.
@@ -195,7 +204,7 @@ async fn unknown_kinds_and_missing_routing_keys_are_refused_by_name() {
     let body = payload("firing", vec![alert("firing", "h:1", "f1", "s")]);
 
     let reply = client
-        .post("/integrations/grafana_oncall/rk", body.clone())
+        .post("/integrations/no_such_tool/rk", body.clone())
         .await
         .unwrap();
     assert_eq!(reply.status, 404);

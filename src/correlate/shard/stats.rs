@@ -92,7 +92,8 @@ pub(super) struct ShardMetrics {
     pub(super) resolved: Counter,
     pub(super) dropped_not_open: Counter,
     /// By [`Integration`], in the order of [`Integration::ALL`].
-    pub(super) deduplicated: Vec<Counter>,
+    /// By kind; a catalog kind's counter is registered when it first deduplicates.
+    pub(super) deduplicated: Vec<std::sync::OnceLock<Counter>>,
     /// By [`Held`].
     pub(super) held: [Counter; 3],
     pub(super) flapping: Counter,
@@ -113,7 +114,13 @@ impl ShardMetrics {
             dropped_not_open: m::dropped(DROP_ALERT_NOT_OPEN),
             deduplicated: Integration::ALL
                 .iter()
-                .map(|i| m::IntegrationCounters::new(*i).deduplicated)
+                .map(|&i| {
+                    let cell = std::sync::OnceLock::new();
+                    if !i.is_catalog() {
+                        let _ = cell.set(m::deduplicated(i));
+                    }
+                    cell
+                })
                 .collect(),
             held: [Held::Transient, Held::Threshold, Held::Suppressed]
                 .map(|h| m::incidents_held(h.as_str())),

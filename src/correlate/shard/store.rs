@@ -286,7 +286,10 @@ impl Shard {
         out: &mut Vec<OutboundMessage>,
     ) {
         self.stats.dedup += 1;
-        self.metrics.deduplicated[event.integration as usize].increment(1);
+        let kind = event.integration;
+        self.metrics.deduplicated[kind as usize]
+            .get_or_init(|| crate::metrics::deduplicated(kind))
+            .increment(1);
         let inc = self.slots.get_mut(slot);
         count_event(inc, index, now);
         let alert = &mut inc.alerts[index as usize];
