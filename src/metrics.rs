@@ -199,6 +199,8 @@ pub struct IntegrationCounters {
     pub deduplicated: Counter,
     pub summaries_truncated: Counter,
     pub change_events: Counter,
+    /// `sluice_request_duration_seconds` of the kind's requests.
+    pub duration: metrics::Histogram,
 }
 
 impl IntegrationCounters {
@@ -209,6 +211,7 @@ impl IntegrationCounters {
             deduplicated: deduplicated(integration),
             summaries_truncated: metrics::counter!(SUMMARIES_TRUNCATED, &label),
             change_events: metrics::counter!(CHANGE_EVENTS, &label),
+            duration: metrics::histogram!(REQUEST_DURATION, &label),
         }
     }
 
@@ -217,6 +220,33 @@ impl IntegrationCounters {
             .iter()
             .map(|&i| (i, IntegrationCounters::new(i)))
             .collect()
+    }
+}
+
+/// Metric handles by integration kind: a native kind's are registered at once, a catalog
+/// kind's when first asked for (see [`Integration::is_catalog`]).
+pub struct PerKind<T> {
+    cells: Vec<std::sync::OnceLock<T>>,
+    make: fn(Integration) -> T,
+}
+
+impl<T> PerKind<T> {
+    pub fn new(make: fn(Integration) -> T) -> Self {
+        let cells = Integration::ALL
+            .iter()
+            .map(|&kind| {
+                let cell = std::sync::OnceLock::new();
+                if !kind.is_catalog() {
+                    let _ = cell.set(make(kind));
+                }
+                cell
+            })
+            .collect();
+        PerKind { cells, make }
+    }
+
+    pub fn get(&self, kind: Integration) -> &T {
+        self.cells[kind as usize].get_or_init(|| (self.make)(kind))
     }
 }
 

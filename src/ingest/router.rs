@@ -8,13 +8,12 @@
 //! `/` and `/ui/...` are the status page's (`status`); the incidents API and Alertmanager's read
 //! API (`/api/v2/alerts` GET, `/api/v2/status`, ...) are `incidents_api`'s.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Buf;
 use http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::Clock;
@@ -59,28 +58,13 @@ impl Route {
     ];
 }
 
-struct PerIntegration {
-    counters: IntegrationCounters,
-    duration: Histogram,
-}
-
-impl PerIntegration {
-    fn new(kind: Integration) -> Self {
-        PerIntegration {
-            counters: IntegrationCounters::new(kind),
-            duration: metrics::histogram!(m::REQUEST_DURATION, m::LABEL_INTEGRATION => kind.as_str()),
-        }
-    }
-}
-
 pub struct Router {
     intake: Intake,
     clock: Clock,
     health: Arc<Health>,
     metrics: PrometheusHandle,
     limits: BodyLimits,
-    /// By kind; a catalog kind's series are registered when it is first used.
-    per_integration: Vec<OnceLock<PerIntegration>>,
+    per_integration: m::PerKind<IntegrationCounters>,
     integrations: Live<SettingsByKind>,
     silences: Arc<super::silences::SilenceStore>,
     recorder: Option<super::record::Recorder>,
@@ -118,11 +102,6 @@ fn own_path(path: &str) -> Option<(Integration, &str, bool)> {
 }
 
 impl Router {
-    /// `kind`'s metrics handles, registered on first use for a catalog kind.
-    fn per(&self, kind: Integration) -> &PerIntegration {
-        self.per_integration[kind as usize].get_or_init(|| PerIntegration::new(kind))
-    }
-
     pub fn new(
         intake: Intake,
         clock: Clock,
@@ -130,16 +109,7 @@ impl Router {
         metrics: PrometheusHandle,
         limits: BodyLimits,
     ) -> Self {
-        let per_integration = Integration::ALL
-            .iter()
-            .map(|&i| {
-                let cell = OnceLock::new();
-                if !i.is_catalog() {
-                    let _ = cell.set(PerIntegration::new(i));
-                }
-                cell
-            })
-            .collect();
+        let per_integration = m::PerKind::new(IntegrationCounters::new);
         Router {
             intake,
             clock,
@@ -317,7 +287,8 @@ impl Router {
             Route::PagerDutyChange => {
                 let started = Instant::now();
                 let resp = self.ingest_change(req).await;
-                self.per(Integration::PagerDuty)
+                self.per_integration
+                    .get(Integration::PagerDuty)
                     .duration
                     .record(started.elapsed().as_secs_f64());
                 resp
@@ -352,7 +323,8 @@ impl Router {
                 let resp = self
                     .ingest_format(t.kind, &t.routing_key, &t.path, req)
                     .await;
-                self.per(t.kind)
+                self.per_integration
+                    .get(t.kind)
                     .duration
                     .record(started.elapsed().as_secs_f64());
                 resp
@@ -493,7 +465,7 @@ impl Router {
                 return refusal(kind, refused);
             }
         }
-        let counters = &self.per(kind).counters;
+        let counters = self.per_integration.get(kind);
         counters.received.increment(accepted);
         if parsed.summaries_truncated > 0 {
             counters
@@ -545,7 +517,7 @@ impl Router {
             m::rejected(name, refused.reason()).increment(1);
             return refusal(kind, refused);
         }
-        let counters = &self.per(kind).counters;
+        let counters = self.per_integration.get(kind);
         counters.received.increment(1);
         counters.change_events.increment(1);
         if parsed.summary_truncated {

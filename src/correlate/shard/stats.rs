@@ -6,7 +6,6 @@
 
 use metrics::{Counter, Gauge};
 
-use crate::integration::Integration;
 use crate::metrics as m;
 use crate::publish::encode::MessageKind;
 
@@ -92,8 +91,7 @@ pub(super) struct ShardMetrics {
     pub(super) resolved: Counter,
     pub(super) dropped_not_open: Counter,
     /// By [`Integration`], in the order of [`Integration::ALL`].
-    /// By kind; a catalog kind's counter is registered when it first deduplicates.
-    pub(super) deduplicated: Vec<std::sync::OnceLock<Counter>>,
+    pub(super) deduplicated: m::PerKind<Counter>,
     /// By [`Held`].
     pub(super) held: [Counter; 3],
     pub(super) flapping: Counter,
@@ -112,16 +110,7 @@ impl ShardMetrics {
             opened: m::counter(m::INCIDENTS_OPENED),
             resolved: m::counter(m::INCIDENTS_RESOLVED),
             dropped_not_open: m::dropped(DROP_ALERT_NOT_OPEN),
-            deduplicated: Integration::ALL
-                .iter()
-                .map(|&i| {
-                    let cell = std::sync::OnceLock::new();
-                    if !i.is_catalog() {
-                        let _ = cell.set(m::deduplicated(i));
-                    }
-                    cell
-                })
-                .collect(),
+            deduplicated: m::PerKind::new(m::deduplicated),
             held: [Held::Transient, Held::Threshold, Held::Suppressed]
                 .map(|h| m::incidents_held(h.as_str())),
             flapping: m::counter(m::INCIDENTS_FLAPPING),

@@ -286,9 +286,9 @@ impl Shard {
         out: &mut Vec<OutboundMessage>,
     ) {
         self.stats.dedup += 1;
-        let kind = event.integration;
-        self.metrics.deduplicated[kind as usize]
-            .get_or_init(|| crate::metrics::deduplicated(kind))
+        self.metrics
+            .deduplicated
+            .get(event.integration)
             .increment(1);
         let inc = self.slots.get_mut(slot);
         count_event(inc, index, now);
