@@ -366,6 +366,18 @@ impl<'v> Reader<'v, '_> {
         })
     }
 }
+/// A value as event text: strings as they are, numbers and booleans as their JSON text;
+/// `None` for null, arrays and objects.
+pub fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
+    if let Some(s) = v.as_str() {
+        Some(s.to_string())
+    } else if v.is_number() || v.is_bool() {
+        Some(v.encode())
+    } else {
+        None
+    }
+}
+
 /// `%XX` escapes (and `+` as a space in query strings); `None` for a broken escape or bytes
 /// that are not UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {

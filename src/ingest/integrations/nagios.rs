@@ -50,7 +50,7 @@ use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
-use super::fields::percent_decode;
+use super::fields::{percent_decode, scalar};
 use super::{reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 use crate::integration::MAX_ROUTING_KEY_CHARS;
 
@@ -170,16 +170,6 @@ fn macros(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Macros, Integratio
         }
     }
     Ok(m)
-}
-
-fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
-    if let Some(s) = v.as_str() {
-        Some(s.to_string())
-    } else if v.is_number() || v.is_bool() {
-        Some(v.encode())
-    } else {
-        None
-    }
 }
 
 /// Icinga 2 JSON, mapped onto the Nagios macro names.

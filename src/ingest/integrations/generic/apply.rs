@@ -11,21 +11,10 @@ use crate::event::{fingerprint, Action, Event, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
 use crate::time::{from_epoch_number, parse_timestamp, Timestamp as Time};
 
-use super::super::fields::raw_details;
+use super::super::fields::{raw_details, scalar};
 use super::super::{summary, IngestRequest, IntegrationError, Parsed};
 use super::mapper::{BodyKind, Mapper, TextField};
 use super::pointer::{Part, Pointer, Source, Template};
-
-/// A value as event text: strings as they are, numbers and booleans as their JSON text.
-fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
-    if let Some(s) = v.as_str() {
-        Some(s.to_string())
-    } else if v.is_number() || v.is_bool() {
-        Some(v.encode())
-    } else {
-        None
-    }
-}
 
 fn lookup<T: Copy>(map: &[(String, T)], value: &str) -> Option<T> {
     map.iter()
