@@ -3,8 +3,9 @@
 //! Rust. build.rs makes every bundled definition a kind of the registry, parsed by
 //! [`Defined<N>`] (the N-th definition in kind order); the definitions themselves are the
 //! generic mapper's [`Mapper`](super::generic::Mapper) plus metadata, checked when built (their
-//! shape), when first used (fully, [`bundled`]) and by the tests. Users add their own from
-//! `[integrations.generic] definitions_dir` ([`load_dir`]), served by the generic kind under their file's name.
+//! shape), when the config is loaded (fully: [`bundled_problems`] are config problems) and by
+//! the tests. Users add their own from `[integrations.generic] definitions_dir`
+//! ([`load_dir`]), served by the generic kind under their file's name.
 //! `sluice check-integration DIR` (`super::check`) runs every definition of a folder and every
 //! fixture case next to it, as the golden test runs the bundled ones.
 
@@ -68,8 +69,9 @@ pub fn bundled() -> &'static [Definition] {
 
 /// The bundled definition of `kind`, if it is a catalog kind.
 pub fn definition_of(kind: Integration) -> Option<&'static Definition> {
-    let i = SOURCES.iter().position(|(k, _)| *k == kind.as_str())?;
-    bundled().get(i)
+    // build.rs appends the catalog's kinds to the registry in `SOURCES` order.
+    let first = Integration::ALL.len() - SOURCES.len();
+    kind.is_catalog().then(|| &bundled()[kind as usize - first])
 }
 
 /// The N-th bundled definition as a format of the registry.
