@@ -88,10 +88,10 @@ impl<const N: usize> Format for Defined<N> {
     }
 }
 
-/// Every `*.toml` of `dir` as a definition, in name order, with every problem. `as_kind`
-/// says what a file named like a bundled kind is: that kind (checking the bundled catalog)
-/// or a problem (a user's definition may not shadow a kind).
-pub fn read_dir(dir: &Path, as_kind: bool) -> (Vec<Definition>, Vec<String>) {
+/// Every `*.toml` of `dir` as a definition, in name order, with every problem. `bundled` says
+/// what a file named like a catalog kind is: that kind (`dir` is the bundled catalog) or a
+/// problem (a user's definition may not shadow a kind).
+pub fn read_dir(dir: &Path, bundled: bool) -> (Vec<Definition>, Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => return (Vec::new(), vec![format!("{}: {e}", dir.display())]),
@@ -117,7 +117,7 @@ pub fn read_dir(dir: &Path, as_kind: bool) -> (Vec<Definition>, Vec<String>) {
             continue;
         }
         let integration = match Integration::parse(&kind) {
-            Some(k) if as_kind && definition_of(k).is_some() => k,
+            Some(k) if bundled && definition_of(k).is_some() => k,
             Some(_) => {
                 problems.push(format!(
                     "{file}: {kind} is a built-in integration kind; name the definition otherwise"

@@ -164,6 +164,18 @@ fn bad_definitions_are_refused_naming_the_file_and_key() {
             "missing {needle:?} in:\n{problems}"
         );
     }
+    // check-integration says the same of a user's folder (a catalog kind's name too).
+    std::fs::write(dir.join("uptimerobot.toml"), SHOP).unwrap();
+    let (lines, ok) = check_dir(&dir, false);
+    let all = lines.join("\n");
+    assert!(!ok, "{all}");
+    for needle in [
+        "FAIL ",
+        "datadog is a built-in",
+        "uptimerobot is a built-in",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
