@@ -459,3 +459,49 @@ async fn catalog_kinds_are_served_as_native_ones_are() {
         assert!(keys.iter().any(|k| k == key), "{key} not among {keys:?}");
     }
 }
+
+/// A user's definition (`definitions_dir`) is served under the generic kind by its name.
+#[tokio::test]
+async fn a_users_definition_is_served_by_its_name() {
+    let dir = std::env::temp_dir().join(format!("sluice-http-defs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("shop.toml"),
+        "vendor = \"Shop\"\ntitle = \"t\"\ncategory = \"other\"\ndocs = [\"https://shop.example.com\"]\n\
+         samples = \"constructed\"\nsignature = \"none\"\nbody = \"form\"\n\
+         [map]\ndedup_key = \"{/check}@{/host}\"\naction = \"/state\"\n\
+         action_map = { ok = \"resolve\", \"*\" = \"trigger\" }\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[integrations.generic]\ndefinitions_dir = {:?}\n",
+        dir.display().to_string()
+    );
+    let rig = rig(64, SettingsByKind::from_toml(&config).unwrap());
+    let (status, answer) = rig
+        .post(
+            "/integrations/generic/shop/rk-shop",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "check=disk&host=db-1&state=failing".into(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["accepted"], 1);
+    let (status, answer) = rig
+        .post("/integrations/generic/nope/rk-shop", &[], "a=b".into())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("mappers: shop"),
+        "{answer}"
+    );
+    let published = rig.published().await;
+    assert_eq!(
+        published,
+        [("rk-shop".to_string(), vec!["disk@db-1".to_string()])]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
