@@ -101,6 +101,49 @@ fn check_config_takes_the_file_as_an_argument_and_prints_config_words() {
     );
 }
 
+/// `check-integration` on the bundled catalog passes (a line per case, exit 0); on a folder
+/// with a broken definition it names the file and key and exits 1; `check-config` takes a
+/// definitions folder from `SLUICE_INTEGRATIONS_DIR` and names its problems.
+#[test]
+fn check_integration_runs_a_folder_and_says_what_fails() {
+    let out = sluice(&["check-integration", "catalog"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("uptimerobot/down: ok: trigger key="),
+        "{stdout}"
+    );
+    assert!(!stdout.lines().any(|l| l.starts_with("FAIL ")), "{stdout}");
+
+    let dir = std::env::temp_dir().join(format!("sluice-cli-defs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("shop")).unwrap();
+    std::fs::write(
+        dir.join("shop.toml"),
+        "vendor = \"Shop\"\ntitle = \"t\"\ncategory = \"other\"\ndocs = [\"https://shop.example.com\"]\n\
+         samples = \"constructed\"\nsignature = \"none\"\n[map]\ndedup_key = \"/id\"\nsumary = \"/x\"\n",
+    )
+    .unwrap();
+    let folder = dir.display().to_string();
+    let out = sluice(&["check-integration", &folder], &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("shop.toml: map.sumary: unknown key"),
+        "{stdout}"
+    );
+    let out = sluice(
+        &["check-config", "config/sluice.toml"],
+        &[("SLUICE_INTEGRATIONS_DIR", &folder)],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("integrations.generic.definitions_dir") && stderr.contains("map.sumary"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn send_refuses_an_unknown_action_or_severity_before_any_request() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
