@@ -87,7 +87,7 @@ impl Mapper {
     }
 
     /// A field's text: the value at its pointer, or its template with missing placeholders
-    /// read as empty (a blank result is none).
+    /// read as empty (a blank result, or one with no placeholder filled, is none).
     fn text_of(
         &self,
         root: &BorrowedValue<'_>,
@@ -99,17 +99,23 @@ impl Mapper {
             Source::Pointer(p) => self.text(root, p, field, problems),
             Source::Template(t) => {
                 let mut out = String::new();
+                let (mut placeholders, mut filled) = (0, 0);
                 for part in t.parts() {
                     match part {
                         Part::Text(s) => out.push_str(s),
                         Part::Value(alts) => {
+                            placeholders += 1;
                             if let Some(v) = self.first(root, alts, field, problems) {
                                 out.push_str(&v);
+                                filled += 1;
                             }
                         }
                     }
                 }
-                (!out.trim().is_empty()).then_some(out)
+                // A template none of whose placeholders is present is no value (not its
+                // separators alone: " on : ").
+                let empty = placeholders > 0 && filled == 0;
+                (!empty && !out.trim().is_empty()).then_some(out)
             }
         }
     }

@@ -254,3 +254,43 @@ fn the_readme_worked_example_runs() {
     let want: serde_json::Value = serde_json::from_str(&event).unwrap();
     assert_eq!(got, want);
 }
+
+/// Templates: alternatives take the first present value, a constant is a value, missing
+/// placeholders read as empty, and a template with none of its placeholders filled is no value.
+#[test]
+fn templates_fill_alternatives_constants_and_leave_out_empty_ones() {
+    let settings = load(
+        r#"
+        [integrations.generic.t]
+        dedup_key = "{/check}@{/host|/ip}"
+        summary = "{/check} on {/host|/ip}: {/output}"
+        class = "shop check"
+        component = "{/app} / {/module}"
+        labels = { region = "{/region}-{/zone}" }
+        "#,
+    )
+    .unwrap();
+    let none = HeaderMap::new();
+    let parsed = run(
+        &settings,
+        None,
+        &none,
+        r#"{"check":"disk","ip":"203.0.113.9","zone":"b"}"#,
+    )
+    .unwrap();
+    let e = &parsed.events[0];
+    assert_eq!(e.dedup_key, "disk@203.0.113.9");
+    assert_eq!(e.summary, "disk on 203.0.113.9: ");
+    assert_eq!(e.class.as_deref(), Some("shop check"));
+    assert_eq!(
+        e.component, None,
+        "no placeholder filled: no value, not \" / \""
+    );
+    assert_eq!(e.labels, [("region".to_string(), "-b".to_string())]);
+    let err = run(&settings, None, &none, r#"{"check":"disk"}"#).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("'/host|/ip' (dedup_key) is missing"),
+        "{err}"
+    );
+}
