@@ -23,6 +23,42 @@ pub const PREFIX: &str = "/integrations/";
 pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
 pub const ROUTING_KEY_PARAM: &str = "routing_key";
 
+/// `; did you mean a or b?` for the kinds served under the prefix that `name` is a part of or
+/// within two edits of (`uptime_robot` -> `uptimerobot`), else nothing.
+fn did_you_mean(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    let close: Vec<&str> = Integration::ALL
+        .iter()
+        .filter(|k| k.key_from_request())
+        .map(|k| k.as_str())
+        .filter(|k| (name.len() >= 4 && k.contains(name.as_str())) || edits(&name, k) <= 2)
+        .take(5)
+        .collect();
+    match close.as_slice() {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [init @ .., last] => format!("; did you mean {} or {last}?", init.join(", ")),
+    }
+}
+
+/// Levenshtein distance (names are short).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// A request's integration, routing key, and the part of the path that belongs to the format
 /// (see [`super::IngestRequest::path`]).
 #[derive(Debug, PartialEq, Eq)]
@@ -89,8 +125,9 @@ pub fn target(
     };
     let Some(kind) = Integration::parse(name) else {
         return Err(Refusal::not_found(format!(
-            "no integration {name:?} at {PREFIX}<kind>/<routing_key> (kinds: {})",
-            Integration::generic_kinds()
+            "no integration {name:?} at {PREFIX}<kind>/<routing_key> (kinds: {}){}",
+            Integration::generic_kinds(),
+            did_you_mean(name)
         )));
     };
     if !kind.key_from_request() {

@@ -203,6 +203,18 @@ async fn refusals_before_parsing_say_what_to_do() {
             && !msg.contains(" pagerduty_v1,"),
         "{msg}"
     );
+    assert!(
+        msg.ends_with("; did you mean alertmanager_webhook or alertmanager_api?"),
+        "{msg}"
+    );
+    let (_, body) = rig
+        .post("/integrations/uptime_robot/rk", &[], "{}".into())
+        .await;
+    let msg = body["message"].as_str().unwrap();
+    assert!(msg.ends_with("; did you mean uptimerobot?"), "{msg}");
+    let (_, body) = rig.post("/integrations/zzzz/rk", &[], "{}".into()).await;
+    let msg = body["message"].as_str().unwrap();
+    assert!(!msg.contains("did you mean"), "{msg}");
     let (status, body) = rig
         .post("/integrations/pagerduty/rk", &[], "{}".into())
         .await;
