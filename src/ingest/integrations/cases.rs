@@ -56,7 +56,11 @@ impl Runner<'_> {
     fn accepted(&self, parsed: &Parsed) -> Response<Body> {
         match self {
             Runner::Kind(k) => super::accepted(*k, parsed),
-            Runner::Definition(d) => super::reply::accepted(d.answer, d.integration, parsed),
+            Runner::Definition(d) => super::reply::accepted(
+                parsed.answer.unwrap_or(http::StatusCode::ACCEPTED),
+                d.integration,
+                parsed,
+            ),
         }
     }
 }

@@ -12,9 +12,6 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use http::Response;
-
-use crate::ingest::response::Body;
 use crate::integration::Integration;
 
 use super::{Format, IngestRequest, IntegrationError, Parsed};
@@ -81,10 +78,6 @@ impl<const N: usize> Format for Defined<N> {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let d = &bundled()[N];
         d.mapper.map(d.integration, req, body)
-    }
-
-    fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        super::reply::accepted(bundled()[N].answer, kind, parsed)
     }
 }
 

@@ -32,7 +32,8 @@
 //! - **Values**: every field but `items`, `details`, `timestamp` and `resolve_when` may also be
 //!   a template (text that is not `""` nor `/`-led): `{/pointer}` placeholders, `{/a|/b}` for
 //!   the first present, none for a constant; `action` is `action_pointer`'s newer name; `"*"` in
-//!   `action_map` / `severity_map` is every other value; `default_severity`; `body = "form"`
+//!   `action_map` / `severity_map` is every other value; `default_severity`; `answer` (the
+//!   success status the sender expects, default `202`); `body = "form"`
 //!   (with `form_field`) or `"query"` (see `docs/integration-catalog.md`, whose definitions are
 //!   these tables plus metadata; `definitions_dir = "<folder>"` loads a folder of them as
 //!   mappers named by their files).

@@ -480,7 +480,7 @@ async fn a_users_definition_is_served_by_its_name() {
     std::fs::write(
         dir.join("shop.toml"),
         "vendor = \"Shop\"\ntitle = \"t\"\ncategory = \"other\"\ndocs = [\"https://shop.example.com\"]\n\
-         samples = \"constructed\"\nsignature = \"none\"\nbody = \"form\"\n\
+         samples = \"constructed\"\nsignature = \"none\"\nbody = \"form\"\nanswer = 200\n\
          [map]\ndedup_key = \"{/check}@{/host}\"\naction = \"/state\"\n\
          action_map = { ok = \"resolve\", \"*\" = \"trigger\" }\n",
     )
@@ -497,7 +497,7 @@ async fn a_users_definition_is_served_by_its_name() {
             "check=disk&host=db-1&state=failing".into(),
         )
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(status, StatusCode::OK, "its answer: {answer}");
     assert_eq!(answer["accepted"], 1);
     let (status, answer) = rig
         .post("/integrations/generic/nope/rk-shop", &[], "a=b".into())

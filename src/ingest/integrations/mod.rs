@@ -96,6 +96,9 @@ pub struct Parsed {
     pub summaries_truncated: u64,
     /// An SNS subscription to confirm or log (CloudWatch via SNS only).
     pub subscription: Option<cloudwatch_sns::Subscription>,
+    /// The success status a mapped sender expects (a definition's or mapper's `answer`), when
+    /// it is not the format's usual one.
+    pub answer: Option<StatusCode>,
 }
 
 impl Parsed {
@@ -106,6 +109,7 @@ impl Parsed {
             rejected: Vec::new(),
             summaries_truncated: u64::from(truncated),
             subscription: None,
+            answer: None,
         }
     }
 }
@@ -234,7 +238,7 @@ pub trait Format {
 
     /// The answer when the request's events are queued (default: `202` and the generic body).
     fn accepted(parsed: &Parsed, kind: Integration) -> Response<Body> {
-        reply::accepted(StatusCode::ACCEPTED, kind, parsed)
+        reply::accepted(parsed.answer.unwrap_or(StatusCode::ACCEPTED), kind, parsed)
     }
 
     /// The answer when the request is refused (default: the generic error body).

@@ -2,8 +2,6 @@
 //! sender's metadata and its [`Mapper`], checked as a whole with every problem named by file
 //! and key. The format is documented in `docs/integration-catalog.md`.
 
-use http::StatusCode;
-
 use crate::integration::Integration;
 
 use super::super::generic::{build, Mapper};
@@ -43,8 +41,6 @@ pub struct Definition {
     pub docs: Vec<String>,
     pub samples: Samples,
     pub signature: String,
-    /// The success status the sender expects.
-    pub answer: StatusCode,
     pub aliases: Vec<String>,
     pub notes: Option<String>,
     pub mapper: Mapper,
@@ -165,25 +161,6 @@ pub fn parse(
             problem("docs", format!("{url:?} is not an http(s) URL"));
         }
     }
-    let answer = match table.get("answer") {
-        None => StatusCode::ACCEPTED,
-        Some(v) => match v
-            .as_integer()
-            .and_then(|n| u16::try_from(n).ok())
-            // A 204 or 205 answer has no body, and sluice's success answer has one.
-            .filter(|n| (200..300).contains(n) && *n != 204 && *n != 205)
-            .and_then(|n| StatusCode::from_u16(n).ok())
-        {
-            Some(s) => s,
-            None => {
-                problem(
-                    "answer",
-                    "must be a success status with a body: 200 to 299, not 204 or 205".into(),
-                );
-                StatusCode::ACCEPTED
-            }
-        },
-    };
     for key in table.keys() {
         let known = REQUIRED.contains(&key.as_str()) || OPTIONAL.contains(&key.as_str());
         if key != "map" && !known {
@@ -193,7 +170,7 @@ pub fn parse(
     let mapper = match table.remove("map") {
         Some(toml::Value::Table(mut map)) => {
             // The body's shape is the definition's; the mapper reads it.
-            for key in ["body", "form_field"] {
+            for key in ["body", "form_field", "answer"] {
                 if let Some(v) = table.get(key) {
                     map.insert(key.into(), v.clone());
                 }
@@ -203,7 +180,7 @@ pub fn parse(
                 Err(errors) => {
                     for (key, what) in errors {
                         let at = match key.as_str() {
-                            "body" | "form_field" => key,
+                            "body" | "form_field" | "answer" => key,
                             "" => "map".to_string(),
                             _ => format!("map.{key}"),
                         };
@@ -239,7 +216,6 @@ pub fn parse(
             docs,
             samples,
             signature,
-            answer,
             aliases,
             notes,
             mapper,

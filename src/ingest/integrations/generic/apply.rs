@@ -378,7 +378,10 @@ impl Mapper {
                     Err(problems) => batch.reject(&at, named(problems)),
                 }
             }
-            return batch.finish();
+            return batch.finish().map(|mut parsed| {
+                parsed.answer = self.answer;
+                parsed
+            });
         }
         if !root.is_object() && !root.is_array() {
             return Err(IntegrationError::Malformed {
@@ -387,8 +390,14 @@ impl Mapper {
             });
         }
         match self.apply(kind, &root, req) {
-            Ok(Some((event, truncated))) => Ok(Parsed::one(event, truncated)),
-            Ok(None) => Ok(Parsed::default()),
+            Ok(Some((event, truncated))) => Ok(Parsed {
+                answer: self.answer,
+                ..Parsed::one(event, truncated)
+            }),
+            Ok(None) => Ok(Parsed {
+                answer: self.answer,
+                ..Parsed::default()
+            }),
             Err(problems) => Err(IntegrationError::Invalid {
                 kind,
                 problems: named(problems),

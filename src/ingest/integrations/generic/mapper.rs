@@ -49,6 +49,8 @@ pub struct Mapper {
     pub(super) links: Vec<(String, Source)>,
     /// What the request's body is.
     pub body: BodyKind,
+    /// The success status the sender expects (`answer`; none: the usual `202`).
+    pub answer: Option<http::StatusCode>,
 }
 
 /// What a mapped request carries its document in.
@@ -222,6 +224,7 @@ struct RawMapper {
     links: Option<BTreeMap<String, String>>,
     body: Option<String>,
     form_field: Option<String>,
+    answer: Option<i64>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -322,6 +325,20 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
     let timestamp = read(&mut problems, "timestamp", Source::parse, raw.timestamp);
     let details = read(&mut problems, "details", Pointer::parse, raw.details);
     let items = read(&mut problems, "items", Pointer::parse, raw.items);
+    // 204 and 205 carry no body, and sluice's success answer has one.
+    let answer = raw.answer.and_then(|n| {
+        let status = u16::try_from(n)
+            .ok()
+            .filter(|n| (200..300).contains(n) && *n != 204 && *n != 205)
+            .and_then(|n| http::StatusCode::from_u16(n).ok());
+        if status.is_none() {
+            problems.push((
+                "answer".into(),
+                "must be a success status with a body: 200 to 299, not 204 or 205".into(),
+            ));
+        }
+        status
+    });
     let body = BodyKind::parse(raw.body.as_deref(), raw.form_field).unwrap_or_else(|p| {
         problems.push(p);
         BodyKind::Json
@@ -433,5 +450,6 @@ pub fn build(name: &str, table: toml::Value) -> Result<Mapper, Vec<(String, Stri
         items,
         links,
         body,
+        answer,
     })
 }
