@@ -119,12 +119,14 @@ impl Fixture {
 fn fixtures() -> Vec<Fixture> {
     let mut out = Vec::new();
     for kind in Integration::ALL {
-        let dir = root()
-            .join("tests/fixtures/integrations")
-            .join(kind.as_str());
+        // A catalog kind's fixtures are beside its definition (`catalog/<kind>/`).
+        let dir = crate::ingest::integrations::cases::fixture_folder(kind);
         for path in files(&dir) {
             let name = path.file_name().unwrap().to_str().unwrap();
-            let Some(case) = name.strip_suffix(".request.json") else {
+            let Some(case) = name
+                .strip_suffix(".request.json")
+                .or_else(|| name.strip_suffix(".request.txt"))
+            else {
                 continue;
             };
             let context = std::fs::read_to_string(dir.join(format!("{case}.context.json")))
