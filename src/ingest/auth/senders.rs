@@ -17,7 +17,7 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 
 use crate::config::auth::{AuthConfig, SecretLocation};
-use crate::ingest::integrations::fields::percent_decode;
+use crate::ingest::integrations::fields::{percent_decode, query_param};
 use crate::ingest::response::{self, Body};
 use crate::integration::{ByKind, Integration};
 
@@ -223,14 +223,6 @@ pub fn strip_bearer(v: &[u8]) -> &[u8] {
         Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii(),
         _ => v,
     }
-}
-
-/// The first value of query parameter `name`, percent-decoded (an undecodable one is empty).
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v, true).unwrap_or_default())
-    })
 }
 
 /// Moves a `/secret/<secret>` prefix of the request's path into a [`PathSecret`] extension, so

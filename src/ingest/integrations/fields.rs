@@ -378,6 +378,23 @@ pub fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
     }
 }
 
+/// The first value of query parameter `name`, percent-decoded (an undecodable one is empty).
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v, true).unwrap_or_default())
+    })
+}
+
+/// The `(name, value)` pairs of form data or a query string, decoded (`+` as a space); `None`
+/// for a pair with a broken escape or bytes that are not UTF-8.
+pub fn form_pairs(text: &str) -> impl Iterator<Item = Option<(String, String)>> + '_ {
+    text.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        Some((percent_decode(k, true)?, percent_decode(v, true)?))
+    })
+}
+
 /// `%XX` escapes (and `+` as a space in query strings); `None` for a broken escape or bytes
 /// that are not UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {

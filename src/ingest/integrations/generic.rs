@@ -88,15 +88,7 @@ pub struct Mapped;
 /// `X-Sluice-Mapper`), or the only one configured.
 fn select<'m>(req: &IngestRequest<'_>, mappers: &'m Mappers) -> Result<&'m Mapper, String> {
     let from_path = (!req.path.is_empty()).then(|| req.path.to_string());
-    let from_query = from_path.or_else(|| {
-        req.query.and_then(|q| {
-            q.split('&').find_map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (k == MAPPER_PARAM)
-                    .then(|| super::fields::percent_decode(v, true).unwrap_or_default())
-            })
-        })
-    });
+    let from_query = from_path.or_else(|| super::fields::query_param(req.query, MAPPER_PARAM));
     let named = from_query.or_else(|| {
         req.headers
             .get(MAPPER_HEADER)

@@ -20,7 +20,7 @@ use simd_json::prelude::*;
 use crate::event::{Action, Event, Severity};
 use crate::integration::Integration;
 
-use super::fields::percent_decode;
+use super::fields::query_param;
 use super::{json_object, summary, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Heartbeat;
@@ -57,12 +57,7 @@ impl Format for Beat {
             .strip_prefix('/')
             .filter(|n| !n.is_empty())
             .map(str::to_string);
-        let from_query = req.query.and_then(|q| {
-            q.split('&').find_map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (k == "name").then(|| percent_decode(v, true).unwrap_or_default())
-            })
-        });
+        let from_query = query_param(req.query, "name");
         let from_body = member("name")?;
         let message = member("message")?;
         let Some(name) = from_path.or(from_query).or(from_body) else {

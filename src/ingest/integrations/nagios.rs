@@ -50,7 +50,7 @@ use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
-use super::fields::{percent_decode, scalar};
+use super::fields::{form_pairs, scalar};
 use super::{reply, summary, Format, IngestRequest, IntegrationError, Parsed};
 use crate::integration::MAX_ROUTING_KEY_CHARS;
 
@@ -138,9 +138,8 @@ fn macros(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Macros, Integratio
             kind: KIND,
             what: "body is not UTF-8 form data",
         })?;
-        for pair in text.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (Some(k), Some(v)) = (percent_decode(k, true), percent_decode(v, true)) else {
+        for pair in form_pairs(text) {
+            let Some((k, v)) = pair else {
                 return Err(IntegrationError::Malformed {
                     kind: KIND,
                     what: "body is neither a JSON object nor valid form data",

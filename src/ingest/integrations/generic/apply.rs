@@ -2,7 +2,7 @@
 //! fields or the query) into events ([`Mapper::map`]), each field from its pointer or template.
 //! Used by the generic kind's configured mappers and by the catalog's definitions alike.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -29,7 +29,7 @@ impl Mapper {
         &self,
         root: &BorrowedValue<'_>,
         p: &Pointer,
-        field: &str,
+        field: impl Display + Copy,
         problems: &mut Vec<String>,
     ) -> Option<String> {
         let v = p.get(root)?;
@@ -48,7 +48,7 @@ impl Mapper {
         &self,
         root: &BorrowedValue<'_>,
         alternatives: &[Pointer],
-        field: &str,
+        field: impl Display + Copy,
         problems: &mut Vec<String>,
     ) -> Option<String> {
         alternatives.iter().find_map(|p| {
@@ -62,7 +62,7 @@ impl Mapper {
         &self,
         root: &BorrowedValue<'_>,
         t: &Template,
-        field: &str,
+        field: impl Display + Copy,
         problems: &mut Vec<String>,
     ) -> Result<String, Vec<String>> {
         let mut out = String::new();
@@ -92,7 +92,7 @@ impl Mapper {
         &self,
         root: &BorrowedValue<'_>,
         src: &Source,
-        field: &str,
+        field: impl Display + Copy,
         problems: &mut Vec<String>,
     ) -> Option<String> {
         match src {
@@ -271,7 +271,7 @@ impl Mapper {
         });
         let mut labels = Vec::with_capacity(self.labels.len());
         for (name, src) in &self.labels {
-            if let Some(v) = self.text_of(root, src, &format!("labels.{name}"), &mut problems) {
+            if let Some(v) = self.text_of(root, src, format_args!("labels.{name}"), &mut problems) {
                 labels.push((name.clone(), v));
             }
         }
@@ -281,7 +281,7 @@ impl Mapper {
             .and_then(|p| raw_details(p.get(root)?));
         let mut links = Vec::new();
         for (text, src) in &self.links {
-            let href = self.text_of(root, src, &format!("links.{text}"), &mut problems);
+            let href = self.text_of(root, src, format_args!("links.{text}"), &mut problems);
             if let Some(href) = href.filter(|h| !h.trim().is_empty()) {
                 links.push(crate::event::Link {
                     href,
@@ -366,16 +366,18 @@ impl Mapper {
                 });
             };
             let mut batch = super::super::Batch::new(kind, items.len());
+            // An item's place is written only when it is refused.
+            let at = |i: usize| format!("items[{i}]");
             for (i, item) in items.iter().enumerate() {
-                let at = format!("items[{i}]");
                 if !item.is_object() {
+                    let at = at(i);
                     batch.reject(&at, named(vec![format!("'{at}' must be an object")]));
                     continue;
                 }
                 match self.apply(kind, item, req) {
                     Ok(Some((event, truncated))) => batch.accept(event, truncated),
                     Ok(None) => {}
-                    Err(problems) => batch.reject(&at, named(problems)),
+                    Err(problems) => batch.reject(&at(i), named(problems)),
                 }
             }
             return batch.finish().map(|mut parsed| {
@@ -424,26 +426,21 @@ fn form_object(
 ) -> Result<BorrowedValue<'static>, IntegrationError> {
     let malformed = |what| IntegrationError::Malformed { kind, what };
     let text = std::str::from_utf8(bytes).map_err(|_| malformed("body is not UTF-8 form data"))?;
-    let mut fields: Vec<(String, Vec<String>)> = Vec::new();
-    for pair in text.trim().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s| super::super::fields::percent_decode(s, true);
-        let (Some(k), Some(v)) = (decode(k), decode(v)) else {
-            return Err(malformed("form data has a broken %-escape"));
-        };
-        match fields.iter_mut().find(|(name, _)| *name == k) {
-            Some((_, values)) => values.push(v),
-            None => fields.push((k, vec![v])),
+    // One object, a field given twice turning into an array: linear in the fields however
+    // many there are (a hash lookup each, not a scan).
+    let mut object = simd_json::borrowed::Object::new();
+    for pair in super::super::fields::form_pairs(text.trim()) {
+        let (k, v) = pair.ok_or_else(|| malformed("form data has a broken %-escape"))?;
+        match object.get_mut(k.as_str()) {
+            None => {
+                object.insert(k.into(), BorrowedValue::from(v));
+            }
+            Some(BorrowedValue::Array(values)) => values.push(BorrowedValue::from(v)),
+            Some(slot) => {
+                let first = std::mem::replace(slot, BorrowedValue::null());
+                *slot = BorrowedValue::from(vec![first, BorrowedValue::from(v)]);
+            }
         }
-    }
-    let mut object = simd_json::borrowed::Object::with_capacity(fields.len());
-    for (k, mut values) in fields {
-        let value = if values.len() == 1 {
-            BorrowedValue::from(values.pop().expect("one value"))
-        } else {
-            BorrowedValue::from(values)
-        };
-        object.insert(k.into(), value);
     }
     Ok(BorrowedValue::from(object))
 }

@@ -294,3 +294,36 @@ fn templates_fill_alternatives_constants_and_leave_out_empty_ones() {
         "{err}"
     );
 }
+
+/// Form bodies: a field given twice or more is an array of its values, in order; a broken
+/// escape is refused as malformed.
+#[test]
+fn form_fields_given_twice_are_arrays() {
+    let settings = load(
+        r#"
+        [integrations.generic.f]
+        body = "form"
+        dedup_key = "/id"
+        labels = { first = "/tag/0", third = "/tag/2", host = "/host" }
+        "#,
+    )
+    .unwrap();
+    let none = HeaderMap::new();
+    let parsed = run(
+        &settings,
+        None,
+        &none,
+        "tag=a&id=1&tag=b+c&host=web%2D1&tag=d",
+    )
+    .unwrap();
+    let e = &parsed.events[0];
+    assert_eq!(e.dedup_key, "1");
+    let labels: Vec<(&str, &str)> = e
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(labels, [("first", "a"), ("host", "web-1"), ("third", "d")]);
+    let err = run(&settings, None, &none, "id=%zz").unwrap_err();
+    assert!(err.to_string().contains("broken %-escape"), "{err}");
+}
