@@ -56,11 +56,8 @@ impl Runner<'_> {
     fn accepted(&self, parsed: &Parsed) -> Response<Body> {
         match self {
             Runner::Kind(k) => super::accepted(*k, parsed),
-            Runner::Definition(d) => super::reply::accepted(
-                parsed.answer.unwrap_or(http::StatusCode::ACCEPTED),
-                d.integration,
-                parsed,
-            ),
+            // The mapper's `answer` travels in `parsed`: the kind's own answer is the one.
+            Runner::Definition(d) => super::accepted(d.integration, parsed),
         }
     }
 }
