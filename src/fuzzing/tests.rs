@@ -117,26 +117,20 @@ impl Fixture {
 }
 
 fn fixtures() -> Vec<Fixture> {
+    use crate::ingest::integrations::cases;
     let mut out = Vec::new();
     for kind in Integration::ALL {
-        // A catalog kind's fixtures are beside its definition (`catalog/<kind>/`).
-        let dir = crate::ingest::integrations::cases::fixture_folder(kind);
-        for path in files(&dir) {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            let Some(case) = name
-                .strip_suffix(".request.json")
-                .or_else(|| name.strip_suffix(".request.txt"))
-            else {
-                continue;
-            };
+        // The golden test's own listing (a catalog kind's cases are in `catalog/<kind>/`).
+        let dir = cases::fixture_folder(kind);
+        for case in cases::cases(&dir).unwrap_or_else(|e| panic!("{e}")) {
             let context = std::fs::read_to_string(dir.join(format!("{case}.context.json")))
                 .map_or(Value::Object(Default::default()), |t| {
                     serde_json::from_str(&t).unwrap()
                 });
             out.push(Fixture {
                 kind,
-                case: case.to_string(),
-                body: std::fs::read(&path).unwrap(),
+                body: std::fs::read(cases::request_file(&dir, &case)).unwrap(),
+                case,
                 context,
             });
         }
