@@ -171,11 +171,11 @@ fn intake(c: &mut Criterion) {
                         let polled = submit.poll(&mut Context::from_waker(Waker::noop()));
                         assert!(matches!(polled, Poll::Ready(Ok(()))), "taken");
                         for (shard, queue) in queues.iter_mut().enumerate() {
-                            while let Ok(input) = queue.try_recv() {
-                                taken.push(input);
-                            }
-                            if let Some(fair) = &fair {
-                                fair.taken(shard, &taken);
+                            while let Some(batch) = queue.try_recv() {
+                                if let Some(fair) = &fair {
+                                    fair.taken(shard, &batch);
+                                }
+                                taken.push(batch);
                             }
                             taken.clear();
                         }

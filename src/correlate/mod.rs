@@ -3,8 +3,9 @@
 //! State is split into shards by the pipeline's partition function (an xxh3 hash of the
 //! routing key), so every alert and incident of a routing key lives in one shard: grouping
 //! never crosses shards, an acknowledge or resolve that carries only a dedup key finds its
-//! alert, and no lock is shared. Each shard is owned by one task that reads a bounded channel
-//! (`pipeline::local`); a full channel is the ingest tier's signal to answer 503.
+//! alert, and no lock is shared. Each shard is owned by one task that reads its queue
+//! ([`queue`]: bounded in events, a request's events for the shard in one send, from
+//! `pipeline::local`); a full queue is the ingest tier's signal to answer 503.
 //!
 //! A shard's time is its partition time: the highest `received_at` of the events it has seen
 //! (stamped at ingest), moved on by ticks while it is idle so timers fire. The same shards
@@ -14,6 +15,7 @@
 pub mod event_rules;
 pub mod incident;
 pub mod maintenance;
+pub mod queue;
 pub mod rules;
 pub mod shard;
 pub mod silence;
@@ -174,7 +176,7 @@ impl Correlator {
         sink: Arc<dyn Sink>,
         partition: PartitionFn,
         dequeued: Option<Arc<dyn Dequeued>>,
-    ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
+    ) -> (Correlator, Vec<queue::QueueTx>) {
         let n = Correlator::shards(config);
         let shards = build_shards(config, n).into_iter().map(TimedShard::new);
         let parts = worker::Parts {
@@ -197,7 +199,7 @@ impl Correlator {
         partition: PartitionFn,
         dequeued: Option<Arc<dyn Dequeued>>,
         state: Arc<StateDir>,
-    ) -> Result<(Correlator, Vec<mpsc::Sender<Input>>), StateError> {
+    ) -> Result<(Correlator, Vec<queue::QueueTx>), StateError> {
         let n = Correlator::shards(config);
         let shards = match state.load(config, n, partition)? {
             Some(restored) => {
@@ -237,7 +239,7 @@ impl Correlator {
         config: &CorrelateConfig,
         shards: Vec<TimedShard>,
         parts: worker::Parts,
-    ) -> (Correlator, Vec<mpsc::Sender<Input>>) {
+    ) -> (Correlator, Vec<queue::QueueTx>) {
         let n = shards.len();
         let (stop, stop_rx) = watch::channel(false);
         let (rules, rules_rx) = watch::channel(Arc::new(config.clone()));
@@ -250,7 +252,7 @@ impl Correlator {
         let peers: Arc<[mpsc::UnboundedSender<Event>]> = routed_tx.into();
         let drained = Arc::new(tokio::sync::Barrier::new(n));
         for (index, (timed, routed)) in shards.into_iter().zip(routed_rx).enumerate() {
-            let (tx, rx) = mpsc::channel(config.queue_capacity);
+            let (tx, rx) = queue::queue(config.queue_capacity);
             senders.push(tx);
             let worker = worker::Worker::new(
                 timed,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use super::queue::QueueRx;
 use super::state_dir::StateDir;
 use super::{hand_to_sink, Dequeued, Input, PartitionFn, TimedShard};
 use crate::clock::Clock;
@@ -27,7 +28,7 @@ pub(super) struct Parts {
 
 pub(super) struct Worker {
     timed: TimedShard,
-    rx: mpsc::Receiver<Input>,
+    rx: QueueRx,
     /// Events other shards' event rules re-routed to this one.
     routed: mpsc::UnboundedReceiver<Event>,
     /// Every shard's `routed`, in shard order.
@@ -52,7 +53,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         timed: TimedShard,
-        rx: mpsc::Receiver<Input>,
+        rx: QueueRx,
         routed: mpsc::UnboundedReceiver<Event>,
         peers: Arc<[mpsc::UnboundedSender<Event>]>,
         index: usize,
@@ -80,7 +81,7 @@ impl Worker {
 
     pub(super) async fn run(mut self) {
         let mut out = Vec::with_capacity(BATCH);
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batches = Vec::new();
         let mut routed = Vec::new();
         let mut saves = self.state.as_ref().map(|s| {
             let mut every = tokio::time::interval(s.every);
@@ -101,17 +102,19 @@ impl Worker {
                         self.timed.apply_routed(event, None, &mut out);
                     }
                 }
-                n = self.rx.recv_many(&mut batch, BATCH) => {
+                n = self.rx.recv_many(&mut batches, BATCH) => {
                     if n == 0 {
                         // Every sender is gone (the server has shut down): finish as on stop.
                         self.finish(&mut out).await;
                         break;
                     }
-                    if let Some(d) = &self.dequeued {
-                        d.taken(self.index, &batch);
-                    }
-                    for input in batch.drain(..) {
-                        self.apply(input, &mut out);
+                    for batch in batches.drain(..) {
+                        if let Some(d) = &self.dequeued {
+                            d.taken(self.index, &batch);
+                        }
+                        for input in batch {
+                            self.apply(input, &mut out);
+                        }
                     }
                 }
                 _ = async { sleep.expect("guarded").await }, if sleep.is_some() => {
@@ -151,11 +154,13 @@ impl Worker {
     /// they re-routed here), publishes what is waiting.
     async fn finish(&mut self, out: &mut Vec<OutboundMessage>) {
         self.rx.close();
-        while let Some(input) = self.rx.recv().await {
+        while let Some(batch) = self.rx.recv().await {
             if let Some(d) = &self.dequeued {
-                d.taken(self.index, std::slice::from_ref(&input));
+                d.taken(self.index, &batch);
             }
-            self.apply(input, out);
+            for input in batch {
+                self.apply(input, out);
+            }
         }
         self.drained.wait().await;
         while let Ok(event) = self.routed.try_recv() {

@@ -1,16 +1,16 @@
-//! The in-process pipeline: events go to the correlator's shards through bounded channels, one
-//! per shard, room reserved for a whole request before any of it is sent, so a full queue
-//! refuses the request (503) and never half of it. With fair admission (`super::fair`), a
+//! The in-process pipeline: events go to the correlator's shards through their bounded queues
+//! (`correlate::queue`), a request's events for one shard in one send, room reserved for the
+//! whole request before any of it is sent, so a full queue refuses the request (503) and never
+//! half of it. With fair admission (`super::fair`), a
 //! routing key over its share of a shard queue past half full is refused the same way while
 //! other keys are still taken. The same hand-over drives the inline shards of `sluice
 //! replay`, which apply each input the moment it is submitted.
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
-
 use crate::clock::Clock;
 use crate::config::CorrelateConfig;
+use crate::correlate::queue::{self, QueueRx, QueueTx};
 use crate::correlate::silence::Silence;
 use crate::correlate::{Correlator, Inline, Input};
 use crate::event::{ChangeEvent, Command, Event};
@@ -82,9 +82,9 @@ pub fn bare_channels(
     shards: usize,
     capacity: usize,
     fair: bool,
-) -> (Intake, Vec<mpsc::Receiver<Input>>, Option<Arc<FairShare>>) {
+) -> (Intake, Vec<QueueRx>, Option<Arc<FairShare>>) {
     let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..shards).map(|_| mpsc::channel(capacity)).unzip();
+        (0..shards).map(|_| queue::queue(capacity)).unzip();
     let fair = fair.then(|| Arc::new(FairShare::new(shards)));
     let channels = Channels {
         senders: senders.into(),
@@ -103,7 +103,7 @@ pub(super) enum Local {
 /// The shards' queues, in shard order, and what each routing key holds in them.
 #[derive(Clone)]
 pub(super) struct Channels {
-    senders: Arc<[mpsc::Sender<Input>]>,
+    senders: Arc<[QueueTx]>,
     fair: Option<Arc<FairShare>>,
 }
 
@@ -124,7 +124,7 @@ impl Local {
         match self {
             Local::Channels(channels) => {
                 for s in channels.senders.iter() {
-                    let _ = s.send(Input::Silences(Arc::clone(&silences))).await;
+                    s.send(Input::Silences(Arc::clone(&silences))).await;
                 }
             }
             Local::Inline(inline) => inline
@@ -158,8 +158,8 @@ impl Local {
 
 impl Channels {
     /// Reserves room in every shard queue the items need, admits each routing key's part (fair
-    /// admission), then sends them; the events go to their shards as they are, with no copy of
-    /// the batch. Refused, nothing is sent and nothing stays counted.
+    /// admission), then sends each shard its part in one batch, the events moved as they are.
+    /// Refused, nothing is sent and nothing stays counted.
     fn send<T>(
         &self,
         items: Vec<T>,
@@ -168,55 +168,47 @@ impl Channels {
     ) -> Result<(), Refused> {
         let senders = &self.senders;
         let n = senders.len();
+        let shard_of = |hash: u64| (hash % n as u64) as usize;
         if let [single] = items.as_slice() {
             let hash = key_hash(routing_key(single));
-            let s = (hash % n as u64) as usize;
-            let fill = queued(&senders[s]);
-            let permit = senders[s].try_reserve().map_err(|_| Refused::Overloaded)?;
+            let s = shard_of(hash);
+            let fill = senders[s].queued();
+            let room = senders[s].try_reserve(1).ok_or(Refused::Overloaded)?;
             if let Some(fair) = &self.fair {
-                if !fair.admit(s, hash, 1, fill, senders[s].max_capacity()) {
+                if !fair.admit(s, hash, 1, fill, senders[s].capacity()) {
                     return Err(Refused::OverShare);
                 }
             }
-            permit.send(wrap(items.into_iter().next().expect("one item")));
+            room.send(items.into_iter().map(wrap).collect());
             return Ok(());
         }
         let hashes: Vec<u64> = items.iter().map(|i| key_hash(routing_key(i))).collect();
-        let shard_of = |hash: u64| (hash % n as u64) as usize;
         let mut counts = vec![0usize; n];
         for &h in &hashes {
             counts[shard_of(h)] += 1;
         }
-        let fills: Vec<usize> = senders.iter().map(queued).collect();
-        let mut permits = Vec::with_capacity(n);
+        let fills: Vec<usize> = senders.iter().map(QueueTx::queued).collect();
+        let mut reserved = Vec::with_capacity(n);
         for (s, &count) in counts.iter().enumerate() {
-            permits.push(if count == 0 {
-                None
-            } else {
-                Some(
-                    senders[s]
-                        .try_reserve_many(count)
-                        .map_err(|_| Refused::Overloaded)?,
-                )
+            reserved.push(match count {
+                0 => None,
+                _ => Some(senders[s].try_reserve(count).ok_or(Refused::Overloaded)?),
             });
         }
         if let Some(fair) = &self.fair {
-            admit_all(fair, &hashes, n, |s| (fills[s], senders[s].max_capacity()))?;
+            admit_all(fair, &hashes, n, |s| (fills[s], senders[s].capacity()))?;
         }
+        let mut batches: Vec<Vec<Input>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
         for (item, h) in items.into_iter().zip(hashes) {
-            permits[shard_of(h)]
-                .as_mut()
-                .and_then(Iterator::next)
-                .expect("reserved")
-                .send(wrap(item));
+            batches[shard_of(h)].push(wrap(item));
+        }
+        for (room, batch) in reserved.into_iter().zip(batches) {
+            if let Some(room) = room {
+                room.send(batch);
+            }
         }
         Ok(())
     }
-}
-
-/// Events in `sender`'s queue (or reserved for it).
-fn queued(sender: &mpsc::Sender<Input>) -> usize {
-    sender.max_capacity() - sender.capacity()
 }
 
 /// Admits each routing key's events of a request into its shard, or none of them: a refusal
@@ -451,6 +443,33 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(submit("noisy", 4).await, Ok(()));
         correlator.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_request_reaches_each_shard_in_one_send() {
+        let (intake, mut queues, _) = bare_channels(SHARDS, 64, true);
+        let other = sender_key();
+        let mut events = triggers("dba", 30);
+        events.extend(triggers(&other, 20));
+        intake.submit_events(events).await.unwrap();
+        for (shard, queue) in queues.iter_mut().enumerate() {
+            let expected = [("dba", 30), (other.as_str(), 20)]
+                .iter()
+                .filter(|(k, _)| partition(k, SHARDS) == shard)
+                .map(|(_, n)| n)
+                .sum::<usize>();
+            let batches: Vec<usize> = std::iter::from_fn(|| queue.try_recv())
+                .map(|b| b.len())
+                .collect();
+            match expected {
+                0 => assert!(batches.is_empty(), "shard {shard}: {batches:?}"),
+                n => assert_eq!(batches, [n], "shard {shard}: one batch of its events"),
+            }
+        }
+        // A request larger than a queue is refused whole.
+        let refused = intake.submit_events(triggers("dba", 65)).await;
+        assert_eq!(refused, Err(Refused::Overloaded));
+        assert!(queues.iter_mut().all(|q| q.try_recv().is_none()));
     }
 
     #[tokio::test]
