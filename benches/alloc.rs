@@ -8,6 +8,12 @@
 //! - `correlate new alert`: a new dedup key into an existing group (growing by N alerts, so
 //!   the amortized growth of its alert list and of the alert table is included).
 //! - `encode opened, <n> alert(s)`: `Incident::to_message`, per message.
+//! - `hold`: live heap bytes per open alert (allocated and not freed) once `HOLD` distinct
+//!   alerts of the load test's RSS shape (`benches/common/rss_alerts.json`: 64 alerts of
+//!   `load-tests/gen.py`'s `rss_api256`, 8-16 labels and 2-4 annotations each, their
+//!   `alert_id` made distinct per batch) are parsed by `alertmanager_api` and held by one
+//!   shard under `load-tests/sluice.toml`'s rules: what an alert keeps, without the
+//!   allocator's own overhead (the RSS phase of `load-tests/compare.sh` has that).
 //!
 //! An allocation is one call to `alloc`, `alloc_zeroed` or `realloc`; its bytes are the size
 //! asked for (for `realloc`, the new size), as dhat counts them. Frees are not counted. Events
@@ -26,13 +32,15 @@ use std::sync::Arc;
 use sluice::config::defaults::MAX_ALERTS_PER_MESSAGE;
 use sluice::correlate::rules::Rule;
 use sluice::correlate::shard::Caps;
-use sluice::correlate::Shard;
+use sluice::correlate::{Part, Shard};
 use sluice::event::Event;
 use sluice::publish::encode::MessageKind;
 use sluice::time::UnixMillis;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed.
+static LIVE: AtomicU64 = AtomicU64::new(0);
 
 struct Counting;
 
@@ -41,6 +49,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
+        LIVE.fetch_add(layout.size() as u64, Relaxed);
         // SAFETY: the caller's contract for `layout` is `System`'s.
         unsafe { System.alloc(layout) }
     }
@@ -48,11 +57,13 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
+        LIVE.fetch_add(layout.size() as u64, Relaxed);
         // SAFETY: as for `alloc`.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Relaxed);
         // SAFETY: `ptr` was allocated by `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -60,6 +71,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
         BYTES.fetch_add(new_size as u64, Relaxed);
+        LIVE.fetch_add(new_size as u64, Relaxed);
+        LIVE.fetch_sub(layout.size() as u64, Relaxed);
         // SAFETY: `ptr` was allocated by `System` with `layout`; the caller checks `new_size`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -180,6 +193,9 @@ fn main() {
         ));
     }
 
+    let hold = if measuring { 100_032 } else { 1_024 };
+    let held = live_per_alert(&cases, hold);
+
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(5);
     println!(
         "allocations per event ({n} iterations after {warm_up} warm-up; correlator: {storm}{})",
@@ -196,4 +212,42 @@ fn main() {
     for (stage, a, b) in rows {
         println!("{stage:<width$} | {a:>21.2} | {b:>25.1}");
     }
+    println!("\nhold: {held:.0} live heap bytes per open alert ({hold} alerts of the RSS shape)");
+}
+
+/// Live heap bytes per open alert once `n` alerts of the load test's RSS shape are held (see
+/// the module's `hold`).
+fn live_per_alert(cases: &[common::Case], n: usize) -> f64 {
+    let api = cases
+        .iter()
+        .find(|c| c.kind == sluice::integration::Integration::AlertmanagerApi)
+        .expect("an alertmanager_api case");
+    let config = sluice::config::Config::from_toml(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/load-tests/sluice.toml"))
+            .expect("load-tests/sluice.toml"),
+        Vec::new(),
+    )
+    .expect("the load test's config");
+    let template = include_str!("common/rss_alerts.json");
+    let per_batch = serde_json::from_str::<Vec<serde_json::Value>>(template)
+        .expect("JSON")
+        .len();
+    let mut shard = sluice::correlate::build_shard(&config.correlate, Part::ONLY);
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let before = LIVE.load(Relaxed);
+    for batch in 0..n.div_ceil(per_batch) {
+        let body = template.replace("@@N@@", &batch.to_string());
+        for event in api.parse_body(&mut buf, body.as_bytes()).events {
+            shard.apply(event, UnixMillis(1_000), &mut out);
+        }
+    }
+    buf = Vec::new();
+    drop(buf);
+    assert!(out.is_empty(), "no message inside group_wait");
+    let held = shard.open_alerts();
+    assert_eq!(held, n.div_ceil(per_batch) * per_batch, "every alert held");
+    let live = LIVE.load(Relaxed) - before;
+    black_box(&shard);
+    live as f64 / held as f64
 }
