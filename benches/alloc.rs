@@ -223,8 +223,11 @@ fn live_per_alert(cases: &[common::Case], n: usize) -> f64 {
         .find(|c| c.kind == sluice::integration::Integration::AlertmanagerApi)
         .expect("an alertmanager_api case");
     let config = sluice::config::Config::from_toml(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/load-tests/sluice.toml"))
-            .expect("load-tests/sluice.toml"),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/load-tests/sluice.toml"
+        ))
+        .expect("load-tests/sluice.toml"),
         Vec::new(),
     )
     .expect("the load test's config");

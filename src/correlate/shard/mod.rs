@@ -346,12 +346,20 @@ impl Shard {
                     self.review(slot, at, out);
                 }
                 Timer::AlertEnds { slot, index, hash } => {
-                    let due = self
+                    // An open alert with an end has an entry at or before it; a refresh that
+                    // moved the end later left it there, and it moves on now.
+                    match self
                         .slots
                         .open_alert(slot, index, hash)
-                        .is_some_and(|a| a.ends_at == Some(at));
-                    if due {
-                        self.resolve(slot, index, ResolvedBy::Time, at, out);
+                        .and_then(|a| a.ends_at)
+                    {
+                        Some(end) if end <= at => {
+                            self.resolve(slot, index, ResolvedBy::Time, at, out)
+                        }
+                        Some(end) => self
+                            .timers
+                            .schedule(end, Timer::AlertEnds { slot, index, hash }),
+                        None => {}
                     }
                 }
                 Timer::Heartbeat { index } => self.heartbeat_due(index, at, out),

@@ -299,6 +299,15 @@ impl Shard {
         if event.custom_details.is_some() {
             alert.details = event.custom_details;
         }
+        // Its timer stays where it is while the end moves later (the usual refresh: Prometheus
+        // re-sends every minute with `endsAt` pushed on): when it fires, it moves to the end
+        // then ([`Shard::advance`]), so a refresh schedules nothing. An earlier end, or an
+        // end where there was none, needs its own entry.
+        let reschedule = match (alert.ends_at, event.ends_at) {
+            (Some(old), Some(new)) => new < old,
+            (None, new) => new.is_some(),
+            (Some(_), None) => false,
+        };
         alert.ends_at = event.ends_at;
         let hash = alert.hash;
         let old = std::mem::replace(&mut alert.severity, event.severity);
@@ -307,7 +316,7 @@ impl Shard {
             inc.severity_counts[old as usize] -= 1;
             inc.severity_counts[event.severity as usize] += 1;
         }
-        if let Some(at) = event.ends_at {
+        if let Some(at) = event.ends_at.filter(|_| reschedule) {
             self.timers
                 .schedule(at, Timer::AlertEnds { slot, index, hash });
         }

@@ -930,6 +930,39 @@ fn alerts_with_ends_at_resolve_by_time_unless_refreshed() {
     assert_eq!(msgs[0]["resolved_at"], "2023-11-14T22:16:40.000Z");
 }
 
+/// Prometheus re-sends a firing alert every minute with its end pushed on: the re-sends add no
+/// timer (its one entry moves on when it comes due), an earlier end still resolves it then, and
+/// an end taken away keeps it open.
+#[test]
+fn a_refresh_that_moves_the_end_later_schedules_no_timer() {
+    let mut h = Harness::new(rule(&["source"]));
+    let ends = |secs: Option<u64>| {
+        move |e: &mut Event| {
+            e.source = "db-1".into();
+            e.ends_at = secs.map(|s| UnixMillis(T0 + s * 1000));
+        }
+    };
+    h.with(Action::Trigger, "a", ends(Some(240))).at(30);
+    h.take();
+    let timers = h.shard.timers.len();
+    for minute in 1..=10 {
+        h.at(minute * 60)
+            .with(Action::Trigger, "a", ends(Some(minute * 60 + 240)));
+    }
+    assert!(h.shard.timers.len() <= timers, "ten re-sends, no new entry");
+    assert!(h.take().iter().all(|m| m["type"] != "resolved"));
+    // The end moves earlier: it resolves at the new end.
+    h.at(660).with(Action::Trigger, "a", ends(Some(700))).at(699);
+    assert!(h.take().iter().all(|m| m["type"] != "resolved"));
+    h.at(700);
+    assert_eq!(h.types(), ["resolved:2"], "opened, then resolved at 700 s");
+    // Re-opened with an end, then re-sent without one: it stays open past that end.
+    h.at(800).with(Action::Trigger, "b", ends(Some(900)));
+    h.at(850).with(Action::Trigger, "b", ends(None)).at(2000);
+    assert!(h.take().iter().all(|m| m["type"] != "resolved"));
+    assert_eq!(h.shard.open_alerts(), 1);
+}
+
 use serde_json::json;
 
 /// No event arrives when an alert's `ends_at` passes: its resolve counts nothing, on the alert
