@@ -241,7 +241,11 @@ fn live_per_alert(cases: &[common::Case], n: usize) -> f64 {
     let before = LIVE.load(Relaxed);
     for batch in 0..n.div_ceil(per_batch) {
         let body = template.replace("@@N@@", &batch.to_string());
-        for event in api.parse_body(&mut buf, body.as_bytes()).events {
+        buf.clear();
+        buf.extend_from_slice(body.as_bytes());
+        let parsed = sluice::ingest::integrations::parse(api.kind, &api.request(), &mut buf)
+            .expect("the batch parses");
+        for event in parsed.events {
             shard.apply(event, UnixMillis(1_000), &mut out);
         }
     }

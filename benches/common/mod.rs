@@ -51,13 +51,6 @@ impl Case {
         integrations::parse(self.kind, &self.request(), buf).expect("an accepted case parses")
     }
 
-    /// Parses another body as if it were this case's.
-    pub fn parse_body(&self, buf: &mut Vec<u8>, body: &[u8]) -> Parsed {
-        buf.clear();
-        buf.extend_from_slice(body);
-        integrations::parse(self.kind, &self.request(), buf).expect("the body parses")
-    }
-
     pub fn label(&self) -> String {
         format!("{}/{}", self.kind.as_str(), self.name)
     }
