@@ -56,6 +56,27 @@ pub fn key_hash(routing_key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(routing_key.as_bytes())
 }
 
+/// Hashes a value that is a hash already ([`key_hash`], an alert's hash) as itself: for the
+/// tables keyed by one.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Which shard (or partition) of how many: what a shard owns ([`partition`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Part {

@@ -27,27 +27,7 @@ use tokio::sync::watch;
 use crate::correlate::silence::Silence;
 use crate::event::{ChangeEvent, Command, Event};
 
-pub use crate::correlate::{key_hash, partition};
-
-/// Hashes a [`key_hash`] as itself: the admission tables' keys are hashes already.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+pub use crate::correlate::{key_hash, partition, KeyHasher};
 
 /// Why a request's events were not taken. Nothing of a refused request was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

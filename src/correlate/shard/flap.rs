@@ -9,17 +9,96 @@
 //! recorded is dropped: memory stays bounded without a timer. (With rules of different
 //! `within`, that can drop changes a longer one would still count.)
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::FlapConfig;
+use crate::correlate::KeyHasher;
 use crate::time::UnixMillis;
 
 use super::Shard;
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct FlapHistory {
-    /// Recent state changes per alert hash.
-    changes: HashMap<u64, VecDeque<UnixMillis>>,
+    /// Recent state changes per alert hash (the hashes are xxh3 already).
+    changes: HashMap<u64, Changes, BuildHasherDefault<KeyHasher>>,
+}
+
+/// One alert's recent changes, oldest first. Nearly every alert opens and then changes at
+/// most once in a while: its one change is kept inline, with no allocation; a second one
+/// moves them to a queue. Stored as the list of times.
+#[derive(Clone, Debug, PartialEq)]
+enum Changes {
+    One(UnixMillis),
+    Many(VecDeque<UnixMillis>),
+}
+
+impl Changes {
+    fn push(&mut self, at: UnixMillis) {
+        match self {
+            Changes::One(first) => *self = Changes::Many(VecDeque::from([*first, at])),
+            Changes::Many(all) => all.push_back(at),
+        }
+    }
+
+    /// Forgets the changes before `horizon`; false when none is left.
+    fn keep_since(&mut self, horizon: UnixMillis) -> bool {
+        match self {
+            Changes::One(at) => *at >= horizon,
+            Changes::Many(all) => {
+                while all.front().is_some_and(|t| *t < horizon) {
+                    all.pop_front();
+                }
+                match all.as_slices() {
+                    ([], []) => false,
+                    ([only], []) | ([], [only]) => {
+                        *self = Changes::One(*only);
+                        true
+                    }
+                    _ => true,
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Changes::One(_) => 1,
+            Changes::Many(all) => all.len(),
+        }
+    }
+
+    fn last(&self) -> Option<UnixMillis> {
+        match self {
+            Changes::One(at) => Some(*at),
+            Changes::Many(all) => all.back().copied(),
+        }
+    }
+}
+
+impl Serialize for Changes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Changes::One(at) => s.collect_seq([at]),
+            Changes::Many(all) => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Changes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut all = VecDeque::<UnixMillis>::deserialize(d)?;
+        Ok(match (all.len(), all.front()) {
+            (1, Some(&only)) => Changes::One(only),
+            _ => {
+                all.shrink_to_fit();
+                Changes::Many(all)
+            }
+        })
+    }
 }
 
 impl FlapHistory {
@@ -38,16 +117,20 @@ impl FlapHistory {
         flap: &FlapConfig,
         open_alerts: usize,
     ) -> bool {
-        let history = self.changes.entry(hash).or_default();
-        history.push_back(now);
         let horizon = UnixMillis(now.0.saturating_sub(flap.within.as_millis() as u64));
-        while history.front().is_some_and(|t| *t < horizon) {
-            history.pop_front();
-        }
-        let flapping = history.len() as u32 > flap.max_changes;
+        let count = match self.changes.entry(hash) {
+            Entry::Vacant(slot) => slot.insert(Changes::One(now)).len(),
+            Entry::Occupied(mut seen) => {
+                let history = seen.get_mut();
+                history.push(now);
+                history.keep_since(horizon);
+                history.len()
+            }
+        };
+        let flapping = count as u32 > flap.max_changes;
         if self.changes.len() > 4 * open_alerts.max(1024) {
             self.changes
-                .retain(|_, h| h.back().is_some_and(|t| *t >= horizon));
+                .retain(|_, h| h.last().is_some_and(|t| t >= horizon));
         }
         flapping
     }
@@ -66,5 +149,46 @@ impl Shard {
         if flapping || inc.flapping(now) {
             inc.flapping_until = Some(now.saturating_add(flap.cooldown));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn one_change_is_kept_inline_and_a_history_reads_as_the_list_it_was() {
+        let flap = FlapConfig {
+            max_changes: 2,
+            within: Duration::from_secs(60),
+            cooldown: Duration::from_secs(60),
+        };
+        let mut h = FlapHistory::default();
+        let at = |s: u64| UnixMillis(s * 1000);
+        assert!(!h.record(7, at(0), &flap, 1));
+        assert_eq!(h.changes[&7], Changes::One(at(0)));
+        assert!(!h.record(7, at(10), &flap, 1));
+        assert!(
+            h.record(7, at(20), &flap, 1),
+            "three changes within a minute"
+        );
+        // The older two fall out of the minute: one change left, inline again.
+        assert!(!h.record(7, at(75), &flap, 1));
+        assert_eq!(h.changes[&7], Changes::Many([at(20), at(75)].into()));
+        assert!(!h.record(7, at(200), &flap, 1));
+        assert_eq!(h.changes[&7], Changes::One(at(200)));
+        // Snapshots keep the list of times, as they always did.
+        h.record(8, at(200), &flap, 1);
+        h.record(8, at(201), &flap, 1);
+        let json = serde_json::to_value(&h).expect("serializes");
+        let list =
+            |times: &[u64]| serde_json::to_value(times.iter().map(|&s| at(s)).collect::<Vec<_>>());
+        assert_eq!(json["changes"]["7"], list(&[200]).unwrap());
+        assert_eq!(json["changes"]["8"], list(&[200, 201]).unwrap());
+        let back: FlapHistory = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back.changes[&7], Changes::One(at(200)));
+        assert_eq!(back.changes[&8].len(), 2);
     }
 }

@@ -952,7 +952,9 @@ fn a_refresh_that_moves_the_end_later_schedules_no_timer() {
     assert!(h.shard.timers.len() <= timers, "ten re-sends, no new entry");
     assert!(h.take().iter().all(|m| m["type"] != "resolved"));
     // The end moves earlier: it resolves at the new end.
-    h.at(660).with(Action::Trigger, "a", ends(Some(700))).at(699);
+    h.at(660)
+        .with(Action::Trigger, "a", ends(Some(700)))
+        .at(699);
     assert!(h.take().iter().all(|m| m["type"] != "resolved"));
     h.at(700);
     assert_eq!(h.types(), ["resolved:2"], "opened, then resolved at 700 s");
