@@ -3,7 +3,9 @@
 //! after its last change.
 //!
 //! Invariants: the history of an alert (by its hash) holds the times of its opens and
-//! resolves, oldest first, and after each change none older than `within` before it. Alerts
+//! resolves, oldest first, and after each change none older than `within` before it; an alert
+//! that has not resolved yet has none (its open is its `first_seen`), so a storm of new alerts
+//! adds nothing here. Alerts
 //! that stopped changing keep their history until the map outgrows 4 × max(open alerts,
 //! 1024) entries, when every history with no change within the `within` of the change being
 //! recorded is dropped: memory stays bounded without a timer. (With rules of different
@@ -109,19 +111,28 @@ impl FlapHistory {
         }
     }
 
-    /// Records a change of the alert `hash` at `now`; whether it is flapping by `flap`.
+    /// Records a change of the alert `hash` at `now`, an open (`opened` none) or the resolve
+    /// of the alert opened at `opened`; whether it is flapping by `flap`. An alert that has
+    /// never resolved has no entry: its one change is its open, which it keeps itself.
     fn record(
         &mut self,
         hash: u64,
         now: UnixMillis,
+        opened: Option<UnixMillis>,
         flap: &FlapConfig,
         open_alerts: usize,
     ) -> bool {
         let horizon = UnixMillis(now.0.saturating_sub(flap.within.as_millis() as u64));
-        let count = match self.changes.entry(hash) {
-            Entry::Vacant(slot) => slot.insert(Changes::One(now)).len(),
-            Entry::Occupied(mut seen) => {
+        let count = match (self.changes.entry(hash), opened) {
+            (Entry::Occupied(mut seen), _) => {
                 let history = seen.get_mut();
+                history.push(now);
+                history.keep_since(horizon);
+                history.len()
+            }
+            (Entry::Vacant(_), None) => 1,
+            (Entry::Vacant(slot), Some(opened)) => {
+                let history = slot.insert(Changes::One(opened));
                 history.push(now);
                 history.keep_since(horizon);
                 history.len()
@@ -137,14 +148,23 @@ impl FlapHistory {
 }
 
 impl Shard {
-    /// Records an open or a resolve of the alert `hash`; more than the rule's `max_changes`
-    /// within `within` starts (or extends) a flapping spell of its incident.
-    pub(super) fn record_state_change(&mut self, slot: u32, hash: u64, now: UnixMillis) {
+    /// Records an open (`opened` none) or a resolve of the alert `hash` opened at `opened`;
+    /// more than the rule's `max_changes` within `within` starts (or extends) a flapping spell
+    /// of its incident.
+    pub(super) fn record_state_change(
+        &mut self,
+        slot: u32,
+        hash: u64,
+        now: UnixMillis,
+        opened: Option<UnixMillis>,
+    ) {
         let rule = self.slots.get(slot).rule;
         let Some(flap) = self.rules[rule as usize].config.flap else {
             return;
         };
-        let flapping = self.flaps.record(hash, now, &flap, self.alerts.len());
+        let flapping = self
+            .flaps
+            .record(hash, now, opened, &flap, self.alerts.len());
         let inc = self.slots.get_mut(slot);
         if flapping || inc.flapping(now) {
             inc.flapping_until = Some(now.saturating_add(flap.cooldown));
@@ -167,28 +187,31 @@ mod tests {
         };
         let mut h = FlapHistory::default();
         let at = |s: u64| UnixMillis(s * 1000);
-        assert!(!h.record(7, at(0), &flap, 1));
-        assert_eq!(h.changes[&7], Changes::One(at(0)));
-        assert!(!h.record(7, at(10), &flap, 1));
-        assert!(
-            h.record(7, at(20), &flap, 1),
-            "three changes within a minute"
-        );
-        // The older two fall out of the minute: one change left, inline again.
-        assert!(!h.record(7, at(75), &flap, 1));
+        let open = |h: &mut FlapHistory, s| h.record(7, at(s), None, &flap, 1);
+        let resolve =
+            |h: &mut FlapHistory, opened, s| h.record(7, at(s), Some(at(opened)), &flap, 1);
+        assert!(!open(&mut h, 0));
+        assert!(h.changes.is_empty(), "an open alert keeps its open itself");
+        assert!(!resolve(&mut h, 0, 10));
+        assert_eq!(h.changes[&7], Changes::Many([at(0), at(10)].into()));
+        assert!(open(&mut h, 20), "three changes within a minute");
+        // The older two fall out of the minute: one change left, inline.
+        assert!(!resolve(&mut h, 20, 75));
         assert_eq!(h.changes[&7], Changes::Many([at(20), at(75)].into()));
-        assert!(!h.record(7, at(200), &flap, 1));
+        assert!(!open(&mut h, 200));
         assert_eq!(h.changes[&7], Changes::One(at(200)));
+        // Resolved long after it opened: only the resolve is recent.
+        assert!(!resolve(&mut h, 200, 400));
+        assert_eq!(h.changes[&7], Changes::One(at(400)));
         // Snapshots keep the list of times, as they always did.
-        h.record(8, at(200), &flap, 1);
-        h.record(8, at(201), &flap, 1);
+        h.record(8, at(201), Some(at(200)), &flap, 1);
         let json = serde_json::to_value(&h).expect("serializes");
         let list =
             |times: &[u64]| serde_json::to_value(times.iter().map(|&s| at(s)).collect::<Vec<_>>());
-        assert_eq!(json["changes"]["7"], list(&[200]).unwrap());
+        assert_eq!(json["changes"]["7"], list(&[400]).unwrap());
         assert_eq!(json["changes"]["8"], list(&[200, 201]).unwrap());
         let back: FlapHistory = serde_json::from_value(json).expect("reads back");
-        assert_eq!(back.changes[&7], Changes::One(at(200)));
+        assert_eq!(back.changes[&7], Changes::One(at(400)));
         assert_eq!(back.changes[&8].len(), 2);
     }
 }

@@ -452,7 +452,7 @@ impl Shard {
         }
         self.inhibit_on_open(slot, index, now, out);
         self.gather(slot, index);
-        self.record_state_change(slot, hash, now);
+        self.record_state_change(slot, hash, now, None);
         self.review(slot, now, out);
     }
 
@@ -469,7 +469,8 @@ impl Shard {
         self.learn(slot, index, now);
         self.usage.alert_resolved(&self.slots.get(slot).routing_key);
         self.inhibit_on_resolve(slot, index, now, out);
-        self.record_state_change(slot, hash, now);
+        let opened = self.slots.get(slot).alerts[index as usize].first_seen;
+        self.record_state_change(slot, hash, now, Some(opened));
         self.review(slot, now, out);
     }
 }
