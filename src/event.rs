@@ -6,6 +6,7 @@ use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
 mod labels;
+pub mod names;
 pub mod wire;
 
 pub use labels::Labels;

@@ -2,22 +2,33 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::names;
+
 /// An alert's labels in one allocation rather than two per label (an Alertmanager alert has
-/// 8-16): for each label, the lengths of its name and value (`u32`, little endian), then their
-/// bytes. Kept for matching (`labels.<name>` in silences, inhibition and rules) and written
-/// into incident messages as they are (`publish::encode::LabelMap`).
+/// 8-16), names interned ([`super::names`]): for each label, its name's id (`u16`, little
+/// endian; [`INLINE`] for a name kept here, then its length and bytes), then the value's length
+/// (LEB128) and bytes. Kept for matching (`labels.<name>` in silences, inhibition and rules)
+/// and written into incident messages as they are (`publish::encode::LabelMap`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Labels(Box<[u8]>);
 
+/// The id of a name kept in the labels themselves (the name table is full).
+const INLINE: u16 = u16::MAX;
+
 impl Labels {
     pub fn new(labels: &[(String, String)]) -> Self {
-        let len = labels.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let len = labels.iter().map(|(_, v)| 3 + v.len()).sum();
         let mut buf = Vec::with_capacity(len);
         for (k, v) in labels {
-            for part in [k, v] {
-                buf.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            match names::intern(k) {
+                Some(id) => buf.extend_from_slice(&id.to_le_bytes()),
+                None => {
+                    buf.extend_from_slice(&INLINE.to_le_bytes());
+                    put_len(&mut buf, k.len());
+                    buf.extend_from_slice(k.as_bytes());
+                }
             }
-            buf.extend_from_slice(k.as_bytes());
+            put_len(&mut buf, v.len());
             buf.extend_from_slice(v.as_bytes());
         }
         Labels(buf.into_boxed_slice())
@@ -27,17 +38,10 @@ impl Labels {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let mut rest: &[u8] = &self.0;
         std::iter::from_fn(move || {
-            let (lens, tail) = rest.split_first_chunk::<8>()?;
-            let k = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
-            let v = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
-            let (name, tail) = tail.split_at(k);
-            let (value, tail) = tail.split_at(v);
+            let (name, value, tail) = next(rest)?;
             rest = tail;
             // Both were `String`s: the bytes are UTF-8.
-            Some((
-                std::str::from_utf8(name).unwrap_or_default(),
-                std::str::from_utf8(value).unwrap_or_default(),
-            ))
+            Some((name, std::str::from_utf8(value).unwrap_or_default()))
         })
     }
 
@@ -47,19 +51,62 @@ impl Labels {
     /// "Performance").
     pub fn get(&self, name: &str) -> Option<&str> {
         let mut rest: &[u8] = &self.0;
-        while let Some((lens, tail)) = rest.split_first_chunk::<8>() {
-            let k = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
-            let v = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
-            let (key, tail) = tail.split_at(k);
-            let (value, tail) = tail.split_at(v);
-            if key == name.as_bytes() {
-                // Both were `String`s: the bytes are UTF-8.
+        while let Some((key, value, tail)) = next(rest) {
+            if key == name {
+                // It was a `String`: the bytes are UTF-8.
                 return Some(std::str::from_utf8(value).unwrap_or_default());
             }
             rest = tail;
         }
         None
     }
+}
+
+/// A length as LEB128.
+fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// A LEB128 length and the bytes after it.
+#[inline]
+fn take_len(buf: &[u8]) -> Option<(usize, &[u8])> {
+    let mut n = 0usize;
+    for (i, &b) in buf.iter().enumerate().take(5) {
+        n |= ((b & 0x7f) as usize) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((n, &buf[i + 1..]));
+        }
+    }
+    None
+}
+
+/// `len` bytes of `buf` and the rest.
+#[inline]
+fn take(buf: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
+    (len <= buf.len()).then(|| buf.split_at(len))
+}
+
+/// The first label of `buf` (its name, its value's bytes) and what follows.
+#[inline]
+fn next(buf: &[u8]) -> Option<(&str, &[u8], &[u8])> {
+    let (id, tail) = buf.split_first_chunk::<2>()?;
+    let id = u16::from_le_bytes(*id);
+    let (name, tail) = match id {
+        INLINE => {
+            let (len, tail) = take_len(tail)?;
+            let (name, tail) = take(tail, len)?;
+            // It was a `String`: UTF-8.
+            (std::str::from_utf8(name).unwrap_or_default(), tail)
+        }
+        id => (names::name(id), tail),
+    };
+    let (len, tail) = take_len(tail)?;
+    let (value, tail) = take(tail, len)?;
+    Some((name, value, tail))
 }
 
 /// Stored as `[[name, value], ...]`.
@@ -94,5 +141,14 @@ mod tests {
         assert_eq!(labels.get("zone"), Some("é-1 ✓"));
         assert_eq!(labels.get("alert"), None);
         assert_eq!(Labels::default().iter().count(), 0);
+        // A long value's length takes more than one byte.
+        let long = "v".repeat(300);
+        let labels = Labels::new(&[("a".into(), long.clone()), ("b".into(), "c".into())]);
+        assert_eq!(labels.get("a"), Some(long.as_str()));
+        assert_eq!(labels.get("b"), Some("c"));
+        // A name kept inline (the name table full) reads back the same.
+        let inline = Labels(Box::from(*b"\xff\xff\x04zone\x02e1"));
+        assert_eq!(inline.iter().collect::<Vec<_>>(), [("zone", "e1")]);
+        assert_eq!(inline.get("zone"), Some("e1"));
     }
 }
