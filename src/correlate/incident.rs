@@ -16,24 +16,21 @@ use crate::publish::encode::{
 use crate::time::UnixMillis;
 
 use super::rules::Rule;
+use super::text::{AlertText, Text, TextField};
 
 /// Links kept per incident (the union of its alerts' links, first come first kept).
 pub const MAX_LINKS: usize = 10;
 
 /// One deduplicated alert: every event with its `(routing_key, dedup_key)` while it is open.
-/// Serialized only into shard snapshots (`shard::snapshot`), where a field added later
-/// needs `#[serde(default)]` so that older snapshots still read.
-#[derive(Serialize, Deserialize)]
+/// Serialized only into shard snapshots (`shard::snapshot`, written as
+/// `super::alert_record` says), where a field added later needs a default so that older
+/// snapshots still read.
 pub struct Alert {
     /// xxh3 of `(routing_key, dedup_key)`: its place in the alert table and flap history.
     pub hash: u64,
-    pub dedup_key: Box<str>,
+    /// Dedup key, source, component, group, class and labels, in one allocation.
+    pub text: AlertText,
     pub summary: Box<str>,
-    pub source: Box<str>,
-    pub component: Option<Box<str>>,
-    pub group: Option<Box<str>>,
-    pub class: Option<Box<str>>,
-    pub labels: Labels,
     pub details: Option<Details>,
     pub severity: Severity,
     pub status: Status,
@@ -48,12 +45,10 @@ pub struct Alert {
     pub inhibited: bool,
     /// Under an auto rule, the link (an index into its `auto_group`) it joined its incident
     /// by; none for the incident's first alert.
-    #[serde(default)]
     pub grouped_by: Option<u8>,
     /// Set when it joined by a value that is not its own of that link's kind: which of its
     /// kinds named it (an index into `auto_group`), and whether its details did
     /// (`grouping::JOINED_IN_DETAILS`): an APM tool's source matching a Prometheus `service`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joined_as: Option<u8>,
 }
 
@@ -61,16 +56,18 @@ impl Alert {
     /// A newly triggered alert from its first event, taking out of `event` the fields an alert
     /// keeps; the routing key, links and images stay in `event` for the incident.
     pub fn triggered(hash: u64, event: &mut Event, now: UnixMillis) -> Alert {
-        let boxed = |s: &mut Option<String>| s.take().map(String::into_boxed_str);
+        let text = AlertText::new(Text {
+            dedup_key: &event.dedup_key,
+            source: &event.source,
+            component: event.component.as_deref(),
+            group: event.group.as_deref(),
+            class: event.class.as_deref(),
+            labels: &event.labels,
+        });
         Alert {
             hash,
-            dedup_key: std::mem::take(&mut event.dedup_key).into_boxed_str(),
+            text,
             summary: std::mem::take(&mut event.summary).into_boxed_str(),
-            source: std::mem::take(&mut event.source).into_boxed_str(),
-            component: boxed(&mut event.component),
-            group: boxed(&mut event.group),
-            class: boxed(&mut event.class),
-            labels: Labels::new(&event.labels),
             details: event.custom_details.take(),
             severity: event.severity,
             status: Status::Triggered,
@@ -85,6 +82,30 @@ impl Alert {
             grouped_by: None,
             joined_as: None,
         }
+    }
+
+    pub fn dedup_key(&self) -> &str {
+        self.text.get(TextField::DedupKey).unwrap_or_default()
+    }
+
+    pub fn source(&self) -> &str {
+        self.text.get(TextField::Source).unwrap_or_default()
+    }
+
+    pub fn component(&self) -> Option<&str> {
+        self.text.get(TextField::Component)
+    }
+
+    pub fn group(&self) -> Option<&str> {
+        self.text.get(TextField::Group)
+    }
+
+    pub fn class(&self) -> Option<&str> {
+        self.text.get(TextField::Class)
+    }
+
+    pub fn labels(&self) -> Labels<'_> {
+        self.text.labels()
     }
 
     /// The value it joined its incident by, the incident's link being of `kind` (see
@@ -120,22 +141,22 @@ impl Alert {
 
 impl Linked for Alert {
     fn label(&self, name: &str) -> Option<&str> {
-        self.labels.get(name).filter(|v| !v.is_empty())
+        self.labels().get(name).filter(|v| !v.is_empty())
     }
     fn bare(&self) -> bool {
-        self.labels.iter().next().is_none()
+        self.labels().is_empty()
     }
     fn source(&self) -> &str {
-        &self.source
+        Alert::source(self)
     }
     fn component(&self) -> Option<&str> {
-        self.component.as_deref()
+        Alert::component(self)
     }
     fn group(&self) -> Option<&str> {
-        self.group.as_deref()
+        Alert::group(self)
     }
     fn class(&self) -> Option<&str> {
-        self.class.as_deref()
+        Alert::class(self)
     }
 }
 
@@ -150,15 +171,15 @@ impl Subject for AlertView<'_> {
         let a = self.alert;
         match field {
             Field::RoutingKey => self.routing_key,
-            Field::Source => &a.source,
-            Field::Component => a.component.as_deref().unwrap_or(""),
-            Field::Group => a.group.as_deref().unwrap_or(""),
-            Field::Class => a.class.as_deref().unwrap_or(""),
+            Field::Source => a.source(),
+            Field::Component => a.component().unwrap_or(""),
+            Field::Group => a.group().unwrap_or(""),
+            Field::Class => a.class().unwrap_or(""),
             Field::Severity => a.severity.as_str(),
             Field::Summary => &a.summary,
             Field::Integration => a.integration.as_str(),
-            Field::DedupKey => &a.dedup_key,
-            Field::Label(name) => a.labels.get(name).unwrap_or(""),
+            Field::DedupKey => a.dedup_key(),
+            Field::Label(name) => a.labels().get(name).unwrap_or(""),
             Field::Entity(kind) => kind.value(a),
         }
     }
@@ -353,19 +374,19 @@ impl Incident {
             alerts: self.alerts[..shown]
                 .iter()
                 .map(|a| AlertBody {
-                    dedup_key: &a.dedup_key,
+                    dedup_key: a.dedup_key(),
                     summary: &a.summary,
                     severity: a.severity,
                     status: a.status,
                     event_count: a.event_count,
                     first_seen: a.first_seen,
                     last_seen: a.last_seen,
-                    source: &a.source,
+                    source: a.source(),
                     integration: a.integration.as_str(),
-                    class: a.class.as_deref(),
-                    component: a.component.as_deref(),
-                    group: a.group.as_deref(),
-                    labels: LabelMap(&a.labels),
+                    class: a.class(),
+                    component: a.component(),
+                    group: a.group(),
+                    labels: LabelMap(a.labels()),
                     grouped_by: a.grouped_by.and_then(|i| {
                         let kind = rule.auto().get(i as usize)?;
                         Some(format!(

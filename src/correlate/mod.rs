@@ -12,6 +12,7 @@
 //! also run inline, without tasks or channels, on a manual clock: that is how `sluice replay`
 //! reproduces a recorded stream deterministically.
 
+mod alert_record;
 pub mod event_rules;
 pub mod incident;
 pub mod maintenance;
@@ -20,6 +21,7 @@ pub mod rules;
 pub mod shard;
 pub mod silence;
 pub mod state_dir;
+pub mod text;
 pub mod timers;
 mod worker;
 

@@ -1,42 +1,47 @@
 //! The labels an alert keeps, compactly.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::names;
 
-/// An alert's labels in one allocation rather than two per label (an Alertmanager alert has
-/// 8-16), names interned ([`super::names`]): for each label, its name's id (`u16`, little
-/// endian; [`INLINE`] for a name kept here, then its length and bytes), then the value's length
-/// (LEB128) and bytes. Kept for matching (`labels.<name>` in silences, inhibition and rules)
-/// and written into incident messages as they are (`publish::encode::LabelMap`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Labels(Box<[u8]>);
+/// An alert's labels as it keeps them, in its one allocation of text (`correlate::text`)
+/// rather than two per label (an Alertmanager alert has 8-16), names interned
+/// ([`super::names`]): for each label, its name's id (`u16`, little endian; [`INLINE`] for a
+/// name kept here, then its length and bytes), then the value's length (LEB128) and bytes.
+/// Kept for matching (`labels.<name>` in silences, inhibition and rules) and written into
+/// incident messages as they are (`publish::encode::LabelMap`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Labels<'a>(&'a [u8]);
 
 /// The id of a name kept in the labels themselves (the name table is full).
 const INLINE: u16 = u16::MAX;
 
-impl Labels {
-    pub fn new(labels: &[(String, String)]) -> Self {
-        let len = labels.iter().map(|(_, v)| 3 + v.len()).sum();
-        let mut buf = Vec::with_capacity(len);
+impl<'a> Labels<'a> {
+    /// Appends `labels` to `buf` as [`Labels`] reads them.
+    pub fn write(labels: &[(String, String)], buf: &mut Vec<u8>) {
+        buf.reserve(labels.iter().map(|(_, v)| 3 + v.len()).sum());
         for (k, v) in labels {
             match names::intern(k) {
                 Some(id) => buf.extend_from_slice(&id.to_le_bytes()),
                 None => {
                     buf.extend_from_slice(&INLINE.to_le_bytes());
-                    put_len(&mut buf, k.len());
+                    put_len(buf, k.len());
                     buf.extend_from_slice(k.as_bytes());
                 }
             }
-            put_len(&mut buf, v.len());
+            put_len(buf, v.len());
             buf.extend_from_slice(v.as_bytes());
         }
-        Labels(buf.into_boxed_slice())
     }
 
-    /// Every label, in the order given to [`Labels::new`].
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut rest: &[u8] = &self.0;
+    /// Labels written by [`Labels::write`].
+    pub fn read(bytes: &'a [u8]) -> Self {
+        Labels(bytes)
+    }
+
+    /// Every label, in the order given to [`Labels::write`].
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let mut rest: &[u8] = self.0;
         std::iter::from_fn(move || {
             let (name, value, tail) = next(rest)?;
             rest = tail;
@@ -49,8 +54,8 @@ impl Labels {
     /// matchers, inhibition and grouping look labels up for every alert (reading each name as
     /// text took a sixth of the server's CPU in a 50-alert batch storm, perf, README
     /// "Performance").
-    pub fn get(&self, name: &str) -> Option<&str> {
-        let mut rest: &[u8] = &self.0;
+    pub fn get(self, name: &str) -> Option<&'a str> {
+        let mut rest: &[u8] = self.0;
         while let Some((key, value, tail)) = next(rest) {
             if key == name {
                 // It was a `String`: the bytes are UTF-8.
@@ -59,6 +64,10 @@ impl Labels {
             rest = tail;
         }
         None
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -109,16 +118,10 @@ fn next(buf: &[u8]) -> Option<(&str, &[u8], &[u8])> {
     Some((name, value, tail))
 }
 
-/// Stored as `[[name, value], ...]`.
-impl Serialize for Labels {
+/// Written as `[[name, value], ...]`.
+impl Serialize for Labels<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for Labels {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Labels::new(&Vec::<(String, String)>::deserialize(d)?))
     }
 }
 
@@ -132,7 +135,9 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let labels = Labels::new(&given);
+        let mut buf = Vec::new();
+        Labels::write(&given, &mut buf);
+        let labels = Labels::read(&buf);
         let back: Vec<(&str, &str)> = labels.iter().collect();
         assert_eq!(
             back,
@@ -143,11 +148,16 @@ mod tests {
         assert_eq!(Labels::default().iter().count(), 0);
         // A long value's length takes more than one byte.
         let long = "v".repeat(300);
-        let labels = Labels::new(&[("a".into(), long.clone()), ("b".into(), "c".into())]);
+        let mut buf = Vec::new();
+        Labels::write(
+            &[("a".into(), long.clone()), ("b".into(), "c".into())],
+            &mut buf,
+        );
+        let labels = Labels::read(&buf);
         assert_eq!(labels.get("a"), Some(long.as_str()));
         assert_eq!(labels.get("b"), Some("c"));
         // A name kept inline (the name table full) reads back the same.
-        let inline = Labels(Box::from(*b"\xff\xff\x04zone\x02e1"));
+        let inline = Labels::read(b"\xff\xff\x04zone\x02e1");
         assert_eq!(inline.iter().collect::<Vec<_>>(), [("zone", "e1")]);
         assert_eq!(inline.get("zone"), Some("e1"));
     }

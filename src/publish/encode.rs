@@ -285,7 +285,7 @@ pub struct AlertBody<'a> {
 
 /// An alert's labels written as one JSON object, without copying them (a later label of a
 /// name wins, as in a JSON reader).
-pub struct LabelMap<'a>(pub &'a crate::event::Labels);
+pub struct LabelMap<'a>(pub crate::event::Labels<'a>);
 
 impl LabelMap<'_> {
     pub fn is_empty(&self) -> bool {

@@ -149,13 +149,7 @@ impl Shard {
         }
         let config = &self.rules[inc.rule as usize].config;
         let a = &inc.alerts[index as usize];
-        let (pause, learned) = self.pause_for(
-            &inc.routing_key,
-            a.class.as_deref(),
-            a.severity,
-            config,
-            now,
-        );
+        let (pause, learned) = self.pause_for(&inc.routing_key, a.class(), a.severity, config, now);
         let group_wait = config.group_wait;
         let inc = self.slots.get_mut(slot);
         let pause_end = now.saturating_add(pause);
@@ -174,7 +168,7 @@ impl Shard {
         }
         let inc = self.slots.get(slot);
         let a = &inc.alerts[index as usize];
-        if let Some(class) = a.class.as_deref() {
+        if let Some(class) = a.class() {
             let key = class_key(&inc.routing_key, class);
             let lasted = now.saturating_sub(a.first_seen);
             self.learned.record(key, lasted, self.learned_pause, now);

@@ -255,7 +255,7 @@ impl Slots {
                 inc.related.clear();
                 continue;
             }
-            let first = inc.alerts.first().map_or("", |a| &*a.dedup_key);
+            let first = inc.alerts.first().map_or("", |a| a.dedup_key());
             inc.group_hash = values_hash(rk, inc.rule, std::iter::once(first));
             inc.related = if inc.group_values.len() == rule.auto().len() {
                 rule.auto()

@@ -183,7 +183,7 @@ impl AlertIndex {
                 let alert = &inc.alerts[r.index as usize];
                 *inc.routing_key == *event.routing_key
                     && alert.key_space == event.key_space
-                    && *alert.dedup_key == *event.dedup_key
+                    && alert.dedup_key() == event.dedup_key
             })
             .map(|r| (r.slot, r.index))
     }

@@ -1,0 +1,174 @@
+//! What an alert keeps of its first event's text that never changes while it is open: the
+//! labels, the dedup key, source, component, group and class, in one allocation. A field whose
+//! value is one of the labels' values (Prometheus' class is its `alertname`, its source
+//! `instance`, its component `service` or `job`) points at that value instead of being
+//! stored twice. (The summary and details change with the alert's events: they are kept
+//! apart.)
+
+use crate::event::Labels;
+
+/// A field's place in the text; `at == NONE` for a field the event did not have.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    at: u32,
+    len: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The fields kept, in [`AlertText::fields`] order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextField {
+    DedupKey,
+    Source,
+    Component,
+    Group,
+    Class,
+}
+
+/// What [`AlertText::new`] takes.
+pub struct Text<'a> {
+    pub dedup_key: &'a str,
+    pub source: &'a str,
+    pub component: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub class: Option<&'a str>,
+    pub labels: &'a [(String, String)],
+}
+
+pub struct AlertText {
+    bytes: Box<[u8]>,
+    labels_end: u32,
+    spans: [Span; 5],
+}
+
+impl AlertText {
+    /// The text of `text`: its labels first, then each field not found among the labels'
+    /// values (or the fields before it).
+    pub fn new(text: Text<'_>) -> Self {
+        let fields = [
+            Some(text.dedup_key),
+            Some(text.source),
+            text.component,
+            text.group,
+            text.class,
+        ];
+        let mut buf = Vec::with_capacity(
+            fields.iter().flatten().map(|f| f.len()).sum::<usize>()
+                + text
+                    .labels
+                    .iter()
+                    .map(|(k, v)| 3 + k.len() + v.len())
+                    .sum::<usize>(),
+        );
+        Labels::write(text.labels, &mut buf);
+        let labels_end = buf.len();
+        let mut spans = [Span { at: NONE, len: 0 }; 5];
+        for (i, field) in fields.into_iter().enumerate() {
+            let Some(field) = field else {
+                continue;
+            };
+            let len = field.len() as u32;
+            let found = Labels::read(&buf[..labels_end])
+                .iter()
+                .map(|(_, v)| v)
+                .chain(spans[..i].iter().filter(|s| s.at != NONE).map(|s| {
+                    std::str::from_utf8(&buf[s.at as usize..(s.at + s.len) as usize])
+                        .unwrap_or_default()
+                }))
+                .find(|v| *v == field)
+                // A place in `buf`: the value is a slice of it.
+                .map(|v| (v.as_ptr() as usize - buf.as_ptr() as usize) as u32);
+            let at = match found {
+                Some(at) => at,
+                None => {
+                    buf.extend_from_slice(field.as_bytes());
+                    (buf.len() - field.len()) as u32
+                }
+            };
+            spans[i] = Span { at, len };
+        }
+        AlertText {
+            bytes: buf.into_boxed_slice(),
+            labels_end: labels_end as u32,
+            spans,
+        }
+    }
+
+    pub fn labels(&self) -> Labels<'_> {
+        Labels::read(&self.bytes[..self.labels_end as usize])
+    }
+
+    /// A field's value; none when the event did not have it.
+    #[inline]
+    pub fn get(&self, field: TextField) -> Option<&str> {
+        let Span { at, len } = self.spans[field as usize];
+        if at == NONE {
+            return None;
+        }
+        let bytes = self.bytes.get(at as usize..(at + len) as usize)?;
+        // Every field was a `str`, and labels and fields are written whole.
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn fields_read_back_and_values_of_labels_are_stored_once() {
+        let labels = pairs(&[
+            ("alertname", "DiskFull"),
+            ("instance", "node-7:9100"),
+            ("job", "node"),
+        ]);
+        let text = AlertText::new(Text {
+            dedup_key: "507a62d79ee76c9a",
+            source: "node-7:9100",
+            component: Some("node"),
+            group: None,
+            class: Some("DiskFull"),
+            labels: &labels,
+        });
+        assert_eq!(text.get(TextField::DedupKey), Some("507a62d79ee76c9a"));
+        assert_eq!(text.get(TextField::Source), Some("node-7:9100"));
+        assert_eq!(text.get(TextField::Component), Some("node"));
+        assert_eq!(text.get(TextField::Group), None);
+        assert_eq!(text.get(TextField::Class), Some("DiskFull"));
+        assert_eq!(text.labels().get("job"), Some("node"));
+        assert_eq!(text.labels().iter().count(), 3);
+        // Only the dedup key is stored besides the labels.
+        let mut labels_only = Vec::new();
+        Labels::write(&labels, &mut labels_only);
+        assert_eq!(text.bytes.len(), labels_only.len() + 16);
+    }
+
+    #[test]
+    fn fields_without_labels_and_empty_ones() {
+        let text = AlertText::new(Text {
+            dedup_key: "k",
+            source: "db-1",
+            component: Some(""),
+            group: Some("db-1"),
+            class: Some("é ✓"),
+            labels: &[],
+        });
+        assert!(text.labels().is_empty());
+        assert_eq!(text.get(TextField::Source), Some("db-1"));
+        assert_eq!(
+            text.get(TextField::Component),
+            Some(""),
+            "empty, not absent"
+        );
+        assert_eq!(text.get(TextField::Group), Some("db-1"));
+        assert_eq!(text.get(TextField::Class), Some("é ✓"));
+        assert_eq!(text.bytes.len(), "k".len() + "db-1".len() + "é ✓".len());
+    }
+}
