@@ -300,7 +300,7 @@ fn one(view: &View, id: &str) -> Answer {
     match view.get(id) {
         Some(e) => response::json(
             StatusCode::OK,
-            &json!({"incident": e.latest, "timeline": e.timeline}),
+            &json!({"incident": e.message(), "timeline": e.timeline}),
         ),
         None => {
             let msg = format!(

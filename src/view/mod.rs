@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::publish::encode::{OutboundMessage, Topic, INCIDENT_SCHEMA};
@@ -53,7 +54,13 @@ pub struct Step {
 /// One incident: its latest message and the steps that led there.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The latest message without its `alerts`.
     pub latest: Value,
+    /// The latest message's `alerts`, as their JSON text: read when asked for ([`Entry::alerts`])
+    /// rather than kept as a tree of values, which held several times their size (an incident
+    /// of 100 listed alerts of 12 labels took hundreds of KiB) and cost its parse on every
+    /// message.
+    pub alerts: Option<Box<RawValue>>,
     pub timeline: Vec<Step>,
     pub seq: u64,
     pub opened: UnixMillis,
@@ -63,6 +70,61 @@ pub struct Entry {
 impl Entry {
     pub fn str(&self, member: &str) -> &str {
         self.latest[member].as_str().unwrap_or_default()
+    }
+
+    /// The alerts the latest message lists.
+    pub fn alerts(&self) -> Vec<Value> {
+        self.alerts
+            .as_ref()
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The latest message, whole.
+    pub fn message(&self) -> Value {
+        let mut m = self.latest.clone();
+        if let (Some(head), Some(raw)) = (m.as_object_mut(), &self.alerts) {
+            let alerts = serde_json::from_str(raw.get()).unwrap_or_default();
+            head.insert("alerts".into(), alerts);
+        }
+        m
+    }
+}
+
+/// A message read with its `alerts` left as text.
+struct Split {
+    head: serde_json::Map<String, Value>,
+    alerts: Option<Box<RawValue>>,
+}
+
+impl<'de> serde::Deserialize<'de> for Split {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Split;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an incident message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Split, A::Error> {
+                let mut split = Split {
+                    head: serde_json::Map::new(),
+                    alerts: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "alerts" {
+                        split.alerts = Some(map.next_value()?);
+                    } else {
+                        let value = map.next_value()?;
+                        split.head.insert(key, value);
+                    }
+                }
+                Ok(split)
+            }
+        }
+        d.deserialize_map(Members)
     }
 }
 
@@ -95,7 +157,9 @@ impl View {
 
     /// Applies one message body (JSON) from the incidents topic.
     pub fn apply(&self, body: &[u8]) -> Result<(), Skipped> {
-        let msg: Value = serde_json::from_slice(body).map_err(|_| Skipped::NotIncident)?;
+        let Split { head, alerts } =
+            serde_json::from_slice(body).map_err(|_| Skipped::NotIncident)?;
+        let msg = Value::Object(head);
         if msg["schema"] != INCIDENT_SCHEMA {
             return Err(Skipped::NotIncident);
         }
@@ -129,6 +193,7 @@ impl View {
         } = &mut *state;
         let entry = incidents.entry(id.clone()).or_insert_with(|| Entry {
             latest: Value::Null,
+            alerts: None,
             timeline: Vec::new(),
             seq: 0,
             opened,
@@ -146,6 +211,7 @@ impl View {
         }
         entry.timeline.push(step);
         entry.latest = msg;
+        entry.alerts = alerts;
         entry.seq = seq;
         entry.resolved = resolved;
         if let Some(at) = resolved {

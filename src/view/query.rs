@@ -129,7 +129,7 @@ impl View {
                 if e.str("status") != "resolved" {
                     c.open += 1;
                 }
-                for a in m["alerts"].as_array().into_iter().flatten() {
+                for a in e.alerts() {
                     let name = a["integration"].as_str().unwrap_or("unknown");
                     let c = integrations.entry(name.to_string()).or_default();
                     c.alerts += 1;

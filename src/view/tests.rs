@@ -54,6 +54,25 @@ fn messages_apply_in_seq_order_and_repeats_change_nothing() {
 }
 
 #[test]
+fn the_alerts_are_kept_as_text_and_the_message_reads_back_whole() {
+    let view = View::new();
+    let body = msg("inc_1", 1, "opened", "payments", 0, false);
+    view.apply(&body).unwrap();
+    let e = view.get("inc_1").unwrap();
+    assert!(e.latest.get("alerts").is_none(), "not kept as values");
+    assert_eq!(
+        e.alerts.as_ref().map(|raw| raw.get().len()),
+        Some(
+            json!(serde_json::from_slice::<Value>(&body).unwrap()["alerts"])
+                .to_string()
+                .len()
+        )
+    );
+    assert_eq!(e.alerts()[1]["dedup_key"], "b");
+    assert_eq!(e.message(), serde_json::from_slice::<Value>(&body).unwrap());
+}
+
+#[test]
 fn lists_filter_and_page_newest_first() {
     let view = View::new();
     for i in 0..7u64 {

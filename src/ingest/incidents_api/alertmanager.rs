@@ -259,10 +259,9 @@ fn groups(src: &Sources<'_>, params: &Params) -> Vec<Group> {
                 let receiver = Receiver {
                     name: routing_key.to_string(),
                 };
-                let alerts: Vec<Alert> = inc["alerts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let alerts: Vec<Alert> = e
+                    .alerts()
+                    .iter()
                     .filter(|a| a["status"] != "resolved")
                     .map(|a| alert(inc, a, receiver.clone(), &silences))
                     .filter(|a| params.admits(a))

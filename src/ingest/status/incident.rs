@@ -26,7 +26,7 @@ pub struct Actions<'a> {
 }
 
 pub fn page(e: &Entry, now: UnixMillis, actions: &Actions<'_>) -> String {
-    let m = &e.latest;
+    let m = &e.message();
     let mut out = format!(
         "<h1>{} {}</h1><section id=\"facts\"><dl class=\"facts\">\
          <dt>incident</dt><dd><code>{}</code></dd><dt>routing key</dt><dd>{}</dd>\

@@ -218,7 +218,7 @@ fn sources(view: &View, from: UnixMillis) -> Vec<(String, u64, u64)> {
     let mut tally: HashMap<String, (u64, u64)> = HashMap::new();
     view.with_entries(|all| {
         for e in all.values().filter(|e| e.opened >= from) {
-            for a in e.latest["alerts"].as_array().into_iter().flatten() {
+            for a in e.alerts() {
                 let source = a["source"].as_str().unwrap_or_default().to_string();
                 let t = tally.entry(source).or_default();
                 t.0 += a["event_count"].as_u64().unwrap_or(0);
@@ -456,11 +456,14 @@ fn heartbeats(health: &Health, view: Option<&View>) -> String {
             v.with_entries(|entries| {
                 entries.iter().find_map(|(id, e)| {
                     let open = e.resolved.is_none() && e.str("routing_key") == h.routing_key;
-                    let alerts = e.latest["alerts"].as_array()?;
-                    let listed = alerts
+                    if !open {
+                        return None;
+                    }
+                    let listed = e
+                        .alerts()
                         .iter()
                         .any(|a| a["dedup_key"] == key.as_str() && a["status"] != "resolved");
-                    (open && listed).then(|| id.clone())
+                    listed.then(|| id.clone())
                 })
             })
         });
