@@ -28,8 +28,9 @@ pub const MAX_LINKS: usize = 10;
 pub struct Alert {
     /// xxh3 of `(routing_key, dedup_key)`: its place in the alert table and flap history.
     pub hash: u64,
-    /// Dedup key, source, component, group, class and labels, in one allocation.
-    pub text: AlertText,
+    /// Dedup key, source, component, group, class and labels, in one allocation (read through
+    /// the methods of those names).
+    pub(super) text: AlertText,
     pub summary: Box<str>,
     pub details: Option<Details>,
     pub severity: Severity,

@@ -1,10 +1,10 @@
 //! The in-process pipeline: events go to the correlator's shards through their bounded queues
 //! (`correlate::queue`), a request's events for one shard in one send, room reserved for the
 //! whole request before any of it is sent, so a full queue refuses the request (503) and never
-//! half of it. With fair admission (`super::fair`), a
-//! routing key over its share of a shard queue past half full is refused the same way while
-//! other keys are still taken. The same hand-over drives the inline shards of `sluice
-//! replay`, which apply each input the moment it is submitted.
+//! half of it. With fair admission (`super::fair`), a routing key over its share of a shard
+//! queue past half full is refused the same way while other keys are still taken. The same
+//! hand-over drives the inline shards of `sluice replay`, which apply each input the moment it
+//! is submitted.
 
 use std::sync::{Arc, Mutex};
 
