@@ -49,12 +49,6 @@ pub(super) struct Worker {
 /// Inputs applied between two hand-overs to the sink.
 const BATCH: usize = 256;
 
-/// Queued inputs taken in one turn (the queue's batches are not split): a shard is one task
-/// among the HTTP connections' on the same runtime, polled about once per round of theirs, so
-/// a turn must take more than a round of requests brings (16 connections of 50-alert batches
-/// bring 800); with 256 a shard fell behind its queue under a storm while its thread idled.
-const TURN: usize = 4096;
-
 impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -108,7 +102,7 @@ impl Worker {
                         self.timed.apply_routed(event, None, &mut out);
                     }
                 }
-                n = self.rx.recv_many(&mut batches, TURN) => {
+                n = self.rx.recv_many(&mut batches, BATCH) => {
                     if n == 0 {
                         // Every sender is gone (the server has shut down): finish as on stop.
                         self.finish(&mut out).await;
