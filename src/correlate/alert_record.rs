@@ -10,17 +10,19 @@ use crate::integration::{Integration, KeySpace};
 use crate::publish::encode::Status;
 use crate::time::UnixMillis;
 
-#[derive(Serialize)]
-struct Written<'a> {
+/// An alert as a snapshot holds it: written from borrowed text ([`Written`]), read into owned
+/// text ([`Read`]).
+#[derive(Serialize, Deserialize)]
+struct Record<S, L, D> {
     hash: u64,
-    dedup_key: &'a str,
-    summary: &'a str,
-    source: &'a str,
-    component: Option<&'a str>,
-    group: Option<&'a str>,
-    class: Option<&'a str>,
-    labels: Labels<'a>,
-    details: &'a Option<Details>,
+    dedup_key: S,
+    summary: S,
+    source: S,
+    component: Option<S>,
+    group: Option<S>,
+    class: Option<S>,
+    labels: L,
+    details: D,
     severity: Severity,
     status: Status,
     integration: Integration,
@@ -31,37 +33,14 @@ struct Written<'a> {
     ends_at: Option<UnixMillis>,
     silenced: bool,
     inhibited: bool,
+    #[serde(default)]
     grouped_by: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     joined_as: Option<u8>,
 }
 
-#[derive(Deserialize)]
-struct Read {
-    hash: u64,
-    dedup_key: String,
-    summary: Box<str>,
-    source: String,
-    component: Option<String>,
-    group: Option<String>,
-    class: Option<String>,
-    labels: Vec<(String, String)>,
-    details: Option<Details>,
-    severity: Severity,
-    status: Status,
-    integration: Integration,
-    key_space: KeySpace,
-    event_count: u32,
-    first_seen: UnixMillis,
-    last_seen: UnixMillis,
-    ends_at: Option<UnixMillis>,
-    silenced: bool,
-    inhibited: bool,
-    #[serde(default)]
-    grouped_by: Option<u8>,
-    #[serde(default)]
-    joined_as: Option<u8>,
-}
+type Written<'a> = Record<&'a str, Labels<'a>, &'a Option<Details>>;
+type Read = Record<String, Vec<(String, String)>, Option<Details>>;
 
 impl Serialize for Alert {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -105,7 +84,7 @@ impl<'de> Deserialize<'de> for Alert {
                 class: r.class.as_deref(),
                 labels: &r.labels,
             }),
-            summary: r.summary,
+            summary: r.summary.into_boxed_str(),
             details: r.details,
             severity: r.severity,
             status: r.status,
