@@ -21,16 +21,7 @@ impl<'a> Labels<'a> {
     pub fn write(labels: &[(String, String)], buf: &mut Vec<u8>) {
         buf.reserve(labels.iter().map(|(_, v)| 3 + v.len()).sum());
         for (k, v) in labels {
-            match names::intern(k) {
-                Some(id) => buf.extend_from_slice(&id.to_le_bytes()),
-                None => {
-                    buf.extend_from_slice(&INLINE.to_le_bytes());
-                    put_len(buf, k.len());
-                    buf.extend_from_slice(k.as_bytes());
-                }
-            }
-            put_len(buf, v.len());
-            buf.extend_from_slice(v.as_bytes());
+            put_label(buf, names::intern(k), k, v);
         }
     }
 
@@ -69,6 +60,20 @@ impl<'a> Labels<'a> {
     pub fn is_empty(self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// One label, its name as the id `id` or, with none (the name table is full), inline.
+fn put_label(buf: &mut Vec<u8>, id: Option<u16>, name: &str, value: &str) {
+    match id {
+        Some(id) => buf.extend_from_slice(&id.to_le_bytes()),
+        None => {
+            buf.extend_from_slice(&INLINE.to_le_bytes());
+            put_len(buf, name.len());
+            buf.extend_from_slice(name.as_bytes());
+        }
+    }
+    put_len(buf, value.len());
+    buf.extend_from_slice(value.as_bytes());
 }
 
 /// A length as LEB128.
@@ -127,7 +132,7 @@ impl Serialize for Labels<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Labels;
+    use super::{names, put_label, Labels};
 
     #[test]
     fn labels_come_back_as_given() {
@@ -156,9 +161,22 @@ mod tests {
         let labels = Labels::read(&buf);
         assert_eq!(labels.get("a"), Some(long.as_str()));
         assert_eq!(labels.get("b"), Some("c"));
-        // A name kept inline (the name table full) reads back the same.
-        let inline = Labels::read(b"\xff\xff\x04zone\x02e1");
-        assert_eq!(inline.iter().collect::<Vec<_>>(), [("zone", "e1")]);
-        assert_eq!(inline.get("zone"), Some("e1"));
+        // A name kept inline (the name table full) reads back the same, beside interned ones.
+        let mut buf = Vec::new();
+        put_label(&mut buf, None, "zone", "e1");
+        assert_eq!(buf, b"\xff\xff\x04zone\x02e1");
+        put_label(
+            &mut buf,
+            names::intern("labels-test-rack"),
+            "labels-test-rack",
+            "r1",
+        );
+        let mixed = Labels::read(&buf);
+        assert_eq!(
+            mixed.iter().collect::<Vec<_>>(),
+            [("zone", "e1"), ("labels-test-rack", "r1")]
+        );
+        assert_eq!(mixed.get("zone"), Some("e1"));
+        assert_eq!(mixed.get("labels-test-rack"), Some("r1"));
     }
 }
