@@ -88,6 +88,13 @@ impl QueueTx {
     }
 }
 
+/// A queue whose shard is gone wakes whoever waits for room in it ([`QueueTx::send`]).
+impl Drop for QueueRx {
+    fn drop(&mut self) {
+        self.room.close();
+    }
+}
+
 impl QueueRx {
     /// Takes batches into `into`, waiting for the first, until they hold `inputs` inputs or
     /// none is left queued (a batch is never split); 0 once every sender is gone (or the queue
@@ -176,5 +183,19 @@ mod tests {
         assert_eq!(rx.recv().await.map(|b| b.len()), Some(2));
         drop(tx);
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sender_waiting_for_room_hears_that_the_shard_is_gone() {
+        let (tx, rx) = queue(1);
+        assert!(tx.send(silences()).await, "the one place");
+        let waiting = tokio::spawn(async move { tx.send(silences()).await });
+        tokio::task::yield_now().await;
+        drop(rx);
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+        assert!(
+            !woken.expect("woken, not left waiting").expect("joins"),
+            "no room will ever come"
+        );
     }
 }
