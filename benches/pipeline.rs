@@ -16,6 +16,10 @@
 //!   updated in a bare hashbrown map (the floor a refresh is measured against).
 //! - `correlate_new_alert/into_existing_group`: every event a new dedup key into one existing
 //!   group (the other storm), the group growing to 10^4 alerts before a fresh shard is taken.
+//! - `correlate_new_alert/prometheus_labels`: the same with the Alertmanager API alerts of the
+//!   load test's RSS shape (`common/rss_alerts.json`: 8-16 labels, 2-4 annotations), each under
+//!   a new dedup key, into the open groups of their 64 sources: what a new alert's text costs
+//!   (labels encoded, names interned, fields found among the labels).
 //!
 //! - `intake/<admission>/<n>_events`: one request of 1 or 50 PagerDuty events (one routing
 //!   key) handed to memory mode's shard queues (4 shards of 8192) through `Intake::submit_events`,
@@ -301,6 +305,44 @@ fn correlate_new_alert(c: &mut Criterion) {
                 let mut shard = shard();
                 shard.apply(common::storm_trigger(0), UnixMillis(1_000), &mut out);
                 let mut events: Vec<Event> = (1..=n).map(common::storm_trigger).collect();
+                let start = Instant::now();
+                for e in events.drain(..) {
+                    shard.apply(e, UnixMillis(2_000), &mut out);
+                }
+                total += start.elapsed();
+                assert!(out.is_empty(), "no message inside group_wait");
+                black_box(&shard);
+                done += n;
+            }
+            total
+        })
+    });
+    let api = common::representative_cases()
+        .into_iter()
+        .find(|c| c.kind == sluice::integration::Integration::AlertmanagerApi)
+        .expect("an alertmanager_api case");
+    let mut body = include_bytes!("common/rss_alerts.json").to_vec();
+    let labelled = sluice::ingest::integrations::parse(api.kind, &api.request(), &mut body)
+        .expect("the RSS shape parses")
+        .events;
+    g.bench_function("prometheus_labels", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            let mut out = Vec::new();
+            while done < iters {
+                let n = (iters - done).min(STORM);
+                let mut shard = shard();
+                for e in &labelled {
+                    shard.apply(e.clone(), UnixMillis(1_000), &mut out);
+                }
+                let mut events: Vec<Event> = (0..n)
+                    .map(|i| {
+                        let mut e = labelled[i as usize % labelled.len()].clone();
+                        e.dedup_key = format!("new-{i}");
+                        e
+                    })
+                    .collect();
                 let start = Instant::now();
                 for e in events.drain(..) {
                     shard.apply(e, UnixMillis(2_000), &mut out);
