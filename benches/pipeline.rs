@@ -297,24 +297,9 @@ fn correlate_new_alert(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("into_existing_group", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            let mut out = Vec::new();
-            while done < iters {
-                let n = (iters - done).min(STORM);
-                let mut shard = shard();
-                shard.apply(common::storm_trigger(0), UnixMillis(1_000), &mut out);
-                let mut events: Vec<Event> = (1..=n).map(common::storm_trigger).collect();
-                let start = Instant::now();
-                for e in events.drain(..) {
-                    shard.apply(e, UnixMillis(2_000), &mut out);
-                }
-                total += start.elapsed();
-                assert!(out.is_empty(), "no message inside group_wait");
-                black_box(&shard);
-                done += n;
-            }
-            total
+            new_alerts(iters, &[common::storm_trigger(0)], |i| {
+                common::storm_trigger(i + 1)
+            })
         })
     });
     let api = common::representative_cases()
@@ -327,35 +312,39 @@ fn correlate_new_alert(c: &mut Criterion) {
         .events;
     g.bench_function("prometheus_labels", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            let mut out = Vec::new();
-            while done < iters {
-                let n = (iters - done).min(STORM);
-                let mut shard = shard();
-                for e in &labelled {
-                    shard.apply(e.clone(), UnixMillis(1_000), &mut out);
-                }
-                let mut events: Vec<Event> = (0..n)
-                    .map(|i| {
-                        let mut e = labelled[i as usize % labelled.len()].clone();
-                        e.dedup_key = format!("new-{i}");
-                        e
-                    })
-                    .collect();
-                let start = Instant::now();
-                for e in events.drain(..) {
-                    shard.apply(e, UnixMillis(2_000), &mut out);
-                }
-                total += start.elapsed();
-                assert!(out.is_empty(), "no message inside group_wait");
-                black_box(&shard);
-                done += n;
-            }
-            total
+            new_alerts(iters, &labelled, |i| {
+                let mut e = labelled[i as usize % labelled.len()].clone();
+                e.dedup_key = format!("new-{i}");
+                e
+            })
         })
     });
     g.finish();
+}
+
+/// The time `iters` new alerts take: fresh shards that first take `open` (untimed), then up to
+/// [`STORM`] events of `new` each (built untimed).
+fn new_alerts(iters: u64, open: &[Event], new: impl Fn(u64) -> Event) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut out = Vec::new();
+    while done < iters {
+        let n = (iters - done).min(STORM);
+        let mut shard = shard();
+        for e in open {
+            shard.apply(e.clone(), UnixMillis(1_000), &mut out);
+        }
+        let mut events: Vec<Event> = (done..done + n).map(&new).collect();
+        let start = Instant::now();
+        for e in events.drain(..) {
+            shard.apply(e, UnixMillis(2_000), &mut out);
+        }
+        total += start.elapsed();
+        assert!(out.is_empty(), "no message inside group_wait");
+        black_box(&shard);
+        done += n;
+    }
+    total
 }
 
 /// A snapshot of a shard of `open` alerts: written, and restored into a new shard.
