@@ -58,7 +58,7 @@ fn record(batch: &serde_json::Value, n: usize) -> Vec<u8> {
             .iter()
             .find(|(k, _)| k == "alertname")
             .map(|(_, v)| v.clone());
-        e.labels = labels;
+        e.labels = labels.into();
         if !body.is_empty() {
             body.push(b'\n');
         }

@@ -9,7 +9,7 @@ mod labels;
 pub mod names;
 pub mod wire;
 
-pub use labels::Labels;
+pub use labels::{LabelBuf, Labels};
 
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
@@ -110,7 +110,7 @@ pub struct Event {
     pub component: Option<String>,
     pub group: Option<String>,
     pub class: Option<String>,
-    pub labels: Vec<(String, String)>,
+    pub labels: LabelBuf,
     /// The sender's free-form details, kept as compact JSON.
     pub custom_details: Option<Details>,
     pub timestamp: Option<UnixMillis>,
@@ -143,7 +143,7 @@ impl Event {
             component: None,
             group: None,
             class: None,
-            labels: Vec::new(),
+            labels: LabelBuf::default(),
             custom_details: None,
             timestamp: None,
             received_at,
@@ -165,11 +165,7 @@ impl Event {
             Field::Summary => &self.summary,
             Field::Integration => self.integration.as_str(),
             Field::DedupKey => &self.dedup_key,
-            Field::Label(name) => self
-                .labels
-                .iter()
-                .find(|(k, _)| k == name)
-                .map_or("", |(_, v)| v.as_str()),
+            Field::Label(name) => self.labels.get(name).unwrap_or(""),
             Field::Entity(kind) => kind.value(self),
         }
     }
@@ -329,10 +325,7 @@ fn without_port(instance: &str) -> &str {
 
 impl Linked for Event {
     fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+        self.labels.get(name).filter(|v| !v.is_empty())
     }
     fn bare(&self) -> bool {
         self.labels.is_empty()

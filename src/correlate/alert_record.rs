@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::incident::Alert;
 use super::text::{AlertText, Text};
-use crate::event::{Details, Labels, Severity};
+use crate::event::{Details, LabelBuf, Labels, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::publish::encode::Status;
 use crate::time::UnixMillis;
@@ -40,7 +40,7 @@ struct Record<S, L, D> {
 }
 
 type Written<'a> = Record<&'a str, Labels<'a>, &'a Option<Details>>;
-type Read = Record<String, Vec<(String, String)>, Option<Details>>;
+type Read = Record<String, LabelBuf, Option<Details>>;
 
 impl Serialize for Alert {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -82,7 +82,7 @@ impl<'de> Deserialize<'de> for Alert {
                 component: r.component.as_deref(),
                 group: r.group.as_deref(),
                 class: r.class.as_deref(),
-                labels: &r.labels,
+                labels: r.labels.labels(),
             }),
             summary: r.summary.into_boxed_str(),
             details: r.details,

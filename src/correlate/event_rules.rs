@@ -39,16 +39,13 @@ pub fn apply(rules: &[EventRule], event: &mut Event) -> Applied {
             came_with.get_or_insert(old);
         }
         for (k, v) in &rule.set_label {
-            match event.labels.iter_mut().find(|(have, _)| have == k) {
-                Some((_, value)) => value.clone_from(v),
-                None => event.labels.push((k.clone(), v.clone())),
-            }
+            event.labels.set(k, v);
         }
         if let Some(enrich) = &rule.enrich {
             if let Some(row) = enrich.table.get(event.field(&enrich.field)) {
                 for (k, v) in row {
-                    if !event.labels.iter().any(|(have, _)| have == k) {
-                        event.labels.push((k.clone(), v.clone()));
+                    if event.labels.get(k).is_none() {
+                        event.labels.push(k, v);
                     }
                 }
             }

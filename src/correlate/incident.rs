@@ -63,7 +63,7 @@ impl Alert {
             component: event.component.as_deref(),
             group: event.group.as_deref(),
             class: event.class.as_deref(),
-            labels: &event.labels,
+            labels: event.labels.labels(),
         });
         Alert {
             hash,

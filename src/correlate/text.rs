@@ -33,7 +33,7 @@ pub struct Text<'a> {
     pub component: Option<&'a str>,
     pub group: Option<&'a str>,
     pub class: Option<&'a str>,
-    pub labels: &'a [(String, String)],
+    pub labels: Labels<'a>,
 }
 
 pub struct AlertText {
@@ -54,14 +54,9 @@ impl AlertText {
             text.class,
         ];
         let mut buf = Vec::with_capacity(
-            fields.iter().flatten().map(|f| f.len()).sum::<usize>()
-                + text
-                    .labels
-                    .iter()
-                    .map(|(k, v)| 3 + k.len() + v.len())
-                    .sum::<usize>(),
+            fields.iter().flatten().map(|f| f.len()).sum::<usize>() + text.labels.as_bytes().len(),
         );
-        Labels::write(text.labels, &mut buf);
+        buf.extend_from_slice(text.labels.as_bytes());
         let labels_end = buf.len();
         let mut spans = [Span { at: NONE, len: 0 }; 5];
         for (i, field) in fields.into_iter().enumerate() {
@@ -115,27 +110,24 @@ impl AlertText {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::event::LabelBuf;
 
     #[test]
     fn fields_read_back_and_values_of_labels_are_stored_once() {
-        let labels = pairs(&[
+        let labels: LabelBuf = [
             ("alertname", "DiskFull"),
             ("instance", "node-7:9100"),
             ("job", "node"),
-        ]);
+        ]
+        .into_iter()
+        .collect();
         let text = AlertText::new(Text {
             dedup_key: "507a62d79ee76c9a",
             source: "node-7:9100",
             component: Some("node"),
             group: None,
             class: Some("DiskFull"),
-            labels: &labels,
+            labels: labels.labels(),
         });
         assert_eq!(text.get(TextField::DedupKey), Some("507a62d79ee76c9a"));
         assert_eq!(text.get(TextField::Source), Some("node-7:9100"));
@@ -145,9 +137,7 @@ mod tests {
         assert_eq!(text.labels().get("job"), Some("node"));
         assert_eq!(text.labels().iter().count(), 3);
         // Only the dedup key is stored besides the labels.
-        let mut labels_only = Vec::new();
-        Labels::write(&labels, &mut labels_only);
-        assert_eq!(text.bytes.len(), labels_only.len() + 16);
+        assert_eq!(text.bytes.len(), labels.labels().as_bytes().len() + 16);
     }
 
     #[test]
@@ -158,7 +148,7 @@ mod tests {
             component: Some(""),
             group: Some("db-1"),
             class: Some("é ✓"),
-            labels: &[],
+            labels: Labels::default(),
         });
         assert!(text.labels().is_empty());
         assert_eq!(text.get(TextField::Source), Some("db-1"));

@@ -17,20 +17,17 @@ pub struct Labels<'a>(&'a [u8]);
 const INLINE: u16 = u16::MAX;
 
 impl<'a> Labels<'a> {
-    /// Appends `labels` to `buf` as [`Labels`] reads them.
-    pub fn write(labels: &[(String, String)], buf: &mut Vec<u8>) {
-        buf.reserve(labels.iter().map(|(_, v)| 3 + v.len()).sum());
-        for (k, v) in labels {
-            put_label(buf, names::intern(k), k, v);
-        }
-    }
-
-    /// Labels written by [`Labels::write`].
+    /// Labels written by [`LabelBuf`].
     pub fn read(bytes: &'a [u8]) -> Self {
         Labels(bytes)
     }
 
-    /// Every label, in the order given to [`Labels::write`].
+    /// The labels' bytes, as [`Labels::read`] takes them.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Every label, in the order they were pushed.
     pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
         let mut rest: &[u8] = self.0;
         std::iter::from_fn(move || {
@@ -130,9 +127,156 @@ impl Serialize for Labels<'_> {
     }
 }
 
+/// An event's labels, owned, in the form an alert keeps them ([`Labels`]): a parser pushes
+/// each label into one buffer (its name interned), and a new alert copies the buffer whole.
+/// In the order pushed; a name may be pushed twice (parsers do not), and then
+/// [`LabelBuf::get`] finds the first.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LabelBuf(Vec<u8>);
+
+impl LabelBuf {
+    /// Room for labels of about `bytes` bytes of names and values.
+    pub fn with_capacity(bytes: usize) -> Self {
+        LabelBuf(Vec::with_capacity(bytes))
+    }
+
+    /// Appends a label.
+    pub fn push(&mut self, name: &str, value: &str) {
+        put_label(&mut self.0, names::intern(name), name, value);
+    }
+
+    /// Sets `name` to `value`: the first label of that name, else a new one at the end.
+    pub fn set(&mut self, name: &str, value: &str) {
+        let mut at = 0;
+        while let Some((k, v, tail)) = next(&self.0[at..]) {
+            let end = self.0.len() - tail.len();
+            if k == name {
+                if v != value.as_bytes() {
+                    let mut label = Vec::with_capacity(end - at + value.len());
+                    put_label(&mut label, names::intern(name), name, value);
+                    self.0.splice(at..end, label);
+                }
+                return;
+            }
+            at = end;
+        }
+        self.push(name, value);
+    }
+
+    /// Keeps the labels `keep` says yes to, in order, in place.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        let (mut read, mut write) = (0, 0);
+        while let Some((k, v, tail)) = next(&self.0[read..]) {
+            let end = self.0.len() - tail.len();
+            if keep(k, std::str::from_utf8(v).unwrap_or_default()) {
+                self.0.copy_within(read..end, write);
+                write += end - read;
+            }
+            read = end;
+        }
+        self.0.truncate(write);
+    }
+
+    pub fn labels(&self) -> Labels<'_> {
+        Labels(&self.0)
+    }
+
+    /// Every label, in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels().iter()
+    }
+
+    /// The first label named `name`'s value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels().get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many labels.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for LabelBuf {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
+        let mut buf = LabelBuf::default();
+        for (k, v) in pairs {
+            buf.push(k.as_ref(), v.as_ref());
+        }
+        buf
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for LabelBuf {
+    fn from(pairs: Vec<(K, V)>) -> Self {
+        let mut buf = LabelBuf::with_capacity(
+            pairs
+                .iter()
+                .map(|(k, v)| 3 + k.as_ref().len() + v.as_ref().len())
+                .sum(),
+        );
+        for (k, v) in &pairs {
+            buf.push(k.as_ref(), v.as_ref());
+        }
+        buf
+    }
+}
+
+impl std::fmt::Debug for LabelBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Equal to the same labels in the same order (as tests write them).
+impl<K: AsRef<str>, V: AsRef<str>> PartialEq<[(K, V)]> for LabelBuf {
+    fn eq(&self, other: &[(K, V)]) -> bool {
+        self.iter()
+            .map(Some)
+            .chain(std::iter::once(None))
+            .zip(
+                other
+                    .iter()
+                    .map(|(k, v)| Some((k.as_ref(), v.as_ref())))
+                    .chain(std::iter::once(None)),
+            )
+            .all(|(a, b)| a == b)
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> PartialEq<Vec<(K, V)>> for LabelBuf {
+    fn eq(&self, other: &Vec<(K, V)>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>, const N: usize> PartialEq<[(K, V); N]> for LabelBuf {
+    fn eq(&self, other: &[(K, V); N]) -> bool {
+        *self == other[..]
+    }
+}
+
+/// Written as `[[name, value], ...]`, as [`Labels`].
+impl Serialize for LabelBuf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.labels().serialize(s)
+    }
+}
+
+/// Read from `[[name, value], ...]`.
+impl<'de> serde::Deserialize<'de> for LabelBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<(String, String)>::deserialize(d).map(LabelBuf::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{names, put_label, Labels};
+    use super::{names, put_label, LabelBuf, Labels};
 
     #[test]
     fn labels_come_back_as_given() {
@@ -140,9 +284,9 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut buf = Vec::new();
-        Labels::write(&given, &mut buf);
-        let labels = Labels::read(&buf);
+        let buf = LabelBuf::from(given.clone());
+        assert_eq!(buf, given);
+        let labels = Labels::read(buf.labels().as_bytes());
         let back: Vec<(&str, &str)> = labels.iter().collect();
         assert_eq!(
             back,
@@ -153,14 +297,10 @@ mod tests {
         assert_eq!(Labels::default().iter().count(), 0);
         // A long value's length takes more than one byte.
         let long = "v".repeat(300);
-        let mut buf = Vec::new();
-        Labels::write(
-            &[("a".into(), long.clone()), ("b".into(), "c".into())],
-            &mut buf,
-        );
-        let labels = Labels::read(&buf);
-        assert_eq!(labels.get("a"), Some(long.as_str()));
-        assert_eq!(labels.get("b"), Some("c"));
+        let buf: LabelBuf = [("a", long.as_str()), ("b", "c")].into_iter().collect();
+        assert_eq!(buf.get("a"), Some(long.as_str()));
+        assert_eq!(buf.get("b"), Some("c"));
+        assert_eq!(buf.len(), 2);
         // A name kept inline (the name table full) reads back the same, beside interned ones.
         let mut buf = Vec::new();
         put_label(&mut buf, None, "zone", "e1");
@@ -178,5 +318,31 @@ mod tests {
         );
         assert_eq!(mixed.get("zone"), Some("e1"));
         assert_eq!(mixed.get("labels-test-rack"), Some("r1"));
+    }
+
+    #[test]
+    fn labels_are_set_and_dropped_in_place() {
+        let long = "w".repeat(200);
+        let mut buf: LabelBuf = [("a", "1"), ("b", ""), ("c", "3"), ("b", "4")]
+            .into_iter()
+            .collect();
+        buf.set("b", &long);
+        assert_eq!(
+            buf,
+            [("a", "1"), ("b", long.as_str()), ("c", "3"), ("b", "4")]
+        );
+        buf.set("c", "3");
+        buf.set("d", "5");
+        assert_eq!(buf.get("d"), Some("5"));
+        buf.retain(|k, v| k != "b" && v != "3");
+        assert_eq!(buf, [("a", "1"), ("d", "5")]);
+        assert_ne!(buf, [("a", "1")], "a shorter list differs");
+        buf.retain(|_, _| false);
+        assert!(buf.is_empty());
+        assert_eq!(format!("{buf:?}"), "[]");
+        let json = serde_json::to_string(&LabelBuf::from(vec![("x", "é")])).expect("writes");
+        assert_eq!(json, r#"[["x","é"]]"#);
+        let back: LabelBuf = serde_json::from_str(&json).expect("reads");
+        assert_eq!(back, [("x", "é")]);
     }
 }

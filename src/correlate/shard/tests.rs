@@ -782,10 +782,7 @@ fn labelled(name: &'static str, node: &'static str, sev: Severity) -> impl FnOnc
     move |e: &mut Event| {
         e.source = format!("{name}-{node}");
         e.severity = sev;
-        e.labels = vec![
-            ("alertname".into(), name.into()),
-            ("node".into(), node.into()),
-        ];
+        e.labels = [("alertname", name), ("node", node)].into_iter().collect();
     }
 }
 

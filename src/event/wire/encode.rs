@@ -4,7 +4,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::{Origin, Record, SENTRY_METRIC_ALERTS, VERSION};
-use crate::event::{Action, ChangeEvent, Command, CommandAction, Event, Image, Link};
+use crate::event::{Action, ChangeEvent, Command, CommandAction, Event, Image, LabelBuf, Link};
 use crate::integration::KeySpace;
 use crate::time::UnixMillis;
 
@@ -160,8 +160,8 @@ struct EventOut<'a> {
     group: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    labels: &'a [(String, String)],
+    #[serde(skip_serializing_if = "LabelBuf::is_empty")]
+    labels: &'a LabelBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     custom_details: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]

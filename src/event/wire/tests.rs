@@ -35,10 +35,7 @@ fn full_event() -> Event {
     e.component = Some("postgres".into());
     e.group = Some("prod".into());
     e.class = Some("cpu".into());
-    e.labels = vec![
-        ("team".into(), "données".into()),
-        ("env".into(), "prod".into()),
-    ];
+    e.labels = [("team", "données"), ("env", "prod")].into_iter().collect();
     e.custom_details = Some(details(r#"{"value":93.5,"tags":["a","b"]}"#));
     e.timestamp = Some(UnixMillis(1_700_000_000_000));
     e.ends_at = Some(UnixMillis(1_700_000_300_000));
@@ -590,7 +587,7 @@ fn event() -> impl Strategy<Value = Event> {
             e.component = component;
             e.group = group;
             e.class = class;
-            e.labels = labels;
+            e.labels = labels.into();
             e.custom_details = details;
             e.timestamp = timestamp;
             e.ends_at = ends_at;

@@ -179,7 +179,7 @@ fn read_alert<'v>(
         (lookup(&annotations, "runbook_url"), "Runbook"),
     ]);
     event.custom_details = pairs_details(&annotations);
-    event.labels = labels;
+    event.labels = labels.into();
     Some((event, truncated))
 }
 

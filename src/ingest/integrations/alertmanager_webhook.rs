@@ -294,7 +294,7 @@ fn read_alert<'v>(
     set_times(&mut event, starts_at, ends_at, req.now);
     event.links = links(generator_url, lookup(&annotations, "runbook_url"), top);
     event.custom_details = pairs_details(&annotations);
-    event.labels = labels;
+    event.labels = labels.into();
     Some((event, truncated))
 }
 

@@ -214,7 +214,7 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
         }
     }
     labels.sort_unstable();
-    event.labels = labels;
+    event.labels = labels.into();
 
     let mut details = serde_json::Map::new();
     if let Some(desc) = description {

@@ -83,7 +83,7 @@ fn event_json(e: &Event) -> Value {
     let labels: serde_json::Map<String, Value> = e
         .labels
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     json!({
         "routing_key": e.routing_key,

@@ -366,7 +366,7 @@ fn alarm(
     }
     labels.sort_unstable();
     labels.dedup_by(|a, b| a.0 == b.0);
-    event.labels = labels;
+    event.labels = labels.into();
     let mut details = serde_json::Map::new();
     for (k, v) in [
         ("AlarmDescription", description),

@@ -380,7 +380,7 @@ fn read(
         ("event_type", &event_type),
         ("org", &org),
     ]);
-    event.labels = labels;
+    event.labels = labels.into();
     Some((event, truncated))
 }
 
@@ -479,11 +479,7 @@ mod tests {
         let e = one(
             r#"{"alert_id":"1","tags":"env:staging,service:checkout,monitor, team : web ","scope":"host:web-4,env:prod"}"#,
         );
-        let labels: Vec<(&str, &str)> = e
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let labels: Vec<(&str, &str)> = e.labels.iter().collect();
         assert_eq!(
             labels,
             [

@@ -151,7 +151,7 @@ impl Format for Webhook {
             if let Some(t) = tags {
                 labels.push(("tags".to_string(), t.to_string()));
             }
-            event.labels = labels;
+            event.labels = labels.into();
             event.custom_details = context_details;
             event.links = rule_url
                 .map(|href| Link {

@@ -188,7 +188,7 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
             text: Some("Cloud Monitoring incident".into()),
         });
     }
-    event.labels = labels;
+    event.labels = labels.into();
     let mut details = serde_json::Map::new();
     for (k, v) in [
         ("summary", text.map(str::to_string)),

@@ -153,7 +153,7 @@ fn read_alert<'v>(
         });
     }
     event.custom_details = details(&annotations, values, value_string, rule_uid);
-    event.labels = labels;
+    event.labels = labels.into();
     Some((event, truncated))
 }
 

@@ -412,7 +412,7 @@ fn read(m: &Macros, req: &IngestRequest<'_>, errors: &mut Vec<String>) -> Read {
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     labels.sort_unstable();
-    event.labels = labels;
+    event.labels = labels.into();
     Ok(Some((event, truncated)))
 }
 

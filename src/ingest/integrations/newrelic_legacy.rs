@@ -195,7 +195,7 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
         }
     }
     labels.sort_unstable();
-    event.labels = labels;
+    event.labels = labels.into();
     event.links = links;
     if let Some(src) = chart {
         event.images.push(Image {

@@ -173,7 +173,7 @@ fn read(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event, bool)
     .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k.to_string(), v)))
     .collect();
     labels.sort_unstable();
-    event.labels = labels;
+    event.labels = labels.into();
     event.custom_details = details(&[
         ("trigger", trigger.map(str::to_string)),
         ("state", Some(state.to_string())),
@@ -257,9 +257,7 @@ mod tests {
         assert_eq!(e.source, "api");
         assert_eq!(e.summary, "Error rate", "condition when there is no title");
         assert_eq!(e.timestamp, Some(UnixMillis(1_714_641_000_000)));
-        assert!(e
-            .labels
-            .contains(&("impacted_entities".into(), "api,db".into())));
+        assert_eq!(e.labels.get("impacted_entities"), Some("api,db"));
         let d = e.custom_details.unwrap();
         assert_eq!(
             d.0.get(),

@@ -333,7 +333,7 @@ fn create(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, Integratio
         labels.push(("tags".to_string(), tag_list.join(",")));
         labels.sort_unstable();
     }
-    event.labels = labels;
+    event.labels = labels.into();
     event.custom_details = custom_details(&root);
     Ok(Parsed::one(event, truncated))
 }

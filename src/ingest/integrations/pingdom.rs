@@ -120,7 +120,7 @@ impl Format for Webhook {
                 .collect();
             labels.sort();
             labels.dedup();
-            event.labels = labels;
+            event.labels = labels.into();
             event.links = full_url
                 .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
                 .map(|href| Link {

@@ -273,7 +273,7 @@ fn event_alert(d: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Option<(Event
         ],
         None,
     );
-    event.labels = labels;
+    event.labels = labels.into();
     Some((event, truncated))
 }
 

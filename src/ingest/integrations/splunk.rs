@@ -180,7 +180,7 @@ impl Format for Webhook {
                 })
                 .into_iter()
                 .collect();
-            event.labels = labels;
+            event.labels = labels.into();
             Some((event, truncated))
         })
     }

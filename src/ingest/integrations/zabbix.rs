@@ -286,7 +286,7 @@ fn read(
         }
     }
     labels.sort_unstable();
-    event.labels = labels;
+    event.labels = labels.into();
     if let (Some(base), Some(trigger)) = (&url, &trigger_id) {
         event.links.push(Link {
             href: format!(

@@ -57,10 +57,12 @@ fn event(k: usize, a: usize, action: Action, severity: Severity, now: u64) -> Ev
     e.severity = severity;
     e.summary = format!("alert {a} of {}", KEYS[k]);
     e.class = Some(["Down", "Latency", "Errors"][a % 3].into());
-    e.labels = vec![
-        ("host".into(), format!("h{}", a % 2)),
-        ("service".into(), format!("svc-{}", a % 4)),
-    ];
+    e.labels = [
+        ("host", format!("h{}", a % 2)),
+        ("service", format!("svc-{}", a % 4)),
+    ]
+    .into_iter()
+    .collect();
     e
 }
 

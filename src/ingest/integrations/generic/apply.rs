@@ -313,7 +313,7 @@ impl Mapper {
         event.class = field(TextField::Class);
         event.timestamp = timestamp;
         labels.sort();
-        event.labels = labels;
+        event.labels = labels.into();
         event.custom_details = details;
         event.links = links;
         Ok(Some((event, truncated)))

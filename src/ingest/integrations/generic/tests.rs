@@ -247,7 +247,7 @@ fn the_readme_worked_example_runs() {
         "action": format!("{:?}", e.action).to_lowercase(),
         "dedup_key": e.dedup_key, "summary": e.summary, "severity": e.severity.as_str(),
         "source": e.source, "component": e.component, "group": e.group, "class": e.class,
-        "labels": e.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "labels": e.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
         "timestamp": e.timestamp.map(|t| t.to_string()),
         "custom_details": serde_json::from_str::<serde_json::Value>(e.custom_details.as_ref().unwrap().0.get()).unwrap(),
     });
@@ -318,11 +318,7 @@ fn form_fields_given_twice_are_arrays() {
     .unwrap();
     let e = &parsed.events[0];
     assert_eq!(e.dedup_key, "1");
-    let labels: Vec<(&str, &str)> = e
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let labels: Vec<(&str, &str)> = e.labels.iter().collect();
     assert_eq!(labels, [("first", "a"), ("host", "web-1"), ("third", "d")]);
     let err = run(&settings, None, &none, "id=%zz").unwrap_err();
     assert!(err.to_string().contains("broken %-escape"), "{err}");
