@@ -47,7 +47,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::Event;
+use crate::event::{Event, LabelBuf};
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
@@ -127,9 +127,9 @@ fn read_alert<'v>(
     resolve_timeout: Duration,
 ) -> Option<(Event, bool)> {
     let before = r.errors.len();
-    let labels = r.string_map("labels");
+    let labels = r.string_pairs("labels");
     let labels_read = r.errors.len() == before;
-    let annotations = r.string_map("annotations");
+    let annotations = r.string_pairs("annotations");
     let starts_at = r.timestamp("startsAt");
     let ends_at = r.timestamp("endsAt");
     let generator_url = r.opt_str("generatorURL").filter(|u| !u.is_empty());
@@ -179,7 +179,7 @@ fn read_alert<'v>(
         (lookup(&annotations, "runbook_url"), "Runbook"),
     ]);
     event.custom_details = pairs_details(&annotations);
-    event.labels = labels.into();
+    event.labels = LabelBuf::from(labels);
     Some((event, truncated))
 }
 

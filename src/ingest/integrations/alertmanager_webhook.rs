@@ -39,10 +39,10 @@
 use http::{Response, StatusCode};
 use simd_json::BorrowedValue;
 
-use crate::event::{Action, Event, Link, Severity, MAX_DEDUP_KEY_CHARS};
+use crate::event::{Action, Event, LabelBuf, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
 
-use super::fields::{named_links, pairs_details, severity_named, Reader};
+use super::fields::{named_links, pairs_details, severity_named, Pairs, Reader};
 use super::{
     json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError,
     IntegrationSettings, Parsed,
@@ -112,10 +112,13 @@ pub(super) fn read_envelope<'v>(
     Batch::read(kind, "alerts", alerts, |r| read(r, &top))
 }
 
-pub(super) fn lookup<'a>(map: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    map.binary_search_by(|(k, _)| k.as_str().cmp(name))
+pub(super) fn lookup<'a, K: AsRef<str>, V: AsRef<str>>(
+    map: &'a [(K, V)],
+    name: &str,
+) -> Option<&'a str> {
+    map.binary_search_by(|(k, _)| k.as_ref().cmp(name))
         .ok()
-        .map(|i| map[i].1.as_str())
+        .map(|i| map[i].1.as_ref())
         .filter(|v| !v.is_empty())
 }
 
@@ -142,8 +145,8 @@ pub(super) fn prometheus_event(
     req: &IngestRequest<'_>,
     resolved: bool,
     dedup_key: String,
-    labels: &[(String, String)],
-    annotations: &[(String, String)],
+    labels: &Pairs<'_>,
+    annotations: &Pairs<'_>,
 ) -> (Event, bool) {
     let action = if resolved {
         Action::Resolve
@@ -216,7 +219,7 @@ pub(super) fn replica_labels_setting(
 
 /// Drops the replica labels (see [`REPLICA_LABELS`]); whether there were any.
 pub(super) fn drop_replica_labels(
-    labels: &mut Vec<(String, String)>,
+    labels: &mut Pairs<'_>,
     req: &IngestRequest<'_>,
 ) -> bool {
     let before = labels.len();
@@ -229,7 +232,7 @@ pub(super) fn drop_replica_labels(
 /// over the labels sorted by name (byte order), each name and each value followed by the
 /// byte `0xFF` (which no UTF-8 text contains, so `("ab","c")` and `("a","bc")` differ), as
 /// 16 lowercase hex digits (prometheus/common `model/signature.go`, `labelSetToFingerprint`).
-pub fn labels_fingerprint(sorted_labels: &[(String, String)]) -> String {
+pub fn labels_fingerprint<K: AsRef<str>, V: AsRef<str>>(sorted_labels: &[(K, V)]) -> String {
     const OFFSET: u64 = 14_695_981_039_346_656_037;
     const PRIME: u64 = 1_099_511_628_211;
     let mut h = OFFSET;
@@ -240,8 +243,8 @@ pub fn labels_fingerprint(sorted_labels: &[(String, String)]) -> String {
         }
     };
     for (name, value) in sorted_labels {
-        add(name.as_bytes());
-        add(value.as_bytes());
+        add(name.as_ref().as_bytes());
+        add(value.as_ref().as_bytes());
     }
     format!("{h:016x}")
 }
@@ -253,9 +256,9 @@ fn read_alert<'v>(
 ) -> Option<(Event, bool)> {
     let status = r.opt_str("status");
     let before = r.errors.len();
-    let labels = r.string_map("labels");
+    let labels = r.string_pairs("labels");
     let labels_read = r.errors.len() == before;
-    let annotations = r.string_map("annotations");
+    let annotations = r.string_pairs("annotations");
     let starts_at = r.timestamp("startsAt");
     let ends_at = r.timestamp("endsAt");
     let generator_url = r.opt_str("generatorURL").filter(|u| !u.is_empty());
@@ -294,7 +297,7 @@ fn read_alert<'v>(
     set_times(&mut event, starts_at, ends_at, req.now);
     event.links = links(generator_url, lookup(&annotations, "runbook_url"), top);
     event.custom_details = pairs_details(&annotations);
-    event.labels = labels.into();
+    event.labels = LabelBuf::from(labels);
     Some((event, truncated))
 }
 
@@ -424,7 +427,7 @@ mod tests {
             v
         };
         assert_eq!(
-            labels_fingerprint(&[]),
+            labels_fingerprint::<&str, &str>(&[]),
             format!("{:016x}", 14_695_981_039_346_656_037u64)
         );
         assert_eq!(

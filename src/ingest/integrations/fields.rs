@@ -2,6 +2,7 @@
 //! field the way the sender wrote it (`payload.severity`, `links[2].href`); and decoding
 //! percent-encoded text (paths, query strings, form bodies).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use serde::Serialize;
@@ -11,6 +12,9 @@ use simd_json::{BorrowedValue, Buffers};
 
 use crate::event::{Details, Image, Link, Severity};
 use crate::time::{from_epoch_number, parse_timestamp, Timestamp, UnixMillis};
+
+/// Names and string values of a JSON object, borrowed from the body.
+pub type Pairs<'v> = Vec<(&'v str, Cow<'v, str>)>;
 
 /// The severity a sender's name stands for in `table`, compared without case.
 pub fn severity_named(value: &str, table: &[(&str, Severity)]) -> Option<Severity> {
@@ -112,17 +116,17 @@ pub fn named_links<'a>(
 
 /// Name/value pairs (sorted, names unique) as a `custom_details` object of strings, written
 /// straight from the pairs; `None` when there are none.
-pub fn pairs_details(pairs: &[(String, String)]) -> Option<Details> {
-    struct Pairs<'a>(&'a [(String, String)]);
-    impl Serialize for Pairs<'_> {
+pub fn pairs_details<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Option<Details> {
+    struct Map<'a, K, V>(&'a [(K, V)]);
+    impl<K: AsRef<str>, V: AsRef<str>> Serialize for Map<'_, K, V> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            s.collect_map(self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
         }
     }
     if pairs.is_empty() {
         return None;
     }
-    details(&Pairs(pairs))
+    details(&Map(pairs))
 }
 
 /// The text fields that are present, as a `custom_details` object; `None` when none is.
@@ -222,6 +226,19 @@ impl<'v> Reader<'v, '_> {
     /// Numbers and booleans are kept as their JSON text and null values are skipped; an
     /// object or array value, or a field that is not an object, is a problem.
     pub fn string_map(&mut self, name: &str) -> Option<Vec<(String, String)>> {
+        let pairs = self.string_pairs(name)?;
+        Some(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// [`Reader::string_map`] borrowed from the body: only a number's or boolean's text is
+    /// made (the parsers of the busiest formats copy labels once, into the event's
+    /// [`crate::event::LabelBuf`]).
+    pub fn string_pairs(&mut self, name: &str) -> Option<Pairs<'v>> {
         let v = self.get(name)?;
         let Some(map) = v.as_object() else {
             self.errors
@@ -231,9 +248,9 @@ impl<'v> Reader<'v, '_> {
         let mut out = Vec::with_capacity(map.len());
         for (k, v) in map.iter() {
             let value = if let Some(s) = v.as_str() {
-                s.to_string()
+                Cow::Borrowed(s)
             } else if v.is_number() || v.is_bool() {
-                v.encode()
+                Cow::Owned(v.encode())
             } else if v.is_null() {
                 continue;
             } else {
@@ -241,7 +258,7 @@ impl<'v> Reader<'v, '_> {
                     .push(format!("'{}.{k}' must be a string", path(self.path, name)));
                 continue;
             };
-            out.push((k.to_string(), value));
+            out.push((k.as_ref(), value));
         }
         out.sort_unstable();
         Some(out)

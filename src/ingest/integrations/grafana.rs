@@ -37,14 +37,14 @@
 use http::{Response, StatusCode};
 use simd_json::prelude::*;
 
-use crate::event::{fingerprint, Details, Event, Image, MAX_DEDUP_KEY_CHARS};
+use crate::event::{fingerprint, Details, Event, Image, LabelBuf, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
 use crate::integration::Integration;
 
 use super::alertmanager_webhook::{
     lookup, prometheus_event, read_envelope, resolved, set_times, Top,
 };
-use super::fields::{details_of, named_links, Reader};
+use super::fields::{details_of, named_links, Pairs, Reader};
 use super::{json_object, reply, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Grafana;
@@ -79,7 +79,7 @@ impl Format for Webhook {
 }
 
 /// The key of an alert without a fingerprint: xxh3-128 over its rule and labels.
-fn derived_key(rule_uid: Option<&str>, sorted_labels: &[(String, String)]) -> String {
+fn derived_key(rule_uid: Option<&str>, sorted_labels: &Pairs<'_>) -> String {
     let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * sorted_labels.len());
     parts.push(rule_uid.unwrap_or_default().as_bytes());
     for (k, v) in sorted_labels {
@@ -96,9 +96,9 @@ fn read_alert<'v>(
 ) -> Option<(Event, bool)> {
     let status = r.opt_str("status");
     let before = r.errors.len();
-    let labels = r.string_map("labels");
+    let labels = r.string_pairs("labels");
     let labels_read = r.errors.len() == before;
-    let annotations = r.string_map("annotations");
+    let annotations = r.string_pairs("annotations");
     let starts_at = r.timestamp("startsAt");
     let ends_at = r.timestamp("endsAt");
     let fingerprint = r.opt_str("fingerprint").filter(|f| !f.is_empty());
@@ -153,14 +153,14 @@ fn read_alert<'v>(
         });
     }
     event.custom_details = details(&annotations, values, value_string, rule_uid);
-    event.labels = labels.into();
+    event.labels = LabelBuf::from(labels);
     Some((event, truncated))
 }
 
 /// `{"annotations", "values", "valueString", "ruleUID"}`, each only when sent; `None` when
 /// none was.
 fn details(
-    annotations: &[(String, String)],
+    annotations: &Pairs<'_>,
     values: Option<&simd_json::BorrowedValue<'_>>,
     value_string: Option<&str>,
     rule_uid: Option<&str>,
@@ -170,7 +170,7 @@ fn details(
     if !annotations.is_empty() {
         let a: Map<String, Value> = annotations
             .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
             .collect();
         map.insert("annotations".into(), Value::Object(a));
     }
