@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, OnceLock};
 
 const CHUNK: usize = 256;
@@ -24,7 +25,24 @@ static NAMES: [OnceLock<Box<Chunk>>; MAX_NAMES / CHUNK + 1] = [const { OnceLock:
 static IDS: Mutex<Option<HashMap<&'static str, u16>>> = Mutex::new(None);
 
 thread_local! {
-    static CACHE: RefCell<HashMap<&'static str, u16>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<&'static str, u16, BuildHasherDefault<NameHasher>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// xxh3 for the per-thread cache: every label of every event is looked up there, and
+/// SipHash's cost showed in profiles of Alertmanager batches (a label name is no secret of a
+/// single process' table, and the table is bounded by [`MAX_NAMES`]).
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
 }
 
 /// The id of `name`, interning it when new; none once [`MAX_NAMES`] names are taken.

@@ -237,10 +237,12 @@ pub fn labels_fingerprint<K: AsRef<str>, V: AsRef<str>>(sorted_labels: &[(K, V)]
     const PRIME: u64 = 1_099_511_628_211;
     let mut h = OFFSET;
     let mut add = |bytes: &[u8]| {
-        for &b in bytes.iter().chain(&[0xFF]) {
+        for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(PRIME);
         }
+        h ^= 0xFF;
+        h = h.wrapping_mul(PRIME);
     };
     for (name, value) in sorted_labels {
         add(name.as_ref().as_bytes());

@@ -54,6 +54,15 @@ pub fn parse_json(body: &mut [u8]) -> Result<BorrowedValue<'_>, JsonError> {
     }
 }
 
+/// A key's length and first 12 bytes: keys that differ there differ.
+fn signature(key: &str) -> u128 {
+    let mut sig = [0u8; 16];
+    let n = key.len().min(12);
+    sig[..n].copy_from_slice(&key.as_bytes()[..n]);
+    sig[12..].copy_from_slice(&(key.len() as u32).to_le_bytes());
+    u128::from_le_bytes(sig)
+}
+
 /// The path of the first key that appears twice in one object of `value`
 /// (`alerts[0].labels.alertname`). Only objects simd-json kept every pair of (up to 32) are
 /// compared pairwise, so the cost stays linear in the body.
@@ -67,10 +76,18 @@ fn repeated_key(value: &BorrowedValue<'_>) -> Option<String> {
     };
     match value {
         BorrowedValue::Object(map) => {
-            let small = map.len() <= 32;
+            // Each key's length and first bytes, compared before the keys themselves.
+            let mut seen = [0u128; 32];
+            let small = map.len() <= seen.len();
             for (i, (key, inner)) in map.iter().enumerate() {
-                if small && map.iter().take(i).any(|(earlier, _)| earlier == key) {
-                    return Some(key.to_string());
+                if small {
+                    let sig = signature(key);
+                    if seen[..i].iter().zip(map.iter()).any(|(&s, (earlier, _))| {
+                        s == sig && earlier == key
+                    }) {
+                        return Some(key.to_string());
+                    }
+                    seen[i] = sig;
                 }
                 if let Some(path) = repeated_key(inner) {
                     return Some(join(key, path));
@@ -78,7 +95,9 @@ fn repeated_key(value: &BorrowedValue<'_>) -> Option<String> {
             }
             None
         }
+        // The slice's iterator: the value traits' `iter` would box one.
         BorrowedValue::Array(items) => items
+            .as_slice()
             .iter()
             .enumerate()
             .find_map(|(i, inner)| Some(join(&format!("[{i}]"), repeated_key(inner)?))),
@@ -260,7 +279,8 @@ impl<'v> Reader<'v, '_> {
             };
             out.push((k.as_ref(), value));
         }
-        out.sort_unstable();
+        // Names are unique (`parse_json` refuses a repeated key).
+        out.sort_unstable_by_key(|(k, _)| *k);
         Some(out)
     }
 
@@ -468,6 +488,12 @@ mod tests {
         assert_eq!(
             repeated(r#"[[{"k":1,"k":1}]]"#).as_deref(),
             Some("[0][0].k")
+        );
+        // Keys alike in their first 12 bytes and length, and the same long key.
+        assert_eq!(repeated(r#"{"kubernetes_pod_a":1,"kubernetes_pod_b":2}"#), None);
+        assert_eq!(
+            repeated(r#"{"kubernetes_pod_a":1,"k":0,"kubernetes_pod_a":2}"#).as_deref(),
+            Some("kubernetes_pod_a")
         );
         // The same key in sibling objects, and in an object and its child, is fine.
         assert_eq!(repeated(r#"[{"a":1},{"a":2}]"#), None);
