@@ -1,5 +1,6 @@
 //! The one event model every integration parses into (DESIGN section 2).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::integration::{Integration, KeySpace};
@@ -80,8 +81,9 @@ impl fmt::Display for Severity {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub href: String,
+    /// Most are a parser's fixed name for the link ("Source", "Runbook"), kept without a copy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub text: Option<Cow<'static, str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -271,7 +271,10 @@ fn links(raw: Raw<'_>) -> Result<Vec<Link>, WireError> {
     let links: Vec<LinkIn> = optional(raw, Slot::Links)?.unwrap_or_default();
     Ok(links
         .into_iter()
-        .map(|LinkIn { href, text }| Link { href, text })
+        .map(|LinkIn { href, text }| Link {
+            href,
+            text: text.map(Into::into),
+        })
         .collect())
 }
 

@@ -510,7 +510,10 @@ fn custom_details() -> impl Strategy<Value = Details> {
 
 fn links() -> impl Strategy<Value = Vec<Link>> {
     prop::collection::vec(
-        (text(), prop::option::of(text())).prop_map(|(href, text)| Link { href, text }),
+        (text(), prop::option::of(text())).prop_map(|(href, text)| Link {
+            href,
+            text: text.map(Into::into),
+        }),
         0..3,
     )
 }

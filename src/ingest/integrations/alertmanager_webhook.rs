@@ -218,10 +218,7 @@ pub(super) fn replica_labels_setting(
 }
 
 /// Drops the replica labels (see [`REPLICA_LABELS`]); whether there were any.
-pub(super) fn drop_replica_labels(
-    labels: &mut Pairs<'_>,
-    req: &IngestRequest<'_>,
-) -> bool {
+pub(super) fn drop_replica_labels(labels: &mut Pairs<'_>, req: &IngestRequest<'_>) -> bool {
     let before = labels.len();
     let replicas = &req.settings.replica_labels;
     labels.retain(|(name, _)| !replicas.iter().any(|r| r == name));

@@ -82,9 +82,11 @@ fn repeated_key(value: &BorrowedValue<'_>) -> Option<String> {
             for (i, (key, inner)) in map.iter().enumerate() {
                 if small {
                     let sig = signature(key);
-                    if seen[..i].iter().zip(map.iter()).any(|(&s, (earlier, _))| {
-                        s == sig && earlier == key
-                    }) {
+                    if seen[..i]
+                        .iter()
+                        .zip(map.iter())
+                        .any(|(&s, (earlier, _))| s == sig && earlier == key)
+                    {
                         return Some(key.to_string());
                     }
                     seen[i] = sig;
@@ -127,7 +129,7 @@ pub fn named_links<'a>(
         .filter_map(|(href, text)| {
             href.map(|href| Link {
                 href: href.to_string(),
-                text: Some(text.to_string()),
+                text: Some(Cow::Borrowed(text)),
             })
         })
         .collect()
@@ -375,7 +377,7 @@ impl<'v> Reader<'v, '_> {
             if let (Some(href), text) = (r.req_str("href"), r.opt_str("text")) {
                 out.push(Link {
                     href: href.to_string(),
-                    text: text.map(str::to_string),
+                    text: text.map(|t| t.to_string().into()),
                 });
             }
         });
@@ -490,7 +492,10 @@ mod tests {
             Some("[0][0].k")
         );
         // Keys alike in their first 12 bytes and length, and the same long key.
-        assert_eq!(repeated(r#"{"kubernetes_pod_a":1,"kubernetes_pod_b":2}"#), None);
+        assert_eq!(
+            repeated(r#"{"kubernetes_pod_a":1,"kubernetes_pod_b":2}"#),
+            None
+        );
         assert_eq!(
             repeated(r#"{"kubernetes_pod_a":1,"k":0,"kubernetes_pod_a":2}"#).as_deref(),
             Some("kubernetes_pod_a")

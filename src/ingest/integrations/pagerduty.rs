@@ -97,7 +97,7 @@ fn summary(raw: Option<&str>) -> (String, bool) {
 fn client_link(client: Option<&str>, client_url: Option<&str>) -> Option<Link> {
     client_url.map(|href| Link {
         href: href.to_string(),
-        text: client.map(str::to_string),
+        text: client.map(|c| c.to_string().into()),
     })
 }
 
@@ -285,7 +285,7 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdE
             if let (Some(href), text) = (c.req_str("href"), c.opt_str("text")) {
                 links.push(Link {
                     href: href.into(),
-                    text: text.map(Into::into),
+                    text: text.map(|t| t.to_string().into()),
                 });
             }
         }

@@ -285,7 +285,7 @@ impl Mapper {
             if let Some(href) = href.filter(|h| !h.trim().is_empty()) {
                 links.push(crate::event::Link {
                     href,
-                    text: Some(text.clone()),
+                    text: Some(text.clone().into()),
                 });
             }
         }
