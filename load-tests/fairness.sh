@@ -33,7 +33,7 @@
 #   load-tests/fairness.sh                     # DURATION=10 REPS=3, about 6 minutes
 #   PHASES="limits" REPS=1 load-tests/fairness.sh
 #   PIN=1 load-tests/fairness.sh               # sluice and tansu on CPU 1, oha on CPU 0
-#   QUEUE=512 PHASES=fair load-tests/fairness.sh  # correlate.queue_capacity of the runs (8192)
+#   QUEUE=512 PHASES=fair load-tests/fairness.sh  # correlate.queue_capacity of the runs (16384)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -42,7 +42,7 @@ CONNS=${CONNS:-16}
 OVERLOAD=${OVERLOAD:-3}
 LIMIT=${LIMIT:-500}
 GLOBAL=${GLOBAL:-50000}
-QUEUE=${QUEUE:-8192}
+QUEUE=${QUEUE:-16384}
 QUIET_RATE=${QUIET_RATE:-50}
 PHASES=${PHASES:-overload limits fair}
 PIN=${PIN:-0}

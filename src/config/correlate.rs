@@ -4,7 +4,7 @@
 //! ```toml
 //! [correlate]
 //! shards = 0                           # 0 = one per core
-//! queue_capacity = 8192                # events queued per shard before ingest answers 503
+//! queue_capacity = 16384               # events queued per shard before ingest answers 503
 //! max_alerts_per_message = 100
 //! max_alerts = 1000000                 # caps; the totals are split evenly between shards
 //! max_alerts_per_routing_key = 100000

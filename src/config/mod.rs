@@ -68,7 +68,7 @@ pub mod defaults {
     pub const QUEUE_MAX_MESSAGES: u32 = 100_000;
     /// One shard per core.
     pub const SHARDS: usize = 0;
-    pub const QUEUE_CAPACITY: usize = 8192;
+    pub const QUEUE_CAPACITY: usize = 16384;
     pub const MAX_ALERTS_PER_MESSAGE: usize = 100;
     /// The name of a rule that gives none, and of the built-in rule.
     pub const RULE_NAME: &str = "default";

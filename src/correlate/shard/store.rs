@@ -179,6 +179,11 @@ impl AlertIndex {
     pub(super) fn find(&self, slots: &Slots, hash: u64, event: &Event) -> Option<(u32, u32)> {
         self.table
             .find(hash, |r| {
+                // The whole hash first: the table's 7-bit tags let other alerts through, and
+                // reading one costs cache misses (its incident, its text).
+                if r.hash != hash {
+                    return false;
+                }
                 let inc = slots.get(r.slot);
                 let alert = &inc.alerts[r.index as usize];
                 *inc.routing_key == *event.routing_key
