@@ -25,7 +25,7 @@
 #
 # Each run starts its target afresh (no state carried over) and stops it. Everything listens on
 # 127.0.0.1 only, every process this script starts is stopped on exit or interruption, and the
-# whole script gives up after $DEADLINE seconds. Installs, when missing and only then: wrk
+# script gives up $DEADLINE seconds after its builds. Installs, when missing and only then: wrk
 # (Debian), oha (cargo install --locked), Alertmanager and tansu (scripts/install-tools.sh;
 # tansu's first build takes about 30 minutes). Not part of CI.
 set -euo pipefail
@@ -86,18 +86,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "compare.sh: interrupted" >&2; exit 130' INT TERM
 
-# The whole run is bounded: past the deadline the watchdog stops this script (and the trap
-# stops the server, the broker and the load generator).
-(
-  sleep "$DEADLINE" &
-  sleep_pid=$!
-  trap 'kill "$sleep_pid" 2>/dev/null; exit 0' TERM
-  wait "$sleep_pid"
-  echo "compare.sh: deadline of ${DEADLINE}s reached, giving up" >&2
-  kill -TERM $$
-) &
-watchdog_pid=$!
-
 # Load generators run in the background and are waited for, so that an interruption or the
 # deadline stops them at once (bash runs its traps only between foreground commands).
 run_client() { # output-file command...
@@ -149,6 +137,19 @@ say "building sluice (release) and the floor (release, its own target dir)"
 (cd "$here/floor" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/floor" cargo build --release --quiet)
 sluice_bin="$CARGO_TARGET_DIR/release/sluice"
 floor_bin="$CARGO_TARGET_DIR/floor/release/sluice-floor"
+
+# The measuring is bounded (installs and builds, which a fresh machine needs first, are not):
+# past the deadline the watchdog stops this script (and the trap stops the server, the broker
+# and the load generator).
+(
+  sleep "$DEADLINE" &
+  sleep_pid=$!
+  trap 'kill "$sleep_pid" 2>/dev/null; exit 0' TERM
+  wait "$sleep_pid"
+  echo "compare.sh: deadline of ${DEADLINE}s reached, giving up" >&2
+  kill -TERM $$
+) &
+watchdog_pid=$!
 
 say "generating the corpus (fixed seed)"
 python3 "$here/gen.py" "$work/corpus" >&2
