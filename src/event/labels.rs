@@ -201,16 +201,23 @@ impl LabelBuf {
     }
 }
 
+impl<K: AsRef<str>, V: AsRef<str>> Extend<(K, V)> for LabelBuf {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, pairs: I) {
+        for (k, v) in pairs {
+            self.push(k.as_ref(), v.as_ref());
+        }
+    }
+}
+
 impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for LabelBuf {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
         let mut buf = LabelBuf::default();
-        for (k, v) in pairs {
-            buf.push(k.as_ref(), v.as_ref());
-        }
+        buf.extend(pairs);
         buf
     }
 }
 
+/// Sized for the pairs first: one allocation.
 impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for LabelBuf {
     fn from(pairs: Vec<(K, V)>) -> Self {
         let mut buf = LabelBuf::with_capacity(
@@ -219,9 +226,7 @@ impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for LabelBuf {
                 .map(|(k, v)| 3 + k.as_ref().len() + v.as_ref().len())
                 .sum(),
         );
-        for (k, v) in &pairs {
-            buf.push(k.as_ref(), v.as_ref());
-        }
+        buf.extend(pairs);
         buf
     }
 }
@@ -267,10 +272,53 @@ impl Serialize for LabelBuf {
     }
 }
 
-/// Read from `[[name, value], ...]`.
+/// Read from `[[name, value], ...]`, each label pushed as it is read: a name or value without
+/// escapes is not copied on the way (Kafka mode's correlators read every event this way).
 impl<'de> serde::Deserialize<'de> for LabelBuf {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<(String, String)>::deserialize(d).map(LabelBuf::from)
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = LabelBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of [name, value] string pairs")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<LabelBuf, A::Error> {
+                let mut buf = LabelBuf::default();
+                while let Some((Text(k), Text(v))) = seq.next_element::<(Text, Text)>()? {
+                    buf.push(&k, &v);
+                }
+                Ok(buf)
+            }
+        }
+        d.deserialize_seq(Pairs)
+    }
+}
+
+/// A string, borrowed from the input when it can be.
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Str;
+        impl<'de> serde::de::Visitor<'de> for Str {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(v.to_owned().into()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(v.into()))
+            }
+        }
+        d.deserialize_str(Str)
     }
 }
 
@@ -344,5 +392,16 @@ mod tests {
         assert_eq!(json, r#"[["x","é"]]"#);
         let back: LabelBuf = serde_json::from_str(&json).expect("reads");
         assert_eq!(back, [("x", "é")]);
+        let escaped: LabelBuf =
+            serde_json::from_str(r#"[["a\"b","c\nd"],["e","f"]]"#).expect("reads");
+        assert_eq!(escaped, [("a\"b", "c\nd"), ("e", "f")]);
+        assert!(
+            serde_json::from_str::<LabelBuf>(r#"{"a":"b"}"#).is_err(),
+            "a map is not pairs"
+        );
+        assert!(
+            serde_json::from_str::<LabelBuf>(r#"[["a",1]]"#).is_err(),
+            "a value is text"
+        );
     }
 }

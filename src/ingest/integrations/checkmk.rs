@@ -197,7 +197,7 @@ impl Format for Webhook {
             })
             .into_iter()
             .collect();
-        event.labels = (labels(&root)).into();
+        event.labels = labels(&root).into();
         let mut c = Context {
             root: &root,
             errors: Vec::new(),

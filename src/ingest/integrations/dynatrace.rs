@@ -161,7 +161,7 @@ impl Format for Webhook {
                 .unwrap_or_default();
             event.component = impact.map(str::to_string);
             event.class = sev_name.map(str::to_string);
-            event.labels = (tags(tag_text)).into();
+            event.labels = tags(tag_text).into();
             let time = |name: &str| epoch_ms(problem_details.and_then(|d| d.get(name)));
             event.timestamp = match action {
                 Action::Resolve => time("endTime").or_else(|| time("startTime")),

@@ -287,7 +287,7 @@ fn create(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, Integratio
     let priority_text = r.opt_str("priority").filter(|p| !p.is_empty());
     let source = r.opt_str("source");
     let entity = r.opt_str("entity").filter(|e| !e.is_empty());
-    let details_map = r.string_map("details");
+    let details_map = r.string_pairs("details");
     let tag_list = tags(&mut r);
     for name in ["description", "user", "note"] {
         let _ = r.opt_str(name);
@@ -329,9 +329,9 @@ fn create(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, Integratio
     event.component = entity.map(str::to_string);
     let mut labels = details_map.unwrap_or_default();
     if !tag_list.is_empty() {
-        labels.retain(|(k, _)| k != "tags");
-        labels.push(("tags".to_string(), tag_list.join(",")));
-        labels.sort_unstable();
+        labels.retain(|(k, _)| *k != "tags");
+        labels.push(("tags", tag_list.join(",").into()));
+        labels.sort_unstable_by_key(|(k, _)| *k);
     }
     event.labels = labels.into();
     event.custom_details = custom_details(&root);

@@ -141,7 +141,7 @@ impl Format for Webhook {
         event.source = hostname.or(url).unwrap_or_default().to_string();
         event.component = name.map(str::to_string);
         event.class = mtype.map(str::to_string);
-        event.labels = (monitor.map(tags).unwrap_or_default()).into();
+        event.labels = monitor.map(tags).unwrap_or_default().into();
         event.custom_details = details;
         event.timestamp = time;
         event.links = url
