@@ -7,7 +7,8 @@
 //! - `correlate repeat trigger`: a repeat trigger of one of 10^4 open alerts.
 //! - `correlate new alert`: a new dedup key into an existing group (growing by N alerts, so
 //!   the amortized growth of its alert list and of the alert table is included).
-//! - `encode opened, <n> alert(s)`: `Incident::to_message`, per message.
+//! - `encode opened, <n> alert(s)`: `Incident::to_message`, per message (PagerDuty alerts, and
+//!   50 of the RSS shape below).
 //! - `hold`: live heap bytes per open alert (allocated and not freed) once `HOLD` distinct
 //!   alerts of the load test's RSS shape (`benches/common/rss_alerts.json`: 64 alerts of
 //!   `load-tests/gen.py`'s `rss_api256`, 8-16 labels and 2-4 annotations each, their
@@ -164,10 +165,15 @@ fn main() {
     ));
     drop(s);
 
-    let template = common::pagerduty_event(&cases);
+    let pagerduty = common::pagerduty_event(&cases);
+    let prometheus = common::prometheus_event(&cases);
     let rule = common::rule();
-    for alerts in [1, 50] {
-        let inc = common::incident(&template, &rule, alerts);
+    for (template, alerts, shape) in [
+        (&pagerduty, 1, "alert"),
+        (&pagerduty, 50, "alerts"),
+        (&prometheus, 50, "Prometheus alerts"),
+    ] {
+        let inc = common::incident(template, &rule, alerts);
         for _ in 0..warm_up {
             black_box(inc.to_message(
                 MessageKind::Opened,
@@ -187,7 +193,7 @@ fn main() {
             ));
         });
         rows.push((
-            format!("encode opened, {alerts} alert(s) (per message)"),
+            format!("encode opened, {alerts} {shape} (per message)"),
             a,
             b,
         ));

@@ -85,11 +85,17 @@ fn parse(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
-    let template = common::pagerduty_event(&common::representative_cases());
+    let cases = common::representative_cases();
+    let pagerduty = common::pagerduty_event(&cases);
+    let prometheus = common::prometheus_event(&cases);
     let rule = common::rule();
     let mut g = c.benchmark_group("encode");
-    for alerts in [1usize, 50] {
-        let inc = common::incident(&template, &rule, alerts);
+    for (template, alerts, name) in [
+        (&pagerduty, 1usize, "1_alerts"),
+        (&pagerduty, 50, "50_alerts"),
+        (&prometheus, 50, "50_prometheus_alerts"),
+    ] {
+        let inc = common::incident(template, &rule, alerts);
         let msg = inc.to_message(
             MessageKind::Opened,
             &rule,
@@ -98,7 +104,7 @@ fn encode(c: &mut Criterion) {
             UnixMillis(0),
         );
         eprintln!(
-            "encode: {alerts} alert(s): body {} bytes, key {} bytes, id {} bytes",
+            "encode: {name}: body {} bytes, key {} bytes, id {} bytes",
             msg.body.len(),
             msg.key.len(),
             msg.id.len()
@@ -107,20 +113,17 @@ fn encode(c: &mut Criterion) {
             elements: alerts as u64,
             bytes: msg.body.len() as u64,
         });
-        g.bench_function(
-            BenchmarkId::new("opened", format!("{alerts}_alerts")),
-            |b| {
-                b.iter(|| {
-                    inc.to_message(
-                        MessageKind::Opened,
-                        &rule,
-                        MAX_ALERTS_PER_MESSAGE,
-                        &[],
-                        UnixMillis(0),
-                    )
-                })
-            },
-        );
+        g.bench_function(BenchmarkId::new("opened", name), |b| {
+            b.iter(|| {
+                inc.to_message(
+                    MessageKind::Opened,
+                    &rule,
+                    MAX_ALERTS_PER_MESSAGE,
+                    &[],
+                    UnixMillis(0),
+                )
+            })
+        });
     }
     g.finish();
 }

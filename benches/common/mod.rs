@@ -254,6 +254,23 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
     inc
 }
 
+/// The first alert of the load test's RSS shape (`rss_alerts.json`: 8-16 labels, 2-4
+/// annotations), as the Alertmanager API integration makes it: the template of a storm's
+/// incident for [`incident`].
+pub fn prometheus_event(cases: &[Case]) -> Event {
+    let case = cases
+        .iter()
+        .find(|c| c.kind == Integration::AlertmanagerApi)
+        .expect("an alertmanager_api case");
+    let mut body = include_str!("rss_alerts.json")
+        .replace("@@N@@", "0")
+        .into_bytes();
+    sluice::ingest::integrations::parse(case.kind, &case.request(), &mut body)
+        .expect("the RSS alerts parse")
+        .events
+        .remove(0)
+}
+
 /// The PagerDuty v2 golden trigger's event: the template of [`incident`]'s alerts.
 pub fn pagerduty_event(cases: &[Case]) -> Event {
     let case = cases

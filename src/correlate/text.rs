@@ -37,7 +37,7 @@ pub struct Text<'a> {
 }
 
 pub struct AlertText {
-    bytes: Box<[u8]>,
+    text: Box<str>,
     labels_end: u32,
     spans: [Span; 5],
 }
@@ -53,10 +53,10 @@ impl AlertText {
             text.group,
             text.class,
         ];
-        let mut buf = Vec::with_capacity(
-            fields.iter().flatten().map(|f| f.len()).sum::<usize>() + text.labels.as_bytes().len(),
+        let mut buf = String::with_capacity(
+            fields.iter().flatten().map(|f| f.len()).sum::<usize>() + text.labels.as_str().len(),
         );
-        buf.extend_from_slice(text.labels.as_bytes());
+        buf.push_str(text.labels.as_str());
         let labels_end = buf.len();
         let mut spans = [Span { at: NONE, len: 0 }; 5];
         for (i, field) in fields.into_iter().enumerate() {
@@ -67,31 +67,33 @@ impl AlertText {
             let found = Labels::read(&buf[..labels_end])
                 .iter()
                 .map(|(_, v)| v)
-                .chain(spans[..i].iter().filter(|s| s.at != NONE).map(|s| {
-                    std::str::from_utf8(&buf[s.at as usize..(s.at + s.len) as usize])
-                        .unwrap_or_default()
-                }))
+                .chain(
+                    spans[..i]
+                        .iter()
+                        .filter(|s| s.at != NONE)
+                        .map(|s| &buf[s.at as usize..(s.at + s.len) as usize]),
+                )
                 .find(|v| *v == field)
                 // A place in `buf`: the value is a slice of it.
                 .map(|v| (v.as_ptr() as usize - buf.as_ptr() as usize) as u32);
             let at = match found {
                 Some(at) => at,
                 None => {
-                    buf.extend_from_slice(field.as_bytes());
+                    buf.push_str(field);
                     (buf.len() - field.len()) as u32
                 }
             };
             spans[i] = Span { at, len };
         }
         AlertText {
-            bytes: buf.into_boxed_slice(),
+            text: buf.into_boxed_str(),
             labels_end: labels_end as u32,
             spans,
         }
     }
 
     pub fn labels(&self) -> Labels<'_> {
-        Labels::read(&self.bytes[..self.labels_end as usize])
+        Labels::read(&self.text[..self.labels_end as usize])
     }
 
     /// A field's value; none when the event did not have it.
@@ -101,9 +103,7 @@ impl AlertText {
         if at == NONE {
             return None;
         }
-        let bytes = self.bytes.get(at as usize..(at + len) as usize)?;
-        // Every field was a `str`, and labels and fields are written whole.
-        std::str::from_utf8(bytes).ok()
+        self.text.get(at as usize..(at + len) as usize)
     }
 }
 
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(text.labels().get("job"), Some("node"));
         assert_eq!(text.labels().iter().count(), 3);
         // Only the dedup key is stored besides the labels.
-        assert_eq!(text.bytes.len(), labels.labels().as_bytes().len() + 16);
+        assert_eq!(text.text.len(), labels.labels().as_str().len() + 16);
     }
 
     #[test]
@@ -159,6 +159,6 @@ mod tests {
         );
         assert_eq!(text.get(TextField::Group), Some("db-1"));
         assert_eq!(text.get(TextField::Class), Some("é ✓"));
-        assert_eq!(text.bytes.len(), "k".len() + "db-1".len() + "é ✓".len());
+        assert_eq!(text.text.len(), "k".len() + "db-1".len() + "é ✓".len());
     }
 }

@@ -1,5 +1,6 @@
-//! Label names, interned once per process: an alert keeps a 2-byte id per label in place of
-//! the name (`alertname`, `instance`, `job`, ... are the same few dozen names on every alert).
+//! Label names, interned once per process: an alert keeps an id per label in place of the name
+//! (one byte for the first 63 names, `event::labels`; `alertname`, `instance`, `job`, ... are
+//! the same few dozen names on every alert).
 //!
 //! Reading a name by its id takes no lock (two atomic loads). Interning looks in a per-thread
 //! cache first, so a shard thread takes the global lock only for a name it has not met. At

@@ -297,10 +297,8 @@ impl Serialize for LabelMap<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(None)?;
-        for (i, (name, value)) in self.0.iter().enumerate() {
-            if !self.0.iter().skip(i + 1).any(|(n, _)| n == name) {
-                map.serialize_entry(name, value)?;
-            }
+        for (name, value) in self.0.iter_last() {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }
