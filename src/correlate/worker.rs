@@ -272,3 +272,114 @@ async fn publish_all(
         hand_to_sink(&*sink, &mut batch, clock.now()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::IN_FLIGHT;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::correlate::{partition, Correlator, Input};
+    use crate::event::{Action, Event};
+    use crate::integration::Integration;
+    use crate::publish::encode::OutboundMessage;
+    use crate::publish::{SendError, Sink};
+    use crate::time::UnixMillis;
+
+    /// Takes messages only while open, refusing them as a full producer queue does; keeps the
+    /// first alert's dedup key of each message taken.
+    #[derive(Default)]
+    struct Gate {
+        open: AtomicBool,
+        taken: Mutex<Vec<String>>,
+    }
+
+    impl Sink for Gate {
+        fn send(&self, msg: &OutboundMessage) -> Result<(), SendError> {
+            if !self.open.load(Ordering::SeqCst) {
+                return Err(SendError::QueueFull);
+            }
+            let body: serde_json::Value = serde_json::from_slice(&msg.body).expect("JSON");
+            let key = body["alerts"][0]["dedup_key"].as_str().unwrap_or_default();
+            self.taken.lock().expect("lock").push(key.to_string());
+            Ok(())
+        }
+        fn ready(&self) -> bool {
+            true
+        }
+        fn flush(&self, _: Duration) -> i32 {
+            0
+        }
+    }
+
+    fn trigger(key: &str) -> Input {
+        Input::Event(Event::new(
+            Integration::PagerDuty,
+            Action::Trigger,
+            "rk".into(),
+            key.into(),
+            UnixMillis(0),
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_producer_holds_the_shard_after_two_turns_and_nothing_is_lost_or_reordered() {
+        let config = Config::from_toml(
+            "[correlate]\nshards = 1\nqueue_capacity = 1\n[[correlate.rules]]\n\
+             group_by = [\"dedup_key\"]\ngroup_wait = \"0s\"\npause_transient = \"0s\"",
+            Vec::new(),
+        )
+        .expect("config");
+        let gate = Arc::new(Gate::default());
+        let sink: Arc<dyn Sink> = gate.clone();
+        let (correlator, queues) = Correlator::spawn(
+            &config.correlate,
+            Clock::manual(UnixMillis(0)),
+            sink,
+            partition,
+            None,
+        );
+        // One trigger at a time (the queue holds one), each a turn with one opened message,
+        // until the queue stays full.
+        let mut sent = Vec::new();
+        'feed: for i in 0..20 {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                if let Some(room) = queues[0].try_reserve(1) {
+                    let key = format!("k{i}");
+                    room.send(vec![trigger(&key)]);
+                    sent.push(key);
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    break 'feed;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        // The publisher holds one turn, IN_FLIGHT wait for it, the shard holds its own, and
+        // the queue one more trigger.
+        assert_eq!(sent.len(), 1 + IN_FLIGHT + 1 + 1, "{sent:?}");
+        assert!(gate.taken.lock().expect("lock").is_empty());
+        // Shutting down waits for the publisher, which waits for the producer.
+        let shutdown = tokio::spawn(correlator.shutdown());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !shutdown.is_finished(),
+            "the shard's messages are not handed over yet"
+        );
+        gate.open.store(true, Ordering::SeqCst);
+        tokio::time::timeout(Duration::from_secs(10), shutdown)
+            .await
+            .expect("shutdown ends once the producer takes messages")
+            .expect("no panic");
+        assert_eq!(
+            *gate.taken.lock().expect("lock"),
+            sent,
+            "every message, in order"
+        );
+    }
+}
