@@ -224,10 +224,7 @@ fn main() {
 /// Live heap bytes per open alert once `n` alerts of the load test's RSS shape are held (see
 /// the module's `hold`).
 fn live_per_alert(cases: &[common::Case], n: usize) -> f64 {
-    let api = cases
-        .iter()
-        .find(|c| c.kind == sluice::integration::Integration::AlertmanagerApi)
-        .expect("an alertmanager_api case");
+    let api = common::alertmanager_api(cases);
     let config = sluice::config::Config::from_toml(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

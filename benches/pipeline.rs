@@ -305,14 +305,7 @@ fn correlate_new_alert(c: &mut Criterion) {
             })
         })
     });
-    let api = common::representative_cases()
-        .into_iter()
-        .find(|c| c.kind == sluice::integration::Integration::AlertmanagerApi)
-        .expect("an alertmanager_api case");
-    let mut body = include_bytes!("common/rss_alerts.json").to_vec();
-    let labelled = sluice::ingest::integrations::parse(api.kind, &api.request(), &mut body)
-        .expect("the RSS shape parses")
-        .events;
+    let labelled = common::rss_events(&common::representative_cases(), "0");
     g.bench_function("prometheus_labels", |b| {
         b.iter_custom(|iters| {
             new_alerts(iters, &labelled, |i| {

@@ -254,21 +254,30 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
     inc
 }
 
-/// The first alert of the load test's RSS shape (`rss_alerts.json`: 8-16 labels, 2-4
-/// annotations), as the Alertmanager API integration makes it: the template of a storm's
-/// incident for [`incident`].
-pub fn prometheus_event(cases: &[Case]) -> Event {
-    let case = cases
+/// The Alertmanager API's golden case: the integration the load test's alerts come through.
+pub fn alertmanager_api(cases: &[Case]) -> &Case {
+    cases
         .iter()
         .find(|c| c.kind == Integration::AlertmanagerApi)
-        .expect("an alertmanager_api case");
+        .expect("an alertmanager_api case")
+}
+
+/// The alerts of the load test's RSS shape (`rss_alerts.json`: 64 alerts of 8-16 labels and
+/// 2-4 annotations) for batch `batch`, as the Alertmanager API integration makes them.
+pub fn rss_events(cases: &[Case], batch: &str) -> Vec<Event> {
+    let case = alertmanager_api(cases);
     let mut body = include_str!("rss_alerts.json")
-        .replace("@@N@@", "0")
+        .replace("@@N@@", batch)
         .into_bytes();
     sluice::ingest::integrations::parse(case.kind, &case.request(), &mut body)
         .expect("the RSS alerts parse")
         .events
-        .remove(0)
+}
+
+/// The first alert of the RSS shape ([`rss_events`]): the template of a storm's incident for
+/// [`incident`].
+pub fn prometheus_event(cases: &[Case]) -> Event {
+    rss_events(cases, "0").remove(0)
 }
 
 /// The PagerDuty v2 golden trigger's event: the template of [`incident`]'s alerts.

@@ -50,7 +50,7 @@ pub(super) struct Worker {
     dequeued: Option<Arc<dyn Dequeued>>,
     clock: Clock,
     /// Each turn's messages, to [`publish_all`].
-    publish: mpsc::Sender<Vec<OutboundMessage>>,
+    to_publisher: mpsc::Sender<Vec<OutboundMessage>>,
     publisher: tokio::task::JoinHandle<()>,
     stop: watch::Receiver<bool>,
     state: Option<Arc<StateDir>>,
@@ -77,7 +77,7 @@ impl Worker {
         stop: watch::Receiver<bool>,
         rules: watch::Receiver<Arc<CorrelateConfig>>,
     ) -> Worker {
-        let (publish, messages) = mpsc::channel(IN_FLIGHT);
+        let (to_publisher, messages) = mpsc::channel(IN_FLIGHT);
         let publisher = tokio::spawn(publish_all(
             Arc::clone(&parts.sink),
             parts.clock.clone(),
@@ -93,7 +93,7 @@ impl Worker {
             drained,
             dequeued: parts.dequeued.clone(),
             clock: parts.clock.clone(),
-            publish,
+            to_publisher,
             publisher,
             stop,
             state: parts.state.clone(),
@@ -157,9 +157,11 @@ impl Worker {
             self.publish(&mut out).await;
         }
         let Worker {
-            publish, publisher, ..
+            to_publisher,
+            publisher,
+            ..
         } = self;
-        drop(publish);
+        drop(to_publisher);
         if let Err(e) = publisher.await {
             tracing::error!(error = %e, "a shard's publisher failed");
         }
@@ -251,7 +253,7 @@ impl Worker {
         if out.is_empty() {
             return;
         }
-        if self.publish.send(std::mem::take(out)).await.is_err() {
+        if self.to_publisher.send(std::mem::take(out)).await.is_err() {
             tracing::error!(
                 shard = self.index,
                 "messages lost: the shard's publisher has stopped"

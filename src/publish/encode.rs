@@ -289,7 +289,7 @@ pub struct LabelMap<'a>(pub crate::event::Labels<'a>);
 
 impl LabelMap<'_> {
     pub fn is_empty(&self) -> bool {
-        self.0.iter().next().is_none()
+        self.0.is_empty()
     }
 }
 
