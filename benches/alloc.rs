@@ -225,15 +225,7 @@ fn main() {
 /// the module's `hold`).
 fn live_per_alert(cases: &[common::Case], n: usize) -> f64 {
     let api = common::alertmanager_api(cases);
-    let config = sluice::config::Config::from_toml(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/load-tests/sluice.toml"
-        ))
-        .expect("load-tests/sluice.toml"),
-        Vec::new(),
-    )
-    .expect("the load test's config");
+    let config = common::load_test_config();
     let template = include_str!("common/rss_alerts.json");
     let per_batch = serde_json::from_str::<Vec<serde_json::Value>>(template)
         .expect("JSON")

@@ -54,7 +54,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use sluice::config::defaults::MAX_ALERTS_PER_MESSAGE;
 use sluice::correlate::rules::Rule;
 use sluice::correlate::shard::Caps;
-use sluice::correlate::Shard;
+use sluice::correlate::{build_shard, Part, Shard};
 use sluice::event::Event;
 use sluice::publish::encode::MessageKind;
 use sluice::time::UnixMillis;
@@ -315,18 +315,45 @@ fn correlate_new_alert(c: &mut Criterion) {
             })
         })
     });
+    // The same under the load tests' config, the defaults' inhibition included: what a
+    // storm's new alert costs the shard in `load-tests/compare.sh`.
+    let config = common::load_test_config();
+    g.bench_function("prometheus_labels/load_test_config", |b| {
+        b.iter_custom(|iters| {
+            new_alerts_in(
+                || build_shard(&config.correlate, Part::ONLY),
+                iters,
+                &labelled,
+                |i| {
+                    let mut e = labelled[i as usize % labelled.len()].clone();
+                    e.dedup_key = format!("new-{i}");
+                    e
+                },
+            )
+        })
+    });
     g.finish();
 }
 
 /// The time `iters` new alerts take: fresh shards that first take `open` (untimed), then up to
 /// [`STORM`] events of `new` each (built untimed).
 fn new_alerts(iters: u64, open: &[Event], new: impl Fn(u64) -> Event) -> Duration {
+    new_alerts_in(shard, iters, open, new)
+}
+
+/// [`new_alerts`] in shards made by `fresh`.
+fn new_alerts_in(
+    fresh: impl Fn() -> Shard,
+    iters: u64,
+    open: &[Event],
+    new: impl Fn(u64) -> Event,
+) -> Duration {
     let mut total = Duration::ZERO;
     let mut done = 0;
     let mut out = Vec::new();
     while done < iters {
         let n = (iters - done).min(STORM);
-        let mut shard = shard();
+        let mut shard = fresh();
         for e in open {
             shard.apply(e.clone(), UnixMillis(1_000), &mut out);
         }

@@ -10,7 +10,7 @@ mod labels;
 pub mod names;
 pub mod wire;
 
-pub use labels::{LabelBuf, Labels};
+pub use labels::{LabelBuf, Labels, NameSet};
 
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
@@ -240,16 +240,30 @@ impl LinkKind {
 
 /// What [`LinkKind::value`] reads of an event or an alert.
 pub trait Linked {
+    fn labels(&self) -> Labels<'_>;
     /// A label's value, when the label is there and not empty.
-    fn label(&self, name: &str) -> Option<&str>;
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels().get(name).filter(|v| !v.is_empty())
+    }
     /// No labels at all (a PagerDuty-style event): then `source`, `component` and `group` name
     /// the host, service and cluster.
-    fn bare(&self) -> bool;
+    fn bare(&self) -> bool {
+        self.labels().is_empty()
+    }
     fn source(&self) -> &str;
     fn component(&self) -> Option<&str>;
     fn group(&self) -> Option<&str>;
     fn class(&self) -> Option<&str>;
 }
+
+/// The labels that name an alert's host, in precedence order: `instance` (without its port)
+/// only when none of the others is there.
+static HOST: NameSet<5> = NameSet::new(["host", "hostname", "node", "nodename", "instance"]);
+const INSTANCE: usize = 4;
+static POD: NameSet<1> = NameSet::new(["pod"]);
+static RACK: NameSet<1> = NameSet::new(["rack"]);
+static SERVICE: NameSet<1> = NameSet::new(["service"]);
+static CLUSTER: NameSet<1> = NameSet::new(["cluster"]);
 
 impl LinkKind {
     /// Its value for an event or alert, "" when it has none.
@@ -257,19 +271,23 @@ impl LinkKind {
         let bare = x.bare();
         let value = match self {
             LinkKind::Class => x.class(),
-            LinkKind::Host => ["host", "hostname", "node", "nodename"]
-                .into_iter()
-                .find_map(|l| x.label(l))
-                .or_else(|| x.label("instance").map(without_port))
-                .or_else(|| bare.then(|| x.source()).filter(|s| !s.is_empty())),
-            LinkKind::Pod => x.label("pod"),
-            LinkKind::Rack => x.label("rack"),
-            LinkKind::Service => x.label("service").or_else(|| {
+            LinkKind::Host => match x.labels().first_of(&HOST) {
+                Some((INSTANCE, instance)) => Some(without_port(instance)),
+                Some((_, host)) => Some(host),
+                None => bare.then(|| x.source()).filter(|s| !s.is_empty()),
+            },
+            LinkKind::Pod => x.labels().first_of(&POD).map(|(_, v)| v),
+            LinkKind::Rack => x.labels().first_of(&RACK).map(|(_, v)| v),
+            LinkKind::Service => x.labels().first_of(&SERVICE).map(|(_, v)| v).or_else(|| {
                 bare.then(|| x.group().or(x.component()))
                     .flatten()
                     .filter(|s| !s.is_empty())
             }),
-            LinkKind::Cluster => x.label("cluster").or_else(|| x.group().filter(|_| bare)),
+            LinkKind::Cluster => x
+                .labels()
+                .first_of(&CLUSTER)
+                .map(|(_, v)| v)
+                .or_else(|| x.group().filter(|_| bare)),
         };
         value.unwrap_or("")
     }
@@ -326,11 +344,8 @@ fn without_port(instance: &str) -> &str {
 }
 
 impl Linked for Event {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels.get(name).filter(|v| !v.is_empty())
-    }
-    fn bare(&self) -> bool {
-        self.labels.is_empty()
+    fn labels(&self) -> Labels<'_> {
+        self.labels.labels()
     }
     fn source(&self) -> &str {
         &self.source

@@ -274,6 +274,20 @@ pub fn rss_events(cases: &[Case], batch: &str) -> Vec<Event> {
         .events
 }
 
+/// `load-tests/sluice.toml`, the load tests' config (one rule grouping by source, the other
+/// settings their defaults: symptom inhibition on).
+pub fn load_test_config() -> sluice::config::Config {
+    sluice::config::Config::from_toml(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/load-tests/sluice.toml"
+        ))
+        .expect("load-tests/sluice.toml"),
+        Vec::new(),
+    )
+    .expect("the load test's config")
+}
+
 /// The first alert of the RSS shape ([`rss_events`]): the template of a storm's incident for
 /// [`incident`].
 pub fn prometheus_event(cases: &[Case]) -> Event {

@@ -141,11 +141,8 @@ impl Alert {
 }
 
 impl Linked for Alert {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels().get(name).filter(|v| !v.is_empty())
-    }
-    fn bare(&self) -> bool {
-        self.labels().is_empty()
+    fn labels(&self) -> Labels<'_> {
+        Alert::labels(self)
     }
     fn source(&self) -> &str {
         Alert::source(self)

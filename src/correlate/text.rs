@@ -65,8 +65,7 @@ impl AlertText {
             };
             let len = field.len() as u32;
             let found = Labels::read(&buf[..labels_end])
-                .iter()
-                .map(|(_, v)| v)
+                .values()
                 .chain(
                     spans[..i]
                         .iter()

@@ -45,6 +45,17 @@ impl<'a> Labels<'a> {
         })
     }
 
+    /// Every label's value, in order, no name read.
+    pub fn values(self) -> impl Iterator<Item = &'a str> {
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            let (_, _, tail) = written_name(rest)?;
+            let (value, tail) = value_of(tail)?;
+            rest = tail;
+            Some(value)
+        })
+    }
+
     /// Every label but those whose name comes again later (the last of each name wins, as in
     /// a JSON object), in order. Names are compared as written (the same name has the same
     /// id, or is inline both times), not read.
@@ -72,8 +83,63 @@ impl<'a> Labels<'a> {
         None
     }
 
+    /// The first of `set`'s names (in the set's order) that the labels hold with a value, and
+    /// that value, in one pass: each label's name is compared as its id, not read (the host of
+    /// an alert is the first of five names; inhibition and grouping ask for it on every new
+    /// alert). As [`Labels::get`] for each name in turn, skipping empty values.
+    pub fn first_of<const N: usize>(self, set: &NameSet<N>) -> Option<(usize, &'a str)> {
+        let ids = set.ids();
+        let mut seen = 0u64;
+        let mut best: Option<(usize, &'a str)> = None;
+        let mut rest = self.0;
+        while let Some((_, name, tail)) = written_name(rest) {
+            let Some((value, after)) = value_of(tail) else {
+                break;
+            };
+            rest = after;
+            let at = match name {
+                Name::Id(id) => ids.iter().position(|&i| i == Some(id)),
+                Name::Inline(name) => set.names.iter().position(|&n| n == name),
+            };
+            let Some(at) = at else { continue };
+            if seen & (1 << at) != 0 {
+                continue;
+            }
+            seen |= 1 << at;
+            if !value.is_empty() && best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, value));
+                if at == 0 {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
     pub fn is_empty(self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// A fixed list of label names looked up together ([`Labels::first_of`]), interned on first
+/// use so that labels are compared with it by id.
+pub struct NameSet<const N: usize> {
+    names: [&'static str; N],
+    ids: std::sync::OnceLock<[Option<u16>; N]>,
+}
+
+impl<const N: usize> NameSet<N> {
+    /// At most 64 names.
+    pub const fn new(names: [&'static str; N]) -> Self {
+        assert!(N <= 64, "a name set holds at most 64 names");
+        NameSet {
+            names,
+            ids: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn ids(&self) -> &[Option<u16>; N] {
+        self.ids.get_or_init(|| self.names.map(names::intern))
     }
 }
 
@@ -385,7 +451,7 @@ impl<'de> serde::Deserialize<'de> for Text<'de> {
 
 #[cfg(test)]
 mod tests {
-    use super::{names, put_label, LabelBuf, Labels};
+    use super::{names, put_label, LabelBuf, Labels, NameSet};
 
     #[test]
     fn labels_come_back_as_given() {
@@ -403,6 +469,7 @@ mod tests {
         );
         assert_eq!(labels.get("zone"), Some("é-1 ✓"));
         assert_eq!(labels.get("alert"), None);
+        assert!(labels.values().eq(["DiskFull", "", "é-1 ✓"]));
         assert_eq!(Labels::default().iter().count(), 0);
         // A long value's length takes more than one byte.
         let long = "v".repeat(300);
@@ -455,6 +522,49 @@ mod tests {
             [("b", "2"), ("a", "3"), ("c", "4"), ("z", "6")]
         );
         assert_eq!(buf.get("a"), Some("1"), "a lookup finds the first");
+    }
+
+    #[test]
+    fn a_name_set_finds_its_first_name_with_a_value_in_one_pass() {
+        static SET: NameSet<3> = NameSet::new(["lt-host", "lt-node", "lt-instance"]);
+        let find = |pairs: &[(&str, &str)]| {
+            let buf: LabelBuf = pairs.iter().copied().collect();
+            let by_name = ["lt-host", "lt-node", "lt-instance"]
+                .iter()
+                .enumerate()
+                .find_map(|(i, n)| Some((i, buf.get(n).filter(|v| !v.is_empty())?)));
+            let found = buf.labels().first_of(&SET);
+            assert_eq!(found, by_name, "as a get of each name in turn: {pairs:?}");
+            found.map(|(at, v)| (at, v.to_string()))
+        };
+        let found = |at: usize, v: &str| Some((at, v.to_string()));
+        // The set's order decides, not the labels'.
+        assert_eq!(
+            find(&[("lt-instance", "i:1"), ("job", "j"), ("lt-node", "n1")]),
+            found(1, "n1")
+        );
+        assert_eq!(
+            find(&[("lt-host", "h1"), ("lt-node", "n1")]),
+            found(0, "h1")
+        );
+        // An empty value counts as absent; the first label of a name is the one read.
+        assert_eq!(
+            find(&[("lt-host", ""), ("lt-instance", "i:1")]),
+            found(2, "i:1")
+        );
+        assert_eq!(find(&[("lt-node", ""), ("lt-node", "n2")]), None);
+        assert_eq!(find(&[("job", "j")]), None);
+        assert_eq!(Labels::default().first_of(&SET), None);
+        // A name kept inline (the name table full) is compared as text.
+        let mut inline = String::new();
+        put_label(&mut inline, None, "lt-node", "n3");
+        put_label(
+            &mut inline,
+            names::intern("lt-instance"),
+            "lt-instance",
+            "i:2",
+        );
+        assert_eq!(Labels::read(&inline).first_of(&SET), Some((1, "n3")));
     }
 
     #[test]

@@ -77,7 +77,8 @@ impl Inhibition {
                         routing_key: &inc.routing_key,
                         alert,
                     };
-                    self.add(&view, slot, index as u32);
+                    let memberships = self.memberships(&view);
+                    self.add(&memberships, slot, index as u32, alert.hash);
                 }
             }
         }
@@ -90,43 +91,45 @@ impl Inhibition {
         (r as u16, values_hash(view.routing_key, r as u16, values))
     }
 
-    /// The keys under which an alert is an inhibitor (matches a rule's `source`) and a
-    /// possible target (matches its `target`).
-    fn keys(&self, view: &AlertView) -> (Vec<InhibitKey>, Vec<InhibitKey>) {
-        let (mut sources, mut targets) = (Vec::new(), Vec::new());
+    /// Where an alert stands under each rule whose source or target it matches.
+    fn memberships(&self, view: &AlertView) -> Vec<Membership> {
+        let mut out = Vec::new();
         for (r, rule) in self.rules.iter().enumerate() {
-            let (is_source, is_target) =
-                (all_match(&rule.source, view), all_match(&rule.target, view));
-            if is_source || is_target {
-                let key = Self::key(r, rule, view);
-                if is_source {
-                    sources.push(key);
-                }
-                if is_target {
-                    targets.push(key);
-                }
+            let (source, target) = (all_match(&rule.source, view), all_match(&rule.target, view));
+            if source || target {
+                out.push(Membership {
+                    key: Self::key(r, rule, view),
+                    source,
+                    target,
+                });
             }
         }
-        (sources, targets)
+        out
     }
 
     /// Registers a newly open alert at `(slot, index)` as a target and as an inhibitor where
-    /// it matches; returns the keys under which it is the first inhibitor.
-    fn add(&mut self, view: &AlertView, slot: u32, index: u32) -> Vec<InhibitKey> {
-        let (sources, targets) = self.keys(view);
-        let hash = view.alert.hash;
-        for key in targets {
-            self.targets
-                .entry(key)
-                .or_default()
-                .push((slot, index, hash));
-        }
+    /// its `memberships` say so; returns the keys under which it is the first inhibitor.
+    fn add(
+        &mut self,
+        memberships: &[Membership],
+        slot: u32,
+        index: u32,
+        hash: u64,
+    ) -> Vec<InhibitKey> {
         let mut newly_inhibiting = Vec::new();
-        for key in sources {
-            let n = self.inhibitors.entry(key).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                newly_inhibiting.push(key);
+        for m in memberships {
+            if m.target {
+                self.targets
+                    .entry(m.key)
+                    .or_default()
+                    .push((slot, index, hash));
+            }
+            if m.source {
+                let n = self.inhibitors.entry(m.key).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    newly_inhibiting.push(m.key);
+                }
             }
         }
         newly_inhibiting
@@ -145,17 +148,25 @@ impl Inhibition {
         last
     }
 
-    /// Whether an open alert is inhibited by any rule, not counting itself as its inhibitor.
-    fn inhibits(&self, view: &AlertView) -> bool {
-        self.rules.iter().enumerate().any(|(r, rule)| {
-            if !all_match(&rule.target, view) {
-                return false;
-            }
-            let key = Self::key(r, rule, view);
-            let own = u32::from(all_match(&rule.source, view));
-            self.inhibitors.get(&key).is_some_and(|n| *n > own)
+    /// Whether an open alert of these memberships is inhibited by any rule, not counting
+    /// itself as its inhibitor.
+    fn inhibited(&self, memberships: &[Membership]) -> bool {
+        memberships.iter().any(|m| {
+            m.target
+                && self
+                    .inhibitors
+                    .get(&m.key)
+                    .is_some_and(|n| *n > u32::from(m.source))
         })
     }
+}
+
+/// An alert under one inhibition rule: its key, and whether it matches the rule's source
+/// (an inhibitor) and its target.
+struct Membership {
+    key: InhibitKey,
+    source: bool,
+    target: bool,
 }
 
 impl Shard {
@@ -171,10 +182,12 @@ impl Shard {
         if self.inhibition.rules.is_empty() {
             return;
         }
-        let newly_inhibiting = self
-            .inhibition
-            .add(&self.slots.view(slot, index), slot, index);
-        self.refresh_inhibited(slot, index, now, out);
+        let view = self.slots.view(slot, index);
+        let memberships = self.inhibition.memberships(&view);
+        let hash = view.alert.hash;
+        let newly_inhibiting = self.inhibition.add(&memberships, slot, index, hash);
+        let inhibited = self.inhibition.inhibited(&memberships);
+        self.set_inhibited(slot, index, inhibited, now, out);
         for key in newly_inhibiting {
             self.refresh_targets(key, now, out);
         }
@@ -191,10 +204,10 @@ impl Shard {
         if self.inhibition.rules.is_empty() {
             return;
         }
-        let (sources, _) = self.inhibition.keys(&self.slots.view(slot, index));
-        for key in sources {
-            if self.inhibition.release(key) {
-                self.refresh_targets(key, now, out);
+        let memberships = self.inhibition.memberships(&self.slots.view(slot, index));
+        for m in memberships.iter().filter(|m| m.source) {
+            if self.inhibition.release(m.key) {
+                self.refresh_targets(m.key, now, out);
             }
         }
     }
@@ -218,7 +231,7 @@ impl Shard {
         }
     }
 
-    /// Sets whether an open alert is inhibited; a change is a change of its incident.
+    /// Decides again whether an open alert is inhibited.
     fn refresh_inhibited(
         &mut self,
         slot: u32,
@@ -226,10 +239,23 @@ impl Shard {
         now: UnixMillis,
         out: &mut Vec<OutboundMessage>,
     ) {
-        let view = self.slots.view(slot, index);
-        let inhibited = self.inhibition.inhibits(&view);
-        if inhibited != view.alert.inhibited {
-            let silenced = view.alert.silenced;
+        let memberships = self.inhibition.memberships(&self.slots.view(slot, index));
+        let inhibited = self.inhibition.inhibited(&memberships);
+        self.set_inhibited(slot, index, inhibited, now, out);
+    }
+
+    /// Sets whether an open alert is inhibited; a change is a change of its incident.
+    fn set_inhibited(
+        &mut self,
+        slot: u32,
+        index: u32,
+        inhibited: bool,
+        now: UnixMillis,
+        out: &mut Vec<OutboundMessage>,
+    ) {
+        let alert = self.slots.view(slot, index).alert;
+        if inhibited != alert.inhibited {
+            let silenced = alert.silenced;
             self.set_suppression(slot, index, silenced, inhibited);
             if inhibited {
                 self.stats.inhibit += 1;
