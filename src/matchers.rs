@@ -56,7 +56,28 @@ pub struct Matcher {
     pub field: Field,
     pub op: Op,
     pub value: String,
-    regex: Option<Regex>,
+    regex: Option<Pattern>,
+}
+
+/// A regex operator's value, compiled: `.+` and `.*` (Alertmanager's "has a value" and "any
+/// value" idioms; the built-in symptom inhibition asks `entity.host=~".+"` of every new alert)
+/// are answered without running the regex, with its meaning kept (`.` matches anything but a
+/// newline).
+#[derive(Clone, Debug)]
+enum Pattern {
+    NonEmpty,
+    Any,
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn is_match(&self, v: &str) -> bool {
+        match self {
+            Pattern::NonEmpty => !v.is_empty() && !v.contains('\n'),
+            Pattern::Any => !v.contains('\n'),
+            Pattern::Regex(re) => re.is_match(v),
+        }
+    }
 }
 
 impl PartialEq for Matcher {
@@ -96,10 +117,14 @@ impl Matcher {
         })?;
         let op = Op::parse(op).ok_or_else(|| format!("op {op:?} must be one of =, !=, =~, !~"))?;
         let regex = match op {
-            Op::Re | Op::NotRe => Some(
-                Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|e| format!("value {value:?} is not a regular expression: {e}"))?,
-            ),
+            Op::Re | Op::NotRe => Some(match value {
+                ".+" => Pattern::NonEmpty,
+                ".*" => Pattern::Any,
+                _ => Pattern::Regex(
+                    Regex::new(&format!("^(?:{value})$"))
+                        .map_err(|e| format!("value {value:?} is not a regular expression: {e}"))?,
+                ),
+            }),
             Op::Eq | Op::Ne => None,
         };
         Ok(Matcher {
@@ -189,6 +214,27 @@ mod tests {
             "absent is empty"
         );
         assert!(all_match(&[], &s));
+    }
+
+    #[test]
+    fn has_a_value_and_any_value_answer_as_their_regexes() {
+        for value in [".+", ".*"] {
+            let re = Regex::new(&format!("^(?:{value})$")).unwrap();
+            for op in ["=~", "!~"] {
+                let m = Matcher::new("source", op, value).unwrap();
+                assert!(
+                    !matches!(m.regex, Some(Pattern::Regex(_))),
+                    "{value} needs no regex"
+                );
+                for v in ["", "db-1", "é", "a\nb", "\n", "a\r"] {
+                    assert_eq!(
+                        m.matches_value(v),
+                        re.is_match(v) == (op == "=~"),
+                        "{op}{value:?} on {v:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
