@@ -10,7 +10,8 @@ mod labels;
 pub mod names;
 pub mod wire;
 
-pub use labels::{LabelBuf, Labels, NameSet};
+use labels::NameSet;
+pub use labels::{LabelBuf, Labels};
 
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
@@ -269,6 +270,7 @@ impl LinkKind {
     /// Its value for an event or alert, "" when it has none.
     pub fn value<T: Linked>(self, x: &T) -> &str {
         let bare = x.bare();
+        let label = |set: &NameSet<1>| x.labels().first_of(set).map(|(_, v)| v);
         let value = match self {
             LinkKind::Class => x.class(),
             LinkKind::Host => match x.labels().first_of(&HOST) {
@@ -276,18 +278,14 @@ impl LinkKind {
                 Some((_, host)) => Some(host),
                 None => bare.then(|| x.source()).filter(|s| !s.is_empty()),
             },
-            LinkKind::Pod => x.labels().first_of(&POD).map(|(_, v)| v),
-            LinkKind::Rack => x.labels().first_of(&RACK).map(|(_, v)| v),
-            LinkKind::Service => x.labels().first_of(&SERVICE).map(|(_, v)| v).or_else(|| {
+            LinkKind::Pod => label(&POD),
+            LinkKind::Rack => label(&RACK),
+            LinkKind::Service => label(&SERVICE).or_else(|| {
                 bare.then(|| x.group().or(x.component()))
                     .flatten()
                     .filter(|s| !s.is_empty())
             }),
-            LinkKind::Cluster => x
-                .labels()
-                .first_of(&CLUSTER)
-                .map(|(_, v)| v)
-                .or_else(|| x.group().filter(|_| bare)),
+            LinkKind::Cluster => label(&CLUSTER).or_else(|| x.group().filter(|_| bare)),
         };
         value.unwrap_or("")
     }
