@@ -81,6 +81,21 @@ fn parse(c: &mut Criterion) {
             b.iter(|| case.parse(&mut buf))
         });
     }
+    // A batch of the load tests' shape: 64 alerts of 8-16 labels in no order, 2-4 annotations.
+    let api = common::alertmanager_api(&cases);
+    let body = common::rss_body("0");
+    let events = common::rss_events(&cases, "0").len() as u64;
+    g.throughput(Throughput::ElementsAndBytes {
+        elements: events,
+        bytes: body.len() as u64,
+    });
+    g.bench_function(BenchmarkId::new(api.kind.as_str(), "rss_alerts_64"), |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&body);
+            sluice::ingest::integrations::parse(api.kind, &api.request(), &mut buf)
+        })
+    });
     g.finish();
 }
 

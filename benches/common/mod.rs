@@ -266,12 +266,18 @@ pub fn alertmanager_api(cases: &[Case]) -> &Case {
 /// 2-4 annotations) for batch `batch`, as the Alertmanager API integration makes them.
 pub fn rss_events(cases: &[Case], batch: &str) -> Vec<Event> {
     let case = alertmanager_api(cases);
-    let mut body = include_str!("rss_alerts.json")
-        .replace("@@N@@", batch)
-        .into_bytes();
+    let mut body = rss_body(batch);
     sluice::ingest::integrations::parse(case.kind, &case.request(), &mut body)
         .expect("the RSS alerts parse")
         .events
+}
+
+/// The body of batch `batch` of the load test's RSS shape (`rss_alerts.json`), as posted to
+/// `/api/v2/alerts`.
+pub fn rss_body(batch: &str) -> Vec<u8> {
+    include_str!("rss_alerts.json")
+        .replace("@@N@@", batch)
+        .into_bytes()
 }
 
 /// `load-tests/sluice.toml`, the load tests' config (one rule grouping by source, the other
