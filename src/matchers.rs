@@ -56,7 +56,7 @@ pub struct Matcher {
     pub field: Field,
     pub op: Op,
     pub value: String,
-    regex: Option<Pattern>,
+    pattern: Option<Pattern>,
 }
 
 /// A regex operator's value, compiled: `.+` and `.*` (Alertmanager's "has a value" and "any
@@ -68,6 +68,11 @@ enum Pattern {
     NonEmpty,
     Any,
     Regex(Regex),
+}
+
+/// A matcher's regular expression: anchored, it matches the whole value.
+fn anchored(value: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?:{value})$"))
 }
 
 impl Pattern {
@@ -116,12 +121,12 @@ impl Matcher {
             format!("name {name:?} is not a field (routing_key, integration, severity, source, component, group, class, summary, dedup_key, labels.<name>, entity.<class|host|pod|rack|service|cluster>)")
         })?;
         let op = Op::parse(op).ok_or_else(|| format!("op {op:?} must be one of =, !=, =~, !~"))?;
-        let regex = match op {
+        let pattern = match op {
             Op::Re | Op::NotRe => Some(match value {
                 ".+" => Pattern::NonEmpty,
                 ".*" => Pattern::Any,
                 _ => Pattern::Regex(
-                    Regex::new(&format!("^(?:{value})$"))
+                    anchored(value)
                         .map_err(|e| format!("value {value:?} is not a regular expression: {e}"))?,
                 ),
             }),
@@ -131,7 +136,7 @@ impl Matcher {
             field,
             op,
             value: value.to_string(),
-            regex,
+            pattern,
         })
     }
 
@@ -148,12 +153,12 @@ impl Matcher {
     }
 
     pub fn matches_value(&self, v: &str) -> bool {
-        match (self.op, &self.regex) {
+        match (self.op, &self.pattern) {
             (Op::Eq, _) => v == self.value,
             (Op::Ne, _) => v != self.value,
             (Op::Re, Some(re)) => re.is_match(v),
             (Op::NotRe, Some(re)) => !re.is_match(v),
-            (Op::Re | Op::NotRe, None) => unreachable!("regex ops always carry a regex"),
+            (Op::Re | Op::NotRe, None) => unreachable!("regex ops always carry a pattern"),
         }
     }
 
@@ -219,11 +224,11 @@ mod tests {
     #[test]
     fn has_a_value_and_any_value_answer_as_their_regexes() {
         for value in [".+", ".*"] {
-            let re = Regex::new(&format!("^(?:{value})$")).unwrap();
+            let re = anchored(value).unwrap();
             for op in ["=~", "!~"] {
                 let m = Matcher::new("source", op, value).unwrap();
                 assert!(
-                    !matches!(m.regex, Some(Pattern::Regex(_))),
+                    !matches!(m.pattern, Some(Pattern::Regex(_))),
                     "{value} needs no regex"
                 );
                 for v in ["", "db-1", "é", "a\nb", "\n", "a\r"] {

@@ -529,7 +529,8 @@ mod tests {
         static SET: NameSet<3> = NameSet::new(["lt-host", "lt-node", "lt-instance"]);
         let find = |pairs: &[(&str, &str)]| {
             let buf: LabelBuf = pairs.iter().copied().collect();
-            let by_name = ["lt-host", "lt-node", "lt-instance"]
+            let by_name = SET
+                .names
                 .iter()
                 .enumerate()
                 .find_map(|(i, n)| Some((i, buf.get(n).filter(|v| !v.is_empty())?)));

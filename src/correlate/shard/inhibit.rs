@@ -77,8 +77,11 @@ impl Inhibition {
                         routing_key: &inc.routing_key,
                         alert,
                     };
-                    let memberships = self.memberships(&view);
-                    self.add(&memberships, slot, index as u32, alert.hash);
+                    for r in 0..self.rules.len() {
+                        if let Some(m) = self.membership(r, &view) {
+                            self.add(&m, slot, index as u32, alert.hash);
+                        }
+                    }
                 }
             }
         }
@@ -91,48 +94,39 @@ impl Inhibition {
         (r as u16, values_hash(view.routing_key, r as u16, values))
     }
 
-    /// Where an alert stands under each rule whose source or target it matches.
-    fn memberships(&self, view: &AlertView) -> Vec<Membership> {
-        let mut out = Vec::new();
-        for (r, rule) in self.rules.iter().enumerate() {
-            let (source, target) = (all_match(&rule.source, view), all_match(&rule.target, view));
-            if source || target {
-                out.push(Membership {
-                    key: Self::key(r, rule, view),
-                    source,
-                    target,
-                });
-            }
-        }
-        out
+    /// Where an alert stands under rule `r`, when it matches the rule's source or target.
+    /// Rules are independent (a key holds its rule), so an alert is registered and judged
+    /// under each rule in turn, with no list of them made per alert.
+    fn membership(&self, r: usize, view: &AlertView) -> Option<Membership> {
+        let rule = &self.rules[r];
+        let (source, target) = (all_match(&rule.source, view), all_match(&rule.target, view));
+        (source || target).then(|| Membership {
+            key: Self::key(r, rule, view),
+            source,
+            target,
+        })
     }
 
-    /// Registers a newly open alert at `(slot, index)` as a target and as an inhibitor where
-    /// its `memberships` say so; returns the keys under which it is the first inhibitor.
-    fn add(
-        &mut self,
-        memberships: &[Membership],
-        slot: u32,
-        index: u32,
-        hash: u64,
-    ) -> Vec<InhibitKey> {
-        let mut newly_inhibiting = Vec::new();
-        for m in memberships {
-            if m.target {
-                self.targets
-                    .entry(m.key)
-                    .or_default()
-                    .push((slot, index, hash));
-            }
-            if m.source {
-                let n = self.inhibitors.entry(m.key).or_insert(0);
-                *n += 1;
-                if *n == 1 {
-                    newly_inhibiting.push(m.key);
-                }
-            }
+    /// Where an alert stands under each rule whose source or target it matches.
+    fn memberships<'s>(&'s self, view: &'s AlertView) -> impl Iterator<Item = Membership> + 's {
+        (0..self.rules.len()).filter_map(move |r| self.membership(r, view))
+    }
+
+    /// Registers a newly open alert at `(slot, index)` under one rule, as a target and as an
+    /// inhibitor as `m` says; whether it is the first inhibitor under `m`'s key.
+    fn add(&mut self, m: &Membership, slot: u32, index: u32, hash: u64) -> bool {
+        if m.target {
+            self.targets
+                .entry(m.key)
+                .or_default()
+                .push((slot, index, hash));
         }
-        newly_inhibiting
+        if !m.source {
+            return false;
+        }
+        let n = self.inhibitors.entry(m.key).or_insert(0);
+        *n += 1;
+        *n == 1
     }
 
     /// One inhibitor under `key` fewer; whether that was the last.
@@ -148,16 +142,19 @@ impl Inhibition {
         last
     }
 
-    /// Whether an open alert of these memberships is inhibited by any rule, not counting
-    /// itself as its inhibitor.
-    fn inhibited(&self, memberships: &[Membership]) -> bool {
-        memberships.iter().any(|m| {
-            m.target
-                && self
-                    .inhibitors
-                    .get(&m.key)
-                    .is_some_and(|n| *n > u32::from(m.source))
-        })
+    /// Whether an open alert standing as `m` under its rule is inhibited by that rule, not
+    /// counting itself as its inhibitor.
+    fn inhibited_under(&self, m: &Membership) -> bool {
+        m.target
+            && self
+                .inhibitors
+                .get(&m.key)
+                .is_some_and(|n| *n > u32::from(m.source))
+    }
+
+    /// Whether an open alert is inhibited by any rule.
+    fn inhibited(&self, view: &AlertView) -> bool {
+        self.memberships(view).any(|m| self.inhibited_under(&m))
     }
 }
 
@@ -183,10 +180,17 @@ impl Shard {
             return;
         }
         let view = self.slots.view(slot, index);
-        let memberships = self.inhibition.memberships(&view);
         let hash = view.alert.hash;
-        let newly_inhibiting = self.inhibition.add(&memberships, slot, index, hash);
-        let inhibited = self.inhibition.inhibited(&memberships);
+        let (mut inhibited, mut newly_inhibiting) = (false, Vec::new());
+        for r in 0..self.inhibition.rules.len() {
+            let Some(m) = self.inhibition.membership(r, &view) else {
+                continue;
+            };
+            if self.inhibition.add(&m, slot, index, hash) {
+                newly_inhibiting.push(m.key);
+            }
+            inhibited |= self.inhibition.inhibited_under(&m);
+        }
         self.set_inhibited(slot, index, inhibited, now, out);
         for key in newly_inhibiting {
             self.refresh_targets(key, now, out);
@@ -204,10 +208,16 @@ impl Shard {
         if self.inhibition.rules.is_empty() {
             return;
         }
-        let memberships = self.inhibition.memberships(&self.slots.view(slot, index));
-        for m in memberships.iter().filter(|m| m.source) {
-            if self.inhibition.release(m.key) {
-                self.refresh_targets(m.key, now, out);
+        let view = self.slots.view(slot, index);
+        let released: Vec<InhibitKey> = self
+            .inhibition
+            .memberships(&view)
+            .filter(|m| m.source)
+            .map(|m| m.key)
+            .collect();
+        for key in released {
+            if self.inhibition.release(key) {
+                self.refresh_targets(key, now, out);
             }
         }
     }
@@ -239,8 +249,7 @@ impl Shard {
         now: UnixMillis,
         out: &mut Vec<OutboundMessage>,
     ) {
-        let memberships = self.inhibition.memberships(&self.slots.view(slot, index));
-        let inhibited = self.inhibition.inhibited(&memberships);
+        let inhibited = self.inhibition.inhibited(&self.slots.view(slot, index));
         self.set_inhibited(slot, index, inhibited, now, out);
     }
 
