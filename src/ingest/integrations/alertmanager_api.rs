@@ -45,7 +45,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use simd_json::prelude::*;
 
 use crate::event::{Event, LabelBuf};
 use crate::ingest::response::{self, Body};
@@ -56,6 +55,7 @@ use super::alertmanager_webhook::{
 };
 use super::fields::Reader;
 use super::fields::{named_links, pairs_details};
+use super::json::{with_tape, Json, TapeValue};
 use super::{Batch, Format, IngestRequest, IntegrationError, IntegrationSettings, Parsed};
 use crate::config::{Problems, Unknown};
 
@@ -79,19 +79,21 @@ impl Format for Api {
     }
 
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root =
-            super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
-        let Some(alerts) = root.as_array() else {
-            return Err(IntegrationError::Malformed {
-                kind: KIND,
-                what: "body is not a JSON array of alerts",
-            });
-        };
         let timeout = req
             .settings
             .resolve_timeout
             .unwrap_or(DEFAULT_RESOLVE_TIMEOUT);
-        Batch::read(KIND, "alerts", alerts, |r| read_alert(r, req, timeout))
+        // Read on the tape: no tree is built for the busiest batch format.
+        with_tape(body, |root| {
+            let Some(alerts) = root.items() else {
+                return Err(IntegrationError::Malformed {
+                    kind: KIND,
+                    what: "body is not a JSON array of alerts",
+                });
+            };
+            Batch::read(KIND, "alerts", alerts, |r| read_alert(r, req, timeout))
+        })
+        .map_err(|e| IntegrationError::from_json(KIND, e))?
     }
 
     /// `200` with an empty body, as Alertmanager; when some items were refused, Alertmanager's
@@ -122,7 +124,7 @@ impl Format for Api {
 }
 
 fn read_alert<'v>(
-    r: &mut Reader<'v, '_>,
+    r: &mut Reader<'v, '_, TapeValue<'_, 'v>>,
     req: &IngestRequest<'_>,
     resolve_timeout: Duration,
 ) -> Option<(Event, bool)> {

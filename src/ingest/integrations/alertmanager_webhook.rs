@@ -37,14 +37,14 @@
 //!   `groupLabels`, `commonLabels`, `commonAnnotations`, `truncatedAlerts`, ...).
 
 use http::{Response, StatusCode};
-use simd_json::BorrowedValue;
 
 use crate::event::{Action, Event, LabelBuf, Link, Severity, MAX_DEDUP_KEY_CHARS};
 use crate::integration::Integration;
 
 use super::fields::{named_links, pairs_details, severity_named, Pairs, Reader};
+use super::json::{Json, TapeValue};
 use super::{
-    json_object, reply, summary, Batch, Format, IngestRequest, IntegrationError,
+    reply, summary, tape_object, Batch, Format, IngestRequest, IntegrationError,
     IntegrationSettings, Parsed,
 };
 use crate::config::{Problems, Unknown};
@@ -67,8 +67,9 @@ impl Format for Webhook {
     }
 
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        read_envelope(KIND, &root, |r, top| read_alert(r, req, top))
+        tape_object(KIND, body, |root| {
+            read_envelope(KIND, root, |r, top| read_alert(r, req, top))
+        })
     }
 
     /// Alertmanager checks only for a 2xx; 200 is what its own receivers answer.
@@ -85,17 +86,13 @@ pub(super) struct Top<'v> {
 
 /// The webhook envelope Alertmanager and Grafana share: `groupKey`, `externalURL` and the
 /// batch `alerts[]`, each alert read by `read` with what they share.
-pub(super) fn read_envelope<'v>(
+pub(super) fn read_envelope<'v, V: Json<'v>>(
     kind: Integration,
-    root: &'v BorrowedValue<'v>,
-    mut read: impl FnMut(&mut Reader<'v, '_>, &Top<'v>) -> Option<(Event, bool)>,
+    root: V,
+    mut read: impl FnMut(&mut Reader<'v, '_, V>, &Top<'v>) -> Option<(Event, bool)>,
 ) -> Result<Parsed, IntegrationError> {
     let mut errors = Vec::new();
-    let mut r = Reader {
-        value: Some(root),
-        path: "",
-        errors: &mut errors,
-    };
+    let mut r = Reader::new(Some(root), "", &mut errors);
     let group_key = r.opt_str("groupKey").filter(|g| !g.is_empty());
     let external_url = r.opt_str("externalURL").filter(|u| !u.is_empty());
     let alerts = r.req_array("alerts");
@@ -109,6 +106,7 @@ pub(super) fn read_envelope<'v>(
         group_key,
         external_url,
     };
+    let alerts = alerts.items().expect("an array");
     Batch::read(kind, "alerts", alerts, |r| read(r, &top))
 }
 
@@ -120,6 +118,24 @@ pub(super) fn lookup<'a, K: AsRef<str>, V: AsRef<str>>(
         .ok()
         .map(|i| map[i].1.as_ref())
         .filter(|v| !v.is_empty())
+}
+
+/// The non-empty values of `names` in `map` (names unique), in one pass over the map.
+pub(super) fn values<'a, K: AsRef<str>, V: AsRef<str>, const N: usize>(
+    map: &'a [(K, V)],
+    names: [&str; N],
+) -> [Option<&'a str>; N] {
+    let mut out = [None; N];
+    for (k, v) in map {
+        let (k, v) = (k.as_ref(), v.as_ref());
+        if v.is_empty() {
+            continue;
+        }
+        if let Some(i) = names.iter().position(|&n| n == k) {
+            out[i] = Some(v);
+        }
+    }
+    out
 }
 
 /// `labels.severity` as sluice knows it; `None` for a value it does not.
@@ -160,24 +176,24 @@ pub(super) fn prometheus_event(
         dedup_key,
         req.now,
     );
-    let alertname = lookup(labels, "alertname");
+    // Each map read once: the names it needs, by name (labels and annotations are unique).
+    let [alertname, severity_label, instance, job, service] = values(
+        labels,
+        ["alertname", "severity", "instance", "job", "service"],
+    );
+    let [summary_text, description] = values(annotations, ["summary", "description"]);
     let (summary, truncated) = summary(
-        lookup(annotations, "summary")
-            .or_else(|| lookup(annotations, "description"))
+        summary_text
+            .or(description)
             .or(alertname)
             .unwrap_or(&event.dedup_key),
     );
     event.summary = summary;
-    event.severity = lookup(labels, "severity")
+    event.severity = severity_label
         .and_then(severity)
         .unwrap_or(req.settings.default_severity);
-    event.source = lookup(labels, "instance")
-        .or_else(|| lookup(labels, "job"))
-        .unwrap_or_default()
-        .to_string();
-    event.component = lookup(labels, "service")
-        .or_else(|| lookup(labels, "job"))
-        .map(str::to_string);
+    event.source = instance.or(job).unwrap_or_default().to_string();
+    event.component = service.or(job).map(str::to_string);
     event.class = alertname.map(str::to_string);
     (event, truncated)
 }
@@ -245,11 +261,15 @@ pub fn labels_fingerprint<K: AsRef<str>, V: AsRef<str>>(sorted_labels: &[(K, V)]
         add(name.as_ref().as_bytes());
         add(value.as_ref().as_bytes());
     }
-    format!("{h:016x}")
+    // 16 lowercase hex digits, written without the formatting machinery (once per alert).
+    (0..16)
+        .rev()
+        .map(|i| char::from(b"0123456789abcdef"[(h >> (i * 4)) as usize & 0xF]))
+        .collect()
 }
 
 fn read_alert<'v>(
-    r: &mut Reader<'v, '_>,
+    r: &mut Reader<'v, '_, TapeValue<'_, 'v>>,
     req: &IngestRequest<'_>,
     top: &Top<'v>,
 ) -> Option<(Event, bool)> {
@@ -310,8 +330,8 @@ fn links(generator: Option<&str>, runbook: Option<&str>, top: &Top<'_>) -> Vec<L
 
 /// Whether a notified alert is resolved: `status` (`firing` or `resolved`, anything else a
 /// problem), else an `endsAt` that has passed.
-pub(super) fn resolved(
-    r: &mut Reader<'_, '_>,
+pub(super) fn resolved<'v, V: Json<'v>>(
+    r: &mut Reader<'v, '_, V>,
     status: Option<&str>,
     ends_at: Option<UnixMillis>,
     now: UnixMillis,

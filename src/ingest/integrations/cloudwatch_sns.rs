@@ -100,11 +100,7 @@ impl Format for Sns {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
         let root = json_object(KIND, body)?;
         let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
+        let mut r = Reader::new(Some(&root), "", &mut errors);
         let body_type = r.opt_str("Type");
         let header_type = req
             .headers
@@ -226,7 +222,7 @@ fn notification(r: &mut Reader<'_, '_>, req: &IngestRequest<'_>) -> Result<Parse
     let sent_at = r.timestamp("Timestamp");
     let message = message.ok_or(())?;
     let mut buf = message.as_bytes().to_vec();
-    let inner = match super::fields::parse_json(&mut buf) {
+    let inner = match super::json::parse_json(&mut buf) {
         Ok(v) if v.is_object() => v,
         _ => {
             r.errors
@@ -258,11 +254,7 @@ fn alarm(
     req: &IngestRequest<'_>,
     errors: &mut Vec<String>,
 ) -> Result<Parsed, ()> {
-    let mut r = Reader {
-        value: Some(value),
-        path: at,
-        errors,
-    };
+    let mut r = Reader::new(Some(value), at, errors);
     let name = r.req_str("AlarmName");
     let state = r.req_str("NewStateValue");
     let arn = r.opt_str("AlarmArn").filter(|s| !s.is_empty());

@@ -3,14 +3,15 @@
 //! percent-encoded text (paths, query strings, form bodies).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde_json::value::to_raw_value;
-use simd_json::prelude::*;
-use simd_json::{BorrowedValue, Buffers};
+use simd_json::BorrowedValue;
 
 use crate::event::{Details, Image, Link, Severity};
+
+use super::json::Json;
 use crate::time::{from_epoch_number, parse_timestamp, Timestamp, UnixMillis};
 
 /// Names and string values of a JSON object, borrowed from the body.
@@ -21,90 +22,6 @@ pub fn severity_named(value: &str, table: &[(&str, Severity)]) -> Option<Severit
     table
         .iter()
         .find_map(|&(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
-}
-
-thread_local! {
-    /// simd-json's working buffers, kept per thread: parsing is synchronous, and a request
-    /// then allocates none of them (they grow to the largest body the thread has seen).
-    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
-}
-
-/// Why a body is not JSON that sluice reads.
-#[derive(Debug)]
-pub enum JsonError {
-    /// Not JSON, or nested deeper than simd-json's 1024 levels.
-    Syntax(simd_json::Error),
-    /// A key appears twice in one object, at this path (`payload.severity`). simd-json keeps
-    /// both pairs of an object of up to 32 and a lookup finds the first, where most JSON readers
-    /// (a proxy, a signature check in front of sluice) take the last: such a body would mean
-    /// one thing to them and another to sluice, so it is refused. (In larger objects simd-json
-    /// keeps the last, as they do.)
-    RepeatedKey(String),
-}
-
-/// Parses a request body in place (simd-json rewrites escapes), reusing this thread's buffers:
-/// the value borrows the body only, so the buffers are free again when this returns.
-pub fn parse_json(body: &mut [u8]) -> Result<BorrowedValue<'_>, JsonError> {
-    let value = BUFFERS
-        .with_borrow_mut(|buffers| simd_json::value::borrowed::to_value_with_buffers(body, buffers))
-        .map_err(JsonError::Syntax)?;
-    match repeated_key(&value) {
-        Some(path) => Err(JsonError::RepeatedKey(path)),
-        None => Ok(value),
-    }
-}
-
-/// A key's length and first 12 bytes: keys that differ there differ.
-fn signature(key: &str) -> u128 {
-    let mut sig = [0u8; 16];
-    let n = key.len().min(12);
-    sig[..n].copy_from_slice(&key.as_bytes()[..n]);
-    sig[12..].copy_from_slice(&(key.len() as u32).to_le_bytes());
-    u128::from_le_bytes(sig)
-}
-
-/// The path of the first key that appears twice in one object of `value`
-/// (`alerts[0].labels.alertname`). Only objects simd-json kept every pair of (up to 32) are
-/// compared pairwise, so the cost stays linear in the body.
-fn repeated_key(value: &BorrowedValue<'_>) -> Option<String> {
-    let join = |parent: &str, inner: String| {
-        if inner.starts_with('[') {
-            format!("{parent}{inner}")
-        } else {
-            format!("{parent}.{inner}")
-        }
-    };
-    match value {
-        BorrowedValue::Object(map) => {
-            // Each key's length and first bytes, compared before the keys themselves.
-            let mut seen = [0u128; 32];
-            let small = map.len() <= seen.len();
-            for (i, (key, inner)) in map.iter().enumerate() {
-                if small {
-                    let sig = signature(key);
-                    if seen[..i]
-                        .iter()
-                        .zip(map.iter())
-                        .any(|(&s, (earlier, _))| s == sig && earlier == key)
-                    {
-                        return Some(key.to_string());
-                    }
-                    seen[i] = sig;
-                }
-                if let Some(path) = repeated_key(inner) {
-                    return Some(join(key, path));
-                }
-            }
-            None
-        }
-        // The slice's iterator: the value traits' `iter` would box one.
-        BorrowedValue::Array(items) => items
-            .as_slice()
-            .iter()
-            .enumerate()
-            .find_map(|(i, inner)| Some(join(&format!("[{i}]"), repeated_key(inner)?))),
-        BorrowedValue::Static(_) | BorrowedValue::String(_) => None,
-    }
 }
 
 /// Anything serializable as compact `custom_details` text (serialized once, not re-read).
@@ -171,11 +88,13 @@ pub fn to_json(v: &BorrowedValue<'_>) -> Option<serde_json::Value> {
     serde_json::to_value(v).ok()
 }
 
-/// A JSON object being read, and every problem found so far.
-pub struct Reader<'v, 'p> {
-    pub value: Option<&'v BorrowedValue<'v>>,
+/// A JSON object being read, and every problem found so far. `V` is a node of the borrowed
+/// tree by default, or of simd-json's tape for the formats that read the tape in place.
+pub struct Reader<'v, 'p, V = &'v BorrowedValue<'v>> {
+    pub value: Option<V>,
     pub path: &'p str,
     pub errors: &'p mut Vec<String>,
+    strings: PhantomData<&'v str>,
 }
 
 pub fn path(parent: &str, name: &str) -> String {
@@ -186,15 +105,24 @@ pub fn path(parent: &str, name: &str) -> String {
     }
 }
 
-impl<'v> Reader<'v, '_> {
-    fn get(&self, name: &str) -> Option<&'v BorrowedValue<'v>> {
-        self.value?.get(name).filter(|v| !v.is_null())
+impl<'v, 'p, V: Json<'v>> Reader<'v, 'p, V> {
+    pub fn new(value: Option<V>, path: &'p str, errors: &'p mut Vec<String>) -> Self {
+        Reader {
+            value,
+            path,
+            errors,
+            strings: PhantomData,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<V> {
+        self.value?.member(name).filter(|v| !v.null())
     }
 
     /// A string field that may be absent (or null); any other type is a problem.
     pub fn opt_str(&mut self, name: &str) -> Option<&'v str> {
         let v = self.get(name)?;
-        match v.as_str() {
+        match v.text() {
             Some(s) => Some(s),
             None => {
                 self.errors
@@ -206,7 +134,7 @@ impl<'v> Reader<'v, '_> {
 
     /// A string field that must be present and not blank.
     pub fn req_str(&mut self, name: &str) -> Option<&'v str> {
-        let problem = match self.get(name).map(|v| v.as_str()) {
+        let problem = match self.get(name).map(|v| v.text()) {
             Some(Some(s)) if !s.trim().is_empty() => return Some(s),
             Some(None) => "must be a string",
             _ => "is missing or blank",
@@ -230,12 +158,10 @@ impl<'v> Reader<'v, '_> {
     }
 
     /// An array field that must be present (a batch's items).
-    pub fn req_array(&mut self, name: &str) -> Option<&'v [BorrowedValue<'v>]> {
+    pub fn req_array(&mut self, name: &str) -> Option<V> {
         let problem = match self.get(name) {
-            Some(v) => match v.as_array() {
-                Some(items) => return Some(items.as_slice()),
-                None => "must be an array",
-            },
+            Some(v) if v.items().is_some() => return Some(v),
+            Some(_) => "must be an array",
             None => "is missing",
         };
         self.errors
@@ -261,35 +187,35 @@ impl<'v> Reader<'v, '_> {
     /// [`crate::event::LabelBuf`]).
     pub fn string_pairs(&mut self, name: &str) -> Option<Pairs<'v>> {
         let v = self.get(name)?;
-        let Some(map) = v.as_object() else {
+        let Some((len, members)) = v.members() else {
             self.errors
                 .push(format!("'{}' must be an object", path(self.path, name)));
             return None;
         };
-        let mut out = Vec::with_capacity(map.len());
-        for (k, v) in map.iter() {
-            let value = if let Some(s) = v.as_str() {
+        let mut out = Vec::with_capacity(len);
+        for (k, v) in members {
+            let value = if let Some(s) = v.text() {
                 Cow::Borrowed(s)
-            } else if v.is_number() || v.is_bool() {
-                Cow::Owned(v.encode())
-            } else if v.is_null() {
+            } else if let Some(text) = v.scalar_text() {
+                Cow::Owned(text)
+            } else if v.null() {
                 continue;
             } else {
                 self.errors
                     .push(format!("'{}.{k}' must be a string", path(self.path, name)));
                 continue;
             };
-            out.push((k.as_ref(), value));
+            out.push((k, value));
         }
-        // Names are unique (`parse_json` refuses a repeated key).
+        // Names are unique (a repeated key refuses the body).
         out.sort_unstable_by_key(|(k, _)| *k);
         Some(out)
     }
 
     /// A nested object, or `None` when absent; any other type is a problem.
-    pub fn object(&mut self, name: &str) -> Option<&'v BorrowedValue<'v>> {
+    pub fn object(&mut self, name: &str) -> Option<V> {
         let v = self.get(name)?;
-        if v.is_object() {
+        if v.object() {
             Some(v)
         } else {
             self.errors
@@ -299,7 +225,7 @@ impl<'v> Reader<'v, '_> {
     }
 
     /// A nested object that must be present.
-    pub fn req_object(&mut self, name: &str) -> Option<&'v BorrowedValue<'v>> {
+    pub fn req_object(&mut self, name: &str) -> Option<V> {
         if self.get(name).is_none() {
             self.errors
                 .push(format!("'{}' is missing", path(self.path, name)));
@@ -311,9 +237,9 @@ impl<'v> Reader<'v, '_> {
     /// A date-time in any format senders use; Go's zero time counts as absent.
     pub fn timestamp(&mut self, name: &str) -> Option<UnixMillis> {
         let v = self.get(name)?;
-        let parsed = match v.as_str() {
+        let parsed = match v.text() {
             Some(s) => parse_timestamp(s),
-            None => v.cast_f64().and_then(from_epoch_number),
+            None => v.number().and_then(from_epoch_number),
         };
         match parsed {
             Some(Timestamp::At(t)) => Some(t),
@@ -330,44 +256,32 @@ impl<'v> Reader<'v, '_> {
 
     /// Free-form JSON, kept as compact text.
     pub fn details(&mut self, name: &str) -> Option<Details> {
-        raw_details(self.get(name)?)
+        self.get(name)?.details()
     }
 
     /// Calls `each` with a reader on every object of an array field, in order; absent is
     /// empty, and anything that is not an array of objects is a problem.
-    pub fn for_each_object(&mut self, name: &str, mut each: impl FnMut(&mut Reader<'v, '_>)) {
+    pub fn for_each_object(&mut self, name: &str, mut each: impl FnMut(&mut Reader<'v, '_, V>)) {
         let Some(v) = self.get(name) else {
             return;
         };
-        let Some(items) = v.as_array() else {
+        let Some((_, items)) = v.items() else {
             self.errors
                 .push(format!("'{}' must be an array", path(self.path, name)));
             return;
         };
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.enumerate() {
             let at = format!("{}[{i}]", path(self.path, name));
-            if item.is_object() {
-                each(&mut Reader {
-                    value: Some(item),
-                    path: &at,
-                    errors: self.errors,
-                });
+            if item.object() {
+                each(&mut Reader::new(Some(item), &at, self.errors));
             } else {
                 self.errors.push(format!("'{at}' must be an object"));
             }
         }
     }
 
-    pub fn child<'p2>(
-        &'p2 mut self,
-        value: Option<&'v BorrowedValue<'v>>,
-        path: &'p2 str,
-    ) -> Reader<'v, 'p2> {
-        Reader {
-            value,
-            path,
-            errors: self.errors,
-        }
+    pub fn child<'p2>(&'p2 mut self, value: Option<V>, path: &'p2 str) -> Reader<'v, 'p2, V> {
+        Reader::new(value, path, self.errors)
     }
 
     /// PagerDuty `links[]`: `{href, text?}`.
@@ -405,16 +319,11 @@ impl<'v> Reader<'v, '_> {
         })
     }
 }
+
 /// A value as event text: strings as they are, numbers and booleans as their JSON text;
 /// `None` for null, arrays and objects.
-pub fn scalar(v: &BorrowedValue<'_>) -> Option<String> {
-    if let Some(s) = v.as_str() {
-        Some(s.to_string())
-    } else if v.is_number() || v.is_bool() {
-        Some(v.encode())
-    } else {
-        None
-    }
+pub fn scalar<'v>(v: impl Json<'v>) -> Option<String> {
+    v.text().map(str::to_string).or_else(|| v.scalar_text())
 }
 
 /// The first value of query parameter `name`, percent-decoded (an undecodable one is empty).
@@ -462,52 +371,4 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn repeated(json: &str) -> Option<String> {
-        match parse_json(&mut json.as_bytes().to_vec()) {
-            Err(JsonError::RepeatedKey(path)) => Some(path),
-            Err(JsonError::Syntax(e)) => panic!("{json}: {e}"),
-            Ok(_) => None,
-        }
-    }
-
-    #[test]
-    fn a_key_twice_in_one_object_is_named_by_its_path() {
-        assert_eq!(repeated(r#"{"a":1,"a":2}"#).as_deref(), Some("a"));
-        assert_eq!(
-            repeated(r#"{"payload":{"s":1,"t":2,"s":3}}"#).as_deref(),
-            Some("payload.s")
-        );
-        assert_eq!(
-            repeated(r#"{"alerts":[{},{"labels":{"x":"1","x":"2"}}]}"#).as_deref(),
-            Some("alerts[1].labels.x")
-        );
-        assert_eq!(
-            repeated(r#"[[{"k":1,"k":1}]]"#).as_deref(),
-            Some("[0][0].k")
-        );
-        // Keys alike in their first 12 bytes and length, and the same long key.
-        assert_eq!(
-            repeated(r#"{"kubernetes_pod_a":1,"kubernetes_pod_b":2}"#),
-            None
-        );
-        assert_eq!(
-            repeated(r#"{"kubernetes_pod_a":1,"k":0,"kubernetes_pod_a":2}"#).as_deref(),
-            Some("kubernetes_pod_a")
-        );
-        // The same key in sibling objects, and in an object and its child, is fine.
-        assert_eq!(repeated(r#"[{"a":1},{"a":2}]"#), None);
-        assert_eq!(repeated(r#"{"a":{"a":{"a":1}}}"#), None);
-        // Over 32 pairs simd-json keeps the last of a repeated key, as other readers do.
-        let big: Vec<String> = (0..40).map(|i| format!("\"k{}\":{i}", i % 39)).collect();
-        let big = format!("{{{}}}", big.join(","));
-        let mut big = big.into_bytes();
-        let value = parse_json(&mut big).unwrap();
-        assert_eq!(value.get("k0").and_then(|v| v.as_u64()), Some(39));
-    }
 }

@@ -30,6 +30,7 @@ pub mod gcp_monitoring;
 pub mod generic;
 pub mod grafana;
 pub mod heartbeat;
+pub mod json;
 pub mod nagios;
 pub mod newrelic_legacy;
 pub mod newrelic_workflow;
@@ -59,6 +60,8 @@ use std::fmt::Write as _;
 use http::{HeaderMap, Response, StatusCode};
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
+
+use json::Json;
 
 use crate::config::{Problems, Unknown};
 use crate::event::{truncate_chars, Action, Event, MAX_SUMMARY_CHARS};
@@ -150,13 +153,13 @@ pub enum IntegrationError {
 impl IntegrationError {
     /// The refusal of a body that is not JSON sluice reads: malformed, or a key given twice
     /// (named).
-    pub fn from_json(kind: Integration, e: fields::JsonError) -> Self {
+    pub fn from_json(kind: Integration, e: json::JsonError) -> Self {
         match e {
-            fields::JsonError::Syntax(_) => IntegrationError::Malformed {
+            json::JsonError::Syntax(_) => IntegrationError::Malformed {
                 kind,
                 what: "body is not valid JSON",
             },
-            fields::JsonError::RepeatedKey(path) => IntegrationError::Invalid {
+            json::JsonError::RepeatedKey(path) => IntegrationError::Invalid {
                 kind,
                 problems: vec![format!("'{path}' appears more than once")],
             },
@@ -324,14 +327,32 @@ pub fn json_object(
     kind: Integration,
     body: &mut [u8],
 ) -> Result<BorrowedValue<'_>, IntegrationError> {
-    let value = fields::parse_json(body).map_err(|e| IntegrationError::from_json(kind, e))?;
+    let value = json::parse_json(body).map_err(|e| IntegrationError::from_json(kind, e))?;
     if value.is_object() {
         Ok(value)
     } else {
-        Err(IntegrationError::Malformed {
-            kind,
-            what: "body is not a JSON object",
-        })
+        Err(not_an_object(kind))
+    }
+}
+
+/// Parses a body that must be a JSON object onto this thread's tape and reads its root with
+/// `read` (no tree is built: the busiest formats read this way).
+pub fn tape_object<'b, R>(
+    kind: Integration,
+    body: &'b mut [u8],
+    read: impl FnOnce(json::TapeValue<'_, 'b>) -> Result<R, IntegrationError>,
+) -> Result<R, IntegrationError> {
+    json::with_tape(body, |root| match root.object() {
+        true => read(root),
+        false => Err(not_an_object(kind)),
+    })
+    .map_err(|e| IntegrationError::from_json(kind, e))?
+}
+
+fn not_an_object(kind: Integration) -> IntegrationError {
+    IntegrationError::Malformed {
+        kind,
+        what: "body is not a JSON object",
     }
 }
 
@@ -345,11 +366,7 @@ pub fn one_alert(
 ) -> Result<Parsed, IntegrationError> {
     let root = json_object(kind, body)?;
     let mut errors = Vec::new();
-    let event = read(&mut fields::Reader {
-        value: Some(&root),
-        path: "",
-        errors: &mut errors,
-    });
+    let event = read(&mut fields::Reader::new(Some(&root), "", &mut errors));
     match event {
         Some((event, truncated)) if errors.is_empty() => Ok(Parsed::one(event, truncated)),
         _ => Err(IntegrationError::Invalid {
@@ -385,15 +402,15 @@ impl Batch {
 
     /// Reads every item of the array `name` (`alerts`) at `name[i]` with `read` (see
     /// [`Self::item`]), then [`Self::finish`]es.
-    pub fn read<'v>(
+    pub fn read<'v, V: Json<'v>>(
         kind: Integration,
         name: &str,
-        items: &'v [BorrowedValue<'v>],
-        mut read: impl FnMut(&mut fields::Reader<'v, '_>) -> Option<(Event, bool)>,
+        (len, items): (usize, impl Iterator<Item = V>),
+        mut read: impl FnMut(&mut fields::Reader<'v, '_, V>) -> Option<(Event, bool)>,
     ) -> Result<Parsed, IntegrationError> {
-        let mut batch = Batch::new(kind, items.len());
+        let mut batch = Batch::new(kind, len);
         let mut at = String::with_capacity(16);
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.enumerate() {
             at.clear();
             let _ = write!(at, "{name}[{i}]");
             batch.item(&at, item, &mut read);
@@ -404,19 +421,15 @@ impl Batch {
     /// Reads one item at `at` (`alerts[2]`; a buffer the caller reuses) with `read`, which
     /// returns the event and whether its summary was cut; any problem it records rejects the
     /// item alone.
-    pub fn item<'v>(
+    pub fn item<'v, V: Json<'v>>(
         &mut self,
         at: &str,
-        value: &'v BorrowedValue<'v>,
-        read: impl FnOnce(&mut fields::Reader<'v, '_>) -> Option<(Event, bool)>,
+        value: V,
+        read: impl FnOnce(&mut fields::Reader<'v, '_, V>) -> Option<(Event, bool)>,
     ) {
         let mut errors = Vec::new();
-        let result = if value.is_object() {
-            read(&mut fields::Reader {
-                value: Some(value),
-                path: at,
-                errors: &mut errors,
-            })
+        let result = if value.object() {
+            read(&mut fields::Reader::new(Some(value), at, &mut errors))
         } else {
             errors.push(format!("'{at}' must be an object"));
             None

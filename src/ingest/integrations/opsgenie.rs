@@ -219,7 +219,7 @@ pub fn parse_at(
     // The body (`{user, note, source}`) is optional; when sent it must be an object.
     if !body.iter().all(u8::is_ascii_whitespace) {
         let value =
-            super::fields::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
+            super::json::parse_json(body).map_err(|e| IntegrationError::from_json(KIND, e))?;
         if !value.is_object() && !value.is_null() {
             return Err(IntegrationError::Malformed {
                 kind: KIND,
@@ -277,11 +277,7 @@ fn tags<'v>(r: &mut Reader<'v, '_>) -> Vec<String> {
 fn create(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
     let root = super::json_object(KIND, body)?;
     let mut errors = Vec::new();
-    let mut r = Reader {
-        value: Some(&root),
-        path: "",
-        errors: &mut errors,
-    };
+    let mut r = Reader::new(Some(&root), "", &mut errors);
     let message = r.req_str("message");
     let alias = r.opt_str("alias").filter(|a| !a.trim().is_empty());
     let priority_text = r.opt_str("priority").filter(|p| !p.is_empty());

@@ -51,9 +51,9 @@ pub struct OneEvent<T> {
 }
 
 fn object(body: &mut [u8]) -> Result<BorrowedValue<'_>, PdError> {
-    let value = super::fields::parse_json(body).map_err(|e| match e {
-        super::fields::JsonError::Syntax(_) => PdError::Unrecognized("JSON parse error"),
-        super::fields::JsonError::RepeatedKey(path) => {
+    let value = super::json::parse_json(body).map_err(|e| match e {
+        super::json::JsonError::Syntax(_) => PdError::Unrecognized("JSON parse error"),
+        super::json::JsonError::RepeatedKey(path) => {
             PdError::Invalid(vec![format!("'{path}' appears more than once")])
         }
     })?;
@@ -133,11 +133,7 @@ fn identity<'v>(
 pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdError> {
     let root = object(body)?;
     let mut errors = Vec::new();
-    let mut r = Reader {
-        value: Some(&root),
-        path: "",
-        errors: &mut errors,
-    };
+    let mut r = Reader::new(Some(&root), "", &mut errors);
 
     let (routing_key, action, dedup_key) =
         identity(&mut r, ["routing_key", "event_action", "dedup_key"]);
@@ -220,11 +216,7 @@ pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdE
 pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<ChangeEvent>, PdError> {
     let root = object(body)?;
     let mut errors = Vec::new();
-    let mut r = Reader {
-        value: Some(&root),
-        path: "",
-        errors: &mut errors,
-    };
+    let mut r = Reader::new(Some(&root), "", &mut errors);
     let routing_key = r.req_str("routing_key");
     let routing_key = r.bounded(routing_key, "routing_key", MAX_ROUTING_KEY_CHARS);
     let links = r.links("links");
@@ -262,11 +254,7 @@ pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<ChangeE
 pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdError> {
     let root = object(body)?;
     let mut errors = Vec::new();
-    let mut r = Reader {
-        value: Some(&root),
-        path: "",
-        errors: &mut errors,
-    };
+    let mut r = Reader::new(Some(&root), "", &mut errors);
     let (routing_key, action, incident_key) =
         identity(&mut r, ["service_key", "event_type", "incident_key"]);
     let is_trigger = action == Some(Action::Trigger);

@@ -86,11 +86,7 @@ impl Format for Webhook {
             return Ok(Parsed::default());
         }
         let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
+        let mut r = Reader::new(Some(&root), "", &mut errors);
         let action = r.opt_str("action");
         let data = r.req_object("data");
         let mut d = r.child(data, "data");

@@ -70,11 +70,7 @@ impl Format for Webhook {
         }
         let root = json_object(KIND, body)?;
         let mut errors = Vec::new();
-        let mut r = Reader {
-            value: Some(&root),
-            path: "",
-            errors: &mut errors,
-        };
+        let mut r = Reader::new(Some(&root), "", &mut errors);
         let msg = r.opt_str("msg").filter(|s| !s.trim().is_empty());
         let heartbeat = r.object("heartbeat");
         let monitor = r.object("monitor");

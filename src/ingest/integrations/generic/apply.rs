@@ -339,7 +339,7 @@ impl Mapper {
         };
         let mut document;
         let root = match &self.body {
-            BodyKind::Json => super::super::fields::parse_json(body)
+            BodyKind::Json => super::super::json::parse_json(body)
                 .map_err(|e| IntegrationError::from_json(kind, e))?,
             BodyKind::Query => form_object(kind, req.query.unwrap_or("").as_bytes())?,
             BodyKind::Form(None) => form_object(kind, body)?,
@@ -354,7 +354,7 @@ impl Mapper {
                     });
                 };
                 document = text.as_bytes().to_vec();
-                super::super::fields::parse_json(&mut document)
+                super::super::json::parse_json(&mut document)
                     .map_err(|e| IntegrationError::from_json(kind, e))?
             }
         };
