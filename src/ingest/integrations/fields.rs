@@ -79,7 +79,7 @@ pub fn text_details<'a>(
 }
 
 /// Free-form JSON as `custom_details`, kept as compact text.
-pub fn raw_details(v: &BorrowedValue<'_>) -> Option<Details> {
+pub fn raw_details(v: &impl Serialize) -> Option<Details> {
     details(v)
 }
 

@@ -6,6 +6,8 @@
 
 use std::cell::{Cell, RefCell};
 
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use simd_json::prelude::*;
 use simd_json::tape::{self, Node, Tape};
 use simd_json::{BorrowedValue, Buffers};
@@ -151,6 +153,32 @@ fn walk(nodes: &[Node<'_>], at: usize) -> Result<usize, String> {
     }
 }
 
+/// A tape value written by serde as its tree would be, without making the tree (keys in the
+/// order sent).
+struct Written<'t, 'v>(TapeValue<'t, 'v>);
+
+impl Serialize for Written<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if let Some((n, members)) = v.members() {
+            let mut map = s.serialize_map(Some(n))?;
+            for (k, v) in members {
+                map.serialize_entry(k, &Written(v))?;
+            }
+            map.end()
+        } else if let Some((n, items)) = v.items() {
+            let mut seq = s.serialize_seq(Some(n))?;
+            for v in items {
+                seq.serialize_element(&Written(v))?;
+            }
+            seq.end()
+        } else {
+            // A string or a scalar: its tree borrows the string and allocates nothing.
+            to_tree(v).serialize(s)
+        }
+    }
+}
+
 /// What a reader needs from a JSON value: a borrowed tree's node or a tape's, both borrowing
 /// their strings (`'v`) from the body.
 pub trait Json<'v>: Copy {
@@ -169,8 +197,6 @@ pub trait Json<'v>: Copy {
     fn items(self) -> Option<(usize, impl Iterator<Item = Self>)>;
     /// The value as compact `custom_details` text.
     fn details(self) -> Option<Details>;
-    /// The value as a borrowed tree (for code that reads trees).
-    fn tree(self) -> BorrowedValue<'v>;
 }
 
 impl<'v> Json<'v> for &'v BorrowedValue<'v> {
@@ -204,9 +230,6 @@ impl<'v> Json<'v> for &'v BorrowedValue<'v> {
     fn details(self) -> Option<Details> {
         super::fields::raw_details(self)
     }
-    fn tree(self) -> BorrowedValue<'v> {
-        self.clone()
-    }
 }
 
 impl<'t, 'v: 't> Json<'v> for TapeValue<'t, 'v> {
@@ -238,10 +261,7 @@ impl<'t, 'v: 't> Json<'v> for TapeValue<'t, 'v> {
         Some((items.len(), items.iter()))
     }
     fn details(self) -> Option<Details> {
-        super::fields::raw_details(&to_tree(self))
-    }
-    fn tree(self) -> BorrowedValue<'v> {
-        to_tree(self)
+        super::fields::raw_details(&Written(self))
     }
 }
 
@@ -306,13 +326,13 @@ mod tests {
         let tree = parse_json(&mut a).unwrap();
         let mut b = body.as_bytes().to_vec();
         with_tape(&mut b, |root| {
-            assert_eq!(root.tree(), tree);
+            assert_eq!(to_tree(root), tree);
             let (n, members) = root.members().unwrap();
             let names: Vec<&str> = members.map(|(k, _)| k).collect();
             assert_eq!((n, names), (7, vec!["s", "n", "u", "t", "z", "o", "e"]));
             for name in ["s", "n", "u", "t", "z", "o", "e", "missing"] {
                 let (t, v) = (root.member(name), (&tree).member(name));
-                assert_eq!(t.map(|t| t.tree()), v.cloned(), "{name}");
+                assert_eq!(t.map(to_tree), v.cloned(), "{name}");
                 assert_eq!(t.and_then(Json::text), v.and_then(Json::text), "{name}");
                 assert_eq!(t.map(Json::null), v.map(Json::null), "{name}");
                 assert_eq!(t.map(Json::object), v.map(Json::object), "{name}");

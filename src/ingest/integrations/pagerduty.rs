@@ -14,9 +14,6 @@
 //! One deliberate difference: a summary over 1024 characters is truncated at a character
 //! boundary and counted instead of rejected (PagerDuty's 400 loses pages).
 
-use simd_json::prelude::*;
-use simd_json::BorrowedValue;
-
 use crate::event::{
     fingerprint, truncate_chars, Action, ChangeEvent, Event, Link, Severity, MAX_DEDUP_KEY_CHARS,
     MAX_SUMMARY_CHARS,
@@ -26,6 +23,7 @@ use crate::integration::Integration;
 use crate::time::UnixMillis;
 
 use super::fields::Reader;
+use super::json::{with_tape, Json, JsonError, TapeValue};
 use super::{Format, IngestRequest, IntegrationError};
 
 use crate::integration::MAX_ROUTING_KEY_CHARS;
@@ -50,18 +48,21 @@ pub struct OneEvent<T> {
     pub summary_truncated: bool,
 }
 
-fn object(body: &mut [u8]) -> Result<BorrowedValue<'_>, PdError> {
-    let value = super::json::parse_json(body).map_err(|e| match e {
-        super::json::JsonError::Syntax(_) => PdError::Unrecognized("JSON parse error"),
-        super::json::JsonError::RepeatedKey(path) => {
+/// Parses `body` onto this thread's tape and reads its root object with `read`.
+fn with_object<'b, T>(
+    body: &'b mut [u8],
+    read: impl FnOnce(TapeValue<'_, 'b>) -> Result<T, PdError>,
+) -> Result<T, PdError> {
+    let read = |root: TapeValue<'_, 'b>| match root.object() {
+        true => read(root),
+        false => Err(PdError::Unrecognized("JSON is not an object")),
+    };
+    with_tape(body, read).map_err(|e| match e {
+        JsonError::Syntax(_) => PdError::Unrecognized("JSON parse error"),
+        JsonError::RepeatedKey(path) => {
             PdError::Invalid(vec![format!("'{path}' appears more than once")])
         }
-    })?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(PdError::Unrecognized("JSON is not an object"))
-    }
+    })?
 }
 
 fn finish<T>(errors: Vec<String>, build: impl FnOnce() -> T) -> Result<T, PdError> {
@@ -103,8 +104,8 @@ fn client_link(client: Option<&str>, client_url: Option<&str>) -> Option<Link> {
 
 /// The routing key, action and dedup key of a v1 or v2 event, under their names in that
 /// version (`[routing key, action, dedup key]`): the key is optional on triggers only.
-fn identity<'v>(
-    r: &mut Reader<'v, '_>,
+fn identity<'v, V: Json<'v>>(
+    r: &mut Reader<'v, '_, V>,
     [rk, act, dk]: [&str; 3],
 ) -> (Option<&'v str>, Option<Action>, Option<&'v str>) {
     let routing_key = r.req_str(rk);
@@ -131,186 +132,189 @@ fn identity<'v>(
 
 /// Parses a v2 alert event (`/v2/enqueue`).
 pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdError> {
-    let root = object(body)?;
-    let mut errors = Vec::new();
-    let mut r = Reader::new(Some(&root), "", &mut errors);
+    with_object(body, |root| {
+        let mut errors = Vec::new();
+        let mut r = Reader::new(Some(root), "", &mut errors);
 
-    let (routing_key, action, dedup_key) =
-        identity(&mut r, ["routing_key", "event_action", "dedup_key"]);
-    let links = r.links("links");
-    let images = r.images("images");
-    let client = r.opt_str("client");
-    let client_url = r.opt_str("client_url");
+        let (routing_key, action, dedup_key) =
+            identity(&mut r, ["routing_key", "event_action", "dedup_key"]);
+        let links = r.links("links");
+        let images = r.images("images");
+        let client = r.opt_str("client");
+        let client_url = r.opt_str("client_url");
 
-    let is_trigger = action == Some(Action::Trigger);
-    let payload = if is_trigger {
-        r.req_object("payload")
-    } else {
-        None
-    };
-    let mut p = r.child(payload, "payload");
-    let (summary_raw, source, severity_raw) = if payload.is_some() {
-        (
-            p.req_str("summary"),
-            p.req_str("source"),
-            p.req_str("severity"),
-        )
-    } else {
-        (None, None, None)
-    };
-    let severity = severity_raw.and_then(|s| {
-        Severity::parse(s).or_else(|| {
-            p.errors.push(format!(
-                "'payload.severity' must be one of {}",
-                Severity::NAMES
-            ));
+        let is_trigger = action == Some(Action::Trigger);
+        let payload = if is_trigger {
+            r.req_object("payload")
+        } else {
             None
-        })
-    });
-    let timestamp = p.timestamp("timestamp");
-    let component = p.opt_str("component");
-    let group = p.opt_str("group");
-    let class = p.opt_str("class");
-    let custom_details = p.details("custom_details");
-
-    finish(errors, || {
-        let routing_key = routing_key.expect("validated").to_string();
-        let action = action.expect("validated");
-        let (summary, summary_truncated) = summary(summary_raw);
-        let source = source.unwrap_or_default().to_string();
-        let dedup_key = match dedup_key {
-            Some(k) => k.to_string(),
-            None => derived_dedup_key(
-                &routing_key,
-                [
-                    &source,
-                    component.unwrap_or(""),
-                    group.unwrap_or(""),
-                    class.unwrap_or(""),
-                    &summary,
-                ],
-            ),
         };
-        let mut event = Event::new(Integration::PagerDuty, action, routing_key, dedup_key, now);
-        if is_trigger {
-            event.summary = summary;
-            event.source = source;
-            event.severity = severity.expect("validated");
-            event.component = component.map(str::to_string);
-            event.group = group.map(str::to_string);
-            event.class = class.map(str::to_string);
-            event.custom_details = custom_details;
-            event.timestamp = timestamp;
-            event.links = links;
-            event.links.extend(client_link(client, client_url));
-            event.images = images;
-        }
-        OneEvent {
-            event,
-            summary_truncated,
-        }
+        let mut p = r.child(payload, "payload");
+        let (summary_raw, source, severity_raw) = if payload.is_some() {
+            (
+                p.req_str("summary"),
+                p.req_str("source"),
+                p.req_str("severity"),
+            )
+        } else {
+            (None, None, None)
+        };
+        let severity = severity_raw.and_then(|s| {
+            Severity::parse(s).or_else(|| {
+                p.errors.push(format!(
+                    "'payload.severity' must be one of {}",
+                    Severity::NAMES
+                ));
+                None
+            })
+        });
+        let timestamp = p.timestamp("timestamp");
+        let component = p.opt_str("component");
+        let group = p.opt_str("group");
+        let class = p.opt_str("class");
+        let custom_details = p.details("custom_details");
+
+        finish(errors, || {
+            let routing_key = routing_key.expect("validated").to_string();
+            let action = action.expect("validated");
+            let (summary, summary_truncated) = summary(summary_raw);
+            let source = source.unwrap_or_default().to_string();
+            let dedup_key = match dedup_key {
+                Some(k) => k.to_string(),
+                None => derived_dedup_key(
+                    &routing_key,
+                    [
+                        &source,
+                        component.unwrap_or(""),
+                        group.unwrap_or(""),
+                        class.unwrap_or(""),
+                        &summary,
+                    ],
+                ),
+            };
+            let mut event = Event::new(Integration::PagerDuty, action, routing_key, dedup_key, now);
+            if is_trigger {
+                event.summary = summary;
+                event.source = source;
+                event.severity = severity.expect("validated");
+                event.component = component.map(str::to_string);
+                event.group = group.map(str::to_string);
+                event.class = class.map(str::to_string);
+                event.custom_details = custom_details;
+                event.timestamp = timestamp;
+                event.links = links;
+                event.links.extend(client_link(client, client_url));
+                event.images = images;
+            }
+            OneEvent {
+                event,
+                summary_truncated,
+            }
+        })
     })
 }
 
 /// Parses a v2 change event (`/v2/change/enqueue`).
 pub fn parse_change(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<ChangeEvent>, PdError> {
-    let root = object(body)?;
-    let mut errors = Vec::new();
-    let mut r = Reader::new(Some(&root), "", &mut errors);
-    let routing_key = r.req_str("routing_key");
-    let routing_key = r.bounded(routing_key, "routing_key", MAX_ROUTING_KEY_CHARS);
-    let links = r.links("links");
-    let images = r.images("images");
-    let payload = r.req_object("payload");
-    let mut p = r.child(payload, "payload");
-    let summary_raw = if payload.is_some() {
-        p.req_str("summary")
-    } else {
-        None
-    };
-    let source = p.opt_str("source");
-    let timestamp = p.timestamp("timestamp");
-    let custom_details = p.details("custom_details");
-    finish(errors, || {
-        let (summary, summary_truncated) = summary(summary_raw);
-        OneEvent {
-            event: ChangeEvent {
-                routing_key: routing_key.expect("validated").to_string(),
-                integration: Integration::PagerDuty,
-                summary,
-                source: source.map(str::to_string),
-                custom_details,
-                timestamp,
-                received_at: now,
-                links,
-                images,
-            },
-            summary_truncated,
-        }
+    with_object(body, |root| {
+        let mut errors = Vec::new();
+        let mut r = Reader::new(Some(root), "", &mut errors);
+        let routing_key = r.req_str("routing_key");
+        let routing_key = r.bounded(routing_key, "routing_key", MAX_ROUTING_KEY_CHARS);
+        let links = r.links("links");
+        let images = r.images("images");
+        let payload = r.req_object("payload");
+        let mut p = r.child(payload, "payload");
+        let summary_raw = if payload.is_some() {
+            p.req_str("summary")
+        } else {
+            None
+        };
+        let source = p.opt_str("source");
+        let timestamp = p.timestamp("timestamp");
+        let custom_details = p.details("custom_details");
+        finish(errors, || {
+            let (summary, summary_truncated) = summary(summary_raw);
+            OneEvent {
+                event: ChangeEvent {
+                    routing_key: routing_key.expect("validated").to_string(),
+                    integration: Integration::PagerDuty,
+                    summary,
+                    source: source.map(str::to_string),
+                    custom_details,
+                    timestamp,
+                    received_at: now,
+                    links,
+                    images,
+                },
+                summary_truncated,
+            }
+        })
     })
 }
 
 /// Parses a v1 event (`/generic/2010-04-15/create_event.json`).
 pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdError> {
-    let root = object(body)?;
-    let mut errors = Vec::new();
-    let mut r = Reader::new(Some(&root), "", &mut errors);
-    let (routing_key, action, incident_key) =
-        identity(&mut r, ["service_key", "event_type", "incident_key"]);
-    let is_trigger = action == Some(Action::Trigger);
-    let description = if is_trigger {
-        r.req_str("description")
-    } else {
-        r.opt_str("description")
-    };
-    let custom_details = r.details("details");
-    let client = r.opt_str("client");
-    let client_url = r.opt_str("client_url");
-    let mut links = Vec::new();
-    let mut images = Vec::new();
-    r.for_each_object("contexts", |c| match c.req_str("type") {
-        Some("link") => {
-            if let (Some(href), text) = (c.req_str("href"), c.opt_str("text")) {
-                links.push(Link {
-                    href: href.into(),
-                    text: text.map(|t| t.to_string().into()),
-                });
-            }
-        }
-        Some("image") => images.extend(c.image()),
-        Some(_) => {
-            let at = c.path;
-            c.errors.push(format!("'{at}.type' must be link or image"));
-        }
-        None => {}
-    });
-    finish(errors, || {
-        let routing_key = routing_key.expect("validated").to_string();
-        let action = action.expect("validated");
-        let (summary, summary_truncated) = summary(description);
-        let dedup_key = match incident_key {
-            Some(k) => k.to_string(),
-            None => derived_dedup_key(&routing_key, ["", "", "", "", &summary]),
+    with_object(body, |root| {
+        let mut errors = Vec::new();
+        let mut r = Reader::new(Some(root), "", &mut errors);
+        let (routing_key, action, incident_key) =
+            identity(&mut r, ["service_key", "event_type", "incident_key"]);
+        let is_trigger = action == Some(Action::Trigger);
+        let description = if is_trigger {
+            r.req_str("description")
+        } else {
+            r.opt_str("description")
         };
-        let mut event = Event::new(
-            Integration::PagerDutyV1,
-            action,
-            routing_key,
-            dedup_key,
-            now,
-        );
-        if is_trigger {
-            event.summary = summary;
-            event.severity = V1_DEFAULT_SEVERITY;
-            event.custom_details = custom_details;
-            event.links = links;
-            event.links.extend(client_link(client, client_url));
-            event.images = images;
-        }
-        OneEvent {
-            event,
-            summary_truncated,
-        }
+        let custom_details = r.details("details");
+        let client = r.opt_str("client");
+        let client_url = r.opt_str("client_url");
+        let mut links = Vec::new();
+        let mut images = Vec::new();
+        r.for_each_object("contexts", |c| match c.req_str("type") {
+            Some("link") => {
+                if let (Some(href), text) = (c.req_str("href"), c.opt_str("text")) {
+                    links.push(Link {
+                        href: href.into(),
+                        text: text.map(|t| t.to_string().into()),
+                    });
+                }
+            }
+            Some("image") => images.extend(c.image()),
+            Some(_) => {
+                let at = c.path;
+                c.errors.push(format!("'{at}.type' must be link or image"));
+            }
+            None => {}
+        });
+        finish(errors, || {
+            let routing_key = routing_key.expect("validated").to_string();
+            let action = action.expect("validated");
+            let (summary, summary_truncated) = summary(description);
+            let dedup_key = match incident_key {
+                Some(k) => k.to_string(),
+                None => derived_dedup_key(&routing_key, ["", "", "", "", &summary]),
+            };
+            let mut event = Event::new(
+                Integration::PagerDutyV1,
+                action,
+                routing_key,
+                dedup_key,
+                now,
+            );
+            if is_trigger {
+                event.summary = summary;
+                event.severity = V1_DEFAULT_SEVERITY;
+                event.custom_details = custom_details;
+                event.links = links;
+                event.links.extend(client_link(client, client_url));
+                event.images = images;
+            }
+            OneEvent {
+                event,
+                summary_truncated,
+            }
+        })
     })
 }
 
