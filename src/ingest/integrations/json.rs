@@ -68,25 +68,28 @@ fn to_tree<'v>(v: TapeValue<'_, 'v>) -> BorrowedValue<'v> {
     simd_json::value::lazy::Value::from_tape(v).into_value()
 }
 
-/// A key's length and first 12 bytes: keys that differ there differ.
-fn signature(key: &str) -> u128 {
-    let mut sig = [0u8; 16];
-    let n = key.len().min(12);
-    sig[..n].copy_from_slice(&key.as_bytes()[..n]);
-    sig[12..].copy_from_slice(&(key.len() as u32).to_le_bytes());
-    u128::from_le_bytes(sig)
+/// One of 256 bits for a key, from its length and its first, middle and last bytes
+/// (Fibonacci hashing; read straight from the key, as copying a prefix into a buffer stalled
+/// the load that read it back).
+fn bit(key: &str) -> usize {
+    let b = key.as_bytes();
+    let ends = match b {
+        [] => 0,
+        [first, .., last] | [first @ last] => {
+            u64::from(*first) | u64::from(b[b.len() / 2]) << 8 | u64::from(*last) << 16
+        }
+    };
+    let x = ends | (b.len() as u64) << 24;
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
-
-/// Fibonacci hashing's multiplier: spreads a signature's bits over the top byte.
-const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The path of the first key that appears twice in one object of the tape
 /// (`alerts[0].labels.alertname`).
 fn repeated_key(nodes: &[Node<'_>]) -> Option<String> {
-    if nodes.is_empty() {
-        return None;
+    match nodes.is_empty() {
+        true => None,
+        false => walk(nodes, 0).err(),
     }
-    walk(nodes, 0).err()
 }
 
 fn join(parent: &str, inner: String) -> String {
@@ -97,59 +100,74 @@ fn join(parent: &str, inner: String) -> String {
     }
 }
 
-/// Checks the value at `at` and everything in it; the index after it, or the path of a repeated
-/// key. An object of up to 32 keys compares a key's signature with the earlier ones' (then the
-/// keys themselves) only when the key's bit in a 256-bit set is taken already; a larger one
-/// sorts its keys. Either way the cost stays near linear.
+/// Checks the object or array at `at` and everything in it; the index after it, or the path of
+/// a repeated key.
 fn walk(nodes: &[Node<'_>], at: usize) -> Result<usize, String> {
-    let key = |i: usize| match nodes[i] {
-        Node::String(k) => k,
-        _ => "",
-    };
     match nodes[at] {
-        Node::Object { len, .. } => {
-            let mut i = at + 1;
-            let mut seen = [(0u128, ""); 32];
-            let mut bits = [0u64; 4];
-            let small = len <= seen.len();
-            let mut keys: Vec<&str> = Vec::with_capacity(if small { 0 } else { len });
-            for n in 0..len {
-                let k = key(i);
-                if small {
-                    let sig = signature(k);
-                    // One of 256 bits per signature: the earlier keys are compared only
-                    // when the key's bit is taken already.
-                    let bit =
-                        ((sig as u64 ^ (sig >> 64) as u64).wrapping_mul(SPREAD) >> 56) as usize;
-                    let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-                    if bits[word] & mask != 0
-                        && seen[..n]
-                            .iter()
-                            .any(|&(s, earlier)| s == sig && earlier == k)
-                    {
-                        return Err(k.to_string());
-                    }
-                    bits[word] |= mask;
-                    seen[n] = (sig, k);
-                } else {
-                    keys.push(k);
-                }
-                i = walk(nodes, i + 1).map_err(|inner| join(k, inner))?;
-            }
-            keys.sort_unstable();
-            match keys.windows(2).find(|w| w[0] == w[1]) {
-                Some(pair) => Err(pair[0].to_string()),
-                None => Ok(i),
-            }
-        }
+        Node::Object { len, .. } => object(nodes, at, len),
         Node::Array { len, .. } => {
             let mut i = at + 1;
             for n in 0..len {
-                i = walk(nodes, i).map_err(|inner| join(&format!("[{n}]"), inner))?;
+                i = next(nodes, i).map_err(|inner| join(&format!("[{n}]"), inner))?;
             }
             Ok(i)
         }
         Node::String(_) | Node::Static(_) => Ok(at + 1),
+    }
+}
+
+/// The index after the value at `i`; only objects and arrays are walked into.
+fn next(nodes: &[Node<'_>], i: usize) -> Result<usize, String> {
+    match nodes[i] {
+        Node::String(_) | Node::Static(_) => Ok(i + 1),
+        Node::Object { .. } | Node::Array { .. } => walk(nodes, i),
+    }
+}
+
+/// How many nodes the value at `i` takes, its own included.
+fn span(nodes: &[Node<'_>], i: usize) -> usize {
+    match nodes[i] {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        Node::String(_) | Node::Static(_) => 1,
+    }
+}
+
+/// The object at `at` with `len` keys. Up to 32 keys, each key takes one of 256 bits (see
+/// [`bit`]), and only a key whose bit is taken is compared with the keys
+/// before it; a larger object sorts its keys. Either way the cost stays near linear.
+fn object<'v>(nodes: &[Node<'v>], at: usize, len: usize) -> Result<usize, String> {
+    let key = |i: usize| match nodes[i] {
+        Node::String(k) => k,
+        _ => "",
+    };
+    let small = len <= 32;
+    let mut bits = [0u64; 4];
+    let mut keys: Vec<&'v str> = Vec::with_capacity(if small { 0 } else { len });
+    let mut i = at + 1;
+    for n in 0..len {
+        let k = key(i);
+        if small {
+            let bit = bit(k);
+            let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+            if bits[word] & mask != 0 {
+                let mut j = at + 1;
+                for _ in 0..n {
+                    if key(j) == k {
+                        return Err(k.to_string());
+                    }
+                    j += 1 + span(nodes, j + 1);
+                }
+            }
+            bits[word] |= mask;
+        } else {
+            keys.push(k);
+        }
+        i = next(nodes, i + 1).map_err(|inner| join(k, inner))?;
+    }
+    keys.sort_unstable();
+    match keys.windows(2).find(|w| w[0] == w[1]) {
+        Some(pair) => Err(pair[0].to_string()),
+        None => Ok(i),
     }
 }
 
@@ -300,6 +318,13 @@ mod tests {
         assert_eq!(
             repeated(r#"{"kubernetes_pod_a":1,"k":0,"kubernetes_pod_a":2}"#).as_deref(),
             Some("kubernetes_pod_a")
+        );
+        // Keys that take the same bit (length, first, middle and last bytes alike).
+        assert_eq!(bit("abcde"), bit("axcze"));
+        assert_eq!(repeated(r#"{"abcde":1,"axcze":2}"#), None);
+        assert_eq!(
+            repeated(r#"{"abcde":1,"axcze":{"n":[]},"abcde":3}"#).as_deref(),
+            Some("abcde")
         );
         // The same key in sibling objects, and in an object and its child, is fine.
         assert_eq!(repeated(r#"[{"a":1},{"a":2}]"#), None);

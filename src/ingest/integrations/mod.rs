@@ -55,8 +55,6 @@ mod no_panic;
 #[cfg(test)]
 pub(crate) mod testing;
 
-use std::fmt::Write as _;
-
 use http::{HeaderMap, Response, StatusCode};
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -383,6 +381,14 @@ pub fn summary(raw: &str) -> (String, bool) {
     (s, cut)
 }
 
+/// `n` in decimal (an item's index in its path, without the formatting machinery).
+fn push_decimal(out: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
 /// Collects the items of a batch: accepted events, refused items with their problems.
 pub struct Batch {
     kind: Integration,
@@ -409,10 +415,13 @@ impl Batch {
         mut read: impl FnMut(&mut fields::Reader<'v, '_, V>) -> Option<(Event, bool)>,
     ) -> Result<Parsed, IntegrationError> {
         let mut batch = Batch::new(kind, len);
-        let mut at = String::with_capacity(16);
+        let mut at = String::with_capacity(name.len() + 8);
         for (i, item) in items.enumerate() {
             at.clear();
-            let _ = write!(at, "{name}[{i}]");
+            at.push_str(name);
+            at.push('[');
+            push_decimal(&mut at, i);
+            at.push(']');
             batch.item(&at, item, &mut read);
         }
         batch.finish()
@@ -475,6 +484,15 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_items_index_is_written_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 4096, 123_456_789] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn refusals_map_to_status_reason_and_prefixed_messages() {
