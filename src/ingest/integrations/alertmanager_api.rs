@@ -19,7 +19,7 @@
 //!   here when `[integrations.alertmanager_api] resolve_timeout` is unset or `"0s"` (an API
 //!   alert always ends, as in Alertmanager).
 //! - **Dedup key**: Prometheus' fingerprint of the labels, as Alertmanager computes it
-//!   ([`super::alertmanager_webhook::labels_fingerprint`]: FNV-1a-64, 16 hex digits), so an
+//!   ([`super::prometheus::labels_fingerprint`]: FNV-1a-64, 16 hex digits), so an
 //!   alert sent here by Prometheus and the same alert relayed by an Alertmanager webhook
 //!   (which carries that fingerprint) are one alert for a routing key. Empty-valued labels
 //!   are dropped first, as Alertmanager does (Prometheus treats them as absent).
@@ -50,12 +50,12 @@ use crate::event::{Event, LabelBuf};
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
 
-use super::alertmanager_webhook::{
-    drop_replica_labels, labels_fingerprint, lookup, prometheus_event, replica_labels_setting,
-};
 use super::fields::Reader;
 use super::fields::{named_links, pairs_details};
 use super::json::{with_tape, Json, TapeValue};
+use super::prometheus::{
+    drop_replica_labels, labels_fingerprint, lookup, prometheus_event, replica_labels_setting,
+};
 use super::{Batch, Format, IngestRequest, IntegrationError, IntegrationSettings, Parsed};
 use crate::config::{Problems, Unknown};
 

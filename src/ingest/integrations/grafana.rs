@@ -41,10 +41,9 @@ use crate::event::{fingerprint, Details, Event, Image, LabelBuf, MAX_DEDUP_KEY_C
 use crate::ingest::response::Body;
 use crate::integration::Integration;
 
-use super::alertmanager_webhook::{
-    lookup, prometheus_event, read_envelope, resolved, set_times, Top,
-};
+use super::alertmanager_webhook::{read_envelope, resolved, set_times, Top};
 use super::fields::{details_of, named_links, Pairs, Reader};
+use super::prometheus::{lookup, prometheus_event};
 use super::{json_object, reply, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Grafana;

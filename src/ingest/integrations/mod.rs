@@ -37,6 +37,7 @@ pub mod newrelic_workflow;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod pingdom;
+pub mod prometheus;
 pub mod reply;
 pub mod sentry;
 pub mod settings;

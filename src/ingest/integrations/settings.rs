@@ -49,7 +49,7 @@ impl IntegrationSettings {
             routing_key: config.routing_key.clone(),
             mappers: Mappers::default(),
             sns: SnsSettings::default(),
-            replica_labels: super::alertmanager_webhook::REPLICA_LABELS
+            replica_labels: super::prometheus::REPLICA_LABELS
                 .iter()
                 .map(|l| l.to_string())
                 .collect(),
