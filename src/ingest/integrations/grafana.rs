@@ -35,7 +35,6 @@
 //!   `state`, `receiver`, `commonLabels`, `embeddedImage`, `enrichments`, ...).
 
 use http::{Response, StatusCode};
-use simd_json::prelude::*;
 
 use crate::event::{fingerprint, Details, Event, Image, LabelBuf, MAX_DEDUP_KEY_CHARS};
 use crate::ingest::response::Body;
@@ -43,8 +42,9 @@ use crate::integration::Integration;
 
 use super::alertmanager_webhook::{read_envelope, resolved, set_times, Top};
 use super::fields::{details_of, named_links, Pairs, Reader};
+use super::json::{Json, TapeValue};
 use super::prometheus::{lookup, prometheus_event};
-use super::{json_object, reply, Format, IngestRequest, IntegrationError, Parsed};
+use super::{reply, tape_object, Format, IngestRequest, IntegrationError, Parsed};
 
 const KIND: Integration = Integration::Grafana;
 
@@ -53,22 +53,23 @@ pub struct Webhook;
 
 impl Format for Webhook {
     fn parse(req: &IngestRequest<'_>, body: &mut [u8]) -> Result<Parsed, IntegrationError> {
-        let root = json_object(KIND, body)?;
-        let legacy = root.get("alerts").is_none()
-            && ["ruleId", "ruleName", "evalMatches"]
-                .iter()
-                .any(|k| root.get(*k).is_some());
-        if legacy {
-            return Err(IntegrationError::Invalid {
-                kind: KIND,
-                problems: vec![
-                    "'alerts' is missing: this is a legacy (pre-8) Grafana alert webhook; \
-                     use a unified alerting webhook contact point"
-                        .into(),
-                ],
-            });
-        }
-        read_envelope(KIND, &root, |r, top| read_alert(r, req, top))
+        tape_object(KIND, body, |root| {
+            let legacy = root.member("alerts").is_none()
+                && ["ruleId", "ruleName", "evalMatches"]
+                    .iter()
+                    .any(|k| root.member(k).is_some());
+            if legacy {
+                return Err(IntegrationError::Invalid {
+                    kind: KIND,
+                    problems: vec![
+                        "'alerts' is missing: this is a legacy (pre-8) Grafana alert webhook; \
+                         use a unified alerting webhook contact point"
+                            .into(),
+                    ],
+                });
+            }
+            read_envelope(KIND, root, |r, top| read_alert(r, req, top))
+        })
     }
 
     /// Grafana checks only for a 2xx.
@@ -89,7 +90,7 @@ fn derived_key(rule_uid: Option<&str>, sorted_labels: &Pairs<'_>) -> String {
 }
 
 fn read_alert<'v>(
-    r: &mut Reader<'v, '_>,
+    r: &mut Reader<'v, '_, TapeValue<'_, 'v>>,
     req: &IngestRequest<'_>,
     top: &Top<'v>,
 ) -> Option<(Event, bool)> {
@@ -160,7 +161,7 @@ fn read_alert<'v>(
 /// none was.
 fn details(
     annotations: &Pairs<'_>,
-    values: Option<&simd_json::BorrowedValue<'_>>,
+    values: Option<TapeValue<'_, '_>>,
     value_string: Option<&str>,
     rule_uid: Option<&str>,
 ) -> Option<Details> {
@@ -173,7 +174,8 @@ fn details(
             .collect();
         map.insert("annotations".into(), Value::Object(a));
     }
-    if let Some(v) = values.and_then(|v| serde_json::from_str::<Value>(&v.encode()).ok()) {
+    let values = values.and_then(Json::details);
+    if let Some(v) = values.and_then(|v| serde_json::from_str::<Value>(v.0.get()).ok()) {
         if v.as_object().is_some_and(|o| !o.is_empty()) {
             map.insert("values".into(), v);
         }
