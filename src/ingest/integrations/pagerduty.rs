@@ -15,8 +15,8 @@
 //! boundary and counted instead of rejected (PagerDuty's 400 loses pages).
 
 use crate::event::{
-    fingerprint, truncate_chars, Action, ChangeEvent, Event, Link, Severity, MAX_DEDUP_KEY_CHARS,
-    MAX_SUMMARY_CHARS,
+    fingerprint, truncate_chars, Action, ChangeEvent, Event, Image, Link, Severity,
+    MAX_DEDUP_KEY_CHARS, MAX_SUMMARY_CHARS,
 };
 use crate::ingest::response::{self, Body};
 use crate::integration::Integration;
@@ -95,11 +95,20 @@ fn summary(raw: Option<&str>) -> (String, bool) {
     (s, cut)
 }
 
-fn client_link(client: Option<&str>, client_url: Option<&str>) -> Option<Link> {
-    client_url.map(|href| Link {
+/// A trigger's links (the sender's, then its `client_url` named by `client`) and images, as
+/// v1 and v2 events carry them.
+fn attach(
+    event: &mut Event,
+    links: Vec<Link>,
+    [client, client_url]: [Option<&str>; 2],
+    images: Vec<Image>,
+) {
+    event.links = links;
+    event.links.extend(client_url.map(|href| Link {
         href: href.to_string(),
         text: client.map(|c| c.to_string().into()),
-    })
+    }));
+    event.images = images;
 }
 
 /// The routing key, action and dedup key of a v1 or v2 event, under their names in that
@@ -200,11 +209,9 @@ pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdE
                 event.component = component.map(str::to_string);
                 event.group = group.map(str::to_string);
                 event.class = class.map(str::to_string);
-                event.custom_details = custom_details;
                 event.timestamp = timestamp;
-                event.links = links;
-                event.links.extend(client_link(client, client_url));
-                event.images = images;
+                event.custom_details = custom_details;
+                attach(&mut event, links, [client, client_url], images);
             }
             OneEvent {
                 event,
@@ -306,9 +313,7 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdE
                 event.summary = summary;
                 event.severity = V1_DEFAULT_SEVERITY;
                 event.custom_details = custom_details;
-                event.links = links;
-                event.links.extend(client_link(client, client_url));
-                event.images = images;
+                attach(&mut event, links, [client, client_url], images);
             }
             OneEvent {
                 event,
