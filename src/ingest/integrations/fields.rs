@@ -6,12 +6,11 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use serde::Serialize;
-use serde_json::value::to_raw_value;
 use simd_json::BorrowedValue;
 
 use crate::event::{Details, Image, Link, Severity};
 
-use super::json::Json;
+use super::json::{details, Json};
 use crate::time::{from_epoch_number, parse_timestamp, Timestamp, UnixMillis};
 
 /// Names and string values of a JSON object, borrowed from the body.
@@ -22,11 +21,6 @@ pub fn severity_named(value: &str, table: &[(&str, Severity)]) -> Option<Severit
     table
         .iter()
         .find_map(|&(name, sev)| value.eq_ignore_ascii_case(name).then_some(sev))
-}
-
-/// Anything serializable as compact `custom_details` text (serialized once, not re-read).
-fn details<T: Serialize + ?Sized>(value: &T) -> Option<Details> {
-    to_raw_value(value).ok().map(Details)
 }
 
 /// A JSON object as `custom_details`; `None` when it is empty.

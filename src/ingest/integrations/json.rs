@@ -171,6 +171,11 @@ fn object<'v>(nodes: &[Node<'v>], at: usize, len: usize) -> Result<usize, String
     }
 }
 
+/// Anything serializable as compact `custom_details` text (serialized once, not re-read).
+pub fn details<T: Serialize + ?Sized>(value: &T) -> Option<Details> {
+    serde_json::value::to_raw_value(value).ok().map(Details)
+}
+
 /// A tape value written by serde as its tree would be, without making the tree (keys in the
 /// order sent).
 struct Written<'t, 'v>(TapeValue<'t, 'v>);
@@ -246,7 +251,7 @@ impl<'v> Json<'v> for &'v BorrowedValue<'v> {
         Some((items.len(), items.iter()))
     }
     fn details(self) -> Option<Details> {
-        super::fields::raw_details(self)
+        details(self)
     }
 }
 
@@ -279,7 +284,7 @@ impl<'t, 'v: 't> Json<'v> for TapeValue<'t, 'v> {
         Some((items.len(), items.iter()))
     }
     fn details(self) -> Option<Details> {
-        super::fields::raw_details(&Written(self))
+        details(&Written(self))
     }
 }
 
