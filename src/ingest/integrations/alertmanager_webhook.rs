@@ -108,7 +108,6 @@ pub(super) fn read_envelope<'v, V: Json<'v>>(
         group_key,
         external_url,
     };
-    let alerts = alerts.items().expect("an array");
     Batch::read(kind, "alerts", alerts, |r| read(r, &top))
 }
 

@@ -151,11 +151,14 @@ impl<'v, 'p, V: Json<'v>> Reader<'v, 'p, V> {
         Some(s)
     }
 
-    /// An array field that must be present (a batch's items).
-    pub fn req_array(&mut self, name: &str) -> Option<V> {
-        let problem = match self.get(name) {
-            Some(v) if v.items().is_some() => return Some(v),
-            Some(_) => "must be an array",
+    /// An array field that must be present (a batch's items): its length and items.
+    pub fn req_array(
+        &mut self,
+        name: &str,
+    ) -> Option<(usize, impl Iterator<Item = V> + use<'v, V>)> {
+        let problem = match self.get(name).map(|v| v.items()) {
+            Some(Some(items)) => return Some(items),
+            Some(None) => "must be an array",
             None => "is missing",
         };
         self.errors

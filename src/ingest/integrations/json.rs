@@ -21,7 +21,8 @@ thread_local! {
     /// simd-json's working buffers, kept per thread: parsing is synchronous, and a request
     /// then allocates none of them (they grow to the largest body the thread has seen).
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
-    /// The tape's node array, kept per thread like the buffers (empty between requests).
+    /// The tape's node array, kept per thread like the buffers (empty between requests, and
+    /// at most [`KEPT_NODES`] long).
     static TAPE: Cell<Option<Tape<'static>>> = const { Cell::new(None) };
 }
 
@@ -53,9 +54,16 @@ pub fn with_tape<'b, R>(
             None => Ok(read(tape.as_value())),
         },
     };
-    TAPE.set(Some(tape.reset()));
+    // A tape grown past the bound by an unusual body is dropped, not kept for the thread's life.
+    if tape.0.capacity() <= KEPT_NODES {
+        TAPE.set(Some(tape.reset()));
+    }
     result
 }
+
+/// The most tape nodes a thread keeps between requests (24 bytes each: 1.5 MiB); a 256-alert
+/// Prometheus batch takes about 10,000.
+const KEPT_NODES: usize = 1 << 16;
 
 /// Parses `body` in place into simd-json's borrowed tree (made from the tape), for the formats
 /// that read it as a tree; the tree borrows the body only.
@@ -133,8 +141,8 @@ fn span(nodes: &[Node<'_>], i: usize) -> usize {
 }
 
 /// The object at `at` with `len` keys. Up to 32 keys, each key takes one of 256 bits (see
-/// [`bit`]), and only a key whose bit is taken is compared with the keys
-/// before it; a larger object sorts its keys. Either way the cost stays near linear.
+/// [`bit`]) and only a key whose bit is taken is compared with the keys before it; a larger
+/// object sorts its keys. Either way the cost stays near linear.
 fn object<'v>(nodes: &[Node<'v>], at: usize, len: usize) -> Result<usize, String> {
     let key = |i: usize| match nodes[i] {
         Node::String(k) => k,
