@@ -9,9 +9,9 @@ use serde::Serialize;
 use simd_json::BorrowedValue;
 
 use crate::event::{Details, Image, Link, Severity};
+use crate::time::{from_epoch_number, parse_timestamp, Timestamp, UnixMillis};
 
 use super::json::{details, Json};
-use crate::time::{from_epoch_number, parse_timestamp, Timestamp, UnixMillis};
 
 /// Names and string values of a JSON object, borrowed from the body.
 pub type Pairs<'v> = Vec<(&'v str, Cow<'v, str>)>;
