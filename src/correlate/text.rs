@@ -53,40 +53,51 @@ impl AlertText {
             text.group,
             text.class,
         ];
-        let mut buf = String::with_capacity(
-            fields.iter().flatten().map(|f| f.len()).sum::<usize>() + text.labels.as_str().len(),
-        );
-        buf.push_str(text.labels.as_str());
-        let labels_end = buf.len();
+        let labels = text.labels.as_str();
         let mut spans = [Span { at: NONE, len: 0 }; 5];
-        for (i, field) in fields.into_iter().enumerate() {
-            let Some(field) = field else {
-                continue;
-            };
-            let len = field.len() as u32;
-            let found = Labels::read(&buf[..labels_end])
-                .values()
-                .chain(
-                    spans[..i]
-                        .iter()
-                        .filter(|s| s.at != NONE)
-                        .map(|s| &buf[s.at as usize..(s.at + s.len) as usize]),
-                )
-                .find(|v| *v == field)
-                // A place in `buf`: the value is a slice of it.
-                .map(|v| (v.as_ptr() as usize - buf.as_ptr() as usize) as u32);
-            let at = match found {
-                Some(at) => at,
-                None => {
-                    buf.push_str(field);
-                    (buf.len() - field.len()) as u32
+        // One pass over the label values: each field points at the first value equal to it.
+        for value in text.labels.values() {
+            for (span, field) in spans.iter_mut().zip(fields) {
+                if span.at == NONE && field == Some(value) {
+                    // A place in `labels`, which starts the text: the value is a slice of it.
+                    let at = (value.as_ptr() as usize - labels.as_ptr() as usize) as u32;
+                    *span = Span {
+                        at,
+                        len: value.len() as u32,
+                    };
                 }
-            };
-            spans[i] = Span { at, len };
+            }
+        }
+        // The rest are stored after the labels, once each (a field equal to an earlier one
+        // points at it), in one allocation of the exact size.
+        let mut own = [false; 5];
+        let mut len = labels.len();
+        for i in 0..fields.len() {
+            let Some(field) = fields[i] else { continue };
+            if spans[i].at == NONE && !fields[..i].contains(&Some(field)) {
+                own[i] = true;
+                len += field.len();
+            }
+        }
+        let mut buf = String::with_capacity(len);
+        buf.push_str(labels);
+        for i in 0..fields.len() {
+            let Some(field) = fields[i] else { continue };
+            if own[i] {
+                spans[i] = Span {
+                    at: buf.len() as u32,
+                    len: field.len() as u32,
+                };
+                buf.push_str(field);
+            } else if spans[i].at == NONE {
+                // Equal to an earlier field, placed by now.
+                let earlier = fields[..i].iter().position(|f| *f == Some(field));
+                spans[i] = spans[earlier.unwrap_or(i)];
+            }
         }
         AlertText {
             text: buf.into_boxed_str(),
-            labels_end: labels_end as u32,
+            labels_end: labels.len() as u32,
             spans,
         }
     }
