@@ -10,6 +10,7 @@ use crate::integration::Integration;
 use super::fields::{severity_named, Pairs};
 use super::{summary, IngestRequest, IntegrationSettings};
 
+/// The value of `name` in `map` (sorted by name, names unique), when it is not empty.
 pub(super) fn lookup<'a, K: AsRef<str>, V: AsRef<str>>(
     map: &'a [(K, V)],
     name: &str,
@@ -21,7 +22,7 @@ pub(super) fn lookup<'a, K: AsRef<str>, V: AsRef<str>>(
 }
 
 /// The non-empty values of `names` in `map` (names unique), in one pass over the map.
-pub(super) fn values<'a, K: AsRef<str>, V: AsRef<str>, const N: usize>(
+fn values<'a, K: AsRef<str>, V: AsRef<str>, const N: usize>(
     map: &'a [(K, V)],
     names: [&str; N],
 ) -> [Option<&'a str>; N] {
