@@ -220,6 +220,29 @@ mod tests {
     }
 
     #[test]
+    fn forty_labels_are_all_kept_and_one_given_twice_refuses_the_body() {
+        let labels = |repeat: bool| {
+            let mut pairs: Vec<String> = (0..40).map(|i| format!("\"l{i:02}\":\"v{i}\"")).collect();
+            if repeat {
+                pairs.push("\"l07\":\"again\"".into());
+            }
+            format!("[{{\"labels\":{{{}}}}}]", pairs.join(","))
+        };
+        let p = parse(KIND, labels(false)).unwrap();
+        let e = &p.events[0];
+        assert_eq!(e.labels.iter().count(), 40);
+        assert_eq!(
+            e.labels.iter().find(|(k, _)| *k == "l39"),
+            Some(("l39", "v39"))
+        );
+        let err = parse(KIND, labels(true)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "alertmanager_api: '[0].labels.l07' appears more than once"
+        );
+    }
+
+    #[test]
     fn the_replicas_of_an_ha_pair_send_one_alert() {
         let pair = |replica: &str| {
             format!(r#"{{"labels":{{"alertname":"Down","instance":"a:1","{replica}":"x"}}}}"#)
