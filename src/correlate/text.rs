@@ -70,30 +70,31 @@ impl AlertText {
         }
         // The rest are stored after the labels, once each (a field equal to an earlier one
         // points at it), in one allocation of the exact size.
-        let mut own = [false; 5];
-        let mut len = labels.len();
-        for i in 0..fields.len() {
-            let Some(field) = fields[i] else { continue };
-            if spans[i].at == NONE && !fields[..i].contains(&Some(field)) {
-                own[i] = true;
-                len += field.len();
-            }
-        }
+        let stored = |i: usize| {
+            fields[i].filter(|f| spans[i].at == NONE && !fields[..i].contains(&Some(*f)))
+        };
+        let len = labels.len()
+            + (0..fields.len())
+                .filter_map(stored)
+                .map(str::len)
+                .sum::<usize>();
         let mut buf = String::with_capacity(len);
         buf.push_str(labels);
         for i in 0..fields.len() {
-            let Some(field) = fields[i] else { continue };
-            if own[i] {
-                spans[i] = Span {
-                    at: buf.len() as u32,
-                    len: field.len() as u32,
-                };
-                buf.push_str(field);
-            } else if spans[i].at == NONE {
+            let Some(field) = fields[i].filter(|_| spans[i].at == NONE) else {
+                continue;
+            };
+            spans[i] = match fields[..i].iter().position(|f| *f == Some(field)) {
                 // Equal to an earlier field, placed by now.
-                let earlier = fields[..i].iter().position(|f| *f == Some(field));
-                spans[i] = spans[earlier.unwrap_or(i)];
-            }
+                Some(j) => spans[j],
+                None => {
+                    buf.push_str(field);
+                    Span {
+                        at: (buf.len() - field.len()) as u32,
+                        len: field.len() as u32,
+                    }
+                }
+            };
         }
         AlertText {
             text: buf.into_boxed_str(),

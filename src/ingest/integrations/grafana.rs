@@ -134,7 +134,6 @@ fn read_alert<'v>(
     };
     let (mut event, truncated) =
         prometheus_event(KIND, req, resolved, dedup_key, &labels, &annotations);
-    let alertname = lookup(&labels, "alertname");
     event.group = top.group_key.map(str::to_string);
     set_times(&mut event, starts_at, ends_at, req.now);
     event.links = named_links([
@@ -149,7 +148,8 @@ fn read_alert<'v>(
         event.images.push(Image {
             src: src.to_string(),
             href: panel.or(dashboard).map(str::to_string),
-            alt: alertname.map(str::to_string),
+            // The class is `labels.alertname` (see `prometheus_event`).
+            alt: event.class.clone(),
         });
     }
     event.custom_details = details(&annotations, values, value_string, rule_uid);
