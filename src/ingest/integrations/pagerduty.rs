@@ -15,7 +15,7 @@
 //! boundary and counted instead of rejected (PagerDuty's 400 loses pages).
 
 use crate::event::{
-    fingerprint, truncate_chars, Action, ChangeEvent, Event, Image, Link, Severity,
+    fingerprint, truncate_chars, Action, ChangeEvent, Details, Event, Image, Link, Severity,
     MAX_DEDUP_KEY_CHARS, MAX_SUMMARY_CHARS,
 };
 use crate::ingest::response::{self, Body};
@@ -95,14 +95,16 @@ fn summary(raw: Option<&str>) -> (String, bool) {
     (s, cut)
 }
 
-/// A trigger's links (the sender's, then its `client_url` named by `client`) and images, as
-/// v1 and v2 events carry them.
+/// A trigger's custom details, links (the sender's, then its `client_url` named by `client`)
+/// and images, as v1 and v2 events carry them.
 fn attach(
     event: &mut Event,
+    custom_details: Option<Details>,
     links: Vec<Link>,
     [client, client_url]: [Option<&str>; 2],
     images: Vec<Image>,
 ) {
+    event.custom_details = custom_details;
     event.links = links;
     event.links.extend(client_url.map(|href| Link {
         href: href.to_string(),
@@ -210,8 +212,13 @@ pub fn parse_v2(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdE
                 event.group = group.map(str::to_string);
                 event.class = class.map(str::to_string);
                 event.timestamp = timestamp;
-                event.custom_details = custom_details;
-                attach(&mut event, links, [client, client_url], images);
+                attach(
+                    &mut event,
+                    custom_details,
+                    links,
+                    [client, client_url],
+                    images,
+                );
             }
             OneEvent {
                 event,
@@ -312,8 +319,13 @@ pub fn parse_v1(body: &mut [u8], now: UnixMillis) -> Result<OneEvent<Event>, PdE
             if is_trigger {
                 event.summary = summary;
                 event.severity = V1_DEFAULT_SEVERITY;
-                event.custom_details = custom_details;
-                attach(&mut event, links, [client, client_url], images);
+                attach(
+                    &mut event,
+                    custom_details,
+                    links,
+                    [client, client_url],
+                    images,
+                );
             }
             OneEvent {
                 event,
