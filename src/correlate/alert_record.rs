@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::incident::Alert;
+use super::said::Said;
 use super::text::{AlertText, Text};
 use crate::event::{Details, LabelBuf, Labels, Severity};
 use crate::integration::{Integration, KeySpace};
@@ -39,7 +40,7 @@ struct Record<S, L, D> {
     joined_as: Option<u8>,
 }
 
-type Written<'a> = Record<&'a str, Labels<'a>, &'a Option<Details>>;
+type Written<'a> = Record<&'a str, Labels<'a>, Option<&'a Details>>;
 type Read = Record<String, LabelBuf, Option<Details>>;
 
 impl Serialize for Alert {
@@ -47,13 +48,13 @@ impl Serialize for Alert {
         Written {
             hash: self.hash,
             dedup_key: self.dedup_key(),
-            summary: &self.summary,
+            summary: self.summary(),
             source: self.source(),
             component: self.component(),
             group: self.group(),
             class: self.class(),
             labels: self.labels(),
-            details: &self.details,
+            details: self.details(),
             severity: self.severity,
             status: self.status,
             integration: self.integration,
@@ -84,8 +85,7 @@ impl<'de> Deserialize<'de> for Alert {
                 class: r.class.as_deref(),
                 labels: r.labels.labels(),
             }),
-            summary: r.summary.into_boxed_str(),
-            details: r.details,
+            said: Said::new(r.summary, r.details),
             severity: r.severity,
             status: r.status,
             integration: r.integration,

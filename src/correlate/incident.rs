@@ -16,6 +16,7 @@ use crate::publish::encode::{
 use crate::time::UnixMillis;
 
 use super::rules::Rule;
+use super::said::Said;
 use super::text::{AlertText, Text, TextField};
 
 /// Links kept per incident (the union of its alerts' links, first come first kept).
@@ -31,8 +32,8 @@ pub struct Alert {
     /// Dedup key, source, component, group, class and labels, in one allocation (read through
     /// the methods of those names).
     pub(super) text: AlertText,
-    pub summary: Box<str>,
-    pub details: Option<Details>,
+    /// Its latest event's summary and details.
+    pub(super) said: Said,
     pub severity: Severity,
     pub status: Status,
     pub integration: Integration,
@@ -55,7 +56,8 @@ pub struct Alert {
 
 impl Alert {
     /// A newly triggered alert from its first event, taking out of `event` the fields an alert
-    /// keeps; the routing key, links and images stay in `event` for the incident.
+    /// keeps (its summary and details; the rest is copied into the alert's text); the routing
+    /// key, links and images stay in `event` for the incident.
     pub fn triggered(hash: u64, event: &mut Event, now: UnixMillis) -> Alert {
         let text = AlertText::new(Text {
             dedup_key: &event.dedup_key,
@@ -68,8 +70,10 @@ impl Alert {
         Alert {
             hash,
             text,
-            summary: std::mem::take(&mut event.summary).into_boxed_str(),
-            details: event.custom_details.take(),
+            said: Said::new(
+                std::mem::take(&mut event.summary),
+                event.custom_details.take(),
+            ),
             severity: event.severity,
             status: Status::Triggered,
             integration: event.integration,
@@ -83,6 +87,14 @@ impl Alert {
             grouped_by: None,
             joined_as: None,
         }
+    }
+
+    pub fn summary(&self) -> &str {
+        self.said.summary()
+    }
+
+    pub fn details(&self) -> Option<&Details> {
+        self.said.details()
     }
 
     pub fn dedup_key(&self) -> &str {
@@ -123,8 +135,7 @@ impl Alert {
         if as_ & JOINED_IN_DETAILS == 0 {
             return own.value(self).to_string();
         }
-        self.details
-            .as_ref()
+        self.details()
             .map(LinkKind::named_in)
             .and_then(|named| named.into_iter().find(|(k, _)| *k == own))
             .map(|(_, v)| v)
@@ -174,7 +185,7 @@ impl Subject for AlertView<'_> {
             Field::Group => a.group().unwrap_or(""),
             Field::Class => a.class().unwrap_or(""),
             Field::Severity => a.severity.as_str(),
-            Field::Summary => &a.summary,
+            Field::Summary => a.summary(),
             Field::Integration => a.integration.as_str(),
             Field::DedupKey => a.dedup_key(),
             Field::Label(name) => a.labels().get(name).unwrap_or(""),
@@ -373,7 +384,7 @@ impl Incident {
                 .iter()
                 .map(|a| AlertBody {
                     dedup_key: a.dedup_key(),
-                    summary: &a.summary,
+                    summary: a.summary(),
                     severity: a.severity,
                     status: a.status,
                     event_count: a.event_count,
@@ -398,7 +409,7 @@ impl Incident {
                         (false, true) => Some("inhibited"),
                         (false, false) => None,
                     },
-                    details: a.details.as_ref().map(|d| &*d.0),
+                    details: a.details().map(|d| &*d.0),
                 })
                 .collect(),
             alerts_truncated: alert_count - shown as u32,

@@ -18,6 +18,7 @@ pub mod incident;
 pub mod maintenance;
 pub mod queue;
 pub mod rules;
+mod said;
 pub mod shard;
 pub mod silence;
 pub mod state_dir;

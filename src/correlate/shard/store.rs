@@ -298,12 +298,7 @@ impl Shard {
         let inc = self.slots.get_mut(slot);
         count_event(inc, index, now);
         let alert = &mut inc.alerts[index as usize];
-        if *alert.summary != *event.summary {
-            alert.summary = event.summary.into_boxed_str();
-        }
-        if event.custom_details.is_some() {
-            alert.details = event.custom_details;
-        }
+        alert.said.update(event.summary, event.custom_details);
         // Its timer stays where it is while the end moves later (the usual refresh: Prometheus
         // re-sends every minute with `endsAt` pushed on): when it fires, it moves to the end
         // then ([`Shard::advance`]), so a refresh schedules nothing. An earlier end, or an
