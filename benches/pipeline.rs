@@ -139,6 +139,14 @@ fn encode(c: &mut Criterion) {
                 )
             })
         });
+        // What the incidents view does with the message (memory mode: on the publisher task).
+        g.bench_function(BenchmarkId::new("view_apply", name), |b| {
+            b.iter_batched(
+                sluice::view::View::new,
+                |view| view.apply(&msg.body).expect("an incident message"),
+                BatchSize::SmallInput,
+            )
+        });
     }
     g.finish();
 }

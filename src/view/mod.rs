@@ -15,6 +15,7 @@
 //! timeline of at most [`MAX_TIMELINE`] steps.
 
 pub mod follow;
+mod packed;
 pub mod query;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,6 +24,8 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 use serde_json::Value;
+
+use packed::Packed;
 
 use crate::publish::encode::{OutboundMessage, Topic, INCIDENT_SCHEMA};
 use crate::publish::{SendError, Sink};
@@ -56,11 +59,11 @@ pub struct Step {
 pub struct Entry {
     /// The latest message without its `alerts`.
     pub latest: Value,
-    /// The latest message's `alerts`, as their JSON text: read when asked for ([`Entry::alerts`])
-    /// rather than kept as a tree of values, which held several times their size (an incident
-    /// of 100 listed alerts of 12 labels took hundreds of KiB) and cost its parse on every
-    /// message.
-    pub alerts: Option<Box<RawValue>>,
+    /// The latest message's `alerts`, as their JSON text (deflated when long, see `packed`):
+    /// read when asked for ([`Entry::alerts`]) rather than kept as a tree of values, which held
+    /// several times their size (an incident of 100 listed alerts of 12 labels took hundreds of
+    /// KiB) and cost its parse on every message.
+    pub alerts: Option<Packed>,
     pub timeline: Vec<Step>,
     pub seq: u64,
     pub opened: UnixMillis,
@@ -76,39 +79,39 @@ impl Entry {
     pub fn alerts(&self) -> Vec<Value> {
         self.alerts
             .as_ref()
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .and_then(|packed| serde_json::from_str(&packed.text()).ok())
             .unwrap_or_default()
     }
 
     /// The latest message, whole.
     pub fn message(&self) -> Value {
         let mut m = self.latest.clone();
-        if let (Some(head), Some(raw)) = (m.as_object_mut(), &self.alerts) {
-            let alerts = serde_json::from_str(raw.get()).unwrap_or_default();
+        if let (Some(head), Some(packed)) = (m.as_object_mut(), &self.alerts) {
+            let alerts = serde_json::from_str(&packed.text()).unwrap_or_default();
             head.insert("alerts".into(), alerts);
         }
         m
     }
 }
 
-/// A message read with its `alerts` left as text.
-struct Split {
+/// A message read with its `alerts` left as text (in the message's body).
+struct Split<'b> {
     head: serde_json::Map<String, Value>,
-    alerts: Option<Box<RawValue>>,
+    alerts: Option<&'b RawValue>,
 }
 
-impl<'de> serde::Deserialize<'de> for Split {
+impl<'de> serde::Deserialize<'de> for Split<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Members;
         impl<'de> serde::de::Visitor<'de> for Members {
-            type Value = Split;
+            type Value = Split<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an incident message")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Split, A::Error> {
+            ) -> Result<Split<'de>, A::Error> {
                 let mut split = Split {
                     head: serde_json::Map::new(),
                     alerts: None,
@@ -186,6 +189,11 @@ impl View {
             alert_count: msg["alert_count"].as_u64().unwrap_or(0),
             open_alert_count: msg["open_alert_count"].as_u64().unwrap_or(0),
         };
+        // A repeat (memory mode on a real broker sees each message twice) is not packed.
+        if self.with_entries(|all| all.get(&id).is_some_and(|e| seq <= e.seq)) {
+            return Err(Skipped::Stale);
+        }
+        let alerts = alerts.map(|raw| Packed::new(raw.get()));
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         let State {
             incidents,

@@ -61,7 +61,7 @@ fn the_alerts_are_kept_as_text_and_the_message_reads_back_whole() {
     let e = view.get("inc_1").unwrap();
     assert!(e.latest.get("alerts").is_none(), "not kept as values");
     assert_eq!(
-        e.alerts.as_ref().map(|raw| raw.get().len()),
+        e.alerts.as_ref().map(|packed| packed.text().len()),
         Some(
             json!(serde_json::from_slice::<Value>(&body).unwrap()["alerts"])
                 .to_string()
@@ -70,6 +70,30 @@ fn the_alerts_are_kept_as_text_and_the_message_reads_back_whole() {
     );
     assert_eq!(e.alerts()[1]["dedup_key"], "b");
     assert_eq!(e.message(), serde_json::from_slice::<Value>(&body).unwrap());
+}
+
+#[test]
+fn a_storms_listed_alerts_are_kept_deflated_and_read_back_whole() {
+    let view = View::new();
+    let mut m: Value =
+        serde_json::from_slice(&msg("inc_1", 1, "opened", "payments", 0, false)).unwrap();
+    m["alerts"] = (0..100)
+        .map(|i| {
+            json!({"dedup_key": format!("{i:016x}"), "summary": format!("DiskFull on host-{i}"),
+                   "severity": "critical", "status": "triggered", "integration": "grafana",
+                   "event_count": 1, "details": {"description": "disk above 90%"}})
+        })
+        .collect();
+    let body = serde_json::to_vec(&m).unwrap();
+    view.apply(&body).unwrap();
+    let e = view.get("inc_1").unwrap();
+    let text_len = m["alerts"].to_string().len();
+    let kept = e.alerts.as_ref().map(Packed::kept).unwrap();
+    assert!(kept * 5 < text_len, "{kept} bytes kept of {text_len}");
+    assert_eq!(e.alerts().len(), 100);
+    assert_eq!(e.message(), m);
+    // The same message again is a repeat, not packed again.
+    assert_eq!(view.apply(&body), Err(Skipped::Stale));
 }
 
 #[test]
