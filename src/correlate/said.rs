@@ -22,13 +22,8 @@ enum Summary {
 
 impl Said {
     pub fn new(summary: String, details: Option<Details>) -> Said {
-        let summary = match place(&summary, details.as_ref()) {
-            Some(at) => Summary::InDetails {
-                at,
-                len: summary.len() as u32,
-            },
-            None => Summary::Own(summary.into_boxed_str()),
-        };
+        let summary = place(&summary, details.as_ref())
+            .unwrap_or_else(|| Summary::Own(summary.into_boxed_str()));
         Said { details, summary }
     }
 
@@ -60,16 +55,16 @@ impl Said {
     }
 }
 
-/// Where `summary` is in the details' text, if it is (any occurrence: its bytes are the
+/// `summary`'s place in the details' text, if it is there (any occurrence: its bytes are the
 /// summary's). An empty summary needs no place.
-fn place(summary: &str, details: Option<&Details>) -> Option<u32> {
+fn place(summary: &str, details: Option<&Details>) -> Option<Summary> {
     if summary.is_empty() {
         return None;
     }
-    let text = details?.0.get();
-    let at = text.find(summary)?;
-    u32::try_from(at + summary.len()).ok()?;
-    Some(at as u32)
+    let at = details?.0.get().find(summary)?;
+    let end = u32::try_from(at + summary.len()).ok()?;
+    let len = summary.len() as u32;
+    Some(Summary::InDetails { at: end - len, len })
 }
 
 #[cfg(test)]

@@ -16,18 +16,15 @@ use flate2::Compression;
 pub const PACK_OVER: usize = 2048;
 
 #[derive(Clone, Debug)]
-pub struct Packed {
-    bytes: Box<[u8]>,
-    /// The text's length when `bytes` is deflated, else `None`.
-    deflated: Option<u32>,
+pub enum Packed {
+    Plain(Box<str>),
+    /// Deflated text, and its length.
+    Deflated(Box<[u8]>, u32),
 }
 
 impl Packed {
     pub fn new(text: &str) -> Packed {
-        let plain = || Packed {
-            bytes: text.as_bytes().into(),
-            deflated: None,
-        };
+        let plain = || Packed::Plain(text.into());
         let Ok(len) = u32::try_from(text.len()) else {
             return plain();
         };
@@ -39,23 +36,22 @@ impl Packed {
             .write_all(text.as_bytes())
             .and_then(|()| encoder.finish())
         {
-            Ok(bytes) if bytes.len() < text.len() => Packed {
-                bytes: bytes.into_boxed_slice(),
-                deflated: Some(len),
-            },
+            Ok(bytes) if bytes.len() < text.len() => {
+                Packed::Deflated(bytes.into_boxed_slice(), len)
+            }
             _ => plain(),
         }
     }
 
     /// The text as it was given.
     pub fn text(&self) -> Cow<'_, str> {
-        match self.deflated {
-            None => String::from_utf8_lossy(&self.bytes),
-            Some(len) => {
-                let mut text = String::with_capacity(len as usize);
+        match self {
+            Packed::Plain(text) => Cow::Borrowed(text),
+            Packed::Deflated(bytes, len) => {
+                let mut text = String::with_capacity(*len as usize);
                 // Deflated here from UTF-8 text: reading it back cannot fail short of memory
                 // corruption; an empty text then reads as no alerts.
-                match DeflateDecoder::new(&self.bytes[..]).read_to_string(&mut text) {
+                match DeflateDecoder::new(&bytes[..]).read_to_string(&mut text) {
                     Ok(_) => Cow::Owned(text),
                     Err(_) => Cow::Borrowed(""),
                 }
@@ -64,8 +60,12 @@ impl Packed {
     }
 
     /// Bytes kept.
+    #[cfg(test)]
     pub fn kept(&self) -> usize {
-        self.bytes.len()
+        match self {
+            Packed::Plain(text) => text.len(),
+            Packed::Deflated(bytes, _) => bytes.len(),
+        }
     }
 }
 
