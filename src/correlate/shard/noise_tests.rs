@@ -264,6 +264,55 @@ fn a_critical_alert_cuts_the_pause_of_the_incident_it_joins() {
     assert_eq!(msgs[0]["severity"], "critical");
 }
 
+/// Blips of one check on several pods fold into one held incident: the first blip's pause
+/// ending while a later blip is open does not publish it. It is published only once one
+/// of its alerts has lasted its own pause.
+#[test]
+fn a_held_incident_pages_only_when_one_of_its_alerts_lasted_its_pause() {
+    let mut lab = Lab::new("");
+    let blip = |key, pod| {
+        let mut b = a(key, "CPUThrottlingHigh", &[]);
+        b.labels = match pod {
+            "p1" => &[("pod", "p1")],
+            "p2" => &[("pod", "p2")],
+            _ => &[("pod", "p3")],
+        };
+        b.severity = Severity::Error;
+        b
+    };
+    // Errors wait 5 min. b1 at 0 s (its pause ends at 300 s), b2 folds in at 100 s (400 s),
+    // b3 at 250 s (550 s).
+    lab.at(0).send(Action::Trigger, &blip("b1", "p1"));
+    lab.at(100).send(Action::Trigger, &blip("b2", "p2"));
+    lab.at(150).send(Action::Resolve, &blip("b1", "p1"));
+    lab.at(250).send(Action::Trigger, &blip("b3", "p3"));
+    lab.at(350).send(Action::Resolve, &blip("b2", "p2"));
+    // At 300 s b2 was open but had lasted 200 s; at 400 s b2 was gone and b3 150 s old.
+    lab.at(500).send(Action::Resolve, &blip("b3", "p3"));
+    lab.at(2000);
+    assert!(
+        lab.take().is_empty(),
+        "no blip lasted its pause: never published"
+    );
+    // The same, but the third lasts past its own pause: published at the end of it.
+    lab.at(3000).send(Action::Trigger, &blip("c1", "p1"));
+    lab.at(3100).send(Action::Trigger, &blip("c2", "p2"));
+    lab.at(3150).send(Action::Resolve, &blip("c1", "p1"));
+    lab.at(3250).send(Action::Trigger, &blip("c3", "p3"));
+    lab.at(3350).send(Action::Resolve, &blip("c2", "p2"));
+    lab.at(3549);
+    assert!(lab.take().is_empty(), "c3 has lasted 299 s of its 300");
+    lab.at(3550);
+    let opened = lab.take();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0]["type"], "opened");
+    assert_eq!(
+        opened[0]["reasons"]["paused_until"],
+        UnixMillis(T0 + 3550 * 1000).to_string()
+    );
+    assert_eq!(incidents(&opened), [["c1", "c2", "c3"]]);
+}
+
 #[test]
 fn a_host_down_inhibits_the_other_alerts_of_that_host_only() {
     let mut lab = Lab::new("");

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
 use crate::event::Severity;
+use crate::publish::encode::Status;
 use crate::time::UnixMillis;
 
 use super::grouping::values_hash;
@@ -159,6 +160,33 @@ impl Shard {
             let hold_end = pause_end.max(inc.opened_at.saturating_add(group_wait));
             inc.publish_at = inc.publish_at.min(hold_end);
         }
+    }
+
+    /// An alert of an unpublished incident resolved at `now` before the hold's pause ended:
+    /// the hold now ends when one of the alerts still open will have lasted its own pause
+    /// (from its first event, at its severity as it is now), so that an incident is published
+    /// once one of its alerts has lasted its pause, not because a later alert happens to be
+    /// open when an earlier one's pause ends. None open: the pause stands (all resolved
+    /// within it: transient).
+    pub(super) fn pause_after_resolve(&mut self, slot: u32, now: UnixMillis) {
+        let inc = self.slots.get(slot);
+        if inc.published || inc.open_alerts == 0 || inc.pause_end <= now {
+            return;
+        }
+        let config = &self.rules[inc.rule as usize].config;
+        let (mut end, mut learned) = (UnixMillis::NEVER, false);
+        for a in inc.alerts.iter().filter(|a| a.status != Status::Resolved) {
+            let (pause, l) = self.pause_for(&inc.routing_key, a.class(), a.severity, config, now);
+            let a_end = a.first_seen.saturating_add(pause);
+            if a_end < end {
+                (end, learned) = (a_end, l);
+            }
+        }
+        let hold_end = end.max(inc.opened_at.saturating_add(config.group_wait));
+        let inc = self.slots.get_mut(slot);
+        inc.pause_end = end;
+        inc.pause_learned = learned;
+        inc.publish_at = hold_end;
     }
 
     /// An alert resolved: its class learns how long it lasted.

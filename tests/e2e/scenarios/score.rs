@@ -124,6 +124,30 @@ fn message_time(msg: &Value) -> Option<u64> {
     }
 }
 
+/// An opening message's severity, pause, reasons and first alerts (severity and summary).
+fn opening_in_short(msg: &Value) -> String {
+    let alerts = msg["alerts"].as_array().map_or(&[][..], Vec::as_slice);
+    let listed: Vec<String> = alerts
+        .iter()
+        .take(3)
+        .map(|a| {
+            format!(
+                "{} {:?}",
+                a["severity"],
+                a["summary"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "{} alerts, severity {}, pause {}, reasons {}: {}",
+        alerts.len(),
+        msg["severity"],
+        msg["pause"],
+        msg["reasons"],
+        listed.join("; ")
+    )
+}
+
 /// All noise is one class for purity.
 static NOISE: Truth = Truth::Noise("noise");
 
@@ -133,6 +157,8 @@ struct Incident {
     alerts: BTreeMap<String, Option<Truth>>,
     paged: bool,
     resolved: bool,
+    /// Its opening message in short, for `SLUICEDEV_LAB_NOISE`.
+    opening: String,
 }
 
 /// Scores the `messages` published for `scenario`; `first_sent` is each problem's first sent
@@ -164,6 +190,7 @@ pub fn score(
         let kind = msg["type"].as_str().unwrap_or_default();
         if kind == "opened" && msg["status"] == "triggered" {
             inc.paged = true;
+            inc.opening = opening_in_short(msg);
         }
         inc.resolved = msg["status"] == "resolved";
         let alerts = msg["alerts"].as_array().map_or(&[][..], Vec::as_slice);
@@ -208,6 +235,12 @@ pub fn score(
             .all(|t| matches!(t, Some(Truth::Noise(_))));
         f.pages += usize::from(inc.paged);
         f.noise_pages += usize::from(inc.paged && all_noise);
+        if inc.paged && all_noise && std::env::var_os("SLUICEDEV_LAB_NOISE").is_some() {
+            eprintln!(
+                "noise page: {} seed {}: {}",
+                scenario.name, scenario.seed, inc.opening
+            );
+        }
         f.unresolved_incidents += usize::from(!inc.resolved);
     }
     for p in &scenario.problems {
