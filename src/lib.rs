@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod recording;
 pub mod replay;
+pub mod runtime;
 pub mod send;
 pub mod tail;
 pub mod time;

@@ -179,20 +179,6 @@ enum Command {
     },
 }
 
-fn init_logging(log: &LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .parse(&log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -206,7 +192,7 @@ fn main() -> ExitCode {
         Command::Migrate { from, to } => migrate(&from, &to),
         Command::Forward { config } => match load_named(&config) {
             Ok((_, config)) => {
-                init_logging(&config.log);
+                config.log.install();
                 runtime().block_on(sluice::deliver::until_signal(config))
             }
             Err(code) => code,
@@ -352,10 +338,11 @@ fn replay(config_path: PathBuf, speed: sluice::replay::Speed, file: PathBuf) -> 
             return ExitCode::from(2);
         }
     };
-    init_logging(&LogConfig {
+    LogConfig {
         level: "warn".into(),
         format: LogFormat::Pretty,
-    });
+    }
+    .install();
     let input = match std::fs::File::open(&file) {
         Ok(f) => std::io::BufReader::new(f),
         Err(e) => {
@@ -391,10 +378,11 @@ fn replay_compare(configs: &[PathBuf], file: PathBuf) -> ExitCode {
             }
         }
     }
-    init_logging(&LogConfig {
+    LogConfig {
         level: "warn".into(),
         format: LogFormat::Pretty,
-    });
+    }
+    .install();
     let lines: Vec<String> = match std::fs::read_to_string(&file) {
         Ok(text) => text.lines().map(str::to_string).collect(),
         Err(e) => {
@@ -427,7 +415,7 @@ fn migrate(from: &std::path::Path, to: &std::path::Path) -> ExitCode {
     let (Ok((_, old)), Ok((_, new))) = (load_named(from), load_named(to)) else {
         return ExitCode::from(2);
     };
-    init_logging(&old.log);
+    old.log.install();
     let mut report = std::io::stderr();
     match runtime().block_on(sluice::pipeline::kafka::migrate(&old, &new, &mut report)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -460,10 +448,15 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts")
+    #[cfg(feature = "mimalloc")]
+    let on_idle: Option<fn()> = Some(|| {
+        // SAFETY: `mi_collect` takes no pointer and has no precondition: it returns what the
+        // calling thread's heap freed (`sluice::runtime` says why, and what it saves).
+        unsafe { libmimalloc_sys::mi_collect(false) }
+    });
+    #[cfg(not(feature = "mimalloc"))]
+    let on_idle = None;
+    sluice::runtime::build(on_idle)
 }
 
 fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
@@ -474,7 +467,7 @@ fn serve(path: PathBuf, record: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.log);
+    config.log.install();
     runtime().block_on(async move {
         let mut signals = Signals::install();
         let running =

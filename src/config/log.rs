@@ -35,6 +35,24 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+impl LogConfig {
+    /// Installs the process's log subscriber as configured: to stderr, in colour on a
+    /// terminal.
+    pub fn install(&self) {
+        let filter = tracing_subscriber::EnvFilter::builder()
+            .parse(&self.level)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        match self.format {
+            LogFormat::Json => builder.json().init(),
+            LogFormat::Pretty => builder.init(),
+        }
+    }
+}
+
 impl RawLog {
     pub(super) fn validate(self, p: &mut Problems) -> LogConfig {
         p.unknown("log", &self.unknown);
