@@ -207,8 +207,9 @@ pub struct Incident {
     /// Under an auto rule, the link hashes it holds in the link index (see `shard::grouping`).
     #[serde(default)]
     pub related: Vec<u64>,
-    /// Resolved before this (the end of the pause of its most severe alert), it is never
-    /// published.
+    /// Resolved before this, it is never published: the earliest end of its alerts' pauses,
+    /// each from its first event (an alert that resolved within its own no longer counts:
+    /// `shard::pause`).
     #[serde(default)]
     pub pause_end: UnixMillis,
     /// The pause that holds it was learned (the class usually blips), not its severity's.
