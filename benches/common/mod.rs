@@ -209,6 +209,7 @@ pub fn incident(template: &Event, rule: &Rule, alerts: usize) -> Incident {
         related: Vec::new(),
         pause_end: now,
         pause_learned: false,
+        pause_by: 0,
         title: template.summary.as_str().into(),
         opened_at: now,
         updated_at: now,

@@ -215,6 +215,10 @@ pub struct Incident {
     /// The pause that holds it was learned (the class usually blips), not its severity's.
     #[serde(default)]
     pub pause_learned: bool,
+    /// The alert (its index in `alerts`) whose pause `pause_end` is the end of; the first
+    /// alert's when a snapshot predates it.
+    #[serde(default)]
+    pub pause_by: u32,
     pub title: Box<str>,
     pub opened_at: UnixMillis,
     pub updated_at: UnixMillis,

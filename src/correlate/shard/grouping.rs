@@ -487,6 +487,7 @@ impl Shard {
             related,
             pause_end: now.saturating_add(pause),
             pause_learned,
+            pause_by: 0,
             title: first.summary.as_str().into(),
             opened_at: now,
             updated_at: now,

@@ -467,7 +467,7 @@ impl Shard {
     ) {
         let hash = self.mark_resolved(slot, index, by, now);
         self.learn(slot, index, now);
-        self.pause_after_resolve(slot, now);
+        self.pause_after_resolve(slot, index, now);
         self.usage.alert_resolved(&self.slots.get(slot).routing_key);
         self.inhibit_on_resolve(slot, index, now, out);
         let opened = self.slots.get(slot).alerts[index as usize].first_seen;

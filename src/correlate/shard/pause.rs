@@ -157,6 +157,7 @@ impl Shard {
         if pause_end < inc.pause_end {
             inc.pause_end = pause_end;
             inc.pause_learned = learned;
+            inc.pause_by = index;
             let hold_end = pause_end.max(inc.opened_at.saturating_add(group_wait));
             inc.publish_at = inc.publish_at.min(hold_end);
         }
@@ -168,24 +169,31 @@ impl Shard {
     /// once one of its alerts has lasted its pause, not because a later alert happens to be
     /// open when an earlier one's pause ends. None open: the pause stands (all resolved
     /// within it: transient).
-    pub(super) fn pause_after_resolve(&mut self, slot: u32, now: UnixMillis) {
+    /// Only the resolve of the alert whose pause the hold ends with (`pause_by`) looks at the
+    /// others (of equal ends, the latest to arrive is taken, so that alerts resolving in the
+    /// order they came do not each look at all the others).
+    pub(super) fn pause_after_resolve(&mut self, slot: u32, index: u32, now: UnixMillis) {
         let inc = self.slots.get(slot);
-        if inc.published || inc.open_alerts == 0 || inc.pause_end <= now {
+        if inc.published || inc.open_alerts == 0 || inc.pause_end <= now || inc.pause_by != index {
             return;
         }
         let config = &self.rules[inc.rule as usize].config;
-        let (mut end, mut learned) = (UnixMillis::NEVER, false);
-        for a in inc.alerts.iter().filter(|a| a.status != Status::Resolved) {
+        let (mut end, mut learned, mut by) = (UnixMillis::NEVER, false, index);
+        for (i, a) in inc.alerts.iter().enumerate() {
+            if a.status == Status::Resolved {
+                continue;
+            }
             let (pause, l) = self.pause_for(&inc.routing_key, a.class(), a.severity, config, now);
             let a_end = a.first_seen.saturating_add(pause);
-            if a_end < end {
-                (end, learned) = (a_end, l);
+            if a_end <= end {
+                (end, learned, by) = (a_end, l, i as u32);
             }
         }
         let hold_end = end.max(inc.opened_at.saturating_add(config.group_wait));
         let inc = self.slots.get_mut(slot);
         inc.pause_end = end;
         inc.pause_learned = learned;
+        inc.pause_by = by;
         inc.publish_at = hold_end;
     }
 
