@@ -219,16 +219,6 @@ fn intake(c: &mut Criterion) {
     g.finish();
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn shard() -> Shard {
     let rules: Arc<[Rule]> = vec![common::rule()].into();
     Shard::new(rules, Arc::from(Vec::new()), Caps::unbounded(100))
@@ -246,12 +236,12 @@ fn correlate_repeat(c: &mut Criterion) {
     for &open in sizes {
         let mut shard = shard();
         let mut out = Vec::new();
-        let before = rss_bytes();
+        let before = common::rss_bytes();
         for k in 0..open {
             shard.apply(common::trigger(k), UnixMillis(1_000), &mut out);
         }
         if open >= 100_000 {
-            let per_alert = rss_bytes().saturating_sub(before) / open;
+            let per_alert = common::rss_bytes().saturating_sub(before) / open;
             eprintln!(
                 "memory: {per_alert} bytes of RSS per open alert ({open} alerts in {} incidents)",
                 shard.open_incidents()

@@ -105,35 +105,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The process' resident set, in bytes (0 where `/proc` has none).
-fn rss() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<i64>().ok()
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// Asks mimalloc to return every page it can, on this thread, then reads the RSS.
 fn collected_rss() -> i64 {
     // SAFETY: `mi_collect` takes no pointer and has no precondition.
     unsafe { libmimalloc_sys::mi_collect(true) };
-    rss()
+    common::rss_bytes() as i64
 }
 
 /// Parses `batches` batches of the RSS shape, each handed to `hand`.
 fn parse_batches(cases: &[common::Case], batches: usize, mut hand: impl FnMut(Vec<Event>)) {
-    let api = common::alertmanager_api(cases);
-    let template = include_str!("common/rss_alerts.json");
-    let mut buf = Vec::new();
     for batch in 0..batches {
-        buf.clear();
-        buf.extend_from_slice(template.replace("@@N@@", &batch.to_string()).as_bytes());
-        let parsed = sluice::ingest::integrations::parse(api.kind, &api.request(), &mut buf)
-            .expect("the batch parses");
-        hand(parsed.events);
+        hand(common::rss_events(cases, &batch.to_string()));
     }
 }
 
