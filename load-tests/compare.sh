@@ -460,8 +460,12 @@ codes = r.get("statusCodeDistribution", {})
 ok = sum(n for c, n in codes.items() if c.startswith("2"))
 bad = sum(n for c, n in codes.items() if not c.startswith("2"))
 errors = sum(r.get("errorDistribution", {}).values())
+# What the answers that were not 2xx were: each status code and each client error, counted.
+what = ["%s x%d" % (c, n) for c, n in codes.items() if not c.startswith("2")]
+what += ["%s x%d" % (e, n) for e, n in r.get("errorDistribution", {}).items()]
+detail = "; ".join(what).replace("\t", " ") or "-"
 print(target, scenario, rep, qps, events, cpu, r["summary"]["requestsPerSec"], ok, bad, errors,
-      p["p50"], p["p99"], p["p99.9"], note, sep="\t")
+      p["p50"], p["p99"], p["p99.9"], note, detail, sep="\t")
 PY
     done
   done

@@ -145,9 +145,12 @@ def e2e_phase(clk, path, max_rows):
 def rate_phase(clk, path):
     rows = OrderedDict()
     notes = {}
+    failures = []
     for line in lines(path):
         (target, scenario, rep, qps, events, cpu, achieved, ok, bad, errors, p50, p99, p999,
-         note) = line.split("\t")
+         note, detail) = line.split("\t")
+        if detail != "-":
+            failures.append("%s %s, repetition %s: %s" % (target, scenario, rep, detail))
         sent = int(ok) * int(events)
         rows.setdefault((scenario, target, int(qps), int(events)), []).append(dict(
             achieved=float(achieved), ok=int(ok), total=int(ok) + int(bad) + int(errors),
@@ -172,6 +175,13 @@ def rate_phase(clk, path):
     for key, note in notes.items():
         print()
         print("%s %s: %s." % (key[1], key[0], note))
+    if failures:
+        print()
+        print("Answers that were not 2xx (status codes from the server; anything else is oha's "
+              "own error, such as a request cut at the end of the run):")
+        print()
+        for f in failures:
+            print("- " + f)
 
 
 def rss_phase(path):
