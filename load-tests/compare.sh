@@ -423,8 +423,10 @@ if has_phase rate; then
   # re-send and not a storm of new alerts (a file of distinct bodies for a whole run would take
   # hundreds of MB).
   sed 's/@@N@@/rate/g' "$corpus/s2_api50_new.jsonl" >"$corpus/rate_x50.jsonl"
-  echo "Fixed rates: scenario 1 at $RATE_S1 req/s (sluice's median maximum: $s1_max), x50 at" \
-    "$RATE_X50 req/s (sluice's median maximum: $x50_max; Alertmanager's: $am_x50_max)" >"$work/rates.txt"
+  # A rate set by hand is said to be so (without the max phase there is no maximum to quote).
+  of_max() { if [ -n "$1" ]; then echo "set by hand"; else echo "$2"; fi; }
+  echo "Fixed rates: scenario 1 at $RATE_S1 req/s ($(of_max "$RATE_S1_SET" "sluice's median maximum: $s1_max"))," \
+    "x50 at $RATE_X50 req/s ($(of_max "$RATE_X50_SET" "sluice's median maximum: $x50_max; Alertmanager's: $am_x50_max"))" >"$work/rates.txt"
   rate_cases=(
     "1:pd-v2-1k-keys   floor        $RATE_S1  s1_pd_recurring.jsonl /v2/enqueue    1  -"
     "1:pd-v2-1k-keys   sluice       $RATE_S1  s1_pd_recurring.jsonl /v2/enqueue    1  -"
