@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use sluice::clock::Clock;
 use sluice::config::defaults::LISTEN as DEFAULT_LISTEN;
-use sluice::config::{Config, LogConfig, LogFormat, ENV_CONFIG_PATH};
+use sluice::config::{Config, LogConfig, ENV_CONFIG_PATH};
 use sluice::tail::{Format, Source, Start, TailOptions};
 use sluice::time::parse_duration;
 
@@ -338,11 +338,7 @@ fn replay(config_path: PathBuf, speed: sluice::replay::Speed, file: PathBuf) -> 
             return ExitCode::from(2);
         }
     };
-    LogConfig {
-        level: "warn".into(),
-        format: LogFormat::Pretty,
-    }
-    .install();
+    LogConfig::warnings_only().install();
     let input = match std::fs::File::open(&file) {
         Ok(f) => std::io::BufReader::new(f),
         Err(e) => {
@@ -378,11 +374,7 @@ fn replay_compare(configs: &[PathBuf], file: PathBuf) -> ExitCode {
             }
         }
     }
-    LogConfig {
-        level: "warn".into(),
-        format: LogFormat::Pretty,
-    }
-    .install();
+    LogConfig::warnings_only().install();
     let lines: Vec<String> = match std::fs::read_to_string(&file) {
         Ok(text) => text.lines().map(str::to_string).collect(),
         Err(e) => {

@@ -36,6 +36,15 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
+    /// Warnings and errors only, plain text: for the commands whose own output is the point
+    /// (`replay`).
+    pub fn warnings_only() -> Self {
+        LogConfig {
+            level: "warn".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+
     /// Installs the process's log subscriber as configured: to stderr, in colour on a
     /// terminal.
     pub fn install(&self) {

@@ -314,6 +314,43 @@ fn a_held_incident_pages_only_when_one_of_its_alerts_lasted_its_pause() {
 }
 
 #[test]
+fn an_alert_with_a_shorter_pause_that_resolves_within_it_gives_the_hold_back() {
+    // A warning (10 min) holds the incident; an error of the same check (5 min) folds in and
+    // shortens the hold to its own end. When it resolves within its pause, the hold is the
+    // warning's again: its resolve, not only the first alert's, moves the hold.
+    let mut lab = Lab::new("");
+    let alert = |key, pod, severity| {
+        let mut b = a(key, "CPUThrottlingHigh", &[]);
+        b.labels = if pod == "p1" {
+            &[("pod", "p1")]
+        } else {
+            &[("pod", "p2")]
+        };
+        b.severity = severity;
+        b
+    };
+    lab.at(0)
+        .send(Action::Trigger, &alert("w", "p1", Severity::Warning));
+    lab.at(60)
+        .send(Action::Trigger, &alert("e", "p2", Severity::Error));
+    lab.at(200)
+        .send(Action::Resolve, &alert("e", "p2", Severity::Error));
+    lab.at(599);
+    assert!(
+        lab.take().is_empty(),
+        "the error's pause (ending at 360 s) no longer holds once it resolved within it"
+    );
+    lab.at(600);
+    let opened = lab.take();
+    assert_eq!(opened.len(), 1, "the warning lasted its own pause");
+    assert_eq!(
+        opened[0]["reasons"]["paused_until"],
+        UnixMillis(T0 + 600 * 1000).to_string()
+    );
+    assert_eq!(incidents(&opened), [["w", "e"]]);
+}
+
+#[test]
 fn a_host_down_inhibits_the_other_alerts_of_that_host_only() {
     let mut lab = Lab::new("");
     lab.at(0).fire(a("down", "NodeDown", &[("node", "n7")]));
