@@ -6,12 +6,14 @@ use std::fmt;
 use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
+mod intern;
 mod labels;
 pub mod names;
+pub mod values;
 pub mod wire;
 
 use labels::NameSet;
-pub use labels::{LabelBuf, Labels};
+pub use labels::{LabelBuf, Labels, Placed};
 
 /// The longest dedup key any sender may use (PagerDuty's limit).
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;

@@ -2,12 +2,13 @@
 //! labels, the dedup key, source, component, group and class, in one allocation. A field whose
 //! value is one of the labels' values (Prometheus' class is its `alertname`, its source
 //! `instance`, its component `service` or `job`) points at that value instead of being
-//! stored twice. (The summary and details change with the alert's events: they are kept
+//! stored twice, or at its id when the value is interned (`event::values`). (The summary and details change with the alert's events: they are kept
 //! apart.)
 
-use crate::event::Labels;
+use crate::event::{values, Labels, Placed};
 
-/// A field's place in the text; `at == NONE` for a field the event did not have.
+/// A field's place in the text; `at == NONE` for a field the event did not have, `at ==
+/// INTERNED` for a field equal to a label value that is interned (`len` is its id).
 #[derive(Clone, Copy, Debug)]
 struct Span {
     at: u32,
@@ -15,6 +16,7 @@ struct Span {
 }
 
 const NONE: u32 = u32::MAX;
+const INTERNED: u32 = u32::MAX - 1;
 
 /// The fields kept, in [`AlertText::fields`] order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +44,15 @@ pub struct AlertText {
     spans: [Span; 5],
 }
 
+thread_local! {
+    /// Where the text is written before it is copied into an allocation of its size.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 impl AlertText {
-    /// The text of `text`: its labels first, then each field not found among the labels'
-    /// values (or the fields before it).
+    /// The text of `text`: its labels first (their recurring values interned,
+    /// [`Labels::write_interning`]), then each field not found among the labels' values (or
+    /// the fields before it).
     pub fn new(text: Text<'_>) -> Self {
         let fields = [
             Some(text.dedup_key),
@@ -53,54 +61,57 @@ impl AlertText {
             text.group,
             text.class,
         ];
-        let labels = text.labels.as_str();
         let mut spans = [Span { at: NONE, len: 0 }; 5];
-        // One pass over the label values: each field points at the first value equal to it.
-        for value in text.labels.values() {
-            for (span, field) in spans.iter_mut().zip(fields) {
-                if span.at == NONE && field == Some(value) {
-                    // A place in `labels`, which starts the text: the value is a slice of it.
-                    let at = (value.as_ptr() as usize - labels.as_ptr() as usize) as u32;
-                    *span = Span {
-                        at,
-                        len: value.len() as u32,
-                    };
-                }
-            }
-        }
-        // The rest are stored after the labels, once each (a field equal to an earlier one
-        // points at it), in one allocation of the exact size.
-        let stored = |i: usize| {
-            fields[i].filter(|f| spans[i].at == NONE && !fields[..i].contains(&Some(*f)))
-        };
-        let len = labels.len()
-            + (0..fields.len())
-                .filter_map(stored)
-                .map(str::len)
-                .sum::<usize>();
-        let mut buf = String::with_capacity(len);
-        buf.push_str(labels);
-        for i in 0..fields.len() {
-            let Some(field) = fields[i].filter(|_| spans[i].at == NONE) else {
-                continue;
-            };
-            spans[i] = match fields[..i].iter().position(|f| *f == Some(field)) {
-                // Equal to an earlier field, placed by now.
-                Some(j) => spans[j],
-                None => {
-                    buf.push_str(field);
-                    Span {
-                        at: (buf.len() - field.len()) as u32,
-                        len: field.len() as u32,
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            // One pass over the label values: each field points at the first value equal to
+            // it, where it was written.
+            text.labels.write_interning(buf, |value, placed| {
+                for (span, field) in spans.iter_mut().zip(fields) {
+                    if span.at == NONE && field == Some(value) {
+                        *span = match placed {
+                            Placed::At(at) => Span {
+                                at: at as u32,
+                                len: value.len() as u32,
+                            },
+                            Placed::Interned(id) => Span {
+                                at: INTERNED,
+                                len: id,
+                            },
+                        };
                     }
                 }
+            });
+            let labels_end = buf.len() as u32;
+            // The rest are stored after the labels, once each (a field equal to an earlier
+            // one points at it).
+            for i in 0..fields.len() {
+                let Some(field) = fields[i].filter(|_| spans[i].at == NONE) else {
+                    continue;
+                };
+                spans[i] = match fields[..i].iter().position(|f| *f == Some(field)) {
+                    // Equal to an earlier field, placed by now.
+                    Some(j) => spans[j],
+                    None => {
+                        buf.push_str(field);
+                        Span {
+                            at: (buf.len() - field.len()) as u32,
+                            len: field.len() as u32,
+                        }
+                    }
+                };
+            }
+            let text = AlertText {
+                text: buf.as_str().into(),
+                labels_end,
+                spans,
             };
-        }
-        AlertText {
-            text: buf.into_boxed_str(),
-            labels_end: labels.len() as u32,
-            spans,
-        }
+            if buf.capacity() > 64 << 10 {
+                // An alert of unusual size does not keep its scratch space for good.
+                *buf = String::new();
+            }
+            text
+        })
     }
 
     pub fn labels(&self) -> Labels<'_> {
@@ -111,10 +122,11 @@ impl AlertText {
     #[inline]
     pub fn get(&self, field: TextField) -> Option<&str> {
         let Span { at, len } = self.spans[field as usize];
-        if at == NONE {
-            return None;
+        match at {
+            NONE => None,
+            INTERNED => Some(values::value(len)),
+            at => self.text.get(at as usize..(at + len) as usize),
         }
-        self.text.get(at as usize..(at + len) as usize)
     }
 }
 
@@ -149,6 +161,54 @@ mod tests {
         assert_eq!(text.labels().iter().count(), 3);
         // Only the dedup key is stored besides the labels.
         assert_eq!(text.text.len(), labels.labels().as_str().len() + 16);
+    }
+
+    #[test]
+    fn fields_equal_to_interned_label_values_read_them_from_the_table() {
+        std::thread::spawn(|| {
+            let labels: LabelBuf = [
+                ("alertname", "text-test-DiskFull"),
+                ("instance", "text-test-node-7:9100"),
+                ("alert_id", "text-test-a1"),
+            ]
+            .into_iter()
+            .collect();
+            let new = |labels: &LabelBuf, dedup_key: &'static str| {
+                AlertText::new(Text {
+                    dedup_key,
+                    source: "text-test-node-7:9100",
+                    component: Some("text-test-a1"),
+                    group: Some("text-test-DiskFull"),
+                    class: Some("text-test-DiskFull"),
+                    labels: labels.labels(),
+                })
+            };
+            let first = new(&labels, "k1");
+            let second = new(&labels, "k2");
+            for text in [&first, &second] {
+                assert_eq!(text.get(TextField::Source), Some("text-test-node-7:9100"));
+                assert_eq!(text.get(TextField::Component), Some("text-test-a1"));
+                assert_eq!(text.get(TextField::Group), Some("text-test-DiskFull"));
+                assert_eq!(text.get(TextField::Class), Some("text-test-DiskFull"));
+                assert_eq!(
+                    text.labels().iter().collect::<Vec<_>>(),
+                    labels.iter().collect::<Vec<_>>()
+                );
+            }
+            assert_eq!(first.get(TextField::DedupKey), Some("k1"));
+            assert_eq!(second.get(TextField::DedupKey), Some("k2"));
+            // The second sighting keeps two values as ids: the text holds the third value and
+            // the dedup key, and the framing.
+            assert!(matches!(second.spans[1].at, INTERNED), "{:?}", second.spans);
+            assert!(
+                second.text.len() < first.text.len() - 30,
+                "{} vs {}",
+                second.text.len(),
+                first.text.len()
+            );
+        })
+        .join()
+        .expect("joins");
     }
 
     #[test]

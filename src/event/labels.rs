@@ -2,22 +2,33 @@
 
 use serde::Serialize;
 
-use super::names;
+use super::{names, values};
 
 /// An alert's labels as it keeps them, in its one allocation of text (`correlate::text`)
 /// rather than two per label (an Alertmanager alert has 8-16), names interned
 /// ([`super::names`]): for each label, its name's id plus one (0 for a name kept here, the
-/// name table being full, then its length and text), then the value's length and text. Ids
-/// and lengths are written in 6-bit groups, low first, bit 6 set on all but the last (so the
-/// first 63 names take one byte and values under 64 bytes one byte of length): every byte of
-/// the framing is ASCII, which keeps the whole text UTF-8 and lets labels be read back as
+/// name table being full, then its length and text), then the value: twice its length and its
+/// text, or, for a value that recurs (interned, [`super::values`], as an alert's labels are
+/// written by [`Labels::write_interning`]), twice its id plus one. Ids and lengths are written
+/// in 6-bit groups, low first, bit 6 set on all but the last (so the first 63 names take one
+/// byte, values under 32 bytes one byte of length, the first 31 values one byte, the first
+/// 2047 two): every byte of the framing is ASCII, which keeps the whole text UTF-8 and lets labels be read back as
 /// `&str` without validating them (reading an incident's labels validated every value: a
 /// fifth of the time a shard spent writing a storm's opening messages, perf, README
 /// "Performance").
 /// Kept for matching (`labels.<name>` in silences, inhibition and rules) and written into
 /// incident messages as they are (`publish::encode::LabelMap`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Labels<'a>(&'a str);
+
+/// Where [`Labels::write_interning`] put a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// Its text, at this offset of the buffer.
+    At(usize),
+    /// Its id ([`super::values::value`]).
+    Interned(u32),
+}
 
 /// The id written for a name kept in the labels themselves (the name table is full).
 const INLINE: usize = 0;
@@ -119,6 +130,30 @@ impl<'a> Labels<'a> {
     pub fn is_empty(self) -> bool {
         self.0.is_empty()
     }
+
+    /// Appends these labels to `buf` as an open alert keeps them: each value that recurs
+    /// ([`values::recurring`]) as its id, the others as text. `placed` is told each value and
+    /// where it went.
+    pub fn write_interning(self, buf: &mut String, mut placed: impl FnMut(&'a str, Placed)) {
+        let mut rest = self.0;
+        while let Some((key, _, tail)) = written_name(rest) {
+            let Some((value, after)) = value_of(tail) else {
+                break;
+            };
+            rest = after;
+            buf.push_str(key);
+            match values::recurring(value) {
+                Some(id) => {
+                    put_num(buf, (id as usize) << 1 | 1);
+                    placed(value, Placed::Interned(id));
+                }
+                None => {
+                    put_value(buf, value);
+                    placed(value, Placed::At(buf.len() - value.len()));
+                }
+            }
+        }
+    }
 }
 
 /// A fixed list of label names looked up together ([`Labels::first_of`]), interned on first
@@ -153,7 +188,12 @@ fn put_label(buf: &mut String, id: Option<u16>, name: &str, value: &str) {
             buf.push_str(name);
         }
     }
-    put_num(buf, value.len());
+    put_value(buf, value);
+}
+
+/// A value as text (see [`Labels`]).
+fn put_value(buf: &mut String, value: &str) {
+    put_num(buf, value.len() << 1);
     buf.push_str(value);
 }
 
@@ -232,11 +272,15 @@ fn written_name(buf: &str) -> Option<(&str, Name<'_>, &str)> {
     Some((&buf[..buf.len() - tail.len()], name, tail))
 }
 
-/// A value and the text after it.
+/// A value (its text, or the value interned) and the text after it.
 #[inline]
 fn value_of(buf: &str) -> Option<(&str, &str)> {
-    let (len, tail) = take_num(buf)?;
-    tail.split_at_checked(len)
+    let (n, tail) = take_num(buf)?;
+    if n & 1 == 1 {
+        let id = u32::try_from(n >> 1).ok()?;
+        return Some((values::value(id), tail));
+    }
+    tail.split_at_checked(n >> 1)
 }
 
 /// The names of the labels of `buf` as written (see [`Label::key`]), none looked up.
@@ -451,7 +495,7 @@ impl<'de> serde::Deserialize<'de> for Text<'de> {
 
 #[cfg(test)]
 mod tests {
-    use super::{names, put_label, LabelBuf, Labels, NameSet};
+    use super::{names, put_label, values, LabelBuf, Labels, NameSet, Placed};
 
     #[test]
     fn labels_come_back_as_given() {
@@ -480,7 +524,7 @@ mod tests {
         // A name kept inline (the name table full) reads back the same, beside interned ones.
         let mut buf = String::new();
         put_label(&mut buf, None, "zone", "e1");
-        assert_eq!(buf, "\x00\x04zone\x02e1");
+        assert_eq!(buf, "\x00\x04zone\x04e1");
         put_label(
             &mut buf,
             names::intern("labels-test-rack"),
@@ -497,15 +541,88 @@ mod tests {
         // Framing stays ASCII past one group: the text is UTF-8 whatever the lengths.
         let mut buf = String::new();
         put_label(&mut buf, Some(4000), "n", &"é".repeat(40));
-        assert!(buf.starts_with("\x61\x3e\x50"), "{:?}", &buf[..4]);
+        assert!(buf.starts_with("\x61\x3e\x60\x02"), "{:?}", &buf[..4]);
         assert_eq!(
             Labels::read(&buf).iter().next().map(|(_, v)| v.len()),
             Some(80)
         );
         // Framing that is cut short or not ASCII reads as no further labels, not a panic.
-        assert_eq!(Labels::read("\x01\x05abc").iter().count(), 0);
+        assert_eq!(Labels::read("\x01\x0aabc").iter().count(), 0);
         assert_eq!(Labels::read("é").iter().count(), 0);
         assert_eq!(Labels::read("\x41\x41\x41\x41\x41\x41\x41").get("x"), None);
+    }
+
+    #[test]
+    fn values_that_recur_are_written_as_ids_and_read_back_the_same() {
+        std::thread::spawn(|| {
+            let event: LabelBuf = [
+                ("alertname", "labels-test-DiskFull"),
+                ("sev", "low"),
+                ("instance", "labels-test-host-1:9100"),
+                ("alert_id", "labels-test-1"),
+            ]
+            .into_iter()
+            .collect();
+            let write = |event: &LabelBuf| {
+                let mut buf = String::from("head");
+                let mut placed = Vec::new();
+                event
+                    .labels()
+                    .write_interning(&mut buf, |v, p| placed.push((v.to_string(), p)));
+                (buf, placed)
+            };
+            // First sighting: every value as text, where `placed` says.
+            let (first, placed) = write(&event);
+            assert_eq!(first.len(), "head".len() + event.labels().as_str().len());
+            for (value, place) in &placed {
+                let Placed::At(at) = *place else {
+                    panic!("{value} interned on its first sighting")
+                };
+                assert_eq!(&first[at..at + value.len()], value);
+            }
+            // Second: the values that recur and are long enough are ids.
+            let other: LabelBuf = [
+                ("alertname", "labels-test-DiskFull"),
+                ("sev", "low"),
+                ("instance", "labels-test-host-1:9100"),
+                ("alert_id", "labels-test-2"),
+            ]
+            .into_iter()
+            .collect();
+            let (second, placed) = write(&other);
+            let kinds: Vec<bool> = placed
+                .iter()
+                .map(|(_, p)| matches!(p, Placed::Interned(_)))
+                .collect();
+            assert_eq!(kinds, [true, false, true, false]);
+            // The two texts (43 bytes) and their lengths (a byte each) became ids of at most
+            // three bytes each (the table is the process' and other tests intern too).
+            let saved = first.len() - second.len();
+            assert!((39..=43).contains(&saved), "{saved}: {second:?}");
+            for (value, place) in &placed {
+                if let Placed::Interned(id) = *place {
+                    assert_eq!(values::value(id), value);
+                }
+            }
+            let labels = Labels::read(&second["head".len()..]);
+            assert_eq!(
+                labels.iter().collect::<Vec<_>>(),
+                other.iter().collect::<Vec<_>>()
+            );
+            assert_eq!(labels.get("instance"), Some("labels-test-host-1:9100"));
+            assert!(labels.values().eq(other.labels().values()));
+            // Written again from interned labels: the same labels, and the second alert's own
+            // id, now seen twice, an id too.
+            let mut again = String::new();
+            labels.write_interning(&mut again, |_, _| {});
+            assert_eq!(
+                Labels::read(&again).iter().collect::<Vec<_>>(),
+                other.iter().collect::<Vec<_>>()
+            );
+            assert!(again.len() + 11 <= second.len() - "head".len(), "{again:?}");
+        })
+        .join()
+        .expect("joins");
     }
 
     #[test]
