@@ -451,11 +451,12 @@ if has_phase rate; then
         -c "$CONNS" -m POST -H 'Content-Type: application/json' -Z "$corpus/$file" \
         "http://127.0.0.1:$(port_of "$target")$path" || die "oha failed: $(head -c 500 "$work/oha.json")"
       cpu1=$(cpu_ticks)
+      rejects=$(server_rejects "$target")
       stop_server
       scan_log "rate $scenario $target"
-      python3 - "$work/oha.json" "$target" "$scenario" "$rep" "$qps" "$events" "$((cpu1 - cpu0))" "$note" >>"$rate" <<'PY'
+      python3 - "$work/oha.json" "$target" "$scenario" "$rep" "$qps" "$events" "$((cpu1 - cpu0))" "$note" "$rejects" >>"$rate" <<'PY'
 import json, sys
-path, target, scenario, rep, qps, events, cpu, note = sys.argv[1:]
+path, target, scenario, rep, qps, events, cpu, note, rejects = sys.argv[1:]
 r = json.load(open(path))
 p = r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
@@ -465,6 +466,10 @@ errors = sum(r.get("errorDistribution", {}).values())
 # What the answers that were not 2xx were: each status code and each client error, counted.
 what = ["%s x%d" % (c, n) for c, n in codes.items() if not c.startswith("2")]
 what += ["%s x%d" % (e, n) for e, n in r.get("errorDistribution", {}).items()]
+# Which of sluice's gates refused (sluice_events_rejected_total by reason: a full shard queue is
+# `overloaded`, fair admission `over_share`), counted in events, warm-up included.
+if rejects != "-":
+    what.append("events refused by sluice: " + rejects)
 detail = "; ".join(what).replace("\t", " ") or "-"
 print(target, scenario, rep, qps, events, cpu, r["summary"]["requestsPerSec"], ok, bad, errors,
       p["p50"], p["p99"], p["p99.9"], note, detail, sep="\t")
