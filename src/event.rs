@@ -7,11 +7,13 @@ use crate::integration::{Integration, KeySpace};
 use crate::time::UnixMillis;
 
 mod intern;
+mod kept_details;
 mod labels;
 pub mod names;
 pub mod values;
 pub mod wire;
 
+pub use kept_details::{DetailsRef, KeptDetails};
 use labels::NameSet;
 pub use labels::{LabelBuf, Labels, Placed};
 

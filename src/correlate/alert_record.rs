@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::incident::Alert;
 use super::said::Said;
 use super::text::{AlertText, Text};
-use crate::event::{Details, LabelBuf, Labels, Severity};
+use crate::event::{Details, DetailsRef, LabelBuf, Labels, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::publish::encode::Status;
 use crate::time::UnixMillis;
@@ -40,7 +40,7 @@ struct Record<S, L, D> {
     joined_as: Option<u8>,
 }
 
-type Written<'a> = Record<&'a str, Labels<'a>, Option<&'a Details>>;
+type Written<'a> = Record<&'a str, Labels<'a>, Option<DetailsRef<'a>>>;
 type Read = Record<String, LabelBuf, Option<Details>>;
 
 impl Serialize for Alert {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::event::Labels;
-use crate::event::{Details, Event, Field, Link, LinkKind, Linked, Severity};
+use crate::event::{DetailsRef, Event, Field, Link, LinkKind, Linked, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::matchers::Subject;
 pub use crate::publish::encode::OverflowCounts;
@@ -93,7 +93,7 @@ impl Alert {
         self.said.summary()
     }
 
-    pub fn details(&self) -> Option<&Details> {
+    pub fn details(&self) -> Option<DetailsRef<'_>> {
         self.said.details()
     }
 
@@ -136,7 +136,7 @@ impl Alert {
             return own.value(self).to_string();
         }
         self.details()
-            .map(LinkKind::named_in)
+            .map(|d| LinkKind::named_in(&d.to_details()))
             .and_then(|named| named.into_iter().find(|(k, _)| *k == own))
             .map(|(_, v)| v)
             .unwrap_or_default()
@@ -414,7 +414,7 @@ impl Incident {
                         (false, true) => Some("inhibited"),
                         (false, false) => None,
                     },
-                    details: a.details().map(|d| &*d.0),
+                    details: a.details(),
                 })
                 .collect(),
             alerts_truncated: alert_count - shown as u32,

@@ -352,6 +352,11 @@ impl LabelBuf {
         Labels(&self.0)
     }
 
+    /// The labels' text, in an allocation of its size, for [`Labels::read`].
+    pub fn into_text(self) -> Box<str> {
+        self.0.into_boxed_str()
+    }
+
     /// Every label, in the order pushed.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.labels().iter()

@@ -280,7 +280,7 @@ pub struct AlertBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<&'a RawValue>,
+    pub details: Option<crate::event::DetailsRef<'a>>,
 }
 
 /// An alert's labels written as one JSON object, without copying them (a later label of a
