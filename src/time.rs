@@ -25,6 +25,22 @@ impl UnixMillis {
     }
 }
 
+/// An instant or none, in the 8 bytes of one (`Option<UnixMillis>` takes 16): what an open
+/// alert keeps of its `ends_at`. The epoch itself is kept as its first millisecond, which is
+/// as far in the past for every use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MaybeMillis(Option<std::num::NonZeroU64>);
+
+impl MaybeMillis {
+    pub fn new(at: Option<UnixMillis>) -> Self {
+        MaybeMillis(at.and_then(|at| std::num::NonZeroU64::new(at.0.max(1))))
+    }
+
+    pub fn get(self) -> Option<UnixMillis> {
+        self.0.map(|at| UnixMillis(at.get()))
+    }
+}
+
 /// `2024-05-02T09:14:07.120Z`: always UTC, always milliseconds, so output sorts as text.
 impl fmt::Display for UnixMillis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -341,6 +357,24 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(s), None, "{s:?}");
         }
+    }
+
+    #[test]
+    fn an_optional_instant_in_eight_bytes() {
+        assert_eq!(std::mem::size_of::<MaybeMillis>(), 8);
+        assert_eq!(MaybeMillis::new(None).get(), None);
+        assert_eq!(MaybeMillis::default().get(), None);
+        let at = Some(UnixMillis(1_714_641_247_120));
+        assert_eq!(MaybeMillis::new(at).get(), at);
+        // The epoch is kept, as its first millisecond: still an end long past.
+        assert_eq!(
+            MaybeMillis::new(Some(UnixMillis(0))).get(),
+            Some(UnixMillis(1))
+        );
+        assert_eq!(
+            MaybeMillis::new(Some(UnixMillis::NEVER)).get(),
+            Some(UnixMillis::NEVER)
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::text::{AlertText, Text};
 use crate::event::{Details, DetailsRef, LabelBuf, Labels, Severity};
 use crate::integration::{Integration, KeySpace};
 use crate::publish::encode::Status;
-use crate::time::UnixMillis;
+use crate::time::{MaybeMillis, UnixMillis};
 
 /// An alert as a snapshot holds it: written from borrowed text ([`Written`]), read into owned
 /// text ([`Read`]).
@@ -62,7 +62,7 @@ impl Serialize for Alert {
             event_count: self.event_count,
             first_seen: self.first_seen,
             last_seen: self.last_seen,
-            ends_at: self.ends_at,
+            ends_at: self.ends_at.get(),
             silenced: self.silenced,
             inhibited: self.inhibited,
             grouped_by: self.grouped_by,
@@ -93,7 +93,7 @@ impl<'de> Deserialize<'de> for Alert {
             event_count: r.event_count,
             first_seen: r.first_seen,
             last_seen: r.last_seen,
-            ends_at: r.ends_at,
+            ends_at: MaybeMillis::new(r.ends_at),
             silenced: r.silenced,
             inhibited: r.inhibited,
             grouped_by: r.grouped_by,

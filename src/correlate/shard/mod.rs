@@ -351,7 +351,7 @@ impl Shard {
                     match self
                         .slots
                         .open_alert(slot, index, hash)
-                        .and_then(|a| a.ends_at)
+                        .and_then(|a| a.ends_at.get())
                     {
                         Some(end) if end <= at => {
                             self.resolve(slot, index, ResolvedBy::Time, at, out)
@@ -441,7 +441,7 @@ impl Shard {
         alert.grouped_by = found.via;
         alert.joined_as = found.joined_as;
         alert.silenced = self.silences.silenced(&event.routing_key, &alert, now);
-        let ends_at = alert.ends_at;
+        let ends_at = alert.ends_at.get();
         self.extend_window(slot, &rule.config, now);
         let index = self.add_alert(slot, alert, event.links, now);
         self.hold_for(slot, index, now);

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::publish::encode::{MessageKind, OutboundMessage};
-use crate::time::UnixMillis;
+use crate::time::{MaybeMillis, UnixMillis};
 
 use super::super::incident::{Alert, Incident, OverflowCounts};
 use super::caps::CAPS;
@@ -133,7 +133,7 @@ impl Shard {
         inc.updated_at = now;
         if inc.alerts.len() < SAMPLES {
             let mut alert = Alert::triggered(hash, &mut event, now);
-            alert.ends_at = None;
+            alert.ends_at = MaybeMillis::default();
             inc.alerts.push(alert);
         }
         if kind == MessageKind::Opened || taken.is_power_of_two() {

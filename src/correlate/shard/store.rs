@@ -13,7 +13,7 @@ use xxhash_rust::xxh3::Xxh3Default;
 use crate::event::{Event, Link};
 use crate::integration::KeySpace;
 use crate::publish::encode::{OutboundMessage, Status};
-use crate::time::UnixMillis;
+use crate::time::{MaybeMillis, UnixMillis};
 
 use super::super::incident::{Alert, AlertView, Incident};
 use super::super::timers::Timer;
@@ -303,12 +303,12 @@ impl Shard {
         // re-sends every minute with `endsAt` pushed on): when it fires, it moves to the end
         // then ([`Shard::advance`]), so a refresh schedules nothing. An earlier end, or an
         // end where there was none, needs its own entry.
-        let reschedule = match (alert.ends_at, event.ends_at) {
+        let reschedule = match (alert.ends_at.get(), event.ends_at) {
             (Some(old), Some(new)) => new < old,
             (None, new) => new.is_some(),
             (Some(_), None) => false,
         };
-        alert.ends_at = event.ends_at;
+        alert.ends_at = MaybeMillis::new(event.ends_at);
         let hash = alert.hash;
         let old = std::mem::replace(&mut alert.severity, event.severity);
         let severity_changed = old != event.severity;
@@ -364,7 +364,7 @@ impl Shard {
             inc.acked_alerts -= 1;
         }
         alert.status = Status::Resolved;
-        alert.ends_at = None;
+        alert.ends_at = MaybeMillis::default();
         if alert.suppressed() {
             inc.suppressed_open -= 1;
         }
