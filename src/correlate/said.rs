@@ -1,8 +1,9 @@
-//! What an alert's latest event said: its summary and its details (`custom_details`). A
-//! Prometheus alert's summary is one of its annotations, and its annotations are its details,
-//! so the summary is usually in the details' text already: it is then kept as its place there
-//! instead of a second copy (one allocation fewer kept, and 779 -> 732 live heap bytes per
-//! open alert of the load tests' shape: `cargo bench --bench alloc`, `hold`).
+//! What an alert's latest event said: its summary and its details (`custom_details`, kept as
+//! `event::KeptDetails`). A Prometheus alert's summary is one of its annotations, and its
+//! annotations are its details, so the summary is usually in the details' kept text already:
+//! it is then kept as its place there instead of a second copy (one allocation fewer kept,
+//! and 779 -> 732 live heap bytes per open alert of the load tests' shape: `cargo bench
+//! --bench alloc`, `hold`).
 
 use crate::event::{Details, DetailsRef, KeptDetails};
 
@@ -23,7 +24,10 @@ enum Summary {
 
 impl Said {
     pub fn new(summary: String, details: Option<Details>) -> Said {
-        let details = details.map(KeptDetails::new);
+        Said::kept(summary, details.map(KeptDetails::new))
+    }
+
+    fn kept(summary: String, details: Option<KeptDetails>) -> Said {
         let summary = place(&summary, details.as_ref())
             .unwrap_or_else(|| Summary::Own(summary.into_boxed_str()));
         Said { details, summary }
@@ -58,9 +62,7 @@ impl Said {
             None if self.summary() == summary => return,
             None => self.details.take(),
         };
-        let summary = place(&summary, details.as_ref())
-            .unwrap_or_else(|| Summary::Own(summary.into_boxed_str()));
-        *self = Said { details, summary };
+        *self = Said::kept(summary, details);
     }
 }
 

@@ -2,8 +2,8 @@
 //! labels, the dedup key, source, component, group and class, in one allocation. A field whose
 //! value is one of the labels' values (Prometheus' class is its `alertname`, its source
 //! `instance`, its component `service` or `job`) points at that value instead of being
-//! stored twice, or at its id when the value is interned (`event::values`). (The summary and details change with the alert's events: they are kept
-//! apart.)
+//! stored twice, or at its id when the value is interned (`event::values`). (The summary and
+//! details change with the alert's events: they are kept apart.)
 
 use crate::event::{values, Labels, Placed};
 
