@@ -12,7 +12,9 @@
 //! max_routing_keys = 100000 # routing keys the per-key limit tracks at once; idle ones are
 //!                           # evicted every second, and a new key past it is held only to global
 //! fair_admission = true     # memory mode: once a shard queue is half full, a routing key that
-//!                           # holds more than its share of it is refused (503) before others
+//!                           # holds more than its share of it is refused (503) before others:
+//!                           # 7/8 of the queue while no other key has events queued there,
+//!                           # else an equal part of the half
 //! ```
 //!
 //! Limits count events, not requests (a 50-alert batch is 50), and are per instance: in Kafka

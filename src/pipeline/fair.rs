@@ -7,13 +7,17 @@
 //! shard queue has room and any of these holds:
 //! - the key has nothing queued in that shard (a quiet key always gets in while there is room),
 //! - the queue stays at most half full with the request,
+//! - the key is the only one with events queued in the shard, and its queued events, with the
+//!   request's, leave an eighth of the queue free ([`LONE_KEY_RESERVE`]),
 //! - the key's queued events, with the request's, stay within its share of that half: half the
 //!   capacity divided by the keys with events queued in the shard.
 //!
-//! So a flooding key alone can fill half a queue, the other half stays for everyone else, and
-//! once several keys are queued each is held to an equal part. A refused request gets 503 with
-//! `Retry-After` (`Refused::OverShare`). The shard tells the table what it takes off its queue
-//! through [`Dequeued`].
+//! So a key alone rides out a pause of its shard with seven eighths of the queue (with nobody
+//! else waiting there is nobody to be fair to; the eighth left is for the next key to arrive);
+//! once another key has events queued, each is held to an equal part of half the queue, and
+//! the key that was alone is refused until it is back within its part. A refused request gets
+//! 503 with `Retry-After` (`Refused::OverShare`). The shard tells the table what it takes off
+//! its queue through [`Dequeued`].
 
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,12 +34,19 @@ pub struct FairShare {
     keys: Box<[AtomicUsize]>,
 }
 
+/// The part of a shard queue a key alone may not fill: one eighth, kept for the next key.
+pub const LONE_KEY_RESERVE: usize = 8;
+
 /// Whether a key with `queued` events in a queue that holds `fill` of `capacity`, in which
 /// `keys` keys have events (this one among them), may add `n` more (see the module's rules).
 pub fn within_share(queued: u32, n: u32, fill: usize, capacity: usize, keys: usize) -> bool {
     let half = capacity / 2;
     let (queued, n) = (queued as usize, n as usize);
-    queued == 0 || fill + n <= half || queued + n <= half / keys.max(1)
+    let share = match keys {
+        0 | 1 => capacity - capacity / LONE_KEY_RESERVE,
+        _ => half / keys,
+    };
+    queued == 0 || fill + n <= half || queued + n <= share
 }
 
 impl FairShare {
@@ -130,12 +141,13 @@ mod tests {
     #[test]
     fn the_share_rules() {
         // Below half full with the request: anyone.
-        assert!(within_share(40, 10, 40, CAPACITY, 1));
-        assert!(!within_share(40, 11, 40, CAPACITY, 1));
-        // A key alone is held to half the queue...
-        assert!(within_share(49, 1, 80, CAPACITY, 1));
-        assert!(!within_share(50, 1, 80, CAPACITY, 1));
-        // ... and to an equal part of it once others have events queued.
+        assert!(within_share(40, 10, 40, CAPACITY, 2));
+        assert!(!within_share(40, 11, 40, CAPACITY, 2));
+        // A key alone may fill the queue but for its last eighth, kept for the next key...
+        assert!(within_share(87, 1, 87, CAPACITY, 1));
+        assert!(!within_share(88, 1, 88, CAPACITY, 1));
+        assert!(!within_share(80, 9, 80, CAPACITY, 1));
+        // ... and is held to an equal part of half of it once others have events queued.
         assert!(within_share(24, 1, 80, CAPACITY, 2));
         assert!(!within_share(25, 1, 80, CAPACITY, 2));
         assert!(!within_share(10, 1, 99, CAPACITY, 5));
@@ -152,29 +164,35 @@ mod tests {
     fn a_flooding_key_is_refused_while_a_quiet_one_gets_in() {
         let fair = FairShare::new(1);
         let (noisy, quiet) = (key_hash("noisy"), key_hash("quiet"));
-        // The noisy key fills half the queue, one event per request, then is held there.
+        // The noisy key, alone, fills the queue but for its last eighth (100 - 100 / 8),
+        // one event per request, then is held there.
         let mut fill = 0;
         while fair.admit(0, noisy, 1, fill, CAPACITY) {
             fill += 1;
             assert!(fill <= CAPACITY, "never past the queue");
         }
-        assert_eq!((fill, fair.queued(noisy)), (50, 50));
+        assert_eq!((fill, fair.queued(noisy)), (88, 88));
         // The quiet key gets in with nothing queued, and again with one event queued (its
-        // share is now 25); the noisy one stays refused.
+        // share is now 25 of the half); the noisy one, no longer alone, stays refused.
         assert!(fair.admit(0, quiet, 1, fill, CAPACITY));
         assert!(fair.admit(0, quiet, 1, fill + 1, CAPACITY));
         assert_eq!(fair.keys(0), 2);
         assert!(!fair.admit(0, noisy, 1, fill + 2, CAPACITY));
-        // The shard takes 30 of the noisy key's events: still over its share of 25.
+        // The shard takes 30 of the noisy key's events: 58, still over its share of 25.
         fair.release(0, noisy, 30);
+        assert!(!fair.admit(0, noisy, 1, 60, CAPACITY));
+        // 40 more taken: under half full with the request, anyone gets in.
+        fair.release(0, noisy, 40);
         assert!(
-            fair.admit(0, noisy, 1, 22, CAPACITY),
-            "22 + 1 <= 50 is under half"
+            fair.admit(0, noisy, 1, 20, CAPACITY),
+            "20 + 1 <= 50 is under half"
         );
-        assert!(!fair.admit(0, noisy, 30, 23, CAPACITY));
-        // Everything taken: the table is empty again.
-        fair.release(0, noisy, 21);
+        assert!(!fair.admit(0, noisy, 40, 21, CAPACITY));
+        // The quiet key's events taken: the noisy key is alone again, with its seven eighths.
         fair.release(0, quiet, 2);
+        assert!(fair.admit(0, noisy, 40, 19, CAPACITY));
+        // Everything taken: the table is empty again.
+        fair.release(0, noisy, 59);
         assert_eq!((fair.keys(0), fair.queued.len()), (0, 0));
     }
 

@@ -2,7 +2,8 @@
 //! (`correlate::queue`), a request's events for one shard in one send, room reserved for the
 //! whole request before any of it is sent, so a full queue refuses the request (503) and never
 //! half of it. With fair admission (`super::fair`), a routing key over its share of a shard
-//! queue past half full is refused the same way while other keys are still taken. The same
+//! queue past half full (seven eighths while it is the only key queued there, an equal part of
+//! the half once others are) is refused the same way while other keys are still taken. The same
 //! hand-over drives the inline shards of `sluice replay`, which apply each input the moment it
 //! is submitted.
 
@@ -397,12 +398,12 @@ mod tests {
         assert_eq!((last.2.as_str(), last.3), ("resolved", 0), "{out:?}");
     }
 
-    /// One shard of 8 whose task has not run yet (a current-thread runtime runs it only when
+    /// One shard of 32 whose task has not run yet (a current-thread runtime runs it only when
     /// the test yields), so what is submitted stays queued.
     fn one_small_shard(fair: bool) -> (Correlator, Intake) {
         let mut config = config();
         config.correlate.shards = 1;
-        config.correlate.queue_capacity = 8;
+        config.correlate.queue_capacity = 32;
         let sink = Arc::new(MemorySink::default());
         spawn_with(&config.correlate, fair, Clock::manual(UnixMillis(0)), sink)
     }
@@ -418,30 +419,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flooding_key_holds_half_a_queue_and_a_quiet_key_still_gets_in() {
+    async fn a_flooding_key_alone_holds_seven_eighths_of_a_queue_and_a_quiet_key_still_gets_in() {
         let (correlator, intake) = one_small_shard(true);
         let submit = |rk: &str, n| intake.submit_events(triggers(rk, n));
         let mut noisy = 0;
         while submit("noisy", 1).await.is_ok() {
             noisy += 1;
         }
-        assert_eq!(noisy, 4, "half of the 8");
+        assert_eq!(
+            noisy, 28,
+            "all of the 32 but the eighth kept for the next key"
+        );
         assert_eq!(submit("noisy", 1).await, Err(Refused::OverShare));
-        // The quiet key gets in with nothing queued, then is held to its share (2 of the half)
-        // like anyone: two of its events are queued, its third is refused.
+        // The quiet key gets in with nothing queued; the noisy key, no longer alone, is held
+        // to its share of the half (8), and a request of both keys is refused whole, counting
+        // nothing: a fresh key still finds the three places left.
         assert_eq!(submit("quiet", 1).await, Ok(()));
-        assert_eq!(submit("quiet", 1).await, Ok(()));
-        assert_eq!(submit("quiet", 1).await, Err(Refused::OverShare));
-        // A request of both keys is refused whole, and counts nothing: a fresh key still finds
-        // the two places left.
         let mut both = triggers("fresh", 1);
         both.extend(triggers("noisy", 1));
         assert_eq!(intake.submit_events(both).await, Err(Refused::OverShare));
-        assert_eq!(submit("fresh", 2).await, Ok(()));
+        assert_eq!(submit("fresh", 3).await, Ok(()));
         assert_eq!(submit("other", 1).await, Err(Refused::Overloaded), "full");
         // The shard takes what is queued: the noisy key is taken again.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert_eq!(submit("noisy", 4).await, Ok(()));
+        assert_eq!(submit("noisy", 28).await, Ok(()));
         correlator.shutdown().await;
     }
 
@@ -475,7 +476,7 @@ mod tests {
     #[tokio::test]
     async fn without_fair_admission_a_flooding_key_fills_the_queue() {
         let (correlator, intake) = one_small_shard(false);
-        for _ in 0..8 {
+        for _ in 0..32 {
             intake.submit_events(triggers("noisy", 1)).await.unwrap();
         }
         let refused = intake.submit_events(triggers("quiet", 1)).await;

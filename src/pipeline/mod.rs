@@ -36,7 +36,7 @@ pub enum Refused {
     #[error("correlator queues are full")]
     Overloaded,
     /// Memory mode: the routing key holds more than its share of a shard queue that is more
-    /// than half full (503 + Retry-After), while other keys are still taken.
+    /// than half full (503 + Retry-After), while other keys are still taken (`fair`).
     #[error("the routing key holds more than its share of the correlator queue")]
     OverShare,
     /// The routing key sent more than `limits.per_routing_key` allows: PagerDuty's answer on
