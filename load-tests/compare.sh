@@ -132,10 +132,17 @@ if [ -z "$am_bin" ] || [ ! -x "$tansu_bin" ]; then
   tansu_bin=${SLUICEDEV_TANSU:-$(command -v tansu || echo "$cargo_bin/tansu")}
 fi
 
-say "building sluice (release) and the floor (release, its own target dir)"
-(cd "$root" && cargo build --release --quiet)
+if [ -n "${SLUICEDEV_BIN:-}" ]; then
+  # A build made beforehand (comparing two commits, one run each, alternating by hand).
+  [ -x "$SLUICEDEV_BIN" ] || die "SLUICEDEV_BIN=$SLUICEDEV_BIN is not an executable"
+  sluice_bin=$SLUICEDEV_BIN
+  say "measuring $sluice_bin; building the floor (release, its own target dir)"
+else
+  say "building sluice (release) and the floor (release, its own target dir)"
+  (cd "$root" && cargo build --release --quiet)
+  sluice_bin="$CARGO_TARGET_DIR/release/sluice"
+fi
 (cd "$here/floor" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/floor" cargo build --release --quiet)
-sluice_bin="$CARGO_TARGET_DIR/release/sluice"
 floor_bin="$CARGO_TARGET_DIR/floor/release/sluice-floor"
 
 # The measuring is bounded (installs and builds, which a fresh machine needs first, are not):
