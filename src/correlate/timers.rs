@@ -15,13 +15,43 @@ pub enum Timer {
     /// The incident in `slot`: publish, coalesced update, end of flapping. `token` tells the
     /// incident's current timer from stale ones.
     Incident { slot: u32, token: u64 },
-    /// The alert at `slot`/`index` resolves by time (`ends_at`) unless refreshed; `hash`
-    /// tells it from a later occupant of the same place.
-    AlertEnds { slot: u32, index: u32, hash: u64 },
+    /// The alert at `slot`/`index` resolves by time (`ends_at`) unless refreshed; `hash`, the
+    /// low 32 bits of the alert's (see [`Timer::alert_ends`]), tells it from a later occupant
+    /// of the same place.
+    AlertEnds {
+        slot: u32,
+        index: u32,
+        /// Snapshots before this field was cut to 32 bits wrote the whole hash.
+        #[serde(deserialize_with = "low_bits")]
+        hash: u32,
+    },
     /// A silence starts or ends: re-evaluate which alerts are silenced.
     Silences,
     /// The shard's heartbeat `index` (of those it owns) is checked.
     Heartbeat { index: u32 },
+}
+
+impl Timer {
+    /// The timer of the alert with `hash` at `slot`/`index`. It keeps 32 bits of the hash, so
+    /// that an entry takes 32 bytes instead of 40 (an open alert with an end has one): a later
+    /// occupant of the place that matches them by chance only has its own end read again
+    /// when the entry comes due, and is resolved by it only if that end has passed.
+    pub fn alert_ends(slot: u32, index: u32, hash: u64) -> Timer {
+        Timer::AlertEnds {
+            slot,
+            index,
+            hash: hash as u32,
+        }
+    }
+
+    /// Whether an alert `hash` may be the one an [`Timer::AlertEnds`] of `check` was set for.
+    pub fn ends_alert(check: u32, hash: u64) -> bool {
+        hash as u32 == check
+    }
+}
+
+fn low_bits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(d).map(|h| h as u32)
 }
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -108,5 +138,17 @@ mod tests {
             Some((UnixMillis(30), Timer::Silences))
         );
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn an_entry_takes_32_bytes_and_reads_a_whole_hash_from_older_snapshots() {
+        assert_eq!(std::mem::size_of::<Reverse<(UnixMillis, u64, Timer)>>(), 32);
+        let hash = 0x0123_4567_89ab_cdef_u64;
+        let timer = Timer::alert_ends(1, 2, hash);
+        assert!(Timer::ends_alert(0x89ab_cdef, hash));
+        let written = serde_json::to_string(&timer).unwrap();
+        assert_eq!(serde_json::from_str::<Timer>(&written).unwrap(), timer);
+        let older = format!(r#"{{"AlertEnds":{{"slot":1,"index":2,"hash":{hash}}}}}"#);
+        assert_eq!(serde_json::from_str::<Timer>(&older).unwrap(), timer);
     }
 }

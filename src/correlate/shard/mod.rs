@@ -350,7 +350,8 @@ impl Shard {
                     // moved the end later left it there, and it moves on now.
                     match self
                         .slots
-                        .open_alert(slot, index, hash)
+                        .open_alert_at(slot, index)
+                        .filter(|a| Timer::ends_alert(hash, a.hash))
                         .and_then(|a| a.ends_at.get())
                     {
                         Some(end) if end <= at => {
@@ -448,7 +449,7 @@ impl Shard {
         self.usage.alert_opened(event.routing_key);
         if let Some(at) = ends_at {
             self.timers
-                .schedule(at, Timer::AlertEnds { slot, index, hash });
+                .schedule(at, Timer::alert_ends(slot, index, hash));
         }
         self.inhibit_on_open(slot, index, now, out);
         self.gather(slot, index);

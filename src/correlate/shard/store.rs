@@ -90,9 +90,14 @@ impl Slots {
     /// timer or an index may be stale.
     #[inline]
     pub(super) fn open_alert(&self, slot: u32, index: u32, hash: u64) -> Option<&Alert> {
+        self.open_alert_at(slot, index).filter(|a| a.hash == hash)
+    }
+
+    /// The open alert at `slot`/`index`, whichever it is.
+    pub(super) fn open_alert_at(&self, slot: u32, index: u32) -> Option<&Alert> {
         self.try_get(slot)
             .and_then(|inc| inc.alerts.get(index as usize))
-            .filter(|a| a.hash == hash && a.is_open())
+            .filter(|a| a.is_open())
     }
 
     pub(super) fn insert(&mut self, incident: Incident) -> u32 {
@@ -318,7 +323,7 @@ impl Shard {
         }
         if let Some(at) = event.ends_at.filter(|_| reschedule) {
             self.timers
-                .schedule(at, Timer::AlertEnds { slot, index, hash });
+                .schedule(at, Timer::alert_ends(slot, index, hash));
         }
         if severity_changed {
             self.hold_for(slot, index, now);
