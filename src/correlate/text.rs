@@ -2,7 +2,8 @@
 //! labels, the dedup key, source, component, group and class, in one allocation. A field whose
 //! value is one of the labels' values (Prometheus' class is its `alertname`, its source
 //! `instance`, its component `service` or `job`) points at that value instead of being
-//! stored twice, or at its id when the value is interned (`event::values`). (The summary and
+//! stored twice, or at its id when the value is interned (`event::values`); the dedup key is
+//! always written right after the labels, so that its place needs no span. (The summary and
 //! details change with the alert's events: they are kept apart.)
 
 use crate::event::{values, Labels, Placed};
@@ -38,10 +39,14 @@ pub struct Text<'a> {
     pub labels: Labels<'a>,
 }
 
+/// The labels, then the dedup key (always written there, so that its place is the labels' end
+/// and its length), then the other fields not found before them: 56 bytes beside its text.
 pub struct AlertText {
     text: Box<str>,
     labels_end: u32,
-    spans: [Span; 5],
+    dedup_len: u32,
+    /// Source, component, group, class.
+    spans: [Span; 4],
 }
 
 thread_local! {
@@ -54,14 +59,8 @@ impl AlertText {
     /// [`Labels::write_interning`]), then each field not found among the labels' values (or
     /// the fields before it).
     pub fn new(text: Text<'_>) -> Self {
-        let fields = [
-            Some(text.dedup_key),
-            Some(text.source),
-            text.component,
-            text.group,
-            text.class,
-        ];
-        let mut spans = [Span { at: NONE, len: 0 }; 5];
+        let fields = [Some(text.source), text.component, text.group, text.class];
+        let mut spans = [Span { at: NONE, len: 0 }; 4];
         SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
             // One pass over the label values: each field points at the first value equal to
@@ -83,8 +82,13 @@ impl AlertText {
                 }
             });
             let labels_end = buf.len() as u32;
-            // The rest are stored after the labels, once each (a field equal to an earlier
-            // one points at it).
+            buf.push_str(text.dedup_key);
+            let dedup = Span {
+                at: labels_end,
+                len: text.dedup_key.len() as u32,
+            };
+            // The rest are stored after the dedup key, once each (a field equal to it or to an
+            // earlier one points at it).
             for i in 0..fields.len() {
                 let Some(field) = fields[i].filter(|_| spans[i].at == NONE) else {
                     continue;
@@ -92,6 +96,7 @@ impl AlertText {
                 spans[i] = match fields[..i].iter().position(|f| *f == Some(field)) {
                     // Equal to an earlier field, placed by now.
                     Some(j) => spans[j],
+                    None if field == text.dedup_key => dedup,
                     None => {
                         buf.push_str(field);
                         Span {
@@ -104,6 +109,7 @@ impl AlertText {
             let text = AlertText {
                 text: buf.as_str().into(),
                 labels_end,
+                dedup_len: dedup.len,
                 spans,
             };
             if buf.capacity() > 64 << 10 {
@@ -121,7 +127,13 @@ impl AlertText {
     /// A field's value; none when the event did not have it.
     #[inline]
     pub fn get(&self, field: TextField) -> Option<&str> {
-        let Span { at, len } = self.spans[field as usize];
+        let Span { at, len } = match field {
+            TextField::DedupKey => Span {
+                at: self.labels_end,
+                len: self.dedup_len,
+            },
+            _ => self.spans[field as usize - 1],
+        };
         match at {
             NONE => None,
             INTERNED => Some(values::value(len)),
@@ -199,7 +211,7 @@ mod tests {
             assert_eq!(second.get(TextField::DedupKey), Some("k2"));
             // The second sighting keeps two values as ids: the text holds the third value and
             // the dedup key, and the framing.
-            assert!(matches!(second.spans[1].at, INTERNED), "{:?}", second.spans);
+            assert!(matches!(second.spans[0].at, INTERNED), "{:?}", second.spans);
             assert!(
                 second.text.len() < first.text.len() - 30,
                 "{} vs {}",
@@ -209,6 +221,34 @@ mod tests {
         })
         .join()
         .expect("joins");
+    }
+
+    #[test]
+    fn the_dedup_key_follows_the_labels_even_when_it_is_a_label_value() {
+        assert_eq!(std::mem::size_of::<AlertText>(), 56);
+        let labels: LabelBuf = [("event_id", "evt-42"), ("host", "db-1")]
+            .into_iter()
+            .collect();
+        let text = AlertText::new(Text {
+            dedup_key: "evt-42",
+            source: "evt-42",
+            component: Some("db-1"),
+            group: None,
+            class: Some("evt-42"),
+            labels: labels.labels(),
+        });
+        assert_eq!(text.get(TextField::DedupKey), Some("evt-42"));
+        assert_eq!(text.get(TextField::Source), Some("evt-42"));
+        assert_eq!(text.get(TextField::Component), Some("db-1"));
+        assert_eq!(text.get(TextField::Class), Some("evt-42"));
+        assert_eq!(text.labels().get("event_id"), Some("evt-42"));
+        assert_eq!(text.labels().iter().count(), 2);
+        // The dedup key written once more after the labels; the source and class point into
+        // the labels.
+        assert_eq!(
+            text.text.len(),
+            labels.labels().as_str().len() + "evt-42".len()
+        );
     }
 
     #[test]
