@@ -179,7 +179,8 @@ import json, sys
 last = {}
 for line in open(sys.argv[1]):
     m = json.loads(line)["value"]
-    if m.get("type") == "change":
+    # Only incidents: change events and each instance's liveness records are skipped.
+    if m.get("type") == "change" or "incident_id" not in m:
         continue
     key = m["incident_id"]
     if key not in last or m["seq"] > last[key]["seq"]:
