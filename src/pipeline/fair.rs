@@ -34,7 +34,8 @@ pub struct FairShare {
     keys: Box<[AtomicUsize]>,
 }
 
-/// The part of a shard queue a key alone may not fill: one eighth, kept for the next key.
+/// A key alone may not fill the last `1 / LONE_KEY_RESERVE` of a shard queue: an eighth, kept
+/// for the next key to arrive.
 pub const LONE_KEY_RESERVE: usize = 8;
 
 /// Whether a key with `queued` events in a queue that holds `fill` of `capacity`, in which
