@@ -14,6 +14,9 @@
 //!   (the dedup path of every storm), with the RSS per open alert printed for 10^6; beside it
 //!   `correlate_repeat_trigger/hashbrown_baseline/<open>`, the same events looked up and
 //!   updated in a bare hashbrown map (the floor a refresh is measured against).
+//! - `correlate_repeat_trigger/prometheus_same_details` and `.../prometheus_changed_details`: a
+//!   re-send of one of the RSS shape's alerts (`common/rss_alerts.json`, open), with the details
+//!   it has and with its last annotation's value changed: what keeping changed details costs.
 //! - `correlate_new_alert/into_existing_group`: every event a new dedup key into one existing
 //!   group (the other storm), the group growing to 10^4 alerts before a fresh shard is taken.
 //! - `correlate_new_alert/prometheus_labels`: the same with the Alertmanager API alerts of the
@@ -290,6 +293,54 @@ fn correlate_repeat(c: &mut Criterion) {
     g.finish();
 }
 
+/// A Prometheus alert re-sent (the load test's RSS shape, whose annotations an alert keeps as
+/// pairs): with the same details as it has, and with its last annotation's value changed, as a
+/// description holding `$value` changes with every evaluation. The difference is what keeping
+/// changed details costs a refresh: comparing them with the kept pairs finds the change, and
+/// the new ones are kept as pairs in one allocation.
+fn correlate_resend_details(c: &mut Criterion) {
+    let mut g = c.benchmark_group("correlate_repeat_trigger");
+    g.throughput(Throughput::Elements(1));
+    let alerts = common::rss_events(&common::representative_cases(), "0");
+    let mut shard = shard();
+    let mut out = Vec::new();
+    for e in &alerts {
+        shard.apply(e.clone(), UnixMillis(1_000), &mut out);
+    }
+    out.clear();
+    let mut next = 0usize;
+    g.bench_function("prometheus_same_details", |b| {
+        b.iter_batched(
+            || {
+                next = (next + 1) % alerts.len();
+                alerts[next].clone()
+            },
+            |e| shard.apply(e, UnixMillis(2_000), &mut out),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut n = 0u64;
+    g.bench_function("prometheus_changed_details", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let mut e = alerts[n as usize % alerts.len()].clone();
+                let details = e.custom_details.as_ref().expect("annotations").0.get();
+                // The last annotation's value (never the summary, which comes first).
+                let kept = details.strip_suffix("\"}").expect("ends with a string");
+                let changed = format!("{kept} {n}\"}}");
+                e.custom_details = Some(sluice::event::Details(
+                    serde_json::value::RawValue::from_string(changed).expect("still JSON"),
+                ));
+                e
+            },
+            |e| shard.apply(e, UnixMillis(2_000), &mut out),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 /// The shard's hash function (xxh3), so the baseline differs from it only in what it does.
 type Xxh3Hash = xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
@@ -428,6 +479,7 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .sample_size(50);
-    targets = parse, intake, encode, correlate_repeat, correlate_new_alert, snapshot
+    targets = parse, intake, encode, correlate_repeat, correlate_resend_details,
+        correlate_new_alert, snapshot
 }
 criterion_main!(benches);
