@@ -156,11 +156,26 @@ impl Slots {
     }
 }
 
-/// Where an open alert lives: `incidents[slot].alerts[index]`.
-struct AlertRef {
-    hash: u64,
+/// Where an open alert lives: `incidents[slot].alerts[index]`, with 32 bits of its hash: 12
+/// bytes an entry where the whole hash made 16.
+pub(super) struct AlertRef {
+    check: u32,
     slot: u32,
     index: u32,
+}
+
+/// The 32 bits of an alert's hash its index entry keeps.
+#[inline]
+fn check(hash: u64) -> u32 {
+    hash as u32
+}
+
+/// The table's hash of an entry, from its 32 bits alone (so that it can be rehashed as the
+/// table grows without reading the alerts), spread over 64 (hashbrown takes the bucket from the
+/// low bits and the tag from the top seven).
+#[inline]
+fn spread(check: u32) -> u64 {
+    u64::from(check).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// The open alerts of tracked incidents, by [`alert_hash`].
@@ -182,16 +197,18 @@ impl AlertIndex {
     /// The place of the open alert `event` is about, if any.
     #[inline]
     pub(super) fn find(&self, slots: &Slots, hash: u64, event: &Event) -> Option<(u32, u32)> {
+        let check = check(hash);
         self.table
-            .find(hash, |r| {
-                // The whole hash first: the table's 7-bit tags let other alerts through, and
-                // reading one costs cache misses (its incident, its text).
-                if r.hash != hash {
+            .find(spread(check), |r| {
+                // The hash's 32 bits first: the table's 7-bit tags let other alerts through,
+                // and reading one costs cache misses (its incident, its text).
+                if r.check != check {
                     return false;
                 }
                 let inc = slots.get(r.slot);
                 let alert = &inc.alerts[r.index as usize];
-                *inc.routing_key == *event.routing_key
+                alert.hash == hash
+                    && *inc.routing_key == *event.routing_key
                     && alert.key_space == event.key_space
                     && alert.dedup_key() == event.dedup_key
             })
@@ -212,14 +229,17 @@ impl AlertIndex {
     }
 
     fn insert(&mut self, hash: u64, slot: u32, index: u32) {
+        let check = check(hash);
         self.table
-            .insert_unique(hash, AlertRef { hash, slot, index }, |r| r.hash);
+            .insert_unique(spread(check), AlertRef { check, slot, index }, |r| {
+                spread(r.check)
+            });
     }
 
     fn remove(&mut self, hash: u64, slot: u32, index: u32) {
         if let Ok(entry) = self
             .table
-            .find_entry(hash, |r| r.slot == slot && r.index == index)
+            .find_entry(spread(check(hash)), |r| r.slot == slot && r.index == index)
         {
             entry.remove();
         }

@@ -112,6 +112,33 @@ impl Harness {
 
 /// `(type, seq, alert_count, open_alert_count, event_count, status)` of each message.
 #[test]
+fn the_alert_index_keeps_32_bits_of_a_hash_and_checks_the_rest_on_the_alert() {
+    assert_eq!(std::mem::size_of::<store::AlertRef>(), 12);
+    let mut h = Harness::new(rule(&["source"]));
+    h.trigger("k1", "db-1");
+    let event = Event::new(
+        Integration::PagerDuty,
+        Action::Trigger,
+        "rk".into(),
+        "k1".into(),
+        UnixMillis(T0),
+    );
+    let hash = alert_hash("rk", event.key_space, "k1");
+    assert!(h.shard.alerts.find(&h.shard.slots, hash, &event).is_some());
+    // A hash with the same low 32 bits and other high bits is another alert's.
+    let other = hash ^ (1 << 40);
+    assert!(h.shard.alerts.find(&h.shard.slots, other, &event).is_none());
+    // The index grows past its first buckets (rehashed from the 32 bits it keeps) and still
+    // finds every alert, and a repeat stays one alert.
+    for i in 0..1000 {
+        h.trigger(&format!("n{i}"), "db-2");
+    }
+    h.trigger("k1", "db-1");
+    assert_eq!(h.shard.alerts.len(), 1001);
+    assert_eq!(h.shard.open_alerts(), 1001);
+}
+
+#[test]
 fn dedup_keys_meet_within_a_key_space_only() {
     let mut h = Harness::new(rule(&[]));
     let mut post = |integration: Integration, key: &str, space: Option<KeySpace>| {
