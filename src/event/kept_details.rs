@@ -6,8 +6,10 @@
 //! with the 8 bytes the alert's struct grew by: 621 -> 598 live heap bytes per open alert, and
 //! 754 -> 661 of RSS, `cargo bench --bench rss`; README, "Where an open alert's bytes go").
 //! A changed re-send's details cost one allocation and a pass over them to be kept as pairs
-//! (they were moved as they came before). Values are not interned: summaries and descriptions name their
-//! instance and value, so they seldom recur.
+//! (they were moved as they came before): 581-681 ns for such a re-send on the shard against
+//! 203-242 ns for one with the details kept (criterion,
+//! `correlate_repeat_trigger/prometheus_{changed,same}_details`). Values are not interned:
+//! summaries and descriptions name their instance and value, so they seldom recur.
 //!
 //! An object is kept as pairs only when written back it gives the same text: compact, every
 //! key and value a string without an escape. So incident messages and snapshots say exactly
