@@ -52,7 +52,7 @@ use crate::time::UnixMillis;
 use super::incident::Alert;
 use super::rules::{self, Inhibit, Rule};
 use super::silence::Silence;
-use super::timers::{Timer, Timers};
+use super::timers::{End, Timer, Timers};
 use super::Input;
 
 pub use caps::Caps;
@@ -361,6 +361,21 @@ impl Shard {
                             .timers
                             .schedule(end, Timer::AlertEnds { slot, index, hash }),
                         None => {}
+                    }
+                }
+                Timer::EndsDue { bucket } => {
+                    // Each alert still open with an end is scheduled at it (into the heap if
+                    // it is in this second, else into its own second's list).
+                    for End { slot, index, hash } in self.timers.take_bucket(bucket) {
+                        let end = self
+                            .slots
+                            .open_alert_at(slot, index)
+                            .filter(|a| Timer::ends_alert(hash, a.hash))
+                            .and_then(|a| a.ends_at.get());
+                        if let Some(end) = end {
+                            self.timers
+                                .schedule(end, Timer::AlertEnds { slot, index, hash });
+                        }
                     }
                 }
                 Timer::Heartbeat { index } => self.heartbeat_due(index, at, out),

@@ -63,7 +63,7 @@ impl Shard {
                     Some(&(t, slot)) => (t, Timer::AlertEnds { slot, index, hash }),
                     None => continue,
                 },
-                Timer::Silences | Timer::Heartbeat { .. } => continue,
+                Timer::Silences | Timer::Heartbeat { .. } | Timer::EndsDue { .. } => continue,
             };
             into[t].timers.schedule(at, timer);
         }
@@ -74,7 +74,7 @@ impl Shard {
         }
         for shard in into.iter_mut() {
             // Incident tokens stay unique in their new shard.
-            shard.timers.reserve_tokens(self.timers.tokens());
+            shard.timers.continue_from(&self.timers);
             shard.flaps.absorb(&self.flaps);
             shard.learned.absorb(&self.learned);
             shard.groups.absorb_ids(&self.groups);
