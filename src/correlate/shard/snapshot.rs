@@ -47,7 +47,9 @@ use super::{Caps, Shard};
 /// and pause ends, alerts' `grouped_by`.
 /// 4: the overflow incidents past the caps (`overflow`); alerts' `joined_as`.
 /// 5: the heartbeats' last beats (`heartbeats`).
-pub const VERSION: u32 = 5;
+/// 6: alerts' ends listed by the second they fall in (`timers.ends`, `timers.taken`, the
+/// heap's `EndsDue` entries); a build that reads up to 5 refuses these instead of losing them.
+pub const VERSION: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {

@@ -55,6 +55,10 @@ fn event(k: usize, a: usize, action: Action, severity: Severity, now: u64) -> Ev
         UnixMillis(now),
     );
     e.severity = severity;
+    if action == Action::Trigger && a % 2 == 0 {
+        // Ends in several seconds: split shards must carry the waiting lists and the heap's.
+        e.ends_at = Some(UnixMillis(now + 4_500 + a as u64 * 1_250));
+    }
     e.summary = format!("alert {a} of {}", KEYS[k]);
     e.class = Some(["Down", "Latency", "Errors"][a % 3].into());
     e.labels = [
