@@ -53,6 +53,11 @@ impl Shard {
         self.metrics.incidents_open.decrement(moved.len() as f64);
         self.metrics.alerts_open.decrement(self.alerts.len() as f64);
         self.alerts = AlertIndex::new();
+        for shard in into.iter_mut() {
+            // Incident tokens stay unique in their new shard, and an end in a second this one
+            // has handed out goes to the heap there too.
+            shard.timers.continue_from(&self.timers);
+        }
         for (at, timer) in self.timers.drain_in_order() {
             let (t, timer) = match timer {
                 Timer::Incident { slot, token } => match moved.get(&slot) {
@@ -73,8 +78,6 @@ impl Shard {
             }
         }
         for shard in into.iter_mut() {
-            // Incident tokens stay unique in their new shard.
-            shard.timers.continue_from(&self.timers);
             shard.flaps.absorb(&self.flaps);
             shard.learned.absorb(&self.learned);
             shard.groups.absorb_ids(&self.groups);
