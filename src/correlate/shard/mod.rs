@@ -348,12 +348,7 @@ impl Shard {
                 Timer::AlertEnds { slot, index, hash } => {
                     // An open alert with an end has an entry at or before it; a refresh that
                     // moved the end later left it there, and it moves on now.
-                    match self
-                        .slots
-                        .open_alert_at(slot, index)
-                        .filter(|a| Timer::ends_alert(hash, a.hash))
-                        .and_then(|a| a.ends_at.get())
-                    {
+                    match self.slots.end_of(slot, index, hash) {
                         Some(end) if end <= at => {
                             self.resolve(slot, index, ResolvedBy::Time, at, out)
                         }
@@ -367,12 +362,7 @@ impl Shard {
                     // Each alert still open with an end is scheduled at it (into the heap if
                     // it is in this second, else into its own second's list).
                     for End { slot, index, hash } in self.timers.take_bucket(bucket) {
-                        let end = self
-                            .slots
-                            .open_alert_at(slot, index)
-                            .filter(|a| Timer::ends_alert(hash, a.hash))
-                            .and_then(|a| a.ends_at.get());
-                        if let Some(end) = end {
+                        if let Some(end) = self.slots.end_of(slot, index, hash) {
                             self.timers
                                 .schedule(end, Timer::AlertEnds { slot, index, hash });
                         }

@@ -100,6 +100,14 @@ impl Slots {
             .filter(|a| a.is_open())
     }
 
+    /// The end of the open alert at `slot`/`index` that an end timer of `check` (its hash's
+    /// bits, [`Timer::alert_ends`]) may be for; none when it has no end.
+    pub(super) fn end_of(&self, slot: u32, index: u32, check: u32) -> Option<UnixMillis> {
+        self.open_alert_at(slot, index)
+            .filter(|a| Timer::ends_alert(check, a.hash))
+            .and_then(|a| a.ends_at.get())
+    }
+
     pub(super) fn insert(&mut self, incident: Incident) -> u32 {
         match self.free.pop() {
             Some(slot) => {

@@ -110,7 +110,6 @@ impl Harness {
     }
 }
 
-/// `(type, seq, alert_count, open_alert_count, event_count, status)` of each message.
 #[test]
 fn the_alert_index_keeps_32_bits_of_a_hash_and_checks_the_rest_on_the_alert() {
     assert_eq!(std::mem::size_of::<store::AlertRef>(), 12);
@@ -185,6 +184,7 @@ fn dedup_keys_meet_within_a_key_space_only() {
     assert_eq!(keys, ["42", "c0ffee", "42", "42", "77", "77"]);
 }
 
+/// `(type, seq, alert_count, open_alert_count, event_count, status)` of each message.
 fn summary(msgs: &[Value]) -> Vec<(String, u64, u64, u64, u64, String)> {
     msgs.iter()
         .map(|m| {
