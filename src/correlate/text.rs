@@ -61,13 +61,14 @@ const SPAN_AT: u32 = 2;
 /// at most six digits (under 64 bytes, so its length is one digit).
 const MAX_HEADER: usize = 1 + 6 * 2 + 4 * 2 * 6;
 
-/// Appends `v` in digits of 6 bits, lowest first, each but the last with `0x40` set.
-fn put(out: &mut Vec<u8>, mut v: u32) {
+/// Appends `v` in digits of 6 bits, lowest first, each but the last with `0x40` set: every
+/// digit an ASCII character.
+fn put(out: &mut String, mut v: u32) {
     while v >= 0x40 {
-        out.push((v & 0x3f) as u8 | 0x40);
+        out.push(char::from((v & 0x3f) as u8 | 0x40));
         v >>= 6;
     }
-    out.push(v as u8);
+    out.push(char::from(v as u8));
 }
 
 /// Reads a number [`put`] wrote at `*at`, moving `*at` past it.
@@ -142,28 +143,31 @@ impl AlertText {
                     }
                 };
             }
-            let mut header = Vec::with_capacity(MAX_HEADER);
-            header.push(0);
-            put(&mut header, labels_end);
-            put(&mut header, dedup.len);
+            // The header's numbers are written after the text in the scratch space (no
+            // allocation of their own), then put first in the alert's.
+            let body_len = buf.len();
+            put(buf, labels_end);
+            put(buf, dedup.len);
             for span in spans {
                 match span.at {
-                    NONE => put(&mut header, SPAN_NONE),
+                    NONE => put(buf, SPAN_NONE),
                     INTERNED => {
-                        put(&mut header, SPAN_INTERNED);
-                        put(&mut header, span.len);
+                        put(buf, SPAN_INTERNED);
+                        put(buf, span.len);
                     }
                     at => {
-                        put(&mut header, at + SPAN_AT);
-                        put(&mut header, span.len);
+                        put(buf, at + SPAN_AT);
+                        put(buf, span.len);
                     }
                 }
             }
-            header[0] = header.len() as u8;
-            let mut whole = String::with_capacity(header.len() + buf.len());
-            // Every header byte is ASCII (below 0x80: `put`'s digits, a length under 64).
-            whole.extend(header.iter().map(|&b| char::from(b)));
-            whole.push_str(buf);
+            let (body, numbers) = buf.split_at(body_len);
+            let header_len = 1 + numbers.len();
+            debug_assert!(header_len <= MAX_HEADER);
+            let mut whole = String::with_capacity(header_len + body.len());
+            whole.push(char::from(header_len as u8));
+            whole.push_str(numbers);
+            whole.push_str(body);
             let text = AlertText {
                 text: whole.into_boxed_str(),
             };
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn numbers_of_every_length_read_back_from_the_header() {
-        let mut bytes = Vec::new();
+        let mut bytes = String::new();
         let values = [
             0,
             1,
@@ -379,10 +383,10 @@ mod tests {
         for v in values {
             put(&mut bytes, v);
         }
-        assert!(bytes.iter().all(|b| *b < 0x80), "ASCII only");
+        assert!(bytes.is_ascii());
         let mut at = 0;
         for v in values {
-            assert_eq!(take(&bytes, &mut at), v);
+            assert_eq!(take(bytes.as_bytes(), &mut at), v);
         }
         assert_eq!(at, bytes.len());
         // Long fields and labels: spans and ends of several digits.
